@@ -1,0 +1,61 @@
+# pqmcp front door. Every target bootstraps what it needs first (Debian
+# packages, OpenSSL 3.5 in a cached prefix), so each works on a fresh Debian 12
+# machine and is quick the second time.
+
+PQMCP_DEPS ?= $(HOME)/.cache/pqmcp
+export PQMCP_DEPS
+BUILD      ?= build
+BUILD_SAN  ?= build-dev
+JOBS       ?= $(shell nproc)
+CTEST_ARGS ?=
+
+SOURCES = $(shell git ls-files '*.cpp' '*.hpp' 2>/dev/null)
+
+.PHONY: all bootstrap build build-sanitize run test test-sanitize check bench format format-check clean
+
+all: build
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+# (Re)configure when the build directory is new or the OpenSSL prefix moved.
+define configure
+	@prefix=$$(scripts/bootstrap.sh --prefix); \
+	if [ ! -f $(1)/build.ninja ] || [ "$$(cat $(1)/.openssl-prefix 2>/dev/null)" != "$$prefix" ]; then \
+	  cmake -S . -B $(1) -G Ninja -DPQMCP_OPENSSL_ROOT=$$prefix $(2) && echo "$$prefix" > $(1)/.openssl-prefix; \
+	fi
+endef
+
+build: bootstrap
+	$(call configure,$(BUILD),-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+	cmake --build $(BUILD) -j $(JOBS)
+
+build-sanitize: bootstrap
+	$(call configure,$(BUILD_SAN),-DCMAKE_BUILD_TYPE=Debug -DPQMCP_SANITIZE=ON -DPQMCP_BUILD_BENCH=OFF)
+	cmake --build $(BUILD_SAN) -j $(JOBS)
+
+run: build
+	$(BUILD)/pqmcp version
+	$(BUILD)/pqmcp selftest
+
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+test-sanitize: build-sanitize
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --test-dir $(BUILD_SAN) --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+# Everything CI runs.
+check: format-check test test-sanitize
+
+bench: build
+	PQMCP_OPENSSL_ROOT=$$(scripts/bootstrap.sh --prefix) bench/run.sh $(BUILD)
+
+format:
+	clang-format -i $(SOURCES)
+
+format-check:
+	clang-format --dry-run -Werror $(SOURCES)
+
+clean:
+	rm -rf $(BUILD) $(BUILD_SAN)

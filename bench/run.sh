@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# make bench: every benchmark, each side by side with its baseline in the same run.
+#   bench/run.sh BUILD_DIR
+set -euo pipefail
+BUILD="${1:-build}"
+HERE="$(cd "$(dirname "$0")" && pwd)"
+: "${PQMCP_OPENSSL_ROOT:=$("$HERE/../scripts/bootstrap.sh" --prefix)}"
+export PQMCP_OPENSSL_ROOT
+
+echo "== crypto: pqmcp wrappers vs openssl speed (same OpenSSL prefix)"
+"$HERE/crypto/compare.sh" "$BUILD/bench/crypto/bench_crypto"
+
+echo
+echo "== TLS 1.3 handshakes: PQ profiles vs classical, one process, loopback"
+"$BUILD/bench/handshake/bench_handshake" --benchmark_counters_tabular=true

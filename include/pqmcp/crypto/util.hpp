@@ -1,0 +1,41 @@
+// Hashes, randomness, key encodings and what the running OpenSSL offers.
+#pragma once
+
+#include <array>
+#include <string>
+#include <vector>
+
+#include "pqmcp/core/bytes.hpp"
+#include "pqmcp/core/error.hpp"
+#include "pqmcp/crypto/errors.hpp"
+#include "pqmcp/crypto/ossl.hpp"
+#include "pqmcp/crypto/secret.hpp"
+
+namespace pqmcp::crypto {
+
+using Digest32 = std::array<std::uint8_t, 32>;
+
+[[nodiscard]] Digest32 sha256(ByteView data);
+[[nodiscard]] Digest32 sha3_256(ByteView data);
+
+// From OpenSSL's CSPRNG; Errc::operation_failed if it is not seeded.
+[[nodiscard]] Result<Bytes> random_bytes(std::size_t n);
+[[nodiscard]] Result<SecretBytes> random_secret(std::size_t n);
+
+// DER SubjectPublicKeyInfo of any key.
+[[nodiscard]] Result<Bytes> public_key_der(const EVP_PKEY* key);
+// PKCS#8 PEM of a private key (unencrypted), kept in secret memory.
+[[nodiscard]] Result<SecretBytes> private_key_pem(const EVP_PKEY* key);
+[[nodiscard]] Result<PkeyPtr> load_private_key_pem(ByteView pem);
+[[nodiscard]] Result<PkeyPtr> load_public_key_pem(ByteView pem);
+
+struct OpensslInfo {
+    std::string version;      // "OpenSSL 3.5.7 ..."
+    std::string openssl_dir;  // OPENSSLDIR of the library in use
+    std::string modules_dir;
+    std::vector<std::string> kems;        // provided KEM algorithm names
+    std::vector<std::string> signatures;  // provided signature algorithm names
+};
+[[nodiscard]] OpensslInfo openssl_info();
+
+}  // namespace pqmcp::crypto

@@ -1,0 +1,20 @@
+// The pqmcp subcommands. Each registers itself on the CLI11 app and runs
+// when selected; run functions return the process exit code.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace pqmcp::cli {
+
+// Exit codes shared by all subcommands.
+inline constexpr int k_exit_ok = 0;
+inline constexpr int k_exit_error = 1;     // the operation failed
+inline constexpr int k_exit_usage = 2;     // bad command line (CLI11's own code too)
+inline constexpr int k_exit_not_safe = 3;  // probe: the server is not quantum-safe
+
+// `exit_code` receives the selected subcommand's exit code.
+void add_version_command(CLI::App& app, int& exit_code);
+void add_identity_commands(CLI::App& app, int& exit_code);  // keygen, id, peers
+void add_tls_commands(CLI::App& app, int& exit_code);       // probe, selftest, tls-serve
+
+}  // namespace pqmcp::cli

@@ -1,0 +1,144 @@
+#include "pqmcp/crypto/util.hpp"
+
+#include <algorithm>
+#include <limits>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/pem.h>
+#include <openssl/provider.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+
+namespace pqmcp::crypto {
+namespace {
+
+Digest32 digest(const char* name, ByteView data) {
+    Digest32 out{};
+    unsigned int len = 0;
+    // EVP_Digest with an implicitly fetched digest: both are always available
+    // in the default provider, so failure here is a broken installation.
+    const EVP_MD* md = (std::string_view(name) == "SHA256") ? EVP_sha256() : EVP_sha3_256();
+    if (EVP_Digest(data.data(), data.size(), out.data(), &len, md, nullptr) != 1 ||
+        len != out.size()) {
+        OPENSSL_die("digest failed", __FILE__, __LINE__);
+    }
+    return out;
+}
+
+Result<BioPtr> memory_bio(ByteView data) {
+    if (data.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) {
+        return fail(Errc::invalid_argument, "PEM input too large");
+    }
+    BioPtr bio(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
+    if (!bio) {
+        return openssl_fail(Errc::operation_failed, "BIO_new_mem_buf");
+    }
+    return bio;
+}
+
+}  // namespace
+
+Digest32 sha256(ByteView data) {
+    return digest("SHA256", data);
+}
+
+Digest32 sha3_256(ByteView data) {
+    return digest("SHA3-256", data);
+}
+
+Result<Bytes> random_bytes(std::size_t n) {
+    Bytes out(n);
+    if (n > 0 && RAND_bytes(out.data(), static_cast<int>(n)) != 1) {
+        return openssl_fail(Errc::operation_failed, "RAND_bytes");
+    }
+    return out;
+}
+
+Result<SecretBytes> random_secret(std::size_t n) {
+    SecretBytes out(n);
+    if (n > 0 && RAND_priv_bytes(out.data(), static_cast<int>(n)) != 1) {
+        return openssl_fail(Errc::operation_failed, "RAND_priv_bytes");
+    }
+    return out;
+}
+
+Result<Bytes> public_key_der(const EVP_PKEY* key) {
+    unsigned char* der = nullptr;
+    const int len = i2d_PUBKEY(key, &der);
+    if (len <= 0 || der == nullptr) {
+        return openssl_fail(Errc::invalid_key, "i2d_PUBKEY");
+    }
+    Bytes out(der, der + len);
+    OPENSSL_free(der);
+    return out;
+}
+
+Result<SecretBytes> private_key_pem(const EVP_PKEY* key) {
+    BioPtr bio(BIO_new(BIO_s_secmem()));
+    if (!bio) {
+        return openssl_fail(Errc::operation_failed, "BIO_new");
+    }
+    if (PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+        return openssl_fail(Errc::invalid_key, "PEM_write_bio_PrivateKey");
+    }
+    char* data = nullptr;
+    const long len = BIO_get_mem_data(bio.get(), &data);
+    if (len <= 0 || data == nullptr) {
+        return openssl_fail(Errc::operation_failed, "BIO_get_mem_data");
+    }
+    return SecretBytes(
+        ByteView(reinterpret_cast<const std::uint8_t*>(data), static_cast<std::size_t>(len)));
+}
+
+Result<PkeyPtr> load_private_key_pem(ByteView pem) {
+    auto bio = memory_bio(pem);
+    if (!bio) {
+        return tl::unexpected(bio.error());
+    }
+    PkeyPtr key(PEM_read_bio_PrivateKey(bio->get(), nullptr, nullptr, nullptr));
+    if (!key) {
+        return openssl_fail(Errc::invalid_key, "not a PEM private key");
+    }
+    return key;
+}
+
+Result<PkeyPtr> load_public_key_pem(ByteView pem) {
+    auto bio = memory_bio(pem);
+    if (!bio) {
+        return tl::unexpected(bio.error());
+    }
+    PkeyPtr key(PEM_read_bio_PUBKEY(bio->get(), nullptr, nullptr, nullptr));
+    if (!key) {
+        return openssl_fail(Errc::invalid_key, "not a PEM public key");
+    }
+    return key;
+}
+
+OpensslInfo openssl_info() {
+    OpensslInfo info;
+    info.version = OpenSSL_version(OPENSSL_VERSION);
+    info.openssl_dir = OPENSSL_info(OPENSSL_INFO_CONFIG_DIR);
+    info.modules_dir = OPENSSL_info(OPENSSL_INFO_MODULES_DIR);
+    EVP_KEM_do_all_provided(
+        nullptr,
+        [](EVP_KEM* kem, void* arg) {
+            auto* list = static_cast<std::vector<std::string>*>(arg);
+            list->emplace_back(EVP_KEM_get0_name(kem));
+        },
+        &info.kems);
+    EVP_SIGNATURE_do_all_provided(
+        nullptr,
+        [](EVP_SIGNATURE* sig, void* arg) {
+            auto* list = static_cast<std::vector<std::string>*>(arg);
+            list->emplace_back(EVP_SIGNATURE_get0_name(sig));
+        },
+        &info.signatures);
+    for (auto* list : {&info.kems, &info.signatures}) {
+        std::sort(list->begin(), list->end());
+        list->erase(std::unique(list->begin(), list->end()), list->end());
+    }
+    return info;
+}
+
+}  // namespace pqmcp::crypto

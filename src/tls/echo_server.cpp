@@ -1,0 +1,141 @@
+#include "pqmcp/tls/echo_server.hpp"
+
+#include <exception>
+#include <vector>
+
+#include "asio.hpp"
+
+#include "asio_detail.hpp"
+
+namespace pqmcp::tls {
+namespace {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using Stream = asio::ssl::stream<tcp::socket>;
+
+struct Server {
+    const EchoServerOptions& options;
+    asio::ssl::context& context;
+    tcp::acceptor& acceptor;
+};
+
+asio::awaitable<void> serve_connection(Server server, tcp::socket socket) {
+    constexpr auto use = asio::as_tuple(asio::use_awaitable);
+    const EchoServerOptions& options = server.options;
+    boost::system::error_code ignored;
+    const auto remote_endpoint = socket.remote_endpoint(ignored);
+    const std::string remote = detail::endpoint_string(remote_endpoint);
+    socket.set_option(tcp::no_delay(true), ignored);
+
+    Stream stream(std::move(socket), server.context);
+    auto executor = co_await asio::this_coro::executor;
+    detail::Deadline deadline(executor, stream.next_layer());
+
+    deadline.arm(options.handshake_timeout);
+    auto [hec] = co_await stream.async_handshake(asio::ssl::stream_base::server, use);
+    deadline.disarm();
+    SSL* ssl = stream.native_handle();
+    if (hec) {
+        if (options.on_handshake) {
+            options.on_handshake(HandshakeEvent{
+                remote, tl::unexpected(detail::handshake_error(ssl, hec, deadline.fired(),
+                                                               options.handshake_timeout, false))});
+        }
+        co_return;
+    }
+    if (options.on_handshake) {
+        options.on_handshake(HandshakeEvent{remote, handshake_info(ssl)});
+    }
+
+    std::vector<char> buffer(options.max_record > 0 ? options.max_record : 16'384);
+    boost::system::error_code ec;
+    for (;;) {
+        deadline.arm(options.idle_timeout);
+        auto [rec, n] = co_await stream.async_read_some(asio::buffer(buffer), use);
+        if (rec) {
+            ec = rec;
+            break;
+        }
+        auto [wec, written] =
+            co_await asio::async_write(stream, asio::buffer(buffer.data(), n), use);
+        if (wec) {
+            ec = wec;
+            break;
+        }
+    }
+    if (ec == asio::error::eof) {
+        // The peer sent close_notify: answer with ours (bounded).
+        deadline.arm(options.handshake_timeout);
+        (void)co_await stream.async_shutdown(use);
+    }
+    deadline.disarm();
+}
+
+asio::awaitable<void> accept_loop(Server server) {
+    constexpr auto use = asio::as_tuple(asio::use_awaitable);
+    auto executor = co_await asio::this_coro::executor;
+    std::size_t accepted = 0;
+    while (server.options.max_connections == 0 || accepted < server.options.max_connections) {
+        auto [ec, socket] = co_await server.acceptor.async_accept(use);
+        if (ec == asio::error::operation_aborted || !server.acceptor.is_open()) {
+            break;
+        }
+        if (ec) {
+            // Out of descriptors or a connection reset before accept: back off
+            // briefly instead of spinning.
+            asio::steady_timer pause(executor, std::chrono::milliseconds{50});
+            (void)co_await pause.async_wait(use);
+            continue;
+        }
+        ++accepted;
+        asio::co_spawn(executor, serve_connection(server, std::move(socket)), asio::detached);
+    }
+    boost::system::error_code ignored;
+    server.acceptor.close(ignored);
+}
+
+}  // namespace
+
+Status run_tls_echo_server(SSL_CTX* ctx, const EchoServerOptions& options, std::stop_token stop) {
+    if (ctx == nullptr) {
+        return fail(Errc::invalid_options, "no server context");
+    }
+    asio::io_context io(1);
+    SSL_CTX_up_ref(ctx);
+    asio::ssl::context context(ctx);  // owns the extra reference
+
+    boost::system::error_code ec;
+    const auto address = asio::ip::make_address(options.host, ec);
+    if (ec) {
+        return fail(Errc::listen_failed, "not a numeric address: " + options.host);
+    }
+    const tcp::endpoint endpoint(address, options.port);
+    tcp::acceptor acceptor(io);
+    const std::string where = detail::endpoint_string(endpoint);
+    if (acceptor.open(endpoint.protocol(), ec);
+        ec || (acceptor.set_option(tcp::acceptor::reuse_address(true), ec), ec) ||
+        (acceptor.bind(endpoint, ec), ec) ||
+        (acceptor.listen(asio::socket_base::max_listen_connections, ec), ec)) {
+        return fail(Errc::listen_failed, where + ": " + ec.message());
+    }
+    const std::uint16_t port = acceptor.local_endpoint(ec).port();
+    if (ec) {
+        return fail(Errc::listen_failed, where + ": " + ec.message());
+    }
+
+    const std::stop_callback on_stop(stop, [&io] { io.stop(); });
+    const Server server{options, context, acceptor};
+    asio::co_spawn(io, accept_loop(server), [](std::exception_ptr error) {
+        if (error) {
+            std::rethrow_exception(error);  // a bug: let it surface from io.run()
+        }
+    });
+    if (options.on_ready) {
+        options.on_ready(port);
+    }
+    io.run();
+    return {};
+}
+
+}  // namespace pqmcp::tls

@@ -1,0 +1,119 @@
+// Session resumption with tickets and ticket-key rotation on an injected clock.
+#include <gtest/gtest.h>
+
+#include "helpers.hpp"
+#include "pqmcp/tls/client.hpp"
+
+namespace pqmcp::tls {
+namespace {
+
+using crypto::SigAlg;
+using test::EchoServer;
+
+constexpr std::chrono::seconds k_interval{3600};
+
+class Tickets : public ::testing::Test {
+  protected:
+    test::Peers peers_{test::make_identity(SigAlg::ml_dsa_65),
+                       test::make_identity(SigAlg::ml_dsa_65)};
+    test::FakeClock clock_;
+
+    test::ContextPair contexts(bool enabled = true) {
+        TicketOptions tickets;
+        tickets.enabled = enabled;
+        tickets.rotation_interval = k_interval;
+        tickets.clock = clock_.clock();
+        return test::make_pair(ProfileId::pq_hybrid, peers_, tickets);
+    }
+
+    Result<ClientResult> connect(SSL_CTX* client, const EchoServer& server,
+                                 SSL_SESSION* resume = nullptr) {
+        return connect_once(client, "127.0.0.1", server.port(), test::with_payload("x", resume));
+    }
+};
+
+TEST_F(Tickets, ResumptionKeepsBothPeerIds) {
+    auto ctx = contexts();
+    EchoServer server(ctx.server.get());
+    auto first = connect(ctx.client.get(), server);
+    ASSERT_TRUE(first.has_value()) << first.error().message();
+    EXPECT_FALSE(first->info.resumed);
+    ASSERT_TRUE(first->session);
+    ASSERT_EQ(SSL_SESSION_is_resumable(first->session.get()), 1);
+
+    auto second = connect(ctx.client.get(), server, first->session.get());
+    ASSERT_TRUE(second.has_value()) << second.error().message();
+    EXPECT_TRUE(second->info.resumed);
+    EXPECT_EQ(second->info.group, "X25519MLKEM768");  // psk_dhe_ke: still a fresh hybrid share
+    EXPECT_EQ(second->info.peer_signature, "");       // no CertificateVerify when resuming
+    EXPECT_EQ(second->info.peer_id, peers_.server.id);
+    EXPECT_LT(second->info.bytes_received, first->info.bytes_received);
+
+    const auto events = server.wait_for_events(2);
+    ASSERT_EQ(events.size(), 2U);
+    ASSERT_TRUE(events[1].result.has_value()) << events[1].result.error().message();
+    EXPECT_TRUE(events[1].result->resumed);
+    EXPECT_EQ(events[1].result->peer_id, peers_.client.id);
+}
+
+TEST_F(Tickets, PreviousKeyStillWorksTwoRotationsLaterItDoesNot) {
+    auto ctx = contexts();
+    EchoServer server(ctx.server.get());
+    auto first = connect(ctx.client.get(), server);
+    ASSERT_TRUE(first.has_value()) << first.error().message();
+    ASSERT_TRUE(first->session);
+
+    clock_.advance(k_interval);  // one rotation: the ticket's key is the previous key
+    auto after_one = connect(ctx.client.get(), server, first->session.get());
+    ASSERT_TRUE(after_one.has_value()) << after_one.error().message();
+    EXPECT_TRUE(after_one->info.resumed);
+
+    clock_.advance(k_interval);  // two rotations: the ticket's key is gone
+    auto after_two = connect(ctx.client.get(), server, first->session.get());
+    ASSERT_TRUE(after_two.has_value()) << after_two.error().message();
+    EXPECT_FALSE(after_two->info.resumed);  // a full handshake instead
+    EXPECT_EQ(after_two->info.peer_signature, "mldsa65");
+    EXPECT_EQ(after_two->info.peer_id, peers_.server.id);
+
+    // The ticket issued after the first rotation is still good.
+    auto fresh = connect(ctx.client.get(), server, after_one->session.get());
+    ASSERT_TRUE(fresh.has_value()) << fresh.error().message();
+    EXPECT_TRUE(fresh->info.resumed);
+}
+
+TEST_F(Tickets, ALongPauseDropsEveryOldKey) {
+    auto ctx = contexts();
+    EchoServer server(ctx.server.get());
+    auto first = connect(ctx.client.get(), server);
+    ASSERT_TRUE(first.has_value()) << first.error().message();
+    clock_.advance(3 * k_interval);  // no handshake in between
+    auto later = connect(ctx.client.get(), server, first->session.get());
+    ASSERT_TRUE(later.has_value()) << later.error().message();
+    EXPECT_FALSE(later->info.resumed);
+}
+
+TEST_F(Tickets, DisabledMeansNoResumption) {
+    auto ctx = contexts(false);
+    EchoServer server(ctx.server.get());
+    auto first = connect(ctx.client.get(), server);
+    ASSERT_TRUE(first.has_value()) << first.error().message();
+    auto second = connect(ctx.client.get(), server, first->session.get());
+    ASSERT_TRUE(second.has_value()) << second.error().message();
+    EXPECT_FALSE(second->info.resumed);
+}
+
+// A ticket from one server context is useless at another (different keys).
+TEST_F(Tickets, TicketFromAnotherServerIsNotAccepted) {
+    auto ctx = contexts();
+    auto other = contexts();
+    EchoServer server(ctx.server.get());
+    EchoServer other_server(other.server.get());
+    auto first = connect(ctx.client.get(), server);
+    ASSERT_TRUE(first.has_value()) << first.error().message();
+    auto elsewhere = connect(ctx.client.get(), other_server, first->session.get());
+    ASSERT_TRUE(elsewhere.has_value()) << elsewhere.error().message();
+    EXPECT_FALSE(elsewhere->info.resumed);
+}
+
+}  // namespace
+}  // namespace pqmcp::tls

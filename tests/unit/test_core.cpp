@@ -1,0 +1,43 @@
+#include <gtest/gtest.h>
+
+#include "pqmcp/core/bytes.hpp"
+#include "pqmcp/core/error.hpp"
+
+namespace pqmcp {
+namespace {
+
+TEST(Hex, RoundTrip) {
+    const Bytes data{0x00, 0x01, 0xab, 0xff};
+    EXPECT_EQ(to_hex(data), "0001abff");
+    EXPECT_EQ(from_hex("0001ABff"), data);
+}
+
+TEST(Hex, RejectsMalformed) {
+    EXPECT_FALSE(from_hex("abc").has_value());
+    EXPECT_FALSE(from_hex("zz").has_value());
+    EXPECT_TRUE(from_hex("")->empty());
+}
+
+// RFC 4648 section 10 test vectors (lower case, unpadded).
+TEST(Base32, Rfc4648Vectors) {
+    const std::pair<std::string_view, std::string_view> vectors[] = {
+        {"", ""},
+        {"f", "my"},
+        {"fo", "mzxq"},
+        {"foo", "mzxw6"},
+        {"foob", "mzxw6yq"},
+        {"fooba", "mzxw6ytb"},
+        {"foobar", "mzxw6ytboi"},
+    };
+    for (const auto& [plain, encoded] : vectors) {
+        EXPECT_EQ(to_base32(as_bytes(plain)), encoded);
+        const auto decoded = from_base32(encoded);
+        ASSERT_TRUE(decoded.has_value());
+        EXPECT_EQ(std::string(decoded->begin(), decoded->end()), plain);
+    }
+    EXPECT_EQ(from_base32("MZXW6YTBOI======"), from_base32("mzxw6ytboi"));
+    EXPECT_FALSE(from_base32("mzx1").has_value());
+}
+
+}  // namespace
+}  // namespace pqmcp
