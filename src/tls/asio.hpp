@@ -1,13 +1,6 @@
 // Internal: every Boost.Asio header the tls sources use, included once here.
-//
-// GCC 12 at -O2 reports -Wnull-dereference inside Asio's any_executor
-// equality (io_context.hpp, any_executor.hpp) after inlining: the target
-// pointers it compares are never null there. The diagnostic is location-based,
-// so it is silenced for Asio's own lines only, not for ours.
 #pragma once
 
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnull-dereference"
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -24,4 +17,3 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/system/error_code.hpp>
-#pragma GCC diagnostic pop
