@@ -9,7 +9,9 @@ BUILD_SAN  ?= build-dev
 JOBS       ?= $(shell nproc)
 CTEST_ARGS ?=
 
-SOURCES = $(shell git ls-files '*.cpp' '*.hpp' 2>/dev/null)
+# Tracked sources; outside a usable git checkout, every source under the tree.
+SOURCES = $(shell git ls-files '*.cpp' '*.hpp' 2>/dev/null || \
+            find bench include src tests -name '*.cpp' -o -name '*.hpp')
 
 .PHONY: all bootstrap build build-sanitize run test test-sanitize check bench format format-check clean
 
@@ -55,7 +57,9 @@ format:
 	clang-format -i $(SOURCES)
 
 format-check:
+	@test -n "$(strip $(SOURCES))" || { echo "format-check: no sources found"; exit 1; }
 	clang-format --dry-run -Werror $(SOURCES)
+	@echo "format-check: $(words $(SOURCES)) files formatted"
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN)

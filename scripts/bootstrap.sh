@@ -62,30 +62,44 @@ verify_prefix() {
   return 0
 }
 
-# The URI of the machine's Debian archive, read from its own apt configuration
-# (deb822 .sources files or one-line sources.list), never written into the repo.
-debian_archive_uri() {
-  local f uri
+# The machine's Debian archive, read from its own apt configuration (deb822
+# .sources files or one-line sources.list): prints "URI KEYRING", where KEYRING
+# is the entry's own Signed-By file (Debian's archive keyring if it names none).
+# Never written into the repo.
+debian_archive() {
+  local f line
   for f in /etc/apt/sources.list.d/*.sources; do
     [[ -f "$f" ]] || continue
-    uri=$(awk '
+    line=$(awk '
       BEGIN { RS=""; FS="\n" }
       {
-        u=""; s=""; c="";
+        u=""; s=""; c=""; k="";
         for (i = 1; i <= NF; i++) {
           if ($i ~ /^URIs:/)       { u=$i; sub(/^URIs:[ \t]*/, "", u) }
           if ($i ~ /^Suites:/)     { s=$i }
           if ($i ~ /^Components:/) { c=$i }
+          if ($i ~ /^Signed-By:/)  { k=$i; sub(/^Signed-By:[ \t]*/, "", k) }
         }
-        if (u != "" && s ~ /(bookworm|stable)([ \t]|$)/ && c ~ /main/) { split(u, a, " "); print a[1]; exit }
+        if (u != "" && s ~ /(bookworm|stable)([ \t]|$)/ && c ~ /main/) {
+          split(u, a, " "); print a[1] " " k; exit
+        }
       }' "$f")
-    [[ -n "$uri" ]] && { echo "$uri"; return 0; }
+    [[ -n "$line" ]] && { echo "$line"; return 0; }
   done
   for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
     [[ -f "$f" ]] || continue
-    uri=$(awk '$1 == "deb" && $0 ~ / (bookworm|stable) / {
-             for (i = 2; i <= NF; i++) if ($i !~ /^\[/ && $i !~ /\]$/) { print $i; exit } }' "$f")
-    [[ -n "$uri" ]] && { echo "$uri"; return 0; }
+    # deb [opt=v opt2=v2 ...] URI SUITE COMPONENTS...
+    line=$(awk '$1 == "deb" {
+             k = ""; i = 2;
+             if ($2 ~ /^\[/) {
+               for (; i <= NF; i++) {
+                 if ($i ~ /^\[?signed-by=/) { k = $i; sub(/^\[?signed-by=/, "", k); sub(/\]$/, "", k) }
+                 if ($i ~ /\]$/) { i++; break }
+               }
+             }
+             if ($(i + 1) ~ /^(bookworm|stable)$/) { print $i " " k; exit }
+           }' "$f")
+    [[ -n "$line" ]] && { echo "$line"; return 0; }
   done
   return 1
 }
@@ -95,10 +109,16 @@ build_openssl() {
   WORKDIR=$(mktemp -d "${TMPDIR:-/tmp}/pqmcp-openssl.XXXXXX")
   work="$WORKDIR"
   trap 'rm -rf "$WORKDIR"' EXIT
-  uri=$(debian_archive_uri) || die "cannot find a Debian archive in the apt configuration"
+  local archive keyring
+  archive=$(debian_archive) || die "cannot find a Debian archive in the apt configuration"
+  uri=${archive%% *}
+  keyring=${archive#* }
+  [[ "$keyring" == "$archive" || -z "$keyring" ]] && keyring=/usr/share/keyrings/debian-archive-keyring.gpg
   mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/src"
-  echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri $SUITE_NEXT main" \
-    > "$work/sources.list"
+  {
+    echo "deb-src [signed-by=$keyring] $uri $SUITE_NEXT main"
+    echo "deb-src [signed-by=$keyring] $uri $SUITE_NEXT-updates main"
+  } > "$work/sources.list"
   # A private apt state: the machine's own lists and caches stay untouched.
   aptopts=(-o "Dir::Etc::SourceList=$work/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
            -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache"

@@ -9,6 +9,10 @@
 // where a row needs it. Server authentication only (as on the web), plus one
 // mutually authenticated pq-hybrid row (pqmcp's default mode). Session
 // tickets are off except in the resumption rows.
+//
+// The openssl/ rows are the baseline: the same handshakes between contexts set
+// up directly with libssl (no pqmcp callbacks), the peer trusted through an
+// X509_STORE holding its self-signed certificate.
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -21,11 +25,14 @@
 
 #include <benchmark/benchmark.h>
 #include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "pqmcp/crypto/signature.hpp"
 #include "pqmcp/identity/identity.hpp"
 #include "pqmcp/tls/client.hpp"
 #include "pqmcp/tls/context.hpp"
+#include "pqmcp/tls/profile.hpp"
 
 namespace {
 
@@ -84,6 +91,7 @@ struct Setup {
     bool tickets = false;
     const char* client_groups = nullptr;   // narrow the client's groups
     const char* client_sigalgs = nullptr;  // narrow the client's signature algorithms
+    bool plain_openssl = false;            // baseline contexts, see plain_context
 };
 
 struct Fixture {
@@ -95,10 +103,62 @@ struct Fixture {
     crypto::SslCtxPtr client;
 };
 
+// A context as an application would write it against libssl alone: TLS 1.3
+// with the profile's groups, signature algorithms and ciphersuites, no tickets
+// issued, `own` as the certificate, and `peer` (if any) required and trusted as
+// the only certificate in the store, checked by OpenSSL's chain verification.
+crypto::SslCtxPtr plain_context(const tls::Profile& p, bool server, const identity::Identity* own,
+                                const identity::Identity* peer) {
+    crypto::SslCtxPtr ctx(SSL_CTX_new(server ? TLS_server_method() : TLS_client_method()));
+    const std::string groups(p.groups);
+    const std::string sigalgs(p.sigalgs);
+    const std::string suites(p.ciphersuites);
+    if (!ctx || SSL_CTX_set_min_proto_version(ctx.get(), TLS1_3_VERSION) != 1 ||
+        SSL_CTX_set_max_proto_version(ctx.get(), TLS1_3_VERSION) != 1 ||
+        SSL_CTX_set1_groups_list(ctx.get(), groups.c_str()) != 1 ||
+        SSL_CTX_set1_sigalgs_list(ctx.get(), sigalgs.c_str()) != 1 ||
+        SSL_CTX_set_ciphersuites(ctx.get(), suites.c_str()) != 1) {
+        throw std::runtime_error("plain SSL_CTX");
+    }
+    // Tickets off on the server, as in the pqmcp rows (SSL_OP_NO_TICKET alone
+    // would make a TLS 1.3 server send stateful tickets instead). The client
+    // keeps its defaults so that its ClientHello matches pqmcp's byte for byte.
+    if (server) {
+        SSL_CTX_set_options(ctx.get(), SSL_OP_NO_TICKET);
+        if (SSL_CTX_set_num_tickets(ctx.get(), 0) != 1) {
+            throw std::runtime_error("plain SSL_CTX: tickets");
+        }
+    }
+    if (own != nullptr && (SSL_CTX_use_certificate(ctx.get(), own->certificate.get()) != 1 ||
+                           SSL_CTX_use_PrivateKey(ctx.get(), own->key.get()) != 1)) {
+        throw std::runtime_error("plain SSL_CTX: certificate");
+    }
+    if (peer != nullptr) {
+        crypto::X509StorePtr store(X509_STORE_new());
+        if (!store || X509_STORE_add_cert(store.get(), peer->certificate.get()) != 1) {
+            throw std::runtime_error("plain SSL_CTX: store");
+        }
+        SSL_CTX_set_cert_store(ctx.get(), store.release());
+        SSL_CTX_set_verify(
+            ctx.get(), server ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_PEER,
+            nullptr);
+    }
+    return ctx;
+}
+
 Fixture make_fixture(const Setup& s) {
     Fixture f;
     f.setup = s;
     f.server_id = std::make_unique<identity::Identity>(make_identity(s.server_alg));
+    if (s.plain_openssl) {
+        const tls::Profile& p = tls::profile(s.profile);
+        if (s.mutual) {
+            f.client_id = std::make_unique<identity::Identity>(make_identity(s.server_alg));
+        }
+        f.server = plain_context(p, true, f.server_id.get(), f.client_id.get());
+        f.client = plain_context(p, false, f.client_id.get(), f.server_id.get());
+        return f;
+    }
     tls::ContextOptions so;
     so.profile = s.profile;
     so.identity = f.server_id.get();
@@ -245,13 +305,26 @@ int main(int argc, char** argv) {
     benchmark::Initialize(&argc, argv);
     const std::vector<Setup> setups{
         {"pq-hybrid/X25519MLKEM768+ML-DSA-65", tls::ProfileId::pq_hybrid, SigAlg::ml_dsa_65},
+        {.name = "openssl/X25519MLKEM768+ML-DSA-65",
+         .profile = tls::ProfileId::pq_hybrid,
+         .server_alg = SigAlg::ml_dsa_65,
+         .plain_openssl = true},
         {"pq-strict/MLKEM1024+ML-DSA-87", tls::ProfileId::pq_strict, SigAlg::ml_dsa_87},
+        {.name = "openssl/MLKEM1024+ML-DSA-87",
+         .profile = tls::ProfileId::pq_strict,
+         .server_alg = SigAlg::ml_dsa_87,
+         .plain_openssl = true},
         {"classical/X25519+Ed25519", tls::ProfileId::classical, SigAlg::ed25519},
         {"classical/X25519+RSA-3072", tls::ProfileId::classical, SigAlg::rsa_3072_pss},
         {"pq-hybrid/X25519MLKEM768+ECDSA-P256", tls::ProfileId::pq_hybrid, SigAlg::ml_dsa_65, true,
          false, false, nullptr, "ecdsa_secp256r1_sha256"},
         {"pq-hybrid/X25519MLKEM768+ML-DSA-65/mutual", tls::ProfileId::pq_hybrid, SigAlg::ml_dsa_65,
          false, true},
+        {.name = "openssl/X25519MLKEM768+ML-DSA-65/mutual",
+         .profile = tls::ProfileId::pq_hybrid,
+         .server_alg = SigAlg::ml_dsa_65,
+         .mutual = true,
+         .plain_openssl = true},
     };
     // Destroyed before main returns: OpenSSL's atexit cleanup drops the ex_data
     // callbacks that free the contexts' state.

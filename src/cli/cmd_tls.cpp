@@ -10,6 +10,8 @@
 #include <stop_token>
 #include <thread>
 
+#include <boost/json.hpp>
+
 #include "commands.hpp"
 #include "pqmcp/identity/identity.hpp"
 #include "pqmcp/identity/known_peers.hpp"
@@ -141,15 +143,22 @@ SelftestRow selftest_profile(const tls::Profile& profile) {
         }
     };
     Status served;
-    std::jthread server([&] { served = tls::run_tls_echo_server(server_ctx->get(), echo); });
+    std::stop_source stop;
+    std::jthread server(
+        [&] { served = tls::run_tls_echo_server(server_ctx->get(), echo, stop.get_token()); });
     if (port.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
-        server.request_stop();
+        stop.request_stop();
+        server.join();
         row.client = fail(tls::Errc::timeout, "echo server did not start");
         return row;
     }
     tls::ClientOptions copts;
     copts.payload = "pqmcp selftest";
+    copts.timeout = std::chrono::seconds(10);
     row.client = tls::connect_once(client_ctx->get(), "127.0.0.1", port.get(), copts);
+    // The client has its echo (or has failed): nothing more to wait for. A
+    // server still waiting for a connection that never came stops here.
+    stop.request_stop();
     server.join();
     if (!served) {
         row.client = tl::unexpected(served.error());
@@ -221,7 +230,10 @@ int run_tls_serve(const ServeArgs& args) {
     tls::ContextOptions options;
     options.profile = (*profile)->id;
     options.identity = &*id;
-    options.verify.require_peer_certificate = args.require_client_identity;
+    // Naming whom to trust means clients must prove who they are: --pin,
+    // --known-peers and --ca imply --require-client-identity.
+    options.verify.require_peer_certificate = args.require_client_identity || !args.pins.empty() ||
+                                              !args.known_peers.empty() || !args.ca_file.empty();
     std::optional<identity::KnownPeers> known;
     if (!args.known_peers.empty()) {
         auto loaded = identity::KnownPeers::load(args.known_peers);
@@ -273,13 +285,14 @@ int run_tls_serve(const ServeArgs& args) {
                   << (*profile)->name << " peer id " << id->id.str() << std::endl;
     };
     echo.on_handshake = [](const tls::HandshakeEvent& e) {
+        boost::json::object line;
+        line["remote"] = e.remote;
         if (e.result) {
-            std::cout << "{\"remote\":\"" << e.remote << "\",\"handshake\":" << e.result->to_json()
-                      << "}" << std::endl;
+            line["handshake"] = boost::json::parse(e.result->to_json());
         } else {
-            std::cout << "{\"remote\":\"" << e.remote << "\",\"error\":\""
-                      << e.result.error().message() << "\"}" << std::endl;
+            line["error"] = e.result.error().message();
         }
+        std::cout << boost::json::serialize(line) << std::endl;
     };
     auto served = tls::run_tls_echo_server(ctx->get(), echo, stop.get_token());
     waiter.request_stop();

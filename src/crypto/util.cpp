@@ -96,7 +96,10 @@ Result<PkeyPtr> load_private_key_pem(ByteView pem) {
     if (!bio) {
         return tl::unexpected(bio.error());
     }
-    PkeyPtr key(PEM_read_bio_PrivateKey(bio->get(), nullptr, nullptr, nullptr));
+    // An explicit "no passphrase" callback: with none, OpenSSL would prompt on
+    // the terminal for an encrypted key and a server would hang there.
+    pem_password_cb* no_passphrase = [](char*, int, int, void*) { return -1; };
+    PkeyPtr key(PEM_read_bio_PrivateKey(bio->get(), nullptr, no_passphrase, nullptr));
     if (!key) {
         return openssl_fail(Errc::invalid_key, "not a PEM private key");
     }
@@ -108,7 +111,8 @@ Result<PkeyPtr> load_public_key_pem(ByteView pem) {
     if (!bio) {
         return tl::unexpected(bio.error());
     }
-    PkeyPtr key(PEM_read_bio_PUBKEY(bio->get(), nullptr, nullptr, nullptr));
+    pem_password_cb* no_passphrase = [](char*, int, int, void*) { return -1; };
+    PkeyPtr key(PEM_read_bio_PUBKEY(bio->get(), nullptr, no_passphrase, nullptr));
     if (!key) {
         return openssl_fail(Errc::invalid_key, "not a PEM public key");
     }

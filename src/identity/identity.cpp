@@ -7,8 +7,6 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include <openssl/bn.h>
 #include <openssl/pem.h>
@@ -16,6 +14,8 @@
 
 #include "pqmcp/crypto/signature.hpp"
 #include "pqmcp/crypto/util.hpp"
+
+#include "files.hpp"
 
 namespace pqmcp::identity {
 namespace fs = std::filesystem;
@@ -62,58 +62,6 @@ constexpr std::array<Prefix, 4> k_prefixes{{
     {"ec1", {"EC", "", ""}},
     {"rsa1", {"RSA", "RSA-PSS", ""}},
 }};
-
-Result<std::string> read_file(const fs::path& file, std::size_t limit) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) {
-        return fail(Errc::io_error, "cannot open " + file.string() + ": " + std::strerror(errno));
-    }
-    std::string data;
-    std::array<char, 4096> buf{};
-    while (in) {
-        in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-        data.append(buf.data(), static_cast<std::size_t>(in.gcount()));
-        if (data.size() > limit) {
-            return fail(Errc::io_error,
-                        file.string() + " is larger than " + std::to_string(limit) + " bytes");
-        }
-    }
-    return data;
-}
-
-// Writes `data` to `file` with `mode`, atomically (temporary file + rename).
-Status write_file_atomic(const fs::path& file, ByteView data, mode_t mode) {
-    const fs::path tmp = file.string() + ".tmp";
-    ::unlink(tmp.c_str());
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-    if (fd < 0) {
-        return fail(Errc::io_error, "cannot create " + tmp.string() + ": " + std::strerror(errno));
-    }
-    std::size_t off = 0;
-    while (off < data.size()) {
-        const ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            const std::string err = std::strerror(errno);
-            ::close(fd);
-            ::unlink(tmp.c_str());
-            return fail(Errc::io_error, "cannot write " + tmp.string() + ": " + err);
-        }
-        off += static_cast<std::size_t>(n);
-    }
-    if (::fsync(fd) != 0 || ::close(fd) != 0) {
-        ::unlink(tmp.c_str());
-        return fail(Errc::io_error, "cannot flush " + tmp.string());
-    }
-    if (::rename(tmp.c_str(), file.c_str()) != 0) {
-        const std::string err = std::strerror(errno);
-        ::unlink(tmp.c_str());
-        return fail(Errc::io_error, "cannot rename to " + file.string() + ": " + err);
-    }
-    return {};
-}
 
 Status add_extension(X509* cert, int nid, const std::string& value) {
     X509V3_CTX ctx;
@@ -321,12 +269,15 @@ Status save(const Identity& id, const fs::path& dir, bool force) {
     }
     char* data = nullptr;
     const long len = BIO_get_mem_data(bio.get(), &data);
-    if (auto s = write_file_atomic(key_path, pem->view(), 0600); !s) {
+    const ByteView cert_pem(reinterpret_cast<const std::uint8_t*>(data),
+                            static_cast<std::size_t>(len));
+    // The certificate first: a failure between the two renames leaves the old
+    // key with a certificate that load() reports as a mismatch, never a new
+    // key that nothing vouches for.
+    if (auto s = write_file_atomic(cert_path, cert_pem, 0644); !s) {
         return s;
     }
-    return write_file_atomic(
-        cert_path,
-        ByteView(reinterpret_cast<const std::uint8_t*>(data), static_cast<std::size_t>(len)), 0644);
+    return write_file_atomic(key_path, pem->view(), 0600);
 }
 
 Result<crypto::X509Ptr> load_certificate(const fs::path& file) {
@@ -354,15 +305,15 @@ Result<Identity> load(const fs::path& dir) {
         return fail(Errc::invalid_key,
                     key_path.string() + " is readable by group or others; chmod 600 it");
     }
-    auto key_text = read_file(key_path, 64U << 10U);
-    if (!key_text) {
-        return tl::unexpected(key_text.error());
+    auto key_pem = read_secret_file(key_path, 64U << 10U);
+    if (!key_pem) {
+        return tl::unexpected(key_pem.error());
     }
-    crypto::SecretBytes key_pem(as_bytes(*key_text));
-    std::fill(key_text->begin(), key_text->end(), '\0');
-    auto key = crypto::load_private_key_pem(key_pem.view());
+    auto key = crypto::load_private_key_pem(key_pem->view());
     if (!key) {
-        return fail(Errc::invalid_key, key_path.string() + " is not a PKCS#8 PEM private key");
+        return fail(Errc::invalid_key, key_path.string() +
+                                           " is not an unencrypted PKCS#8 PEM private key (" +
+                                           key.error().detail + ")");
     }
     auto alg = crypto::signature_algorithm_of(key->get());
     if (!alg) {

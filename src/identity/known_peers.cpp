@@ -1,14 +1,11 @@
 #include "pqmcp/identity/known_peers.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cctype>
 #include <chrono>
 #include <cstring>
 #include <ctime>
-#include <fstream>
-#include <sstream>
+
+#include "files.hpp"
 
 namespace pqmcp::identity {
 namespace fs = std::filesystem;
@@ -119,17 +116,11 @@ Result<KnownPeers> KnownPeers::parse(std::string_view text, std::string_view sou
 }
 
 Result<KnownPeers> KnownPeers::load(const fs::path& file) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) {
-        return fail(Errc::io_error, "cannot open " + file.string() + ": " + std::strerror(errno));
+    auto text = read_file(file, k_max_file_bytes);
+    if (!text) {
+        return tl::unexpected(text.error());
     }
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    const std::string text = ss.str();
-    if (text.size() > k_max_file_bytes) {
-        return fail(Errc::known_peers_syntax, file.string() + " is larger than 4 MiB");
-    }
-    return parse(text, file.string());
+    return parse(*text, file.string());
 }
 
 Status KnownPeers::add(KnownPeer peer) {
@@ -179,25 +170,7 @@ std::string KnownPeers::serialize() const {
 }
 
 Status KnownPeers::save(const fs::path& file) const {
-    const std::string text = serialize();
-    const fs::path tmp = file.string() + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        if (!out) {
-            return fail(Errc::io_error, "cannot write " + tmp.string());
-        }
-        out << text;
-        out.flush();
-        if (!out) {
-            return fail(Errc::io_error, "cannot write " + tmp.string());
-        }
-    }
-    std::error_code ec;
-    fs::rename(tmp, file, ec);
-    if (ec) {
-        return fail(Errc::io_error, "cannot rename to " + file.string() + ": " + ec.message());
-    }
-    return {};
+    return write_file_atomic(file, as_bytes(serialize()), 0644);
 }
 
 }  // namespace pqmcp::identity

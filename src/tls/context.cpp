@@ -164,6 +164,12 @@ Result<crypto::SslCtxPtr> make_context(const ContextOptions& options, Role role)
             state->policy.known.emplace(peer.id.str(), peer.name);
         }
     }
+    if (!server && !verify.ca_file.empty() && verify.ca_host.empty()) {
+        // RFC 6125 section 6: a client that trusts a CA must check the name it
+        // meant to reach, or any certificate that CA issued would do.
+        return fail(Errc::invalid_options,
+                    "a client that trusts a CA file must name the server it expects (ca_host)");
+    }
     if (!verify.ca_file.empty()) {
         const std::string file = verify.ca_file.string();
         if (SSL_CTX_load_verify_file(ctx.get(), file.c_str()) != 1) {

@@ -18,9 +18,25 @@ struct Server {
     const EchoServerOptions& options;
     asio::ssl::context& context;
     tcp::acceptor& acceptor;
+    std::size_t& active;  // open connections (the io_context runs on one thread)
+};
+
+// Counts a connection as open for its lifetime.
+class ActiveGuard final {
+  public:
+    explicit ActiveGuard(std::size_t& active) : active_(active) { ++active_; }
+    ~ActiveGuard() { --active_; }
+    ActiveGuard(const ActiveGuard&) = delete;
+    ActiveGuard& operator=(const ActiveGuard&) = delete;
+    ActiveGuard(ActiveGuard&&) = delete;
+    ActiveGuard& operator=(ActiveGuard&&) = delete;
+
+  private:
+    std::size_t& active_;
 };
 
 asio::awaitable<void> serve_connection(Server server, tcp::socket socket) {
+    const ActiveGuard counted(server.active);
     constexpr auto use = asio::as_tuple(asio::use_awaitable);
     const EchoServerOptions& options = server.options;
     boost::system::error_code ignored;
@@ -89,6 +105,12 @@ asio::awaitable<void> accept_loop(Server server) {
             continue;
         }
         ++accepted;
+        if (server.active >= server.options.max_concurrent) {
+            // Over the limit: refuse at once rather than queue without bound.
+            boost::system::error_code ignored;
+            socket.close(ignored);
+            continue;
+        }
         asio::co_spawn(executor, serve_connection(server, std::move(socket)), asio::detached);
     }
     boost::system::error_code ignored;
@@ -125,7 +147,8 @@ Status run_tls_echo_server(SSL_CTX* ctx, const EchoServerOptions& options, std::
     }
 
     const std::stop_callback on_stop(stop, [&io] { io.stop(); });
-    const Server server{options, context, acceptor};
+    std::size_t active = 0;
+    const Server server{options, context, acceptor, active};
     asio::co_spawn(io, accept_loop(server), [](std::exception_ptr error) {
         if (error) {
             std::rethrow_exception(error);  // a bug: let it surface from io.run()

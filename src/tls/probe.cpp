@@ -170,9 +170,20 @@ Result<ProbeReport> probe(std::string_view host, std::uint16_t port,
         report.verdict = Verdict::hybrid_optional;
         return report;
     }
-    if (second.error().code != Errc::handshake_failed) {
+    // Only a refusal counts as "does not accept classical": the server must
+    // answer the classical-only ClientHello with an alert that says it will not
+    // negotiate (RFC 8446 section 4.1.1: "If the server is unable to negotiate a
+    // supported set of parameters ... it MUST abort the handshake with either a
+    // "handshake_failure" or an "insufficient_security" fatal alert"). A reset,
+    // a timeout or any other failure says nothing either way and is an error.
+    const std::string& why = second.error().detail;
+    const bool refused = second.error().code == Errc::handshake_failed &&
+                         (why.find("alert received: handshake failure") != std::string::npos ||
+                          why.find("alert received: insufficient security") != std::string::npos ||
+                          why.find("alert received: protocol version") != std::string::npos);
+    if (!refused) {
         Error error = second.error();
-        error.detail = "classical-only handshake: " + error.detail;
+        error.detail = "classical-only handshake failed without a refusal alert: " + error.detail;
         return tl::unexpected(std::move(error));
     }
     report.accepts_classical = false;

@@ -39,7 +39,8 @@ port=$(grep -Eo 'listening on 127\.0\.0\.1:[0-9]+' "$T/serve.out" | grep -Eo '[0
 check "tls-serve created its identity" test -f "$T/srv/identity.key"
 check "tls-serve prints its peer id" grep -q "peer id $("$PQMCP" id "$T/srv")" "$T/serve.out"
 
-echo hello-pq | timeout 20 "$OPENSSL" s_client -connect "127.0.0.1:$port" -groups X25519MLKEM768 \
+# -ign_eof keeps s_client reading after its stdin ends, until `timeout` ends it.
+echo hello-pq | timeout 4 "$OPENSSL" s_client -connect "127.0.0.1:$port" -groups X25519MLKEM768 \
   -CAfile "$T/srv/identity.crt" -verify_return_error -ign_eof >"$T/s_client.out" 2>&1 || true
 check "s_client negotiated X25519MLKEM768" grep -q 'Negotiated TLS1.3 group: X25519MLKEM768' "$T/s_client.out"
 check "s_client saw an ML-DSA-65 signature" grep -Eqi 'Peer signature type: (mldsa65|ML-DSA-65)' "$T/s_client.out"
@@ -51,6 +52,25 @@ check "classical-only s_client refused with handshake failure" grep -qi 'handsha
 wait_for "$T/serve.out" '"error"'
 check "tls-serve logged both handshakes as JSON" test "$(grep -c '^{"remote"' "$T/serve.out")" -eq 2
 check "  the first with the hybrid group" grep -q '"group":"X25519MLKEM768"' "$T/serve.out"
+
+# --- tls-serve --pin: a client without a certificate is refused ---------------
+"$PQMCP" keygen --out "$T/client" >/dev/null
+"$PQMCP" tls-serve --listen 127.0.0.1:0 --identity "$T/srv" --pin "$("$PQMCP" id "$T/client")" \
+  --max-connections 2 >"$T/serve2.out" 2>&1 &
+pids+=($!)
+wait_for "$T/serve2.out" 'listening on 127\.0\.0\.1:[0-9]+'
+port2=$(grep -Eo 'listening on 127\.0\.0\.1:[0-9]+' "$T/serve2.out" | grep -Eo '[0-9]+$')
+echo x | timeout 4 "$OPENSSL" s_client -connect "127.0.0.1:$port2" -groups X25519MLKEM768 \
+  -CAfile "$T/srv/identity.crt" -ign_eof >"$T/s_client3.out" 2>&1 || true
+wait_for "$T/serve2.out" '"error"'
+check "--pin implies client authentication: no certificate, no connection" \
+  grep -qi 'certificate required\|peer did not return a certificate' "$T/serve2.out"
+echo x | timeout 4 "$OPENSSL" s_client -connect "127.0.0.1:$port2" -groups X25519MLKEM768 \
+  -CAfile "$T/srv/identity.crt" -cert "$T/client/identity.crt" -key "$T/client/identity.key" \
+  -ign_eof >"$T/s_client4.out" 2>&1 || true
+wait_for "$T/serve2.out" '"peer_id":"pq1'
+check "  and the pinned client (an ML-DSA-65 certificate) is accepted" \
+  grep -q "\"peer_id\":\"$("$PQMCP" id "$T/client")\"" "$T/serve2.out"
 
 # --- probe against openssl s_server -----------------------------------------
 "$OPENSSL" req -x509 -newkey mldsa65 -nodes -keyout "$T/key.pem" -out "$T/cert.pem" \

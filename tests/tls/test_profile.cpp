@@ -155,10 +155,21 @@ TEST_F(ContextOptionsTest, MissingCaFileIsAContextError) {
     ContextOptions o;
     o.identity = &mldsa65_;
     o.verify.ca_file = "/nonexistent/ca.pem";
+    o.verify.ca_host = "localhost";
     auto r = make_client_context(o);
     ASSERT_FALSE(r.has_value());
     EXPECT_EQ(r.error().code, Errc::context_failed);
     EXPECT_NE(r.error().detail.find("/nonexistent/ca.pem"), std::string::npos);
+}
+
+TEST_F(ContextOptionsTest, ClientTrustingACaMustNameTheServer) {
+    ContextOptions o;
+    o.identity = &mldsa65_;
+    o.verify.ca_file = "/nonexistent/ca.pem";
+    auto r = make_client_context(o);
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().code, Errc::invalid_options);
+    EXPECT_NE(r.error().detail.find("ca_host"), std::string::npos) << r.error().detail;
 }
 
 TEST(HandshakeInfo, JsonHasEveryField) {

@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include <gtest/gtest.h>
+#include <openssl/pem.h>
 
 #include "pqmcp/crypto/signature.hpp"
 #include "pqmcp/identity/identity.hpp"
@@ -130,6 +131,37 @@ TEST(Identity, RejectsGroupReadableKeyAndMismatchedCertificate) {
     auto readable = load(dir.path());
     ASSERT_FALSE(readable.has_value());
     EXPECT_EQ(readable.error().code, Errc::invalid_key);
+}
+
+TEST(Identity, EncryptedKeyIsRefusedWithoutPrompting) {
+    TempDir dir;
+    auto a = generate({});
+    ASSERT_TRUE(a.has_value());
+    ASSERT_TRUE(save(*a, dir.path(), false).has_value());
+    // Replace the key with a passphrase-protected PKCS#8 copy: loading must fail
+    // at once (no terminal prompt) with a clear error.
+    crypto::BioPtr bio(BIO_new(BIO_s_mem()));
+    static char pass[] = "secret";
+    ASSERT_EQ(PEM_write_bio_PKCS8PrivateKey(bio.get(), a->key.get(), EVP_aes_256_cbc(), pass, 6,
+                                            nullptr, nullptr),
+              1);
+    char* data = nullptr;
+    const long len = BIO_get_mem_data(bio.get(), &data);
+    {
+        std::ofstream out(dir.path() / k_key_file, std::ios::trunc | std::ios::binary);
+        out.write(data, len);
+    }
+    auto r = load(dir.path());
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().code, Errc::invalid_key);
+    EXPECT_NE(r.error().detail.find("unencrypted"), std::string::npos) << r.error().detail;
+}
+
+TEST(KnownPeers, EndlessInputIsBounded) {
+    auto r = KnownPeers::load("/dev/zero");
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().code, Errc::io_error);
+    EXPECT_NE(r.error().detail.find("larger than"), std::string::npos) << r.error().detail;
 }
 
 TEST(Identity, MissingIdentityIsAClearError) {

@@ -48,7 +48,8 @@ struct PeerVerification {
     // accepted if its chain verifies against these.
     std::filesystem::path ca_file;
     // With ca_file: the DNS name or IP address the CA-verified certificate must
-    // carry (ignored for pinned and known peers, which are identified by key).
+    // carry; required for a client (make_client_context fails without it);
+    // ignored for pinned and known peers, which are identified by key.
     std::string ca_host;
 };
 

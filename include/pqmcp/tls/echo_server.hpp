@@ -32,6 +32,8 @@ struct EchoServerOptions {
     // Accept this many connections, then stop accepting and return once they
     // are all closed. 0: until `stop` is requested.
     std::size_t max_connections = 0;
+    // Connections served at the same time; one more is closed right after accept.
+    std::size_t max_concurrent = 64;
     // Called once on the server thread when listening, with the bound port.
     std::function<void(std::uint16_t port)> on_ready;
     // Called on the server thread after every handshake attempt.
