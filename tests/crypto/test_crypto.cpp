@@ -647,38 +647,4 @@ TEST(Errors, MessageNamesTheCategory) {
     EXPECT_EQ(e.message(), "crypto: invalid key: ek has 3 bytes");
 }
 
-// ---------------------------------------------------------------------------
-// Core encodings
-
-TEST(CoreBytes, Hex) {
-    const Bytes data{0x00, 0x01, 0xab, 0xff};
-    EXPECT_EQ(to_hex(data), "0001abff");
-    EXPECT_EQ(from_hex("0001ABff"), data);
-    EXPECT_EQ(from_hex(""), Bytes{});
-    EXPECT_FALSE(from_hex("abc").has_value());
-    EXPECT_FALSE(from_hex("0g").has_value());
-}
-
-TEST(CoreBytes, Base32Rfc4648Vectors) {
-    // RFC 4648 section 10, lower case and without padding.
-    const std::array<std::pair<std::string_view, std::string_view>, 7> vectors{{
-        {"", ""},
-        {"f", "my"},
-        {"fo", "mzxq"},
-        {"foo", "mzxw6"},
-        {"foob", "mzxw6yq"},
-        {"fooba", "mzxw6ytb"},
-        {"foobar", "mzxw6ytboi"},
-    }};
-    for (const auto& [plain, encoded] : vectors) {
-        EXPECT_EQ(to_base32(as_bytes(plain)), encoded);
-        EXPECT_EQ(from_base32(encoded), bytes_of(plain));
-    }
-    EXPECT_EQ(from_base32("MZXW6YQ="), bytes_of("foob"));
-    EXPECT_EQ(from_base32("MZXW6YTBOI======"), bytes_of("foobar"));
-    EXPECT_FALSE(from_base32("mzx1").has_value());
-    const Bytes digest(32, 0xa5);
-    EXPECT_EQ(from_base32(to_base32(digest)), digest);
-}
-
 }  // namespace

@@ -15,6 +15,7 @@ TEST(Hex, RoundTrip) {
 TEST(Hex, RejectsMalformed) {
     EXPECT_FALSE(from_hex("abc").has_value());
     EXPECT_FALSE(from_hex("zz").has_value());
+    EXPECT_FALSE(from_hex("0g").has_value());
     EXPECT_TRUE(from_hex("")->empty());
 }
 
@@ -36,6 +37,9 @@ TEST(Base32, Rfc4648Vectors) {
         EXPECT_EQ(std::string(decoded->begin(), decoded->end()), plain);
     }
     EXPECT_EQ(from_base32("MZXW6YTBOI======"), from_base32("mzxw6ytboi"));
+    EXPECT_EQ(from_base32("MZXW6YQ="), from_base32("mzxw6yq"));
+    const Bytes digest(32, 0xa5);
+    EXPECT_EQ(from_base32(to_base32(digest)), digest);
     EXPECT_FALSE(from_base32("mzx1").has_value());
 }
 
