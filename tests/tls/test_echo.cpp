@@ -1,6 +1,7 @@
 // The echo server's own bounds: handshake timeout, garbage, max_connections.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -40,6 +41,17 @@ class RawConnection final {
                static_cast<ssize_t>(data.size());
     }
 
+    // True if the peer closes the connection within `timeout` (recv returns 0
+    // or a reset), false if it stays open that long.
+    bool closed_by_peer(std::chrono::milliseconds timeout) {
+        pollfd p{fd_, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) {
+            return false;
+        }
+        char byte = 0;
+        return ::recv(fd_, &byte, 1, 0) <= 0;
+    }
+
   private:
     int fd_;
     bool connected_ = false;
@@ -71,6 +83,33 @@ TEST(EchoServer, SilentClientHitsTheHandshakeTimeout) {
         << events[0].result.error().message();
     EXPECT_NE(events[0].remote.find("127.0.0.1:"), std::string::npos);
     EXPECT_LT(elapsed, std::chrono::seconds{5});
+}
+
+TEST(EchoServer, ConnectionsBeyondMaxConcurrentAreClosedAtOnce) {
+    const auto id = test::make_identity(SigAlg::ml_dsa_65);
+    auto ctx = server_context(id);
+    std::promise<std::uint16_t> ready;
+    auto port_future = ready.get_future();
+    EchoServerOptions options;
+    options.max_concurrent = 1;
+    options.handshake_timeout = std::chrono::milliseconds{10'000};
+    options.on_ready = [&ready](std::uint16_t p) { ready.set_value(p); };
+    std::stop_source stop;
+    Status served;
+    std::thread thread([&] { served = run_tls_echo_server(ctx.get(), options, stop.get_token()); });
+    ASSERT_EQ(port_future.wait_for(std::chrono::seconds{10}), std::future_status::ready);
+    const std::uint16_t port = port_future.get();
+
+    RawConnection first(port);  // holds the only slot: its handshake never starts
+    ASSERT_TRUE(first.connected());
+    RawConnection second(port);
+    ASSERT_TRUE(second.connected());
+    EXPECT_TRUE(second.closed_by_peer(std::chrono::seconds{5}));
+    EXPECT_FALSE(first.closed_by_peer(std::chrono::milliseconds{100}));
+
+    stop.request_stop();
+    thread.join();
+    EXPECT_TRUE(served.has_value());
 }
 
 TEST(EchoServer, GarbageIsAHandshakeError) {
