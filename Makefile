@@ -13,7 +13,7 @@ CTEST_ARGS ?=
 SOURCES = $(shell git ls-files '*.cpp' '*.hpp' 2>/dev/null || \
             find bench include src tests -name '*.cpp' -o -name '*.hpp')
 
-.PHONY: all bootstrap build build-sanitize run test test-sanitize check bench format format-check clean
+.PHONY: all bootstrap build build-sanitize run test test-sanitize check bench format format-check tidy clean
 
 all: build
 
@@ -47,8 +47,12 @@ test-sanitize: build-sanitize
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(BUILD_SAN) --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
+# clang-tidy over every translation unit of the build (.clang-tidy; warnings are errors).
+tidy: build
+	run-clang-tidy -p $(BUILD) -j $(JOBS) -quiet '$(CURDIR)/(src|tests|bench)/'
+
 # Everything CI runs.
-check: format-check test test-sanitize
+check: format-check tidy test test-sanitize
 
 bench: build
 	PQMCP_OPENSSL_ROOT=$$(scripts/bootstrap.sh --prefix) bench/run.sh $(BUILD)

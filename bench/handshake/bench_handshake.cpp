@@ -84,8 +84,8 @@ identity::Identity make_identity(SigAlg alg) {
 
 struct Setup {
     std::string name;
-    tls::ProfileId profile;
-    SigAlg server_alg;
+    tls::ProfileId profile = tls::ProfileId::pq_hybrid;
+    SigAlg server_alg = SigAlg::ml_dsa_65;
     bool browser_certificate = false;  // pq-hybrid server with an extra ECDSA P-256 cert
     bool mutual = false;
     bool tickets = false;
@@ -341,7 +341,7 @@ int main(int argc, char** argv) {
             make_fixture({"classical/X25519+Ed25519/resumed", tls::ProfileId::classical,
                           SigAlg::ed25519, false, false, true}));
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "bench_handshake: %s\n", e.what());
+        (void)std::fprintf(stderr, "bench_handshake: %s\n", e.what());
         return 1;
     }
     for (const auto& f : fixtures) {

@@ -184,7 +184,8 @@ int run_selftest() {
         std::printf("%-10s %-20s %-9s %-9s %-24s %-8llu %s%s\n", row.profile.c_str(),
                     c.group.c_str(), c.peer_signature.c_str(),
                     row.server ? row.server->peer_signature.c_str() : "?", c.cipher.c_str(),
-                    static_cast<unsigned long long>(c.bytes_sent + c.bytes_received),
+                    static_cast<unsigned long long>(c.bytes_sent) +
+                        static_cast<unsigned long long>(c.bytes_received),
                     mutual ? "verified both ways" : "NOT MUTUAL",
                     profile.classical ? "  (classical: not quantum-safe)" : "");
         if (!pq_ok || !mutual || row.client->reply != "pqmcp selftest") {

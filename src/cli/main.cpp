@@ -1,11 +1,12 @@
 #include <csignal>
+#include <exception>
 #include <iostream>
 
 #include "commands.hpp"
 
-int main(int argc, char** argv) {
-    // A peer that goes away mid-write must not kill the process.
-    std::signal(SIGPIPE, SIG_IGN);
+namespace {
+
+int run(int argc, char** argv) {
     CLI::App app{"pqmcp: post-quantum secure transport and policy gateway for MCP", "pqmcp"};
     app.require_subcommand(1);
     app.set_help_all_flag("--help-all", "Show help for every subcommand");
@@ -20,4 +21,21 @@ int main(int argc, char** argv) {
         return rc == 0 ? 0 : pqmcp::cli::k_exit_usage;
     }
     return exit_code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    // A peer that goes away mid-write must not kill the process.
+    (void)std::signal(SIGPIPE, SIG_IGN);
+    // The data plane returns errors as values; anything thrown is a bug or an
+    // out-of-memory, reported as one line instead of a terminate().
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        std::cerr << "pqmcp: internal error: " << e.what() << "\n";
+    } catch (...) {
+        std::cerr << "pqmcp: internal error\n";
+    }
+    return pqmcp::cli::k_exit_error;
 }

@@ -67,7 +67,9 @@ std::string today_utc() {
     std::tm tm{};
     gmtime_r(&now, &tm);
     char buf[16];
-    std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+    if (std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm) == 0) {
+        return "1970-01-01";  // unreachable: the format always fits
+    }
     return buf;
 }
 

@@ -23,6 +23,8 @@ class Deadline final {
     ~Deadline();
     Deadline(const Deadline&) = delete;
     Deadline& operator=(const Deadline&) = delete;
+    Deadline(Deadline&&) = delete;
+    Deadline& operator=(Deadline&&) = delete;
 
     void arm(std::chrono::milliseconds duration);
     void disarm();

@@ -121,7 +121,7 @@ Result<ClientResult> connect_once(SSL_CTX* ctx, std::string_view host, std::uint
     std::optional<Result<ClientResult>> outcome;
     asio::co_spawn(io,
                    run_client(Job{std::string(host), port, options, stream, resolver, deadline}),
-                   [&](std::exception_ptr error, Result<ClientResult> result) {
+                   [&](const std::exception_ptr& error, Result<ClientResult> result) {
                        resolve_deadline.cancel();
                        deadline.disarm();
                        if (error) {

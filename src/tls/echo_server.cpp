@@ -119,7 +119,8 @@ asio::awaitable<void> accept_loop(Server server) {
 
 }  // namespace
 
-Status run_tls_echo_server(SSL_CTX* ctx, const EchoServerOptions& options, std::stop_token stop) {
+Status run_tls_echo_server(SSL_CTX* ctx, const EchoServerOptions& options,
+                           const std::stop_token& stop) {
     if (ctx == nullptr) {
         return fail(Errc::invalid_options, "no server context");
     }
@@ -149,7 +150,7 @@ Status run_tls_echo_server(SSL_CTX* ctx, const EchoServerOptions& options, std::
     const std::stop_callback on_stop(stop, [&io] { io.stop(); });
     std::size_t active = 0;
     const Server server{options, context, acceptor, active};
-    asio::co_spawn(io, accept_loop(server), [](std::exception_ptr error) {
+    asio::co_spawn(io, accept_loop(server), [](const std::exception_ptr& error) {
         if (error) {
             std::rethrow_exception(error);  // a bug: let it surface from io.run()
         }

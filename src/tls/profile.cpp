@@ -109,7 +109,7 @@ Result<const Profile*> parse_profile(std::string_view name) {
 namespace detail {
 
 Status apply_profile(SSL_CTX* ctx, const Profile& p, Role role, bool browser_certificate) {
-    const auto openssl_fail = [](std::string what) {
+    const auto openssl_fail = [](const std::string& what) {
         return tl::unexpected<Error>(Error{make_error_code(Errc::context_failed),
                                            what + ": " + crypto::drain_openssl_errors()});
     };

@@ -28,6 +28,8 @@ class TicketKeyManager final {
     ~TicketKeyManager();
     TicketKeyManager(const TicketKeyManager&) = delete;
     TicketKeyManager& operator=(const TicketKeyManager&) = delete;
+    TicketKeyManager(TicketKeyManager&&) = delete;
+    TicketKeyManager& operator=(TicketKeyManager&&) = delete;
 
     // The SSL_CTX_set_tlsext_ticket_key_evp_cb contract: 1 ok, 2 ok but renew,
     // 0 unknown key (full handshake), -1 error.

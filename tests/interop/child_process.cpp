@@ -23,6 +23,7 @@ ChildProcess::ChildProcess(std::vector<std::string> argv) {
     }
     // Prepare everything the child needs before fork (no allocation after it).
     std::vector<char*> args;
+    args.reserve(argv.size() + 1);
     for (auto& a : argv) {
         args.push_back(a.data());
     }

@@ -25,6 +25,8 @@ class Fd final {
     }
     Fd(const Fd&) = delete;
     Fd& operator=(const Fd&) = delete;
+    Fd(Fd&&) = delete;
+    Fd& operator=(Fd&&) = delete;
     [[nodiscard]] int get() const { return fd_; }
 
   private:

@@ -35,6 +35,8 @@ class RawConnection final {
     }
     RawConnection(const RawConnection&) = delete;
     RawConnection& operator=(const RawConnection&) = delete;
+    RawConnection(RawConnection&&) = delete;
+    RawConnection& operator=(RawConnection&&) = delete;
     [[nodiscard]] bool connected() const { return connected_; }
     bool send(std::string_view data) {
         return ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL) ==

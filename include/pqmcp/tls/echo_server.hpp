@@ -44,6 +44,6 @@ struct EchoServerOptions {
 // requested (then open connections are dropped). `ctx` (non-owning) must be a
 // server context and outlive the call. Errors: listen_failed.
 [[nodiscard]] Status run_tls_echo_server(SSL_CTX* ctx, const EchoServerOptions& options,
-                                         std::stop_token stop = {});
+                                         const std::stop_token& stop = {});
 
 }  // namespace pqmcp::tls
