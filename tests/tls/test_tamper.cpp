@@ -87,7 +87,15 @@ class Tamper : public ::testing::Test {
         ASSERT_FALSE(events[0].result.has_value());
         EXPECT_EQ(events[0].result.error().code, Errc::handshake_failed)
             << events[0].result.error().message();
-        EXPECT_NE(events[0].result.error().detail.find(expect), std::string::npos)
+        // The server learns of the failure from the client's alert, but the
+        // client closes right after sending it while the server's flight is
+        // still unread; the kernel then answers with a RST, which can discard
+        // the alert before the relay reads it. The server's error is then the
+        // truncated stream: still a prompt, clear handshake failure.
+        const std::string& server_detail = events[0].result.error().detail;
+        EXPECT_TRUE(server_detail.find(expect) != std::string::npos ||
+                    server_detail.find("stream truncated") != std::string::npos ||
+                    server_detail.find("reset by peer") != std::string::npos)
             << events[0].result.error().message();
         // Not a timeout: the failure is detected, not waited out.
         EXPECT_LT(elapsed, k_handshake_timeout / 2);
