@@ -154,7 +154,6 @@ SelftestRow selftest_profile(const tls::Profile& profile) {
     }
     tls::ClientOptions copts;
     copts.payload = "pqmcp selftest";
-    copts.timeout = std::chrono::seconds(10);
     row.client = tls::connect_once(client_ctx->get(), "127.0.0.1", port.get(), copts);
     // The client has its echo (or has failed): nothing more to wait for. A
     // server still waiting for a connection that never came stops here.
@@ -286,14 +285,15 @@ int run_tls_serve(const ServeArgs& args) {
                   << (*profile)->name << " peer id " << id->id.str() << std::endl;
     };
     echo.on_handshake = [](const tls::HandshakeEvent& e) {
-        boost::json::object line;
-        line["remote"] = e.remote;
+        // HandshakeInfo::to_json() is already JSON: splice it in, escape the rest.
+        std::cout << R"({"remote":)" << boost::json::serialize(boost::json::string(e.remote));
         if (e.result) {
-            line["handshake"] = boost::json::parse(e.result->to_json());
+            std::cout << R"(,"handshake":)" << e.result->to_json();
         } else {
-            line["error"] = e.result.error().message();
+            std::cout << R"(,"error":)"
+                      << boost::json::serialize(boost::json::string(e.result.error().message()));
         }
-        std::cout << boost::json::serialize(line) << std::endl;
+        std::cout << "}" << std::endl;
     };
     auto served = tls::run_tls_echo_server(ctx->get(), echo, stop.get_token());
     waiter.request_stop();

@@ -37,6 +37,12 @@ Result<BioPtr> memory_bio(ByteView data) {
     return bio;
 }
 
+// An explicit "no passphrase" answer: with no callback, OpenSSL would prompt
+// on the terminal for an encrypted key and a server would hang there.
+int no_passphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*u*/) {
+    return -1;
+}
+
 }  // namespace
 
 Digest32 sha256(ByteView data) {
@@ -96,9 +102,6 @@ Result<PkeyPtr> load_private_key_pem(ByteView pem) {
     if (!bio) {
         return tl::unexpected(bio.error());
     }
-    // An explicit "no passphrase" callback: with none, OpenSSL would prompt on
-    // the terminal for an encrypted key and a server would hang there.
-    pem_password_cb* no_passphrase = [](char*, int, int, void*) { return -1; };
     PkeyPtr key(PEM_read_bio_PrivateKey(bio->get(), nullptr, no_passphrase, nullptr));
     if (!key) {
         return openssl_fail(Errc::invalid_key, "not a PEM private key");
@@ -111,8 +114,7 @@ Result<PkeyPtr> load_public_key_pem(ByteView pem) {
     if (!bio) {
         return tl::unexpected(bio.error());
     }
-    pem_password_cb* no_passphrase = [](char*, int, int, void*) { return -1; };
-    PkeyPtr key(PEM_read_bio_PUBKEY(bio->get(), nullptr, no_passphrase, nullptr));
+    PkeyPtr key(PEM_read_bio_PUBKEY(bio->get(), nullptr, nullptr, nullptr));
     if (!key) {
         return openssl_fail(Errc::invalid_key, "not a PEM public key");
     }

@@ -21,22 +21,24 @@ struct Server {
     std::size_t& active;  // open connections (the io_context runs on one thread)
 };
 
-// Counts a connection as open for its lifetime.
-class ActiveGuard final {
+// Gives back the slot accept_loop took for a connection when it ends. The
+// slot is taken at accept time, not here: a spawned coroutine starts later,
+// and connections accepted in between must already count.
+class ConnectionSlot final {
   public:
-    explicit ActiveGuard(std::size_t& active) : active_(active) { ++active_; }
-    ~ActiveGuard() { --active_; }
-    ActiveGuard(const ActiveGuard&) = delete;
-    ActiveGuard& operator=(const ActiveGuard&) = delete;
-    ActiveGuard(ActiveGuard&&) = delete;
-    ActiveGuard& operator=(ActiveGuard&&) = delete;
+    explicit ConnectionSlot(std::size_t& active) : active_(active) {}
+    ~ConnectionSlot() { --active_; }
+    ConnectionSlot(const ConnectionSlot&) = delete;
+    ConnectionSlot& operator=(const ConnectionSlot&) = delete;
+    ConnectionSlot(ConnectionSlot&&) = delete;
+    ConnectionSlot& operator=(ConnectionSlot&&) = delete;
 
   private:
     std::size_t& active_;
 };
 
 asio::awaitable<void> serve_connection(Server server, tcp::socket socket) {
-    const ActiveGuard counted(server.active);
+    const ConnectionSlot slot(server.active);
     constexpr auto use = asio::as_tuple(asio::use_awaitable);
     const EchoServerOptions& options = server.options;
     boost::system::error_code ignored;
@@ -111,6 +113,7 @@ asio::awaitable<void> accept_loop(Server server) {
             socket.close(ignored);
             continue;
         }
+        ++server.active;
         asio::co_spawn(executor, serve_connection(server, std::move(socket)), asio::detached);
     }
     boost::system::error_code ignored;
