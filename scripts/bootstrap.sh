@@ -17,7 +17,7 @@ CURRENT="$DEPS/openssl"          # symlink to the verified openssl-<version> pre
 SUITE_NEXT="trixie"
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git dpkg-dev perl
-  libboost1.81-all-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
+  libboost1.81-all-dev libboost-json1.81-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
   libre2-dev libsqlite3-dev libexpected-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format clang-tidy python3

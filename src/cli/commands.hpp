@@ -16,5 +16,7 @@ inline constexpr int k_exit_not_safe = 3;  // probe: the server is not quantum-s
 void add_version_command(CLI::App& app, int& exit_code);
 void add_identity_commands(CLI::App& app, int& exit_code);  // keygen, id, peers
 void add_tls_commands(CLI::App& app, int& exit_code);       // probe, selftest, tls-serve
+void add_serve_commands(CLI::App& app, int& exit_code);     // serve, demo-server
+void add_connect_command(CLI::App& app, int& exit_code);    // connect
 
 }  // namespace pqmcp::cli

@@ -2,6 +2,9 @@
 #include <exception>
 #include <iostream>
 
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
 #include "commands.hpp"
 
 namespace {
@@ -14,6 +17,8 @@ int run(int argc, char** argv) {
     pqmcp::cli::add_version_command(app, exit_code);
     pqmcp::cli::add_identity_commands(app, exit_code);
     pqmcp::cli::add_tls_commands(app, exit_code);
+    pqmcp::cli::add_serve_commands(app, exit_code);
+    pqmcp::cli::add_connect_command(app, exit_code);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -28,6 +33,10 @@ int run(int argc, char** argv) {
 int main(int argc, char** argv) {
     // A peer that goes away mid-write must not kill the process.
     (void)std::signal(SIGPIPE, SIG_IGN);
+    // Logs go to stderr: stdout belongs to ready lines, reports and, for
+    // connect and demo-server, to the MCP messages themselves.
+    spdlog::set_default_logger(spdlog::stderr_color_mt("pqmcp"));
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
     // The data plane returns errors as values; anything thrown is a bug or an
     // out-of-memory, reported as one line instead of a terminate().
     try {

@@ -121,6 +121,9 @@ Result<crypto::SslCtxPtr> make_context(const ContextOptions& options, Role role)
     }
 
     const PeerVerification& verify = options.verify;
+    if (verify.accept_unknown_peers && !server) {
+        return fail(Errc::invalid_options, "accept_unknown_peers is for servers only");
+    }
     const bool verifies = !server || verify.require_peer_certificate;
     const bool has_known = verify.known_peers != nullptr && !verify.known_peers->peers().empty();
     if (verifies && verify.pinned.empty() && !has_known && verify.ca_file.empty()) {
@@ -170,6 +173,8 @@ Result<crypto::SslCtxPtr> make_context(const ContextOptions& options, Role role)
         return fail(Errc::invalid_options,
                     "a client that trusts a CA file must name the server it expects (ca_host)");
     }
+    state->policy.accept_unknown =
+        server && verify.accept_unknown_peers && !verify.require_peer_certificate;
     if (!verify.ca_file.empty()) {
         const std::string file = verify.ca_file.string();
         if (SSL_CTX_load_verify_file(ctx.get(), file.c_str()) != 1) {
@@ -198,6 +203,9 @@ Result<crypto::SslCtxPtr> make_context(const ContextOptions& options, Role role)
         // discretion either continue the handshake without client authentication
         // or abort the handshake with a "certificate_required" alert." We abort.
         mode = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+    } else if (verify.accept_unknown_peers) {
+        // Ask, do not insist: a client without a certificate continues anonymously.
+        mode = SSL_VERIFY_PEER;
     }
     SSL_CTX_set_verify(ctx.get(), mode, nullptr);
     SSL_CTX_set_cert_verify_callback(ctx.get(), detail::cert_verify_callback, nullptr);

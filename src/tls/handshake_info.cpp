@@ -88,9 +88,16 @@ HandshakeInfo handshake_info(const SSL* ssl) {
         if (auto id = identity::PeerId::of_certificate(cert)) {
             info.peer_id = std::move(*id);
             if (const auto* state = detail::context_state(SSL_get_SSL_CTX(ssl))) {
-                if (auto it = state->policy.known.find(info.peer_id->str());
-                    it != state->policy.known.end()) {
+                const std::string& peer = info.peer_id->str();
+                if (auto it = state->policy.known.find(peer); it != state->policy.known.end()) {
                     info.peer_name = it->second;
+                }
+                if (state->policy.pinned.contains(peer) || state->policy.known.contains(peer) ||
+                    !state->policy.accept_unknown) {
+                    // Without accept_unknown only trusted peers get through.
+                    info.peer_verified = true;
+                } else if (const auto* conn = detail::find_connection_state(ssl)) {
+                    info.peer_verified = conn->ca_verified;
                 }
             }
         }
@@ -115,6 +122,7 @@ std::string HandshakeInfo::to_json() const {
     o["peer_certificate_key"] = peer_certificate_key;
     o["peer_id"] = peer_id ? boost::json::value(peer_id->str()) : boost::json::value(nullptr);
     o["peer_name"] = peer_name ? boost::json::value(*peer_name) : boost::json::value(nullptr);
+    o["peer_verified"] = peer_verified;
     o["resumed"] = resumed;
     o["quantum_safe_group"] = quantum_safe_group;
     o["bytes_sent"] = bytes_sent;

@@ -124,14 +124,29 @@ int cert_verify_callback(X509_STORE_CTX* store, void* /*arg*/) {
         X509_STORE_CTX_set_error(store, X509_V_OK);
         return 1;
     }
+    // A server that lets unknown clients in still knows them by key: the
+    // handshake's CertificateVerify proves they hold it.
+    const auto accept_unverified = [&] {
+        X509_STORE_CTX_set_error(store, X509_V_OK);
+        return 1;
+    };
     if (state->policy.has_ca) {
         if (X509_verify_cert(store) == 1) {
+            if (conn != nullptr) {
+                conn->ca_verified = true;
+            }
             return 1;
+        }
+        if (state->policy.accept_unknown) {
+            return accept_unverified();
         }
         const int err = X509_STORE_CTX_get_error(store);
         return reject(err == X509_V_OK ? X509_V_ERR_CERT_UNTRUSTED : err,
                       "peer " + peer + " is not pinned and its certificate does not verify " +
                           "against the CA file: " + X509_verify_cert_error_string(err));
+    }
+    if (state->policy.accept_unknown) {
+        return accept_unverified();
     }
     return reject(X509_V_ERR_CERT_UNTRUSTED,
                   "peer " + peer + " is not pinned (and not in known_peers)");

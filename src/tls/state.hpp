@@ -20,6 +20,7 @@ struct VerifyPolicy {
     std::set<std::string> pinned;              // peer id strings
     std::map<std::string, std::string> known;  // peer id -> name (known_peers)
     bool has_ca = false;
+    bool accept_unknown = false;  // server: any client key is let in, marked unverified
 };
 
 // Owned by the SSL_CTX (freed with it).
@@ -32,6 +33,7 @@ struct ContextState {
 // Owned by the SSL (freed with it); created on first use.
 struct ConnectionState {
     std::string verify_failure;
+    bool ca_verified = false;  // the peer's chain verified against the CA file
     std::string alert_sent;
     std::string alert_received;
 };

@@ -41,6 +41,11 @@ struct PeerVerification {
     // (mutual TLS). When false the server does not ask for one. A client
     // always verifies the server.
     bool require_peer_certificate = true;
+    // Server, without require_peer_certificate: ask for a client certificate
+    // anyway and accept one that is neither pinned, known nor CA-verified. Its
+    // holder proved possession of the key (CertificateVerify), so the peer id
+    // names it, but nobody vouched for it: HandshakeInfo::peer_verified is false.
+    bool accept_unknown_peers = false;
     std::vector<identity::PeerId> pinned;
     // Optional (non-owning, read during the call only): its ids and names are copied.
     const identity::KnownPeers* known_peers = nullptr;

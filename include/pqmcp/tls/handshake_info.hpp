@@ -20,6 +20,10 @@ struct HandshakeInfo {
     std::string peer_certificate_key;  // "ML-DSA-65", "EC P-256", "RSA-3072", "Ed25519"
     std::optional<identity::PeerId> peer_id;  // of the peer certificate, if it sent one
     std::optional<std::string> peer_name;     // from known_peers, if listed there
+    // The peer's id is pinned, in known_peers or CA-verified. False for a
+    // client a server let in without vouching for it (accept_unknown_peers);
+    // also false for such a client's CA-verified identity after resumption.
+    bool peer_verified = false;
     bool resumed = false;
     bool quantum_safe_group = false;  // the group includes ML-KEM
     // Bytes on the wire during the handshake as seen by this end's BIOs
@@ -29,7 +33,7 @@ struct HandshakeInfo {
     std::uint64_t bytes_received = 0;
 
     // {"protocol":..,"cipher":..,"group":..,"peer_signature":..,"own_signature":..,
-    //  "peer_certificate_key":..,"peer_id":..|null,"peer_name":..|null,"resumed":..,
+    //  "peer_certificate_key":..,"peer_id":..|null,"peer_name":..|null,"peer_verified":..,"resumed":..,
     //  "quantum_safe_group":..,"bytes_sent":..,"bytes_received":..}
     [[nodiscard]] std::string to_json() const;
 };

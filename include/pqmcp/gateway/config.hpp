@@ -1,0 +1,110 @@
+// The gateway's configuration: one YAML file (`pqmcp serve --config FILE`),
+// every option also a flag; flags win. Documented in docs/gateway.md.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "pqmcp/core/error.hpp"
+#include "pqmcp/mcp/jsonrpc.hpp"
+#include "pqmcp/transport/http_server.hpp"
+
+namespace pqmcp::gateway {
+
+enum class Errc {
+    invalid_config = 1,  // a configuration file or flag is wrong (detail: where and why)
+    startup_failed,      // identity, TLS context, listener or an upstream could not start
+};
+
+const std::error_category& gateway_category() noexcept;
+inline std::error_code make_error_code(Errc e) noexcept {
+    return {static_cast<int>(e), gateway_category()};
+}
+
+enum class UpstreamKind { stdio, http, demo };
+
+struct UpstreamConfig {
+    std::string name;  // [A-Za-z0-9_-]{1,64}; also the default namespace prefix
+    UpstreamKind kind = UpstreamKind::stdio;
+
+    // stdio: the server command, run as a child process.
+    std::string command;
+    std::vector<std::string> args;
+    std::vector<std::pair<std::string, std::string>> env;
+    std::filesystem::path cwd;
+    bool shared = false;  // one child for every session (default: one per session)
+
+    // http: a Streamable HTTP server.
+    std::string url;
+    std::string profile = "pq-hybrid";  // https only: the TLS profile towards it
+    std::vector<std::string> pins;      // https: pinned peer ids of the server
+    std::filesystem::path ca;           // https: CA file for a server that is not pinned
+    std::vector<std::pair<std::string, std::string>> headers;  // sent with every request
+};
+
+struct Timeouts {
+    transport::HttpServerTimeouts http{};
+    // An upstream request with no response (and no progress) for this long fails.
+    std::chrono::milliseconds upstream_request{120'000};
+    // Starting an upstream: spawn (or connect) and its initialize.
+    std::chrono::milliseconds upstream_start{30'000};
+    // A per-session child with nothing pending for this long is stopped (it is
+    // started again, and initialized again, when the session next needs it).
+    std::chrono::milliseconds child_idle{10 * 60'000};
+};
+
+struct Limits {
+    transport::HttpServerLimits http{};
+    mcp::Limits message{};
+    std::size_t max_children = 64;           // stdio upstream processes at once
+    std::size_t max_pending_requests = 256;  // per session, towards upstreams
+};
+
+struct GatewayConfig {
+    std::string listen = "127.0.0.1:8443";  // HOST:PORT ([v6]:PORT), numeric host
+    std::filesystem::path identity;         // created with a new ML-DSA identity if missing
+    std::string profile = "pq-hybrid";
+    bool require_client_identity = false;
+    std::filesystem::path known_peers;
+    std::filesystem::path ca;
+    std::vector<std::string> allowed_origins;  // in addition to the gateway's own
+    std::string log_level = "info";
+    bool namespacing = true;  // prefix tool and prompt names with "<upstream><separator>"
+    std::string separator = "__";
+    std::vector<UpstreamConfig> upstreams;
+    Timeouts timeouts{};
+    Limits limits{};
+
+    [[nodiscard]] std::string listen_host() const;
+    [[nodiscard]] std::uint16_t listen_port() const;
+};
+
+// Reads a YAML configuration file. Errors: invalid_config naming the file,
+// line and key ("gateway.yaml:12: timeouts.session_idle: ...").
+[[nodiscard]] Result<GatewayConfig> load_config(const std::filesystem::path& file);
+[[nodiscard]] Result<GatewayConfig> parse_config(std::string_view yaml,
+                                                 std::string_view source = "config");
+
+// "--upstream NAME=stdio:COMMAND ARGS...", "--upstream NAME=https://..." and
+// "NAME=http://...". Arguments are split on spaces; single and double quotes group.
+[[nodiscard]] Result<UpstreamConfig> parse_upstream_flag(std::string_view text);
+
+// "30s", "500ms", "10m", "2h", or a plain number of seconds.
+[[nodiscard]] Result<std::chrono::milliseconds> parse_duration(std::string_view text);
+
+// Checks the whole configuration (names unique and valid, listen address,
+// profile names, namespacing possible, paths given). Errors: invalid_config.
+[[nodiscard]] Status validate(const GatewayConfig& config);
+
+}  // namespace pqmcp::gateway
+
+template <>
+struct std::is_error_code_enum<pqmcp::gateway::Errc> : std::true_type {};

@@ -1,0 +1,61 @@
+// The gateway behind `pqmcp serve`: the PQ TLS listener with MCP Streamable
+// HTTP at /mcp, in front of the configured upstreams. Single-threaded: every
+// session, upstream and timer runs on the gateway's own io_context.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pqmcp/core/error.hpp"
+#include "pqmcp/gateway/config.hpp"
+
+namespace pqmcp::gateway {
+
+struct GatewayInfo {
+    std::string url;  // https://127.0.0.1:8443/mcp
+    std::uint16_t port = 0;
+    std::string peer_id;            // the gateway's own (pq1...)
+    bool identity_created = false;  // a new identity was made at start
+    std::string profile;
+    std::vector<std::string> upstreams;
+};
+
+struct GatewayStats {
+    std::size_t sessions = 0;
+    std::size_t connections = 0;
+    std::size_t children = 0;
+};
+
+class Gateway final {
+  public:
+    // Validates the configuration, loads (or creates) the identity, builds the
+    // TLS contexts and binds the listener. Errors: invalid_config, startup_failed.
+    [[nodiscard]] static Result<std::unique_ptr<Gateway>> create(GatewayConfig config,
+                                                                 std::string version);
+    ~Gateway();
+    Gateway(const Gateway&) = delete;
+    Gateway& operator=(const Gateway&) = delete;
+    Gateway(Gateway&&) = delete;
+    Gateway& operator=(Gateway&&) = delete;
+
+    [[nodiscard]] const GatewayInfo& info() const noexcept;
+
+    // Serves until shutdown() (or, with `handle_signals`, SIGINT/SIGTERM), then
+    // ends every session, stops every upstream process and returns once they
+    // are reaped (or after their grace periods).
+    void run(bool handle_signals);
+    // Thread-safe: asks run() to finish.
+    void shutdown();
+    // Thread-safe snapshot (taken on the gateway's thread).
+    [[nodiscard]] GatewayStats stats();
+
+    struct Impl;
+
+  private:
+    explicit Gateway(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pqmcp::gateway

@@ -1,0 +1,60 @@
+// MCP protocol versions and the names of the methods pqmcp routes on.
+#pragma once
+
+#include <array>
+#include <string_view>
+
+namespace pqmcp::mcp {
+
+// Every version pqmcp speaks, newest first.
+inline constexpr std::array<std::string_view, 4> k_protocol_versions = {"2025-11-25", "2025-06-18",
+                                                                        "2025-03-26", "2024-11-05"};
+inline constexpr std::string_view k_latest_version = k_protocol_versions.front();
+// Streamable HTTP: "If the server does not receive an MCP-Protocol-Version
+// header, and has no other way to identify the version ... the server SHOULD
+// assume protocol version 2025-03-26."
+inline constexpr std::string_view k_default_http_version = "2025-03-26";
+
+[[nodiscard]] bool is_supported_version(std::string_view version) noexcept;
+
+// Lifecycle, "Version Negotiation": "If the server supports the requested
+// protocol version, it MUST respond with the same version. Otherwise, the
+// server MUST respond with another protocol version it supports. This SHOULD
+// be the latest version supported by the server."
+[[nodiscard]] std::string_view negotiate_version(std::string_view requested) noexcept;
+
+// JSON-RPC batches exist in 2024-11-05 and 2025-03-26 and were removed in 2025-06-18.
+[[nodiscard]] bool allows_batches(std::string_view version) noexcept;
+// The server primes an SSE stream with an empty event (2025-11-25 and later).
+[[nodiscard]] bool primes_sse_streams(std::string_view version) noexcept;
+
+namespace method {
+inline constexpr std::string_view initialize = "initialize";
+inline constexpr std::string_view ping = "ping";
+inline constexpr std::string_view tools_list = "tools/list";
+inline constexpr std::string_view tools_call = "tools/call";
+inline constexpr std::string_view prompts_list = "prompts/list";
+inline constexpr std::string_view prompts_get = "prompts/get";
+inline constexpr std::string_view resources_list = "resources/list";
+inline constexpr std::string_view resources_templates_list = "resources/templates/list";
+inline constexpr std::string_view resources_read = "resources/read";
+inline constexpr std::string_view resources_subscribe = "resources/subscribe";
+inline constexpr std::string_view resources_unsubscribe = "resources/unsubscribe";
+inline constexpr std::string_view completion_complete = "completion/complete";
+inline constexpr std::string_view logging_set_level = "logging/setLevel";
+inline constexpr std::string_view sampling_create_message = "sampling/createMessage";
+inline constexpr std::string_view elicitation_create = "elicitation/create";
+inline constexpr std::string_view roots_list = "roots/list";
+
+inline constexpr std::string_view initialized = "notifications/initialized";
+inline constexpr std::string_view cancelled = "notifications/cancelled";
+inline constexpr std::string_view progress = "notifications/progress";
+inline constexpr std::string_view message = "notifications/message";
+inline constexpr std::string_view tools_list_changed = "notifications/tools/list_changed";
+inline constexpr std::string_view prompts_list_changed = "notifications/prompts/list_changed";
+inline constexpr std::string_view resources_list_changed = "notifications/resources/list_changed";
+inline constexpr std::string_view resources_updated = "notifications/resources/updated";
+inline constexpr std::string_view roots_list_changed = "notifications/roots/list_changed";
+}  // namespace method
+
+}  // namespace pqmcp::mcp

@@ -1,0 +1,94 @@
+// The MCP Streamable HTTP transport, client side: what `pqmcp connect` speaks
+// to the gateway, and what the gateway speaks to an HTTP upstream.
+//
+// Each message is POSTed on a pooled keep-alive connection (plain HTTP or TLS
+// with the caller's context: pinning and the PQ profile come with it); JSON
+// and SSE responses are both read; the GET stream for server-initiated
+// messages is opened after `notifications/initialized` and reopened with
+// Last-Event-ID when it drops; a POST stream cut before its response arrived
+// is resumed the same way; a session the server forgot (404) is initialized
+// again with the client's own initialize request and the message resent.
+// Everything runs on the executor given at construction.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <openssl/ssl.h>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/json/object.hpp>
+
+#include "pqmcp/core/error.hpp"
+#include "pqmcp/mcp/jsonrpc.hpp"
+#include "pqmcp/tls/handshake_info.hpp"
+#include "pqmcp/transport/errors.hpp"
+#include "pqmcp/transport/http_util.hpp"
+
+namespace pqmcp::transport {
+
+struct HttpClientOptions {
+    Url url;
+    // Required for https: a client context (tls::make_client_context); shared,
+    // must outlive the client. Ignored for http.
+    SSL_CTX* tls = nullptr;
+    std::string server_name;  // SNI; empty: the URL's host when it is a name
+    std::chrono::milliseconds connect_timeout{10'000};  // TCP connect and TLS handshake
+    // Silence on a response (no byte, not even an SSE comment) before the
+    // request fails with a timeout.
+    std::chrono::milliseconds response_timeout{120'000};
+    std::chrono::milliseconds write_timeout{30'000};
+    std::size_t max_connections = 16;  // concurrent requests beyond wait for one
+    mcp::Limits message_limits{};
+    std::vector<std::pair<std::string, std::string>> headers;  // added to every request
+    bool listen = true;               // open the GET stream after initialization
+    bool reinitialize = true;         // on 404, start a new session and resend
+    std::size_t resume_attempts = 3;  // GET Last-Event-ID retries for a cut POST stream
+    std::chrono::milliseconds reconnect_max{30'000};  // GET stream back-off ceiling
+};
+
+struct HttpClientCallbacks {
+    // Every message the server sends (responses, its requests, notifications).
+    std::function<void(mcp::Message)> on_message;
+    // `message` could not be delivered, or its request got no response: the
+    // error says why (connect_failed with the TLS reason, timeout, http_status
+    // with the status and the server's text, session_expired, ...). When the
+    // server answered with a JSON-RPC error body, `server_error` holds it.
+    std::function<void(const boost::json::object& message, const Error& error,
+                       const boost::json::object* server_error)>
+        on_failure;
+    // After every TLS handshake (first connection and reconnections).
+    std::function<void(const tls::HandshakeInfo& info)> on_connected;
+};
+
+class McpHttpClient final {
+  public:
+    McpHttpClient(const boost::asio::any_io_executor& executor, HttpClientOptions options,
+                  HttpClientCallbacks callbacks);
+    // Callbacks stop; open connections are closed (no DELETE: use close()).
+    ~McpHttpClient();
+    McpHttpClient(const McpHttpClient&) = delete;
+    McpHttpClient& operator=(const McpHttpClient&) = delete;
+    McpHttpClient(McpHttpClient&&) = delete;
+    McpHttpClient& operator=(McpHttpClient&&) = delete;
+
+    // Sends one message (a request, notification or response) to the server.
+    void send(boost::json::object message);
+    // Ends the session (DELETE, bounded by the write timeout) and stops the GET
+    // stream; `done` runs when finished. Pending requests fail with `closed`.
+    void close(std::function<void()> done = {});
+
+    [[nodiscard]] const std::string& session_id() const noexcept;
+    [[nodiscard]] const std::string& protocol_version() const noexcept;
+
+    struct Impl;
+
+  private:
+    std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace pqmcp::transport

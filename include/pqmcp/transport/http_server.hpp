@@ -1,0 +1,154 @@
+// The MCP Streamable HTTP transport, server side (specification 2025-11-25,
+// "Transports"), over the PQ TLS listener: POST with JSON or SSE responses,
+// GET for the server-to-client stream, DELETE to end a session, session ids
+// from the CSPRNG, protocol-version, Accept and Origin checks, resumable SSE
+// streams with bounded replay buffers, limits and timeouts on everything.
+//
+// What a session does with the messages is not this layer's business: the
+// owner supplies a SessionHandler per MCP session (the gateway). Everything
+// runs on the io_context the server is given; handlers are called on it.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <openssl/ssl.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/json/object.hpp>
+
+#include "pqmcp/core/error.hpp"
+#include "pqmcp/mcp/jsonrpc.hpp"
+#include "pqmcp/tls/handshake_info.hpp"
+#include "pqmcp/transport/errors.hpp"
+
+namespace pqmcp::transport {
+
+// A stream within a session: where a request's response (and the messages
+// related to it) go. k_standalone_stream is the GET stream.
+using StreamId = std::uint64_t;
+inline constexpr StreamId k_standalone_stream = 0;
+
+// Who is on the other end of the connection a message arrived on.
+struct PeerInfo {
+    std::string remote;            // "127.0.0.1:50412"
+    tls::HandshakeInfo handshake;  // peer_id empty: the client sent no certificate
+};
+
+// The transport's side of one MCP session, as the handler sees it.
+class ServerSession {
+  public:
+    virtual ~ServerSession() = default;
+    [[nodiscard]] virtual const std::string& id() const noexcept = 0;
+    [[nodiscard]] virtual const PeerInfo& peer() const noexcept = 0;
+    // The protocol version negotiated at initialize ("" before).
+    [[nodiscard]] virtual const std::string& protocol_version() const noexcept = 0;
+    // Queues a message for the client on `stream`. A response to a request of
+    // that stream counts towards finishing it. Messages for a stream that no
+    // longer exists are dropped (false).
+    virtual bool send(StreamId stream, boost::json::object message) = 0;
+    // Ends the session from the server side (the client gets 404 afterwards).
+    virtual void close(std::string_view reason) = 0;
+};
+
+class SessionHandler {
+  public:
+    virtual ~SessionHandler() = default;
+    // A message from the client. For a request, `stream` is where its response
+    // belongs (send it with ServerSession::send); for notifications and
+    // responses it is the stream of their POST, which needs nothing back.
+    virtual void on_message(mcp::Message message, StreamId stream) = 0;
+    // The session is over (DELETE, expiry, close(), shutdown); no calls follow.
+    virtual void on_closed(std::string_view reason) = 0;
+};
+
+struct HttpServerLimits {
+    std::size_t max_header_bytes = 16U << 10U;  // request line and headers: 431 beyond
+    std::size_t max_body_bytes = 4U << 20U;     // 413 beyond
+    std::size_t max_connections = 1'024;        // more are closed at accept
+    std::size_t max_sessions = 1'000;           // initialize beyond: 503
+    std::size_t max_streams_per_session = 32;   // open SSE/POST streams: 429 beyond
+    std::size_t replay_events = 256;            // per stream, kept for Last-Event-ID
+    std::size_t replay_bytes = 4U << 20U;       // per stream
+};
+
+struct HttpServerTimeouts {
+    std::chrono::milliseconds handshake{10'000};
+    // A whole request (headers and body) from its first byte: 408 after.
+    std::chrono::milliseconds read{30'000};
+    // Keep-alive: an idle connection between requests is closed after this.
+    std::chrono::milliseconds idle{60'000};
+    std::chrono::milliseconds write{30'000};  // each write
+    // An SSE comment this often on a stream with nothing to say; a request
+    // with no answer after this long switches from JSON to SSE.
+    std::chrono::milliseconds keepalive{15'000};
+    // A session with no request and no open stream for this long ends.
+    std::chrono::milliseconds session_idle{30 * 60'000};
+};
+
+struct HttpServerOptions {
+    std::string host = "127.0.0.1";  // numeric address
+    std::uint16_t port = 0;          // 0: ephemeral (see on_ready)
+    std::string path = "/mcp";
+    HttpServerLimits limits{};
+    HttpServerTimeouts timeouts{};
+    mcp::Limits message_limits{};
+    // Origins allowed in an Origin header ("*" for any); a request without
+    // one is not from a browser and passes.
+    std::vector<std::string> allowed_origins;
+    // SSE `retry` advice to clients, in ms (sent with the priming event).
+    std::uint64_t retry_ms = 1'000;
+
+    // An initialize request without a session id: make the new session's
+    // handler (it then receives the initialize message). An error refuses the
+    // session: the client gets a JSON-RPC error with its code.
+    std::function<Result<std::unique_ptr<SessionHandler>>(ServerSession&)> open_session;
+    // Every handshake attempt, successful or not (logs, audit, metrics).
+    std::function<void(const std::string& remote, const Result<tls::HandshakeInfo>&)> on_handshake;
+    // Extra routes on the same listener (the dashboard, later): return a
+    // response (status, content type, body) for a GET of `target`, or nullopt.
+    struct Page {
+        unsigned status = 200;
+        std::string content_type;
+        std::string body;
+    };
+    std::function<std::optional<Page>(std::string_view target, const PeerInfo&)> get_page;
+};
+
+struct HttpServerStats {
+    std::size_t connections = 0;
+    std::size_t sessions = 0;
+    std::size_t streams = 0;  // attached (open) streams
+};
+
+// The listener. Construct, then start(); everything runs on `io`.
+class HttpServer final {
+  public:
+    // `ctx`: a server context (tls::make_server_context); shared, must outlive the server.
+    HttpServer(boost::asio::io_context& io, SSL_CTX* ctx, HttpServerOptions options);
+    ~HttpServer();
+    HttpServer(const HttpServer&) = delete;
+    HttpServer& operator=(const HttpServer&) = delete;
+    HttpServer(HttpServer&&) = delete;
+    HttpServer& operator=(HttpServer&&) = delete;
+
+    // Binds and starts accepting; returns the bound port. Errors: listen_failed.
+    [[nodiscard]] Result<std::uint16_t> start();
+    // Stops accepting, ends every session (handlers get on_closed) and closes
+    // every connection. Idempotent.
+    void stop();
+    [[nodiscard]] HttpServerStats stats() const;
+
+    struct Impl;
+
+  private:
+    std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace pqmcp::transport

@@ -1,0 +1,53 @@
+// Small HTTP helpers without Beast: URLs, Accept negotiation, Origin checks.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pqmcp/core/error.hpp"
+#include "pqmcp/transport/errors.hpp"
+
+namespace pqmcp::transport {
+
+struct Url {
+    bool tls = false;        // https
+    std::string host;        // without brackets for IPv6
+    std::uint16_t port = 0;  // explicit or the scheme's default
+    std::string target;      // path and query, at least "/"
+
+    // "https://host:port/path" (brackets around an IPv6 host).
+    [[nodiscard]] std::string str() const;
+    // "host:port" as used in a Host header.
+    [[nodiscard]] std::string authority() const;
+};
+
+// http:// and https:// only; no user info, no fragment. Errors: invalid_url.
+[[nodiscard]] Result<Url> parse_url(std::string_view text);
+
+// RFC 9110 section 12.5.1: does `accept` admit `media_type` ("application/json")?
+// Wildcards ("*/*", "application/*") match; a range with q=0 excludes. An
+// absent header (empty) admits everything.
+[[nodiscard]] bool accepts(std::string_view accept, std::string_view media_type);
+
+// The Origin allow-list: exact origins ("https://app.example:8443") compared
+// after lower-casing scheme and host and dropping a default port, or "*".
+class OriginPolicy final {
+  public:
+    OriginPolicy() = default;
+    explicit OriginPolicy(const std::vector<std::string>& allowed);
+
+    // True when the request carries no Origin header (not a browser) or an allowed one.
+    [[nodiscard]] bool allows(std::string_view origin_header) const;
+    [[nodiscard]] const std::vector<std::string>& allowed() const noexcept { return allowed_; }
+
+  private:
+    std::vector<std::string> allowed_;  // normalised
+    bool any_ = false;
+};
+
+// "https://Host:443" -> "https://host"; empty if the text is not an origin.
+[[nodiscard]] std::string normalize_origin(std::string_view origin);
+
+}  // namespace pqmcp::transport

@@ -1,0 +1,313 @@
+// `pqmcp connect`: an MCP server on stdio for a local client, forwarding
+// everything to a gateway over Streamable HTTP on PQ TLS.
+#include <unistd.h>
+
+#include <condition_variable>
+#include <deque>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json/array.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "commands.hpp"
+#include "paths.hpp"
+#include "pqmcp/gateway/config.hpp"
+#include "pqmcp/identity/identity.hpp"
+#include "pqmcp/identity/known_peers.hpp"
+#include "pqmcp/mcp/jsonrpc.hpp"
+#include "pqmcp/tls/context.hpp"
+#include "pqmcp/tls/profile.hpp"
+#include "pqmcp/transport/http_client.hpp"
+#include "pqmcp/transport/line_io.hpp"
+
+namespace pqmcp::cli {
+namespace {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+struct ConnectArgs {
+    std::string url;
+    std::string identity;
+    std::vector<std::string> pins;
+    std::string known_peers;
+    std::string ca;
+    std::string profile = "pq-hybrid";
+    std::string timeout = "120s";
+    std::size_t max_message_bytes = 4U << 20U;
+    std::string log_level = "warn";
+    std::string print_config;
+};
+
+// Lines to stdout from a thread of their own, so a client slow to read never
+// stalls the network side.
+class StdoutWriter final {
+  public:
+    StdoutWriter() : thread_([this] { loop(); }) {}
+    ~StdoutWriter() {
+        {
+            const std::lock_guard lock(mutex_);
+            done_ = true;
+        }
+        ready_.notify_one();
+        thread_.join();
+    }
+    StdoutWriter(const StdoutWriter&) = delete;
+    StdoutWriter& operator=(const StdoutWriter&) = delete;
+    StdoutWriter(StdoutWriter&&) = delete;
+    StdoutWriter& operator=(StdoutWriter&&) = delete;
+
+    void write(std::string line) {
+        {
+            const std::lock_guard lock(mutex_);
+            lines_.push_back(std::move(line));
+        }
+        ready_.notify_one();
+    }
+
+  private:
+    void loop() {
+        std::unique_lock lock(mutex_);
+        for (;;) {
+            ready_.wait(lock, [this] { return done_ || !lines_.empty(); });
+            while (!lines_.empty()) {
+                std::string line = std::move(lines_.front());
+                lines_.pop_front();
+                lock.unlock();
+                const bool ok = transport::write_line(STDOUT_FILENO, line).has_value();
+                lock.lock();
+                if (!ok) {
+                    lines_.clear();  // the client is gone
+                }
+            }
+            if (done_) {
+                return;
+            }
+        }
+    }
+
+    std::mutex mutex_;
+    std::condition_variable ready_;
+    std::deque<std::string> lines_;
+    bool done_ = false;
+    std::thread thread_;
+};
+
+int print_config(const ConnectArgs& a) {
+    json::array argv{"connect", a.url, "--identity",
+                     std::filesystem::absolute(a.identity).lexically_normal().string()};
+    for (const auto& pin : a.pins) {
+        argv.push_back("--pin");
+        argv.push_back(json::value(pin));
+    }
+    if (!a.known_peers.empty()) {
+        argv.push_back("--known-peers");
+        argv.push_back(json::value(std::filesystem::absolute(a.known_peers).string()));
+    }
+    if (!a.ca.empty()) {
+        argv.push_back("--ca");
+        argv.push_back(json::value(std::filesystem::absolute(a.ca).string()));
+    }
+    if (a.profile != "pq-hybrid") {
+        argv.push_back("--profile");
+        argv.push_back(json::value(a.profile));
+    }
+    const json::object server{{"command", self_executable()}, {"args", std::move(argv)}};
+    const json::object config{{"mcpServers", json::object{{a.print_config, server}}}};
+    std::cout << json::serialize(config) << "\n";
+    return k_exit_ok;
+}
+
+int run_connect(ConnectArgs a) {
+    const auto usage = [](const std::string& what) {
+        std::cerr << "pqmcp connect: " << what << "\n";
+        return k_exit_usage;
+    };
+    auto url = transport::parse_url(a.url);
+    if (!url) {
+        return usage(url.error().detail);
+    }
+    if (!url->tls) {
+        return usage("the gateway URL must be https:// (pqmcp speaks only PQ TLS to a gateway)");
+    }
+    auto profile = tls::parse_profile(a.profile);
+    if (!profile) {
+        return usage(profile.error().detail);
+    }
+    if (a.identity.empty()) {
+        a.identity = default_identity_dir("client").string();
+    }
+    if (a.pins.empty() && a.known_peers.empty() && a.ca.empty()) {
+        return usage(
+            "say how to trust the gateway: --pin PEER_ID, --known-peers FILE or --ca FILE");
+    }
+    if (!a.print_config.empty()) {
+        return print_config(a);
+    }
+    const auto timeout = gateway::parse_duration(a.timeout);
+    if (!timeout) {
+        return usage("--timeout: " + timeout.error().detail);
+    }
+    spdlog::set_level(spdlog::level::from_str(a.log_level));
+
+    std::error_code ec;
+    const bool existed =
+        std::filesystem::exists(std::filesystem::path(a.identity) / identity::k_key_file, ec);
+    identity::KeygenOptions keygen;
+    keygen.algorithm = (*profile)->identity_algorithms.front();
+    auto own = identity::load_or_create(a.identity, keygen);
+    if (!own) {
+        std::cerr << "pqmcp connect: identity " << a.identity << ": " << own.error().message()
+                  << "\n";
+        return k_exit_error;
+    }
+    if (!existed) {
+        std::cerr
+            << "pqmcp connect: created identity " << own->id.str() << " in " << a.identity
+            << " (a gateway with --require-client-identity must list it in its known_peers)\n";
+    }
+    std::optional<identity::KnownPeers> known;
+    if (!a.known_peers.empty()) {
+        auto loaded = identity::KnownPeers::load(a.known_peers);
+        if (!loaded) {
+            std::cerr << "pqmcp connect: " << loaded.error().message() << "\n";
+            return k_exit_error;
+        }
+        known = std::move(*loaded);
+    }
+    tls::ContextOptions options;
+    options.profile = (*profile)->id;
+    options.identity = &*own;
+    for (const auto& pin : a.pins) {
+        auto id = identity::PeerId::parse(pin);
+        if (!id) {
+            return usage("--pin " + pin + ": " + id.error().detail);
+        }
+        options.verify.pinned.push_back(*id);
+    }
+    options.verify.known_peers = known ? &*known : nullptr;
+    options.verify.ca_file = a.ca;
+    if (!a.ca.empty()) {
+        options.verify.ca_host = url->host;
+    }
+    auto ctx = tls::make_client_context(options);
+    if (!ctx) {
+        std::cerr << "pqmcp connect: " << ctx.error().message() << "\n";
+        return k_exit_error;
+    }
+
+    asio::io_context io(1);
+    auto guard = asio::make_work_guard(io);
+    StdoutWriter out;
+    mcp::Limits limits;
+    limits.max_message_bytes = a.max_message_bytes;
+
+    transport::HttpClientOptions http;
+    http.url = *url;
+    http.tls = ctx->get();
+    http.response_timeout = *timeout;
+    http.connect_timeout = std::min(*timeout, std::chrono::milliseconds{10'000});
+    http.message_limits = limits;
+    transport::HttpClientCallbacks callbacks;
+    callbacks.on_message = [&out](mcp::Message m) { out.write(mcp::serialize(m.body)); };
+    callbacks.on_failure = [&out, &a](const json::object& message, const Error& error,
+                                      const json::object* server_error) {
+        std::cerr << "pqmcp connect: " << a.url << ": " << error.message() << "\n";
+        const auto* id = message.if_contains("id");
+        if (id == nullptr || !message.contains("method")) {
+            return;  // a notification or a response: nobody waits for an answer
+        }
+        if (server_error != nullptr) {
+            json::object reply = *server_error;
+            reply["id"] = *id;
+            out.write(mcp::serialize(reply));
+            return;
+        }
+        const int code = error.code == transport::Errc::timeout ? mcp::code::upstream_timeout
+                                                                : mcp::code::gateway_unreachable;
+        out.write(mcp::serialize(
+            mcp::make_error(*id, code, "pqmcp connect: " + a.url + ": " + error.message())));
+    };
+    bool announced = false;
+    callbacks.on_connected = [&announced, &a](const tls::HandshakeInfo& info) {
+        if (!announced) {
+            announced = true;
+            spdlog::info("connected to {}: {} {} {}, gateway {}", a.url, info.protocol, info.group,
+                         info.peer_signature, info.peer_id ? info.peer_id->str() : "?");
+        }
+    };
+    transport::McpHttpClient client(io.get_executor(), http, std::move(callbacks));
+
+    // stdin on a thread of its own (it may be a pipe, a file or a terminal).
+    std::thread reader([&] {
+        transport::LineReader lines(STDIN_FILENO, limits.max_message_bytes);
+        while (auto line = lines.next()) {
+            asio::post(io, [&, l = std::move(*line)]() mutable {
+                if (!l) {
+                    out.write(mcp::serialize(mcp::make_error(
+                        Error{make_error_code(mcp::Errc::too_large), l.error().detail})));
+                    return;
+                }
+                auto parsed = mcp::parse(*l, limits);
+                if (!parsed) {
+                    out.write(mcp::serialize(mcp::make_error(parsed.error())));
+                    return;
+                }
+                for (auto& item : parsed->items) {
+                    if (!item) {
+                        out.write(mcp::serialize(mcp::make_error(item.error())));
+                    } else {
+                        client.send(std::move(item->body));
+                    }
+                }
+            });
+        }
+        // End of input: the client is done. End the session, then exit.
+        asio::post(io, [&] {
+            auto stop = std::make_shared<asio::steady_timer>(io, std::chrono::seconds{3});
+            stop->async_wait([&io, stop](const boost::system::error_code&) { io.stop(); });
+            client.close([&io] { io.stop(); });
+        });
+    });
+    io.run();
+    // stdin has ended (io.stop() is only called after that); the reader is done.
+    reader.join();
+    return k_exit_ok;
+}
+
+}  // namespace
+
+void add_connect_command(CLI::App& app, int& exit_code) {
+    auto args = std::make_shared<ConnectArgs>();
+    CLI::App* cmd = app.add_subcommand(
+        "connect", "Serve MCP on stdio for a local client and forward it to a gateway over PQ TLS");
+    cmd->add_option("url", args->url, "the gateway's MCP endpoint, https://HOST:PORT/mcp")
+        ->required();
+    cmd->add_option("--identity", args->identity,
+                    "this client's identity directory, created if missing "
+                    "(default ~/.config/pqmcp/client)");
+    cmd->add_option("--pin", args->pins, "the gateway's peer id (repeatable)");
+    cmd->add_option("--known-peers", args->known_peers, "known_peers file listing the gateway")
+        ->check(CLI::ExistingFile);
+    cmd->add_option("--ca", args->ca, "CA certificates (PEM) that vouch for the gateway")
+        ->check(CLI::ExistingFile);
+    cmd->add_option("--profile", args->profile, "security profile (default pq-hybrid)");
+    cmd->add_option(
+        "--timeout", args->timeout,
+        "fail a request after this long without a byte from the gateway (default 120s)");
+    cmd->add_option("--max-message-bytes", args->max_message_bytes,
+                    "largest JSON-RPC message (default 4 MiB)");
+    cmd->add_option("--log-level", args->log_level, "stderr log level (default warn)");
+    cmd->add_option("--print-config", args->print_config,
+                    "print the mcpServers JSON for a desktop client under NAME, and exit");
+    cmd->callback([args, &exit_code] { exit_code = run_connect(*args); });
+}
+
+}  // namespace pqmcp::cli

@@ -1,0 +1,212 @@
+// `pqmcp serve` (the gateway) and `pqmcp demo-server` (the demo MCP server on stdio).
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+
+#include <spdlog/spdlog.h>
+
+#include "commands.hpp"
+#include "paths.hpp"
+#include "pqmcp/demo/demo_server.hpp"
+#include "pqmcp/gateway/config.hpp"
+#include "pqmcp/gateway/gateway.hpp"
+
+namespace pqmcp::cli {
+namespace {
+
+struct ServeArgs {
+    std::string config_file;
+    std::string listen;
+    std::string identity;
+    std::string profile;
+    std::vector<std::string> upstreams;
+    bool demo = false;
+    bool require_client_identity = false;
+    std::string known_peers;
+    std::string ca;
+    std::vector<std::string> origins;
+    bool no_namespace = false;
+    std::string separator;
+    std::size_t max_sessions = 0;
+    std::size_t max_children = 0;
+    std::size_t max_message_bytes = 0;
+    std::string request_timeout;
+    std::string session_timeout;
+    std::string log_level;
+};
+
+int fail_with(const std::string& what) {
+    std::cerr << "pqmcp serve: " << what << "\n";
+    return k_exit_error;
+}
+
+// The configuration: the file (if any), then every flag that was given.
+Result<gateway::GatewayConfig> build_config(const ServeArgs& a) {
+    gateway::GatewayConfig c;
+    if (!a.config_file.empty()) {
+        auto loaded = gateway::load_config(a.config_file);
+        if (!loaded) {
+            return loaded;
+        }
+        c = std::move(*loaded);
+    }
+    if (!a.listen.empty()) {
+        c.listen = a.listen;
+    }
+    if (!a.identity.empty()) {
+        c.identity = a.identity;
+    }
+    if (c.identity.empty()) {
+        c.identity = default_identity_dir("gateway");
+    }
+    if (!a.profile.empty()) {
+        c.profile = a.profile;
+    }
+    if (a.require_client_identity) {
+        c.require_client_identity = true;
+    }
+    if (!a.known_peers.empty()) {
+        c.known_peers = a.known_peers;
+    }
+    if (!a.ca.empty()) {
+        c.ca = a.ca;
+    }
+    for (const auto& o : a.origins) {
+        c.allowed_origins.push_back(o);
+    }
+    if (a.no_namespace) {
+        c.namespacing = false;
+    }
+    if (!a.separator.empty()) {
+        c.separator = a.separator;
+    }
+    if (a.max_sessions > 0) {
+        c.limits.http.max_sessions = a.max_sessions;
+    }
+    if (a.max_children > 0) {
+        c.limits.max_children = a.max_children;
+    }
+    if (a.max_message_bytes > 0) {
+        c.limits.message.max_message_bytes = a.max_message_bytes;
+        c.limits.http.max_body_bytes = std::max(c.limits.http.max_body_bytes, a.max_message_bytes);
+    }
+    for (const auto& [text, field] :
+         {std::pair{&a.request_timeout, &c.timeouts.upstream_request},
+          std::pair{&a.session_timeout, &c.timeouts.http.session_idle}}) {
+        if (!text->empty()) {
+            auto d = gateway::parse_duration(*text);
+            if (!d) {
+                return tl::unexpected(d.error());
+            }
+            *field = *d;
+        }
+    }
+    if (!a.log_level.empty()) {
+        c.log_level = a.log_level;
+    }
+    for (const auto& flag : a.upstreams) {
+        auto u = gateway::parse_upstream_flag(flag);
+        if (!u) {
+            return tl::unexpected(u.error());
+        }
+        c.upstreams.push_back(std::move(*u));
+    }
+    if (a.demo) {
+        gateway::UpstreamConfig demo;
+        demo.name = "demo";
+        demo.kind = gateway::UpstreamKind::demo;
+        c.upstreams.push_back(std::move(demo));
+    }
+    return c;
+}
+
+int run_serve(const ServeArgs& args) {
+    auto config = build_config(args);
+    if (!config) {
+        return fail_with(config.error().message());
+    }
+    spdlog::set_level(spdlog::level::from_str(config->log_level));
+    if (config->listen_host() != "127.0.0.1" && config->listen_host() != "::1" &&
+        config->listen_host() != "localhost" && !config->require_client_identity) {
+        spdlog::warn(
+            "listening on {} without --require-client-identity: any client with a key "
+            "can open a session",
+            config->listen);
+    }
+    auto gw = gateway::Gateway::create(std::move(*config), PQMCP_VERSION);
+    if (!gw) {
+        return fail_with(gw.error().message());
+    }
+    const auto& info = (*gw)->info();
+    if (info.identity_created) {
+        spdlog::info("created a new gateway identity {}", info.peer_id);
+    }
+    std::string upstreams;
+    for (const auto& u : info.upstreams) {
+        upstreams += (upstreams.empty() ? "" : ",") + u;
+    }
+    // The one ready line: where, who, and what a client runs.
+    std::cout << "pqmcp serve: ready on " << info.url << " peer " << info.peer_id << " profile "
+              << info.profile << " upstreams " << upstreams
+              << "; connect with: " << self_executable() << " connect " << info.url
+              << " --identity " << default_identity_dir("client").string() << " --pin "
+              << info.peer_id << std::endl;
+    (*gw)->run(true);
+    spdlog::info("stopped");
+    return k_exit_ok;
+}
+
+}  // namespace
+
+void add_serve_commands(CLI::App& app, int& exit_code) {
+    auto args = std::make_shared<ServeArgs>();
+    CLI::App* serve = app.add_subcommand(
+        "serve", "Run the gateway: PQ TLS with MCP Streamable HTTP at /mcp, in front of upstreams");
+    serve->add_option("--config", args->config_file, "YAML configuration file (docs/gateway.md)")
+        ->check(CLI::ExistingFile);
+    serve->add_option("--listen", args->listen, "HOST:PORT to listen on (default 127.0.0.1:8443)");
+    serve->add_option("--identity", args->identity,
+                      "identity directory, created with a new ML-DSA identity if missing "
+                      "(default ~/.config/pqmcp/gateway)");
+    serve->add_option("--profile", args->profile,
+                      "security profile: pq-hybrid, pq-strict, classical");
+    serve->add_option("--upstream", args->upstreams,
+                      "NAME=stdio:COMMAND ARGS... or NAME=URL (repeatable)");
+    serve->add_flag("--demo", args->demo, "add the built-in demo MCP server as upstream 'demo'");
+    serve->add_flag("--require-client-identity", args->require_client_identity,
+                    "accept only clients whose identity is in --known-peers or issued by --ca");
+    serve->add_option("--known-peers", args->known_peers, "known_peers file of trusted clients")
+        ->check(CLI::ExistingFile);
+    serve->add_option("--ca", args->ca, "CA certificates (PEM) that vouch for clients")
+        ->check(CLI::ExistingFile);
+    serve->add_option("--allow-origin", args->origins,
+                      "an Origin browsers may call from (repeatable; '*' for any)");
+    serve->add_flag("--no-namespace", args->no_namespace,
+                    "do not prefix tool and prompt names (one upstream only)");
+    serve->add_option("--separator", args->separator, "namespace separator (default __)");
+    serve->add_option("--max-sessions", args->max_sessions, "sessions at once (default 1000)");
+    serve->add_option("--max-children", args->max_children,
+                      "upstream processes at once (default 64)");
+    serve->add_option("--max-message-bytes", args->max_message_bytes,
+                      "largest JSON-RPC message (default 4 MiB)");
+    serve->add_option(
+        "--request-timeout", args->request_timeout,
+        "an upstream request without answer or progress fails after this (default 120s)");
+    serve->add_option("--session-timeout", args->session_timeout,
+                      "an idle session ends after this (default 30m)");
+    serve->add_option("--log-level", args->log_level, "trace, debug, info, warn, error, off");
+    serve->callback([args, &exit_code] { exit_code = run_serve(*args); });
+
+    auto limit = std::make_shared<std::size_t>(4U << 20U);
+    CLI::App* demo = app.add_subcommand(
+        "demo-server", "Run the built-in demo MCP server over stdio (newline-delimited JSON-RPC)");
+    demo->add_option("--max-message-bytes", *limit, "largest message (default 4 MiB)");
+    demo->callback([limit, &exit_code] {
+        mcp::Limits limits;
+        limits.max_message_bytes = *limit;
+        exit_code = demo::run_stdio(STDIN_FILENO, STDOUT_FILENO, limits);
+    });
+}
+
+}  // namespace pqmcp::cli

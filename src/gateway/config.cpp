@@ -1,0 +1,521 @@
+#include "pqmcp/gateway/config.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+#include <yaml-cpp/yaml.h>
+
+#include "pqmcp/mcp/protocol.hpp"
+#include "pqmcp/tls/profile.hpp"
+#include "pqmcp/transport/http_util.hpp"
+
+namespace pqmcp::gateway {
+namespace {
+
+class GatewayCategory final : public std::error_category {
+  public:
+    [[nodiscard]] const char* name() const noexcept override { return "gateway"; }
+    [[nodiscard]] std::string message(int code) const override {
+        switch (static_cast<Errc>(code)) {
+            case Errc::invalid_config:
+                return "invalid configuration";
+            case Errc::startup_failed:
+                return "cannot start";
+        }
+        return "unknown gateway error";
+    }
+};
+
+// A configuration error at a YAML node: thrown while reading, caught at the boundary.
+struct ConfigError {
+    std::string message;
+};
+
+class Reader {
+  public:
+    explicit Reader(std::string_view source) : source_(source) {}
+
+    [[noreturn]] void error(const YAML::Node& node, const std::string& key,
+                            const std::string& why) const {
+        std::string where(source_);
+        if (node.Mark().line >= 0) {
+            where += ":" + std::to_string(node.Mark().line + 1);
+        }
+        throw ConfigError{where + ": " + key + ": " + why};
+    }
+
+    std::string string(const YAML::Node& node, const std::string& key) const {
+        if (!node.IsScalar()) {
+            error(node, key, "expected a string");
+        }
+        return node.Scalar();
+    }
+
+    bool boolean(const YAML::Node& node, const std::string& key) const {
+        const std::string s = string(node, key);
+        if (s == "true" || s == "yes" || s == "on") {
+            return true;
+        }
+        if (s == "false" || s == "no" || s == "off") {
+            return false;
+        }
+        error(node, key, "expected true or false, not \"" + s + "\"");
+    }
+
+    std::size_t count(const YAML::Node& node, const std::string& key) const {
+        const std::string s = string(node, key);
+        std::size_t value = 0;
+        const auto* end = s.data() + s.size();
+        if (s.empty() || std::from_chars(s.data(), end, value).ptr != end || value == 0) {
+            error(node, key, "expected a positive whole number, not \"" + s + "\"");
+        }
+        return value;
+    }
+
+    std::chrono::milliseconds duration(const YAML::Node& node, const std::string& key) const {
+        auto d = parse_duration(string(node, key));
+        if (!d) {
+            error(node, key, d.error().detail);
+        }
+        return *d;
+    }
+
+    std::vector<std::string> strings(const YAML::Node& node, const std::string& key) const {
+        std::vector<std::string> out;
+        if (node.IsScalar()) {
+            out.push_back(node.Scalar());
+            return out;
+        }
+        if (!node.IsSequence()) {
+            error(node, key, "expected a list of strings");
+        }
+        for (const auto& item : node) {
+            out.push_back(string(item, key + "[]"));
+        }
+        return out;
+    }
+
+    std::vector<std::pair<std::string, std::string>> map(const YAML::Node& node,
+                                                         const std::string& key) const {
+        if (!node.IsMap()) {
+            error(node, key, "expected a mapping of names to strings");
+        }
+        std::vector<std::pair<std::string, std::string>> out;
+        for (const auto& kv : node) {
+            out.emplace_back(string(kv.first, key),
+                             string(kv.second, key + "." + kv.first.Scalar()));
+        }
+        return out;
+    }
+
+    // Every key of `node` must be one of `known`.
+    void only(const YAML::Node& node, const std::string& where,
+              std::initializer_list<std::string_view> known) const {
+        if (!node.IsMap()) {
+            error(node, where.empty() ? "(top level)" : where, "expected a mapping");
+        }
+        for (const auto& kv : node) {
+            const std::string k = kv.first.Scalar();
+            if (std::find(known.begin(), known.end(), k) == known.end()) {
+                std::string list;
+                for (const auto& n : known) {
+                    list += (list.empty() ? "" : ", ") + std::string(n);
+                }
+                error(kv.first, where.empty() ? k : where + "." + k,
+                      "unknown key (expected one of: " + list + ")");
+            }
+        }
+    }
+
+  private:
+    std::string_view source_;
+};
+
+UpstreamConfig read_upstream(const Reader& r, const YAML::Node& node, std::size_t index) {
+    const std::string where = "upstreams[" + std::to_string(index) + "]";
+    r.only(node, where,
+           {"name", "command", "args", "env", "cwd", "isolation", "url", "profile", "pin", "ca",
+            "headers", "builtin"});
+    UpstreamConfig u;
+    if (!node["name"]) {
+        r.error(node, where, "every upstream needs a name");
+    }
+    u.name = r.string(node["name"], where + ".name");
+    const int kinds = (node["command"] ? 1 : 0) + (node["url"] ? 1 : 0) + (node["builtin"] ? 1 : 0);
+    if (kinds != 1) {
+        r.error(node, where, "give exactly one of command (stdio), url (HTTP) and builtin");
+    }
+    if (node["command"]) {
+        u.kind = UpstreamKind::stdio;
+        u.command = r.string(node["command"], where + ".command");
+        if (node["args"]) {
+            u.args = r.strings(node["args"], where + ".args");
+        }
+        if (node["env"]) {
+            u.env = r.map(node["env"], where + ".env");
+        }
+        if (node["cwd"]) {
+            u.cwd = r.string(node["cwd"], where + ".cwd");
+        }
+        if (node["isolation"]) {
+            const std::string iso = r.string(node["isolation"], where + ".isolation");
+            if (iso != "per-session" && iso != "shared") {
+                r.error(node["isolation"], where + ".isolation",
+                        "expected per-session or shared, not \"" + iso + "\"");
+            }
+            u.shared = iso == "shared";
+        }
+    } else if (node["url"]) {
+        u.kind = UpstreamKind::http;
+        u.url = r.string(node["url"], where + ".url");
+        if (node["profile"]) {
+            u.profile = r.string(node["profile"], where + ".profile");
+        }
+        if (node["pin"]) {
+            u.pins = r.strings(node["pin"], where + ".pin");
+        }
+        if (node["ca"]) {
+            u.ca = r.string(node["ca"], where + ".ca");
+        }
+        if (node["headers"]) {
+            u.headers = r.map(node["headers"], where + ".headers");
+        }
+    } else {
+        const std::string builtin = r.string(node["builtin"], where + ".builtin");
+        if (builtin != "demo") {
+            r.error(node["builtin"], where + ".builtin", "the only built-in server is demo");
+        }
+        u.kind = UpstreamKind::demo;
+    }
+    return u;
+}
+
+GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
+    GatewayConfig c;
+    if (!root || root.IsNull()) {
+        return c;
+    }
+    r.only(root, "",
+           {"listen", "identity", "profile", "require_client_identity", "known_peers", "ca",
+            "allowed_origins", "log_level", "namespacing", "upstreams", "limits", "timeouts"});
+    if (root["listen"]) {
+        c.listen = r.string(root["listen"], "listen");
+    }
+    if (root["identity"]) {
+        c.identity = r.string(root["identity"], "identity");
+    }
+    if (root["profile"]) {
+        c.profile = r.string(root["profile"], "profile");
+    }
+    if (root["require_client_identity"]) {
+        c.require_client_identity =
+            r.boolean(root["require_client_identity"], "require_client_identity");
+    }
+    if (root["known_peers"]) {
+        c.known_peers = r.string(root["known_peers"], "known_peers");
+    }
+    if (root["ca"]) {
+        c.ca = r.string(root["ca"], "ca");
+    }
+    if (root["allowed_origins"]) {
+        c.allowed_origins = r.strings(root["allowed_origins"], "allowed_origins");
+    }
+    if (root["log_level"]) {
+        c.log_level = r.string(root["log_level"], "log_level");
+    }
+    if (const auto& ns = root["namespacing"]) {
+        r.only(ns, "namespacing", {"enabled", "separator"});
+        if (ns["enabled"]) {
+            c.namespacing = r.boolean(ns["enabled"], "namespacing.enabled");
+        }
+        if (ns["separator"]) {
+            c.separator = r.string(ns["separator"], "namespacing.separator");
+        }
+    }
+    if (const auto& ups = root["upstreams"]) {
+        if (!ups.IsSequence()) {
+            r.error(ups, "upstreams", "expected a list");
+        }
+        std::size_t i = 0;
+        for (const auto& u : ups) {
+            c.upstreams.push_back(read_upstream(r, u, i++));
+        }
+    }
+    if (const auto& l = root["limits"]) {
+        r.only(l, "limits",
+               {"max_message_bytes", "max_json_depth", "max_batch", "max_header_bytes",
+                "max_body_bytes", "max_connections", "max_sessions", "max_streams_per_session",
+                "replay_events", "replay_bytes", "max_children", "max_pending_requests"});
+        const auto set = [&](const char* key, std::size_t& field) {
+            if (l[key]) {
+                field = r.count(l[key], std::string("limits.") + key);
+            }
+        };
+        set("max_message_bytes", c.limits.message.max_message_bytes);
+        set("max_json_depth", c.limits.message.max_depth);
+        set("max_batch", c.limits.message.max_batch);
+        set("max_header_bytes", c.limits.http.max_header_bytes);
+        set("max_body_bytes", c.limits.http.max_body_bytes);
+        set("max_connections", c.limits.http.max_connections);
+        set("max_sessions", c.limits.http.max_sessions);
+        set("max_streams_per_session", c.limits.http.max_streams_per_session);
+        set("replay_events", c.limits.http.replay_events);
+        set("replay_bytes", c.limits.http.replay_bytes);
+        set("max_children", c.limits.max_children);
+        set("max_pending_requests", c.limits.max_pending_requests);
+    }
+    if (const auto& t = root["timeouts"]) {
+        r.only(t, "timeouts",
+               {"handshake", "request_read", "keep_alive", "write", "sse_keepalive", "session_idle",
+                "upstream_request", "upstream_start", "child_idle"});
+        const auto set = [&](const char* key, std::chrono::milliseconds& field) {
+            if (t[key]) {
+                field = r.duration(t[key], std::string("timeouts.") + key);
+            }
+        };
+        set("handshake", c.timeouts.http.handshake);
+        set("request_read", c.timeouts.http.read);
+        set("keep_alive", c.timeouts.http.idle);
+        set("write", c.timeouts.http.write);
+        set("sse_keepalive", c.timeouts.http.keepalive);
+        set("session_idle", c.timeouts.http.session_idle);
+        set("upstream_request", c.timeouts.upstream_request);
+        set("upstream_start", c.timeouts.upstream_start);
+        set("child_idle", c.timeouts.child_idle);
+    }
+    return c;
+}
+
+bool valid_upstream_name(std::string_view name) {
+    return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char ch) {
+        return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '-' || ch == '_';
+    });
+}
+
+std::vector<std::string> split_command(std::string_view text) {
+    std::vector<std::string> out;
+    std::string current;
+    bool in_word = false;
+    char quote = 0;
+    for (const char ch : text) {
+        if (quote != 0) {
+            if (ch == quote) {
+                quote = 0;
+            } else {
+                current.push_back(ch);
+            }
+            continue;
+        }
+        if (ch == '"' || ch == '\'') {
+            quote = ch;
+            in_word = true;
+        } else if (ch == ' ' || ch == '\t') {
+            if (in_word) {
+                out.push_back(std::move(current));
+                current.clear();
+                in_word = false;
+            }
+        } else {
+            current.push_back(ch);
+            in_word = true;
+        }
+    }
+    if (in_word) {
+        out.push_back(std::move(current));
+    }
+    return out;
+}
+
+}  // namespace
+
+const std::error_category& gateway_category() noexcept {
+    static const GatewayCategory category;
+    return category;
+}
+
+std::string GatewayConfig::listen_host() const {
+    const auto colon = listen.rfind(':');
+    std::string host = listen.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+        host = host.substr(1, host.size() - 2);
+    }
+    return host;
+}
+
+std::uint16_t GatewayConfig::listen_port() const {
+    const auto colon = listen.rfind(':');
+    unsigned port = 0;
+    if (colon != std::string::npos) {
+        const char* begin = listen.data() + colon + 1;
+        const char* end = listen.data() + listen.size();
+        if (std::from_chars(begin, end, port).ptr != end || port > 65535) {
+            port = 0;
+        }
+    }
+    return static_cast<std::uint16_t>(port);
+}
+
+Result<std::chrono::milliseconds> parse_duration(std::string_view text) {
+    std::size_t i = 0;
+    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])) != 0) {
+        ++i;
+    }
+    std::uint64_t value = 0;
+    if (i == 0 || std::from_chars(text.data(), text.data() + i, value).ptr != text.data() + i) {
+        return fail(Errc::invalid_config,
+                    "\"" + std::string(text) + "\" is not a duration (e.g. 30s, 500ms, 10m, 2h)");
+    }
+    const std::string_view unit = text.substr(i);
+    std::uint64_t ms = 0;
+    if (unit.empty() || unit == "s") {
+        ms = value * 1'000;
+    } else if (unit == "ms") {
+        ms = value;
+    } else if (unit == "m") {
+        ms = value * 60'000;
+    } else if (unit == "h") {
+        ms = value * 3'600'000;
+    } else {
+        return fail(Errc::invalid_config,
+                    "\"" + std::string(text) + "\": unknown unit (use ms, s, m or h)");
+    }
+    if (ms == 0 || ms > std::uint64_t{7} * 24 * 3'600'000) {
+        return fail(Errc::invalid_config,
+                    "\"" + std::string(text) + "\": must be more than 0 and at most 7 days");
+    }
+    return std::chrono::milliseconds{static_cast<std::int64_t>(ms)};
+}
+
+Result<GatewayConfig> parse_config(std::string_view yaml, std::string_view source) {
+    try {
+        const Reader reader(source);
+        const YAML::Node root = YAML::Load(std::string(yaml));
+        return read_config(reader, root);
+    } catch (const ConfigError& e) {
+        return fail(Errc::invalid_config, e.message);
+    } catch (const YAML::Exception& e) {
+        return fail(Errc::invalid_config,
+                    std::string(source) + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+    }
+}
+
+Result<GatewayConfig> load_config(const std::filesystem::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+        return fail(Errc::invalid_config, file.string() + ": cannot be read");
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    return parse_config(text.str(), file.string());
+}
+
+Result<UpstreamConfig> parse_upstream_flag(std::string_view text) {
+    const auto eq = text.find('=');
+    if (eq == std::string_view::npos || eq == 0) {
+        return fail(Errc::invalid_config, "--upstream " + std::string(text) +
+                                              ": expected NAME=stdio:COMMAND ARGS... or NAME=URL");
+    }
+    UpstreamConfig u;
+    u.name = std::string(text.substr(0, eq));
+    const std::string_view spec = text.substr(eq + 1);
+    if (spec.rfind("stdio:", 0) == 0) {
+        auto words = split_command(spec.substr(6));
+        if (words.empty()) {
+            return fail(Errc::invalid_config, "--upstream " + u.name + ": no command after stdio:");
+        }
+        u.kind = UpstreamKind::stdio;
+        u.command = words.front();
+        u.args.assign(words.begin() + 1, words.end());
+    } else if (spec.rfind("http://", 0) == 0 || spec.rfind("https://", 0) == 0) {
+        u.kind = UpstreamKind::http;
+        u.url = std::string(spec);
+    } else {
+        return fail(Errc::invalid_config,
+                    "--upstream " + u.name + ": expected stdio:COMMAND ARGS... or an http(s) URL");
+    }
+    return u;
+}
+
+Status validate(const GatewayConfig& c) {
+    const auto bad = [](std::string why) { return fail(Errc::invalid_config, std::move(why)); };
+    {
+        const auto colon = c.listen.rfind(':');
+        unsigned port = 0;
+        const char* end = c.listen.data() + c.listen.size();
+        if (colon == std::string::npos || colon == 0 ||
+            std::from_chars(c.listen.data() + colon + 1, end, port).ptr != end || port > 65535) {
+            return bad("listen: expected HOST:PORT with a numeric host, not \"" + c.listen + "\"");
+        }
+    }
+    if (c.identity.empty()) {
+        return bad("identity: a directory is required (created with a new identity if missing)");
+    }
+    if (!tls::parse_profile(c.profile)) {
+        return bad("profile: " + tls::parse_profile(c.profile).error().detail);
+    }
+    if (c.require_client_identity && c.known_peers.empty() && c.ca.empty()) {
+        return bad(
+            "require_client_identity needs known_peers or ca to say which clients are "
+            "accepted");
+    }
+    for (const auto& origin : c.allowed_origins) {
+        if (origin != "*" && transport::normalize_origin(origin).empty()) {
+            return bad("allowed_origins: \"" + origin +
+                       "\" is not an origin (scheme://host[:port])");
+        }
+    }
+    if (c.log_level != "trace" && c.log_level != "debug" && c.log_level != "info" &&
+        c.log_level != "warn" && c.log_level != "error" && c.log_level != "off") {
+        return bad("log_level: expected trace, debug, info, warn, error or off");
+    }
+    if (c.upstreams.empty()) {
+        return bad("no upstream: give --upstream NAME=..., --demo, or upstreams: in the file");
+    }
+    if (c.namespacing && c.separator.empty()) {
+        return bad("namespacing.separator must not be empty");
+    }
+    if (!c.namespacing && c.upstreams.size() > 1) {
+        return bad(
+            "namespacing can be turned off only with a single upstream (names would collide)");
+    }
+    std::vector<std::string> names;
+    for (const auto& u : c.upstreams) {
+        if (!valid_upstream_name(u.name)) {
+            return bad("upstream \"" + u.name + "\": a name is 1-64 of A-Z a-z 0-9 - _");
+        }
+        if (std::find(names.begin(), names.end(), u.name) != names.end()) {
+            return bad("upstream \"" + u.name + "\" is defined twice");
+        }
+        names.push_back(u.name);
+        if (u.kind == UpstreamKind::stdio && u.command.empty()) {
+            return bad("upstream " + u.name + ": no command");
+        }
+        if (u.kind == UpstreamKind::http) {
+            auto url = transport::parse_url(u.url);
+            if (!url) {
+                return bad("upstream " + u.name + ": " + url.error().detail);
+            }
+            if (url->tls && !tls::parse_profile(u.profile)) {
+                return bad("upstream " + u.name +
+                           ": profile: " + tls::parse_profile(u.profile).error().detail);
+            }
+        }
+    }
+    const auto& t = c.timeouts;
+    for (const auto d : {t.http.handshake, t.http.read, t.http.idle, t.http.write, t.http.keepalive,
+                         t.http.session_idle, t.upstream_request, t.upstream_start, t.child_idle}) {
+        if (d.count() <= 0) {
+            return bad("timeouts must be positive");
+        }
+    }
+    if (c.limits.message.max_message_bytes > c.limits.http.max_body_bytes) {
+        return bad("limits.max_message_bytes must not exceed limits.max_body_bytes");
+    }
+    return {};
+}
+
+}  // namespace pqmcp::gateway

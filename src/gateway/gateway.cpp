@@ -1,0 +1,305 @@
+#include "pqmcp/gateway/gateway.hpp"
+
+#include <csignal>
+#include <future>
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "pqmcp/identity/identity.hpp"
+#include "pqmcp/identity/known_peers.hpp"
+#include "pqmcp/tls/context.hpp"
+#include "pqmcp/tls/profile.hpp"
+#include "pqmcp/transport/http_server.hpp"
+#include "pqmcp/transport/http_util.hpp"
+#include "session.hpp"
+
+namespace pqmcp::gateway {
+
+namespace asio = boost::asio;
+
+struct Gateway::Impl {
+    explicit Impl(GatewayConfig c, std::string version)
+        : config(std::move(c)),
+          services{io, config, 0, {}},
+          shared{services, {}, std::move(version)} {}
+
+    GatewayConfig config;
+    asio::io_context io{1};
+    Services services;
+    SharedState shared;
+    std::optional<identity::Identity> own;
+    std::optional<identity::KnownPeers> known;
+    crypto::SslCtxPtr server_context;
+    std::vector<crypto::SslCtxPtr> upstream_contexts;
+    std::unique_ptr<transport::HttpServer> server;
+    GatewayInfo info;
+    bool stopping = false;
+
+    void begin_shutdown();
+};
+
+namespace {
+
+void log_handshake(const std::string& remote, const Result<tls::HandshakeInfo>& result) {
+    if (!result) {
+        spdlog::warn("TLS handshake from {} failed: {}", remote, result.error().detail);
+        return;
+    }
+    const tls::HandshakeInfo& h = *result;
+    std::string peer = "no client certificate";
+    if (h.peer_id) {
+        peer = "peer " + h.peer_id->str();
+        if (h.peer_name) {
+            peer += " (" + *h.peer_name + ")";
+        }
+    }
+    spdlog::info("TLS from {}: {} {} {}, {}{}", remote, h.protocol, h.group, h.cipher, peer,
+                 h.resumed ? ", resumed" : "");
+}
+
+Result<crypto::SslCtxPtr> upstream_context(const UpstreamConfig& u, const transport::Url& url,
+                                           const identity::Identity& own,
+                                           const identity::KnownPeers* known) {
+    auto profile = tls::parse_profile(u.profile);
+    if (!profile) {
+        return tl::unexpected(profile.error());
+    }
+    tls::ContextOptions o;
+    o.profile = (*profile)->id;
+    // Our identity authenticates us to the upstream when its profile allows it.
+    const auto& allowed = (*profile)->identity_algorithms;
+    if (std::find(allowed.begin(), allowed.end(), own.algorithm) != allowed.end()) {
+        o.identity = &own;
+    }
+    for (const auto& pin : u.pins) {
+        auto id = identity::PeerId::parse(pin);
+        if (!id) {
+            return fail(Errc::invalid_config, "upstream " + u.name + ": pin: " + id.error().detail);
+        }
+        o.verify.pinned.push_back(*id);
+    }
+    o.verify.known_peers = known;
+    o.verify.ca_file = u.ca;
+    if (!u.ca.empty()) {
+        o.verify.ca_host = url.host;
+    }
+    if (o.verify.pinned.empty() && u.ca.empty() && (known == nullptr || known->peers().empty())) {
+        return fail(Errc::invalid_config, "upstream " + u.name +
+                                              ": an https upstream needs pin:, ca: or the "
+                                              "gateway's known_peers to be trusted");
+    }
+    return tls::make_client_context(o);
+}
+
+}  // namespace
+
+void Gateway::Impl::begin_shutdown() {
+    if (stopping) {
+        return;
+    }
+    stopping = true;
+    spdlog::info("shutting down: ending sessions and stopping upstreams");
+    if (server) {
+        server->stop();
+    }
+    // Session handlers end on the next turns; the shared upstreams now.
+    asio::post(io, [this] {
+        for (auto& [name, client] : shared.shared_clients) {
+            client->stop();
+        }
+        asio::co_spawn(
+            io,
+            [this]() -> asio::awaitable<void> {
+                // Every child gets its MCP stdio shutdown (stdin closed, SIGTERM,
+                // SIGKILL), each step bounded; wait for them to be reaped.
+                const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{6};
+                asio::steady_timer timer(io);
+                while (services.children > 0 && std::chrono::steady_clock::now() < deadline) {
+                    timer.expires_after(std::chrono::milliseconds{20});
+                    (void)co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+                }
+                if (services.children > 0) {
+                    spdlog::warn("{} upstream processes did not end in time", services.children);
+                }
+                io.stop();
+            },
+            asio::detached);
+    });
+}
+
+Gateway::Gateway(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Gateway::~Gateway() {
+    if (impl_->server) {
+        impl_->server->stop();
+    }
+    impl_->server.reset();
+}
+
+const GatewayInfo& Gateway::info() const noexcept {
+    return impl_->info;
+}
+
+Result<std::unique_ptr<Gateway>> Gateway::create(GatewayConfig config, std::string version) {
+    if (auto ok = validate(config); !ok) {
+        return tl::unexpected(ok.error());
+    }
+    auto impl = std::make_unique<Impl>(std::move(config), std::move(version));
+    Impl& g = *impl;
+    const GatewayConfig& c = g.config;
+    const auto profile = tls::parse_profile(c.profile);
+    if (!profile) {
+        return tl::unexpected(profile.error());
+    }
+
+    // The identity: created on first start.
+    std::error_code ec;
+    const bool exists = std::filesystem::exists(c.identity / identity::k_key_file, ec);
+    identity::KeygenOptions keygen;
+    keygen.algorithm = (*profile)->identity_algorithms.front();
+    keygen.names = {"localhost"};
+    if (c.listen_host() != "localhost" && c.listen_host() != "0.0.0.0" && c.listen_host() != "::") {
+        keygen.names.push_back(c.listen_host());
+    }
+    auto own = identity::load_or_create(c.identity, keygen);
+    if (!own) {
+        return fail(Errc::startup_failed,
+                    "identity " + c.identity.string() + ": " + own.error().message());
+    }
+    g.own = std::move(*own);
+    g.info.identity_created = !exists;
+    g.info.peer_id = g.own->id.str();
+
+    if (!c.known_peers.empty()) {
+        auto known = identity::KnownPeers::load(c.known_peers);
+        if (!known) {
+            return fail(Errc::startup_failed, "known_peers: " + known.error().message());
+        }
+        g.known = std::move(*known);
+    }
+
+    tls::ContextOptions server_options;
+    server_options.profile = (*profile)->id;
+    server_options.identity = &*g.own;
+    server_options.verify.require_peer_certificate = c.require_client_identity;
+    server_options.verify.accept_unknown_peers = !c.require_client_identity;
+    server_options.verify.known_peers = g.known ? &*g.known : nullptr;
+    server_options.verify.ca_file = c.ca;
+    auto server_context = tls::make_server_context(server_options);
+    if (!server_context) {
+        return fail(Errc::startup_failed, "TLS: " + server_context.error().message());
+    }
+    g.server_context = std::move(*server_context);
+
+    for (const auto& u : c.upstreams) {
+        if (u.kind != UpstreamKind::http) {
+            continue;
+        }
+        auto url = transport::parse_url(u.url);
+        if (!url) {
+            return fail(Errc::invalid_config, "upstream " + u.name + ": " + url.error().detail);
+        }
+        if (!url->tls) {
+            if (url->host != "127.0.0.1" && url->host != "::1" && url->host != "localhost") {
+                spdlog::warn("upstream {} is plain HTTP on {}: its traffic is not encrypted",
+                             u.name, url->host);
+            }
+            continue;
+        }
+        auto ctx = upstream_context(u, *url, *g.own, g.known ? &*g.known : nullptr);
+        if (!ctx) {
+            return fail(Errc::startup_failed, ctx.error().message());
+        }
+        g.services.tls_contexts[u.name] = ctx->get();
+        g.upstream_contexts.push_back(std::move(*ctx));
+    }
+
+    transport::HttpServerOptions http;
+    http.host = c.listen_host();
+    http.port = c.listen_port();
+    http.limits = c.limits.http;
+    http.limits.max_body_bytes =
+        std::max(c.limits.http.max_body_bytes, c.limits.message.max_message_bytes);
+    http.timeouts = c.timeouts.http;
+    http.message_limits = c.limits.message;
+    http.allowed_origins = c.allowed_origins;
+    if (http.port != 0) {
+        // The gateway's own pages (a dashboard) may call it.
+        const std::string port = std::to_string(http.port);
+        http.allowed_origins.push_back("https://localhost:" + port);
+        http.allowed_origins.push_back("https://" + c.listen + (c.listen.find('[') == 0 ? "" : ""));
+    }
+    http.open_session = [&g](transport::ServerSession& session)
+        -> Result<std::unique_ptr<transport::SessionHandler>> {
+        const auto& peer = session.peer();
+        spdlog::info("session {} opened from {} ({})", session.id().substr(0, 8), peer.remote,
+                     peer.handshake.peer_id ? peer.handshake.peer_id->str() : "no client identity");
+        return std::unique_ptr<transport::SessionHandler>(
+            std::make_unique<GatewaySession>(g.shared, session));
+    };
+    http.on_handshake = log_handshake;
+    g.server =
+        std::make_unique<transport::HttpServer>(g.io, g.server_context.get(), std::move(http));
+    auto port = g.server->start();
+    if (!port) {
+        return fail(Errc::startup_failed, "listen " + c.listen + ": " + port.error().detail);
+    }
+    g.info.port = *port;
+    std::string host = c.listen_host();
+    if (host == "0.0.0.0") {
+        host = "127.0.0.1";
+    } else if (host == "::") {
+        host = "::1";
+    }
+    if (host.find(':') != std::string::npos) {
+        host = "[" + host + "]";
+    }
+    g.info.url = "https://" + host + ":" + std::to_string(*port) + "/mcp";
+    g.info.profile = c.profile;
+    for (const auto& u : c.upstreams) {
+        g.info.upstreams.push_back(u.name);
+    }
+    return std::unique_ptr<Gateway>(new Gateway(std::move(impl)));
+}
+
+void Gateway::run(bool handle_signals) {
+    Impl& g = *impl_;
+    std::optional<asio::signal_set> signals;
+    if (handle_signals) {
+        signals.emplace(g.io, SIGINT, SIGTERM);
+        signals->async_wait([&g](const boost::system::error_code& ec, int signal) {
+            if (!ec) {
+                spdlog::info("signal {} received", signal == SIGINT ? "SIGINT" : "SIGTERM");
+                g.begin_shutdown();
+            }
+        });
+    }
+    g.io.run();
+    if (signals) {
+        boost::system::error_code ignored;
+        signals->cancel(ignored);
+    }
+}
+
+void Gateway::shutdown() {
+    asio::post(impl_->io, [impl = impl_.get()] { impl->begin_shutdown(); });
+}
+
+GatewayStats Gateway::stats() {
+    std::promise<GatewayStats> promise;
+    auto future = promise.get_future();
+    asio::post(impl_->io, [this, &promise] {
+        const auto http = impl_->server->stats();
+        promise.set_value(GatewayStats{http.sessions, http.connections, impl_->services.children});
+    });
+    return future.get();
+}
+
+}  // namespace pqmcp::gateway

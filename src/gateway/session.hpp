@@ -1,0 +1,102 @@
+// Internal: one downstream MCP session of the gateway. It initializes every
+// upstream with the client's parameters, merges their tools, prompts and
+// resources under namespaced names, routes each request to its owner with ids
+// of its own, and relays the upstreams' own requests and notifications back
+// to the client on the right stream.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <boost/json/object.hpp>
+
+#include "pqmcp/gateway/config.hpp"
+#include "pqmcp/transport/http_server.hpp"
+#include "upstream.hpp"
+
+namespace pqmcp::gateway {
+
+// Gateway-wide state the sessions share.
+struct SharedState {
+    Services& services;
+    // Upstreams with `isolation: shared`: one client for every session.
+    std::map<std::string, std::shared_ptr<UpstreamClient>> shared_clients;
+    std::string server_version;
+};
+
+class GatewaySession final : public transport::SessionHandler, public Subscriber {
+  public:
+    GatewaySession(SharedState& shared, transport::ServerSession& downstream);
+    ~GatewaySession() override;
+    GatewaySession(const GatewaySession&) = delete;
+    GatewaySession& operator=(const GatewaySession&) = delete;
+    GatewaySession(GatewaySession&&) = delete;
+    GatewaySession& operator=(GatewaySession&&) = delete;
+
+    void on_message(mcp::Message message, transport::StreamId stream) override;
+    void on_closed(std::string_view reason) override;
+
+    void upstream_request(UpstreamClient& from, mcp::Message request) override;
+    void upstream_notification(UpstreamClient& from, mcp::Message notification) override;
+
+  private:
+    struct Link {
+        const UpstreamConfig* config = nullptr;
+        std::shared_ptr<UpstreamClient> client;
+        std::string prefix;   // "<name><separator>", or "" without namespacing
+        std::string failure;  // why it did not start ("" when it did)
+    };
+    struct InFlight {
+        std::size_t link = 0;
+        std::uint64_t handle = 0;
+        transport::StreamId stream = 0;
+        std::uint64_t order = 0;
+    };
+    struct Relayed {  // a request an upstream made of the client
+        std::size_t link = 0;
+        boost::json::value upstream_id;
+    };
+    enum class Names { prefixed, resources, templates };
+
+    void handle_request(mcp::Message m, transport::StreamId stream);
+    void handle_notification(mcp::Message m);
+    void handle_response(mcp::Message m);
+    void initialize(mcp::Message m, transport::StreamId stream);
+    void finish_initialize(const boost::json::value& id, transport::StreamId stream);
+    void list(const mcp::Message& m, transport::StreamId stream, std::string_view key,
+              std::string_view capability, Names names);
+    void forward(std::size_t link, mcp::Message m, transport::StreamId stream);
+    void fan_out_set_level(mcp::Message m, transport::StreamId stream);
+
+    [[nodiscard]] std::optional<std::pair<std::size_t, std::string>> route_name(
+        std::string_view name) const;
+    [[nodiscard]] std::optional<std::size_t> route_uri(std::string_view uri) const;
+    [[nodiscard]] std::optional<std::size_t> link_of(const UpstreamClient& client) const;
+    [[nodiscard]] bool usable(std::size_t link) const;
+
+    void reply(transport::StreamId stream, const boost::json::value& id, boost::json::value result);
+    void reply_error(transport::StreamId stream, const boost::json::value& id, int code,
+                     std::string message);
+
+    SharedState& shared_;
+    transport::ServerSession& downstream_;
+    std::string log_id_;
+    std::string version_;
+    boost::json::object client_params_;
+    std::vector<Link> links_;
+    std::size_t starting_ = 0;
+    std::map<std::string, InFlight> in_flight_;  // by the client's request id (JSON text)
+    std::map<std::int64_t, Relayed> relayed_;    // by the id we gave the client
+    std::int64_t next_relay_id_ = 1;
+    std::uint64_t order_ = 0;
+    std::map<std::string, std::size_t> resource_owner_;                // uri -> link
+    std::vector<std::pair<std::string, std::size_t>> template_owner_;  // uri prefix -> link
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace pqmcp::gateway

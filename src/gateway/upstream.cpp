@@ -1,0 +1,660 @@
+#include "upstream.hpp"
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/post.hpp>
+
+#include "pqmcp/demo/demo_server.hpp"
+#include "pqmcp/mcp/protocol.hpp"
+#include "pqmcp/transport/child.hpp"
+#include "pqmcp/transport/http_client.hpp"
+
+namespace pqmcp::gateway {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+namespace {
+
+// A crash loop: this many exits within the window and the upstream is not
+// started again.
+constexpr std::size_t k_max_crashes = 3;
+constexpr auto k_crash_window = std::chrono::seconds{60};
+
+void deliver_line(const std::string& name, std::string_view line, const mcp::Limits& limits,
+                  const std::function<void(mcp::Message)>& on_message) {
+    auto parsed = mcp::parse(line, limits);
+    if (!parsed) {
+        spdlog::warn("upstream {}: ignoring a line that is not JSON-RPC ({})", name,
+                     parsed.error().message());
+        return;
+    }
+    for (auto& item : parsed->items) {
+        if (!item) {
+            spdlog::warn("upstream {}: ignoring an invalid message: {}", name, item.error().reason);
+        } else if (on_message) {
+            on_message(std::move(*item));
+        }
+    }
+}
+
+class StdioChannel final : public Channel {
+  public:
+    explicit StdioChannel(std::unique_ptr<transport::ChildProcess> child)
+        : child_(std::move(child)) {}
+
+    void send(const json::object& message) override {
+        if (!child_->write(mcp::serialize(message))) {
+            spdlog::warn("upstream child {}: its stdin is closed or full; message dropped",
+                         child_->pid());
+        }
+    }
+    void stop() override { child_->stop(); }
+
+  private:
+    std::unique_ptr<transport::ChildProcess> child_;
+};
+
+Result<std::unique_ptr<Channel>> open_stdio(Services& services, const UpstreamConfig& u,
+                                            ChannelEvents events) {
+    const auto& limits = services.config.limits;
+    if (services.children >= limits.max_children) {
+        return fail(Errc::startup_failed,
+                    "the gateway already runs " + std::to_string(services.children) +
+                        " upstream processes, its limit (limits.max_children)");
+    }
+    transport::ChildSpec spec;
+    spec.command = u.command;
+    spec.args = u.args;
+    spec.env = u.env;
+    spec.cwd = u.cwd;
+    spec.max_line = limits.message.max_message_bytes;
+    spec.on_reaped = [&services] { --services.children; };
+    auto pid = std::make_shared<int>(0);
+    transport::ChildCallbacks callbacks;
+    const std::string name = u.name;
+    callbacks.on_line = [name, limits = limits.message, on_message = events.on_message](
+                            std::string line) { deliver_line(name, line, limits, on_message); };
+    callbacks.on_line_error = [name](const Error& error) {
+        spdlog::warn("upstream {}: {}; the line was skipped", name, error.message());
+    };
+    callbacks.on_stderr_line = [name, pid](std::string line) {
+        spdlog::info("[{} {}] {}", name, *pid, line);
+    };
+    callbacks.on_exit = [name, pid, on_closed = events.on_closed](std::string how) {
+        spdlog::debug("upstream {} (pid {}) {}", name, *pid, how);
+        if (on_closed) {
+            on_closed(std::move(how));
+        }
+    };
+    auto child =
+        transport::ChildProcess::spawn(services.io.get_executor(), spec, std::move(callbacks));
+    if (!child) {
+        return fail(Errc::startup_failed, child.error().detail);
+    }
+    ++services.children;
+    *pid = (*child)->pid();
+    spdlog::debug("upstream {}: started {} (pid {})", u.name, u.command, *pid);
+    return std::unique_ptr<Channel>(std::make_unique<StdioChannel>(std::move(*child)));
+}
+
+class HttpChannel final : public Channel {
+  public:
+    HttpChannel(Services& services, const UpstreamConfig& u, transport::Url url,
+                ChannelEvents events)
+        : client_(services.io.get_executor(), options(services, u, std::move(url)),
+                  callbacks(u.name, std::move(events))) {}
+
+    void send(const json::object& message) override { client_.send(message); }
+    void stop() override { client_.close(); }
+
+  private:
+    static transport::HttpClientOptions options(Services& services, const UpstreamConfig& u,
+                                                transport::Url url) {
+        transport::HttpClientOptions o;
+        o.url = std::move(url);
+        if (const auto it = services.tls_contexts.find(u.name); it != services.tls_contexts.end()) {
+            o.tls = it->second;
+        }
+        o.headers = u.headers;
+        o.message_limits = services.config.limits.message;
+        o.response_timeout = services.config.timeouts.upstream_request;
+        return o;
+    }
+
+    static transport::HttpClientCallbacks callbacks(const std::string& name, ChannelEvents events) {
+        transport::HttpClientCallbacks cb;
+        cb.on_message = events.on_message;
+        // A request that could not be delivered is answered here, so that the
+        // client waiting for it learns why.
+        cb.on_failure = [name, on_message = events.on_message](const json::object& message,
+                                                               const Error& error,
+                                                               const json::object* server_error) {
+            const auto* id = message.if_contains("id");
+            if (id == nullptr || !message.contains("method") || !on_message) {
+                spdlog::warn("upstream {}: a message could not be delivered: {}", name,
+                             error.message());
+                return;
+            }
+            json::object reply;
+            if (server_error != nullptr) {
+                reply = *server_error;
+                reply["id"] = *id;
+            } else {
+                reply = mcp::make_error(*id, mcp::code::upstream_unavailable,
+                                        "upstream " + name + ": " + error.message());
+            }
+            if (auto item = mcp::classify(json::value(std::move(reply)))) {
+                on_message(std::move(*item));
+            }
+        };
+        cb.on_connected = [name](const tls::HandshakeInfo& info) {
+            spdlog::info("upstream {}: TLS {} {} {}", name, info.group, info.peer_signature,
+                         info.peer_id ? info.peer_id->str() : "");
+        };
+        return cb;
+    }
+
+    transport::McpHttpClient client_;
+};
+
+// The built-in demo server, in-process: answers on the next turn of the loop.
+class DemoChannel final : public Channel {
+  public:
+    DemoChannel(asio::io_context& io, ChannelEvents events) : io_(io), events_(std::move(events)) {}
+    ~DemoChannel() override { *alive_ = false; }
+    DemoChannel(const DemoChannel&) = delete;
+    DemoChannel& operator=(const DemoChannel&) = delete;
+    DemoChannel(DemoChannel&&) = delete;
+    DemoChannel& operator=(DemoChannel&&) = delete;
+
+    void send(const json::object& message) override {
+        asio::post(io_, [this, alive = alive_, message]() mutable {
+            if (!*alive) {
+                return;
+            }
+            auto item = mcp::classify(json::value(std::move(message)));
+            if (!item) {
+                return;
+            }
+            auto reply = server_.handle(*item);
+            if (!reply || !events_.on_message) {
+                return;
+            }
+            if (auto answer = mcp::classify(json::value(std::move(*reply)))) {
+                events_.on_message(std::move(*answer));
+            }
+        });
+    }
+    void stop() override {}
+
+  private:
+    asio::io_context& io_;
+    ChannelEvents events_;
+    demo::DemoServer server_;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Channel>> open_channel(Services& services, const UpstreamConfig& upstream,
+                                              ChannelEvents events) {
+    switch (upstream.kind) {
+        case UpstreamKind::stdio:
+            return open_stdio(services, upstream, std::move(events));
+        case UpstreamKind::http: {
+            auto url = transport::parse_url(upstream.url);
+            if (!url) {
+                return fail(Errc::startup_failed, url.error().detail);
+            }
+            if (url->tls && !services.tls_contexts.contains(upstream.name)) {
+                return fail(Errc::startup_failed,
+                            "no TLS context for https upstream " + upstream.name);
+            }
+            return std::unique_ptr<Channel>(std::make_unique<HttpChannel>(
+                services, upstream, std::move(*url), std::move(events)));
+        }
+        case UpstreamKind::demo:
+            return std::unique_ptr<Channel>(
+                std::make_unique<DemoChannel>(services.io, std::move(events)));
+    }
+    return fail(Errc::startup_failed, "unknown upstream kind");
+}
+
+UpstreamClient::UpstreamClient(Services& services, const UpstreamConfig& config,
+                               json::object init_params)
+    : services_(services),
+      config_(config),
+      init_params_(std::move(init_params)),
+      idle_timer_(services.io) {}
+
+UpstreamClient::~UpstreamClient() {
+    *alive_ = false;
+    if (channel_) {
+        channel_->stop();
+    }
+}
+
+bool UpstreamClient::has_capability(std::string_view name) const {
+    const auto* caps = init_result_.if_contains("capabilities");
+    return caps != nullptr && caps->is_object() && caps->as_object().contains(name);
+}
+
+void UpstreamClient::start(std::function<void(const tl::expected<void, Failure>&)> done) {
+    switch (state_) {
+        case State::ready:
+            done({});
+            return;
+        case State::failed:
+        case State::stopped:
+            done(tl::unexpected(
+                Failure{mcp::code::upstream_unavailable,
+                        failure_.empty() ? "upstream " + name() + " is stopped" : failure_}));
+            return;
+        case State::starting:
+            on_ready_.push_back(std::move(done));
+            return;
+        case State::idle:
+            on_ready_.push_back(std::move(done));
+            launch();
+            return;
+    }
+}
+
+void UpstreamClient::launch() {
+    state_ = State::starting;
+    const std::weak_ptr<UpstreamClient> self = weak_from_this();
+    const std::uint64_t generation = ++channel_gen_;
+    ChannelEvents events;
+    events.on_message = [self, generation](mcp::Message m) {
+        if (auto s = self.lock(); s && s->channel_gen_ == generation) {
+            s->on_message(std::move(m));
+        }
+    };
+    events.on_closed = [self, generation](std::string reason) {
+        if (auto s = self.lock(); s && s->channel_gen_ == generation) {
+            s->on_closed(reason);
+        }
+    };
+    auto channel = open_channel(services_, config_, std::move(events));
+    if (!channel) {
+        failure_ = "upstream " + name() + " cannot start: " + channel.error().detail;
+        spdlog::error("{}", failure_);
+        // A limit may clear later; anything else will not.
+        state_ = services_.children >= services_.config.limits.max_children ? State::idle
+                                                                            : State::failed;
+        const int code =
+            state_ == State::idle ? mcp::code::over_limit : mcp::code::upstream_unavailable;
+        fail_all(code, failure_);
+        return;
+    }
+    channel_ = std::move(*channel);
+
+    // Lifecycle, initialization: the client's own parameters, so the upstream
+    // sees the capabilities (sampling, elicitation, roots) of the real client.
+    const std::int64_t id = next_id_++;
+    Pending p;
+    p.internal = true;
+    p.order = ++order_;
+    p.reply = [this, alive = alive_, generation](tl::expected<mcp::Message, Failure> outcome) {
+        if (!*alive || generation != channel_gen_) {
+            return;
+        }
+        if (outcome) {
+            if (const auto* result = outcome->body.if_contains("result");
+                result != nullptr && result->is_object()) {
+                init_result_ = result->as_object();
+                // "After successful initialization, the client MUST send an
+                // initialized notification to indicate it is ready".
+                channel_->send(mcp::make_notification(mcp::method::initialized, {}));
+                state_ = State::ready;
+                spdlog::debug("upstream {}: initialized", name());
+                flush_queue();
+                auto waiting = std::move(on_ready_);
+                on_ready_.clear();
+                for (auto& cb : waiting) {
+                    cb({});
+                }
+                touch();
+                return;
+            }
+            const auto& e = outcome->body.at("error").as_object();
+            outcome = tl::unexpected(
+                Failure{mcp::code::upstream_unavailable,
+                        "upstream " + name() + " refused initialize: " +
+                            std::string(e.contains("message") && e.at("message").is_string()
+                                            ? std::string_view(e.at("message").get_string())
+                                            : std::string_view("(no message)"))});
+        }
+        failure_ = outcome.error().message;
+        spdlog::error("{}", failure_);
+        state_ = State::failed;
+        if (channel_) {
+            channel_->stop();
+        }
+        fail_all(outcome.error().code, failure_);
+    };
+    pending_.emplace(id, std::move(p));
+    arm(id);
+    send_now(id, mcp::make_request(id, mcp::method::initialize, init_params_));
+}
+
+std::uint64_t UpstreamClient::request(json::object message, Subscriber* owner, Reply reply,
+                                      Progress progress) {
+    if (state_ == State::failed || state_ == State::stopped) {
+        Failure f{mcp::code::upstream_unavailable,
+                  failure_.empty() ? "upstream " + name() + " is stopped" : failure_};
+        asio::post(services_.io,
+                   [reply = std::move(reply), f = std::move(f)] { reply(tl::unexpected(f)); });
+        return 0;
+    }
+    const std::int64_t id = next_id_++;
+    Pending p;
+    p.reply = std::move(reply);
+    p.progress = std::move(progress);
+    p.owner = owner;
+    p.order = ++order_;
+    if (auto* params = message.if_contains("params"); params != nullptr && params->is_object()) {
+        if (auto* meta = params->as_object().if_contains("_meta");
+            meta != nullptr && meta->is_object()) {
+            if (auto* token = meta->as_object().if_contains("progressToken"); token != nullptr) {
+                // Our own token: tokens of different clients must not meet upstream.
+                p.client_token = *token;
+                std::string ours = "pqmcp-" + std::to_string(id);
+                tokens_[ours] = id;
+                *token = ours;
+                p.token = std::move(ours);
+            }
+        }
+    }
+    message["id"] = id;
+    pending_.emplace(id, std::move(p));
+    arm(id);
+    if (state_ == State::ready) {
+        send_now(id, std::move(message));
+    } else {
+        queue_.emplace_back(id, std::move(message));
+        if (state_ == State::idle) {
+            launch();
+        }
+    }
+    return static_cast<std::uint64_t>(id);
+}
+
+void UpstreamClient::cancel(std::uint64_t handle, std::string_view reason) {
+    const auto id = static_cast<std::int64_t>(handle);
+    const auto it = pending_.find(id);
+    if (it == pending_.end()) {
+        return;
+    }
+    if (it->second.token) {
+        tokens_.erase(*it->second.token);
+    }
+    pending_.erase(it);
+    // Cancellation: "The request SHOULD still be in-flight" and the receiver
+    // "MAY ignore" it; either way no response is relayed for it.
+    if (state_ == State::ready) {
+        json::object params{{"requestId", id}};
+        if (!reason.empty()) {
+            params["reason"] = reason;
+        }
+        channel_->send(mcp::make_notification(mcp::method::cancelled, std::move(params)));
+    } else {
+        std::erase_if(queue_, [id](const auto& q) { return q.first == id; });
+    }
+}
+
+void UpstreamClient::notify(const json::object& notification) {
+    if (state_ == State::ready) {
+        channel_->send(notification);
+    } else if (state_ == State::starting) {
+        queue_.emplace_back(0, notification);
+    }
+}
+
+void UpstreamClient::answer(const json::value& server_id, json::object response) {
+    response["id"] = server_id;
+    if (channel_ && state_ == State::ready) {
+        channel_->send(response);
+    }
+}
+
+void UpstreamClient::subscribe(Subscriber* s) {
+    if (std::find(subscribers_.begin(), subscribers_.end(), s) == subscribers_.end()) {
+        subscribers_.push_back(s);
+    }
+}
+
+void UpstreamClient::unsubscribe(Subscriber* s) {
+    std::erase(subscribers_, s);
+    std::vector<std::int64_t> owned;
+    for (const auto& [id, p] : pending_) {
+        if (p.owner == s) {
+            owned.push_back(id);
+        }
+    }
+    for (const auto id : owned) {
+        cancel(static_cast<std::uint64_t>(id), "the client session ended");
+    }
+}
+
+std::size_t UpstreamClient::pending_for(const Subscriber* s) const {
+    return static_cast<std::size_t>(std::count_if(
+        pending_.begin(), pending_.end(), [s](const auto& kv) { return kv.second.owner == s; }));
+}
+
+Subscriber* UpstreamClient::latest_owner() const {
+    Subscriber* latest = nullptr;
+    std::uint64_t order = 0;
+    for (const auto& [id, p] : pending_) {
+        if (p.owner != nullptr && p.order > order) {
+            order = p.order;
+            latest = p.owner;
+        }
+    }
+    return latest;
+}
+
+void UpstreamClient::stop() {
+    if (state_ == State::stopped) {
+        return;
+    }
+    state_ = State::stopped;
+    failure_ = "upstream " + name() + " is stopped";
+    idle_timer_.cancel();
+    ++channel_gen_;
+    if (channel_) {
+        channel_->stop();
+        channel_.reset();
+    }
+    fail_all(mcp::code::upstream_unavailable, failure_);
+}
+
+void UpstreamClient::send_now(std::int64_t id, json::object message) {
+    (void)id;
+    channel_->send(message);
+}
+
+void UpstreamClient::arm(std::int64_t id) {
+    auto it = pending_.find(id);
+    if (it == pending_.end()) {
+        return;
+    }
+    Pending& p = it->second;
+    if (!p.timer) {
+        p.timer = std::make_unique<asio::steady_timer>(services_.io);
+    }
+    const auto timeout = p.internal ? services_.config.timeouts.upstream_start
+                                    : services_.config.timeouts.upstream_request;
+    p.timer->expires_after(timeout);
+    p.timer->async_wait([self = weak_from_this(), id,
+                         timeout](const boost::system::error_code& ec) {
+        auto s = self.lock();
+        if (ec || !s || !s->pending_.contains(id)) {
+            return;
+        }
+        const std::string what =
+            "upstream " + s->name() + " did not answer within " +
+            (timeout.count() % 1000 == 0 ? std::to_string(timeout.count() / 1000) + " s"
+                                         : std::to_string(timeout.count()) + " ms");
+        spdlog::warn("{}", what);
+        const bool internal = s->pending_.at(id).internal;
+        if (!internal && s->state_ == State::ready) {
+            s->channel_->send(mcp::make_notification(
+                mcp::method::cancelled, json::object{{"requestId", id}, {"reason", "timeout"}}));
+        }
+        s->complete(id, tl::unexpected(Failure{mcp::code::upstream_timeout, what}));
+    });
+}
+
+void UpstreamClient::complete(std::int64_t id, tl::expected<mcp::Message, Failure> outcome) {
+    auto it = pending_.find(id);
+    if (it == pending_.end()) {
+        return;
+    }
+    Pending p = std::move(it->second);
+    pending_.erase(it);
+    if (p.token) {
+        tokens_.erase(*p.token);
+    }
+    if (p.timer) {
+        p.timer->cancel();
+    }
+    touch();
+    if (p.reply) {
+        p.reply(std::move(outcome));
+    }
+}
+
+void UpstreamClient::fail_all(int code, const std::string& message) {
+    std::vector<std::int64_t> ids;
+    ids.reserve(pending_.size());
+    for (const auto& [id, p] : pending_) {
+        ids.push_back(id);
+    }
+    queue_.clear();
+    for (const auto id : ids) {
+        complete(id, tl::unexpected(Failure{code, message}));
+    }
+    auto waiting = std::move(on_ready_);
+    on_ready_.clear();
+    for (auto& cb : waiting) {
+        cb(tl::unexpected(Failure{code, message}));
+    }
+}
+
+void UpstreamClient::flush_queue() {
+    auto queued = std::move(queue_);
+    queue_.clear();
+    for (auto& [id, message] : queued) {
+        if (id == 0 || pending_.contains(id)) {
+            channel_->send(message);
+        }
+    }
+}
+
+void UpstreamClient::touch() {
+    if (config_.kind != UpstreamKind::stdio || state_ != State::ready) {
+        return;
+    }
+    idle_timer_.expires_after(services_.config.timeouts.child_idle);
+    idle_timer_.async_wait([self = weak_from_this()](const boost::system::error_code& ec) {
+        auto s = self.lock();
+        if (ec || !s || s->state_ != State::ready || !s->pending_.empty()) {
+            return;
+        }
+        spdlog::info("upstream {}: idle; stopping its process (started again when needed)",
+                     s->name());
+        ++s->channel_gen_;  // its exit is expected
+        s->channel_->stop();
+        s->channel_.reset();
+        s->state_ = State::idle;
+    });
+}
+
+void UpstreamClient::on_message(mcp::Message message) {
+    if (message.is_response()) {
+        if (!message.id.is_int64()) {
+            spdlog::debug("upstream {}: a response with an id we never sent", name());
+            return;
+        }
+        complete(message.id.get_int64(), std::move(message));
+        return;
+    }
+    if (message.is_request()) {
+        if (message.method == mcp::method::ping) {
+            // The gateway answers for itself: it is alive, and the client
+            // behind it has its own liveness with the gateway.
+            channel_->send(mcp::make_result(message.id, json::object{}));
+            return;
+        }
+        Subscriber* target = latest_owner();
+        if (target == nullptr && !subscribers_.empty()) {
+            target = subscribers_.front();
+        }
+        if (target == nullptr) {
+            channel_->send(
+                mcp::make_error(message.id, mcp::code::method_not_found,
+                                "no client is connected to relay " + message.method + " to"));
+            return;
+        }
+        target->upstream_request(*this, std::move(message));
+        return;
+    }
+    if (message.method == mcp::method::progress) {
+        const json::object* params = message.params();
+        const json::value* token =
+            params != nullptr ? params->if_contains("progressToken") : nullptr;
+        if (token == nullptr || !token->is_string()) {
+            return;
+        }
+        const auto t = tokens_.find(std::string(token->get_string()));
+        if (t == tokens_.end()) {
+            return;  // for a request that is finished or cancelled
+        }
+        const std::int64_t id = t->second;
+        arm(id);  // progress keeps the request alive
+        Pending& p = pending_.at(id);
+        if (p.progress) {
+            message.params()->at("progressToken") = p.client_token;
+            p.progress(std::move(message));
+        }
+        return;
+    }
+    const auto subscribers = subscribers_;
+    for (Subscriber* s : subscribers) {
+        if (std::find(subscribers_.begin(), subscribers_.end(), s) != subscribers_.end()) {
+            s->upstream_notification(*this, message);
+        }
+    }
+}
+
+void UpstreamClient::on_closed(const std::string& reason) {
+    if (state_ == State::stopped) {
+        return;
+    }
+    ++channel_gen_;
+    if (channel_) {
+        // Destroyed on the next turn: this call may come from inside it.
+        asio::post(services_.io, [channel = std::shared_ptr<Channel>(std::move(channel_))] {});
+    }
+    const auto now = std::chrono::steady_clock::now();
+    crashes_.push_back(now);
+    while (!crashes_.empty() && now - crashes_.front() > k_crash_window) {
+        crashes_.pop_front();
+    }
+    const std::string what = "upstream " + name() + " " + reason;
+    if (crashes_.size() >= k_max_crashes) {
+        failure_ = what + "; it ended " + std::to_string(crashes_.size()) +
+                   " times within a minute and is not started again";
+        state_ = State::failed;
+        spdlog::error("{}", failure_);
+    } else {
+        state_ = State::idle;
+        spdlog::warn("{}; started again when next needed", what);
+    }
+    fail_all(mcp::code::upstream_unavailable, what + " before answering");
+}
+
+}  // namespace pqmcp::gateway

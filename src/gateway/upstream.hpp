@@ -1,0 +1,165 @@
+// Internal: the gateway as an MCP client of its upstream servers.
+//
+// A Channel carries JSON-RPC messages to one running upstream (a child
+// process over stdio, a Streamable HTTP server, the built-in demo server).
+// An UpstreamClient speaks MCP over a channel: it initializes the server with
+// the downstream client's parameters, gives every request an id of its own
+// (and every progress token), times requests out, relays the server's own
+// requests and notifications to its subscribers (gateway sessions), and starts
+// the server again when it is needed after an exit or an idle stop.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <openssl/ssl.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json/object.hpp>
+
+#include "pqmcp/core/error.hpp"
+#include "pqmcp/gateway/config.hpp"
+#include "pqmcp/mcp/jsonrpc.hpp"
+
+namespace pqmcp::gateway {
+
+// What every upstream needs from the gateway.
+struct Services {
+    boost::asio::io_context& io;
+    const GatewayConfig& config;
+    std::size_t children = 0;  // stdio children running (until reaped)
+    // https upstreams: the client context for each, by upstream name.
+    std::map<std::string, SSL_CTX*> tls_contexts;
+};
+
+struct ChannelEvents {
+    std::function<void(mcp::Message)> on_message;
+    // The upstream is gone (process exit): nothing more will arrive.
+    std::function<void(std::string reason)> on_closed;
+};
+
+class Channel {
+  public:
+    virtual ~Channel() = default;
+    virtual void send(const boost::json::object& message) = 0;
+    virtual void stop() = 0;  // graceful; on_closed may follow
+};
+
+// Starts a channel for `upstream`. Errors: startup_failed (spawn, limits).
+[[nodiscard]] Result<std::unique_ptr<Channel>> open_channel(Services& services,
+                                                            const UpstreamConfig& upstream,
+                                                            ChannelEvents events);
+
+class UpstreamClient;
+
+// A gateway session, as an upstream client sees it.
+class Subscriber {
+  public:
+    virtual ~Subscriber() = default;
+    // A request from the server for the client (sampling, elicitation, roots).
+    virtual void upstream_request(UpstreamClient& from, mcp::Message request) = 0;
+    // A notification that is not progress (list_changed, logging, cancelled, ...).
+    virtual void upstream_notification(UpstreamClient& from, mcp::Message notification) = 0;
+};
+
+class UpstreamClient final : public std::enable_shared_from_this<UpstreamClient> {
+  public:
+    // The response (result or error) or why there is none (timeout,
+    // upstream_unavailable as a JSON-RPC error code and text).
+    struct Failure {
+        int code;
+        std::string message;
+    };
+    using Reply = std::function<void(tl::expected<mcp::Message, Failure>)>;
+    using Progress = std::function<void(mcp::Message notification)>;
+
+    UpstreamClient(Services& services, const UpstreamConfig& config,
+                   boost::json::object init_params);
+    ~UpstreamClient();
+    UpstreamClient(const UpstreamClient&) = delete;
+    UpstreamClient& operator=(const UpstreamClient&) = delete;
+    UpstreamClient(UpstreamClient&&) = delete;
+    UpstreamClient& operator=(UpstreamClient&&) = delete;
+
+    [[nodiscard]] const UpstreamConfig& config() const noexcept { return config_; }
+    [[nodiscard]] const std::string& name() const noexcept { return config_.name; }
+
+    // Starts the server and initializes it; `done` gets the outcome.
+    void start(std::function<void(const tl::expected<void, Failure>&)> done);
+    [[nodiscard]] bool ready() const noexcept { return state_ == State::ready; }
+    // From the last successful initialize.
+    [[nodiscard]] const boost::json::object& initialize_result() const noexcept {
+        return init_result_;
+    }
+    [[nodiscard]] bool has_capability(std::string_view name) const;
+
+    // Sends a request (its id replaced by one of ours; a progress token too).
+    // Returns a handle for cancel(). `owner` is the session it is for.
+    std::uint64_t request(boost::json::object message, Subscriber* owner, Reply reply,
+                          Progress progress = {});
+    // notifications/cancelled for a request sent with request(); its reply is dropped.
+    void cancel(std::uint64_t handle, std::string_view reason);
+    void notify(const boost::json::object& notification);
+    // Answers a request the server made (`server_id` as the server sent it).
+    void answer(const boost::json::value& server_id, boost::json::object response);
+
+    void subscribe(Subscriber* s);
+    // Removes `s` and every pending request it owns (without replies).
+    void unsubscribe(Subscriber* s);
+    [[nodiscard]] std::size_t pending_for(const Subscriber* s) const;
+    // The subscriber whose request was sent most recently and is still pending.
+    [[nodiscard]] Subscriber* latest_owner() const;
+
+    void stop();
+
+  private:
+    enum class State { idle, starting, ready, failed, stopped };
+    struct Pending {
+        Reply reply;
+        Progress progress;
+        Subscriber* owner = nullptr;
+        std::unique_ptr<boost::asio::steady_timer> timer;
+        std::optional<std::string> token;  // our progress token
+        boost::json::value client_token;   // the client's progress token
+        std::uint64_t order = 0;
+        bool internal = false;
+    };
+
+    void launch();
+    void on_message(mcp::Message message);
+    void on_closed(const std::string& reason);
+    void send_now(std::int64_t id, boost::json::object message);
+    void arm(std::int64_t id);
+    void complete(std::int64_t id, tl::expected<mcp::Message, Failure> outcome);
+    void fail_all(int code, const std::string& message);
+    void flush_queue();
+    void touch();
+
+    Services& services_;
+    UpstreamConfig config_;
+    boost::json::object init_params_;
+    boost::json::object init_result_;
+    State state_ = State::idle;
+    std::unique_ptr<Channel> channel_;
+    std::uint64_t channel_gen_ = 0;  // events of an older channel are ignored
+    std::int64_t next_id_ = 1;
+    std::uint64_t order_ = 0;
+    std::map<std::int64_t, Pending> pending_;
+    std::map<std::string, std::int64_t> tokens_;  // our progress token -> request id
+    std::deque<std::pair<std::int64_t, boost::json::object>> queue_;  // waiting for ready
+    std::vector<std::function<void(const tl::expected<void, Failure>&)>> on_ready_;
+    std::vector<Subscriber*> subscribers_;
+    std::deque<std::chrono::steady_clock::time_point> crashes_;
+    std::string failure_;
+    boost::asio::steady_timer idle_timer_;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace pqmcp::gateway

@@ -1,0 +1,98 @@
+#include "pqmcp/transport/line_io.hpp"
+
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+
+namespace pqmcp::transport {
+
+void LineSplitter::feed(std::string_view bytes, std::vector<Result<std::string>>& out) {
+    while (!bytes.empty()) {
+        const auto nl = bytes.find('\n');
+        const std::string_view chunk = bytes.substr(0, nl);
+        if (!skipping_) {
+            if (partial_.size() + chunk.size() > max_line_) {
+                out.emplace_back(fail(Errc::too_large, "a message line longer than " +
+                                                           std::to_string(max_line_) + " bytes"));
+                partial_.clear();
+                skipping_ = true;
+            } else {
+                partial_.append(chunk);
+            }
+        }
+        if (nl == std::string_view::npos) {
+            return;
+        }
+        if (!skipping_) {
+            if (!partial_.empty() && partial_.back() == '\r') {
+                partial_.pop_back();
+            }
+            if (!partial_.empty()) {
+                out.emplace_back(std::move(partial_));
+            }
+        }
+        partial_.clear();
+        skipping_ = false;
+        bytes.remove_prefix(nl + 1);
+    }
+}
+
+std::optional<Result<std::string>> LineSplitter::finish() {
+    if (skipping_ || partial_.empty()) {
+        partial_.clear();
+        skipping_ = false;
+        return std::nullopt;
+    }
+    std::string line = std::move(partial_);
+    partial_.clear();
+    return Result<std::string>(std::move(line));
+}
+
+std::optional<Result<std::string>> LineReader::next() {
+    for (;;) {
+        if (consumed_ < ready_.size()) {
+            return std::move(ready_[consumed_++]);
+        }
+        ready_.clear();
+        consumed_ = 0;
+        if (eof_) {
+            return splitter_.finish();
+        }
+        std::array<char, 65'536> buffer{};
+        const ssize_t n = ::read(fd_, buffer.data(), buffer.size());
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return Result<std::string>(fail(Errc::io_error, std::strerror(errno)));
+        }
+        if (n == 0) {
+            eof_ = true;
+            continue;
+        }
+        splitter_.feed(std::string_view(buffer.data(), static_cast<std::size_t>(n)), ready_);
+    }
+}
+
+Status write_line(int fd, std::string_view line) {
+    std::string data;
+    data.reserve(line.size() + 1);
+    data.append(line);
+    data.push_back('\n');
+    std::string_view rest = data;
+    while (!rest.empty()) {
+        const ssize_t n = ::write(fd, rest.data(), rest.size());
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return fail(errno == EPIPE ? Errc::closed : Errc::io_error, std::strerror(errno));
+        }
+        rest.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return {};
+}
+
+}  // namespace pqmcp::transport

@@ -1,0 +1,145 @@
+// The gateway configuration: YAML, flags, validation, with the errors users see.
+#include <gtest/gtest.h>
+
+#include "pqmcp/gateway/config.hpp"
+
+namespace pqmcp::gateway {
+namespace {
+
+TEST(Config, ReadsEveryKnownKey) {
+    auto c = parse_config(R"(
+listen: 0.0.0.0:9443
+identity: /var/lib/pqmcp/gw
+profile: pq-strict
+require_client_identity: true
+known_peers: /etc/pqmcp/known_peers
+allowed_origins: [https://dash.example]
+log_level: debug
+namespacing: { enabled: true, separator: "." }
+limits: { max_sessions: 10, max_children: 3, max_message_bytes: 1024, max_body_bytes: 2048 }
+timeouts: { session_idle: 5m, upstream_request: 1500ms, child_idle: 2h }
+upstreams:
+  - name: everything
+    command: npx
+    args: [-y, server-everything]
+    env: { DEBUG: "1" }
+    isolation: shared
+  - name: remote
+    url: https://10.0.0.2:8443/mcp
+    pin: pq1aaaa
+    headers: { Authorization: Bearer x }
+  - name: demo
+    builtin: demo
+)",
+                          "gw.yaml");
+    ASSERT_TRUE(c) << c.error().message();
+    EXPECT_EQ(c->listen_host(), "0.0.0.0");
+    EXPECT_EQ(c->listen_port(), 9443);
+    EXPECT_EQ(c->profile, "pq-strict");
+    EXPECT_TRUE(c->require_client_identity);
+    EXPECT_EQ(c->separator, ".");
+    EXPECT_EQ(c->limits.http.max_sessions, 10U);
+    EXPECT_EQ(c->limits.max_children, 3U);
+    EXPECT_EQ(c->timeouts.http.session_idle, std::chrono::minutes{5});
+    EXPECT_EQ(c->timeouts.upstream_request, std::chrono::milliseconds{1500});
+    ASSERT_EQ(c->upstreams.size(), 3U);
+    EXPECT_EQ(c->upstreams[0].kind, UpstreamKind::stdio);
+    EXPECT_TRUE(c->upstreams[0].shared);
+    EXPECT_EQ(c->upstreams[0].args, (std::vector<std::string>{"-y", "server-everything"}));
+    EXPECT_EQ(c->upstreams[1].kind, UpstreamKind::http);
+    EXPECT_EQ(c->upstreams[1].pins, (std::vector<std::string>{"pq1aaaa"}));
+    EXPECT_EQ(c->upstreams[2].kind, UpstreamKind::demo);
+    EXPECT_TRUE(validate(*c));
+}
+
+TEST(Config, ErrorsNameTheFileLineAndKey) {
+    struct Case {
+        const char* yaml;
+        const char* expected;
+    };
+    const Case cases[] = {
+        {"listen: 1\nbogus: 2\n", "gw.yaml:2: bogus: unknown key"},
+        {"timeouts:\n  session_idle: soon\n",
+         "gw.yaml:2: timeouts.session_idle: \"soon\" is not a duration"},
+        {"limits:\n  max_sessions: -3\n",
+         "gw.yaml:2: limits.max_sessions: expected a positive whole number"},
+        {"upstreams:\n  - name: x\n    command: a\n    url: http://b/\n",
+         "gw.yaml:2: upstreams[0]: give exactly one of"},
+        {"upstreams:\n  - command: a\n", "gw.yaml:2: upstreams[0]: every upstream needs a name"},
+        {"upstreams:\n  - name: x\n    command: a\n    isolation: sometimes\n",
+         "gw.yaml:4: upstreams[0].isolation"},
+        {"listen: [unclosed\n", "gw.yaml:"},
+    };
+    for (const auto& c : cases) {
+        auto r = parse_config(c.yaml, "gw.yaml");
+        ASSERT_FALSE(r) << c.yaml;
+        EXPECT_EQ(r.error().code, Errc::invalid_config);
+        EXPECT_NE(r.error().detail.find(c.expected), std::string::npos)
+            << r.error().detail << " / wanted: " << c.expected;
+    }
+}
+
+TEST(Config, UpstreamFlags) {
+    auto s = parse_upstream_flag("fs=stdio:npx -y \"@scope/server fs\" /tmp");
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->name, "fs");
+    EXPECT_EQ(s->command, "npx");
+    EXPECT_EQ(s->args, (std::vector<std::string>{"-y", "@scope/server fs", "/tmp"}));
+    auto u = parse_upstream_flag("api=https://h:1/mcp");
+    ASSERT_TRUE(u);
+    EXPECT_EQ(u->kind, UpstreamKind::http);
+    for (const char* bad : {"noequals", "=stdio:x", "x=stdio:", "x=ftp://h/"}) {
+        auto r = parse_upstream_flag(bad);
+        ASSERT_FALSE(r) << bad;
+        EXPECT_EQ(r.error().code, Errc::invalid_config);
+    }
+}
+
+TEST(Config, Durations) {
+    EXPECT_EQ(*parse_duration("250ms"), std::chrono::milliseconds{250});
+    EXPECT_EQ(*parse_duration("30"), std::chrono::seconds{30});
+    EXPECT_EQ(*parse_duration("2h"), std::chrono::hours{2});
+    EXPECT_FALSE(parse_duration("0s"));
+    EXPECT_FALSE(parse_duration("10d"));
+    EXPECT_FALSE(parse_duration("-1s"));
+}
+
+TEST(Config, ValidationCatchesWhatCannotWork) {
+    GatewayConfig base;
+    base.identity = "/tmp/x";
+    UpstreamConfig demo;
+    demo.name = "demo";
+    demo.kind = UpstreamKind::demo;
+    base.upstreams = {demo};
+    ASSERT_TRUE(validate(base));
+    struct Case {
+        std::function<void(GatewayConfig&)> change;
+        const char* expected;
+    };
+    const Case cases[] = {
+        {[](GatewayConfig& c) { c.upstreams.clear(); }, "no upstream"},
+        {[](GatewayConfig& c) { c.listen = "localhost"; }, "listen: expected HOST:PORT"},
+        {[](GatewayConfig& c) { c.profile = "pq-maximal"; }, "profile:"},
+        {[](GatewayConfig& c) { c.require_client_identity = true; }, "needs known_peers or ca"},
+        {[](GatewayConfig& c) { c.upstreams.push_back(c.upstreams[0]); }, "defined twice"},
+        {[](GatewayConfig& c) { c.upstreams[0].name = "bad name"; }, "a name is 1-64"},
+        {[](GatewayConfig& c) {
+             c.namespacing = false;
+             c.upstreams.push_back(c.upstreams[0]);
+             c.upstreams[1].name = "two";
+         },
+         "namespacing can be turned off only with a single upstream"},
+        {[](GatewayConfig& c) { c.allowed_origins = {"nope"}; }, "is not an origin"},
+        {[](GatewayConfig& c) { c.log_level = "loud"; }, "log_level"},
+    };
+    for (const auto& c : cases) {
+        GatewayConfig config = base;
+        c.change(config);
+        auto r = validate(config);
+        ASSERT_FALSE(r) << c.expected;
+        EXPECT_NE(r.error().detail.find(c.expected), std::string::npos) << r.error().detail;
+    }
+}
+
+}  // namespace
+}  // namespace pqmcp::gateway

@@ -1,0 +1,267 @@
+// The Streamable HTTP rules (specification 2025-11-25, "Transports") as the
+// gateway applies them: each negative case gets its specified status.
+#include <gtest/gtest.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/json/parse.hpp>
+
+#include "harness.hpp"
+
+namespace pqmcp::gateway::test {
+namespace {
+
+namespace json = boost::json;
+const std::vector<Header> k_post_headers{{"Content-Type", "application/json"},
+                                         {"Accept", "application/json, text/event-stream"}};
+constexpr const char* k_list = R"({"jsonrpc":"2.0","id":2,"method":"tools/list"})";
+
+int rpc_code(const HttpReply& r) {
+    const auto v = r.json();
+    if (!v.is_object() || !v.as_object().contains("error")) {
+        return 0;
+    }
+    return static_cast<int>(v.at("error").at("code").as_int64());
+}
+
+TEST(StreamableHttp, InitializeGivesASessionIdAndJson) {
+    Harness h;
+    const auto reply = h.post(
+        R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}})");
+    ASSERT_EQ(reply.status, 200U) << reply.error;
+    EXPECT_EQ(reply.header("content-type"), "application/json");
+    const std::string session = reply.header("mcp-session-id");
+    ASSERT_EQ(session.size(), 32U);  // 128 bits from the CSPRNG, hex
+    for (const char c : session) {
+        EXPECT_TRUE(c > 0x20 && c < 0x7f);
+    }
+    const auto result = reply.json().at("result");
+    EXPECT_EQ(result.at("protocolVersion"), json::value("2025-06-18"));
+    EXPECT_EQ(result.at("serverInfo").at("name"), json::value("pqmcp"));
+    // A second initialize is a second session.
+    EXPECT_NE(h.open_session(), session);
+}
+
+TEST(StreamableHttp, NotificationsAre202AndRequestsAnswer) {
+    Harness h;
+    const auto session = h.open_session();
+    const auto list = h.post(k_list, session, "2025-11-25");
+    ASSERT_EQ(list.status, 200U);
+    const auto tools = list.json().at("result").at("tools").as_array();
+    ASSERT_EQ(tools.size(), 5U);
+    EXPECT_EQ(tools.at(0).at("name"), json::value("demo__echo"));
+    const auto note = h.post(R"({"jsonrpc":"2.0","method":"notifications/roots/list_changed"})",
+                             session, "2025-11-25");
+    EXPECT_EQ(note.status, 202U);
+    EXPECT_TRUE(note.body.empty());
+}
+
+TEST(StreamableHttp, SessionAndVersionHeadersAreChecked) {
+    Harness h;
+    const auto session = h.open_session();
+    // No session: 400. Unknown session: 404.
+    auto r = h.post(k_list);
+    EXPECT_EQ(r.status, 400U);
+    EXPECT_EQ(rpc_code(r), mcp::code::invalid_request);
+    r = h.post(k_list, "0123456789abcdef0123456789abcdef");
+    EXPECT_EQ(r.status, 404U);
+    // "If the server receives a request with an invalid or unsupported
+    // MCP-Protocol-Version, it MUST respond with 400 Bad Request."
+    r = h.post(k_list, session, "2031-01-01");
+    EXPECT_EQ(r.status, 400U);
+    EXPECT_NE(r.body.find("unsupported MCP-Protocol-Version 2031-01-01"), std::string::npos);
+    r = h.post(k_list, session, "2025-03-26");  // supported, but not this session's
+    EXPECT_EQ(r.status, 400U);
+    // Without the header the negotiated version is assumed.
+    EXPECT_EQ(h.post(k_list, session).status, 200U);
+    // initialize with a session id is refused.
+    r = h.post(R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{}})", session);
+    EXPECT_EQ(r.status, 400U);
+}
+
+TEST(StreamableHttp, ContentTypeAcceptAndOriginAreChecked) {
+    Harness h;
+    const auto session = h.open_session();
+    auto r = h.http("POST", "/mcp",
+                    {{"Content-Type", "application/json"},
+                     {"Accept", "application/json"},
+                     {"Mcp-Session-Id", session}},
+                    k_list);
+    EXPECT_EQ(r.status, 406U);
+    r = h.http("POST", "/mcp",
+               {{"Content-Type", "text/plain"},
+                {"Accept", "application/json, text/event-stream"},
+                {"Mcp-Session-Id", session}},
+               k_list);
+    EXPECT_EQ(r.status, 415U);
+    r = h.http("GET", "/mcp", {{"Accept", "application/json"}, {"Mcp-Session-Id", session}}, "");
+    EXPECT_EQ(r.status, 406U);
+    // "If the Origin header is present and invalid, servers MUST respond with
+    // HTTP 403 Forbidden" -- with a JSON-RPC error without an id.
+    auto headers = k_post_headers;
+    headers.push_back({"Origin", "https://evil.example"});
+    headers.push_back({"Mcp-Session-Id", session});
+    r = h.http("POST", "/mcp", headers, k_list);
+    EXPECT_EQ(r.status, 403U);
+    EXPECT_TRUE(r.json().at("id").is_null());
+    r = h.http("PUT", "/mcp", {{"Mcp-Session-Id", session}}, "");
+    EXPECT_EQ(r.status, 405U);
+    EXPECT_EQ(r.header("allow"), "GET, POST, DELETE");
+    r = h.http("GET", "/elsewhere", {}, "");
+    EXPECT_EQ(r.status, 404U);
+}
+
+TEST(StreamableHttp, AnAllowedOriginPasses) {
+    Harness h({demo_upstream()},
+              [](GatewayConfig& c) { c.allowed_origins = {"https://app.example"}; });
+    auto headers = k_post_headers;
+    headers.push_back({"Origin", "https://app.example"});
+    const auto r = h.http("POST", "/mcp", headers,
+                          R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{}})");
+    EXPECT_EQ(r.status, 200U);
+}
+
+TEST(StreamableHttp, MalformedAndOversizedBodies) {
+    Harness h({demo_upstream()}, [](GatewayConfig& c) {
+        c.limits.http.max_body_bytes = 4096;
+        c.limits.message.max_message_bytes = 4096;
+        c.limits.message.max_depth = 16;
+        c.limits.http.max_header_bytes = 2048;
+    });
+    const auto session = h.open_session();
+    auto r = h.post("{not json", session);
+    EXPECT_EQ(r.status, 400U);
+    EXPECT_EQ(rpc_code(r), mcp::code::parse_error);
+    r = h.post(R"({"jsonrpc":"2.0","id":5})", session);
+    EXPECT_EQ(r.status, 400U);
+    EXPECT_EQ(rpc_code(r), mcp::code::invalid_request);
+    r = h.post(std::string(64, '[') + std::string(64, ']'), session);
+    EXPECT_EQ(r.status, 400U);
+    EXPECT_EQ(rpc_code(r), mcp::code::parse_error);
+    r = h.post(
+        R"({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"demo__echo","arguments":{"message":")" +
+            std::string(8000, 'x') + "\"}}}",
+        session);
+    EXPECT_EQ(r.status, 413U);
+    auto headers = k_post_headers;
+    headers.push_back({"X-Padding", std::string(4000, 'p')});
+    r = h.http("POST", "/mcp", headers, k_list);
+    EXPECT_EQ(r.status, 431U);
+    // The session still works.
+    EXPECT_EQ(h.post(k_list, session).status, 200U);
+}
+
+TEST(StreamableHttp, BatchesOnlyWhereTheVersionHasThem) {
+    Harness h;
+    const std::string batch =
+        R"([{"jsonrpc":"2.0","id":10,"method":"ping"},{"jsonrpc":"2.0","id":11,"method":"tools/list"}])";
+    const auto modern = h.open_session("2025-11-25");
+    auto r = h.post(batch, modern);
+    EXPECT_EQ(r.status, 400U);
+    EXPECT_NE(r.body.find("batches are not part of protocol version 2025-11-25"),
+              std::string::npos);
+    const auto old = h.open_session("2025-03-26");
+    r = h.post(batch, old, "2025-03-26");
+    ASSERT_EQ(r.status, 200U) << r.body;
+    const auto answers = r.json().as_array();
+    ASSERT_EQ(answers.size(), 2U);
+    EXPECT_EQ(answers.at(0).at("id"), json::value(10));
+    EXPECT_EQ(answers.at(1).at("id"), json::value(11));
+}
+
+TEST(StreamableHttp, GetStreamIsSseAndOnlyOne) {
+    Harness h;
+    const auto session = h.open_session();
+    auto r = h.http("GET", "/mcp", {{"Accept", "text/event-stream"}}, "");
+    EXPECT_EQ(r.status, 400U);  // no session
+    Stream first(h, "GET", {{"Accept", "text/event-stream"}, {"Mcp-Session-Id", session}}, "");
+    ASSERT_EQ(first.status(), 200U);
+    EXPECT_EQ(first.header("Content-Type"), "text/event-stream");
+    (void)first.events(1, std::chrono::milliseconds{300});  // only the priming event comes
+    EXPECT_EQ(first.last_event_id(), "0-0");
+    r = h.http("GET", "/mcp", {{"Accept", "text/event-stream"}, {"Mcp-Session-Id", session}}, "");
+    EXPECT_EQ(r.status, 409U);
+}
+
+TEST(StreamableHttp, DeleteEndsTheSession) {
+    Harness h;
+    const auto session = h.open_session();
+    auto r = h.http("DELETE", "/mcp", {{"Mcp-Session-Id", session}}, "");
+    EXPECT_EQ(r.status, 200U);
+    EXPECT_EQ(h.post(k_list, session).status, 404U);
+    r = h.http("DELETE", "/mcp", {{"Mcp-Session-Id", session}}, "");
+    EXPECT_EQ(r.status, 404U);
+}
+
+TEST(StreamableHttp, ASessionBelongsToTheIdentityThatOpenedIt) {
+    Harness h;
+    const auto session = h.open_session();
+    const Client other = h.make_client();
+    EXPECT_EQ(h.post(k_list, session, {}, &other).status, 404U);
+    EXPECT_EQ(h.post(k_list, session).status, 200U);
+}
+
+TEST(StreamableHttp, SessionLimitAnswers503) {
+    Harness h({demo_upstream()}, [](GatewayConfig& c) { c.limits.http.max_sessions = 2; });
+    (void)h.open_session();
+    (void)h.open_session();
+    const auto r = h.post(R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{}})");
+    EXPECT_EQ(r.status, 503U);
+    EXPECT_EQ(rpc_code(r), mcp::code::over_limit);
+    EXPECT_EQ(r.header("retry-after"), "5");
+}
+
+TEST(StreamableHttp, IdleSessionsExpire) {
+    Harness h({demo_upstream()}, [](GatewayConfig& c) {
+        c.timeouts.http.session_idle = std::chrono::milliseconds{300};
+    });
+    const auto session = h.open_session();
+    std::this_thread::sleep_for(std::chrono::milliseconds{800});
+    EXPECT_EQ(h.post(k_list, session).status, 404U);
+}
+
+// A client that sends its request one byte at a time gets 408 within the read
+// timeout, and the gateway keeps serving another session meanwhile.
+TEST(StreamableHttp, SlowClientGets408AndOthersAreServed) {
+    Harness h({demo_upstream()},
+              [](GatewayConfig& c) { c.timeouts.http.read = std::chrono::milliseconds{1'000}; });
+    const auto session = h.open_session();
+    namespace asio = boost::asio;
+    asio::io_context io;
+    SSL_CTX_up_ref(h.client().context.get());
+    asio::ssl::context ssl(h.client().context.get());
+    asio::ssl::stream<asio::ip::tcp::socket> slow(io, ssl);
+    slow.next_layer().connect({asio::ip::make_address("127.0.0.1"), h.port()});
+    slow.handshake(asio::ssl::stream_base::client);
+    const std::string request = "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n";
+    const auto start = std::chrono::steady_clock::now();
+    std::string got;
+    std::thread drip([&] {
+        for (const char c : request) {
+            boost::system::error_code ec;
+            asio::write(slow, asio::buffer(&c, 1), ec);
+            if (ec) {
+                return;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds{100});
+        }
+    });
+    // Meanwhile another session is served at once.
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(h.post(k_list, session).status, 200U);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds{1});
+    std::array<char, 512> buf{};
+    boost::system::error_code ec;
+    const std::size_t n = slow.read_some(asio::buffer(buf), ec);
+    got.assign(buf.data(), n);
+    const auto waited = std::chrono::steady_clock::now() - start;
+    drip.join();
+    EXPECT_EQ(got.rfind("HTTP/1.1 408", 0), 0U) << got;
+    EXPECT_LT(waited, std::chrono::seconds{4});
+}
+
+}  // namespace
+}  // namespace pqmcp::gateway::test

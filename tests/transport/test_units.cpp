@@ -1,0 +1,129 @@
+// Transport building blocks without sockets: line framing, SSE, URLs,
+// Accept negotiation, Origin checks.
+#include <gtest/gtest.h>
+
+#include "pqmcp/transport/http_util.hpp"
+#include "pqmcp/transport/line_io.hpp"
+#include "pqmcp/transport/sse.hpp"
+
+namespace pqmcp::transport {
+namespace {
+
+std::vector<std::string> lines_of(LineSplitter& s, std::initializer_list<std::string_view> pieces,
+                                  std::size_t* errors = nullptr) {
+    std::vector<Result<std::string>> out;
+    for (const auto p : pieces) {
+        s.feed(p, out);
+    }
+    std::vector<std::string> lines;
+    for (auto& r : out) {
+        if (r) {
+            lines.push_back(*r);
+        } else if (errors != nullptr) {
+            EXPECT_EQ(r.error().code, Errc::too_large);
+            ++*errors;
+        }
+    }
+    return lines;
+}
+
+TEST(LineSplitter, SplitsAcrossChunksAndDropsCarriageReturns) {
+    LineSplitter s(100);
+    EXPECT_EQ(lines_of(s, {"{\"a\"", ":1}\r\n{\"b\":2}\n\n", "{\"c\""}),
+              (std::vector<std::string>{"{\"a\":1}", "{\"b\":2}"}));
+    auto last = s.finish();
+    ASSERT_TRUE(last && *last);
+    EXPECT_EQ(**last, "{\"c\"");
+}
+
+TEST(LineSplitter, AnOversizedLineIsReportedOnceAndSkipped) {
+    LineSplitter s(8);
+    std::size_t errors = 0;
+    EXPECT_EQ(lines_of(s, {"0123456", "789abcdef", "ghij\nok\n"}, &errors),
+              (std::vector<std::string>{"ok"}));
+    EXPECT_EQ(errors, 1U);
+}
+
+TEST(Sse, ParsesEventsIdsRetryAndComments) {
+    SseParser p(1'000);
+    std::vector<SseEvent> events;
+    ASSERT_TRUE(p.feed(": keep-alive\n\nid: 3-0\nretry: 1500\ndata: \n\n", events));
+    ASSERT_TRUE(p.feed("event: message\r\nid: 3-1\r\ndata: {\"a\":\r\ndata: 1}\r\n\r\n", events));
+    ASSERT_TRUE(p.feed("data: x\rdata: y\r\r", events));
+    ASSERT_EQ(events.size(), 3U);
+    EXPECT_EQ(events[0].data, "");  // the priming event: a cursor and a retry time
+    EXPECT_EQ(events[0].id, "3-0");
+    EXPECT_EQ(events[0].retry, 1500U);
+    EXPECT_EQ(events[1].type, "message");
+    EXPECT_EQ(events[1].data, "{\"a\":\n1}");
+    EXPECT_EQ(events[1].id, "3-1");
+    EXPECT_EQ(events[2].data, "x\ny");
+    EXPECT_EQ(p.last_event_id(), "3-1");
+}
+
+TEST(Sse, AnEventOverTheLimitFails) {
+    SseParser p(16);
+    std::vector<SseEvent> events;
+    auto st = p.feed("data: " + std::string(32, 'x'), events);
+    ASSERT_FALSE(st);
+    EXPECT_EQ(st.error().code, Errc::too_large);
+}
+
+TEST(Sse, FormatRoundTrips) {
+    const std::string wire = format_sse_event("0-7", "{\"x\":1}", 2000) + format_sse_comment("ka");
+    SseParser p(1'000);
+    std::vector<SseEvent> events;
+    ASSERT_TRUE(p.feed(wire, events));
+    ASSERT_EQ(events.size(), 1U);
+    EXPECT_EQ(events[0].data, "{\"x\":1}");
+    EXPECT_EQ(events[0].id, "0-7");
+    EXPECT_EQ(events[0].retry, 2000U);
+}
+
+TEST(Url, ParsesHttpAndHttps) {
+    auto u = parse_url("https://127.0.0.1:8443/mcp");
+    ASSERT_TRUE(u);
+    EXPECT_TRUE(u->tls);
+    EXPECT_EQ(u->host, "127.0.0.1");
+    EXPECT_EQ(u->port, 8443);
+    EXPECT_EQ(u->target, "/mcp");
+    u = parse_url("http://[::1]/x?y=1");
+    ASSERT_TRUE(u);
+    EXPECT_EQ(u->host, "::1");
+    EXPECT_EQ(u->port, 80);
+    EXPECT_EQ(u->target, "/x?y=1");
+    EXPECT_EQ(u->str(), "http://[::1]:80/x?y=1");
+    for (const char* bad :
+         {"ftp://x/", "https://", "https://u:p@host/", "https://h:99999/", "nope"}) {
+        auto r = parse_url(bad);
+        ASSERT_FALSE(r) << bad;
+        EXPECT_EQ(r.error().code, Errc::invalid_url) << bad;
+    }
+}
+
+TEST(Accept, FollowsMediaRangesAndWeights) {
+    EXPECT_TRUE(accepts("application/json, text/event-stream", "application/json"));
+    EXPECT_TRUE(accepts("application/json, text/event-stream", "text/event-stream"));
+    EXPECT_FALSE(accepts("application/json", "text/event-stream"));
+    EXPECT_TRUE(accepts("*/*", "text/event-stream"));
+    EXPECT_TRUE(accepts("text/*;q=0.5", "text/event-stream"));
+    EXPECT_FALSE(accepts("text/event-stream;q=0", "text/event-stream"));
+    EXPECT_TRUE(accepts("", "application/json"));  // no header: anything
+    EXPECT_FALSE(accepts("text/html", "application/json"));
+}
+
+TEST(Origin, AllowsListedOriginsAndRequestsWithoutOne) {
+    const OriginPolicy policy({"https://app.example:8443", "HTTPS://Other.Example:443"});
+    EXPECT_TRUE(policy.allows(""));
+    EXPECT_TRUE(policy.allows("https://app.example:8443"));
+    EXPECT_TRUE(policy.allows("https://other.example"));
+    EXPECT_FALSE(policy.allows("https://evil.example"));
+    EXPECT_FALSE(policy.allows("http://app.example:8443"));
+    EXPECT_FALSE(policy.allows("null"));
+    EXPECT_TRUE(OriginPolicy({"*"}).allows("https://anything.example"));
+    EXPECT_EQ(normalize_origin("HTTPS://Host:443"), "https://host");
+    EXPECT_EQ(normalize_origin("not an origin"), "");
+}
+
+}  // namespace
+}  // namespace pqmcp::transport
