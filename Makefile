@@ -13,7 +13,10 @@ CTEST_ARGS ?=
 SOURCES = $(shell git ls-files '*.cpp' '*.hpp' 2>/dev/null || \
             find bench include src tests -name '*.cpp' -o -name '*.hpp')
 
-.PHONY: all bootstrap build build-sanitize run test test-sanitize check bench format format-check tidy clean
+INTEROP    := tests/interop
+PORT       ?= 8443
+
+.PHONY: all bootstrap build build-sanitize run test test-sanitize check bench format format-check tidy clean interop-deps
 
 all: build
 
@@ -36,14 +39,23 @@ build-sanitize: bootstrap
 	$(call configure,$(BUILD_SAN),-DCMAKE_BUILD_TYPE=Debug -DPQMCP_SANITIZE=ON -DPQMCP_BUILD_BENCH=OFF)
 	cmake --build $(BUILD_SAN) -j $(JOBS)
 
+# The gateway on 127.0.0.1 in front of the built-in demo MCP server; its
+# identity is created on the first run (~/.config/pqmcp/gateway).
 run: build
-	$(BUILD)/pqmcp version
-	$(BUILD)/pqmcp selftest
+	$(BUILD)/pqmcp serve --demo --listen 127.0.0.1:$(PORT)
 
-test: build
+# The MCP software the interop tests run against, exactly as locked.
+interop-deps: $(INTEROP)/node_modules/.package-lock.json
+
+$(INTEROP)/node_modules/.package-lock.json: $(INTEROP)/package.json $(INTEROP)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: run scripts/bootstrap.sh" >&2; exit 1; }
+	cd $(INTEROP) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test: build interop-deps
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
-test-sanitize: build-sanitize
+test-sanitize: build-sanitize interop-deps
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(BUILD_SAN) --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 

@@ -45,6 +45,11 @@ install_packages() {
       missing+=("$p")
     fi
   done
+  # Node.js and npm run the MCP interop tests (the official SDK and servers);
+  # a machine that already has a newer node keeps it.
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    missing+=(nodejs npm)
+  fi
   [[ ${#missing[@]} -eq 0 ]] && return 0
   log "installing Debian packages: ${missing[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q

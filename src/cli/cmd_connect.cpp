@@ -216,7 +216,7 @@ int run_connect(ConnectArgs a) {
     http.connect_timeout = std::min(*timeout, std::chrono::milliseconds{10'000});
     http.message_limits = limits;
     transport::HttpClientCallbacks callbacks;
-    callbacks.on_message = [&out](mcp::Message m) { out.write(mcp::serialize(m.body)); };
+    callbacks.on_message = [&out](const mcp::Message& m) { out.write(mcp::serialize(m.body)); };
     callbacks.on_failure = [&out, &a](const json::object& message, const Error& error,
                                       const json::object* server_error) {
         std::cerr << "pqmcp connect: " << a.url << ": " << error.message() << "\n";

@@ -76,10 +76,10 @@ std::string_view pick(const std::array<std::string_view, N>& options, std::uint6
     return options[h % N];
 }
 
-json::object text_result(std::string text, bool is_error = false) {
+json::object text_result(std::string_view text, bool is_error = false) {
     json::object content;
     content["type"] = "text";
-    content["text"] = std::move(text);
+    content["text"] = text;
     json::object result;
     result["content"] = json::array{std::move(content)};
     if (is_error) {

@@ -125,8 +125,15 @@ class Reader {
                 for (const auto& n : known) {
                     list += (list.empty() ? "" : ", ") + std::string(n);
                 }
-                error(kv.first, where.empty() ? k : where + "." + k,
-                      "unknown key (expected one of: " + list + ")");
+                std::string key = where;
+                if (!key.empty()) {
+                    key += '.';
+                }
+                key += k;
+                std::string why = "unknown key (expected one of: ";
+                why += list;
+                why += ")";
+                error(kv.first, key, why);
             }
         }
     }

@@ -234,7 +234,7 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayConfig config, std::stri
         // The gateway's own pages (a dashboard) may call it.
         const std::string port = std::to_string(http.port);
         http.allowed_origins.push_back("https://localhost:" + port);
-        http.allowed_origins.push_back("https://" + c.listen + (c.listen.find('[') == 0 ? "" : ""));
+        http.allowed_origins.push_back("https://" + c.listen);
     }
     http.open_session = [&g](transport::ServerSession& session)
         -> Result<std::unique_ptr<transport::SessionHandler>> {

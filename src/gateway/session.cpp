@@ -71,7 +71,7 @@ void GatewaySession::reply(StreamId stream, const json::value& id, json::value r
 }
 
 void GatewaySession::reply_error(StreamId stream, const json::value& id, int code,
-                                 std::string message) {
+                                 const std::string& message) {
     downstream_.send(stream, mcp::make_error(id, code, message));
 }
 
@@ -252,7 +252,7 @@ void GatewaySession::handle_request(mcp::Message m, StreamId stream) {
         return;
     }
     if (method == mcp::method::logging_set_level) {
-        fan_out_set_level(std::move(m), stream);
+        fan_out_set_level(m, stream);
         return;
     }
     // Anything else: transparent with one upstream, unknown with several.
@@ -555,11 +555,14 @@ void GatewaySession::finish_initialize(const json::value& id, StreamId stream) {
                    "...).";
         }
         for (const auto& [name, t] : instructions) {
-            text += (text.empty() ? "" : "\n") + std::string("[") + name + "] " + t;
+            text += text.empty() ? "[" : "\n[";
+            text += name;
+            text += "] ";
+            text += t;
         }
     }
     if (!text.empty()) {
-        result["instructions"] = std::move(text);
+        result["instructions"] = text;
     }
     spdlog::info("session {} initialized: protocol {}, client {}, {} of {} upstreams", log_id_,
                  version_, mcp::serialize(client_params_.at("clientInfo")), ready, links_.size());
@@ -670,7 +673,7 @@ void GatewaySession::list(const mcp::Message& m, StreamId stream, std::string_vi
     using Pager = std::function<void(std::size_t, std::string, int)>;
     auto fetch = std::make_shared<Pager>();
     *fetch = [this, alive = alive_, agg, method, k, finish, weak = std::weak_ptr<Pager>(fetch)](
-                 std::size_t i, std::string cursor, int page) {
+                 std::size_t i, const std::string& cursor, int page) {
         json::object p;
         if (!cursor.empty()) {
             p["cursor"] = cursor;
@@ -717,7 +720,7 @@ void GatewaySession::list(const mcp::Message& m, StreamId stream, std::string_vi
     }
 }
 
-void GatewaySession::fan_out_set_level(mcp::Message m, StreamId stream) {
+void GatewaySession::fan_out_set_level(const mcp::Message& m, StreamId stream) {
     auto remaining = std::make_shared<std::size_t>(0);
     std::vector<std::size_t> targets;
     for (std::size_t i = 0; i < links_.size(); ++i) {

@@ -71,7 +71,7 @@ class GatewaySession final : public transport::SessionHandler, public Subscriber
     void list(const mcp::Message& m, transport::StreamId stream, std::string_view key,
               std::string_view capability, Names names);
     void forward(std::size_t link, mcp::Message m, transport::StreamId stream);
-    void fan_out_set_level(mcp::Message m, transport::StreamId stream);
+    void fan_out_set_level(const mcp::Message& m, transport::StreamId stream);
 
     [[nodiscard]] std::optional<std::pair<std::size_t, std::string>> route_name(
         std::string_view name) const;
@@ -81,7 +81,7 @@ class GatewaySession final : public transport::SessionHandler, public Subscriber
 
     void reply(transport::StreamId stream, const boost::json::value& id, boost::json::value result);
     void reply_error(transport::StreamId stream, const boost::json::value& id, int code,
-                     std::string message);
+                     const std::string& message);
 
     SharedState& shared_;
     transport::ServerSession& downstream_;

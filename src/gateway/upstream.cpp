@@ -57,7 +57,7 @@ class StdioChannel final : public Channel {
 };
 
 Result<std::unique_ptr<Channel>> open_stdio(Services& services, const UpstreamConfig& u,
-                                            ChannelEvents events) {
+                                            const ChannelEvents& events) {
     const auto& limits = services.config.limits;
     if (services.children >= limits.max_children) {
         return fail(Errc::startup_failed,
@@ -74,8 +74,10 @@ Result<std::unique_ptr<Channel>> open_stdio(Services& services, const UpstreamCo
     auto pid = std::make_shared<int>(0);
     transport::ChildCallbacks callbacks;
     const std::string name = u.name;
-    callbacks.on_line = [name, limits = limits.message, on_message = events.on_message](
-                            std::string line) { deliver_line(name, line, limits, on_message); };
+    callbacks.on_line = [name, limits = limits.message,
+                         on_message = events.on_message](const std::string& line) {
+        deliver_line(name, line, limits, on_message);
+    };
     callbacks.on_line_error = [name](const Error& error) {
         spdlog::warn("upstream {}: {}; the line was skipped", name, error.message());
     };
@@ -102,9 +104,9 @@ Result<std::unique_ptr<Channel>> open_stdio(Services& services, const UpstreamCo
 class HttpChannel final : public Channel {
   public:
     HttpChannel(Services& services, const UpstreamConfig& u, transport::Url url,
-                ChannelEvents events)
+                const ChannelEvents& events)
         : client_(services.io.get_executor(), options(services, u, std::move(url)),
-                  callbacks(u.name, std::move(events))) {}
+                  callbacks(u.name, events)) {}
 
     void send(const json::object& message) override { client_.send(message); }
     void stop() override { client_.close(); }
@@ -123,7 +125,8 @@ class HttpChannel final : public Channel {
         return o;
     }
 
-    static transport::HttpClientCallbacks callbacks(const std::string& name, ChannelEvents events) {
+    static transport::HttpClientCallbacks callbacks(const std::string& name,
+                                                    const ChannelEvents& events) {
         transport::HttpClientCallbacks cb;
         cb.on_message = events.on_message;
         // A request that could not be delivered is answered here, so that the
@@ -170,11 +173,11 @@ class DemoChannel final : public Channel {
     DemoChannel& operator=(DemoChannel&&) = delete;
 
     void send(const json::object& message) override {
-        asio::post(io_, [this, alive = alive_, message]() mutable {
+        asio::post(io_, [this, alive = alive_, copy = json::value(message)]() mutable {
             if (!*alive) {
                 return;
             }
-            auto item = mcp::classify(json::value(std::move(message)));
+            auto item = mcp::classify(std::move(copy));
             if (!item) {
                 return;
             }
@@ -202,7 +205,7 @@ Result<std::unique_ptr<Channel>> open_channel(Services& services, const Upstream
                                               ChannelEvents events) {
     switch (upstream.kind) {
         case UpstreamKind::stdio:
-            return open_stdio(services, upstream, std::move(events));
+            return open_stdio(services, upstream, events);
         case UpstreamKind::http: {
             auto url = transport::parse_url(upstream.url);
             if (!url) {
@@ -272,7 +275,7 @@ void UpstreamClient::launch() {
             s->on_message(std::move(m));
         }
     };
-    events.on_closed = [self, generation](std::string reason) {
+    events.on_closed = [self, generation](const std::string& reason) {
         if (auto s = self.lock(); s && s->channel_gen_ == generation) {
             s->on_closed(reason);
         }
@@ -337,7 +340,7 @@ void UpstreamClient::launch() {
     };
     pending_.emplace(id, std::move(p));
     arm(id);
-    send_now(id, mcp::make_request(id, mcp::method::initialize, init_params_));
+    send_now(mcp::make_request(id, mcp::method::initialize, init_params_));
 }
 
 std::uint64_t UpstreamClient::request(json::object message, Subscriber* owner, Reply reply,
@@ -372,7 +375,7 @@ std::uint64_t UpstreamClient::request(json::object message, Subscriber* owner, R
     pending_.emplace(id, std::move(p));
     arm(id);
     if (state_ == State::ready) {
-        send_now(id, std::move(message));
+        send_now(message);
     } else {
         queue_.emplace_back(id, std::move(message));
         if (state_ == State::idle) {
@@ -471,8 +474,7 @@ void UpstreamClient::stop() {
     fail_all(mcp::code::upstream_unavailable, failure_);
 }
 
-void UpstreamClient::send_now(std::int64_t id, json::object message) {
-    (void)id;
+void UpstreamClient::send_now(const json::object& message) {
     channel_->send(message);
 }
 
@@ -579,7 +581,8 @@ void UpstreamClient::on_message(mcp::Message message) {
             spdlog::debug("upstream {}: a response with an id we never sent", name());
             return;
         }
-        complete(message.id.get_int64(), std::move(message));
+        const std::int64_t id = message.id.get_int64();
+        complete(id, std::move(message));
         return;
     }
     if (message.is_request()) {

@@ -47,7 +47,12 @@ struct ChannelEvents {
 
 class Channel {
   public:
+    Channel() = default;
     virtual ~Channel() = default;
+    Channel(const Channel&) = delete;
+    Channel& operator=(const Channel&) = delete;
+    Channel(Channel&&) = delete;
+    Channel& operator=(Channel&&) = delete;
     virtual void send(const boost::json::object& message) = 0;
     virtual void stop() = 0;  // graceful; on_closed may follow
 };
@@ -62,7 +67,12 @@ class UpstreamClient;
 // A gateway session, as an upstream client sees it.
 class Subscriber {
   public:
+    Subscriber() = default;
     virtual ~Subscriber() = default;
+    Subscriber(const Subscriber&) = delete;
+    Subscriber& operator=(const Subscriber&) = delete;
+    Subscriber(Subscriber&&) = delete;
+    Subscriber& operator=(Subscriber&&) = delete;
     // A request from the server for the client (sampling, elicitation, roots).
     virtual void upstream_request(UpstreamClient& from, mcp::Message request) = 0;
     // A notification that is not progress (list_changed, logging, cancelled, ...).
@@ -135,7 +145,7 @@ class UpstreamClient final : public std::enable_shared_from_this<UpstreamClient>
     void launch();
     void on_message(mcp::Message message);
     void on_closed(const std::string& reason);
-    void send_now(std::int64_t id, boost::json::object message);
+    void send_now(const boost::json::object& message);
     void arm(std::int64_t id);
     void complete(std::int64_t id, tl::expected<mcp::Message, Failure> outcome);
     void fail_all(int code, const std::string& message);

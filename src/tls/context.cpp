@@ -195,16 +195,15 @@ Result<crypto::SslCtxPtr> make_context(const ContextOptions& options, Role role)
     }
 
     int mode = SSL_VERIFY_NONE;
-    if (!server) {
-        mode = SSL_VERIFY_PEER;
-    } else if (verify.require_peer_certificate) {
+    if (server && verify.require_peer_certificate) {
         // RFC 8446 section 4.4.2.4: "If the client does not send any certificates
         // (i.e., it sends an empty Certificate message), the server MAY at its
         // discretion either continue the handshake without client authentication
         // or abort the handshake with a "certificate_required" alert." We abort.
         mode = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
-    } else if (verify.accept_unknown_peers) {
-        // Ask, do not insist: a client without a certificate continues anonymously.
+    } else if (!server || verify.accept_unknown_peers) {
+        // A client always verifies; a server that lets unknown clients in asks
+        // for a certificate without insisting (no certificate: anonymous).
         mode = SSL_VERIFY_PEER;
     }
     SSL_CTX_set_verify(ctx.get(), mode, nullptr);

@@ -228,6 +228,7 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::spawn(const asio::any_io_exe
     argv_storage.push_back(spec.command);
     argv_storage.insert(argv_storage.end(), spec.args.begin(), spec.args.end());
     std::vector<char*> argv;
+    argv.reserve(argv_storage.size() + 1);
     for (auto& a : argv_storage) {
         argv.push_back(a.data());
     }
@@ -249,9 +250,13 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::spawn(const asio::any_io_exe
     std::vector<std::string> env_storage;
     env_storage.reserve(env_map.size());
     for (const auto& [key, value] : env_map) {
-        env_storage.push_back(key + "=" + value);
+        std::string entry = key;
+        entry += '=';
+        entry += value;
+        env_storage.push_back(std::move(entry));
     }
     std::vector<char*> envp;
+    envp.reserve(env_storage.size() + 1);
     for (auto& e : env_storage) {
         envp.push_back(e.data());
     }
@@ -315,11 +320,11 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::spawn(const asio::any_io_exe
 }
 
 ChildProcess::~ChildProcess() {
-    state_->callbacks.on_line = nullptr;
-    state_->callbacks.on_line_error = nullptr;
-    state_->callbacks.on_stderr_line = nullptr;
-    state_->callbacks.on_exit = nullptr;
-    stop();
+    state_->callbacks = {};
+    try {
+        stop();
+    } catch (...) {  // NOLINT(bugprone-empty-catch): allocation failure; the reaper still runs
+    }
 }
 
 bool ChildProcess::write(std::string line) {

@@ -57,6 +57,25 @@ std::string method_of(const json::object& m) {
     return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string{};
 }
 
+// TLS 1.3: a server that refuses the client's certificate says so after the
+// handshake, with an alert the client meets on its first read or write.
+std::optional<Error> refusal(Connection& conn) {
+    if (!conn.tls) {
+        return std::nullopt;
+    }
+    const auto alerts = tls::last_alerts(conn.tls->native_handle());
+    if (alerts.received.empty()) {
+        return std::nullopt;
+    }
+    std::string detail = "the server refused the connection (TLS alert: " + alerts.received + ")";
+    if (alerts.received.find("certificate") != std::string::npos ||
+        alerts.received == "unknown CA" || alerts.received == "access denied") {
+        detail +=
+            "; it does not accept this client's identity (is it in the server's known_peers?)";
+    }
+    return Error{make_error_code(Errc::connect_failed), std::move(detail)};
+}
+
 // What one HTTP exchange produced.
 struct Exchange {
     unsigned status = 0;
@@ -100,6 +119,7 @@ struct McpHttpClient::Impl : std::enable_shared_from_this<McpHttpClient::Impl> {
           callbacks(std::move(cbs)),
           resolver(executor),
           slot_free(executor),
+          listen_signal(executor),
           listen_wait(executor) {
         if (options.url.tls && options.tls != nullptr) {
             SSL_CTX_up_ref(options.tls);
@@ -132,10 +152,15 @@ struct McpHttpClient::Impl : std::enable_shared_from_this<McpHttpClient::Impl> {
     std::uint64_t internal_counter = 0;
     std::set<std::string> internal_ids;
     bool reinitializing = false;
-    std::vector<json::object> held;  // messages waiting for the new session
+    // Messages wait while the session is being (re-)initialized, so that none
+    // overtakes notifications/initialized on another connection.
+    bool holding = false;
+    std::vector<json::object> held;
 
     // The GET stream.
     bool listening = false;
+    bool listen_opened = false;  // the current GET got its response header (or failed)
+    Signal listen_signal;
     std::uint64_t listen_generation = 0;
     std::string listen_cursor;
     Connection* listener = nullptr;
@@ -171,7 +196,15 @@ struct McpHttpClient::Impl : std::enable_shared_from_this<McpHttpClient::Impl> {
     }
 
     http::request<http::string_body> make_request(http::verb verb, std::string body) const;
-    asio::awaitable<void> post(json::object message);
+    asio::awaitable<void> post(json::object message, bool bypass = false);
+    void release_hold() {
+        holding = false;
+        auto waiting = std::move(held);
+        held.clear();
+        for (auto& m : waiting) {
+            asio::co_spawn(ex, post(std::move(m)), asio::detached);
+        }
+    }
     asio::awaitable<bool> resume(const json::object& message, std::string cursor);
     asio::awaitable<void> reinitialize();
     asio::awaitable<void> listen(std::uint64_t generation);
@@ -181,7 +214,22 @@ struct McpHttpClient::Impl : std::enable_shared_from_this<McpHttpClient::Impl> {
             return;
         }
         listening = true;
+        listen_opened = false;
         asio::co_spawn(ex, listen(++listen_generation), asio::detached);
+    }
+    // Opens the GET stream and waits (briefly) until the server has answered
+    // it, so that what the server sends on `notifications/initialized` has a
+    // stream to go to.
+    asio::awaitable<void> open_listener() {
+        if (!options.listen || session_id.empty()) {
+            co_return;
+        }
+        start_listening();
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds{2'000};
+        while (!listen_opened && listening && !closed &&
+               std::chrono::steady_clock::now() < deadline) {
+            (void)co_await listen_signal.wait(std::chrono::milliseconds{100});
+        }
     }
     void close_all() {
         for (Connection* c : open) {
@@ -387,6 +435,9 @@ asio::awaitable<Result<Exchange>> McpHttpClient::Impl::exchange(
     conn.lowest().expires_after(options.write_timeout);
     auto [wec, written] = co_await http::async_write(stream, req, use);
     if (wec) {
+        if (auto refused = refusal(conn)) {
+            co_return tl::unexpected(*refused);
+        }
         co_return pqmcp::fail(Errc::io_error, "sending the request: " + wec.message());
     }
     http::response_parser<http::buffer_body> parser;
@@ -395,6 +446,9 @@ asio::awaitable<Result<Exchange>> McpHttpClient::Impl::exchange(
     conn.lowest().expires_after(options.response_timeout);
     auto [hec, hn] = co_await http::async_read_header(stream, conn.buffer, parser, use);
     if (hec) {
+        if (auto refused = refusal(conn)) {
+            co_return tl::unexpected(*refused);
+        }
         co_return pqmcp::fail(
             hec == beast::error::timeout ? Errc::timeout : Errc::io_error,
             hec == beast::error::timeout
@@ -403,11 +457,23 @@ asio::awaitable<Result<Exchange>> McpHttpClient::Impl::exchange(
     }
     const auto& head = parser.get();
     out.status = head.result_int();
+    if (sse_only) {
+        listen_opened = true;
+        listen_signal.notify();
+    }
     out.keep_alive = head.keep_alive();
     if (const auto it =
             head.find(beast::string_view(k_session_header.data(), k_session_header.size()));
         it != head.end()) {
         out.session_header = std::string(sv(it->value()));
+        // An answer to a request without a session (initialize) that opens one:
+        // known before any message of the response is delivered, since the
+        // client may react to the initialize result at once.
+        if (out.status == 200 &&
+            req.find(beast::string_view(k_session_header.data(), k_session_header.size())) ==
+                req.end()) {
+            session_id = out.session_header;
+        }
     }
     const std::string content_type = [&] {
         const auto it = head.find(http::field::content_type);
@@ -531,11 +597,11 @@ asio::awaitable<Result<Exchange>> McpHttpClient::Impl::exchange(
     co_return out;
 }
 
-asio::awaitable<void> McpHttpClient::Impl::post(json::object message) {
+asio::awaitable<void> McpHttpClient::Impl::post(json::object message, bool bypass) {
     const auto self = shared_from_this();
     const bool internal = is_internal(message);
     const std::string method = method_of(message);
-    if (reinitializing && !internal) {
+    if (holding && !bypass && !internal) {
         held.push_back(std::move(message));
         co_return;
     }
@@ -544,6 +610,29 @@ asio::awaitable<void> McpHttpClient::Impl::post(json::object message) {
         init_request = message;
         session_id.clear();
         version.clear();
+    }
+    // Until this notification is through, later messages wait (the server may
+    // act on it: server-everything registers tools then).
+    struct Hold {
+        Impl* impl = nullptr;
+        ~Hold() {
+            if (impl != nullptr) {
+                try {
+                    impl->release_hold();
+                } catch (...) {  // NOLINT(bugprone-empty-catch): out of memory; held messages stay
+                }
+            }
+        }
+        Hold() = default;
+        Hold(const Hold&) = delete;
+        Hold& operator=(const Hold&) = delete;
+        Hold(Hold&&) = delete;
+        Hold& operator=(Hold&&) = delete;
+    } hold;
+    if (method == mcp::method::initialized) {
+        holding = true;
+        hold.impl = this;
+        co_await open_listener();
     }
     const json::value* request_id = is_request(message) ? member(message, "id") : nullptr;
     auto req = make_request(http::verb::post, mcp::serialize(message));
@@ -577,6 +666,7 @@ asio::awaitable<void> McpHttpClient::Impl::post(json::object message) {
             held.push_back(std::move(message));
             if (!reinitializing) {
                 reinitializing = true;
+                holding = true;
                 asio::co_spawn(ex, reinitialize(), asio::detached);
             }
             co_return;
@@ -612,9 +702,6 @@ asio::awaitable<void> McpHttpClient::Impl::post(json::object message) {
                  nullptr);
         }
         co_return;
-    }
-    if (method == mcp::method::initialized && !internal) {
-        start_listening();
     }
 }
 
@@ -664,10 +751,11 @@ asio::awaitable<void> McpHttpClient::Impl::reinitialize() {
         release(std::move(*conn), result && result->keep_alive);
     }
     internal_ids.erase(id);
-    std::vector<json::object> waiting = std::move(held);
-    held.clear();
     reinitializing = false;
     if (!result || result->status != 200 || result->session_header.empty()) {
+        std::vector<json::object> waiting = std::move(held);
+        held.clear();
+        holding = false;
         const Error error =
             !result ? result.error()
                     : Error{make_error_code(Errc::session_expired),
@@ -679,12 +767,9 @@ asio::awaitable<void> McpHttpClient::Impl::reinitialize() {
         co_return;
     }
     session_id = result->session_header;
-    // The new session needs its initialized notification before anything else.
-    co_await post(mcp::make_notification(mcp::method::initialized, {}));
-    start_listening();
-    for (auto& m : waiting) {
-        asio::co_spawn(ex, post(std::move(m)), asio::detached);
-    }
+    // The new session needs its initialized notification before anything
+    // else; post() opens the GET stream first and releases what waited.
+    co_await post(mcp::make_notification(mcp::method::initialized, {}), true);
 }
 
 asio::awaitable<void> McpHttpClient::Impl::listen(std::uint64_t generation) {
@@ -694,6 +779,10 @@ asio::awaitable<void> McpHttpClient::Impl::listen(std::uint64_t generation) {
         auto conn = co_await connect();
         bool got_events = false;
         std::uint64_t retry = 0;
+        if (!conn) {
+            listen_opened = true;  // nobody should wait for it
+            listen_signal.notify();
+        }
         if (conn) {
             open.insert(conn->get());
             listener = conn->get();

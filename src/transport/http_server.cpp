@@ -237,6 +237,13 @@ using Request = http::request<http::string_body>;
 // What the request handler decided: an immediate response, or a stream for
 // the connection to write.
 struct Outcome {
+    Outcome() = default;
+    ~Outcome() = default;
+    Outcome(Outcome&&) = default;
+    Outcome(const Outcome&) = delete;
+    Outcome& operator=(const Outcome&) = delete;
+    Outcome& operator=(Outcome&&) = delete;
+
     http::response<http::string_body> response;
     std::shared_ptr<Session> session;  // with a stream to serve
     StreamId stream = 0;
@@ -262,11 +269,11 @@ http::response<http::string_body> make_response(const Request& req, http::status
 // An HTTP error with a JSON-RPC error body that has no id, as the transport
 // section allows ("The HTTP response body MAY comprise a JSON-RPC error response
 // that has no id").
-Outcome http_error(const Request& req, http::status status, int rpc_code, std::string message) {
+Outcome http_error(const Request& req, http::status status, int rpc_code,
+                   const std::string& message) {
     Outcome out;
-    out.response =
-        make_response(req, status, "application/json",
-                      mcp::serialize(mcp::make_error(nullptr, rpc_code, std::move(message))));
+    out.response = make_response(req, status, "application/json",
+                                 mcp::serialize(mcp::make_error(nullptr, rpc_code, message)));
     return out;
 }
 
@@ -819,6 +826,42 @@ class ConnectionGuard final {
     beast::tcp_stream& tcp_;
 };
 
+// The answer to a request that could not be read, or none when the client
+// simply went away. The connection closes after it.
+std::optional<http::response<http::string_body>> read_failure(const boost::system::error_code& ec,
+                                                              bool timed_out,
+                                                              const HttpServerOptions& options) {
+    Request dummy;
+    dummy.version(11);
+    dummy.keep_alive(false);
+    const auto closing = [](Outcome out) {
+        out.response.keep_alive(false);
+        return std::move(out.response);
+    };
+    if (timed_out) {
+        return closing(plain(dummy, http::status::request_timeout,
+                             "request not received within " +
+                                 std::to_string(options.timeouts.read.count()) + " ms\n"));
+    }
+    if (ec == http::error::header_limit) {
+        return closing(plain(dummy, http::status::request_header_fields_too_large,
+                             "request headers over " +
+                                 std::to_string(options.limits.max_header_bytes) + " bytes\n"));
+    }
+    if (ec == http::error::body_limit) {
+        return closing(http_error(dummy, http::status::payload_too_large,
+                                  mcp::code::invalid_request,
+                                  "Payload Too Large: the limit is " +
+                                      std::to_string(options.limits.max_body_bytes) + " bytes"));
+    }
+    if (ec == http::error::end_of_stream || ec == asio::error::eof ||
+        ec == asio::ssl::error::stream_truncated || ec == asio::error::operation_aborted) {
+        return std::nullopt;
+    }
+    return closing(
+        plain(dummy, http::status::bad_request, "malformed request: " + ec.message() + "\n"));
+}
+
 }  // namespace
 
 asio::awaitable<void> HttpServer::Impl::serve(tcp::socket socket) {
@@ -886,33 +929,11 @@ asio::awaitable<void> HttpServer::Impl::serve(tcp::socket socket) {
         auto [rec, n] = co_await http::async_read(stream, buffer, parser, use);
         read_timer.cancel();
         if (rec) {
-            Request dummy;
-            dummy.version(11);
-            dummy.keep_alive(false);
-            Outcome out;
-            if (timed_out) {
-                out = plain(
-                    dummy, http::status::request_timeout,
-                    "request not received within " + std::to_string(t.read.count()) + " ms\n");
-            } else if (rec == http::error::header_limit) {
-                out = plain(dummy, http::status::request_header_fields_too_large,
-                            "request headers over " +
-                                std::to_string(options.limits.max_header_bytes) + " bytes\n");
-            } else if (rec == http::error::body_limit) {
-                out = http_error(dummy, http::status::payload_too_large, mcp::code::invalid_request,
-                                 "Payload Too Large: the limit is " +
-                                     std::to_string(options.limits.max_body_bytes) + " bytes");
-            } else if (rec == http::error::end_of_stream || rec == asio::error::eof ||
-                       rec == asio::ssl::error::stream_truncated ||
-                       rec == asio::error::operation_aborted) {
-                break;
-            } else {
-                out = plain(dummy, http::status::bad_request,
-                            "malformed request: " + rec.message() + "\n");
+            auto failure = read_failure(rec, timed_out, options);
+            if (failure) {
+                spdlog::debug("{}: {} ({})", peer.remote, failure->result_int(), rec.message());
+                (void)co_await write_response(stream, *failure, t.write);
             }
-            out.response.keep_alive(false);
-            spdlog::debug("{}: {} ({})", peer.remote, out.response.result_int(), rec.message());
-            (void)co_await write_response(stream, out.response, t.write);
             break;
         }
         Request req = parser.release();
@@ -996,7 +1017,10 @@ HttpServer::HttpServer(asio::io_context& io, SSL_CTX* ctx, HttpServerOptions opt
     : impl_(std::make_shared<Impl>(io, ctx, std::move(options))) {}
 
 HttpServer::~HttpServer() {
-    stop();
+    try {
+        stop();
+    } catch (...) {  // NOLINT(bugprone-empty-catch): out of memory while closing
+    }
 }
 
 Result<std::uint16_t> HttpServer::start() {

@@ -238,7 +238,7 @@ std::string Harness::open_session(const std::string& version, const Client* who)
                  version + R"(","capabilities":{},"clientInfo":{"name":"harness","version":"1"}}})",
              {}, {}, who);
     EXPECT_EQ(reply.status, 200U) << reply.error << reply.body;
-    const std::string session = reply.header("mcp-session-id");
+    std::string session = reply.header("mcp-session-id");
     EXPECT_FALSE(session.empty());
     const auto ack =
         post(R"({"jsonrpc":"2.0","method":"notifications/initialized"})", session, version, who);

@@ -44,7 +44,12 @@ struct PeerInfo {
 // The transport's side of one MCP session, as the handler sees it.
 class ServerSession {
   public:
+    ServerSession() = default;
     virtual ~ServerSession() = default;
+    ServerSession(const ServerSession&) = delete;
+    ServerSession& operator=(const ServerSession&) = delete;
+    ServerSession(ServerSession&&) = delete;
+    ServerSession& operator=(ServerSession&&) = delete;
     [[nodiscard]] virtual const std::string& id() const noexcept = 0;
     [[nodiscard]] virtual const PeerInfo& peer() const noexcept = 0;
     // The protocol version negotiated at initialize ("" before).
@@ -59,7 +64,12 @@ class ServerSession {
 
 class SessionHandler {
   public:
+    SessionHandler() = default;
     virtual ~SessionHandler() = default;
+    SessionHandler(const SessionHandler&) = delete;
+    SessionHandler& operator=(const SessionHandler&) = delete;
+    SessionHandler(SessionHandler&&) = delete;
+    SessionHandler& operator=(SessionHandler&&) = delete;
     // A message from the client. For a request, `stream` is where its response
     // belongs (send it with ServerSession::send); for notifications and
     // responses it is the stream of their POST, which needs nothing back.

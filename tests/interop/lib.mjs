@@ -1,0 +1,138 @@
+// Helpers for the interop tests: start `pqmcp serve`, make `pqmcp connect`
+// transports for the official MCP TypeScript SDK, and find the reference
+// servers installed from tests/interop/package-lock.json.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const modules = path.join(here, 'node_modules', '@modelcontextprotocol');
+
+export const PQMCP = process.env.PQMCP_BIN;
+export const OPENSSL = process.env.PQMCP_OPENSSL_BIN;
+if (!PQMCP) {
+  throw new Error('PQMCP_BIN must point at build/pqmcp');
+}
+export const NODE = process.execPath;
+export const EVERYTHING = path.join(modules, 'server-everything', 'dist', 'index.js');
+export const FILESYSTEM = path.join(modules, 'server-filesystem', 'dist', 'index.js');
+export const MEMORY = path.join(modules, 'server-memory', 'dist', 'index.js');
+export const INSPECTOR = path.join(modules, 'inspector', 'cli', 'build', 'cli.js');
+export const SUPERGATEWAY = path.join(here, 'node_modules', 'supergateway', 'dist', 'index.js');
+
+export function tempDir(t) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'pqmcp-interop-'));
+  t?.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function waitForPort(port, timeoutMs = 20000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const open = await new Promise((resolve) => {
+      const socket = net.connect(port, '127.0.0.1');
+      socket.once('connect', () => { socket.destroy(); resolve(true); });
+      socket.once('error', () => resolve(false));
+    });
+    if (open) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`nothing listens on port ${port} after ${timeoutMs} ms`);
+}
+
+export function until(predicate, timeoutMs = 10000, what = 'condition') {
+  return new Promise((resolve, reject) => {
+    const deadline = Date.now() + timeoutMs;
+    const tick = () => {
+      if (predicate()) return resolve();
+      if (Date.now() > deadline) return reject(new Error(`timed out waiting for ${what}`));
+      setTimeout(tick, 50);
+    };
+    tick();
+  });
+}
+
+// Starts `pqmcp serve` on an ephemeral port; resolves with its URL and peer id
+// once it printed its ready line. `stderr` collects its log lines.
+export async function startGateway(t, args, { env = {}, dir } = {}) {
+  const home = dir ?? tempDir(t);
+  const child = spawn(PQMCP, ['serve', '--listen', '127.0.0.1:0', '--identity',
+    path.join(home, 'gateway'), ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const gateway = { child, home, stderr: [], stdout: '' };
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (d) => gateway.stderr.push(...d.split('\n').filter(Boolean)));
+  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  gateway.exited = exited;
+  gateway.stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+    }
+    return exited;
+  };
+  t?.after(gateway.stop);
+  const ready = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ready line; stderr:\n${gateway.stderr.join('\n')}`)), 30000);
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d) => {
+      gateway.stdout += d;
+      const m = gateway.stdout.match(/ready on (https:\/\/\S+) peer (pq1[a-z2-7]+) /);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m);
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`pqmcp serve exited (${code}) before it was ready:\n${gateway.stderr.join('\n')}`));
+    });
+  });
+  gateway.url = ready[1];
+  gateway.peer = ready[2];
+  gateway.port = Number(new URL(gateway.url).port);
+  gateway.readyLine = gateway.stdout.split('\n')[0];
+  return gateway;
+}
+
+// The arguments of `pqmcp connect` for this gateway, with a client identity
+// in the gateway's temporary directory.
+export function connectArgs(gateway, extra = [], identity = 'client') {
+  return ['connect', gateway.url, '--identity', path.join(gateway.home, identity),
+    '--pin', gateway.peer, ...extra];
+}
+
+// An SDK stdio transport that launches `pqmcp connect`.
+export function connectTransport(gateway, extra = [], identity = 'client') {
+  const transport = new StdioClientTransport({
+    command: PQMCP,
+    args: connectArgs(gateway, extra, identity),
+    stderr: 'pipe',
+  });
+  transport.stderrLines = [];
+  transport.stderr?.setEncoding('utf8');
+  transport.stderr?.on('data', (d) => transport.stderrLines.push(...d.split('\n').filter(Boolean)));
+  return transport;
+}
+
+export function text(result) {
+  return result.content?.[0]?.text;
+}

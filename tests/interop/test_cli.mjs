@@ -1,0 +1,106 @@
+// pqmcp serve and pqmcp connect as a user runs them: the ready line and the
+// exact command it prints, --print-config, identities created once and kept,
+// graceful shutdown on SIGTERM and SIGINT with every upstream process gone.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+
+import { EVERYTHING, NODE, PQMCP, startGateway, tempDir, text } from './lib.mjs';
+
+const run = promisify(execFile);
+
+test('the ready line names the URL, the peer id and a connect command that works as printed', async (t) => {
+  const home = tempDir(t);
+  const gateway = await startGateway(t, ['--demo'], { dir: home, env: { XDG_CONFIG_HOME: home } });
+  const line = gateway.readyLine;
+  assert.match(line, /^pqmcp serve: ready on https:\/\/127\.0\.0\.1:\d+\/mcp peer pq1[a-z2-7]{52} profile pq-hybrid upstreams demo; connect with: \S+ connect https:\/\/\S+ --identity \S+ --pin pq1[a-z2-7]{52}$/);
+  assert.ok(gateway.stderr.some((l) => /created a new gateway identity pq1/.test(l)));
+
+  // Run exactly what was printed.
+  const [command, ...args] = line.split('connect with: ')[1].split(' ');
+  assert.equal(command, PQMCP);
+  assert.equal(args[args.indexOf('--identity') + 1], path.join(home, 'pqmcp', 'client'));
+  const client = new Client({ name: 'cli-test', version: '1.0.0' });
+  await client.connect(new StdioClientTransport({ command, args, stderr: 'pipe' }));
+  assert.equal(text(await client.callTool({ name: 'demo__echo', arguments: { message: 'as printed' } })),
+    'as printed');
+  await client.close();
+  // The client identity was created where the command said.
+  assert.ok(existsSync(path.join(home, 'pqmcp', 'client', 'identity.key')));
+});
+
+test('connect --print-config prints the JSON a desktop client needs', async (t) => {
+  const home = tempDir(t);
+  const { stdout } = await run(PQMCP, ['connect', 'https://gw.example:8443/mcp', '--identity',
+    path.join(home, 'id'), '--pin', 'pq1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', '--print-config', 'secure-tools']);
+  const config = JSON.parse(stdout);
+  const server = config.mcpServers['secure-tools'];
+  assert.equal(server.command, PQMCP);
+  assert.deepEqual(server.args, ['connect', 'https://gw.example:8443/mcp', '--identity', path.join(home, 'id'),
+    '--pin', 'pq1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa']);
+});
+
+test('connect refuses to run without a way to trust the gateway, and refuses http://', async () => {
+  await assert.rejects(run(PQMCP, ['connect', 'https://127.0.0.1:1/mcp']), (err) => {
+    assert.equal(err.code, 2);
+    assert.match(err.stderr, /--pin PEER_ID, --known-peers FILE or --ca FILE/);
+    return true;
+  });
+  await assert.rejects(run(PQMCP, ['connect', 'http://127.0.0.1:1/mcp', '--pin', 'x']), (err) => {
+    assert.equal(err.code, 2);
+    assert.match(err.stderr, /must be https/);
+    return true;
+  });
+});
+
+test('an unreachable gateway is a JSON-RPC error at once, not a hang', async (t) => {
+  const home = tempDir(t);
+  const client = new Client({ name: 'cli-test', version: '1.0.0' });
+  const started = Date.now();
+  await assert.rejects(client.connect(new StdioClientTransport({
+    command: PQMCP,
+    args: ['connect', 'https://127.0.0.1:9/mcp', '--identity', path.join(home, 'c'), '--pin',
+      'pq1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'],
+    stderr: 'pipe',
+  })), /Connection refused/);
+  assert.ok(Date.now() - started < 10000);
+});
+
+test('identity kept across restarts; SIGTERM and SIGINT shut down cleanly, upstreams gone', async (t) => {
+  const home = tempDir(t);
+  for (const signal of ['SIGTERM', 'SIGINT']) {
+    const gateway = await startGateway(t, ['--upstream', `everything=stdio:${NODE} ${EVERYTHING}`], { dir: home });
+    const client = new Client({ name: 'cli-test', version: '1.0.0' });
+    const { connectTransport } = await import('./lib.mjs');
+    await client.connect(connectTransport(gateway));
+    const env = await client.callTool({ name: 'everything__get-env', arguments: {} });
+    assert.ok(env.content.length > 0);
+    // The upstream child runs now; find it.
+    const { stdout: ps } = await run('ps', ['-eo', 'pid,ppid,args']);
+    const children = ps.split('\n').map((l) => l.trim().split(/\s+/))
+      .filter(([, ppid, ...args]) => Number(ppid) === gateway.child.pid && args.join(' ').includes(EVERYTHING))
+      .map(([pid]) => Number(pid));
+    assert.ok(children.length >= 1);
+    gateway.child.kill(signal);
+    const { code } = await gateway.exited;
+    assert.equal(code, 0, gateway.stderr.join('\n'));
+    assert.ok(gateway.stderr.some((l) => /stopped/.test(l)));
+    for (const pid of children) {
+      assert.throws(() => process.kill(pid, 0), /ESRCH/, `pid ${pid} still exists: ${ps.split("\n").filter((l) => l.includes(String(pid))).join(" | ")}`);
+    }
+    await client.close().catch(() => {});
+    if (signal === 'SIGTERM') {
+      t.diagnostic(`first run: ${gateway.peer}`);
+      t.firstPeer = gateway.peer;
+    } else {
+      assert.equal(gateway.peer, t.firstPeer, 'the identity survives a restart');
+      assert.ok(!gateway.stderr.some((l) => /created a new gateway identity/.test(l)));
+    }
+  }
+});

@@ -1,0 +1,90 @@
+// Who the gateway refuses, and how clearly: clients without ML-KEM (Node's own
+// https, openssl s_client offering only X25519), a wrong pin on the client
+// side, an unknown client identity on the server side.
+import assert from 'node:assert/strict';
+import { execFile, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import https from 'node:https';
+import path from 'node:path';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+
+import { OPENSSL, PQMCP, connectTransport, startGateway, until } from './lib.mjs';
+
+const run = promisify(execFile);
+
+test("Node's own https (no ML-KEM) is refused by serve with a clear error", async (t) => {
+  const gateway = await startGateway(t, ['--demo']);
+  const error = await new Promise((resolve) => {
+    const req = https.request({
+      host: '127.0.0.1', port: gateway.port, path: '/mcp', method: 'POST',
+      rejectUnauthorized: false, timeout: 10000,
+    }, (res) => resolve(new Error(`unexpected HTTP ${res.statusCode}`)));
+    req.on('error', resolve);
+    req.end('{}');
+  });
+  // Node's OpenSSL sees the gateway's handshake_failure alert (number 40).
+  assert.match(`${error.code} ${error.message}`, /alert handshake failure|alert number 40/i, String(error));
+  assert.doesNotMatch(error.message, /unexpected HTTP/);
+  await until(() => gateway.stderr.some((l) => /TLS handshake from 127\.0\.0\.1:\d+ failed/.test(l)),
+    5000, 'the gateway to log the refused handshake');
+  const line = gateway.stderr.find((l) => /TLS handshake from .* failed/.test(l));
+  // OpenSSL's reason, not a stack trace: the client offered no hybrid group.
+  assert.match(line, /no suitable key share|no shared group|handshake failure|unsupported/i, line);
+});
+
+test('openssl s_client offering only X25519 gets a handshake_failure alert', async (t) => {
+  const gateway = await startGateway(t, ['--demo']);
+  const result = spawnSync(OPENSSL, ['s_client', '-connect', `127.0.0.1:${gateway.port}`,
+    '-groups', 'X25519', '-tls1_3', '-brief'], { input: '', encoding: 'utf8', timeout: 20000 });
+  const output = result.stdout + result.stderr;
+  assert.notEqual(result.status, 0, output);
+  assert.match(output, /handshake failure|alert number 40/i, output);
+  // The same client with the hybrid group gets through the handshake.
+  const ok = spawnSync(OPENSSL, ['s_client', '-connect', `127.0.0.1:${gateway.port}`,
+    '-groups', 'X25519MLKEM768', '-tls1_3', '-brief'], { input: '', encoding: 'utf8', timeout: 20000 });
+  assert.match(ok.stdout + ok.stderr, /Negotiated TLS1\.3 group: X25519MLKEM768/, ok.stdout + ok.stderr);
+});
+
+test('a wrong pin: pqmcp connect refuses the gateway with a clear JSON-RPC error', async (t) => {
+  const gateway = await startGateway(t, ['--demo']);
+  const other = await startGateway(t, ['--demo']);  // another identity
+  const wrong = { ...gateway, peer: other.peer };
+  const client = new Client({ name: 'interop', version: '1.0.0' });
+  const transport = connectTransport(wrong);
+  await assert.rejects(client.connect(transport), (err) => {
+    assert.match(err.message, /is not pinned/);
+    assert.match(err.message, new RegExp(gateway.peer));
+    return true;
+  });
+  assert.ok(transport.stderrLines.some((l) => /is not pinned/.test(l)), transport.stderrLines.join('\n'));
+});
+
+test('an unknown client identity is refused by a gateway that requires one', async (t) => {
+  const gateway0 = await startGateway(t, ['--demo']);
+  // A known_peers file naming some other client only.
+  const known = path.join(gateway0.home, 'known_peers');
+  await run(PQMCP, ['keygen', '--out', path.join(gateway0.home, 'friend')]);
+  const { stdout: friend } = await run(PQMCP, ['id', path.join(gateway0.home, 'friend')]);
+  writeFileSync(known, `${friend.trim()} friend 2026-11-24\n`);
+  await gateway0.stop();
+  const gateway = await startGateway(t, ['--demo', '--require-client-identity', '--known-peers', known],
+    { dir: gateway0.home });
+
+  // The stranger: refused by the server, with a clear message on the client side.
+  const stranger = new Client({ name: 'stranger', version: '1.0.0' });
+  await assert.rejects(stranger.connect(connectTransport(gateway, [], 'stranger')), (err) => {
+    assert.match(err.message, /refused|does not accept this client's identity/, err.message);
+    return true;
+  });
+  await until(() => gateway.stderr.some((l) => /is not pinned \(and not in known_peers\)/.test(l)),
+    5000, 'the gateway to name the refused peer');
+
+  // The friend gets in.
+  const client = new Client({ name: 'friend', version: '1.0.0' });
+  await client.connect(connectTransport(gateway, [], 'friend'));
+  assert.equal((await client.listTools()).tools.length, 5);
+  await client.close();
+});

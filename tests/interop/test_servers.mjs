@@ -1,0 +1,101 @@
+// The reference filesystem and memory servers behind the gateway, and two
+// upstreams federated behind one gateway.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+
+import {
+  EVERYTHING, FILESYSTEM, MEMORY, NODE, connectTransport, freePort, startGateway, tempDir, text,
+  waitForPort,
+} from './lib.mjs';
+
+async function session(gateway) {
+  const client = new Client({ name: 'interop', version: '1.0.0' });
+  await client.connect(connectTransport(gateway));
+  return client;
+}
+
+test('server-filesystem: read a file in a temporary root', async (t) => {
+  const root = tempDir(t);
+  const file = path.join(root, 'hello.txt');
+  writeFileSync(file, 'quantum-safe hello\nline 2\n');
+  const gateway = await startGateway(t, ['--upstream', `fs=stdio:${NODE} ${FILESYSTEM} ${root}`]);
+  const client = await session(gateway);
+  try {
+    const names = (await client.listTools()).tools.map((tool) => tool.name);
+    assert.ok(names.includes('fs__read_text_file'), names.join(','));
+    const result = await client.callTool({ name: 'fs__read_text_file', arguments: { path: file } });
+    assert.equal(text(result), 'quantum-safe hello\nline 2\n');
+    assert.equal(result.structuredContent.content, 'quantum-safe hello\nline 2\n');
+    const denied = await client.callTool({ name: 'fs__read_text_file', arguments: { path: '/etc/hostname' } });
+    assert.equal(denied.isError, true);
+    assert.match(text(denied), /Access denied/);
+  } finally {
+    await client.close();
+  }
+});
+
+test('server-memory: entities written and read back', async (t) => {
+  const dir = tempDir(t);
+  const gateway = await startGateway(t, ['--upstream', `memory=stdio:${NODE} ${MEMORY}`], {
+    env: { MEMORY_FILE_PATH: path.join(dir, 'memory.jsonl') },
+  });
+  const client = await session(gateway);
+  try {
+    await client.callTool({
+      name: 'memory__create_entities',
+      arguments: { entities: [{ name: 'pqmcp', entityType: 'gateway', observations: ['speaks ML-KEM'] }] },
+    });
+    const graph = await client.callTool({ name: 'memory__read_graph', arguments: {} });
+    const entities = graph.structuredContent.entities;
+    assert.equal(entities.length, 1);
+    assert.equal(entities[0].name, 'pqmcp');
+    assert.deepEqual(entities[0].observations, ['speaks ML-KEM']);
+  } finally {
+    await client.close();
+  }
+});
+
+test('two upstreams federated: tools merged under prefixes, calls routed', async (t) => {
+  const root = tempDir(t);
+  writeFileSync(path.join(root, 'a.txt'), 'from the filesystem');
+  const port = await freePort();
+  const upstream = spawn(NODE, [EVERYTHING, 'streamableHttp'], {
+    env: { ...process.env, PORT: String(port) },
+    stdio: ['ignore', 'ignore', 'ignore'],
+  });
+  t.after(() => upstream.kill('SIGTERM'));
+  await waitForPort(port);
+  const gateway = await startGateway(t, [
+    '--upstream', `everything=http://127.0.0.1:${port}/mcp`,
+    '--upstream', `fs=stdio:${NODE} ${FILESYSTEM} ${root}`,
+    '--demo',
+  ]);
+  const client = await session(gateway);
+  try {
+    const names = (await client.listTools()).tools.map((tool) => tool.name);
+    for (const name of ['everything__echo', 'fs__read_text_file', 'demo__process_refund']) {
+      assert.ok(names.includes(name), `${name} missing from ${names.join(',')}`);
+    }
+    assert.equal(new Set(names).size, names.length, 'no duplicate names');
+    assert.equal(text(await client.callTool({ name: 'everything__echo', arguments: { message: 'x' } })), 'Echo: x');
+    assert.equal(text(await client.callTool({ name: 'fs__read_text_file', arguments: { path: path.join(root, 'a.txt') } })),
+      'from the filesystem');
+    assert.equal(text(await client.callTool({ name: 'demo__add', arguments: { a: 1, b: 2 } })), '3');
+    // Prompts and resources of server-everything come through too.
+    const prompts = (await client.listPrompts()).prompts.map((p) => p.name);
+    assert.ok(prompts.some((p) => p.startsWith('everything__')), prompts.join(','));
+    const resources = (await client.listResources()).resources;
+    assert.ok(resources.length > 0);
+    const read = await client.readResource({ uri: resources[0].uri });
+    assert.equal(read.contents[0].uri, resources[0].uri);
+    // An instruction names the prefixes for the model.
+    assert.match(client.getInstructions(), /__/);
+  } finally {
+    await client.close();
+  }
+});
