@@ -13,3 +13,7 @@ echo "== crypto: pqmcp wrappers vs openssl speed (same OpenSSL prefix)"
 echo
 echo "== TLS 1.3 handshakes: PQ profiles vs classical, one process, loopback"
 "$BUILD/bench/handshake/bench_handshake" --benchmark_counters_tabular=true
+
+echo
+echo "== MCP end to end: connect -> serve -> demo vs demo-server direct vs supergateway"
+"$HERE/mcp/e2e.sh" "$BUILD"

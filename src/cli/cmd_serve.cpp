@@ -1,4 +1,5 @@
 // `pqmcp serve` (the gateway) and `pqmcp demo-server` (the demo MCP server on stdio).
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -121,12 +122,32 @@ Result<gateway::GatewayConfig> build_config(const ServeArgs& a) {
     return c;
 }
 
+// Every connection and every child's three pipes is a descriptor: take what
+// the system allows (the soft limit is often 1024) and say when it is short.
+void raise_descriptor_limit(const gateway::GatewayConfig& c) {
+    rlimit limit{};
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+        return;
+    }
+    if (limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &limit);
+    }
+    const auto needed = c.limits.http.max_connections + 3 * c.limits.max_children + 64;
+    if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < needed) {
+        spdlog::warn(
+            "the descriptor limit is {}; limits.max_connections and max_children may need {}",
+            limit.rlim_cur, needed);
+    }
+}
+
 int run_serve(const ServeArgs& args) {
     auto config = build_config(args);
     if (!config) {
         return fail_with(config.error().message());
     }
     spdlog::set_level(spdlog::level::from_str(config->log_level));
+    raise_descriptor_limit(*config);
     if (config->listen_host() != "127.0.0.1" && config->listen_host() != "::1" &&
         config->listen_host() != "localhost" && !config->require_client_identity) {
         spdlog::warn(

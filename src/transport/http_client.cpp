@@ -312,7 +312,7 @@ asio::awaitable<Result<std::unique_ptr<Connection>>> McpHttpClient::Impl::connec
     if (hec) {
         std::string detail;
         if (std::string reason = tls::verification_failure(native); !reason.empty()) {
-            detail = "the gateway's identity is refused: " + reason;
+            detail = "the server's identity is refused: " + reason;
         } else if (hec == beast::error::timeout) {
             detail = "no TLS handshake within " + std::to_string(options.connect_timeout.count()) +
                      " ms";

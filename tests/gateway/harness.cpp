@@ -482,6 +482,10 @@ void McpClient::on_request(std::function<json::object(const json::object&)> answ
     impl_->answer = std::move(answer);
 }
 
+bool McpClient::has_response(std::int64_t id) const {
+    return impl_->responses.contains(std::to_string(id));
+}
+
 std::string McpClient::session_id() const {
     return impl_->client->session_id();
 }

@@ -160,6 +160,8 @@ class McpClient final {
     // Answers server requests with this (default: an empty result).
     void on_request(std::function<boost::json::object(const boost::json::object&)> answer);
     [[nodiscard]] std::string session_id() const;
+    // Whether a response with this id arrived (and was not collected by request()).
+    [[nodiscard]] bool has_response(std::int64_t id) const;
     void close();
 
     struct Impl;

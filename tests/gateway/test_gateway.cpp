@@ -153,6 +153,8 @@ TEST(Gateway, ServerRequestsReachTheClientAndTheAnswerGoesBack) {
     EXPECT_NE(text_of(roots).find("file:///work"), std::string::npos);
     const auto sample = call(c, "fx__ask_client", {{"method", "sampling/createMessage"}});
     EXPECT_NE(text_of(sample).find("sampled!"), std::string::npos);
+    const auto elicit = call(c, "fx__ask_client", {{"method", "elicitation/create"}});
+    EXPECT_NE(text_of(elicit).find("\"result\""), std::string::npos) << text_of(elicit);
 }
 
 TEST(Gateway, ListChangedReachesTheGetStream) {
@@ -276,6 +278,76 @@ TEST(Gateway, ShutdownReapsEveryChild) {
         EXPECT_EQ(::kill(pid, 0), -1);
         EXPECT_EQ(errno, ESRCH);
     }
+}
+
+TEST(Gateway, ACancelledRequestGetsNoResponseAndTheSessionGoesOn) {
+    Harness h({fixture_upstream("fx")});
+    McpClient c(h);
+    c.initialize();
+    const auto slow = c.request("tools/call", {{"name", "fx__slow"}, {"arguments", {{"ms", 600}}}},
+                                std::chrono::milliseconds{100});
+    EXPECT_EQ(error_code(slow), 0);  // no answer within 100 ms: it is still running
+    // Its id was 2 (1 was initialize).
+    c.notify("notifications/cancelled", {{"requestId", 2}, {"reason", "changed my mind"}});
+    std::this_thread::sleep_for(std::chrono::milliseconds{900});
+    EXPECT_EQ(text_of(call(c, "fx__whoami")).find("ERROR"), std::string::npos);
+    EXPECT_FALSE(c.has_response(2));  // "receivers ... SHOULD NOT send a response"
+}
+
+TEST(Gateway, AnHttpsUpstreamIsAnotherGatewayPinnedByItsId) {
+    Harness inner({demo_upstream("demo")});
+    UpstreamConfig remote;
+    remote.name = "inner";
+    remote.kind = UpstreamKind::http;
+    remote.url = inner.url();
+    remote.pins = {inner.peer_id()};
+    Harness outer({remote});
+    McpClient c(outer);
+    const auto init = c.initialize();
+    ASSERT_TRUE(init.contains("result")) << json::serialize(init);
+    EXPECT_EQ(text_of(call(c, "inner__demo__echo", {{"message", "two gateways deep"}})),
+              "two gateways deep");
+    // The wrong pin: the outer gateway refuses the inner one.
+    UpstreamConfig wrong = remote;
+    wrong.pins = {outer.peer_id()};
+    Harness misled({wrong});
+    McpClient d(misled);
+    const auto refused = d.initialize();
+    EXPECT_EQ(error_code(refused), mcp::code::upstream_unavailable);
+    EXPECT_NE(error_message(refused).find("is not pinned"), std::string::npos)
+        << error_message(refused);
+}
+
+TEST(Gateway, TheSameServerTwiceIsKeptApartByPrefixes) {
+    Harness h({demo_upstream("a"), demo_upstream("b")});
+    McpClient c(h);
+    c.initialize();
+    const auto list = c.request("tools/list");
+    EXPECT_EQ(list.at("result").at("tools").as_array().size(), 10U);
+    EXPECT_EQ(text_of(call(c, "a__echo", {{"message", "from a"}})), "from a");
+    EXPECT_EQ(text_of(call(c, "b__echo", {{"message", "from b"}})), "from b");
+}
+
+TEST(Gateway, AForgottenSessionIsInitializedAgainByTheClient) {
+    Harness h;
+    McpClient c(h);
+    c.initialize();
+    const std::string first = c.session_id();
+    // The gateway forgets it (as after a restart or an expiry).
+    const auto gone = h.http("DELETE", "/mcp", {{"Mcp-Session-Id", first}}, "");
+    ASSERT_EQ(gone.status, 200U);
+    EXPECT_EQ(text_of(call(c, "demo__echo", {{"message", "again"}})), "again");
+    EXPECT_NE(c.session_id(), first);
+}
+
+TEST(Gateway, ConnectionsClosedByTheServerAreReplacedTransparently) {
+    Harness h({demo_upstream()},
+              [](GatewayConfig& c) { c.timeouts.http.idle = std::chrono::milliseconds{200}; });
+    McpClient c(h);
+    c.initialize();
+    EXPECT_EQ(text_of(call(c, "demo__echo", {{"message", "one"}})), "one");
+    std::this_thread::sleep_for(std::chrono::milliseconds{600});  // keep-alive connections closed
+    EXPECT_EQ(text_of(call(c, "demo__echo", {{"message", "two"}})), "two");
 }
 
 }  // namespace

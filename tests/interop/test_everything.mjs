@@ -7,7 +7,9 @@ import { test } from 'node:test';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import {
+  CreateMessageRequestSchema, LoggingMessageNotificationSchema, ToolListChangedNotificationSchema,
+} from '@modelcontextprotocol/sdk/types.js';
 
 import {
   EVERYTHING, NODE, connectTransport, freePort, startGateway, text, until, waitForPort,
@@ -83,6 +85,31 @@ async function exercise(gateway, prefix, { expectListChanged }) {
 test('SDK client over stdio upstream: same tools, echo, get-sum, progress, list_changed', async (t) => {
   const gateway = await startGateway(t, ['--upstream', `everything=stdio:${NODE} ${EVERYTHING}`]);
   await exercise(gateway, 'everything__', { expectListChanged: true });
+});
+
+test('sampling and logging through the bridge: the SDK answers the upstream, logs arrive', async (t) => {
+  const gateway = await startGateway(t, ['--upstream', `everything=stdio:${NODE} ${EVERYTHING}`]);
+  const client = new Client({ name: 'interop', version: '1.0.0' }, { capabilities: { sampling: {} } });
+  client.setRequestHandler(CreateMessageRequestSchema, async (request) => ({
+    role: 'assistant',
+    model: 'interop-model',
+    content: { type: 'text', text: `sampled: ${request.params.messages[0].content.text}` },
+  }));
+  const logs = [];
+  client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => logs.push(n.params));
+  await client.connect(connectTransport(gateway));
+  try {
+    // server-everything registers this tool because the client can sample.
+    const result = await client.callTool({
+      name: 'everything__trigger-sampling-request', arguments: { prompt: 'quantum', maxTokens: 10 },
+    });
+    assert.match(JSON.stringify(result.content), /sampled: [^"]*quantum/);
+    await client.setLoggingLevel('debug');
+    await client.callTool({ name: 'everything__toggle-simulated-logging', arguments: {} });
+    await until(() => logs.length > 0, 15000, 'notifications/message');
+  } finally {
+    await client.close();
+  }
 });
 
 test('without namespacing, a single upstream is exactly the direct server', async (t) => {

@@ -11,7 +11,14 @@ import { promisify } from 'node:util';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 
-import { OPENSSL, PQMCP, connectTransport, startGateway, until } from './lib.mjs';
+import net from 'node:net';
+import { spawn } from 'node:child_process';
+
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+
+import {
+  OPENSSL, PQMCP, connectTransport, freePort, startGateway, tempDir, until, waitForPort,
+} from './lib.mjs';
 
 const run = promisify(execFile);
 
@@ -87,4 +94,44 @@ test('an unknown client identity is refused by a gateway that requires one', asy
   await client.connect(connectTransport(gateway, [], 'friend'));
   assert.equal((await client.listTools()).tools.length, 5);
   await client.close();
+});
+
+test('a classical-only server: pqmcp connect refuses it and says why', async (t) => {
+  const dir = tempDir(t);
+  // An ML-DSA identity the client pins, served by openssl s_server offering X25519 only.
+  await run(PQMCP, ['keygen', '--out', path.join(dir, 'server')]);
+  const { stdout: id } = await run(PQMCP, ['id', path.join(dir, 'server')]);
+  const port = await freePort();
+  const server = spawn(OPENSSL, ['s_server', '-accept', String(port), '-naccept', '5',
+    '-cert', path.join(dir, 'server', 'identity.crt'), '-key', path.join(dir, 'server', 'identity.key'),
+    '-groups', 'X25519', '-tls1_3', '-quiet'], { stdio: ['pipe', 'ignore', 'ignore'] });
+  t.after(() => server.kill());
+  await waitForPort(port);
+  const client = new Client({ name: 'interop', version: '1.0.0' });
+  const transport = new StdioClientTransport({
+    command: PQMCP,
+    args: ['connect', `https://127.0.0.1:${port}/mcp`, '--identity', path.join(dir, 'client'), '--pin', id.trim()],
+    stderr: 'pipe',
+  });
+  await assert.rejects(client.connect(transport), (err) => {
+    assert.match(err.message, /classical-only server is refused/, err.message);
+    return true;
+  });
+});
+
+test('a server that never answers: a timeout error, not a hang', async (t) => {
+  const dir = tempDir(t);
+  const silent = net.createServer(() => {});  // accepts, then says nothing
+  await new Promise((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  t.after(() => silent.close());
+  const port = silent.address().port;
+  const client = new Client({ name: 'interop', version: '1.0.0' });
+  const started = Date.now();
+  await assert.rejects(client.connect(new StdioClientTransport({
+    command: PQMCP,
+    args: ['connect', `https://127.0.0.1:${port}/mcp`, '--identity', path.join(dir, 'client'), '--pin',
+      'pq1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', '--timeout', '2s'],
+    stderr: 'pipe',
+  })), /no TLS handshake within 2000 ms/);
+  assert.ok(Date.now() - started < 8000);
 });

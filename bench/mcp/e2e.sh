@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# MCP end to end, side by side in one run (make bench; docs/benchmarks.md):
+#   1. an MCP client -> pqmcp connect -> PQ TLS -> pqmcp serve -> the built-in demo server
+#   2. the same demo server called directly over stdio (pqmcp demo-server)
+#   3. supergateway (stateful Streamable HTTP, plain) in front of pqmcp demo-server
+#   4. (for reference) HTTPS straight to pqmcp serve, no stdio bridge
+# then the gateway's memory with 1,000 sessions idle and active.
+#
+#   bench/mcp/e2e.sh BUILD_DIR [REQUESTS]
+set -euo pipefail
+BUILD="$(cd "${1:-build}" && pwd)"
+REQUESTS="${2:-3000}"
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+PQMCP="$BUILD/pqmcp"
+BENCH="$BUILD/bench/mcp/bench_mcp"
+SUPERGATEWAY="$ROOT/tests/interop/node_modules/supergateway/dist/index.js"
+[[ -x "$PQMCP" && -x "$BENCH" ]] || { echo "e2e: build first (make build)" >&2; exit 1; }
+[[ -f "$SUPERGATEWAY" ]] || { echo "e2e: run make interop-deps for supergateway" >&2; exit 1; }
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/pqmcp-e2e.XXXXXX")"
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Starts a gateway with the demo upstream; sets URL, PIN, GW_PID.
+start_gateway() {
+    local config="$1"
+    "$PQMCP" serve --demo --listen 127.0.0.1:0 --identity "$work/gw" --log-level warn \
+        ${config:+--config "$config"} >"$work/ready" 2>"$work/gw.log" &
+    GW_PID=$!
+    pids+=("$GW_PID")
+    for _ in $(seq 100); do
+        grep -q 'ready on' "$work/ready" 2>/dev/null && break
+        sleep 0.1
+    done
+    URL=$(grep -o 'https://[^ ]*/mcp' "$work/ready" | head -1)
+    PIN=$(grep -o 'peer pq1[a-z2-7]*' "$work/ready" | cut -d' ' -f2)
+    [[ -n "$URL" && -n "$PIN" ]] || { cat "$work/gw.log" >&2; exit 1; }
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+echo "== tools/call echo: $REQUESTS requests after 200 warm-up, per concurrency"
+start_gateway ""
+SG_PORT=$(free_port)
+node "$SUPERGATEWAY" --stdio "$PQMCP demo-server" --outputTransport streamableHttp \
+    --port "$SG_PORT" --stateful --logLevel none >/dev/null 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$SG_PORT") 2>/dev/null && break; sleep 0.1; done
+
+for conc in 1 8; do
+    "$BENCH" stdio --requests "$REQUESTS" --concurrency "$conc" --tool demo__echo \
+        --label "client->connect->serve->demo" -- \
+        "$PQMCP" connect "$URL" --identity "$work/client" --pin "$PIN"
+    "$BENCH" stdio --requests "$REQUESTS" --concurrency "$conc" --tool echo \
+        --label "client->demo-server (stdio, direct)" -- "$PQMCP" demo-server
+    "$BENCH" http "http://127.0.0.1:$SG_PORT/mcp" --requests "$REQUESTS" --concurrency "$conc" \
+        --tool echo --label "client->supergateway->demo-server"
+    "$BENCH" http "$URL" --pin "$PIN" --identity "$work/client" --requests "$REQUESTS" \
+        --concurrency "$conc" --tool demo__echo --label "client->https->serve->demo"
+done
+kill "$GW_PID" 2>/dev/null; wait "$GW_PID" 2>/dev/null || true
+
+echo
+echo "== memory: 1,000 sessions held open (gateway RSS, demo upstream in-process)"
+cat >"$work/gw.yaml" <<YAML
+limits: { max_sessions: 1100, max_connections: 4096, max_streams_per_session: 4 }
+YAML
+start_gateway "$work/gw.yaml"
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$GW_PID/status"; }
+sleep 0.5
+base=$(rss)
+coproc SESSIONS { "$BENCH" sessions "$URL" --pin "$PIN" --identity "$work/client" --count 1000 \
+                    --tool demo__echo; }
+read -r idle_line <&"${SESSIONS[0]}"
+sleep 0.5
+idle=$(rss)
+echo next >&"${SESSIONS[1]}"
+read -r active_line <&"${SESSIONS[0]}"
+sleep 0.5
+active=$(rss)
+echo next >&"${SESSIONS[1]}"
+read -r summary <&"${SESSIONS[0]}"
+wait "$SESSIONS_PID" || true
+echo "gateway RSS: empty ${base} KiB; ${idle_line} sessions idle ${idle} KiB; ${active_line} sessions active (GET stream open, one call done) ${active} KiB"
+awk -v b="$base" -v i="$idle" -v a="$active" 'BEGIN {
+    printf "per idle session: %.1f KiB; per active session: %.1f KiB\n", (i - b) / 1000, (a - b) / 1000 }'
+echo "sessions: $summary"
