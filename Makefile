@@ -66,7 +66,7 @@ tidy: build
 # Everything CI runs.
 check: format-check tidy test test-sanitize
 
-bench: build
+bench: build interop-deps
 	PQMCP_OPENSSL_ROOT=$$(scripts/bootstrap.sh --prefix) bench/run.sh $(BUILD)
 
 format:

@@ -10,10 +10,11 @@
 // default 1), --warmup N (default 200), --tool NAME (default echo), --label L.
 // Prints one JSON line per run: requests per second and latency percentiles.
 //
-// `sessions` opens N sessions (initialize + initialized), prints "idle N" and
-// waits for a line on stdin; then gives every session an open GET stream and
-// one tools/call, prints "active N" and waits again; then closes them and
-// prints a JSON summary. The script reads the gateway's memory at each pause.
+// `sessions` opens N idle sessions (initialize only, all over one connection),
+// prints "idle N" and waits for a line on stdin; then N active sessions (each
+// its own client, GET stream held open, one tools/call answered), prints
+// "active N" and waits again; then closes them and prints a JSON summary. The
+// script reads the gateway's memory at each pause.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -181,7 +182,9 @@ class Driver {
         sent_.erase(it);
         if (m.kind == pqmcp::mcp::Kind::error ||
             m.body.at("result").as_object().contains("isError")) {
-            ++errors_;
+            if (errors_++ == 0 && phase_ != Phase::init) {
+                std::cerr << "bench_mcp: first error: " << pqmcp::mcp::serialize(m.body) << "\n";
+            }
         }
         if (phase_ == Phase::init) {
             phase_ = Phase::warmup;
@@ -250,9 +253,9 @@ class Driver {
             ++issued_;
             const std::int64_t id = next_id_++;
             json::object args;
-            if (o_.tool == "echo") {
+            if (o_.tool.ends_with("echo")) {
                 args["message"] = "post-quantum hello";
-            } else if (o_.tool == "add") {
+            } else if (o_.tool.ends_with("add")) {
                 args = json::object{{"a", 2}, {"b", 3}};
             }
             sent_[id] = Clock::now();
@@ -404,10 +407,39 @@ int run_sessions(const Options& o) {
         std::getline(std::cin, line);
     };
 
-    // Idle sessions: initialize answered, no stream open (idle keep-alive
-    // connections close after the gateway's keep-alive timeout). Opened in
-    // waves of 50 so the handshakes do not all queue at once.
+    // Idle sessions: N initialize requests over one keep-alive connection,
+    // so the gateway holds N sessions and nothing else of ours.
     const auto t0 = Clock::now();
+    std::size_t idle_done = 0;
+    {
+        pqmcp::transport::HttpClientOptions h;
+        h.url = *url;
+        h.tls = ctx.get();
+        h.listen = false;
+        h.max_connections = 1;
+        pqmcp::transport::HttpClientCallbacks cb;
+        cb.on_message = [&idle_done](const Message& m) {
+            if (m.is_response()) {
+                ++idle_done;
+            }
+        };
+        cb.on_failure = [&failed](const json::object&, const pqmcp::Error& e, const json::object*) {
+            ++failed;
+            std::cerr << "bench_mcp: " << e.message() << "\n";
+        };
+        pqmcp::transport::McpHttpClient one(io.get_executor(), h, std::move(cb));
+        for (std::size_t i = 0; i < o.count; ++i) {
+            one.send(initialize_request(static_cast<std::int64_t>(i + 1)));
+            run_until([&] { return idle_done + failed >= i + 1; });
+        }
+    }
+    const double open_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    std::cout << "idle " << idle_done << std::endl;
+    wait_line();
+
+    // Active sessions, N more: each its own client, initialize, then
+    // notifications/initialized opens its GET stream (held open from then on),
+    // then one tools/call. Opened in waves of 50.
     for (std::size_t i = 0; i < o.count; ++i) {
         sessions[i].client = make(i, true);
         sessions[i].client->send(initialize_request(1));
@@ -416,13 +448,6 @@ int run_sessions(const Options& o) {
         }
     }
     run_until([&] { return initialized + failed >= o.count; });
-    const double open_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    // Let idle keep-alive connections be what they are; the gateway measures.
-    std::cout << "idle " << initialized << std::endl;
-    wait_line();
-
-    // Active: notifications/initialized opens each session's GET stream (held
-    // open from now on), then one tools/call each.
     for (std::size_t i = 0; i < o.count; ++i) {
         if (sessions[i].failed) {
             continue;
@@ -436,10 +461,11 @@ int run_sessions(const Options& o) {
     std::cout << "active " << called << std::endl;
     wait_line();
 
+    std::size_t closed = 0;
     for (auto& s : sessions) {
-        s.client->close();
+        s.client->close([&closed] { ++closed; });
     }
-    run_until([] { return false; });
+    run_until([&] { return closed >= o.count; });
     json::object out{{"sessions", o.count},
                      {"initialized", initialized},
                      {"called", called},

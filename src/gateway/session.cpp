@@ -378,14 +378,15 @@ void GatewaySession::upstream_request(UpstreamClient& from, mcp::Message request
         }
     }
     const std::int64_t id = next_relay_id_++;
-    relayed_[id] = Relayed{*link, request.id};
+    const json::value upstream_id = request.id;
+    relayed_[id] = Relayed{*link, upstream_id};
     request.body["id"] = id;
     spdlog::debug("session {}: {} from {} relayed to the client", log_id_, request.method,
                   from.name());
     if (!downstream_.send(stream, std::move(request.body))) {
         relayed_.erase(id);
-        from.answer(json::value(), mcp::make_error(nullptr, mcp::code::internal_error,
-                                                   "the client cannot be reached"));
+        from.answer(upstream_id, mcp::make_error(upstream_id, mcp::code::internal_error,
+                                                 "the client cannot be reached"));
     }
 }
 

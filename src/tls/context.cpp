@@ -207,6 +207,9 @@ Result<crypto::SslCtxPtr> make_context(const ContextOptions& options, Role role)
         mode = SSL_VERIFY_PEER;
     }
     SSL_CTX_set_verify(ctx.get(), mode, nullptr);
+    // Idle connections (keep-alive, quiet SSE streams) give their record
+    // buffers back; a gateway holds thousands of them.
+    SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_cert_verify_callback(ctx.get(), detail::cert_verify_callback, nullptr);
     SSL_CTX_set_info_callback(ctx.get(), detail::info_callback);
 

@@ -231,9 +231,14 @@ struct McpHttpClient::Impl : std::enable_shared_from_this<McpHttpClient::Impl> {
             (void)co_await listen_signal.wait(std::chrono::milliseconds{100});
         }
     }
+    // Closes every connection: busy ones fail their pending operation (their
+    // owners free them), idle ones are freed here.
     void close_all() {
         for (Connection* c : open) {
             c->close();
+        }
+        for (const auto& c : idle) {
+            open.erase(c.get());
         }
         idle.clear();
         listen_wait.cancel();

@@ -1,5 +1,7 @@
 #include "pqmcp/transport/http_server.hpp"
 
+#include <malloc.h>
+
 #include <charconv>
 #include <deque>
 #include <map>
@@ -109,6 +111,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     std::unordered_map<std::string, std::shared_ptr<Session>> sessions;
     std::set<beast::tcp_stream*> connections;
     std::size_t open_streams = 0;
+    std::size_t closed_since_sweep = 0;  // connections that ended since the last sweep
     bool stopped = false;
 
     asio::awaitable<void> accept_loop();
@@ -815,7 +818,10 @@ class ConnectionGuard final {
     ConnectionGuard(HttpServer::Impl& server, beast::tcp_stream& tcp) : server_(server), tcp_(tcp) {
         server_.connections.insert(&tcp_);
     }
-    ~ConnectionGuard() { server_.connections.erase(&tcp_); }
+    ~ConnectionGuard() {
+        server_.connections.erase(&tcp_);
+        ++server_.closed_since_sweep;
+    }
     ConnectionGuard(const ConnectionGuard&) = delete;
     ConnectionGuard& operator=(const ConnectionGuard&) = delete;
     ConnectionGuard(ConnectionGuard&&) = delete;
@@ -1010,6 +1016,15 @@ asio::awaitable<void> HttpServer::Impl::sweep_loop() {
         for (auto& session : expired) {
             session->close("idle for longer than the session timeout");
         }
+#ifdef __GLIBC__
+        // After a wave of connections ended, hand the heap they used back to
+        // the system: glibc keeps freed memory in its arenas otherwise, and a
+        // gateway that once held many connections would keep their footprint.
+        if (closed_since_sweep >= 64) {
+            (void)malloc_trim(0);
+        }
+#endif
+        closed_since_sweep = 0;
     }
 }
 

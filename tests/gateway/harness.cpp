@@ -455,6 +455,32 @@ json::object McpClient::request(const std::string& method, json::object params,
     return out;
 }
 
+std::vector<json::object> McpClient::concurrent(std::size_t count, const std::string& method,
+                                                const json::object& params) {
+    Impl& s = *impl_;
+    std::vector<std::string> keys;
+    for (std::size_t i = 0; i < count; ++i) {
+        const std::int64_t id = s.next_id++;
+        keys.push_back(std::to_string(id));
+        s.client->send(mcp::make_request(id, method, params));
+    }
+    s.run_until(
+        [&] {
+            return std::all_of(keys.begin(), keys.end(),
+                               [&](const std::string& k) { return s.responses.contains(k); });
+        },
+        k_wait);
+    std::vector<json::object> out;
+    for (const auto& k : keys) {
+        const auto it = s.responses.find(k);
+        out.push_back(it == s.responses.end() ? json::object{} : std::move(it->second));
+        if (it != s.responses.end()) {
+            s.responses.erase(it);
+        }
+    }
+    return out;
+}
+
 void McpClient::notify(const std::string& method, json::object params) {
     impl_->client->send(mcp::make_notification(method, std::move(params)));
     impl_->run_until([] { return false; }, std::chrono::milliseconds{50});

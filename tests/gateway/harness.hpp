@@ -151,6 +151,9 @@ class McpClient final {
     // "error" when none came in time.
     boost::json::object request(const std::string& method, boost::json::object params = {},
                                 std::chrono::milliseconds timeout = k_wait);
+    // `count` requests sent at once; their responses, in order of the requests.
+    std::vector<boost::json::object> concurrent(std::size_t count, const std::string& method,
+                                                const boost::json::object& params);
     void notify(const std::string& method, boost::json::object params = {});
     // Every non-response message received so far (notifications, requests).
     [[nodiscard]] const std::vector<boost::json::object>& received() const;

@@ -340,6 +340,23 @@ TEST(Gateway, AForgottenSessionIsInitializedAgainByTheClient) {
     EXPECT_NE(c.session_id(), first);
 }
 
+TEST(Gateway, ManyRequestsInFlightUseSeveralConnectionsAndCloseCleanly) {
+    Harness h;
+    {
+        McpClient c(h);
+        c.initialize();
+        const auto replies = c.concurrent(
+            12, "tools/call", {{"name", "demo__echo"}, {"arguments", {{"message", "x"}}}});
+        for (const auto& r : replies) {
+            EXPECT_EQ(text_of(r), "x");
+        }
+        c.close();
+        // Its destructor runs after close(), with pooled connections freed
+        // (a use-after-free here once; ASan watches this in CI).
+    }
+    EXPECT_EQ(h.gateway().stats().sessions, 0U);
+}
+
 TEST(Gateway, ConnectionsClosedByTheServerAreReplacedTransparently) {
     Harness h({demo_upstream()},
               [](GatewayConfig& c) { c.timeouts.http.idle = std::chrono::milliseconds{200}; });
