@@ -6,6 +6,8 @@ PQMCP_DEPS ?= $(HOME)/.cache/pqmcp
 export PQMCP_DEPS
 BUILD      ?= build
 BUILD_SAN  ?= build-dev
+BUILD_FUZZ ?= build-fuzz
+FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc)
 CTEST_ARGS ?=
 
@@ -16,7 +18,7 @@ SOURCES = $(shell git ls-files '*.cpp' '*.hpp' 2>/dev/null || \
 INTEROP    := tests/interop
 PORT       ?= 8443
 
-.PHONY: all bootstrap build build-sanitize run test test-sanitize check bench format format-check tidy clean interop-deps
+.PHONY: all bootstrap build build-sanitize run test test-sanitize check bench format format-check tidy clean interop-deps fuzz
 
 all: build
 
@@ -59,6 +61,20 @@ test-sanitize: build-sanitize interop-deps
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(BUILD_SAN) --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
+# libFuzzer on the parsers that see peer input, FUZZ_SECONDS each, from the
+# seed corpus in tests/fuzz/corpus (needs clang; every test run replays the
+# corpus anyway, under ASan/UBSan in test-sanitize).
+fuzz: bootstrap
+	@command -v clang++ >/dev/null || { echo "make fuzz needs clang (apt-get install clang)" >&2; exit 1; }
+	@prefix=$$(scripts/bootstrap.sh --prefix); \
+	  CC=clang CXX=clang++ cmake -S . -B $(BUILD_FUZZ) -G Ninja -DPQMCP_OPENSSL_ROOT=$$prefix \
+	    -DCMAKE_BUILD_TYPE=Release -DPQMCP_FUZZ=ON -DPQMCP_SANITIZE=ON -DPQMCP_BUILD_BENCH=OFF >/dev/null
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_jsonrpc fuzz_sse fuzz_http_util
+	@for t in jsonrpc sse http_util; do \
+	  mkdir -p $(BUILD_FUZZ)/corpus/$$t && cp tests/fuzz/corpus/$$t/* $(BUILD_FUZZ)/corpus/$$t/ && \
+	  $(BUILD_FUZZ)/tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) $(BUILD_FUZZ)/corpus/$$t || exit 1; \
+	done
+
 # clang-tidy over every translation unit of the build (.clang-tidy; warnings are errors).
 tidy: build
 	run-clang-tidy -p $(BUILD) -j $(JOBS) -quiet '$(CURDIR)/(src|tests|bench)/'
@@ -78,4 +94,4 @@ format-check:
 	@echo "format-check: $(words $(SOURCES)) files formatted"
 
 clean:
-	rm -rf $(BUILD) $(BUILD_SAN)
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ)

@@ -118,7 +118,6 @@ struct McpHttpClient::Impl : std::enable_shared_from_this<McpHttpClient::Impl> {
           options(std::move(opts)),
           callbacks(std::move(cbs)),
           resolver(executor),
-          slot_free(executor),
           listen_signal(executor),
           listen_wait(executor) {
         if (options.url.tls && options.tls != nullptr) {
@@ -140,7 +139,15 @@ struct McpHttpClient::Impl : std::enable_shared_from_this<McpHttpClient::Impl> {
     tcp::resolver resolver;
     std::vector<std::unique_ptr<Connection>> idle;
     std::size_t busy = 0;
-    Signal slot_free;
+    // Requests waiting for a connection slot, first come first served; each
+    // waits on a timer of its own that release() cancels.
+    std::deque<asio::steady_timer*> slot_waiters;
+    void wake_one_waiter() {
+        if (!slot_waiters.empty()) {
+            slot_waiters.front()->cancel();
+            slot_waiters.pop_front();
+        }
+    }
     std::set<Connection*> open;  // every live connection, for close()
 
     std::string session_id;
@@ -242,6 +249,9 @@ struct McpHttpClient::Impl : std::enable_shared_from_this<McpHttpClient::Impl> {
         }
         idle.clear();
         listen_wait.cancel();
+        while (!slot_waiters.empty()) {
+            wake_one_waiter();
+        }
     }
 };
 
@@ -351,7 +361,10 @@ asio::awaitable<Result<std::unique_ptr<Connection>>> McpHttpClient::Impl::connec
 asio::awaitable<Result<std::unique_ptr<Connection>>> McpHttpClient::Impl::acquire() {
     const auto self = shared_from_this();
     while (busy >= options.max_connections && !closed) {
-        (void)co_await slot_free.wait(std::chrono::milliseconds{1'000});
+        asio::steady_timer turn(ex, std::chrono::seconds{1});
+        slot_waiters.push_back(&turn);
+        (void)co_await turn.async_wait(use);
+        std::erase(slot_waiters, &turn);
     }
     if (closed) {
         co_return pqmcp::fail(Errc::closed, "the client is closed");
@@ -366,7 +379,7 @@ asio::awaitable<Result<std::unique_ptr<Connection>>> McpHttpClient::Impl::acquir
     auto conn = co_await connect();
     if (!conn) {
         --busy;
-        slot_free.notify();
+        wake_one_waiter();
     } else {
         open.insert(conn->get());
     }
@@ -375,7 +388,7 @@ asio::awaitable<Result<std::unique_ptr<Connection>>> McpHttpClient::Impl::acquir
 
 void McpHttpClient::Impl::release(std::unique_ptr<Connection> conn, bool reusable) {
     --busy;
-    slot_free.notify();
+    wake_one_waiter();
     if (conn->tls) {
         // Tickets arrive after the handshake; by now they have been read.
         SSL_SESSION* session = SSL_get1_session(conn->tls->native_handle());
