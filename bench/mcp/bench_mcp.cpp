@@ -306,7 +306,7 @@ int run_stdio(const Options& o) {
         usage(child.error().message());
     }
     driver.attach(
-        Link{[&child](json::object m) { (void)(*child)->write(pqmcp::mcp::serialize(m)); }});
+        Link{[&child](const json::object& m) { (void)(*child)->write(pqmcp::mcp::serialize(m)); }});
     driver.start();
     io.run();
     driver.report("stdio");
@@ -365,12 +365,15 @@ int run_sessions(const Options& o) {
     std::size_t initialized = 0;
     std::size_t called = 0;
     std::size_t failed = 0;
-    const auto make = [&](std::size_t i, bool listen) {
+    const auto options = [&](bool listen, std::size_t connections) {
         pqmcp::transport::HttpClientOptions h;
         h.url = *url;
         h.tls = ctx.get();
         h.listen = listen;
-        h.max_connections = 2;
+        h.max_connections = connections;
+        return h;
+    };
+    const auto make = [&](std::size_t i) {
         pqmcp::transport::HttpClientCallbacks cb;
         cb.on_message = [&, i](const Message& m) {
             if (!m.is_response()) {
@@ -392,8 +395,8 @@ int run_sessions(const Options& o) {
                 std::cerr << "bench_mcp: session " << i << ": " << e.message() << "\n";
             }
         };
-        return std::make_unique<pqmcp::transport::McpHttpClient>(io.get_executor(), h,
-                                                                 std::move(cb));
+        return std::make_unique<pqmcp::transport::McpHttpClient>(io.get_executor(),
+                                                                 options(true, 2), std::move(cb));
     };
     const auto run_until = [&](const std::function<bool()>& done) {
         const auto deadline = Clock::now() + std::chrono::minutes{3};
@@ -412,11 +415,6 @@ int run_sessions(const Options& o) {
     const auto t0 = Clock::now();
     std::size_t idle_done = 0;
     {
-        pqmcp::transport::HttpClientOptions h;
-        h.url = *url;
-        h.tls = ctx.get();
-        h.listen = false;
-        h.max_connections = 1;
         pqmcp::transport::HttpClientCallbacks cb;
         cb.on_message = [&idle_done](const Message& m) {
             if (m.is_response()) {
@@ -427,7 +425,7 @@ int run_sessions(const Options& o) {
             ++failed;
             std::cerr << "bench_mcp: " << e.message() << "\n";
         };
-        pqmcp::transport::McpHttpClient one(io.get_executor(), h, std::move(cb));
+        pqmcp::transport::McpHttpClient one(io.get_executor(), options(false, 1), std::move(cb));
         for (std::size_t i = 0; i < o.count; ++i) {
             one.send(initialize_request(static_cast<std::int64_t>(i + 1)));
             run_until([&] { return idle_done + failed >= i + 1; });
@@ -441,7 +439,7 @@ int run_sessions(const Options& o) {
     // notifications/initialized opens its GET stream (held open from then on),
     // then one tools/call. Opened in waves of 50.
     for (std::size_t i = 0; i < o.count; ++i) {
-        sessions[i].client = make(i, true);
+        sessions[i].client = make(i);
         sessions[i].client->send(initialize_request(1));
         if (i % 50 == 49) {
             run_until([&] { return initialized + failed >= i + 1; });

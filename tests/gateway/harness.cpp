@@ -4,7 +4,6 @@
 
 #include <cstdlib>
 #include <deque>
-#include <random>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -53,18 +52,6 @@ UpstreamConfig demo_upstream(const std::string& name) {
     u.name = name;
     u.kind = UpstreamKind::demo;
     return u;
-}
-
-TempDir::TempDir() {
-    std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() /
-            ("pqmcp-gw-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
-    std::filesystem::create_directories(path_);
-}
-
-TempDir::~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
 }
 
 std::string HttpReply::header(const std::string& name) const {

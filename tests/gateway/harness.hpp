@@ -14,6 +14,7 @@
 
 #include <boost/json/object.hpp>
 
+#include "../common/temp_dir.hpp"
 #include "pqmcp/crypto/ossl.hpp"
 #include "pqmcp/gateway/config.hpp"
 #include "pqmcp/gateway/gateway.hpp"
@@ -29,19 +30,7 @@ inline constexpr auto k_wait = std::chrono::seconds{20};
 UpstreamConfig fixture_upstream(const std::string& name);
 UpstreamConfig demo_upstream(const std::string& name = "demo");
 
-class TempDir final {
-  public:
-    TempDir();
-    ~TempDir();
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    TempDir(TempDir&&) = delete;
-    TempDir& operator=(TempDir&&) = delete;
-    [[nodiscard]] const std::filesystem::path& path() const { return path_; }
-
-  private:
-    std::filesystem::path path_;
-};
+using TempDir = pqmcp::test::TempDir;
 
 struct HttpReply {
     unsigned status = 0;

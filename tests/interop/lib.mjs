@@ -69,6 +69,19 @@ export function until(predicate, timeoutMs = 10000, what = 'condition') {
   });
 }
 
+// server-everything in its Streamable HTTP mode on a free port; resolves with
+// its URL once it listens.
+export async function startEverythingHttp(t) {
+  const port = await freePort();
+  const server = spawn(NODE, [EVERYTHING, 'streamableHttp'], {
+    env: { ...process.env, PORT: String(port) },
+    stdio: ['ignore', 'ignore', 'ignore'],
+  });
+  t.after(() => server.kill('SIGTERM'));
+  await waitForPort(port);
+  return `http://127.0.0.1:${port}/mcp`;
+}
+
 // Starts `pqmcp serve` on an ephemeral port; resolves with its URL and peer id
 // once it printed its ready line. `stderr` collects its log lines.
 export async function startGateway(t, args, { env = {}, dir } = {}) {

@@ -2,7 +2,6 @@
 // -> @modelcontextprotocol/server-everything, over stdio and over Streamable
 // HTTP, compared with a direct connection to the same server.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -12,7 +11,7 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 
 import {
-  EVERYTHING, NODE, connectTransport, freePort, startGateway, text, until, waitForPort,
+  EVERYTHING, NODE, connectTransport, startEverythingHttp, startGateway, text, until,
 } from './lib.mjs';
 
 async function directTools() {
@@ -124,13 +123,7 @@ test('without namespacing, a single upstream is exactly the direct server', asyn
 });
 
 test('SDK client with server-everything as a Streamable HTTP upstream', async (t) => {
-  const port = await freePort();
-  const upstream = spawn(NODE, [EVERYTHING, 'streamableHttp'], {
-    env: { ...process.env, PORT: String(port) },
-    stdio: ['ignore', 'ignore', 'ignore'],
-  });
-  t.after(() => upstream.kill('SIGTERM'));
-  await waitForPort(port);
-  const gateway = await startGateway(t, ['--upstream', `everything=http://127.0.0.1:${port}/mcp`]);
+  const url = await startEverythingHttp(t);
+  const gateway = await startGateway(t, ['--upstream', `everything=${url}`]);
   await exercise(gateway, 'everything__', { expectListChanged: true });
 });

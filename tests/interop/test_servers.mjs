@@ -1,7 +1,6 @@
 // The reference filesystem and memory servers behind the gateway, and two
 // upstreams federated behind one gateway.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -9,8 +8,7 @@ import { test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 
 import {
-  EVERYTHING, FILESYSTEM, MEMORY, NODE, connectTransport, freePort, startGateway, tempDir, text,
-  waitForPort,
+  FILESYSTEM, MEMORY, NODE, connectTransport, startEverythingHttp, startGateway, tempDir, text,
 } from './lib.mjs';
 
 async function session(gateway) {
@@ -63,15 +61,9 @@ test('server-memory: entities written and read back', async (t) => {
 test('two upstreams federated: tools merged under prefixes, calls routed', async (t) => {
   const root = tempDir(t);
   writeFileSync(path.join(root, 'a.txt'), 'from the filesystem');
-  const port = await freePort();
-  const upstream = spawn(NODE, [EVERYTHING, 'streamableHttp'], {
-    env: { ...process.env, PORT: String(port) },
-    stdio: ['ignore', 'ignore', 'ignore'],
-  });
-  t.after(() => upstream.kill('SIGTERM'));
-  await waitForPort(port);
+  const url = await startEverythingHttp(t);
   const gateway = await startGateway(t, [
-    '--upstream', `everything=http://127.0.0.1:${port}/mcp`,
+    '--upstream', `everything=${url}`,
     '--upstream', `fs=stdio:${NODE} ${FILESYSTEM} ${root}`,
     '--demo',
   ]);

@@ -134,19 +134,6 @@ void write_pem(const std::filesystem::path& file, X509* cert) {
     }
 }
 
-TempDir::TempDir() {
-    std::string templ = (std::filesystem::temp_directory_path() / "pqmcp-tls-XXXXXX").string();
-    if (::mkdtemp(templ.data()) == nullptr) {
-        die("mkdtemp");
-    }
-    path_ = templ;
-}
-
-TempDir::~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-}
-
 TicketClock FakeClock::clock() const {
     return [base = base_, offset = offset_] { return base + std::chrono::seconds{offset->load()}; };
 }

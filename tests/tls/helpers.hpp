@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "../common/temp_dir.hpp"
 #include "pqmcp/crypto/algorithms.hpp"
 #include "pqmcp/identity/identity.hpp"
 #include "pqmcp/tls/client.hpp"
@@ -37,17 +38,7 @@ identity::Identity issue_identity(const TestCa& ca, crypto::SigAlg alg,
                                   const std::vector<std::string>& names);
 void write_pem(const std::filesystem::path& file, X509* cert);
 
-class TempDir final {
-  public:
-    TempDir();
-    ~TempDir();
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    [[nodiscard]] const std::filesystem::path& path() const { return path_; }
-
-  private:
-    std::filesystem::path path_;
-};
+using TempDir = pqmcp::test::TempDir;
 
 // A clock the test moves by hand (read from the server thread).
 class FakeClock final {
