@@ -35,6 +35,7 @@ struct ServeArgs {
     std::string request_timeout;
     std::string session_timeout;
     std::string log_level;
+    std::string policy;
 };
 
 int fail_with(const std::string& what) {
@@ -105,6 +106,10 @@ Result<gateway::GatewayConfig> build_config(const ServeArgs& a) {
     }
     if (!a.log_level.empty()) {
         c.log_level = a.log_level;
+    }
+    if (!a.policy.empty()) {
+        c.policy_file = a.policy;
+        c.policy_inline.clear();
     }
     for (const auto& flag : a.upstreams) {
         auto u = gateway::parse_upstream_flag(flag);
@@ -217,6 +222,10 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
     serve->add_option("--session-timeout", args->session_timeout,
                       "an idle session ends after this (default 30m)");
     serve->add_option("--log-level", args->log_level, "trace, debug, info, warn, error, off");
+    serve
+        ->add_option("--policy", args->policy,
+                     "policy file (docs/policy.md); reloaded on SIGHUP and when it changes")
+        ->check(CLI::ExistingFile);
     serve->callback([args, &exit_code] { exit_code = run_serve(*args); });
 
     auto limit = std::make_shared<std::size_t>(4U << 20U);

@@ -18,5 +18,6 @@ void add_identity_commands(CLI::App& app, int& exit_code);  // keygen, id, peers
 void add_tls_commands(CLI::App& app, int& exit_code);       // probe, selftest, tls-serve
 void add_serve_commands(CLI::App& app, int& exit_code);     // serve, demo-server
 void add_connect_command(CLI::App& app, int& exit_code);    // connect
+void add_policy_commands(CLI::App& app, int& exit_code);    // policy lint, policy check
 
 }  // namespace pqmcp::cli

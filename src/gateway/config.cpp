@@ -9,6 +9,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "pqmcp/core/duration.hpp"
 #include "pqmcp/mcp/protocol.hpp"
 #include "pqmcp/tls/profile.hpp"
 #include "pqmcp/transport/http_util.hpp"
@@ -208,7 +209,8 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
     }
     r.only(root, "",
            {"listen", "identity", "profile", "require_client_identity", "known_peers", "ca",
-            "allowed_origins", "log_level", "namespacing", "upstreams", "limits", "timeouts"});
+            "allowed_origins", "log_level", "namespacing", "upstreams", "limits", "timeouts",
+            "policy"});
     if (root["listen"]) {
         c.listen = r.string(root["listen"], "listen");
     }
@@ -233,6 +235,17 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
     }
     if (root["log_level"]) {
         c.log_level = r.string(root["log_level"], "log_level");
+    }
+    if (const auto& pol = root["policy"]) {
+        if (pol.IsScalar()) {
+            c.policy_file = pol.Scalar();
+        } else if (pol.IsMap()) {
+            YAML::Emitter out;
+            out << pol;
+            c.policy_inline = out.c_str();
+        } else {
+            r.error(pol, "policy", "expected a file name or the policy itself (a mapping)");
+        }
     }
     if (const auto& ns = root["namespacing"]) {
         r.only(ns, "namespacing", {"enabled", "separator"});
@@ -367,34 +380,11 @@ std::uint16_t GatewayConfig::listen_port() const {
 }
 
 Result<std::chrono::milliseconds> parse_duration(std::string_view text) {
-    std::size_t i = 0;
-    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])) != 0) {
-        ++i;
+    auto d = pqmcp::parse_duration(text);
+    if (!d) {
+        return fail(Errc::invalid_config, d.error());
     }
-    std::uint64_t value = 0;
-    if (i == 0 || std::from_chars(text.data(), text.data() + i, value).ptr != text.data() + i) {
-        return fail(Errc::invalid_config,
-                    "\"" + std::string(text) + "\" is not a duration (e.g. 30s, 500ms, 10m, 2h)");
-    }
-    const std::string_view unit = text.substr(i);
-    std::uint64_t ms = 0;
-    if (unit.empty() || unit == "s") {
-        ms = value * 1'000;
-    } else if (unit == "ms") {
-        ms = value;
-    } else if (unit == "m") {
-        ms = value * 60'000;
-    } else if (unit == "h") {
-        ms = value * 3'600'000;
-    } else {
-        return fail(Errc::invalid_config,
-                    "\"" + std::string(text) + "\": unknown unit (use ms, s, m or h)");
-    }
-    if (ms == 0 || ms > std::uint64_t{7} * 24 * 3'600'000) {
-        return fail(Errc::invalid_config,
-                    "\"" + std::string(text) + "\": must be more than 0 and at most 7 days");
-    }
-    return std::chrono::milliseconds{static_cast<std::int64_t>(ms)};
+    return *d;
 }
 
 Result<GatewayConfig> parse_config(std::string_view yaml, std::string_view source) {
@@ -417,7 +407,15 @@ Result<GatewayConfig> load_config(const std::filesystem::path& file) {
     }
     std::ostringstream text;
     text << in.rdbuf();
-    return parse_config(text.str(), file.string());
+    auto config = parse_config(text.str(), file.string());
+    if (config) {
+        config->config_file = file;
+        // A relative policy file is relative to the configuration file.
+        if (!config->policy_file.empty() && config->policy_file.is_relative()) {
+            config->policy_file = file.parent_path() / config->policy_file;
+        }
+    }
+    return config;
 }
 
 Result<UpstreamConfig> parse_upstream_flag(std::string_view text) {

@@ -14,6 +14,7 @@
 
 #include "pqmcp/identity/identity.hpp"
 #include "pqmcp/identity/known_peers.hpp"
+#include "pqmcp/policy/policy.hpp"
 #include "pqmcp/tls/context.hpp"
 #include "pqmcp/tls/profile.hpp"
 #include "pqmcp/transport/http_server.hpp"
@@ -26,9 +27,15 @@ namespace asio = boost::asio;
 
 struct Gateway::Impl {
     explicit Impl(GatewayConfig c, std::string version)
-        : config(std::move(c)),
-          services{io, config, 0, {}},
-          shared{services, {}, std::move(version)} {}
+        : config(std::move(c)), services{io, config, 0, {}}, shared{services,
+                                                                    {},
+                                                                    std::move(version),
+                                                                    {},
+                                                                    {},
+                                                                    policy::Behaviour{},
+                                                                    {}} {
+        shared.clock = [] { return std::chrono::steady_clock::now(); };
+    }
 
     GatewayConfig config;
     asio::io_context io{1};
@@ -41,9 +48,103 @@ struct Gateway::Impl {
     std::unique_ptr<transport::HttpServer> server;
     GatewayInfo info;
     bool stopping = false;
+    asio::steady_timer policy_watch{io};
+    std::optional<std::pair<std::filesystem::file_time_type, std::uintmax_t>> policy_stamp;
 
     void begin_shutdown();
+    Status apply_policy(bool initial);
+    void watch_policy();
 };
+
+namespace {
+
+std::optional<std::pair<std::filesystem::file_time_type, std::uintmax_t>> stamp_of(
+    const std::filesystem::path& file) {
+    std::error_code ec;
+    const auto time = std::filesystem::last_write_time(file, ec);
+    if (ec) {
+        return std::nullopt;
+    }
+    const auto size = std::filesystem::file_size(file, ec);
+    if (ec) {
+        return std::nullopt;
+    }
+    return std::pair{time, size};
+}
+
+Result<std::shared_ptr<const policy::Policy>> read_policy(const GatewayConfig& c, bool initial) {
+    if (!c.policy_file.empty()) {
+        return policy::load_policy(c.policy_file);
+    }
+    if (c.policy_inline.empty()) {
+        return std::shared_ptr<const policy::Policy>{};
+    }
+    if (initial || c.config_file.empty()) {
+        return policy::parse_policy(c.policy_inline, c.config_file.empty()
+                                                         ? "policy"
+                                                         : c.config_file.string() + " policy:");
+    }
+    // An inline policy is read again from the configuration file.
+    auto again = load_config(c.config_file);
+    if (!again) {
+        return fail(policy::Errc::invalid_policy, again.error().detail);
+    }
+    if (again->policy_inline.empty()) {
+        return fail(policy::Errc::invalid_policy,
+                    c.config_file.string() + ": its policy: section is gone");
+    }
+    return policy::parse_policy(again->policy_inline, c.config_file.string() + " policy:");
+}
+
+std::string describe_policy(const policy::Policy& p) {
+    return p.source + " (" + p.fingerprint + ", " + std::to_string(p.rules.size()) +
+           " rules, default " + std::string(policy::to_string(p.default_effect)) + ")";
+}
+
+}  // namespace
+
+Status Gateway::Impl::apply_policy(bool initial) {
+    auto loaded = read_policy(config, initial);
+    if (!loaded) {
+        if (!initial) {
+            spdlog::error(
+                "policy not reloaded: {}; keeping {}", loaded.error().detail,
+                shared.policy ? describe_policy(*shared.policy) : std::string("no policy"));
+        }
+        return tl::unexpected(loaded.error());
+    }
+    if (!config.policy_file.empty()) {
+        policy_stamp = stamp_of(config.policy_file);
+    }
+    shared.policy = std::move(*loaded);
+    if (shared.policy) {
+        shared.behaviour.configure(shared.policy->behaviour);
+        info.policy = describe_policy(*shared.policy);
+        if (!initial) {
+            spdlog::info("policy reloaded: {}", info.policy);
+        }
+    }
+    return {};
+}
+
+// Every second: has the policy file changed? Also forgets idle rate state.
+void Gateway::Impl::watch_policy() {
+    policy_watch.expires_after(std::chrono::seconds{1});
+    policy_watch.async_wait([this](const boost::system::error_code& ec) {
+        if (ec || stopping) {
+            return;
+        }
+        if (!config.policy_file.empty()) {
+            const auto now = stamp_of(config.policy_file);
+            if (now && now != policy_stamp) {
+                policy_stamp = now;  // an invalid file is reported once per change
+                (void)apply_policy(false);
+            }
+        }
+        shared.limiter.sweep(shared.clock());
+        watch_policy();
+    });
+}
 
 namespace {
 
@@ -105,6 +206,7 @@ void Gateway::Impl::begin_shutdown() {
         return;
     }
     stopping = true;
+    policy_watch.cancel();
     spdlog::info("shutting down: ending sessions and stopping upstreams");
     if (server) {
         server->stop();
@@ -183,6 +285,10 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayConfig config, std::stri
             return fail(Errc::startup_failed, "known_peers: " + known.error().message());
         }
         g.known = std::move(*known);
+    }
+
+    if (auto ok = g.apply_policy(true); !ok) {
+        return fail(Errc::invalid_config, "policy: " + ok.error().detail);
     }
 
     tls::ContextOptions server_options;
@@ -272,15 +378,25 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayConfig config, std::stri
 void Gateway::run(bool handle_signals) {
     Impl& g = *impl_;
     std::optional<asio::signal_set> signals;
+    std::function<void(const boost::system::error_code&, int)> on_signal;
     if (handle_signals) {
-        signals.emplace(g.io, SIGINT, SIGTERM);
-        signals->async_wait([&g](const boost::system::error_code& ec, int signal) {
-            if (!ec) {
-                spdlog::info("signal {} received", signal == SIGINT ? "SIGINT" : "SIGTERM");
-                g.begin_shutdown();
+        signals.emplace(g.io, SIGINT, SIGTERM, SIGHUP);
+        on_signal = [&g, &signals, &on_signal](const boost::system::error_code& ec, int signal) {
+            if (ec) {
+                return;
             }
-        });
+            if (signal == SIGHUP) {
+                spdlog::info("SIGHUP: reading the policy again");
+                (void)g.apply_policy(false);
+                signals->async_wait(on_signal);
+                return;
+            }
+            spdlog::info("signal {} received", signal == SIGINT ? "SIGINT" : "SIGTERM");
+            g.begin_shutdown();
+        };
+        signals->async_wait(on_signal);
     }
+    g.watch_policy();
     g.io.run();
     if (signals) {
         boost::system::error_code ignored;
@@ -290,6 +406,13 @@ void Gateway::run(bool handle_signals) {
 
 void Gateway::shutdown() {
     asio::post(impl_->io, [impl = impl_.get()] { impl->begin_shutdown(); });
+}
+
+Status Gateway::reload_policy() {
+    std::promise<Status> promise;
+    auto future = promise.get_future();
+    asio::post(impl_->io, [this, &promise] { promise.set_value(impl_->apply_policy(false)); });
+    return future.get();
 }
 
 GatewayStats Gateway::stats() {

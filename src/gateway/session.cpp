@@ -38,7 +38,14 @@ std::string error_text(const json::object& body) {
 }  // namespace
 
 GatewaySession::GatewaySession(SharedState& shared, transport::ServerSession& downstream)
-    : shared_(shared), downstream_(downstream), log_id_(downstream.id().substr(0, 8)) {}
+    : shared_(shared), downstream_(downstream), log_id_(downstream.id().substr(0, 8)) {
+    const auto& handshake = downstream.peer().handshake;
+    if (handshake.peer_id) {
+        caller_.peer_id = handshake.peer_id->str();
+        caller_.name = handshake.peer_name.value_or("");
+        caller_.verified = handshake.peer_verified;
+    }
+}
 
 GatewaySession::~GatewaySession() {
     *alive_ = false;
@@ -55,6 +62,10 @@ GatewaySession::~GatewaySession() {
 void GatewaySession::on_closed(std::string_view reason) {
     spdlog::info("session {} ended: {}", log_id_, reason);
     *alive_ = false;
+    for (auto& [id, own] : own_requests_) {
+        own.timer->cancel();
+    }
+    own_requests_.clear();
     for (auto& link : links_) {
         if (link.client) {
             link.client->unsubscribe(this);
@@ -152,7 +163,7 @@ std::optional<std::size_t> GatewaySession::link_of(const UpstreamClient& client)
 }
 
 void GatewaySession::handle_request(mcp::Message m, StreamId stream) {
-    const std::string& method = m.method;
+    const std::string method = m.method;
     if (method == mcp::method::initialize) {
         initialize(std::move(m), stream);
         return;
@@ -166,20 +177,28 @@ void GatewaySession::handle_request(mcp::Message m, StreamId stream) {
                     "too many requests in flight on this session (limits.max_pending_requests)");
         return;
     }
+    // Listing: the policy may refuse it by a rule; the filtered results follow.
+    const auto list_of = [this, stream](std::string_view key, std::string_view capability,
+                                        Names names) {
+        return [this, stream, k = std::string(key), cap = std::string(capability),
+                names](mcp::Message msg) { list(msg, stream, k, cap, names); };
+    };
     if (method == mcp::method::tools_list) {
-        list(m, stream, "tools", "tools", Names::prefixed);
+        admit(std::move(m), stream, std::nullopt, list_of("tools", "tools", Names::prefixed));
         return;
     }
     if (method == mcp::method::prompts_list) {
-        list(m, stream, "prompts", "prompts", Names::prefixed);
+        admit(std::move(m), stream, std::nullopt, list_of("prompts", "prompts", Names::prefixed));
         return;
     }
     if (method == mcp::method::resources_list) {
-        list(m, stream, "resources", "resources", Names::resources);
+        admit(std::move(m), stream, std::nullopt,
+              list_of("resources", "resources", Names::resources));
         return;
     }
     if (method == mcp::method::resources_templates_list) {
-        list(m, stream, "resourceTemplates", "resources", Names::templates);
+        admit(std::move(m), stream, std::nullopt,
+              list_of("resourceTemplates", "resources", Names::templates));
         return;
     }
     if (method == mcp::method::tools_call || method == mcp::method::prompts_get) {
@@ -197,8 +216,28 @@ void GatewaySession::handle_request(mcp::Message m, StreamId stream) {
                             "...)");
             return;
         }
-        m.params()->at("name") = route->second;
-        forward(route->first, std::move(m), stream);
+        const std::size_t link = route->first;
+        const std::string own_name = route->second;
+        const std::string name = m.name;
+        admit(std::move(m), stream, link,
+              [this, link, own_name, name, tool, stream](mcp::Message msg) {
+                  msg.params()->at("name") = own_name;
+                  std::function<void(const mcp::Message&)> on_success;
+                  if (tool && shared_.policy) {
+                      // Data flow: the session has now used a tool with these tags.
+                      on_success = [this, name, alive = alive_](const mcp::Message& reply) {
+                          const auto* result = reply.body.if_contains("result");
+                          const bool failed = result == nullptr || !result->is_object() ||
+                                              result->as_object().contains("isError");
+                          if (*alive && !failed && shared_.policy) {
+                              for (auto& tag : policy::tags_of(*shared_.policy, name)) {
+                                  used_tags_.insert(std::move(tag));
+                              }
+                          }
+                      };
+                  }
+                  forward(link, std::move(msg), stream, std::move(on_success));
+              });
         return;
     }
     if (method == mcp::method::resources_read || method == mcp::method::resources_subscribe ||
@@ -209,12 +248,13 @@ void GatewaySession::handle_request(mcp::Message m, StreamId stream) {
         }
         const auto link = route_uri(m.uri);
         if (!link) {
-            // Resources: "Resource not found" is -32002 in the specification's examples.
             reply_error(stream, m.id, mcp::code::invalid_params,
                         "Unknown resource: " + m.uri + " (list resources first)");
             return;
         }
-        forward(*link, std::move(m), stream);
+        admit(std::move(m), stream, *link, [this, link = *link, stream](mcp::Message msg) {
+            forward(link, std::move(msg), stream);
+        });
         return;
     }
     if (method == mcp::method::completion_complete) {
@@ -235,7 +275,10 @@ void GatewaySession::handle_request(mcp::Message m, StreamId stream) {
                 return;
             }
             r["name"] = route->second;
-            forward(route->first, std::move(m), stream);
+            admit(std::move(m), stream, route->first,
+                  [this, link = route->first, stream](mcp::Message msg) {
+                      forward(link, std::move(msg), stream);
+                  });
             return;
         }
         if (uri != nullptr && uri->is_string()) {
@@ -245,25 +288,316 @@ void GatewaySession::handle_request(mcp::Message m, StreamId stream) {
                             "Unknown resource: " + std::string(uri->get_string()));
                 return;
             }
-            forward(*link, std::move(m), stream);
+            admit(std::move(m), stream, *link, [this, link = *link, stream](mcp::Message msg) {
+                forward(link, std::move(msg), stream);
+            });
             return;
         }
         reply_error(stream, m.id, mcp::code::invalid_params, "params.ref needs a name or a uri");
         return;
     }
     if (method == mcp::method::logging_set_level) {
-        fan_out_set_level(m, stream);
+        admit(std::move(m), stream, std::nullopt,
+              [this, stream](const mcp::Message& msg) { fan_out_set_level(msg, stream); });
         return;
     }
     // Anything else: transparent with one upstream, unknown with several.
     if (links_.size() == 1) {
-        forward(0, std::move(m), stream);
+        admit(std::move(m), stream, 0,
+              [this, stream](mcp::Message msg) { forward(0, std::move(msg), stream); });
         return;
     }
     reply_error(stream, m.id, mcp::code::method_not_found, "Method not found: " + method);
 }
 
-void GatewaySession::forward(std::size_t link, mcp::Message m, StreamId stream) {
+namespace {
+
+std::string upstream_of(const std::vector<std::string>& names, std::optional<std::size_t> link) {
+    return link && *link < names.size() ? names[*link] : std::string{};
+}
+
+}  // namespace
+
+void GatewaySession::admit(mcp::Message m, StreamId stream, std::optional<std::size_t> link,
+                           Proceed proceed) {
+    const auto policy = shared_.policy;
+    if (!policy) {
+        proceed(std::move(m));
+        return;
+    }
+    // Arguments are checked against the tool's inputSchema before any rule
+    // sees them; a tool the session never listed is learned first.
+    if (m.method == mcp::method::tools_call && policy->schema_validation && link &&
+        !schemas_.knows(m.name) && !tools_fetched_.contains(*link)) {
+        auto pending = std::make_shared<mcp::Message>(std::move(m));
+        fetch_tools(*link, [this, pending, stream, link, proceed = std::move(proceed)]() mutable {
+            decide(std::move(*pending), stream, link, std::move(proceed));
+        });
+        return;
+    }
+    decide(std::move(m), stream, link, std::move(proceed));
+}
+
+void GatewaySession::decide(mcp::Message m, StreamId stream, std::optional<std::size_t> link,
+                            Proceed proceed) {
+    const auto policy = shared_.policy;
+    if (!policy) {
+        proceed(std::move(m));
+        return;
+    }
+    const bool tool_call = m.method == mcp::method::tools_call;
+    const json::object* params = m.params();
+    const json::value* arguments = params != nullptr ? params->if_contains("arguments") : nullptr;
+    static const json::value k_no_arguments = json::object{};
+    if (tool_call && arguments == nullptr) {
+        arguments = &k_no_arguments;
+    }
+    if (tool_call && policy->schema_validation) {
+        if (std::string why = schemas_.check(m.name, *arguments); !why.empty()) {
+            spdlog::info("session {}: {} refused: arguments do not match its inputSchema: {}",
+                         log_id_, m.name, why);
+            reply_error(stream, m.id, mcp::code::invalid_params,
+                        "Invalid arguments for " + m.name + ": " + why);
+            return;
+        }
+    }
+    std::vector<std::string> upstream_names;
+    upstream_names.reserve(links_.size());
+    for (const auto& l : links_) {
+        upstream_names.push_back(l.config->name);
+    }
+    const std::string upstream = upstream_of(upstream_names, link);
+    // The call's own purpose, else the one the policy gives its caller.
+    std::string purpose;
+    if (params != nullptr) {
+        if (const auto* meta = params->if_contains("_meta"); meta != nullptr && meta->is_object()) {
+            if (const auto* p = meta->as_object().if_contains(policy::k_purpose_meta);
+                p != nullptr && p->is_string()) {
+                purpose = std::string(p->get_string());
+            }
+        }
+    }
+    if (purpose.empty()) {
+        purpose = policy::session_purpose(*policy, caller_);
+    }
+    const auto now = shared_.clock();
+    policy::Behaviour::Assessment assessment;
+    if (tool_call) {
+        assessment = shared_.behaviour.observe(
+            caller_.peer_id.empty() ? std::string("anonymous") : caller_.peer_id, m.name, arguments,
+            now);
+        for (const auto& f : assessment.findings) {
+            spdlog::info("session {}: behaviour: {} ({}) on {} by {}", log_id_, f.kind, f.detail,
+                         m.name, caller_.peer_id.empty() ? "anonymous" : caller_.peer_id);
+        }
+    }
+    policy::Request request;
+    request.caller = caller_;
+    request.session = downstream_.id();
+    request.method = m.method;
+    request.upstream = upstream;
+    request.tool = (tool_call || m.method == mcp::method::prompts_get) ? std::string_view(m.name)
+                                                                       : std::string_view{};
+    request.uri = m.uri;
+    request.arguments = arguments;
+    request.purpose = purpose;
+    request.used_tags = &used_tags_;
+    request.findings = &assessment.findings;
+    request.anomaly_score = assessment.score;
+    policy::Decision decision = policy::evaluate(*policy, request, &shared_.limiter, now);
+    for (const auto& [rule, effect] : decision.shadowed) {
+        spdlog::info("session {}: shadow rule {} would {} {} {}", log_id_, rule,
+                     policy::to_string(effect), m.method, m.name.empty() ? m.uri : m.name);
+    }
+    if (decision.mode == policy::Mode::shadow) {
+        if (decision.effect != policy::Effect::allow) {
+            spdlog::info("session {}: shadow: would {} {} {}: {}", log_id_,
+                         policy::to_string(decision.effect), m.method, m.name, decision.reason);
+        }
+        proceed(std::move(m));
+        return;
+    }
+    switch (decision.effect) {
+        case policy::Effect::allow:
+            spdlog::debug("session {}: {} {} allowed ({})", log_id_, m.method, m.name,
+                          decision.rule.empty() ? "default" : decision.rule);
+            proceed(std::move(m));
+            return;
+        case policy::Effect::deny:
+            deny(m, stream, decision, *policy);
+            return;
+        case policy::Effect::ask:
+            ask_person(std::move(m), stream, decision, std::move(proceed));
+            return;
+    }
+}
+
+void GatewaySession::deny(const mcp::Message& m, StreamId stream, const policy::Decision& decision,
+                          const policy::Policy& policy) {
+    spdlog::info("session {}: {} {} denied by {}: {}", log_id_, m.method,
+                 m.name.empty() ? m.uri : m.name,
+                 decision.rule.empty() ? "the default" : "rule " + decision.rule, decision.reason);
+    json::object data{
+        {"rule", decision.rule.empty() ? json::value(nullptr) : json::value(decision.rule)},
+        {"reason", decision.reason},
+        {"decision", policy::to_string(decision.effect)},
+        {"mode", policy::to_string(decision.mode)},
+        {"policy", policy.fingerprint}};
+    downstream_.send(
+        stream, mcp::make_error(m.id, policy::k_denied_code, "Denied by policy: " + decision.reason,
+                                std::move(data)));
+}
+
+void GatewaySession::ask_person(mcp::Message m, StreamId stream, const policy::Decision& decision,
+                                Proceed proceed) {
+    const auto policy = shared_.policy;
+    // Only a client that declared elicitation can put the question to a person.
+    const auto* caps = client_params_.if_contains("capabilities");
+    const bool can_ask =
+        caps != nullptr && caps->is_object() && caps->as_object().contains("elicitation");
+    if (!can_ask) {
+        policy::Decision refused = decision;
+        refused.effect = policy::Effect::deny;
+        refused.reason =
+            decision.reason + "; the client cannot ask a person (no elicitation capability)";
+        deny(m, stream, refused, *policy);
+        return;
+    }
+    std::string what = m.method;
+    if (!m.name.empty()) {
+        what += " " + m.name;
+    }
+    if (const auto* params = m.params(); params != nullptr) {
+        if (const auto* args = params->if_contains("arguments"); args != nullptr) {
+            std::string text = mcp::serialize(*args);
+            if (text.size() > 500) {
+                text = text.substr(0, 500) + "...";
+            }
+            what += " with " + text;
+        }
+    }
+    json::object params{
+        {"message", "pqmcp gateway: " + decision.reason + ". Allow " + what + "?"},
+        {"requestedSchema",
+         json::object{
+             {"type", "object"},
+             {"properties", json::object{{"approve", json::object{{"type", "boolean"},
+                                                                  {"title", "Allow this call"},
+                                                                  {"default", false}}}}},
+             {"required", json::array{"approve"}}}}};
+    const std::int64_t id = next_relay_id_++;
+    OwnRequest own;
+    own.timer = std::make_unique<boost::asio::steady_timer>(shared_.services.io);
+    auto pending = std::make_shared<mcp::Message>(std::move(m));
+    own.done = [this, pending, stream, decision, policy, proceed = std::move(proceed)](
+                   tl::expected<mcp::Message, std::string> answer) mutable {
+        policy::Decision outcome = decision;
+        bool approved = false;
+        std::string how;
+        if (!answer) {
+            how = answer.error();
+        } else if (const auto* result = answer->body.if_contains("result");
+                   result != nullptr && result->is_object()) {
+            const auto& r = result->as_object();
+            const auto* action = r.if_contains("action");
+            const std::string act = action != nullptr && action->is_string()
+                                        ? std::string(action->get_string())
+                                        : std::string("none");
+            const auto* content = r.if_contains("content");
+            const json::value* approve = content != nullptr && content->is_object()
+                                             ? content->as_object().if_contains("approve")
+                                             : nullptr;
+            approved = act == "accept" &&
+                       (approve == nullptr || (approve->is_bool() && approve->get_bool()));
+            how = act == "accept" && !approved ? "accepted without approving" : act;
+        } else {
+            how = "the client answered with an error";
+        }
+        if (approved) {
+            spdlog::info("session {}: {} {} approved by a person (rule {})", log_id_,
+                         pending->method, pending->name, decision.rule);
+            proceed(std::move(*pending));
+            return;
+        }
+        outcome.effect = policy::Effect::deny;
+        outcome.reason = decision.reason + "; not approved (" + how + ")";
+        deny(*pending, stream, outcome, *policy);
+    };
+    const auto timeout = shared_.services.config.timeouts.upstream_request;
+    own.timer->expires_after(timeout);
+    own.timer->async_wait([this, alive = alive_, id](const boost::system::error_code& ec) {
+        if (ec || !*alive) {
+            return;
+        }
+        auto it = own_requests_.find(id);
+        if (it != own_requests_.end()) {
+            auto done = std::move(it->second.done);
+            own_requests_.erase(it);
+            done(tl::unexpected(std::string("no answer in time")));
+        }
+    });
+    own_requests_.emplace(id, std::move(own));
+    if (!downstream_.send(
+            stream, mcp::make_request(id, mcp::method::elicitation_create, std::move(params)))) {
+        auto it = own_requests_.find(id);
+        auto done = std::move(it->second.done);
+        own_requests_.erase(it);
+        done(tl::unexpected(std::string("the client cannot be reached")));
+    }
+}
+
+void GatewaySession::fetch_tools(std::size_t link, std::function<void()> then) {
+    tools_fetched_.insert(link);
+    if (!usable(link)) {
+        then();
+        return;
+    }
+    using Pager = std::function<void(const std::string&, int)>;
+    auto pager = std::make_shared<Pager>();
+    *pager = [this, link, alive = alive_, then = std::move(then),
+              weak = std::weak_ptr<Pager>(pager)](const std::string& cursor, int page) {
+        json::object p;
+        if (!cursor.empty()) {
+            p["cursor"] = cursor;
+        }
+        links_[link].client->request(
+            mcp::make_request(0, mcp::method::tools_list, std::move(p)), this,
+            [this, link, alive, then, page,
+             self = weak.lock()](tl::expected<mcp::Message, UpstreamClient::Failure> outcome) {
+                if (!*alive) {
+                    return;
+                }
+                const json::object* result = outcome && outcome->kind == mcp::Kind::response
+                                                 ? outcome->body.at("result").if_object()
+                                                 : nullptr;
+                if (result != nullptr) {
+                    if (const auto* tools = result->if_contains("tools");
+                        tools != nullptr && tools->is_array()) {
+                        for (const auto& t : tools->as_array()) {
+                            if (t.is_object() && t.as_object().contains("name") &&
+                                t.as_object().at("name").is_string()) {
+                                schemas_.learn(
+                                    links_[link].prefix +
+                                        std::string(t.as_object().at("name").get_string()),
+                                    t.as_object());
+                            }
+                        }
+                    }
+                    const auto* next = result->if_contains("nextCursor");
+                    if (next != nullptr && next->is_string() && !next->get_string().empty() &&
+                        page + 1 < k_max_pages && self) {
+                        (*self)(std::string(next->get_string()), page + 1);
+                        return;
+                    }
+                }
+                then();
+            });
+    };
+    (*pager)({}, 0);
+}
+
+void GatewaySession::forward(std::size_t link, mcp::Message m, StreamId stream,
+                             std::function<void(const mcp::Message&)> on_success) {
     if (!usable(link)) {
         reply_error(
             stream, m.id, mcp::code::upstream_unavailable,
@@ -279,8 +613,8 @@ void GatewaySession::forward(std::size_t link, mcp::Message m, StreamId stream) 
     spdlog::debug("session {}: {} {} -> {}", log_id_, m.method, m.name.empty() ? m.uri : m.name,
                   links_[link].config->name);
     json::value id = m.id;
-    auto on_reply = [this, alive = alive_, key, id,
-                     stream](tl::expected<mcp::Message, UpstreamClient::Failure> outcome) {
+    auto on_reply = [this, alive = alive_, key, id, stream, on_success = std::move(on_success)](
+                        tl::expected<mcp::Message, UpstreamClient::Failure> outcome) {
         if (!*alive) {
             return;
         }
@@ -288,6 +622,9 @@ void GatewaySession::forward(std::size_t link, mcp::Message m, StreamId stream) 
         if (!outcome) {
             reply_error(stream, id, outcome.error().code, outcome.error().message);
             return;
+        }
+        if (on_success && outcome->kind == mcp::Kind::response) {
+            on_success(*outcome);
         }
         outcome->body["id"] = id;
         downstream_.send(stream, std::move(outcome->body));
@@ -346,6 +683,13 @@ void GatewaySession::handle_notification(mcp::Message m) {
 void GatewaySession::handle_response(mcp::Message m) {
     if (!m.id.is_int64()) {
         spdlog::debug("session {}: a response to a request we never made", log_id_);
+        return;
+    }
+    if (const auto own = own_requests_.find(m.id.get_int64()); own != own_requests_.end()) {
+        auto done = std::move(own->second.done);
+        own->second.timer->cancel();
+        own_requests_.erase(own);
+        done(std::move(m));
         return;
     }
     const auto it = relayed_.find(m.id.get_int64());
@@ -608,6 +952,9 @@ void GatewaySession::list(const mcp::Message& m, StreamId stream, std::string_vi
         }
         for (std::size_t i = 0; i < agg->items.size(); ++i) {
             const std::string& upstream = links_[i].config->name;
+            if (k == "tools") {
+                tools_fetched_.insert(i);
+            }
             for (auto& item : agg->items[i]) {
                 if (!item.is_object()) {
                     continue;
@@ -636,6 +983,14 @@ void GatewaySession::list(const mcp::Message& m, StreamId stream, std::string_vi
                     }
                     seen.emplace(name, upstream);
                     o["name"] = name;
+                    if (k == "tools") {
+                        schemas_.learn(name, o);
+                        // A caller never sees a tool it may never call.
+                        if (shared_.policy &&
+                            !policy::may_call(*shared_.policy, caller_, upstream, name)) {
+                            continue;
+                        }
+                    }
                 } else if (names == Names::resources) {
                     const auto* u = o.if_contains("uri");
                     if (u == nullptr || !u->is_string()) {

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -16,6 +17,10 @@
 #include <boost/json/object.hpp>
 
 #include "pqmcp/gateway/config.hpp"
+#include "pqmcp/policy/behaviour.hpp"
+#include "pqmcp/policy/limiter.hpp"
+#include "pqmcp/policy/policy.hpp"
+#include "pqmcp/policy/schema.hpp"
 #include "pqmcp/transport/http_server.hpp"
 #include "upstream.hpp"
 
@@ -27,6 +32,12 @@ struct SharedState {
     // Upstreams with `isolation: shared`: one client for every session.
     std::map<std::string, std::shared_ptr<UpstreamClient>> shared_clients;
     std::string server_version;
+    // The policy in force (null: none). Replaced whole on reload; a decision
+    // holds the one it started with. Rates, quotas and baselines outlive it.
+    std::shared_ptr<const policy::Policy> policy;
+    policy::Limiter limiter;
+    policy::Behaviour behaviour;
+    std::function<std::chrono::steady_clock::time_point()> clock;
 };
 
 class GatewaySession final : public transport::SessionHandler, public Subscriber {
@@ -63,14 +74,29 @@ class GatewaySession final : public transport::SessionHandler, public Subscriber
     };
     enum class Names { prefixed, resources, templates };
 
+    using Proceed = std::function<void(mcp::Message)>;
+
     void handle_request(mcp::Message m, transport::StreamId stream);
+    // Applies the policy to a routed request and runs `proceed` if it may go
+    // on (now, or after a person approved it); answers it otherwise.
+    void admit(mcp::Message m, transport::StreamId stream, std::optional<std::size_t> link,
+               Proceed proceed);
+    void decide(mcp::Message m, transport::StreamId stream, std::optional<std::size_t> link,
+                Proceed proceed);
+    void ask_person(mcp::Message m, transport::StreamId stream, const policy::Decision& decision,
+                    Proceed proceed);
+    // Learns the tool definitions of `link` (tools/list) for schema checks.
+    void fetch_tools(std::size_t link, std::function<void()> then);
+    void deny(const mcp::Message& m, transport::StreamId stream, const policy::Decision& decision,
+              const policy::Policy& policy);
     void handle_notification(mcp::Message m);
     void handle_response(mcp::Message m);
     void initialize(mcp::Message m, transport::StreamId stream);
     void finish_initialize(const boost::json::value& id, transport::StreamId stream);
     void list(const mcp::Message& m, transport::StreamId stream, std::string_view key,
               std::string_view capability, Names names);
-    void forward(std::size_t link, mcp::Message m, transport::StreamId stream);
+    void forward(std::size_t link, mcp::Message m, transport::StreamId stream,
+                 std::function<void(const mcp::Message&)> on_success = {});
     void fan_out_set_level(const mcp::Message& m, transport::StreamId stream);
 
     [[nodiscard]] std::optional<std::pair<std::size_t, std::string>> route_name(
@@ -97,6 +123,17 @@ class GatewaySession final : public transport::SessionHandler, public Subscriber
     std::map<std::string, std::size_t> resource_owner_;                // uri -> link
     std::vector<std::pair<std::string, std::size_t>> template_owner_;  // uri prefix -> link
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+
+    // Policy state of the session.
+    policy::Caller caller_;
+    std::set<std::string> used_tags_;      // tags of the tools it called successfully
+    policy::SchemaCache schemas_;          // by the gateway's tool names
+    std::set<std::size_t> tools_fetched_;  // links whose tools/list was learned
+    struct OwnRequest {                    // the gateway's own requests to the client (elicitation)
+        std::function<void(tl::expected<mcp::Message, std::string>)> done;
+        std::unique_ptr<boost::asio::steady_timer> timer;
+    };
+    std::map<std::int64_t, OwnRequest> own_requests_;
 };
 
 }  // namespace pqmcp::gateway

@@ -80,6 +80,12 @@ struct GatewayConfig {
     bool namespacing = true;  // prefix tool and prompt names with "<upstream><separator>"
     std::string separator = "__";
     std::vector<UpstreamConfig> upstreams;
+    // The policy (docs/policy.md): a file (reloaded on SIGHUP and when it
+    // changes), or written into this configuration (reloaded on SIGHUP from
+    // `config_file`). Neither: no policy, everything routed.
+    std::filesystem::path policy_file;
+    std::string policy_inline;          // YAML text of an inline policy: section
+    std::filesystem::path config_file;  // where this configuration was read from
     Timeouts timeouts{};
     Limits limits{};
 

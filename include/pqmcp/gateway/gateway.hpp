@@ -20,6 +20,7 @@ struct GatewayInfo {
     bool identity_created = false;  // a new identity was made at start
     std::string profile;
     std::vector<std::string> upstreams;
+    std::string policy;  // "gw.yaml (3f2a..., 5 rules)" or "" without one
 };
 
 struct GatewayStats {
@@ -48,6 +49,9 @@ class Gateway final {
     void run(bool handle_signals);
     // Thread-safe: asks run() to finish.
     void shutdown();
+    // Thread-safe: reads the policy again (as SIGHUP does); an invalid one is
+    // logged and the one in force stays. Returns once done, with the outcome.
+    Status reload_policy();
     // Thread-safe snapshot (taken on the gateway's thread).
     [[nodiscard]] GatewayStats stats();
 

@@ -1,0 +1,60 @@
+// Behaviour baselines per identity: call rate and argument sizes as
+// exponentially weighted moving statistics, the tools it has used, and the
+// ids it has been asking for. Each call is scored against its caller's
+// baseline before the baseline learns from it. Deterministic under the clock
+// it is given.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <boost/json/value.hpp>
+
+#include "pqmcp/policy/policy.hpp"
+
+namespace pqmcp::policy {
+
+class Behaviour final {
+  public:
+    using Clock = std::chrono::steady_clock;
+
+    explicit Behaviour(BehaviourSettings settings = {}) : settings_(settings) {}
+    void configure(const BehaviourSettings& settings) { settings_ = settings; }
+
+    struct Assessment {
+        std::vector<Finding> findings;
+        double score = 0;  // sum of the findings' scores, at most 1
+    };
+
+    // Scores one call of `tool` with `arguments` by `identity` at `now`, then
+    // learns from it.
+    [[nodiscard]] Assessment observe(const std::string& identity, const std::string& tool,
+                                     const boost::json::value* arguments, Clock::time_point now);
+
+    [[nodiscard]] std::size_t identities() const noexcept { return baselines_.size(); }
+
+  private:
+    struct Baseline {
+        std::uint64_t calls = 0;
+        Clock::time_point first;
+        Clock::time_point last;
+        double rate = 0;                       // calls per second, EWMA of inter-arrival
+        std::deque<Clock::time_point> recent;  // the last calls, for the burst window
+        double size_mean = 0;                  // bytes of arguments, EWMA
+        double size_var = 0;
+        std::map<std::string, std::uint64_t> tools;  // uses per tool
+        // Per tool: the last numeric id seen in each argument, and the run of +1 steps.
+        std::map<std::string, std::map<std::string, std::pair<std::int64_t, std::size_t>>> ids;
+    };
+
+    BehaviourSettings settings_;
+    std::map<std::string, Baseline> baselines_;
+};
+
+}  // namespace pqmcp::policy

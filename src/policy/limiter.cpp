@@ -1,0 +1,85 @@
+#include "pqmcp/policy/limiter.hpp"
+
+#include <algorithm>
+
+namespace pqmcp::policy {
+
+namespace {
+
+std::string slot(const std::string& rule, const std::string& key) {
+    std::string s = rule;
+    s += '\n';
+    s += key;
+    return s;
+}
+
+}  // namespace
+
+bool Limiter::take(const std::string& rule, const std::string& key, const Rate& rate,
+                   Clock::time_point now) {
+    const double capacity = static_cast<double>(rate.limit);
+    auto [it, fresh] = buckets_.try_emplace(slot(rule, key));
+    Bucket& b = it->second;
+    if (fresh) {
+        b.tokens = capacity;
+    } else {
+        // Refill at `limit` per window since the last look; a reload that
+        // lowered the limit caps what is there.
+        const double elapsed = std::chrono::duration<double, std::milli>(now - b.updated).count();
+        const double per_ms =
+            capacity / static_cast<double>(std::max<std::int64_t>(rate.window.count(), 1));
+        b.tokens = std::min(capacity, b.tokens + std::max(elapsed, 0.0) * per_ms);
+    }
+    b.updated = now;
+    b.window = rate.window;
+    if (b.tokens < 1.0) {
+        return false;
+    }
+    b.tokens -= 1.0;
+    return true;
+}
+
+bool Limiter::count(const std::string& rule, const std::string& key, const Quota& quota,
+                    Clock::time_point now) {
+    Window& w = windows_[slot(rule, key)];
+    w.window = quota.window;
+    while (!w.uses.empty() && now - w.uses.front() >= quota.window) {
+        w.uses.pop_front();
+    }
+    while (w.uses.size() > quota.limit) {  // the limit was lowered
+        w.uses.pop_front();
+    }
+    if (w.uses.size() >= quota.limit) {
+        return false;
+    }
+    w.uses.push_back(now);
+    return true;
+}
+
+void Limiter::sweep(Clock::time_point now) {
+    std::erase_if(buckets_,
+                  [now](const auto& kv) { return now - kv.second.updated > kv.second.window; });
+    std::erase_if(windows_, [now](const auto& kv) {
+        return kv.second.uses.empty() || now - kv.second.uses.back() > kv.second.window;
+    });
+}
+
+std::string counting_key(Per per, const Request& request) {
+    const std::string identity =
+        request.caller.peer_id.empty() ? "anonymous" : request.caller.peer_id;
+    switch (per) {
+        case Per::identity:
+            return "identity:" + identity;
+        case Per::tool:
+            return "tool:" + std::string(request.tool);
+        case Per::identity_tool:
+            return "identity+tool:" + identity + "|" + std::string(request.tool);
+        case Per::session:
+            return "session:" + std::string(request.session);
+        case Per::global:
+            return "global";
+    }
+    return "global";
+}
+
+}  // namespace pqmcp::policy

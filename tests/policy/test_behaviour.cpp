@@ -1,0 +1,154 @@
+// Behaviour baselines under an injected clock, and inputSchema validation.
+#include <gtest/gtest.h>
+
+#include <boost/json/parse.hpp>
+
+#include "pqmcp/demo/demo_server.hpp"
+#include "pqmcp/policy/behaviour.hpp"
+#include "pqmcp/policy/schema.hpp"
+
+namespace pqmcp::policy {
+namespace {
+
+namespace json = boost::json;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+bool has(const Behaviour::Assessment& a, const std::string& kind) {
+    return std::any_of(a.findings.begin(), a.findings.end(),
+                       [&kind](const Finding& f) { return f.kind == kind; });
+}
+
+BehaviourSettings settings() {
+    BehaviourSettings s;
+    s.warmup_calls = 5;
+    s.burst_min_per_minute = 30;
+    s.burst_factor = 5;
+    s.enumeration_run = 4;
+    s.size_min_bytes = 200;
+    return s;
+}
+
+TEST(Behaviour, ABurstWellAboveTheBaselineIsFlagged) {
+    Behaviour b(settings());
+    const json::value args = json::parse(R"({"message":"x"})");
+    auto t = Clock::time_point{} + std::chrono::hours{1};
+    // A steady call a minute for an hour: no burst.
+    for (int i = 0; i < 60; ++i) {
+        t += seconds{60};
+        EXPECT_FALSE(has(b.observe("pq1a", "demo__echo", &args, t), "burst")) << i;
+    }
+    // Then ten calls in a second.
+    bool flagged = false;
+    for (int i = 0; i < 10; ++i) {
+        t += milliseconds{100};
+        const auto a = b.observe("pq1a", "demo__echo", &args, t);
+        flagged = flagged || has(a, "burst");
+        if (has(a, "burst")) {
+            EXPECT_GE(a.score, 0.6);
+        }
+    }
+    EXPECT_TRUE(flagged);
+    // Another identity is unaffected by pq1a's history.
+    EXPECT_FALSE(has(b.observe("pq1b", "demo__echo", &args, t), "burst"));
+}
+
+TEST(Behaviour, FirstUseAfterWarmupAndLargeArguments) {
+    Behaviour b(settings());
+    const json::value small = json::parse(R"({"message":"hello"})");
+    auto t = Clock::time_point{} + std::chrono::hours{1};
+    for (int i = 0; i < 10; ++i) {
+        t += seconds{30};
+        const auto a = b.observe("pq1a", "demo__echo", &small, t);
+        EXPECT_FALSE(has(a, "first_use"));
+        EXPECT_FALSE(has(a, "large_argument"));
+    }
+    t += seconds{30};
+    EXPECT_TRUE(has(b.observe("pq1a", "demo__add", &small, t), "first_use"));
+    t += seconds{30};
+    EXPECT_FALSE(has(b.observe("pq1a", "demo__add", &small, t), "first_use"));
+    const json::value big = json::object{{"message", std::string(5'000, 'x')}};
+    t += seconds{30};
+    EXPECT_TRUE(has(b.observe("pq1a", "demo__echo", &big, t), "large_argument"));
+    // During warm-up a new identity gets neither finding.
+    EXPECT_FALSE(has(b.observe("pq1new", "demo__echo", &big, t), "large_argument"));
+}
+
+TEST(Behaviour, EnumerationOfSequentialIds) {
+    Behaviour b(settings());
+    auto t = Clock::time_point{} + std::chrono::hours{1};
+    std::vector<bool> flags;
+    for (int i = 1; i <= 6; ++i) {
+        const json::value args =
+            json::object{{"patient_id", "P000" + std::to_string(i)}, {"purpose", "x"}};
+        t += seconds{20};
+        flags.push_back(
+            has(b.observe("pq1a", "demo__get_patient_record", &args, t), "enumeration"));
+    }
+    EXPECT_EQ(flags, (std::vector<bool>{false, false, false, true, true, true}));
+    // A gap resets the run.
+    const json::value jump = json::object{{"patient_id", "P0100"}};
+    t += seconds{20};
+    EXPECT_FALSE(has(b.observe("pq1a", "demo__get_patient_record", &jump, t), "enumeration"));
+}
+
+TEST(Behaviour, DeterministicUnderTheSameClock) {
+    const auto run = [] {
+        Behaviour b(settings());
+        auto t = Clock::time_point{} + std::chrono::hours{1};
+        std::vector<std::string> out;
+        for (int i = 0; i < 40; ++i) {
+            t += milliseconds{i % 7 == 0 ? 50 : 4'000};
+            const json::value args = json::object{
+                {"id", i}, {"pad", std::string(static_cast<std::size_t>(i) * 40, 'p')}};
+            for (const auto& f :
+                 b.observe("pq1a", i % 5 == 0 ? "t__b" : "t__a", &args, t).findings) {
+                out.push_back(std::to_string(i) + f.kind + f.detail);
+            }
+        }
+        return out;
+    };
+    EXPECT_EQ(run(), run());
+}
+
+TEST(Schema, ArgumentsAreCheckedAgainstTheToolsInputSchema) {
+    SchemaCache cache;
+    const json::object list = demo::DemoServer::tools_list();
+    for (const auto& tool : list.at("tools").as_array()) {
+        cache.learn("demo__" + std::string(tool.at("name").as_string()), tool.as_object());
+    }
+    const auto check = [&cache](const std::string& tool, const char* args) {
+        return cache.check(tool, json::parse(args));
+    };
+    EXPECT_EQ(check("demo__process_refund",
+                    R"({"order_id":"O1","amount":10,"currency":"USD","reason":"r"})"),
+              "");
+    EXPECT_NE(check("demo__process_refund",
+                    R"({"order_id":"O1","amount":-10,"currency":"USD","reason":"r"})")
+                  .find("/amount"),
+              std::string::npos);
+    EXPECT_NE(check("demo__process_refund",
+                    R"({"order_id":"O1","amount":10,"currency":"usd","reason":"r"})")
+                  .find("/currency"),
+              std::string::npos);
+    EXPECT_NE(check("demo__process_refund", R"({"order_id":"O1","amount":10,"currency":"USD"})"),
+              "");
+    EXPECT_NE(check("demo__process_refund",
+                    R"({"order_id":"O1","amount":10,"currency":"USD","reason":"r","sneaky":1})"),
+              "");
+    EXPECT_NE(check("demo__add", R"({"a":"1","b":2})").find("/a"), std::string::npos);
+    EXPECT_EQ(check("demo__add", R"({"a":1.5,"b":2})"), "");
+    EXPECT_EQ(check("unknown__tool", R"({"anything":1})"),
+              "");  // nothing learned: nothing to check
+    // A schema that cannot be compiled refuses every call.
+    cache.learn(
+        "bad__tool",
+        json::parse(
+            R"({"name":"tool","inputSchema":{"type":"object","properties":{"a":{"$ref":"https://example.invalid/x"}}}})")
+            .as_object());
+    EXPECT_NE(check("bad__tool", R"({"a":1})"), "");
+}
+
+}  // namespace
+}  // namespace pqmcp::policy
