@@ -15,5 +15,9 @@ echo "== TLS 1.3 handshakes: PQ profiles vs classical, one process, loopback"
 "$BUILD/bench/handshake/bench_handshake" --benchmark_counters_tabular=true
 
 echo
+echo "== policy decisions: the example policy and 1,000 rules (p50/p99, allocations)"
+"$BUILD/bench/policy/bench_policy" --benchmark_counters_tabular=true --benchmark_min_time=1
+
+echo
 echo "== MCP end to end: connect -> serve -> demo vs demo-server direct vs supergateway"
 "$HERE/mcp/e2e.sh" "$BUILD"

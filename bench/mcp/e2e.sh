@@ -4,9 +4,10 @@
 #   2. the same demo server called directly over stdio (pqmcp demo-server)
 #   3. supergateway (stateful Streamable HTTP, plain) in front of pqmcp demo-server
 #   4. (for reference) HTTPS straight to pqmcp serve, no stdio bridge
+# then the same gateway with and without the policy of examples/policies/demo.yaml,
 # then the gateway's memory with 1,000 sessions idle and active.
 #
-#   bench/mcp/e2e.sh BUILD_DIR [REQUESTS]     (E2E_PART=rps or memory runs one half)
+#   bench/mcp/e2e.sh BUILD_DIR [REQUESTS]     (E2E_PART=rps, policy or memory runs one part)
 set -euo pipefail
 BUILD="$(cd "${1:-build}" && pwd)"
 REQUESTS="${2:-3000}"
@@ -68,6 +69,31 @@ done
 kill "$GW_PID" 2>/dev/null; wait "$GW_PID" 2>/dev/null || true
 fi
 [[ "${E2E_PART:-all}" == rps ]] && exit 0
+
+if [[ "${E2E_PART:-all}" == all || "${E2E_PART:-all}" == policy ]]; then
+echo
+echo "== the policy's cost: tools/call demo__echo over HTTPS to serve --demo, policy off and on"
+# Two gateways side by side; the same client alternates between them.
+start_gateway ""
+OFF_URL=$URL OFF_PIN=$PIN OFF_PID=$GW_PID
+"$PQMCP" serve --demo --listen 127.0.0.1:0 --identity "$work/gw-policy" --log-level warn \
+    --policy "$ROOT/examples/policies/demo.yaml" >"$work/ready-policy" 2>"$work/gw-policy.log" &
+pids+=($!)
+ON_PID=$!
+for _ in $(seq 100); do grep -q 'ready on' "$work/ready-policy" 2>/dev/null && break; sleep 0.1; done
+ON_URL=$(grep -o 'https://[^ ]*/mcp' "$work/ready-policy" | head -1)
+ON_PIN=$(grep -o 'peer pq1[a-z2-7]*' "$work/ready-policy" | cut -d' ' -f2)
+for conc in 1 8; do
+    for round in 1 2; do
+        "$BENCH" http "$OFF_URL" --pin "$OFF_PIN" --identity "$work/client" --requests "$REQUESTS" \
+            --concurrency "$conc" --tool demo__echo --label "policy off (round $round)"
+        "$BENCH" http "$ON_URL" --pin "$ON_PIN" --identity "$work/client" --requests "$REQUESTS" \
+            --concurrency "$conc" --tool demo__echo --label "policy on: demo.yaml, schema check, behaviour (round $round)"
+    done
+done
+kill "$OFF_PID" "$ON_PID" 2>/dev/null; wait "$OFF_PID" "$ON_PID" 2>/dev/null || true
+fi
+[[ "${E2E_PART:-all}" == policy ]] && exit 0
 
 echo
 echo "== memory: 1,000 sessions held open (gateway RSS, demo upstream in-process)"

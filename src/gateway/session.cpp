@@ -181,7 +181,7 @@ void GatewaySession::handle_request(mcp::Message m, StreamId stream) {
     const auto list_of = [this, stream](std::string_view key, std::string_view capability,
                                         Names names) {
         return [this, stream, k = std::string(key), cap = std::string(capability),
-                names](mcp::Message msg) { list(msg, stream, k, cap, names); };
+                names](const mcp::Message& msg) { list(msg, stream, k, cap, names); };
     };
     if (method == mcp::method::tools_list) {
         admit(std::move(m), stream, std::nullopt, list_of("tools", "tools", Names::prefixed));
@@ -230,9 +230,8 @@ void GatewaySession::handle_request(mcp::Message m, StreamId stream) {
                           const bool failed = result == nullptr || !result->is_object() ||
                                               result->as_object().contains("isError");
                           if (*alive && !failed && shared_.policy) {
-                              for (auto& tag : policy::tags_of(*shared_.policy, name)) {
-                                  used_tags_.insert(std::move(tag));
-                              }
+                              auto tags = policy::tags_of(*shared_.policy, name);
+                              used_tags_.merge(tags);
                           }
                       };
                   }
@@ -387,8 +386,15 @@ void GatewaySession::decide(mcp::Message m, StreamId stream, std::optional<std::
             caller_.peer_id.empty() ? std::string("anonymous") : caller_.peer_id, m.name, arguments,
             now);
         for (const auto& f : assessment.findings) {
-            spdlog::info("session {}: behaviour: {} ({}) on {} by {}", log_id_, f.kind, f.detail,
-                         m.name, caller_.peer_id.empty() ? "anonymous" : caller_.peer_id);
+            // A sustained burst is one line every few seconds, not one per call.
+            auto& last = finding_logged_[f.kind];
+            if (last == std::chrono::steady_clock::time_point{} ||
+                now - last >= std::chrono::seconds{5}) {
+                last = now;
+                spdlog::info("session {}: behaviour: {} ({}) on {} by {}", log_id_, f.kind,
+                             f.detail, m.name,
+                             caller_.peer_id.empty() ? "anonymous" : caller_.peer_id);
+            }
         }
     }
     policy::Request request;

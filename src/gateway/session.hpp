@@ -134,6 +134,7 @@ class GatewaySession final : public transport::SessionHandler, public Subscriber
         std::unique_ptr<boost::asio::steady_timer> timer;
     };
     std::map<std::int64_t, OwnRequest> own_requests_;
+    std::map<std::string, std::chrono::steady_clock::time_point> finding_logged_;  // by kind
 };
 
 }  // namespace pqmcp::gateway

@@ -2,6 +2,7 @@
 #include <fnmatch.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include <re2/re2.h>
@@ -16,9 +17,24 @@ namespace json = boost::json;
 namespace {
 
 // fnmatch(3) without path rules: `*` and `?` match any character, `[...]` a set.
+// Most patterns are plain names, compared as they are; the others are first
+// checked on their literal prefix, which rejects most candidates at once.
 bool glob(const std::string& pattern, std::string_view text) {
-    if (pattern == "*") {
-        return true;
+    const auto special = pattern.find_first_of("*?[\\");
+    if (special == std::string::npos) {
+        return pattern == text;
+    }
+    if (text.substr(0, special) != std::string_view(pattern).substr(0, special)) {
+        return false;
+    }
+    if (special + 1 == pattern.size() && pattern.back() == '*') {
+        return true;  // "prefix*"
+    }
+    std::array<char, 256> buffer;  // NOLINT(cppcoreguidelines-pro-type-member-init): filled below
+    if (text.size() < buffer.size()) {
+        std::copy(text.begin(), text.end(), buffer.begin());
+        buffer[text.size()] = '\0';
+        return ::fnmatch(pattern.c_str(), buffer.data(), 0) == 0;
     }
     const std::string subject(text);
     return ::fnmatch(pattern.c_str(), subject.c_str(), 0) == 0;
@@ -285,7 +301,36 @@ std::set<std::string> tags_of(const Policy& policy, std::string_view tool) {
 Decision evaluate(const Policy& policy, const Request& request, Limiter* limiter,
                   std::chrono::steady_clock::time_point now) {
     Decision d;
-    for (const Rule& rule : policy.rules) {
+    // The rules that can apply, in file order (all of them for a request
+    // without a tool name).
+    thread_local std::vector<std::uint32_t> candidates;
+    candidates.clear();
+    if (request.tool.empty()) {
+        candidates.resize(policy.rules.size());
+        for (std::uint32_t i = 0; i < candidates.size(); ++i) {
+            candidates[i] = i;
+        }
+    } else {
+        const auto& index = policy.index;
+        const auto add = [](const std::vector<std::uint32_t>& from) {
+            candidates.insert(candidates.end(), from.begin(), from.end());
+        };
+        add(index.rest);
+        if (const auto it = index.exact.find(request.tool); it != index.exact.end()) {
+            add(it->second);
+        }
+        const std::size_t longest = std::min(index.longest_prefix, request.tool.size());
+        for (std::size_t n = 0; n <= longest && !index.prefix.empty(); ++n) {
+            if (const auto it = index.prefix.find(request.tool.substr(0, n));
+                it != index.prefix.end()) {
+                add(it->second);
+            }
+        }
+        std::sort(candidates.begin(), candidates.end());
+        candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+    }
+    for (const std::uint32_t at : candidates) {
+        const Rule& rule = policy.rules[at];
         if (!matches(policy, rule.match, request)) {
             continue;
         }

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include <fmt/format.h>
 #include <re2/re2.h>
 #include <yaml-cpp/yaml.h>
 
@@ -100,7 +101,7 @@ class Reader {
                     list += n;
                 }
                 error(kv.first,
-                      where + ": unknown key \"" + k + "\" (expected one of: " + list + ")");
+                      fmt::format("{}: unknown key \"{}\" (expected one of: {})", where, k, list));
             }
         }
     }
@@ -331,9 +332,9 @@ Condition read_condition(const Reader& r, const YAML::Node& node, const std::str
         for (const auto& kind : c.names) {
             if (kind != "burst" && kind != "first_use" && kind != "large_argument" &&
                 kind != "enumeration" && kind != "any") {
-                r.error(v, key + ": \"" + kind +
-                               "\" is not a finding (burst, first_use, large_argument, "
-                               "enumeration, any)");
+                r.error(v, fmt::format("{}: \"{}\" is not a finding (burst, first_use, "
+                                       "large_argument, enumeration, any)",
+                                       key, kind));
             }
         }
     } else if (op == "anomaly_score") {
@@ -377,7 +378,7 @@ Match read_match(const Reader& r, const YAML::Node& node, const std::string& whe
         m.tags = r.strings(node["tag"], where + ".tag");
         for (const auto& tag : m.tags) {
             if (!p.tags.contains(tag)) {
-                r.error(node["tag"], where + ".tag: no tag \"" + tag + "\" in tags:");
+                r.error(node["tag"], fmt::format("{}.tag: no tag \"{}\" in tags:", where, tag));
             }
         }
     }
@@ -419,6 +420,28 @@ void read_behaviour(const Reader& r, const YAML::Node& node, BehaviourSettings& 
             r.number(node["enumeration_run"], "behaviour.enumeration_run"));
         if (b.enumeration_run < 2) {
             r.error(node["enumeration_run"], "behaviour.enumeration_run: at least 2");
+        }
+    }
+}
+
+void build_index(Policy& p) {
+    for (std::uint32_t i = 0; i < p.rules.size(); ++i) {
+        const Match& m = p.rules[i].match;
+        bool general = m.tools.empty() || !m.tags.empty();
+        for (const auto& pattern : m.tools) {
+            const auto special = pattern.find_first_of("*?[\\");
+            if (special == std::string::npos) {
+                p.index.exact[pattern].push_back(i);
+            } else if (special + 1 == pattern.size() && pattern.back() == '*') {
+                const std::string prefix = pattern.substr(0, special);
+                p.index.prefix[prefix].push_back(i);
+                p.index.longest_prefix = std::max(p.index.longest_prefix, prefix.size());
+            } else {
+                general = true;
+            }
+        }
+        if (general) {
+            p.index.rest.push_back(i);
         }
     }
 }
@@ -550,6 +573,7 @@ std::shared_ptr<const Policy> read_policy(const Reader& r, const YAML::Node& roo
         }
         p->rules.push_back(std::move(rule));
     }
+    build_index(*p);
     return p;
 }
 

@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <unordered_map>
 #include <vector>
 
 #include <boost/json/value.hpp>
@@ -128,6 +129,23 @@ struct BehaviourSettings {
     std::size_t enumeration_run = 4;     // consecutive calls with ids one apart
 };
 
+// Which rules can apply to a named tool, in file order: rules naming it
+// exactly, rules with a "prefix*" pattern it starts with, and every other rule
+// (no tool pattern, other globs, tags). Built when the policy is loaded.
+struct RuleIndex {
+    struct Hash {  // lookups by string_view, without a string
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept {
+            return std::hash<std::string_view>{}(s);
+        }
+    };
+    using Map = std::unordered_map<std::string, std::vector<std::uint32_t>, Hash, std::equal_to<>>;
+    Map exact;
+    Map prefix;
+    std::vector<std::uint32_t> rest;
+    std::size_t longest_prefix = 0;
+};
+
 struct Policy {
     std::string source;       // file name (or "policy")
     std::string fingerprint;  // SHA-256 prefix of the text: which policy decided
@@ -139,6 +157,7 @@ struct Policy {
     std::map<std::string, std::vector<std::string>> tags;  // tag -> tool globs
     BehaviourSettings behaviour{};
     std::vector<Rule> rules;
+    RuleIndex index;
 };
 
 // Reads a policy (YAML). Errors: invalid_policy with "source:line: what".
