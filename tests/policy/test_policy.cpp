@@ -52,7 +52,10 @@ Decision decide(const Policy& p, const Call& c, Limiter* limiter = nullptr,
     r.session = "s1";
     r.method = c.method;
     r.tool = c.tool;
-    r.upstream = c.upstream.empty() ? c.tool.substr(0, c.tool.find("__")) : c.upstream;
+    // The Request holds views: the upstream's name must outlive it.
+    const std::string upstream =
+        c.upstream.empty() ? c.tool.substr(0, c.tool.find("__")) : c.upstream;
+    r.upstream = upstream;
     r.uri = c.uri;
     r.arguments = &args;
     r.purpose = c.purpose;
