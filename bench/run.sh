@@ -19,5 +19,10 @@ echo "== policy decisions: the example policy and 1,000 rules (p50/p99, allocati
 "$BUILD/bench/policy/bench_policy" --benchmark_counters_tabular=true --benchmark_min_time=1
 
 echo
+echo "== tool integrity: scanner throughput; signing a 50-tool list vs serializing it"
+"$BUILD/bench/integrity/bench_scanner" --benchmark_min_time=1
+"$BUILD/bench/integrity/bench_signing" --benchmark_min_time=1
+
+echo
 echo "== MCP end to end: connect -> serve -> demo vs demo-server direct vs supergateway"
 "$HERE/mcp/e2e.sh" "$BUILD"

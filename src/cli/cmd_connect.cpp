@@ -5,7 +5,9 @@
 #include <condition_variable>
 #include <deque>
 #include <iostream>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -21,7 +23,10 @@
 #include "pqmcp/gateway/config.hpp"
 #include "pqmcp/identity/identity.hpp"
 #include "pqmcp/identity/known_peers.hpp"
+#include "pqmcp/integrity/scanner.hpp"
+#include "pqmcp/integrity/signing.hpp"
 #include "pqmcp/mcp/jsonrpc.hpp"
+#include "pqmcp/mcp/protocol.hpp"
 #include "pqmcp/tls/context.hpp"
 #include "pqmcp/tls/profile.hpp"
 #include "pqmcp/transport/http_client.hpp"
@@ -44,6 +49,7 @@ struct ConnectArgs {
     std::size_t max_message_bytes = 4U << 20U;
     std::string log_level = "warn";
     std::string print_config;
+    bool strict_tools = false;
 };
 
 // Lines to stdout from a thread of their own, so a client slow to read never
@@ -118,6 +124,9 @@ int print_config(const ConnectArgs& a) {
     if (a.profile != "pq-hybrid") {
         argv.push_back("--profile");
         argv.push_back(json::value(a.profile));
+    }
+    if (a.strict_tools) {
+        argv.push_back("--strict-tools");
     }
     const json::object server{{"command", self_executable()}, {"args", std::move(argv)}};
     const json::object config{{"mcpServers", json::object{{a.print_config, server}}}};
@@ -216,7 +225,43 @@ int run_connect(ConnectArgs a) {
     http.connect_timeout = std::min(*timeout, std::chrono::milliseconds{10'000});
     http.message_limits = limits;
     transport::HttpClientCallbacks callbacks;
-    callbacks.on_message = [&out](const mcp::Message& m) { out.write(mcp::serialize(m.body)); };
+    // Lists the gateway signs (docs/integrity.md): verified against the
+    // identity this connection authenticated; --strict-tools refuses a list
+    // that is unsigned or does not verify.
+    std::map<std::string, std::string> list_requests;  // client's id (JSON text) -> method
+    std::optional<identity::PeerId> gateway_id;
+    callbacks.on_message = [&out, &a, &list_requests, &gateway_id](const mcp::Message& m) {
+        if ((m.kind == mcp::Kind::response || m.kind == mcp::Kind::error) &&
+            !list_requests.empty()) {
+            const auto it = list_requests.find(mcp::id_text(m.id));
+            if (it != list_requests.end()) {
+                const std::string method = it->second;
+                list_requests.erase(it);
+                const auto* result = m.body.if_contains("result");
+                if (result != nullptr && result->is_object()) {
+                    auto v = integrity::verify_result(result->as_object(), method,
+                                                      gateway_id ? &*gateway_id : nullptr);
+                    if (!v) {
+                        if (a.strict_tools) {
+                            spdlog::error("{} refused (--strict-tools): {}", method,
+                                          v.error().message());
+                            out.write(mcp::serialize(
+                                mcp::make_error(m.id, mcp::code::unverified_list,
+                                                "pqmcp connect --strict-tools: " + method +
+                                                    " refused: " + v.error().detail)));
+                            return;
+                        }
+                        if (v.error().code != integrity::Errc::unsigned_list) {
+                            spdlog::warn("{}: {}", method, v.error().message());
+                        }
+                    } else {
+                        spdlog::debug("{} signed by {} at {}", method, v->kid.str(), v->timestamp);
+                    }
+                }
+            }
+        }
+        out.write(mcp::serialize(m.body));
+    };
     callbacks.on_failure = [&out, &a](const json::object& message, const Error& error,
                                       const json::object* server_error) {
         std::cerr << "pqmcp connect: " << a.url << ": " << error.message() << "\n";
@@ -236,7 +281,8 @@ int run_connect(ConnectArgs a) {
             mcp::make_error(*id, code, "pqmcp connect: " + a.url + ": " + error.message())));
     };
     bool announced = false;
-    callbacks.on_connected = [&announced, &a](const tls::HandshakeInfo& info) {
+    callbacks.on_connected = [&announced, &a, &gateway_id](const tls::HandshakeInfo& info) {
+        gateway_id = info.peer_id;
         if (!announced) {
             announced = true;
             spdlog::info("connected to {}: {} {} {}, gateway {}", a.url, info.protocol, info.group,
@@ -264,6 +310,13 @@ int run_connect(ConnectArgs a) {
                     if (!item) {
                         out.write(mcp::serialize(mcp::make_error(item.error())));
                     } else {
+                        if (item->kind == mcp::Kind::request &&
+                            (item->method == mcp::method::tools_list ||
+                             item->method == mcp::method::prompts_list ||
+                             item->method == mcp::method::resources_templates_list) &&
+                            list_requests.size() < 1024) {
+                            list_requests[mcp::id_text(item->id)] = item->method;
+                        }
                         client.send(std::move(item->body));
                     }
                 }
@@ -307,6 +360,9 @@ void add_connect_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--log-level", args->log_level, "stderr log level (default warn)");
     cmd->add_option("--print-config", args->print_config,
                     "print the mcpServers JSON for a desktop client under NAME, and exit");
+    cmd->add_flag("--strict-tools", args->strict_tools,
+                  "refuse tools/list, prompts/list and resources/templates/list results the "
+                  "gateway did not sign (or whose signature does not verify)");
     cmd->callback([args, &exit_code] { exit_code = run_connect(*args); });
 }
 

@@ -36,6 +36,13 @@ struct ServeArgs {
     std::string session_timeout;
     std::string log_level;
     std::string policy;
+    std::string state;
+    std::string on_change;
+    std::string on_finding;
+    std::string threshold;
+    std::string scanner_rules;
+    bool no_integrity = false;
+    bool no_sign_lists = false;
 };
 
 int fail_with(const std::string& what) {
@@ -110,6 +117,36 @@ Result<gateway::GatewayConfig> build_config(const ServeArgs& a) {
     if (!a.policy.empty()) {
         c.policy_file = a.policy;
         c.policy_inline.clear();
+    }
+    auto& in = c.integrity;
+    if (a.no_integrity) {
+        in.enabled = false;
+    }
+    if (a.no_sign_lists) {
+        in.sign_lists = false;
+    }
+    if (!a.state.empty()) {
+        in.state = a.state;
+    }
+    if (!a.scanner_rules.empty()) {
+        in.scanner_rules = a.scanner_rules;
+    }
+    if (!a.threshold.empty()) {
+        in.threshold = a.threshold;
+    }
+    for (const auto& [text, field, what] :
+         {std::tuple{&a.on_change, &in.on_change, "--on-change"},
+          std::tuple{&a.on_finding, &in.on_finding, "--on-finding"}}) {
+        if (text->empty()) {
+            continue;
+        }
+        const auto action = gateway::parse_integrity_action(*text);
+        if (!action) {
+            return fail(
+                gateway::Errc::invalid_config,
+                std::string(what) + ": expected block, strip or alert, not \"" + *text + "\"");
+        }
+        *field = *action;
     }
     for (const auto& flag : a.upstreams) {
         auto u = gateway::parse_upstream_flag(flag);
@@ -226,6 +263,22 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
         ->add_option("--policy", args->policy,
                      "policy file (docs/policy.md); reloaded on SIGHUP and when it changes")
         ->check(CLI::ExistingFile);
+    serve->add_option("--state", args->state,
+                      "tool state database (pins; default IDENTITY/state.db)");
+    serve->add_option("--on-change", args->on_change,
+                      "a tool definition changed since it was pinned: block (default) or alert");
+    serve->add_option("--on-finding", args->on_finding,
+                      "a scanner finding at or above the threshold: block (default), strip, alert");
+    serve->add_option("--finding-threshold", args->threshold,
+                      "lowest severity --on-finding applies to (default high)");
+    serve
+        ->add_option("--scanner-rules", args->scanner_rules,
+                     "poisoning scanner rule file (default: the built-in rules)")
+        ->check(CLI::ExistingFile);
+    serve->add_flag("--no-integrity", args->no_integrity,
+                    "no pins, scanner or signed lists (not recommended)");
+    serve->add_flag("--no-sign-lists", args->no_sign_lists,
+                    "serve tools/list and the other lists unsigned");
     serve->callback([args, &exit_code] { exit_code = run_serve(*args); });
 
     auto limit = std::make_shared<std::size_t>(4U << 20U);

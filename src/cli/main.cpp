@@ -20,6 +20,8 @@ int run(int argc, char** argv) {
     pqmcp::cli::add_serve_commands(app, exit_code);
     pqmcp::cli::add_connect_command(app, exit_code);
     pqmcp::cli::add_policy_commands(app, exit_code);
+    pqmcp::cli::add_tools_commands(app, exit_code);
+    pqmcp::cli::add_scan_command(app, exit_code);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -10,6 +10,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include "pqmcp/core/duration.hpp"
+#include "pqmcp/identity/identity.hpp"
+#include "pqmcp/integrity/scanner.hpp"
 #include "pqmcp/mcp/protocol.hpp"
 #include "pqmcp/tls/profile.hpp"
 #include "pqmcp/transport/http_util.hpp"
@@ -147,7 +149,7 @@ UpstreamConfig read_upstream(const Reader& r, const YAML::Node& node, std::size_
     const std::string where = "upstreams[" + std::to_string(index) + "]";
     r.only(node, where,
            {"name", "command", "args", "env", "cwd", "isolation", "url", "profile", "pin", "ca",
-            "headers", "builtin"});
+            "headers", "builtin", "publisher", "manifest"});
     UpstreamConfig u;
     if (!node["name"]) {
         r.error(node, where, "every upstream needs a name");
@@ -199,6 +201,12 @@ UpstreamConfig read_upstream(const Reader& r, const YAML::Node& node, std::size_
         }
         u.kind = UpstreamKind::demo;
     }
+    if (node["publisher"]) {
+        u.publisher = r.string(node["publisher"], where + ".publisher");
+    }
+    if (node["manifest"]) {
+        u.manifest = r.string(node["manifest"], where + ".manifest");
+    }
     return u;
 }
 
@@ -210,7 +218,7 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
     r.only(root, "",
            {"listen", "identity", "profile", "require_client_identity", "known_peers", "ca",
             "allowed_origins", "log_level", "namespacing", "upstreams", "limits", "timeouts",
-            "policy"});
+            "policy", "integrity"});
     if (root["listen"]) {
         c.listen = r.string(root["listen"], "listen");
     }
@@ -245,6 +253,41 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
             c.policy_inline = out.c_str();
         } else {
             r.error(pol, "policy", "expected a file name or the policy itself (a mapping)");
+        }
+    }
+    if (const auto& in = root["integrity"]) {
+        r.only(in, "integrity",
+               {"enabled", "state", "on_change", "on_finding", "threshold", "scanner_rules",
+                "sign_lists"});
+        auto& i = c.integrity;
+        if (in["enabled"]) {
+            i.enabled = r.boolean(in["enabled"], "integrity.enabled");
+        }
+        if (in["state"]) {
+            i.state = r.string(in["state"], "integrity.state");
+        }
+        for (const auto* key : {"on_change", "on_finding"}) {
+            if (!in[key]) {
+                continue;
+            }
+            const std::string where = std::string("integrity.") + key;
+            const auto action = parse_integrity_action(r.string(in[key], where));
+            if (!action ||
+                (std::string_view(key) == "on_change" && *action == IntegrityAction::strip)) {
+                r.error(in[key], where,
+                        std::string_view(key) == "on_change" ? "expected block or alert"
+                                                             : "expected block, strip or alert");
+            }
+            (std::string_view(key) == "on_change" ? i.on_change : i.on_finding) = *action;
+        }
+        if (in["threshold"]) {
+            i.threshold = r.string(in["threshold"], "integrity.threshold");
+        }
+        if (in["scanner_rules"]) {
+            i.scanner_rules = r.string(in["scanner_rules"], "integrity.scanner_rules");
+        }
+        if (in["sign_lists"]) {
+            i.sign_lists = r.boolean(in["sign_lists"], "integrity.sign_lists");
         }
     }
     if (const auto& ns = root["namespacing"]) {
@@ -414,8 +457,39 @@ Result<GatewayConfig> load_config(const std::filesystem::path& file) {
         if (!config->policy_file.empty() && config->policy_file.is_relative()) {
             config->policy_file = file.parent_path() / config->policy_file;
         }
+        // So are the rule file and the upstreams' manifests.
+        auto& rules = config->integrity.scanner_rules;
+        if (!rules.empty() && rules.is_relative()) {
+            rules = file.parent_path() / rules;
+        }
+        for (auto& u : config->upstreams) {
+            if (!u.manifest.empty() && u.manifest.is_relative()) {
+                u.manifest = file.parent_path() / u.manifest;
+            }
+        }
     }
     return config;
+}
+
+std::string_view to_string(IntegrityAction a) noexcept {
+    switch (a) {
+        case IntegrityAction::block:
+            return "block";
+        case IntegrityAction::strip:
+            return "strip";
+        case IntegrityAction::alert:
+            return "alert";
+    }
+    return "block";
+}
+
+std::optional<IntegrityAction> parse_integrity_action(std::string_view text) noexcept {
+    for (const auto a : {IntegrityAction::block, IntegrityAction::strip, IntegrityAction::alert}) {
+        if (to_string(a) == text) {
+            return a;
+        }
+    }
+    return std::nullopt;
 }
 
 Result<UpstreamConfig> parse_upstream_flag(std::string_view text) {
@@ -507,6 +581,26 @@ Status validate(const GatewayConfig& c) {
             if (url->tls && !tls::parse_profile(u.profile)) {
                 return bad("upstream " + u.name +
                            ": profile: " + tls::parse_profile(u.profile).error().detail);
+            }
+        }
+    }
+    if (!integrity::parse_severity(c.integrity.threshold)) {
+        return bad("integrity.threshold: expected info, low, medium, high or critical, not \"" +
+                   c.integrity.threshold + "\"");
+    }
+    if (c.integrity.on_change == IntegrityAction::strip) {
+        return bad("integrity.on_change: expected block or alert");
+    }
+    for (const auto& u : c.upstreams) {
+        if (u.publisher.empty() != u.manifest.empty()) {
+            return bad("upstream " + u.name + ": publisher and manifest go together");
+        }
+        if (!u.publisher.empty()) {
+            if (auto id = identity::PeerId::parse(u.publisher); !id) {
+                return bad("upstream " + u.name + ": publisher: " + id.error().detail);
+            }
+            if (!c.integrity.enabled) {
+                return bad("upstream " + u.name + ": a publisher needs integrity enabled");
             }
         }
     }

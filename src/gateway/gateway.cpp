@@ -43,6 +43,7 @@ struct Gateway::Impl {
     SharedState shared;
     std::optional<identity::Identity> own;
     std::optional<identity::KnownPeers> known;
+    std::unique_ptr<Guard> guard;  // tool integrity (null: turned off); signs with `own`
     crypto::SslCtxPtr server_context;
     std::vector<crypto::SslCtxPtr> upstream_contexts;
     std::unique_ptr<transport::HttpServer> server;
@@ -289,6 +290,14 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayConfig config, std::stri
 
     if (auto ok = g.apply_policy(true); !ok) {
         return fail(Errc::invalid_config, "policy: " + ok.error().detail);
+    }
+    if (c.integrity.enabled) {
+        auto guard = Guard::create(c, *g.own);
+        if (!guard) {
+            return tl::unexpected(guard.error());
+        }
+        g.guard = std::move(*guard);
+        g.shared.guard = g.guard.get();
     }
 
     tls::ContextOptions server_options;

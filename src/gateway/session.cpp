@@ -320,18 +320,32 @@ std::string upstream_of(const std::vector<std::string>& names, std::optional<std
 void GatewaySession::admit(mcp::Message m, StreamId stream, std::optional<std::size_t> link,
                            Proceed proceed) {
     const auto policy = shared_.policy;
-    if (!policy) {
-        proceed(std::move(m));
-        return;
-    }
-    // Arguments are checked against the tool's inputSchema before any rule
-    // sees them; a tool the session never listed is learned first.
-    if (m.method == mcp::method::tools_call && policy->schema_validation && link &&
-        !schemas_.knows(m.name) && !tools_fetched_.contains(*link)) {
+    const bool tool_call = m.method == mcp::method::tools_call;
+    // A tool's definition is reviewed (integrity) and its inputSchema learned
+    // (policy) before its first call: a tool the session never listed is
+    // fetched first. fetch_tools marks the link, so this runs once per link.
+    if (tool_call && link && !tools_fetched_.contains(*link) &&
+        (shared_.guard != nullptr ||
+         (policy && policy->schema_validation && !schemas_.knows(m.name)))) {
         auto pending = std::make_shared<mcp::Message>(std::move(m));
         fetch_tools(*link, [this, pending, stream, link, proceed = std::move(proceed)]() mutable {
-            decide(std::move(*pending), stream, link, std::move(proceed));
+            admit(std::move(*pending), stream, link, std::move(proceed));
         });
+        return;
+    }
+    if (shared_.guard != nullptr && link && (tool_call || m.method == mcp::method::prompts_get)) {
+        const auto b = blocked_.find(std::string(tool_call ? "tool:" : "prompt:") + m.name);
+        if (b != blocked_.end()) {
+            spdlog::info("session {}: {} refused: {}", log_id_, m.name, b->second.reason);
+            downstream_.send(
+                stream,
+                mcp::make_error(m.id, mcp::code::tool_blocked,
+                                "Blocked by tool integrity: " + b->second.reason, b->second.data));
+            return;
+        }
+    }
+    if (!policy) {
+        proceed(std::move(m));
         return;
     }
     decide(std::move(m), stream, link, std::move(proceed));
@@ -579,6 +593,17 @@ void GatewaySession::fetch_tools(std::size_t link, std::function<void()> then) {
                 if (result != nullptr) {
                     if (const auto* tools = result->if_contains("tools");
                         tools != nullptr && tools->is_array()) {
+                        if (shared_.guard != nullptr) {
+                            const auto verdicts = shared_.guard->review(
+                                "tool", {{&links_[link].config->name, &tools->as_array()}});
+                            for (std::size_t j = 0; j < tools->as_array().size(); ++j) {
+                                if (const auto* t = tools->as_array()[j].if_object()) {
+                                    (void)note_verdict(
+                                        "tool:" + links_[link].prefix + item_name(*t),
+                                        verdicts.front()[j]);
+                                }
+                            }
+                        }
                         for (const auto& t : tools->as_array()) {
                             if (t.is_object() && t.as_object().contains("name") &&
                                 t.as_object().at("name").is_string()) {
@@ -600,6 +625,15 @@ void GatewaySession::fetch_tools(std::size_t link, std::function<void()> then) {
             });
     };
     (*pager)({}, 0);
+}
+
+bool GatewaySession::note_verdict(const std::string& key, const Verdict& v) {
+    if (!v.clean() && v.action == IntegrityAction::block) {
+        blocked_.insert_or_assign(key, v);
+    } else {
+        blocked_.erase(key);
+    }
+    return v.clean() || v.listed();
 }
 
 void GatewaySession::forward(std::size_t link, mcp::Message m, StreamId stream,
@@ -947,7 +981,21 @@ void GatewaySession::list(const mcp::Message& m, StreamId stream, std::string_vi
     const std::string method = m.method;
     const std::string k(key);
     const json::value id = m.id;
-    const auto finish = [this, agg, k, names, id, stream] {
+    const auto finish = [this, agg, k, names, id, stream, method] {
+        // Tool integrity first: pins, manifests and the scanner over every
+        // upstream's items, with the others' names beside them.
+        const std::string_view kind = k == "tools"               ? "tool"
+                                      : k == "prompts"           ? "prompt"
+                                      : k == "resourceTemplates" ? "resourceTemplate"
+                                                                 : "";
+        std::vector<std::vector<Verdict>> verdicts;
+        if (shared_.guard != nullptr && !kind.empty()) {
+            std::vector<Guard::Input> inputs;
+            for (std::size_t i = 0; i < agg->items.size(); ++i) {
+                inputs.push_back({&links_[i].config->name, &agg->items[i]});
+            }
+            verdicts = shared_.guard->review(kind, inputs);
+        }
         json::array merged;
         std::map<std::string, std::string> seen;  // merged name -> upstream
         std::map<std::string, std::string> raw;   // upstream's own name -> upstream
@@ -961,11 +1009,17 @@ void GatewaySession::list(const mcp::Message& m, StreamId stream, std::string_vi
             if (k == "tools") {
                 tools_fetched_.insert(i);
             }
-            for (auto& item : agg->items[i]) {
+            for (std::size_t j = 0; j < agg->items[i].size(); ++j) {
+                auto& item = agg->items[i][j];
                 if (!item.is_object()) {
                     continue;
                 }
                 json::object& o = item.as_object();
+                if (!verdicts.empty() &&
+                    !note_verdict(std::string(kind) + ":" + links_[i].prefix + item_name(o),
+                                  verdicts[i][j])) {
+                    continue;  // blocked or stripped: the client never sees it
+                }
                 if (names == Names::prefixed) {
                     const auto* n = o.if_contains("name");
                     if (n == nullptr || !n->is_string()) {
@@ -1023,7 +1077,11 @@ void GatewaySession::list(const mcp::Message& m, StreamId stream, std::string_vi
                 merged.push_back(std::move(item));
             }
         }
-        reply(stream, id, json::object{{k, std::move(merged)}});
+        json::object result{{k, std::move(merged)}};
+        if (shared_.guard != nullptr) {
+            shared_.guard->sign(result, method);
+        }
+        reply(stream, id, std::move(result));
     };
     if (targets.empty()) {
         finish();

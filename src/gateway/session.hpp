@@ -16,6 +16,7 @@
 
 #include <boost/json/object.hpp>
 
+#include "guard.hpp"
 #include "pqmcp/gateway/config.hpp"
 #include "pqmcp/policy/behaviour.hpp"
 #include "pqmcp/policy/limiter.hpp"
@@ -38,6 +39,7 @@ struct SharedState {
     policy::Limiter limiter;
     policy::Behaviour behaviour;
     std::function<std::chrono::steady_clock::time_point()> clock;
+    Guard* guard = nullptr;  // tool integrity; null when turned off
 };
 
 class GatewaySession final : public transport::SessionHandler, public Subscriber {
@@ -85,6 +87,9 @@ class GatewaySession final : public transport::SessionHandler, public Subscriber
                 Proceed proceed);
     void ask_person(mcp::Message m, transport::StreamId stream, const policy::Decision& decision,
                     Proceed proceed);
+    // Records an integrity verdict for "<kind>:<gateway name>"; false when the
+    // item must not be listed.
+    bool note_verdict(const std::string& key, const Verdict& v);
     // Learns the tool definitions of `link` (tools/list) for schema checks.
     void fetch_tools(std::size_t link, std::function<void()> then);
     void deny(const mcp::Message& m, transport::StreamId stream, const policy::Decision& decision,
@@ -129,7 +134,9 @@ class GatewaySession final : public transport::SessionHandler, public Subscriber
     std::set<std::string> used_tags_;      // tags of the tools it called successfully
     policy::SchemaCache schemas_;          // by the gateway's tool names
     std::set<std::size_t> tools_fetched_;  // links whose tools/list was learned
-    struct OwnRequest {                    // the gateway's own requests to the client (elicitation)
+    // Integrity: items blocked for this session, by "<kind>:<gateway name>".
+    std::map<std::string, Verdict> blocked_;
+    struct OwnRequest {  // the gateway's own requests to the client (elicitation)
         std::function<void(tl::expected<mcp::Message, std::string>)> done;
         std::unique_ptr<boost::asio::steady_timer> timer;
     };

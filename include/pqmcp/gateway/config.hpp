@@ -48,6 +48,32 @@ struct UpstreamConfig {
     std::vector<std::string> pins;      // https: pinned peer ids of the server
     std::filesystem::path ca;           // https: CA file for a server that is not pinned
     std::vector<std::pair<std::string, std::string>> headers;  // sent with every request
+    // Publisher signature (docs/integrity.md): only tools, prompts and resource
+    // templates whose definitions match this manifest, signed by `publisher`
+    // (`pqmcp tools sign`), are admitted.
+    std::string publisher;  // peer id
+    std::filesystem::path manifest;
+};
+
+// What the gateway does about a rug pull or a scanner finding.
+enum class IntegrityAction {
+    block,  // not listed, and calls refused (-32011)
+    strip,  // not listed; calls by name still pass
+    alert,  // listed and callable; logged
+};
+
+[[nodiscard]] std::string_view to_string(IntegrityAction a) noexcept;
+[[nodiscard]] std::optional<IntegrityAction> parse_integrity_action(std::string_view text) noexcept;
+
+// Tool integrity (docs/integrity.md): pins, the poisoning scanner, signed lists.
+struct IntegrityConfig {
+    bool enabled = true;
+    std::filesystem::path state;  // SQLite database; default <identity>/state.db
+    IntegrityAction on_change = IntegrityAction::block;   // rug pulls: block or alert
+    IntegrityAction on_finding = IntegrityAction::block;  // findings at or above `threshold`
+    std::string threshold = "high";                       // info, low, medium, high, critical
+    std::filesystem::path scanner_rules;                  // default: the built-in rule set
+    bool sign_lists = true;  // sign tools/list, prompts/list, resources/templates/list
 };
 
 struct Timeouts {
@@ -86,6 +112,7 @@ struct GatewayConfig {
     std::filesystem::path policy_file;
     std::string policy_inline;          // YAML text of an inline policy: section
     std::filesystem::path config_file;  // where this configuration was read from
+    IntegrityConfig integrity{};
     Timeouts timeouts{};
     Limits limits{};
 

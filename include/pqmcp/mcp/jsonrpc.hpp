@@ -48,6 +48,12 @@ inline constexpr int upstream_unavailable = -32002;
 inline constexpr int gateway_unreachable = -32003;
 // A limit was reached (sessions, children, pending requests).
 inline constexpr int over_limit = -32004;
+// (-32010 is the policy's denial, pqmcp/policy/policy.hpp.)
+// Tool integrity refused the call: the tool's definition changed since it was
+// pinned (a rug pull) or the poisoning scanner blocked it.
+inline constexpr int tool_blocked = -32011;
+// pqmcp connect --strict-tools: a list without a valid gateway signature.
+inline constexpr int unverified_list = -32012;
 }  // namespace code
 
 // The JSON-RPC code a parse failure is answered with.
