@@ -24,5 +24,9 @@ echo "== tool integrity: scanner throughput; signing a 50-tool list vs serializi
 "$BUILD/bench/integrity/bench_signing" --benchmark_min_time=1
 
 echo
+echo "== audit trail: records/s through the writer (chain, group commit, checkpoints) vs plain SQLite; append()"
+"$BUILD/bench/audit/bench_audit" --benchmark_min_time=1
+
+echo
 echo "== MCP end to end: connect -> serve -> demo vs demo-server direct vs supergateway"
 "$HERE/mcp/e2e.sh" "$BUILD"

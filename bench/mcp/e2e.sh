@@ -5,9 +5,10 @@
 #   3. supergateway (stateful Streamable HTTP, plain) in front of pqmcp demo-server
 #   4. (for reference) HTTPS straight to pqmcp serve, no stdio bridge
 # then the same gateway with and without the policy of examples/policies/demo.yaml,
+# and with and without the audit trail,
 # then the gateway's memory with 1,000 sessions idle and active.
 #
-#   bench/mcp/e2e.sh BUILD_DIR [REQUESTS]     (E2E_PART=rps, policy or memory runs one part)
+#   bench/mcp/e2e.sh BUILD_DIR [REQUESTS]     (E2E_PART=rps, policy, audit or memory runs one part)
 set -euo pipefail
 BUILD="$(cd "${1:-build}" && pwd)"
 REQUESTS="${2:-3000}"
@@ -94,6 +95,40 @@ done
 kill "$OFF_PID" "$ON_PID" 2>/dev/null; wait "$OFF_PID" "$ON_PID" 2>/dev/null || true
 fi
 [[ "${E2E_PART:-all}" == policy ]] && exit 0
+
+# Starts a second gateway with extra flags; sets URL2, PIN2, PID2.
+start_second() {
+    local name="$1"
+    shift
+    "$PQMCP" serve --demo --listen 127.0.0.1:0 --identity "$work/$name" --log-level warn "$@" \
+        >"$work/ready-$name" 2>"$work/$name.log" &
+    PID2=$!
+    pids+=("$PID2")
+    for _ in $(seq 100); do grep -q 'ready on' "$work/ready-$name" 2>/dev/null && break; sleep 0.1; done
+    URL2=$(grep -o 'https://[^ ]*/mcp' "$work/ready-$name" | head -1)
+    PIN2=$(grep -o 'peer pq1[a-z2-7]*' "$work/ready-$name" | cut -d' ' -f2)
+    [[ -n "$URL2" && -n "$PIN2" ]] || { cat "$work/$name.log" >&2; exit 1; }
+}
+
+if [[ "${E2E_PART:-all}" == all || "${E2E_PART:-all}" == audit ]]; then
+echo
+echo "== the audit trail's cost: tools/call demo__echo over HTTPS to serve --demo, audit off and on"
+start_second gw-noaudit --no-audit
+OFF_URL=$URL2 OFF_PIN=$PIN2 OFF_PID=$PID2
+start_second gw-audit
+ON_URL=$URL2 ON_PIN=$PIN2 ON_PID=$PID2
+for conc in 1 8; do
+    for round in 1 2; do
+        "$BENCH" http "$OFF_URL" --pin "$OFF_PIN" --identity "$work/client" --requests "$REQUESTS" \
+            --concurrency "$conc" --tool demo__echo --label "audit off (round $round)"
+        "$BENCH" http "$ON_URL" --pin "$ON_PIN" --identity "$work/client" --requests "$REQUESTS" \
+            --concurrency "$conc" --tool demo__echo --label "audit on: digest of arguments (round $round)"
+    done
+done
+kill "$OFF_PID" "$ON_PID" 2>/dev/null; wait "$OFF_PID" "$ON_PID" 2>/dev/null || true
+"$PQMCP" audit verify "$work/gw-audit/audit.db" | head -1
+fi
+[[ "${E2E_PART:-all}" == audit ]] && exit 0
 
 echo
 echo "== memory: 1,000 sessions held open (gateway RSS, demo upstream in-process)"

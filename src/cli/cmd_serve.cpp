@@ -12,6 +12,7 @@
 #include "pqmcp/demo/demo_server.hpp"
 #include "pqmcp/gateway/config.hpp"
 #include "pqmcp/gateway/gateway.hpp"
+#include "pqmcp/observe/log.hpp"
 
 namespace pqmcp::cli {
 namespace {
@@ -43,6 +44,14 @@ struct ServeArgs {
     std::string scanner_rules;
     bool no_integrity = false;
     bool no_sign_lists = false;
+    std::string audit;
+    bool no_audit = false;
+    std::string audit_arguments;
+    std::vector<std::string> redact;
+    std::string metrics;
+    std::string log_format;
+    std::string dashboard;
+    std::string dashboard_token;
 };
 
 int fail_with(const std::string& what) {
@@ -148,6 +157,39 @@ Result<gateway::GatewayConfig> build_config(const ServeArgs& a) {
         }
         *field = *action;
     }
+    if (!a.audit.empty()) {
+        c.audit.path = a.audit;
+    }
+    if (a.no_audit) {
+        c.audit.enabled = false;
+    }
+    if (!a.audit_arguments.empty()) {
+        const auto mode = gateway::parse_audit_arguments(a.audit_arguments);
+        if (!mode) {
+            return fail(gateway::Errc::invalid_config,
+                        "--audit-arguments: expected digest, redacted or none, not \"" +
+                            a.audit_arguments + "\"");
+        }
+        c.audit.arguments = *mode;
+    }
+    for (const auto& pointer : a.redact) {
+        c.audit.redact.push_back(pointer);
+    }
+    if (!a.redact.empty() && a.audit_arguments.empty()) {
+        c.audit.arguments = gateway::AuditArguments::redacted;
+    }
+    if (!a.metrics.empty()) {
+        c.observe.metrics = a.metrics;
+    }
+    if (!a.log_format.empty()) {
+        c.observe.log_format = a.log_format;
+    }
+    if (!a.dashboard.empty()) {
+        c.observe.dashboard = a.dashboard;
+    }
+    if (!a.dashboard_token.empty()) {
+        c.observe.dashboard_token = a.dashboard_token;
+    }
     for (const auto& flag : a.upstreams) {
         auto u = gateway::parse_upstream_flag(flag);
         if (!u) {
@@ -189,6 +231,9 @@ int run_serve(const ServeArgs& args) {
         return fail_with(config.error().message());
     }
     spdlog::set_level(spdlog::level::from_str(config->log_level));
+    if (const auto format = observe::parse_log_format(config->observe.log_format)) {
+        observe::set_log_format(*format);
+    }
     raise_descriptor_limit(*config);
     if (config->listen_host() != "127.0.0.1" && config->listen_host() != "::1" &&
         config->listen_host() != "localhost" && !config->require_client_identity) {
@@ -215,6 +260,13 @@ int run_serve(const ServeArgs& args) {
               << "; connect with: " << self_executable() << " connect " << info.url
               << " --identity " << default_identity_dir("client").string() << " --pin "
               << info.peer_id << std::endl;
+    // The dashboard's address carries its token: stdout only, never the log.
+    if (!info.dashboard_url.empty()) {
+        std::cout << "pqmcp serve: dashboard " << info.dashboard_url << std::endl;
+    }
+    if (!info.metrics_url.empty()) {
+        std::cout << "pqmcp serve: metrics " << info.metrics_url << std::endl;
+    }
     (*gw)->run(true);
     spdlog::info("stopped");
     return k_exit_ok;
@@ -279,6 +331,20 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
                     "no pins, scanner or signed lists (not recommended)");
     serve->add_flag("--no-sign-lists", args->no_sign_lists,
                     "serve tools/list and the other lists unsigned");
+    serve->add_option("--audit", args->audit, "audit database (default IDENTITY/audit.db)");
+    serve->add_flag("--no-audit", args->no_audit, "no audit trail (not recommended)");
+    serve->add_option("--audit-arguments", args->audit_arguments,
+                      "what the audit keeps of tool arguments: digest (default), redacted, none");
+    serve->add_option("--redact", args->redact,
+                      "a JSON Pointer into tool arguments to blank in the audit (repeatable; "
+                      "implies --audit-arguments redacted)");
+    serve->add_option("--metrics", args->metrics,
+                      "HOST:PORT for Prometheus metrics over plain HTTP (e.g. 127.0.0.1:9464)");
+    serve->add_option("--log-format", args->log_format, "text (default) or json, one event a line");
+    serve->add_option("--dashboard", args->dashboard,
+                      "dashboard at / and /dashboard: token (default), identity, open, off");
+    serve->add_option("--dashboard-token", args->dashboard_token,
+                      "the dashboard's token (default: a new one each start)");
     serve->callback([args, &exit_code] { exit_code = run_serve(*args); });
 
     auto limit = std::make_shared<std::size_t>(4U << 20U);

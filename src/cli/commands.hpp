@@ -22,5 +22,6 @@ void add_connect_command(CLI::App& app, int& exit_code);    // connect
 void add_policy_commands(CLI::App& app, int& exit_code);    // policy lint, policy check
 void add_tools_commands(CLI::App& app, int& exit_code);     // tools approve, sign, verify
 void add_scan_command(CLI::App& app, int& exit_code);       // scan
+void add_audit_commands(CLI::App& app, int& exit_code);     // audit verify, tail, export
 
 }  // namespace pqmcp::cli

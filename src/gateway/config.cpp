@@ -13,6 +13,8 @@
 #include "pqmcp/identity/identity.hpp"
 #include "pqmcp/integrity/scanner.hpp"
 #include "pqmcp/mcp/protocol.hpp"
+#include "pqmcp/observe/dashboard.hpp"
+#include "pqmcp/observe/log.hpp"
 #include "pqmcp/tls/profile.hpp"
 #include "pqmcp/transport/http_util.hpp"
 
@@ -218,7 +220,7 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
     r.only(root, "",
            {"listen", "identity", "profile", "require_client_identity", "known_peers", "ca",
             "allowed_origins", "log_level", "namespacing", "upstreams", "limits", "timeouts",
-            "policy", "integrity"});
+            "policy", "integrity", "audit", "metrics", "log_format", "dashboard"});
     if (root["listen"]) {
         c.listen = r.string(root["listen"], "listen");
     }
@@ -288,6 +290,63 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
         }
         if (in["sign_lists"]) {
             i.sign_lists = r.boolean(in["sign_lists"], "integrity.sign_lists");
+        }
+    }
+    if (const auto& au = root["audit"]) {
+        r.only(au, "audit",
+               {"enabled", "path", "arguments", "redact", "flush_interval", "checkpoint_records",
+                "checkpoint_interval", "queue", "sync"});
+        auto& a = c.audit;
+        if (au["enabled"]) {
+            a.enabled = r.boolean(au["enabled"], "audit.enabled");
+        }
+        if (au["path"]) {
+            a.path = r.string(au["path"], "audit.path");
+        }
+        if (au["arguments"]) {
+            const auto mode = parse_audit_arguments(r.string(au["arguments"], "audit.arguments"));
+            if (!mode) {
+                r.error(au["arguments"], "audit.arguments", "expected digest, redacted or none");
+            }
+            a.arguments = *mode;
+        }
+        if (au["redact"]) {
+            a.redact = r.strings(au["redact"], "audit.redact");
+        }
+        if (au["flush_interval"]) {
+            a.flush_interval = r.duration(au["flush_interval"], "audit.flush_interval");
+        }
+        if (au["checkpoint_records"]) {
+            a.checkpoint_records = r.count(au["checkpoint_records"], "audit.checkpoint_records");
+        }
+        if (au["checkpoint_interval"]) {
+            a.checkpoint_interval =
+                r.duration(au["checkpoint_interval"], "audit.checkpoint_interval");
+        }
+        if (au["queue"]) {
+            a.queue = r.count(au["queue"], "audit.queue");
+        }
+        if (au["sync"]) {
+            const std::string sync = r.string(au["sync"], "audit.sync");
+            if (sync != "normal" && sync != "full") {
+                r.error(au["sync"], "audit.sync", "expected normal or full");
+            }
+            a.sync_full = sync == "full";
+        }
+    }
+    if (root["metrics"]) {
+        c.observe.metrics = r.string(root["metrics"], "metrics");
+    }
+    if (root["log_format"]) {
+        c.observe.log_format = r.string(root["log_format"], "log_format");
+    }
+    if (const auto& d = root["dashboard"]) {
+        r.only(d, "dashboard", {"access", "token"});
+        if (d["access"]) {
+            c.observe.dashboard = r.string(d["access"], "dashboard.access");
+        }
+        if (d["token"]) {
+            c.observe.dashboard_token = r.string(d["token"], "dashboard.token");
         }
     }
     if (const auto& ns = root["namespacing"]) {
@@ -420,6 +479,19 @@ std::uint16_t GatewayConfig::listen_port() const {
         }
     }
     return static_cast<std::uint16_t>(port);
+}
+
+std::optional<AuditArguments> parse_audit_arguments(std::string_view text) noexcept {
+    if (text == "digest") {
+        return AuditArguments::digest;
+    }
+    if (text == "redacted") {
+        return AuditArguments::redacted;
+    }
+    if (text == "none") {
+        return AuditArguments::none;
+    }
+    return std::nullopt;
 }
 
 Result<std::chrono::milliseconds> parse_duration(std::string_view text) {
@@ -602,6 +674,36 @@ Status validate(const GatewayConfig& c) {
             if (!c.integrity.enabled) {
                 return bad("upstream " + u.name + ": a publisher needs integrity enabled");
             }
+        }
+    }
+    for (const auto& pointer : c.audit.redact) {
+        if (!pointer.empty() && pointer.front() != '/') {
+            return bad("audit.redact: \"" + pointer +
+                       "\" is not a JSON Pointer (it starts with /)");
+        }
+    }
+    if (c.audit.flush_interval.count() <= 0 || c.audit.checkpoint_interval.count() <= 0) {
+        return bad("audit intervals must be positive");
+    }
+    if (!observe::parse_log_format(c.observe.log_format)) {
+        return bad("log_format: expected text or json, not \"" + c.observe.log_format + "\"");
+    }
+    if (!observe::parse_dashboard_access(c.observe.dashboard)) {
+        return bad("dashboard.access: expected off, open, token or identity, not \"" +
+                   c.observe.dashboard + "\"");
+    }
+    for (const char ch : c.observe.dashboard_token) {
+        if (std::isalnum(static_cast<unsigned char>(ch)) == 0 && ch != '-' && ch != '_') {
+            return bad("dashboard.token: use letters, digits, - and _ only");
+        }
+    }
+    if (!c.observe.dashboard_token.empty() && c.observe.dashboard_token.size() < 16) {
+        return bad("dashboard.token: at least 16 characters");
+    }
+    if (!c.observe.metrics.empty()) {
+        const auto colon = c.observe.metrics.rfind(':');
+        if (colon == std::string::npos || colon == 0) {
+            return bad("metrics: expected HOST:PORT, not \"" + c.observe.metrics + "\"");
         }
     }
     const auto& t = c.timeouts;

@@ -1,8 +1,11 @@
 #include "pqmcp/gateway/gateway.hpp"
 
+#include <charconv>
 #include <csignal>
+#include <cstring>
 #include <future>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -12,8 +15,13 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "pqmcp/audit/audit.hpp"
+#include "pqmcp/core/bytes.hpp"
+#include "pqmcp/crypto/util.hpp"
 #include "pqmcp/identity/identity.hpp"
 #include "pqmcp/identity/known_peers.hpp"
+#include "pqmcp/observe/dashboard.hpp"
+#include "pqmcp/observe/metrics_server.hpp"
 #include "pqmcp/policy/policy.hpp"
 #include "pqmcp/tls/context.hpp"
 #include "pqmcp/tls/profile.hpp"
@@ -47,12 +55,17 @@ struct Gateway::Impl {
     crypto::SslCtxPtr server_context;
     std::vector<crypto::SslCtxPtr> upstream_contexts;
     std::unique_ptr<transport::HttpServer> server;
+    std::unique_ptr<audit::Writer> audit;           // null: turned off
+    std::unique_ptr<observe::Dashboard> dashboard;  // null: turned off
+    std::unique_ptr<Recorder> recorder;
+    std::unique_ptr<observe::MetricsServer> metrics;  // null: no --metrics
     GatewayInfo info;
     bool stopping = false;
     asio::steady_timer policy_watch{io};
     std::optional<std::pair<std::filesystem::file_time_type, std::uintmax_t>> policy_stamp;
 
     void begin_shutdown();
+    Status start_observing();  // the audit writer, the dashboard, the recorder
     Status apply_policy(bool initial);
     void watch_policy();
 };
@@ -111,6 +124,11 @@ Status Gateway::Impl::apply_policy(bool initial) {
             spdlog::error(
                 "policy not reloaded: {}; keeping {}", loaded.error().detail,
                 shared.policy ? describe_policy(*shared.policy) : std::string("no policy"));
+            if (recorder) {
+                recorder->policy("reload_failed", shared.policy ? shared.policy->source : "",
+                                 shared.policy ? shared.policy->fingerprint : "",
+                                 loaded.error().detail);
+            }
         }
         return tl::unexpected(loaded.error());
     }
@@ -123,6 +141,10 @@ Status Gateway::Impl::apply_policy(bool initial) {
         info.policy = describe_policy(*shared.policy);
         if (!initial) {
             spdlog::info("policy reloaded: {}", info.policy);
+        }
+        if (recorder) {
+            recorder->policy(initial ? "loaded" : "reloaded", shared.policy->source,
+                             shared.policy->fingerprint, {});
         }
     }
     return {};
@@ -151,7 +173,11 @@ namespace {
 
 void log_handshake(const std::string& remote, const Result<tls::HandshakeInfo>& result) {
     if (!result) {
-        spdlog::warn("TLS handshake from {} failed: {}", remote, result.error().detail);
+        if (result.error().code == transport::Errc::closed) {
+            spdlog::debug("TLS from {}: {}", remote, result.error().detail);
+        } else {
+            spdlog::warn("TLS handshake from {} failed: {}", remote, result.error().detail);
+        }
         return;
     }
     const tls::HandshakeInfo& h = *result;
@@ -202,12 +228,63 @@ Result<crypto::SslCtxPtr> upstream_context(const UpstreamConfig& u, const transp
 
 }  // namespace
 
+Status Gateway::Impl::start_observing() {
+    const GatewayConfig& c = config;
+    if (c.audit.enabled) {
+        audit::WriterOptions o;
+        o.path = c.audit.path.empty() ? c.identity / "audit.db" : c.audit.path;
+        o.queue_capacity = c.audit.queue;
+        o.flush_interval = c.audit.flush_interval;
+        o.checkpoint_records = c.audit.checkpoint_records;
+        o.checkpoint_interval = c.audit.checkpoint_interval;
+        o.sync_full = c.audit.sync_full;
+        auto writer = audit::Writer::open(o, *own);
+        if (!writer) {
+            return fail(Errc::startup_failed,
+                        "audit " + o.path.string() + ": " + writer.error().detail);
+        }
+        audit = std::move(*writer);
+        info.audit = o.path.string();
+        spdlog::info("audit trail: {} (checkpoint every {} records or {} ms, crash window {} ms)",
+                     info.audit, o.checkpoint_records, o.checkpoint_interval.count(),
+                     o.flush_interval.count());
+    }
+    const auto access = observe::parse_dashboard_access(c.observe.dashboard);
+    if (access && *access != observe::DashboardAccess::off) {
+        observe::DashboardOptions o;
+        o.access = *access;
+        o.token = c.observe.dashboard_token;
+        if (o.access == observe::DashboardAccess::token && o.token.empty()) {
+            auto random = crypto::random_bytes(16);
+            if (!random) {
+                return fail(Errc::startup_failed, "dashboard token: " + random.error().detail);
+            }
+            o.token = to_hex(*random);
+        }
+        dashboard = std::make_unique<observe::Dashboard>(std::move(o));
+    }
+    Recorder::Gauges gauges;
+    gauges.sessions = [this] {
+        return server ? static_cast<double>(server->stats().sessions) : 0.0;
+    };
+    gauges.connections = [this] {
+        return server ? static_cast<double>(server->stats().connections) : 0.0;
+    };
+    gauges.children = [this] { return static_cast<double>(services.children); };
+    recorder = std::make_unique<Recorder>(c, audit.get(), dashboard.get(), std::move(gauges));
+    shared.recorder = recorder.get();
+    return {};
+}
+
 void Gateway::Impl::begin_shutdown() {
     if (stopping) {
         return;
     }
     stopping = true;
     policy_watch.cancel();
+    if (metrics) {
+        metrics->stop();
+    }
     spdlog::info("shutting down: ending sessions and stopping upstreams");
     if (server) {
         server->stop();
@@ -244,6 +321,9 @@ Gateway::~Gateway() {
         impl_->server->stop();
     }
     impl_->server.reset();
+    if (impl_->audit) {
+        impl_->audit->close();
+    }
 }
 
 const GatewayInfo& Gateway::info() const noexcept {
@@ -288,6 +368,9 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayConfig config, std::stri
         g.known = std::move(*known);
     }
 
+    if (auto ok = g.start_observing(); !ok) {
+        return tl::unexpected(ok.error());
+    }
     if (auto ok = g.apply_policy(true); !ok) {
         return fail(Errc::invalid_config, "policy: " + ok.error().detail);
     }
@@ -297,6 +380,9 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayConfig config, std::stri
             return tl::unexpected(guard.error());
         }
         g.guard = std::move(*guard);
+        g.guard->on_event = [&g](boost::json::object record) {
+            g.recorder->integrity(std::move(record));
+        };
         g.shared.guard = g.guard.get();
     }
 
@@ -356,10 +442,29 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayConfig config, std::stri
         const auto& peer = session.peer();
         spdlog::info("session {} opened from {} ({})", session.id().substr(0, 8), peer.remote,
                      peer.handshake.peer_id ? peer.handshake.peer_id->str() : "no client identity");
+        g.recorder->session_opened(session);
         return std::unique_ptr<transport::SessionHandler>(
             std::make_unique<GatewaySession>(g.shared, session));
     };
-    http.on_handshake = log_handshake;
+    http.on_handshake = [&g](const std::string& remote, const Result<tls::HandshakeInfo>& result,
+                             std::chrono::nanoseconds elapsed) {
+        log_handshake(remote, result);
+        g.recorder->handshake(remote, result, elapsed);
+    };
+    if (g.dashboard) {
+        http.get_page = [&g](const transport::HttpServerOptions::PageRequest& request)
+            -> std::optional<transport::HttpServerOptions::Page> {
+            auto page = g.dashboard->serve(request.target, request.authorization,
+                                           request.peer.handshake.peer_verified,
+                                           std::chrono::system_clock::now());
+            if (!page) {
+                return std::nullopt;
+            }
+            return transport::HttpServerOptions::Page{page->status, std::move(page->content_type),
+                                                      std::move(page->body),
+                                                      std::move(page->headers)};
+        };
+    }
     g.server =
         std::make_unique<transport::HttpServer>(g.io, g.server_context.get(), std::move(http));
     auto port = g.server->start();
@@ -380,6 +485,41 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayConfig config, std::stri
     g.info.profile = c.profile;
     for (const auto& u : c.upstreams) {
         g.info.upstreams.push_back(u.name);
+    }
+    if (g.dashboard) {
+        const std::string base = g.info.url.substr(0, g.info.url.size() - std::strlen("/mcp"));
+        g.info.dashboard_url = base + "/dashboard";
+        if (g.dashboard->options().access == observe::DashboardAccess::token) {
+            g.info.dashboard_url += "?token=" + g.dashboard->options().token;
+        }
+        g.dashboard->set_gateway(boost::json::object{{"peer_id", g.info.peer_id},
+                                                     {"profile", c.profile},
+                                                     {"version", g.shared.server_version},
+                                                     {"url", g.info.url}});
+    }
+    if (!c.observe.metrics.empty()) {
+        const auto colon = c.observe.metrics.rfind(':');
+        observe::MetricsServerOptions mo;
+        mo.host = c.observe.metrics.substr(0, colon);
+        if (mo.host.size() > 2 && mo.host.front() == '[') {
+            mo.host = mo.host.substr(1, mo.host.size() - 2);
+        }
+        const std::string port_text = c.observe.metrics.substr(colon + 1);
+        std::uint16_t metrics_port = 0;
+        const auto* end = port_text.data() + port_text.size();
+        if (port_text.empty() || std::from_chars(port_text.data(), end, metrics_port).ptr != end) {
+            return fail(Errc::invalid_config,
+                        "metrics: expected HOST:PORT, not \"" + c.observe.metrics + "\"");
+        }
+        mo.port = metrics_port;
+        mo.render = [&g] { return g.recorder->metrics().expose(); };
+        g.metrics = std::make_unique<observe::MetricsServer>(g.io, std::move(mo));
+        auto bound = g.metrics->start();
+        if (!bound) {
+            return fail(Errc::startup_failed, bound.error().detail);
+        }
+        g.info.metrics_url =
+            fmt::format("http://{}:{}/metrics", c.observe.metrics.substr(0, colon), *bound);
     }
     return std::unique_ptr<Gateway>(new Gateway(std::move(impl)));
 }
@@ -410,6 +550,14 @@ void Gateway::run(bool handle_signals) {
     if (signals) {
         boost::system::error_code ignored;
         signals->cancel(ignored);
+    }
+    // Every record, decisions included, is committed and the chain's head
+    // signed before run() returns (and `serve` reports a clean exit).
+    if (g.audit) {
+        g.audit->close();
+        const auto st = g.audit->stats();
+        spdlog::info("audit trail closed: {} records written, {} dropped, {} checkpoints",
+                     st.written, st.dropped, st.checkpoints);
     }
 }
 

@@ -139,6 +139,13 @@ Result<std::unique_ptr<Guard>> Guard::create(const GatewayConfig& config,
     return guard;
 }
 
+void Guard::emit(json::object record) const {
+    if (on_event) {
+        record["kind"] = "integrity";
+        on_event(std::move(record));
+    }
+}
+
 void Guard::log_once(const std::string& key, const std::function<void()>& log) {
     if (logged_.size() >= k_max_logged) {
         logged_.clear();
@@ -200,8 +207,16 @@ Verdict Guard::review_one(std::string_view kind, const std::string& upstream,
             v.reason = fmt::format("{} {} the publisher's signed manifest", label,
                                    want == m->second.end() ? "is not in" : "differs from");
             v.data = json::object{{"integrity", "manifest"}, {"upstream", upstream}};
-            log_once("manifest " + upstream + " " + name + " " + digest.value_or(""),
-                     [&] { spdlog::warn("integrity: {}; blocked", v.reason); });
+            log_once("manifest " + upstream + " " + name + " " + digest.value_or(""), [&] {
+                spdlog::warn("integrity: {}; blocked", v.reason);
+                emit(json::object{{"event", "signature_failure"},
+                                  {"upstream", upstream},
+                                  {"item_kind", kind},
+                                  {"item", name},
+                                  {"severity", "critical"},
+                                  {"action", "block"},
+                                  {"detail", v.reason}});
+            });
             return v;
         }
     }
@@ -230,6 +245,15 @@ Verdict Guard::review_one(std::string_view kind, const std::string& upstream,
         log_once("pin " + upstream + " " + name + " " + pin->digest, [&] {
             spdlog::warn("integrity: {}; {}. What changed:\n{}", v.reason,
                          v.listed() ? "allowed (on_change: alert)" : "blocked", pin->diff);
+            emit(json::object{{"event", "rug_pull"},
+                              {"upstream", upstream},
+                              {"item_kind", kind},
+                              {"item", name},
+                              {"severity", "high"},
+                              {"action", v.listed() ? "alert" : "block"},
+                              {"pinned", pin->pinned},
+                              {"seen", pin->digest},
+                              {"detail", pin->diff}});
         });
         if (!v.listed()) {
             return v;
@@ -252,6 +276,16 @@ Verdict Guard::review_one(std::string_view kind, const std::string& upstream,
             [&] {
                 spdlog::warn("integrity: {}: {} ({}) at {}: {}", label, f.rule,
                              integrity::to_string(f.severity), f.pointer, f.excerpt);
+                const bool acts = f.severity >= threshold_ && v.clean();
+                emit(json::object{{"event", "finding"},
+                                  {"upstream", upstream},
+                                  {"item_kind", kind},
+                                  {"item", name},
+                                  {"rule", f.rule},
+                                  {"severity", integrity::to_string(f.severity)},
+                                  {"pointer", f.pointer},
+                                  {"action", acts ? to_string(config_.on_finding) : "logged"},
+                                  {"detail", f.excerpt}});
             });
     }
     if (top->severity < threshold_ || !v.clean()) {

@@ -7,6 +7,7 @@
 // identity.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -55,6 +56,10 @@ class Guard final {
 
     [[nodiscard]] const IntegrityConfig& config() const noexcept { return config_; }
 
+    // Called once for each new integrity event (a rug pull, a finding, a
+    // definition outside its publisher's manifest) with its audit record.
+    std::function<void(boost::json::object)> on_event;
+
   private:
     Guard(IntegrityConfig config, std::shared_ptr<const integrity::Scanner> scanner,
           integrity::PinStore pins, std::optional<integrity::Signer> signer);
@@ -64,6 +69,7 @@ class Guard final {
                                      const integrity::ScanContext& context);
     // Logs what is new only once (every tools/list would repeat it).
     void log_once(const std::string& key, const std::function<void()>& log);
+    void emit(boost::json::object record) const;
 
     IntegrityConfig config_;
     integrity::Severity threshold_ = integrity::Severity::high;

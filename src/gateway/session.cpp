@@ -61,6 +61,14 @@ GatewaySession::~GatewaySession() {
 
 void GatewaySession::on_closed(std::string_view reason) {
     spdlog::info("session {} ended: {}", log_id_, reason);
+    // Requests still in flight are recorded as never answered.
+    while (!traces_.empty()) {
+        const std::string key = traces_.begin()->first;
+        finish_trace(key, json::object{{"error", json::object{{"code", 0}}}});
+    }
+    if (shared_.recorder != nullptr) {
+        shared_.recorder->session_closed(downstream_.id());
+    }
     *alive_ = false;
     for (auto& [id, own] : own_requests_) {
         own.timer->cancel();
@@ -77,13 +85,92 @@ void GatewaySession::on_closed(std::string_view reason) {
     }
 }
 
+void GatewaySession::respond(StreamId stream, json::object message) {
+    if (!traces_.empty()) {
+        if (const auto* id = message.if_contains("id"); id != nullptr) {
+            finish_trace(mcp::id_text(*id), message);
+        }
+    }
+    downstream_.send(stream, std::move(message));
+}
+
 void GatewaySession::reply(StreamId stream, const json::value& id, json::value result) {
-    downstream_.send(stream, mcp::make_result(id, std::move(result)));
+    respond(stream, mcp::make_result(id, std::move(result)));
 }
 
 void GatewaySession::reply_error(StreamId stream, const json::value& id, int code,
                                  const std::string& message) {
-    downstream_.send(stream, mcp::make_error(id, code, message));
+    respond(stream, mcp::make_error(id, code, message));
+}
+
+void GatewaySession::begin_trace(const mcp::Message& m) {
+    if (shared_.recorder == nullptr) {
+        return;
+    }
+    Trace t;
+    t.start = std::chrono::steady_clock::now();
+    t.method = m.method;
+    t.target = m.name.empty() ? m.uri : m.name;
+    if (const auto* params = m.params(); params != nullptr) {
+        shared_.recorder->describe_arguments(t.arguments, params->if_contains("arguments"));
+    }
+    traces_.insert_or_assign(mcp::id_text(m.id), std::move(t));
+}
+
+void GatewaySession::mark(const json::value& id, std::string_view decision, std::string_view rule,
+                          std::string_view mode) {
+    const auto it = traces_.find(mcp::id_text(id));
+    if (it == traces_.end()) {
+        return;
+    }
+    it->second.decision = decision;
+    if (!rule.empty()) {
+        it->second.rule = rule;
+    }
+    if (!mode.empty()) {
+        it->second.mode = mode;
+    }
+}
+
+void GatewaySession::finish_trace(const std::string& key, const json::object& message) {
+    const auto it = traces_.find(key);
+    if (it == traces_.end()) {
+        return;
+    }
+    Trace t = std::move(it->second);
+    traces_.erase(it);
+    const auto elapsed = std::chrono::steady_clock::now() - t.start;
+    json::object record{
+        {"kind", "request"},
+        {"session", downstream_.id().substr(0, 16)},
+        {"request_id", key},
+        {"identity", caller_.peer_id.empty() ? json::value(nullptr) : json::value(caller_.peer_id)},
+        {"upstream", t.upstream},
+        {"method", t.method},
+        {"target", t.target},
+        {"decision", t.decision},
+        {"rule", t.rule.empty() ? json::value(nullptr) : json::value(t.rule)},
+        {"mode", t.mode},
+        {"latency_us", std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count()}};
+    if (!caller_.name.empty()) {
+        record["identity_name"] = caller_.name;
+    }
+    if (const auto* error = message.if_contains("error"); error != nullptr && error->is_object()) {
+        const auto* code = error->as_object().if_contains("code");
+        const bool never = code != nullptr && code->is_int64() && code->as_int64() == 0;
+        record["outcome"] = never ? "unanswered" : "error";
+        if (!never && code != nullptr) {
+            record["error_code"] = *code;
+        }
+    } else {
+        record["outcome"] = "ok";
+    }
+    for (auto& [k, v] : t.arguments) {
+        record[k] = std::move(v);
+    }
+    const bool refused = t.decision != "allow" && t.decision != "ask-approved";
+    shared_.recorder->request(std::move(record),
+                              RequestOutcome{t.method, t.upstream, t.decision, log_id_, refused});
 }
 
 void GatewaySession::on_message(mcp::Message message, StreamId stream) {
@@ -164,12 +251,13 @@ std::optional<std::size_t> GatewaySession::link_of(const UpstreamClient& client)
 
 void GatewaySession::handle_request(mcp::Message m, StreamId stream) {
     const std::string method = m.method;
-    if (method == mcp::method::initialize) {
-        initialize(std::move(m), stream);
-        return;
-    }
     if (method == mcp::method::ping) {
         reply(stream, m.id, json::object{});
+        return;
+    }
+    begin_trace(m);
+    if (method == mcp::method::initialize) {
+        initialize(std::move(m), stream);
         return;
     }
     if (in_flight_.size() >= shared_.services.config.limits.max_pending_requests) {
@@ -321,6 +409,11 @@ void GatewaySession::admit(mcp::Message m, StreamId stream, std::optional<std::s
                            Proceed proceed) {
     const auto policy = shared_.policy;
     const bool tool_call = m.method == mcp::method::tools_call;
+    if (link && *link < links_.size()) {
+        if (const auto t = traces_.find(mcp::id_text(m.id)); t != traces_.end()) {
+            t->second.upstream = links_[*link].config->name;
+        }
+    }
     // A tool's definition is reviewed (integrity) and its inputSchema learned
     // (policy) before its first call: a tool the session never listed is
     // fetched first. fetch_tools marks the link, so this runs once per link.
@@ -337,10 +430,10 @@ void GatewaySession::admit(mcp::Message m, StreamId stream, std::optional<std::s
         const auto b = blocked_.find(std::string(tool_call ? "tool:" : "prompt:") + m.name);
         if (b != blocked_.end()) {
             spdlog::info("session {}: {} refused: {}", log_id_, m.name, b->second.reason);
-            downstream_.send(
-                stream,
-                mcp::make_error(m.id, mcp::code::tool_blocked,
-                                "Blocked by tool integrity: " + b->second.reason, b->second.data));
+            mark(m.id, "blocked");
+            respond(stream, mcp::make_error(m.id, mcp::code::tool_blocked,
+                                            "Blocked by tool integrity: " + b->second.reason,
+                                            b->second.data));
             return;
         }
     }
@@ -369,6 +462,7 @@ void GatewaySession::decide(mcp::Message m, StreamId stream, std::optional<std::
         if (std::string why = schemas_.check(m.name, *arguments); !why.empty()) {
             spdlog::info("session {}: {} refused: arguments do not match its inputSchema: {}",
                          log_id_, m.name, why);
+            mark(m.id, "invalid");
             reply_error(stream, m.id, mcp::code::invalid_params,
                         "Invalid arguments for " + m.name + ": " + why);
             return;
@@ -425,6 +519,15 @@ void GatewaySession::decide(mcp::Message m, StreamId stream, std::optional<std::
     request.findings = &assessment.findings;
     request.anomaly_score = assessment.score;
     policy::Decision decision = policy::evaluate(*policy, request, &shared_.limiter, now);
+    if (shared_.recorder != nullptr) {
+        for (const auto& [rule, effect] : decision.shadowed) {
+            shared_.recorder->rule_hit(rule, policy::to_string(effect), "shadow");
+        }
+        if (!decision.rule.empty()) {
+            shared_.recorder->rule_hit(decision.rule, policy::to_string(decision.effect),
+                                       policy::to_string(decision.mode));
+        }
+    }
     for (const auto& [rule, effect] : decision.shadowed) {
         spdlog::info("session {}: shadow rule {} would {} {} {}", log_id_, rule,
                      policy::to_string(effect), m.method, m.name.empty() ? m.uri : m.name);
@@ -434,9 +537,11 @@ void GatewaySession::decide(mcp::Message m, StreamId stream, std::optional<std::
             spdlog::info("session {}: shadow: would {} {} {}: {}", log_id_,
                          policy::to_string(decision.effect), m.method, m.name, decision.reason);
         }
+        mark(m.id, "allow", decision.rule, "shadow");
         proceed(std::move(m));
         return;
     }
+    mark(m.id, policy::to_string(decision.effect), decision.rule);
     switch (decision.effect) {
         case policy::Effect::allow:
             spdlog::debug("session {}: {} {} allowed ({})", log_id_, m.method, m.name,
@@ -453,7 +558,8 @@ void GatewaySession::decide(mcp::Message m, StreamId stream, std::optional<std::
 }
 
 void GatewaySession::deny(const mcp::Message& m, StreamId stream, const policy::Decision& decision,
-                          const policy::Policy& policy) {
+                          const policy::Policy& policy, std::string_view label) {
+    mark(m.id, label);
     spdlog::info("session {}: {} {} denied by {}: {}", log_id_, m.method,
                  m.name.empty() ? m.uri : m.name,
                  decision.rule.empty() ? "the default" : "rule " + decision.rule, decision.reason);
@@ -463,9 +569,8 @@ void GatewaySession::deny(const mcp::Message& m, StreamId stream, const policy::
         {"decision", policy::to_string(decision.effect)},
         {"mode", policy::to_string(decision.mode)},
         {"policy", policy.fingerprint}};
-    downstream_.send(
-        stream, mcp::make_error(m.id, policy::k_denied_code, "Denied by policy: " + decision.reason,
-                                std::move(data)));
+    respond(stream, mcp::make_error(m.id, policy::k_denied_code,
+                                    "Denied by policy: " + decision.reason, std::move(data)));
 }
 
 void GatewaySession::ask_person(mcp::Message m, StreamId stream, const policy::Decision& decision,
@@ -480,7 +585,7 @@ void GatewaySession::ask_person(mcp::Message m, StreamId stream, const policy::D
         refused.effect = policy::Effect::deny;
         refused.reason =
             decision.reason + "; the client cannot ask a person (no elicitation capability)";
-        deny(m, stream, refused, *policy);
+        deny(m, stream, refused, *policy, "ask-denied");
         return;
     }
     std::string what = m.method;
@@ -536,12 +641,13 @@ void GatewaySession::ask_person(mcp::Message m, StreamId stream, const policy::D
         if (approved) {
             spdlog::info("session {}: {} {} approved by a person (rule {})", log_id_,
                          pending->method, pending->name, decision.rule);
+            mark(pending->id, "ask-approved");
             proceed(std::move(*pending));
             return;
         }
         outcome.effect = policy::Effect::deny;
         outcome.reason = decision.reason + "; not approved (" + how + ")";
-        deny(*pending, stream, outcome, *policy);
+        deny(*pending, stream, outcome, *policy, "ask-denied");
     };
     const auto timeout = shared_.services.config.timeouts.upstream_request;
     own.timer->expires_after(timeout);
@@ -653,12 +759,17 @@ void GatewaySession::forward(std::size_t link, mcp::Message m, StreamId stream,
     spdlog::debug("session {}: {} {} -> {}", log_id_, m.method, m.name.empty() ? m.uri : m.name,
                   links_[link].config->name);
     json::value id = m.id;
-    auto on_reply = [this, alive = alive_, key, id, stream, on_success = std::move(on_success)](
+    auto on_reply = [this, alive = alive_, key, id, stream, link, method = m.method,
+                     sent = std::chrono::steady_clock::now(), on_success = std::move(on_success)](
                         tl::expected<mcp::Message, UpstreamClient::Failure> outcome) {
         if (!*alive) {
             return;
         }
         in_flight_.erase(key);
+        if (shared_.recorder != nullptr) {
+            shared_.recorder->upstream_latency(links_[link].config->name, method,
+                                               std::chrono::steady_clock::now() - sent);
+        }
         if (!outcome) {
             reply_error(stream, id, outcome.error().code, outcome.error().message);
             return;
@@ -667,7 +778,7 @@ void GatewaySession::forward(std::size_t link, mcp::Message m, StreamId stream,
             on_success(*outcome);
         }
         outcome->body["id"] = id;
-        downstream_.send(stream, std::move(outcome->body));
+        respond(stream, std::move(outcome->body));
     };
     auto on_progress = [this, alive = alive_, stream](mcp::Message progress) {
         if (*alive) {

@@ -23,6 +23,7 @@
 #include "pqmcp/policy/policy.hpp"
 #include "pqmcp/policy/schema.hpp"
 #include "pqmcp/transport/http_server.hpp"
+#include "recorder.hpp"
 #include "upstream.hpp"
 
 namespace pqmcp::gateway {
@@ -39,7 +40,8 @@ struct SharedState {
     policy::Limiter limiter;
     policy::Behaviour behaviour;
     std::function<std::chrono::steady_clock::time_point()> clock;
-    Guard* guard = nullptr;  // tool integrity; null when turned off
+    Guard* guard = nullptr;        // tool integrity; null when turned off
+    Recorder* recorder = nullptr;  // audit, metrics, dashboard; null in bare tests
 };
 
 class GatewaySession final : public transport::SessionHandler, public Subscriber {
@@ -93,7 +95,7 @@ class GatewaySession final : public transport::SessionHandler, public Subscriber
     // Learns the tool definitions of `link` (tools/list) for schema checks.
     void fetch_tools(std::size_t link, std::function<void()> then);
     void deny(const mcp::Message& m, transport::StreamId stream, const policy::Decision& decision,
-              const policy::Policy& policy);
+              const policy::Policy& policy, std::string_view label = "deny");
     void handle_notification(mcp::Message m);
     void handle_response(mcp::Message m);
     void initialize(mcp::Message m, transport::StreamId stream);
@@ -110,6 +112,9 @@ class GatewaySession final : public transport::SessionHandler, public Subscriber
     [[nodiscard]] std::optional<std::size_t> link_of(const UpstreamClient& client) const;
     [[nodiscard]] bool usable(std::size_t link) const;
 
+    // Every response to the client goes through respond(): it finishes the
+    // request's trace (audit record, metrics, dashboard).
+    void respond(transport::StreamId stream, boost::json::object message);
     void reply(transport::StreamId stream, const boost::json::value& id, boost::json::value result);
     void reply_error(transport::StreamId stream, const boost::json::value& id, int code,
                      const std::string& message);
@@ -142,6 +147,24 @@ class GatewaySession final : public transport::SessionHandler, public Subscriber
     };
     std::map<std::int64_t, OwnRequest> own_requests_;
     std::map<std::string, std::chrono::steady_clock::time_point> finding_logged_;  // by kind
+
+    // What the gateway did with each request in flight, for its audit record.
+    struct Trace {
+        std::chrono::steady_clock::time_point start;
+        std::string method;
+        std::string target;  // tool or prompt name, or resource URI
+        std::string upstream;
+        std::string decision = "allow";
+        std::string rule;
+        std::string mode = "enforce";
+        boost::json::object arguments;  // args_sha256 / args, per configuration
+    };
+    std::map<std::string, Trace> traces_;  // by the client's request id (JSON text)
+    void begin_trace(const mcp::Message& m);
+    // Sets the decision of the request with this id (if traced).
+    void mark(const boost::json::value& id, std::string_view decision, std::string_view rule = {},
+              std::string_view mode = {});
+    void finish_trace(const std::string& key, const boost::json::object& message);
 };
 
 }  // namespace pqmcp::gateway

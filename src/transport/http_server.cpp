@@ -577,10 +577,15 @@ Outcome handle(HttpServer::Impl& server, const Request& req, const PeerInfo& pee
     }
     if (path != server.options.path) {
         if (req.method() == http::verb::get && server.options.get_page) {
-            if (auto page = server.options.get_page(target, peer)) {
+            const HttpServerOptions::PageRequest page_request{target, header(req, "Authorization"),
+                                                              peer};
+            if (auto page = server.options.get_page(page_request)) {
                 Outcome out;
                 out.response = make_response(req, static_cast<http::status>(page->status),
                                              page->content_type, std::move(page->body));
+                for (const auto& [name, value] : page->headers) {
+                    out.response.set(name, value);
+                }
                 return out;
             }
         }
@@ -881,6 +886,7 @@ asio::awaitable<void> HttpServer::Impl::serve(tcp::socket socket) {
     const ConnectionGuard guard(*this, beast::get_lowest_layer(stream));
     const auto& t = options.timeouts;
 
+    const auto accepted = Clock::now();
     beast::get_lowest_layer(stream).expires_after(t.handshake);
     auto [hec] = co_await stream.async_handshake(asio::ssl::stream_base::server, use);
     if (hec) {
@@ -889,17 +895,25 @@ asio::awaitable<void> HttpServer::Impl::serve(tcp::socket socket) {
                 hec == beast::error::timeout
                     ? "no handshake within " + std::to_string(t.handshake.count()) + " ms"
                     : hec.message();
-            if (const std::string reason = tls::verification_failure(stream.native_handle());
-                !reason.empty()) {
+            const std::string reason = tls::verification_failure(stream.native_handle());
+            if (!reason.empty()) {
                 detail = reason;
             }
-            options.on_handshake(peer.remote, fail(Errc::connect_failed, detail));
+            const bool closed =
+                reason.empty() && (hec == asio::ssl::error::stream_truncated ||
+                                   hec == asio::error::eof || hec == asio::error::connection_reset);
+            if (closed) {
+                detail = "the client closed the connection during the handshake";
+            }
+            options.on_handshake(peer.remote,
+                                 fail(closed ? Errc::closed : Errc::connect_failed, detail),
+                                 Clock::now() - accepted);
         }
         co_return;
     }
     peer.handshake = tls::handshake_info(stream.native_handle());
     if (options.on_handshake) {
-        options.on_handshake(peer.remote, peer.handshake);
+        options.on_handshake(peer.remote, peer.handshake, Clock::now() - accepted);
     }
 
     beast::flat_buffer buffer;

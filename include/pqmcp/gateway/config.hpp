@@ -76,6 +76,33 @@ struct IntegrityConfig {
     bool sign_lists = true;  // sign tools/list, prompts/list, resources/templates/list
 };
 
+// The audit trail (docs/observability.md).
+enum class AuditArguments {
+    digest,    // SHA-256 of the arguments' canonical JSON (RFC 8785)
+    redacted,  // the arguments, with the `redact` JSON Pointers replaced
+    none,      // nothing about the arguments
+};
+
+struct AuditConfig {
+    bool enabled = true;
+    std::filesystem::path path;  // SQLite database; default <identity>/audit.db
+    AuditArguments arguments = AuditArguments::digest;
+    std::vector<std::string> redact;                // JSON Pointers (arguments: redacted)
+    std::chrono::milliseconds flush_interval{100};  // what a crash can lose
+    std::size_t checkpoint_records = 1'000;
+    std::chrono::milliseconds checkpoint_interval{10'000};
+    std::size_t queue = 65'536;
+    bool sync_full = false;  // PRAGMA synchronous=FULL: committed records survive power loss
+};
+
+// Metrics, logs and the dashboard (docs/observability.md).
+struct ObserveConfig {
+    std::string metrics;              // HOST:PORT of the Prometheus listener; "" for none
+    std::string log_format = "text";  // text or json
+    std::string dashboard = "token";  // off, open, token, identity
+    std::string dashboard_token;      // with token: empty makes one at start
+};
+
 struct Timeouts {
     transport::HttpServerTimeouts http{};
     // An upstream request with no response (and no progress) for this long fails.
@@ -113,6 +140,8 @@ struct GatewayConfig {
     std::string policy_inline;          // YAML text of an inline policy: section
     std::filesystem::path config_file;  // where this configuration was read from
     IntegrityConfig integrity{};
+    AuditConfig audit{};
+    ObserveConfig observe{};
     Timeouts timeouts{};
     Limits limits{};
 
@@ -129,6 +158,9 @@ struct GatewayConfig {
 // "--upstream NAME=stdio:COMMAND ARGS...", "--upstream NAME=https://..." and
 // "NAME=http://...". Arguments are split on spaces; single and double quotes group.
 [[nodiscard]] Result<UpstreamConfig> parse_upstream_flag(std::string_view text);
+
+// "digest", "redacted", "none".
+[[nodiscard]] std::optional<AuditArguments> parse_audit_arguments(std::string_view text) noexcept;
 
 // "30s", "500ms", "10m", "2h", or a plain number of seconds.
 [[nodiscard]] Result<std::chrono::milliseconds> parse_duration(std::string_view text);

@@ -20,7 +20,10 @@ struct GatewayInfo {
     bool identity_created = false;  // a new identity was made at start
     std::string profile;
     std::vector<std::string> upstreams;
-    std::string policy;  // "gw.yaml (3f2a..., 5 rules)" or "" without one
+    std::string policy;         // "gw.yaml (3f2a..., 5 rules)" or "" without one
+    std::string audit;          // the audit database, "" when turned off
+    std::string dashboard_url;  // with its token when it needs one; "" when off
+    std::string metrics_url;    // "" without --metrics
 };
 
 struct GatewayStats {

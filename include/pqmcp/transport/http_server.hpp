@@ -119,16 +119,27 @@ struct HttpServerOptions {
     // handler (it then receives the initialize message). An error refuses the
     // session: the client gets a JSON-RPC error with its code.
     std::function<Result<std::unique_ptr<SessionHandler>>(ServerSession&)> open_session;
-    // Every handshake attempt, successful or not (logs, audit, metrics).
-    std::function<void(const std::string& remote, const Result<tls::HandshakeInfo>&)> on_handshake;
-    // Extra routes on the same listener (the dashboard, later): return a
-    // response (status, content type, body) for a GET of `target`, or nullopt.
+    // Every handshake attempt, successful or not (logs, audit, metrics), with
+    // the time from accept to its end. A client that closed the connection
+    // before finishing the handshake (a browser's spare connection) fails
+    // with Errc::closed; every other failure with Errc::connect_failed.
+    std::function<void(const std::string& remote, const Result<tls::HandshakeInfo>&,
+                       std::chrono::nanoseconds elapsed)>
+        on_handshake;
+    // Extra routes on the same listener (the dashboard): return a response
+    // for a GET of `target`, or nullopt (404).
     struct Page {
         unsigned status = 200;
         std::string content_type;
         std::string body;
+        std::vector<std::pair<std::string, std::string>> headers;  // extra response headers
     };
-    std::function<std::optional<Page>(std::string_view target, const PeerInfo&)> get_page;
+    struct PageRequest {
+        std::string_view target;         // path and query
+        std::string_view authorization;  // the Authorization header ("" if none)
+        const PeerInfo& peer;
+    };
+    std::function<std::optional<Page>(const PageRequest&)> get_page;
 };
 
 struct HttpServerStats {

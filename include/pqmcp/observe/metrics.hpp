@@ -1,0 +1,101 @@
+// Metrics in the Prometheus text exposition format (version 0.0.4): counters
+// and histograms with labels, and gauges read when scraped. Not thread-safe:
+// the gateway updates and exposes them on its own thread; a gauge's reader
+// may look at other threads' atomics.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pqmcp::observe {
+
+using Labels = std::vector<std::string>;  // values, in the family's label order
+
+class Counter final {
+  public:
+    Counter(std::string name, std::string help, std::vector<std::string> label_names);
+    // Adds `by` to the series with these label values (created at 0).
+    void inc(const Labels& values, double by = 1.0);
+    // Creates the series (at 0) so that it is exposed before its first event.
+    void touch(const Labels& values);
+    [[nodiscard]] double value(const Labels& values) const;
+    void expose(std::string& out) const;
+
+  private:
+    std::string name_;
+    std::string help_;
+    std::vector<std::string> label_names_;
+    std::map<Labels, double> series_;
+};
+
+class Histogram final {
+  public:
+    // `bounds`: upper bounds of the buckets, ascending (+Inf is implied).
+    Histogram(std::string name, std::string help, std::vector<std::string> label_names,
+              std::vector<double> bounds);
+    void observe(const Labels& values, double sample);
+    [[nodiscard]] std::uint64_t count(const Labels& values) const;
+    void expose(std::string& out) const;
+
+  private:
+    struct Series {
+        std::vector<std::uint64_t> buckets;  // per bound, not cumulative
+        std::uint64_t count = 0;
+        double sum = 0;
+    };
+    std::string name_;
+    std::string help_;
+    std::vector<std::string> label_names_;
+    std::vector<double> bounds_;
+    std::map<Labels, Series> series_;
+};
+
+// A value read when scraped: a gauge, or a counter kept elsewhere (an atomic
+// of another thread).
+class Gauge final {
+  public:
+    Gauge(std::string name, std::string help, std::function<double()> read,
+          std::string_view type = "gauge");
+    void expose(std::string& out) const;
+
+  private:
+    std::string name_;
+    std::string help_;
+    std::function<double()> read_;
+    std::string type_;
+};
+
+class Registry final {
+  public:
+    // Families are exposed in the order they were made. Names must follow
+    // Prometheus conventions (checked: [a-zA-Z_:][a-zA-Z0-9_:]*).
+    Counter& counter(std::string name, std::string help, std::vector<std::string> label_names = {});
+    Histogram& histogram(std::string name, std::string help, std::vector<std::string> label_names,
+                         std::vector<double> bounds);
+    void gauge(std::string name, std::string help, std::function<double()> read);
+    void counter_fn(std::string name, std::string help, std::function<double()> read);
+    // The whole exposition, "# HELP" and "# TYPE" lines included.
+    [[nodiscard]] std::string expose() const;
+
+  private:
+    struct Family {
+        std::unique_ptr<Counter> counter;
+        std::unique_ptr<Histogram> histogram;
+        std::unique_ptr<Gauge> gauge;
+    };
+    std::vector<Family> families_;
+};
+
+// Latency buckets in seconds from 50 µs to 10 s.
+[[nodiscard]] std::vector<double> latency_buckets();
+
+// A label value escaped for the exposition format (\\, \" and \n).
+[[nodiscard]] std::string escape_label(std::string_view value);
+
+}  // namespace pqmcp::observe

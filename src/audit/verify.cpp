@@ -1,0 +1,574 @@
+// verify(): recompute every record's hash, follow the chain, and check the
+// signed checkpoints against it. One tampering should read as one problem at
+// the record it concerns, so each broken link is explained once, by the
+// simplest change that produces it (see README.md, "Verification").
+#include <openssl/x509.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <optional>
+#include <unordered_map>
+
+#include <fmt/format.h>
+#include <boost/json.hpp>
+
+#include "pqmcp/audit/audit.hpp"
+#include "pqmcp/core/bytes.hpp"
+#include "pqmcp/crypto/signature.hpp"
+#include "pqmcp/identity/identity.hpp"
+#include "store.hpp"
+
+namespace pqmcp::audit {
+
+namespace json = boost::json;
+
+namespace {
+
+using Digest = std::array<std::uint8_t, 32>;
+
+struct DigestHash {
+    std::size_t operator()(const Digest& d) const noexcept {
+        std::size_t h = 0;
+        std::memcpy(&h, d.data(), sizeof h);
+        return h;
+    }
+};
+
+struct Row {
+    std::int64_t seq = 0;
+    std::int64_t body_seq = -1;  // the body's own "seq" (covered by its hash); -1: none
+    Digest prev{};
+    Digest hash{};
+    bool prev_ok = false;  // prev / hash are 64 hex digits
+    bool hash_ok = false;
+    bool valid = false;  // the stored hash is the hash of the stored prev and body
+};
+
+struct CheckpointRow {
+    std::int64_t seq = 0;
+    std::string hash;
+    std::string ts;
+    std::string signer;
+    std::string alg;
+    std::string pub;
+    std::string sig;
+};
+
+std::optional<Digest> parse_digest(std::string_view hex) {
+    if (hex.size() != 64) {
+        return std::nullopt;
+    }
+    const auto bytes = from_hex(hex);
+    if (!bytes || bytes->size() != 32) {
+        return std::nullopt;
+    }
+    Digest d{};
+    std::copy(bytes->begin(), bytes->end(), d.begin());
+    return d;
+}
+
+// The body's "seq": the writer puts it first, so the prefix usually says;
+// otherwise the body is parsed.
+std::int64_t body_seq_of(std::string_view body) {
+    constexpr std::string_view k_prefix = R"({"seq":)";
+    if (body.substr(0, k_prefix.size()) == k_prefix) {
+        std::int64_t v = 0;
+        std::size_t i = k_prefix.size();
+        std::size_t digits = 0;
+        while (i < body.size() && body[i] >= '0' && body[i] <= '9' && digits < 18) {
+            v = v * 10 + (body[i] - '0');
+            ++i;
+            ++digits;
+        }
+        if (digits > 0 && i < body.size() && (body[i] == ',' || body[i] == '}')) {
+            return v;
+        }
+    }
+    boost::system::error_code ec;
+    const json::value v = json::parse(body, ec);
+    if (ec || !v.is_object()) {
+        return -1;
+    }
+    const auto* s = v.get_object().if_contains("seq");
+    if (s == nullptr || !s->is_int64()) {
+        return -1;
+    }
+    return s->get_int64();
+}
+
+// Characters checkpoint_message() may embed without escaping.
+bool plain_time(std::string_view ts) {
+    return !ts.empty() && ts.size() <= 40 && std::all_of(ts.begin(), ts.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+               c == ':' || c == '.' || c == '-' || c == '+';
+    });
+}
+
+std::string normalise_peer(std::string_view text) {
+    auto id = identity::PeerId::parse(text);
+    return id ? id->str() : std::string(text);
+}
+
+// Why a checkpoint's signature does not hold, or nullopt when it does.
+std::optional<std::string> check_signature(const CheckpointRow& cp) {
+    if (!parse_digest(cp.hash)) {
+        return "its hash is not 64 hex digits";
+    }
+    if (!plain_time(cp.ts)) {
+        return "its time is not an RFC 3339 time";
+    }
+    const auto pub = from_hex(cp.pub);
+    const auto sig = from_hex(cp.sig);
+    if (!pub || pub->empty() || !sig || sig->empty()) {
+        return "its pub or sig is not hex";
+    }
+    const unsigned char* p = pub->data();
+    crypto::PkeyPtr key(d2i_PUBKEY(nullptr, &p, static_cast<long>(pub->size())));
+    if (!key || p != pub->data() + pub->size()) {
+        return "its pub is not a SubjectPublicKeyInfo";
+    }
+    const auto alg = crypto::signature_algorithm_of(key.get());
+    if (!alg || crypto::openssl_name(*alg) != cp.alg) {
+        return fmt::format("its alg {} is not that of its key", cp.alg);
+    }
+    auto of_key = identity::PeerId::of_key(key.get());
+    auto signer = identity::PeerId::parse(cp.signer);
+    if (!of_key || !signer || *of_key != *signer) {
+        return fmt::format("its key is not that of the signer {} (the key's peer id is {})",
+                           cp.signer, of_key ? of_key->str() : std::string("unknown"));
+    }
+    const std::string message = detail::checkpoint_message(cp.hash, cp.seq, cp.ts);
+    const ByteView context =
+        crypto::is_ml_dsa(*alg) ? as_bytes(detail::k_checkpoint_context) : ByteView{};
+    if (!crypto::verify(key.get(), as_bytes(message), *sig, context)) {
+        return fmt::format(
+            "the {} signature over (#{}, {}, {}) does not verify: the checkpoint was changed",
+            cp.alg, cp.seq, cp.hash.substr(0, 16), cp.ts);
+    }
+    return std::nullopt;
+}
+
+class Analysis final {
+  public:
+    Analysis(const std::vector<Row>& rows, std::vector<Problem>& out) : rows_(rows), out_(out) {}
+
+    void chain() {
+        const std::size_t n = rows_.size();
+        std::vector<char> explained(n, 0);
+        std::vector<std::size_t> reorder;  // links that point at another present record
+        for (std::size_t i = 0; i < n; ++i) {
+            const Row& r = rows_[i];
+            if (!r.valid) {
+                add(r.seq, "modified",
+                    fmt::format("#{}'s hash does not match its content: the record was changed "
+                                "after it was written",
+                                r.seq));
+            }
+            if (explained[i] != 0) {
+                continue;
+            }
+            if (i == 0) {
+                first(r, reorder);
+                continue;
+            }
+            const Row& p = rows_[i - 1];
+            const bool gap = r.seq > p.seq + 1;
+            if (links(r, p)) {
+                if (gap) {
+                    add(r.seq, "broken_link",
+                        fmt::format("#{} follows #{} in the chain but the numbers jump: records "
+                                    "were renumbered",
+                                    r.seq, p.seq));
+                }
+                continue;
+            }
+            if (gap) {
+                add(p.seq + 1, "deleted",
+                    r.seq == p.seq + 2
+                        ? fmt::format("#{} is missing (#{} is followed by #{})", p.seq + 1, p.seq,
+                                      r.seq)
+                        : fmt::format("#{}..#{} are missing (#{} is followed by #{})", p.seq + 1,
+                                      r.seq - 1, p.seq, r.seq));
+                continue;
+            }
+            const auto pred = predecessor(r);
+            // A changed record (its stored hash too, perhaps) explains the
+            // links into and out of it.
+            if (!r.valid || (!p.valid && !pred)) {
+                continue;
+            }
+            if (r.hash_ok && p.hash_ok && r.hash == p.hash) {
+                add(r.seq, "inserted", fmt::format("#{} is a copy of #{}", r.seq, p.seq));
+                continue;
+            }
+            if (r.prev_ok && p.prev_ok && r.prev == p.prev) {
+                inserted(i, explained);
+                continue;
+            }
+            if (pred) {
+                reorder.push_back(i);
+                continue;
+            }
+            if (r.body_seq > r.seq) {
+                const std::int64_t missing = r.body_seq - r.seq;
+                add(r.seq, "deleted",
+                    fmt::format("#{} was written as #{} and its predecessor is not in the "
+                                "database: {} record{} before it {} deleted and the rest "
+                                "renumbered",
+                                r.seq, r.body_seq, missing, missing == 1 ? "" : "s",
+                                missing == 1 ? "was" : "were"));
+                continue;
+            }
+            if (i + 1 == n) {
+                add(r.seq, "inserted",
+                    fmt::format("#{} has a valid hash but does not continue the chain from #{}: "
+                                "it was appended by someone else",
+                                r.seq, p.seq));
+                continue;
+            }
+            add(r.seq, "broken_link",
+                fmt::format("#{} names a predecessor that is neither #{} nor any other record: "
+                            "#{} was rewritten with a new hash, or #{}'s link was changed",
+                            r.seq, p.seq, p.seq, r.seq));
+        }
+        if (!reorder.empty()) {
+            reordered(reorder);
+        }
+    }
+
+    void checkpoints(const std::vector<CheckpointRow>& cps, const VerifyOptions& options,
+                     VerifyReport& report) {
+        std::vector<std::string> trusted;
+        trusted.reserve(options.signers.size());
+        for (const auto& s : options.signers) {
+            trusted.push_back(normalise_peer(s));
+        }
+        std::string previous_signer;
+        for (const auto& cp : cps) {
+            ++report.checkpoints;
+            bool good = true;
+            if (auto why = check_signature(cp)) {
+                add(cp.seq, "checkpoint_signature",
+                    fmt::format("checkpoint #{}: {}", cp.seq, *why));
+                good = false;
+            } else {
+                const std::string signer = normalise_peer(cp.signer);
+                if (std::find(report.signer_ids.begin(), report.signer_ids.end(), signer) ==
+                    report.signer_ids.end()) {
+                    report.signer_ids.push_back(signer);
+                }
+                if (!trusted.empty()) {
+                    if (std::find(trusted.begin(), trusted.end(), signer) == trusted.end()) {
+                        add(cp.seq, "unexpected_signer",
+                            fmt::format("checkpoint #{} is signed by {}, not by a trusted signer",
+                                        cp.seq, signer));
+                        good = false;
+                    }
+                } else if (!previous_signer.empty() && signer != previous_signer) {
+                    add(cp.seq, "signer_changed",
+                        fmt::format("checkpoint #{} is signed by {}, the one before by {} (name "
+                                    "both with --signer if both are trusted)",
+                                    cp.seq, signer, previous_signer));
+                }
+                previous_signer = signer;
+            }
+            const Row* r = row_at(cp.seq);
+            const auto signed_hash = parse_digest(cp.hash);
+            const Row* moved = signed_hash ? with_hash(*signed_hash) : nullptr;
+            const std::string where =
+                moved != nullptr && moved->seq != cp.seq
+                    ? fmt::format(" (the signed record is now #{}: records were renumbered)",
+                                  moved->seq)
+                    : std::string{};
+            if (r == nullptr) {
+                add(cp.seq, "checkpoint_missing_record",
+                    fmt::format("checkpoint #{} signs a record that is not in the database{}",
+                                cp.seq, where));
+                good = false;
+            } else if (!signed_hash || !r->hash_ok || r->hash != *signed_hash) {
+                add(cp.seq, "checkpoint_mismatch",
+                    fmt::format("#{} is not the record checkpoint #{} signed: records up to #{} "
+                                "were rewritten after signing{}",
+                                cp.seq, cp.seq, cp.seq, where));
+                good = false;
+            }
+            if (good) {
+                report.last_checkpoint_seq = std::max(report.last_checkpoint_seq, cp.seq);
+            }
+        }
+    }
+
+  private:
+    void add(std::int64_t seq, std::string_view kind, std::string detail) {
+        out_.push_back(Problem{seq, std::string(kind), std::move(detail)});
+    }
+
+    static bool links(const Row& r, const Row& p) {
+        return r.prev_ok && p.hash_ok && r.prev == p.hash;
+    }
+
+    const Row* with_hash(const Digest& d) {
+        if (!indexed_) {
+            indexed_ = true;
+            by_hash_.reserve(rows_.size());
+            for (const auto& r : rows_) {
+                if (r.hash_ok) {
+                    by_hash_.emplace(r.hash, &r);
+                }
+            }
+        }
+        const auto it = by_hash_.find(d);
+        return it == by_hash_.end() ? nullptr : it->second;
+    }
+
+    // The present record a row's prev names, if any.
+    const Row* predecessor(const Row& r) { return r.prev_ok ? with_hash(r.prev) : nullptr; }
+
+    const Row* row_at(std::int64_t seq) const {
+        const auto it = std::lower_bound(rows_.begin(), rows_.end(), seq,
+                                         [](const Row& r, std::int64_t s) { return r.seq < s; });
+        return it != rows_.end() && it->seq == seq ? &*it : nullptr;
+    }
+
+    void first(const Row& r, std::vector<std::size_t>& reorder) {
+        const Digest genesis{};
+        if (r.prev_ok && r.prev == genesis) {
+            if (r.seq != 1) {
+                add(r.seq, "broken_link",
+                    fmt::format("#{} starts the chain but is not #1: records were renumbered",
+                                r.seq));
+            }
+            return;
+        }
+        if (!r.valid) {
+            return;
+        }
+        if (predecessor(r) != nullptr) {
+            reorder.push_back(0);
+            return;
+        }
+        if (r.seq > 1) {
+            add(1, "deleted",
+                fmt::format("#1..#{} are missing: the trail starts at #{}", r.seq - 1, r.seq));
+        } else {
+            add(r.seq, "deleted",
+                fmt::format("#1 was written as #{} and its predecessor is not in the database: "
+                            "records before it were deleted and the rest renumbered",
+                            r.body_seq));
+        }
+    }
+
+    // rows i-1 and i name the same predecessor: one of them was inserted.
+    // The genuine one is the one the next record follows; at the end, the
+    // later one, unless its own seq says an insertion pushed it up.
+    void inserted(std::size_t i, std::vector<char>& explained) {
+        const Row& r = rows_[i];
+        const Row& p = rows_[i - 1];
+        const bool has_next = i + 1 < rows_.size();
+        const bool next_follows_r = has_next && links(rows_[i + 1], r);
+        const bool next_follows_p = has_next && links(rows_[i + 1], p);
+        const Row* forged = &p;
+        const Row* genuine = &r;
+        if (next_follows_p && !next_follows_r) {
+            forged = &r;
+            genuine = &p;
+            explained[i + 1] = 1;
+        } else if (!has_next && !(r.body_seq >= 0 && r.body_seq < r.seq)) {
+            forged = &r;
+            genuine = &p;
+        }
+        add(forged->seq, "inserted",
+            fmt::format("#{} was not written by the chain's writer: it and #{} both follow the "
+                        "same predecessor, and the chain continues through #{}",
+                        forged->seq, genuine->seq, genuine->seq));
+    }
+
+    // Links that point at a present record other than the one before: the
+    // records that moved are those outside the longest run of rows whose
+    // written seq (in their hashed bodies) keeps increasing.
+    void reordered(const std::vector<std::size_t>& candidates) {
+        std::vector<std::size_t> part;  // rows taking part: valid, with a body seq
+        for (std::size_t i = 0; i < rows_.size(); ++i) {
+            if (rows_[i].valid && rows_[i].body_seq >= 0) {
+                part.push_back(i);
+            }
+        }
+        // Longest non-decreasing subsequence of body_seq over `part`.
+        std::vector<std::size_t> tails;  // indexes into part
+        std::vector<std::ptrdiff_t> parent(part.size(), -1);
+        for (std::size_t k = 0; k < part.size(); ++k) {
+            const std::int64_t v = rows_[part[k]].body_seq;
+            const auto it = std::upper_bound(tails.begin(), tails.end(), v,
+                                             [this, &part](std::int64_t x, std::size_t t) {
+                                                 return x < rows_[part[t]].body_seq;
+                                             });
+            if (it != tails.begin()) {
+                parent[k] = static_cast<std::ptrdiff_t>(*(it - 1));
+            }
+            if (it == tails.end()) {
+                tails.push_back(k);
+            } else {
+                *it = k;
+            }
+        }
+        std::vector<char> in_order(rows_.size(), 0);
+        for (auto k = tails.empty() ? std::ptrdiff_t{-1}
+                                    : static_cast<std::ptrdiff_t>(tails.back());
+             k >= 0; k = parent[static_cast<std::size_t>(k)]) {
+            in_order[part[static_cast<std::size_t>(k)]] = 1;
+        }
+        bool any = false;
+        for (const std::size_t i : candidates) {
+            const Row& r = rows_[i];
+            if (in_order[i] != 0 || r.body_seq < 0 || !r.valid) {
+                continue;
+            }
+            any = true;
+            const Row* pred = predecessor(r);
+            add(r.seq, "reordered",
+                fmt::format("#{} was written as #{}{}: records were moved", r.seq, r.body_seq,
+                            pred != nullptr
+                                ? fmt::format(" and follows #{} in the chain", pred->seq)
+                                : std::string{}));
+        }
+        if (any) {
+            return;
+        }
+        for (const std::size_t i : candidates) {
+            const Row& r = rows_[i];
+            const Row* pred = predecessor(r);
+            add(r.seq, "reordered",
+                fmt::format("#{} follows #{} in the chain, not #{}", r.seq,
+                            pred != nullptr ? pred->seq : 0, i > 0 ? rows_[i - 1].seq : 0));
+        }
+    }
+
+    const std::vector<Row>& rows_;
+    std::vector<Problem>& out_;
+    bool indexed_ = false;
+    std::unordered_map<Digest, const Row*, DigestHash> by_hash_;
+};
+
+Result<std::vector<Row>> load_records(sqlite3* db) {
+    auto s = detail::prepare(db, "SELECT seq, body, prev, hash FROM records ORDER BY seq",
+                             Errc::not_an_audit_db);
+    if (!s) {
+        return tl::unexpected(s.error());
+    }
+    std::vector<Row> rows;
+    std::string scratch;
+    int rc = 0;
+    while ((rc = sqlite3_step(s->get())) == SQLITE_ROW) {
+        Row r;
+        r.seq = sqlite3_column_int64(s->get(), 0);
+        const std::string_view body = detail::column_view(s->get(), 1);
+        const std::string_view prev = detail::column_view(s->get(), 2);
+        const std::string_view hash = detail::column_view(s->get(), 3);
+        r.valid = detail::record_hash(prev, body, scratch) == hash;
+        r.body_seq = body_seq_of(body);
+        if (const auto d = parse_digest(prev)) {
+            r.prev = *d;
+            r.prev_ok = true;
+        }
+        if (const auto d = parse_digest(hash)) {
+            r.hash = *d;
+            r.hash_ok = true;
+        }
+        rows.push_back(r);
+    }
+    if (rc != SQLITE_DONE) {
+        return detail::sqlite_fail(Errc::open_failed, db, "reading records");
+    }
+    return rows;
+}
+
+Result<std::vector<CheckpointRow>> load_checkpoints(sqlite3* db) {
+    auto s = detail::prepare(
+        db, "SELECT seq, hash, ts, signer, alg, pub, sig FROM checkpoints ORDER BY seq",
+        Errc::not_an_audit_db);
+    if (!s) {
+        return tl::unexpected(s.error());
+    }
+    std::vector<CheckpointRow> out;
+    int rc = 0;
+    while ((rc = sqlite3_step(s->get())) == SQLITE_ROW) {
+        CheckpointRow cp;
+        cp.seq = sqlite3_column_int64(s->get(), 0);
+        cp.hash = detail::column_text(s->get(), 1);
+        cp.ts = detail::column_text(s->get(), 2);
+        cp.signer = detail::column_text(s->get(), 3);
+        cp.alg = detail::column_text(s->get(), 4);
+        cp.pub = detail::column_text(s->get(), 5);
+        cp.sig = detail::column_text(s->get(), 6);
+        out.push_back(std::move(cp));
+    }
+    if (rc != SQLITE_DONE) {
+        return detail::sqlite_fail(Errc::open_failed, db, "reading checkpoints");
+    }
+    return out;
+}
+
+}  // namespace
+
+Result<VerifyReport> verify(const std::filesystem::path& db, const VerifyOptions& options) {
+    auto handle = detail::open_read_only(db);
+    if (!handle) {
+        return tl::unexpected(handle.error());
+    }
+    sqlite3* h = handle->get();
+    // One snapshot: records and checkpoints as of the same commit, whatever a
+    // running writer does meanwhile.
+    if (auto s = detail::exec(h, "BEGIN", Errc::open_failed); !s) {
+        return tl::unexpected(s.error());
+    }
+    auto rows = load_records(h);
+    auto cps = rows ? load_checkpoints(h) : Result<std::vector<CheckpointRow>>{};
+    (void)detail::exec(h, "COMMIT", Errc::open_failed);
+    if (!rows) {
+        return tl::unexpected(rows.error());
+    }
+    if (!cps) {
+        return tl::unexpected(cps.error());
+    }
+
+    VerifyReport report;
+    report.records = static_cast<std::int64_t>(rows->size());
+    if (!rows->empty()) {
+        report.first_seq = rows->front().seq;
+        report.last_seq = rows->back().seq;
+    }
+    Analysis analysis(*rows, report.problems);
+    analysis.chain();
+    analysis.checkpoints(*cps, options, report);
+    std::stable_sort(report.problems.begin(), report.problems.end(),
+                     [](const Problem& a, const Problem& b) { return a.seq < b.seq; });
+    const auto after = std::upper_bound(rows->begin(), rows->end(), report.last_checkpoint_seq,
+                                        [](std::int64_t s, const Row& r) { return s < r.seq; });
+    report.unsigned_tail = static_cast<std::int64_t>(rows->end() - after);
+    return report;
+}
+
+std::string VerifyReport::to_json() const {
+    json::array problem_list;
+    for (const auto& p : problems) {
+        problem_list.push_back(
+            json::object{{"seq", p.seq}, {"kind", p.kind}, {"detail", p.detail}});
+    }
+    json::array signers;
+    for (const auto& s : signer_ids) {
+        signers.emplace_back(s);
+    }
+    const json::object o{{"ok", ok()},
+                         {"records", records},
+                         {"first_seq", first_seq},
+                         {"last_seq", last_seq},
+                         {"checkpoints", checkpoints},
+                         {"last_checkpoint_seq", last_checkpoint_seq},
+                         {"unsigned_tail", unsigned_tail},
+                         {"signers", std::move(signers)},
+                         {"problems", std::move(problem_list)}};
+    return json::serialize(o);
+}
+
+}  // namespace pqmcp::audit

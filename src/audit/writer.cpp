@@ -1,0 +1,620 @@
+// The writer: a bounded queue in front of one thread that owns the SQLite
+// connection and commits what waits in one transaction (group commit).
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+#include <boost/json.hpp>
+
+#include "pqmcp/audit/audit.hpp"
+#include "pqmcp/core/bytes.hpp"
+#include "pqmcp/crypto/signature.hpp"
+#include "pqmcp/crypto/util.hpp"
+#include "store.hpp"
+
+namespace pqmcp::audit {
+
+namespace json = boost::json;
+using steady = std::chrono::steady_clock;
+using detail::Stmt;
+
+namespace {
+
+// An exclusive flock(2) on "<db>.lock". The kernel drops it when the process
+// dies, so kill -9 never leaves the database locked.
+class LockFile final {
+  public:
+    LockFile() = default;
+    ~LockFile() { release(); }
+    LockFile(const LockFile&) = delete;
+    LockFile& operator=(const LockFile&) = delete;
+    LockFile(LockFile&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+    LockFile& operator=(LockFile&& o) noexcept {
+        if (this != &o) {
+            release();
+            fd_ = std::exchange(o.fd_, -1);
+        }
+        return *this;
+    }
+
+    [[nodiscard]] static Result<LockFile> acquire(const std::filesystem::path& db) {
+        const std::string path = db.string() + ".lock";
+        LockFile lock;
+        lock.fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (lock.fd_ < 0) {
+            return fail(Errc::open_failed, fmt::format("{}: {}", path, std::strerror(errno)));
+        }
+        if (::flock(lock.fd_, LOCK_EX | LOCK_NB) != 0) {
+            if (errno == EWOULDBLOCK) {
+                std::string holder(32, '\0');
+                const auto n = ::pread(lock.fd_, holder.data(), holder.size(), 0);
+                holder.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+                return fail(
+                    Errc::in_use,
+                    fmt::format("{}: another audit writer has it open{}", db.string(),
+                                holder.empty() ? std::string{} : fmt::format(" (pid {})", holder)));
+            }
+            return fail(Errc::open_failed,
+                        fmt::format("{}: flock: {}", path, std::strerror(errno)));
+        }
+        // Who holds it, for the message a second writer prints.
+        const std::string pid = std::to_string(::getpid());
+        if (::ftruncate(lock.fd_, 0) == 0) {
+            (void)::pwrite(lock.fd_, pid.data(), pid.size(), 0);
+        }
+        return lock;
+    }
+
+    void release() noexcept {
+        if (fd_ >= 0) {
+            (void)::ftruncate(fd_, 0);
+            ::close(fd_);  // drops the flock
+            fd_ = -1;
+        }
+    }
+
+  private:
+    int fd_ = -1;
+};
+
+struct Pending {
+    Pending(json::object r, std::chrono::system_clock::time_point t)
+        : record(std::move(r)), at(t) {}
+
+    json::object record;
+    std::chrono::system_clock::time_point at;  // when append() took it: its "ts"
+    // Filled by the writer thread before its transaction, so that a retried
+    // transaction writes the same bytes.
+    std::string ts;
+    std::string ts_json;  // ts as a JSON string
+    std::string kind;
+    std::string rest;  // the record without "seq" and "ts", serialized
+};
+
+// The parts of a record that do not depend on its position in the chain.
+void prepare_record(Pending& p) {
+    if (!p.rest.empty()) {
+        return;
+    }
+    const auto* given = p.record.if_contains("ts");
+    if (given != nullptr && given->is_string() && !given->get_string().empty()) {
+        p.ts = std::string(given->get_string());
+        p.ts_json = json::serialize(json::string_view(p.ts));
+    } else {
+        p.ts = detail::format_utc(p.at);
+        p.ts_json = fmt::format("\"{}\"", p.ts);
+    }
+    p.record.erase("seq");
+    p.record.erase("ts");
+    const auto* kind = p.record.if_contains("kind");
+    p.kind = kind != nullptr && kind->is_string() ? std::string(kind->get_string()) : std::string{};
+    p.rest = json::serialize(p.record);
+}
+
+// The stored body: "seq" and "ts" first, so a body reads (and verify finds
+// its seq) at a glance, then the record's members in their order.
+std::string record_body(const Pending& p, std::int64_t seq) {
+    if (p.rest.size() <= 2) {  // "{}"
+        return fmt::format(R"({{"seq":{},"ts":{}}})", seq, p.ts_json);
+    }
+    return fmt::format(R"({{"seq":{},"ts":{},{})", seq, p.ts_json,
+                       std::string_view(p.rest).substr(1));
+}
+
+// The head of the chain. The writer works on a copy inside a transaction and
+// keeps it only when the transaction commits.
+struct Chain {
+    std::int64_t next_seq = 1;
+    std::string last_hash = std::string(detail::k_genesis);
+    std::int64_t since_checkpoint = 0;  // records after the last checkpoint
+    std::uint64_t checkpoints = 0;      // written in the current transaction
+};
+
+std::string_view string_field(const json::object& o, std::string_view key) {
+    const auto* v = o.if_contains(key);
+    return v != nullptr && v->is_string() ? std::string_view(v->get_string()) : std::string_view{};
+}
+
+void bind_text(sqlite3_stmt* s, int i, std::string_view text) {
+    sqlite3_bind_text(s, i, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
+}
+
+}  // namespace
+
+struct Writer::Impl {
+    Impl(WriterOptions o, const identity::Identity& id) : options(std::move(o)), signer(&id) {}
+
+    WriterOptions options;
+    const identity::Identity* signer;  // not owned; outlives the writer
+    std::string signer_id;
+    std::string alg_name;
+    std::string pub_hex;
+    LockFile lock;
+    detail::DbHandle db;
+    Stmt insert_record;
+    Stmt insert_checkpoint;
+
+    // Shared with append() / flush() / stats(), under `mu`.
+    mutable std::mutex mu;
+    std::condition_variable wake;       // the writer: records or stop
+    std::condition_variable committed;  // flush(): the writer made progress
+    std::deque<Pending> queue;
+    std::uint64_t accepted = 0;  // records append() took (tickets, in queue order)
+    std::uint64_t written = 0;   // of those, committed: the first `written` tickets
+    std::uint64_t dropped = 0;
+    std::uint64_t checkpoints = 0;
+    bool stopping = false;  // close() called: refuse records, drain, stop
+    bool failed = false;    // the writer gave up after an error
+    bool finished = false;  // the thread is done
+    std::string error;
+
+    std::mutex close_mu;  // serialises close()
+    bool closed = false;  // under close_mu
+
+    // The writer thread's own (and open()'s, before the thread starts).
+    Chain chain;
+    steady::time_point last_checkpoint_at = steady::now();
+    std::string scratch;
+    std::thread thread;
+
+    [[nodiscard]] Status begin() const {
+        return detail::exec(db.get(), "BEGIN IMMEDIATE", Errc::write_failed);
+    }
+    [[nodiscard]] Status commit() const {
+        return detail::exec(db.get(), "COMMIT", Errc::write_failed);
+    }
+    void rollback() const {
+        if (sqlite3_get_autocommit(db.get()) == 0) {
+            (void)detail::exec(db.get(), "ROLLBACK", Errc::write_failed);
+        }
+    }
+
+    // Signs (seq, hash, ts) of the chain's head and stores the checkpoint.
+    [[nodiscard]] Status checkpoint(Chain& c) {
+        const std::int64_t seq = c.next_seq - 1;
+        const std::string ts = detail::format_utc(std::chrono::system_clock::now());
+        const std::string message = detail::checkpoint_message(c.last_hash, seq, ts);
+        crypto::SignOptions so;
+        if (crypto::is_ml_dsa(signer->algorithm)) {
+            so.context = as_bytes(detail::k_checkpoint_context);
+        }
+        auto sig = crypto::sign(signer->key.get(), as_bytes(message), so);
+        if (!sig) {
+            return fail(Errc::write_failed,
+                        fmt::format("signing checkpoint #{}: {}", seq, sig.error().message()));
+        }
+        const std::string sig_hex = to_hex(*sig);
+        sqlite3_stmt* s = insert_checkpoint.get();
+        sqlite3_reset(s);
+        sqlite3_bind_int64(s, 1, seq);
+        bind_text(s, 2, c.last_hash);
+        bind_text(s, 3, ts);
+        bind_text(s, 4, signer_id);
+        bind_text(s, 5, alg_name);
+        bind_text(s, 6, pub_hex);
+        bind_text(s, 7, sig_hex);
+        const int rc = sqlite3_step(s);
+        sqlite3_clear_bindings(s);
+        if (rc != SQLITE_DONE) {
+            return detail::sqlite_fail(Errc::write_failed, db.get(),
+                                       fmt::format("checkpoint #{}", seq));
+        }
+        c.since_checkpoint = 0;
+        ++c.checkpoints;
+        return {};
+    }
+
+    // Inserts one (prepared) record at the head of `c` inside a transaction,
+    // and a checkpoint when it completes checkpoint_records.
+    [[nodiscard]] Status insert(Chain& c, const Pending& p) {
+        const std::int64_t seq = c.next_seq;
+        const std::string body = record_body(p, seq);
+        std::string hash = detail::record_hash(c.last_hash, body, scratch);
+        sqlite3_stmt* s = insert_record.get();
+        sqlite3_reset(s);
+        sqlite3_bind_int64(s, 1, seq);
+        bind_text(s, 2, p.ts);
+        bind_text(s, 3, p.kind);
+        bind_text(s, 4, body);
+        bind_text(s, 5, c.last_hash);
+        bind_text(s, 6, hash);
+        const int rc = sqlite3_step(s);
+        sqlite3_clear_bindings(s);
+        if (rc != SQLITE_DONE) {
+            return detail::sqlite_fail(Errc::write_failed, db.get(),
+                                       fmt::format("record #{}", seq));
+        }
+        c.last_hash = std::move(hash);
+        ++c.next_seq;
+        ++c.since_checkpoint;
+        if (c.since_checkpoint >= static_cast<std::int64_t>(options.checkpoint_records)) {
+            return checkpoint(c);
+        }
+        return {};
+    }
+
+    // A lifecycle record, in its own transaction (open()).
+    [[nodiscard]] Status write_one(json::object record) {
+        Pending p(std::move(record), std::chrono::system_clock::now());
+        prepare_record(p);
+        Chain c = chain;
+        c.checkpoints = 0;
+        Status s = begin();
+        if (s) {
+            s = insert(c, p);
+        }
+        if (s) {
+            s = commit();
+        }
+        if (!s) {
+            rollback();
+            return s;
+        }
+        checkpoints += c.checkpoints;
+        if (c.checkpoints > 0) {
+            last_checkpoint_at = steady::now();
+        }
+        chain = std::move(c);
+        return {};
+    }
+
+    [[nodiscard]] bool checkpoint_due(const Chain& c, steady::time_point now) const {
+        return c.since_checkpoint > 0 && now - last_checkpoint_at >= options.checkpoint_interval;
+    }
+
+    // One transaction: the batch, a checkpoint if one is due, and with
+    // `last` the closing record and the final checkpoint. The chain head moves
+    // only if it commits. The number of checkpoints written.
+    [[nodiscard]] Result<std::uint64_t> write_batch(std::vector<Pending>& batch, bool last,
+                                                    std::uint64_t records_total) {
+        const auto now = steady::now();
+        if (batch.empty() && !last && !checkpoint_due(chain, now)) {
+            return 0;
+        }
+        Chain c = chain;
+        c.checkpoints = 0;
+        auto run_tx = [&]() -> Status {
+            if (auto s = begin(); !s) {
+                return s;
+            }
+            for (auto& p : batch) {
+                prepare_record(p);
+                if (auto s = insert(c, p); !s) {
+                    return s;
+                }
+            }
+            if (last) {
+                Pending closing(json::object{{"kind", k_lifecycle},
+                                             {"event", "closed"},
+                                             {"records", records_total + batch.size()}},
+                                std::chrono::system_clock::now());
+                prepare_record(closing);
+                if (auto s = insert(c, closing); !s) {
+                    return s;
+                }
+            }
+            if ((last || checkpoint_due(c, now)) && c.since_checkpoint > 0) {
+                if (auto s = checkpoint(c); !s) {
+                    return s;
+                }
+            }
+            return commit();
+        };
+        if (auto s = run_tx(); !s) {
+            rollback();
+            return tl::unexpected(s.error());
+        }
+        const std::uint64_t written_checkpoints = c.checkpoints;
+        if (written_checkpoints > 0) {
+            last_checkpoint_at = now;
+        }
+        chain = std::move(c);
+        return written_checkpoints;
+    }
+
+    void run() {
+        std::vector<Pending> batch;
+        batch.reserve(std::min<std::size_t>(options.batch, 4'096));
+        for (;;) {
+            bool last = false;
+            std::uint64_t written_before = 0;
+            {
+                std::unique_lock lk(mu);
+                const auto ready = [this] { return !queue.empty() || stopping; };
+                if (chain.since_checkpoint > 0) {
+                    wake.wait_until(lk, last_checkpoint_at + options.checkpoint_interval, ready);
+                } else {
+                    wake.wait(lk, ready);
+                }
+                const std::size_t n = std::min(queue.size(), options.batch);
+                for (std::size_t i = 0; i < n; ++i) {
+                    batch.push_back(std::move(queue.front()));
+                    queue.pop_front();
+                }
+                last = stopping && queue.empty();
+                written_before = written;
+            }
+            auto s = write_batch(batch, last, written_before);
+            // A busy database (another process holding a write lock past the
+            // busy timeout) gets two more tries before the writer gives up.
+            for (int attempt = 1; !s && attempt <= 2; ++attempt) {
+                std::this_thread::sleep_for(std::chrono::milliseconds{100 * attempt});
+                s = write_batch(batch, last, written_before);
+            }
+            {
+                std::lock_guard lk(mu);
+                if (s) {
+                    written += batch.size();
+                    checkpoints += *s;
+                } else {
+                    failed = true;
+                    error = s.error().message();
+                    dropped += batch.size() + queue.size();
+                    queue.clear();
+                }
+                if (!s || last) {
+                    finished = true;
+                }
+            }
+            committed.notify_all();
+            batch.clear();
+            if (!s || last) {
+                return;
+            }
+        }
+    }
+};
+
+Writer::Writer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Writer::~Writer() {
+    close();
+}
+
+Result<std::unique_ptr<Writer>> Writer::open(WriterOptions options,
+                                             const identity::Identity& signer) {
+    if (options.queue_capacity == 0 || options.batch == 0 || options.checkpoint_records == 0 ||
+        options.flush_interval.count() <= 0 || options.checkpoint_interval.count() <= 0) {
+        return fail(Errc::invalid_argument,
+                    "queue_capacity, batch, checkpoint_records and the intervals must be positive");
+    }
+    if (!signer.key) {
+        return fail(Errc::invalid_argument, "the signing identity has no key");
+    }
+    auto impl = std::make_unique<Impl>(std::move(options), signer);
+    const std::filesystem::path& path = impl->options.path;
+    auto lock = LockFile::acquire(path);
+    if (!lock) {
+        return tl::unexpected(lock.error());
+    }
+    impl->lock = std::move(*lock);
+
+    // Created 0600 before SQLite sees it (its -wal and -shm files take the
+    // database file's mode): the trail names peers, tools and arguments.
+    if (const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600); fd >= 0) {
+        ::close(fd);
+    } else {
+        return fail(Errc::open_failed, fmt::format("{}: {}", path.string(), std::strerror(errno)));
+    }
+    sqlite3* h = nullptr;
+    const int rc =
+        sqlite3_open_v2(path.c_str(), &h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+    impl->db.reset(h);
+    if (rc != SQLITE_OK) {
+        return fail(
+            Errc::open_failed,
+            fmt::format("{}: {}", path.string(), h != nullptr ? sqlite3_errmsg(h) : "cannot open"));
+    }
+    sqlite3_busy_timeout(h, detail::k_busy_timeout_ms);
+    // journal_mode answers with the mode in effect; anything but wal means the
+    // file is not a database we can use.
+    {
+        auto mode = detail::prepare(h, "PRAGMA journal_mode=WAL", Errc::not_an_audit_db);
+        if (!mode) {
+            return fail(Errc::not_an_audit_db,
+                        fmt::format("{}: {}", path.string(), mode.error().detail));
+        }
+        if (sqlite3_step(mode->get()) != SQLITE_ROW ||
+            detail::column_view(mode->get(), 0) != "wal") {
+            return detail::sqlite_fail(Errc::open_failed, h,
+                                       fmt::format("{}: journal_mode=WAL", path.string()));
+        }
+    }
+    if (auto s = detail::exec(
+            h, impl->options.sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+            Errc::open_failed);
+        !s) {
+        return tl::unexpected(s.error());
+    }
+    if (auto s = impl->begin(); !s) {
+        return fail(Errc::open_failed, s.error().detail);
+    }
+    if (auto s = detail::ensure_schema(h, path); !s) {
+        impl->rollback();
+        return tl::unexpected(s.error());
+    }
+    if (auto s = impl->commit(); !s) {
+        impl->rollback();
+        return tl::unexpected(s.error());
+    }
+
+    // Continue the chain from the last stored record.
+    std::int64_t last_checkpoint = 0;
+    {
+        auto head = detail::prepare(h, "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1",
+                                    Errc::not_an_audit_db);
+        auto cp = detail::prepare(h, "SELECT coalesce(max(seq), 0) FROM checkpoints",
+                                  Errc::not_an_audit_db);
+        if (!head || !cp) {
+            return tl::unexpected(!head ? head.error() : cp.error());
+        }
+        if (sqlite3_step(head->get()) == SQLITE_ROW) {
+            impl->chain.next_seq = sqlite3_column_int64(head->get(), 0) + 1;
+            impl->chain.last_hash = detail::column_text(head->get(), 1);
+        }
+        if (sqlite3_step(cp->get()) == SQLITE_ROW) {
+            last_checkpoint = sqlite3_column_int64(cp->get(), 0);
+        }
+        impl->chain.since_checkpoint =
+            std::max<std::int64_t>(0, impl->chain.next_seq - 1 - last_checkpoint);
+    }
+
+    auto ins = detail::prepare(
+        h, "INSERT INTO records(seq, ts, kind, body, prev, hash) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+        Errc::write_failed);
+    auto cps = detail::prepare(h,
+                               "INSERT INTO checkpoints(seq, hash, ts, signer, alg, pub, sig) "
+                               "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                               Errc::write_failed);
+    if (!ins || !cps) {
+        return tl::unexpected(!ins ? ins.error() : cps.error());
+    }
+    impl->insert_record = std::move(*ins);
+    impl->insert_checkpoint = std::move(*cps);
+
+    auto der = crypto::public_key_der(signer.key.get());
+    if (!der) {
+        return fail(Errc::invalid_argument,
+                    fmt::format("the signing key: {}", der.error().message()));
+    }
+    impl->pub_hex = to_hex(*der);
+    impl->signer_id = signer.id.str();
+    impl->alg_name = std::string(crypto::openssl_name(signer.algorithm));
+
+    // The opened record, written now: a database we cannot write fails here,
+    // not on the first request.
+    {
+        json::object opened{{"kind", k_lifecycle},
+                            {"event", "opened"},
+                            {"signer", impl->signer_id},
+                            {"pid", static_cast<std::int64_t>(::getpid())}};
+        if (impl->chain.next_seq > 1) {
+            opened["continues"] = impl->chain.next_seq - 1;
+            opened["unsigned"] = impl->chain.since_checkpoint;
+        }
+        if (auto s = impl->write_one(std::move(opened)); !s) {
+            return tl::unexpected(s.error());
+        }
+    }
+
+    Impl* raw = impl.get();
+    impl->thread = std::thread([raw] {
+        try {
+            raw->run();
+        } catch (const std::exception& e) {  // out of memory: stop like a failed commit
+            {
+                std::lock_guard lk(raw->mu);
+                raw->failed = true;
+                raw->finished = true;
+                raw->error = fmt::format("writer stopped: {}", e.what());
+                raw->dropped += raw->queue.size();
+                raw->queue.clear();
+            }
+            raw->committed.notify_all();
+        }
+    });
+    return std::unique_ptr<Writer>(new Writer(std::move(impl)));
+}
+
+bool Writer::append(json::object record) {
+    Impl& s = *impl_;
+    const bool has_kind = !string_field(record, "kind").empty();
+    const auto now = std::chrono::system_clock::now();
+    bool was_empty = false;
+    {
+        std::lock_guard lk(s.mu);
+        if (!has_kind || s.stopping || s.failed || s.queue.size() >= s.options.queue_capacity) {
+            ++s.dropped;
+            return false;
+        }
+        was_empty = s.queue.empty();
+        s.queue.emplace_back(std::move(record), now);
+        ++s.accepted;
+    }
+    // The writer only sleeps on an empty queue.
+    if (was_empty) {
+        s.wake.notify_one();
+    }
+    return true;
+}
+
+bool Writer::flush(std::chrono::milliseconds timeout) {
+    Impl& s = *impl_;
+    std::unique_lock lk(s.mu);
+    const std::uint64_t target = s.accepted;
+    s.committed.wait_for(lk, timeout, [&s, target] { return s.written >= target || s.finished; });
+    return s.written >= target;
+}
+
+void Writer::close() {
+    Impl& s = *impl_;
+    std::lock_guard close_lock(s.close_mu);
+    if (s.closed) {
+        return;
+    }
+    s.closed = true;
+    {
+        std::lock_guard lk(s.mu);
+        s.stopping = true;
+    }
+    s.wake.notify_all();
+    if (s.thread.joinable()) {
+        s.thread.join();
+    }
+    s.insert_record.reset();
+    s.insert_checkpoint.reset();
+    s.db.reset();
+    s.lock.release();
+}
+
+WriterStats Writer::stats() const {
+    const Impl& s = *impl_;
+    std::lock_guard lk(s.mu);
+    WriterStats out;
+    out.queued = s.accepted;
+    out.written = s.written;
+    out.dropped = s.dropped;
+    out.checkpoints = s.checkpoints;
+    out.depth = s.queue.size();
+    return out;
+}
+
+std::string Writer::last_error() const {
+    const Impl& s = *impl_;
+    std::lock_guard lk(s.mu);
+    return s.error;
+}
+
+}  // namespace pqmcp::audit

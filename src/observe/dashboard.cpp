@@ -1,0 +1,290 @@
+#include "pqmcp/observe/dashboard.hpp"
+
+#include <openssl/crypto.h>
+#include <boost/json/array.hpp>
+#include <boost/json/serialize.hpp>
+
+namespace pqmcp::observe {
+
+namespace json = boost::json;
+using Clock = std::chrono::system_clock;
+
+namespace detail {
+extern const std::string_view k_dashboard_html;
+extern const std::string_view k_dashboard_js;
+}  // namespace detail
+
+std::string_view dashboard_page() noexcept {
+    return detail::k_dashboard_html;
+}
+
+std::string_view dashboard_script() noexcept {
+    return detail::k_dashboard_js;
+}
+
+std::optional<DashboardAccess> parse_dashboard_access(std::string_view text) noexcept {
+    if (text == "off") {
+        return DashboardAccess::off;
+    }
+    if (text == "open") {
+        return DashboardAccess::open;
+    }
+    if (text == "token") {
+        return DashboardAccess::token;
+    }
+    if (text == "identity") {
+        return DashboardAccess::identity;
+    }
+    return std::nullopt;
+}
+
+std::string_view to_string(DashboardAccess access) noexcept {
+    switch (access) {
+        case DashboardAccess::off:
+            return "off";
+        case DashboardAccess::open:
+            return "open";
+        case DashboardAccess::token:
+            return "token";
+        case DashboardAccess::identity:
+            return "identity";
+    }
+    return "?";
+}
+
+namespace {
+
+void push_bounded(std::deque<json::object>& list, json::object item, std::size_t max) {
+    list.push_back(std::move(item));
+    while (list.size() > max) {
+        list.pop_front();
+    }
+}
+
+json::array newest_first(const std::deque<json::object>& list) {
+    json::array out;
+    out.reserve(list.size());
+    for (auto it = list.rbegin(); it != list.rend(); ++it) {
+        out.emplace_back(*it);
+    }
+    return out;
+}
+
+std::int64_t epoch_seconds(Clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+std::string_view string_field(const json::object& o, std::string_view key) {
+    const auto* v = o.if_contains(key);
+    return v != nullptr && v->is_string() ? std::string_view(v->get_string()) : std::string_view{};
+}
+
+// The value of `name` in the query of `target` ("" if absent).
+std::string_view query_param(std::string_view target, std::string_view name) {
+    const auto q = target.find('?');
+    if (q == std::string_view::npos) {
+        return {};
+    }
+    std::string_view rest = target.substr(q + 1);
+    while (!rest.empty()) {
+        const auto amp = rest.find('&');
+        const std::string_view pair = rest.substr(0, amp);
+        const auto eq = pair.find('=');
+        if (pair.substr(0, eq) == name && eq != std::string_view::npos) {
+            return pair.substr(eq + 1);
+        }
+        if (amp == std::string_view::npos) {
+            break;
+        }
+        rest = rest.substr(amp + 1);
+    }
+    return {};
+}
+
+bool same_secret(std::string_view a, std::string_view b) {
+    return !a.empty() && a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+Dashboard::Response text(unsigned status, std::string body) {
+    return {status, "text/plain; charset=utf-8", std::move(body), {{"Cache-Control", "no-store"}}};
+}
+
+}  // namespace
+
+Dashboard::Dashboard(DashboardOptions options)
+    : options_(std::move(options)), started_(Clock::now()) {}
+
+void Dashboard::set_gateway(json::object info) {
+    gateway_ = std::move(info);
+}
+
+void Dashboard::session_opened(DashboardSession session) {
+    auto id = session.id;
+    sessions_.insert_or_assign(std::move(id), std::move(session));
+}
+
+void Dashboard::session_closed(const std::string& id) {
+    sessions_.erase(id);
+}
+
+void Dashboard::connection(const json::object& record) {
+    push_bounded(connections_, record, options_.recent);
+    if (string_field(record, "result") != "ok") {
+        ++failed_handshakes_;
+        return;
+    }
+    ++handshakes_;
+    const std::string group(string_field(record, "group"));
+    ++by_group_[group.empty() ? std::string("(resumed, no key exchange)") : group];
+    const auto* safe = record.if_contains("quantum_safe");
+    if (safe != nullptr && safe->is_bool() && !safe->get_bool()) {
+        ++classical_;
+    }
+}
+
+void Dashboard::advance(Clock::time_point now) {
+    const std::int64_t width = options_.interval.count();
+    const std::int64_t start = epoch_seconds(now) / width * width;
+    if (series_.empty() || series_.back().start < start) {
+        series_.push_back(Bucket{start, 0, 0});
+    }
+    while (series_.size() > options_.intervals) {
+        series_.pop_front();
+    }
+}
+
+void Dashboard::request(const json::object& record, const std::string& session, bool denied,
+                        Clock::time_point now) {
+    advance(now);
+    ++series_.back().requests;
+    if (denied) {
+        ++series_.back().denied;
+    }
+    push_bounded(decisions_, record, options_.recent);
+    if (const auto it = sessions_.find(session); it != sessions_.end()) {
+        ++it->second.requests;
+        if (denied) {
+            ++it->second.denied;
+        }
+    }
+}
+
+void Dashboard::alert(const json::object& record) {
+    push_bounded(alerts_, record, options_.recent);
+}
+
+std::string Dashboard::data_json(Clock::time_point now) const {
+    json::object out;
+    json::object gw = gateway_;
+    gw["uptime_s"] = std::chrono::duration_cast<std::chrono::seconds>(now - started_).count();
+    out["gateway"] = std::move(gw);
+    json::array sessions;
+    for (const auto& [id, s] : sessions_) {
+        sessions.emplace_back(json::object{
+            {"id", s.id},
+            {"remote", s.remote},
+            {"peer_id", s.peer_id.empty() ? json::value(nullptr) : json::value(s.peer_id)},
+            {"peer_name", s.peer_name.empty() ? json::value(nullptr) : json::value(s.peer_name)},
+            {"peer_verified", s.peer_verified},
+            {"group", s.group},
+            {"signature", s.signature},
+            {"cipher", s.cipher},
+            {"age_s", std::chrono::duration_cast<std::chrono::seconds>(now - s.opened).count()},
+            {"requests", s.requests},
+            {"denied", s.denied}});
+    }
+    out["sessions"] = std::move(sessions);
+    json::object groups;
+    for (const auto& [group, n] : by_group_) {
+        groups[group] = n;
+    }
+    out["posture"] = json::object{{"handshakes", handshakes_},
+                                  {"failed", failed_handshakes_},
+                                  {"classical", classical_},
+                                  {"by_group", std::move(groups)}};
+    out["connections"] = newest_first(connections_);
+    out["decisions"] = newest_first(decisions_);
+    out["alerts"] = newest_first(alerts_);
+    // The chart: every interval of the window, empty ones included.
+    const std::int64_t width = options_.interval.count();
+    const std::int64_t last = epoch_seconds(now) / width * width;
+    const std::int64_t first = last - (static_cast<std::int64_t>(options_.intervals) - 1) * width;
+    json::array points;
+    auto it = series_.begin();
+    for (std::int64_t t = first; t <= last; t += width) {
+        while (it != series_.end() && it->start < t) {
+            ++it;
+        }
+        const bool hit = it != series_.end() && it->start == t;
+        points.emplace_back(json::array{t, hit ? it->requests : 0, hit ? it->denied : 0});
+    }
+    out["series"] = json::object{{"interval_s", width}, {"points", std::move(points)}};
+    return json::serialize(out);
+}
+
+bool Dashboard::authorized(std::string_view target, std::string_view authorization,
+                           bool peer_verified) const {
+    switch (options_.access) {
+        case DashboardAccess::off:
+            return false;
+        case DashboardAccess::open:
+            return true;
+        case DashboardAccess::identity:
+            return peer_verified;
+        case DashboardAccess::token: {
+            constexpr std::string_view k_bearer = "Bearer ";
+            if (authorization.substr(0, k_bearer.size()) == k_bearer &&
+                same_secret(authorization.substr(k_bearer.size()), options_.token)) {
+                return true;
+            }
+            return same_secret(query_param(target, "token"), options_.token);
+        }
+    }
+    return false;
+}
+
+std::optional<Dashboard::Response> Dashboard::serve(std::string_view target,
+                                                    std::string_view authorization,
+                                                    bool peer_verified,
+                                                    Clock::time_point now) const {
+    const std::string_view path = target.substr(0, target.find('?'));
+    const bool page = path == "/" || path == "/dashboard" || path == "/dashboard/";
+    const bool script = path == "/dashboard/app.js";
+    const bool data = path == "/dashboard/data";
+    if ((!page && !script && !data) || options_.access == DashboardAccess::off) {
+        return std::nullopt;
+    }
+    // The script is static and holds nothing secret.
+    if (!script && !authorized(target, authorization, peer_verified)) {
+        if (options_.access == DashboardAccess::identity) {
+            return text(403,
+                        "forbidden: the dashboard needs a client certificate the gateway "
+                        "verifies (pinned, known_peers or CA)\n");
+        }
+        Response r = text(401,
+                          "unauthorized: open the dashboard with ?token=... (the "
+                          "gateway prints the address at start)\n");
+        r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"pqmcp dashboard\"");
+        return r;
+    }
+    Response r;
+    r.headers = {{"Cache-Control", "no-store"},
+                 {"X-Content-Type-Options", "nosniff"},
+                 {"Referrer-Policy", "no-referrer"},
+                 {"Content-Security-Policy",
+                  "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; "
+                  "connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'"}};
+    if (page) {
+        r.content_type = "text/html; charset=utf-8";
+        r.body = std::string(dashboard_page());
+    } else if (script) {
+        r.content_type = "text/javascript; charset=utf-8";
+        r.body = std::string(dashboard_script());
+    } else {
+        r.content_type = "application/json";
+        r.body = data_json(now);
+    }
+    return r;
+}
+
+}  // namespace pqmcp::observe

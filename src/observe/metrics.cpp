@@ -1,0 +1,234 @@
+#include "pqmcp/observe/metrics.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+namespace pqmcp::observe {
+namespace {
+
+bool valid_name(std::string_view name) {
+    if (name.empty()) {
+        return false;
+    }
+    const auto ok = [](char c, bool first) {
+        const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':';
+        return alpha || (!first && c >= '0' && c <= '9');
+    };
+    for (std::size_t i = 0; i < name.size(); ++i) {
+        if (!ok(name[i], i == 0)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+void check_name(std::string_view name) {
+    if (!valid_name(name)) {
+        throw std::invalid_argument(fmt::format("invalid metric name \"{}\"", name));
+    }
+}
+
+std::string number(double v) {
+    if (std::isinf(v)) {
+        return v > 0 ? "+Inf" : "-Inf";
+    }
+    if (std::isnan(v)) {
+        return "NaN";
+    }
+    if (v == std::floor(v) && std::fabs(v) < 1e15) {
+        return fmt::format("{}", static_cast<std::int64_t>(v));
+    }
+    return fmt::format("{}", v);
+}
+
+// `{a="x",b="y"}` (with an extra label appended when `extra` is given), or "".
+std::string label_set(const std::vector<std::string>& names, const Labels& values,
+                      std::string_view extra_name = {}, std::string_view extra_value = {}) {
+    if (names.empty() && extra_name.empty()) {
+        return {};
+    }
+    std::string out = "{";
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        if (i > 0) {
+            out += ',';
+        }
+        out += fmt::format("{}=\"{}\"", names[i], escape_label(i < values.size() ? values[i] : ""));
+    }
+    if (!extra_name.empty()) {
+        if (!names.empty()) {
+            out += ',';
+        }
+        out += fmt::format("{}=\"{}\"", extra_name, extra_value);
+    }
+    out += '}';
+    return out;
+}
+
+void header(std::string& out, std::string_view name, std::string_view help, std::string_view type) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+}  // namespace
+
+std::string escape_label(std::string_view value) {
+    std::string out;
+    out.reserve(value.size());
+    for (const char c : value) {
+        switch (c) {
+            case '\\':
+                out += "\\\\";
+                break;
+            case '"':
+                out += "\\\"";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            default:
+                out += c;
+        }
+    }
+    return out;
+}
+
+std::vector<double> latency_buckets() {
+    return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+            0.05,    0.1,    0.25,    0.5,    1.0,   2.5,    5.0,   10.0};
+}
+
+Counter::Counter(std::string name, std::string help, std::vector<std::string> label_names)
+    : name_(std::move(name)), help_(std::move(help)), label_names_(std::move(label_names)) {
+    check_name(name_);
+}
+
+void Counter::inc(const Labels& values, double by) {
+    series_[values] += by;
+}
+
+void Counter::touch(const Labels& values) {
+    series_.try_emplace(values, 0.0);
+}
+
+double Counter::value(const Labels& values) const {
+    const auto it = series_.find(values);
+    return it == series_.end() ? 0.0 : it->second;
+}
+
+void Counter::expose(std::string& out) const {
+    header(out, name_, help_, "counter");
+    if (series_.empty() && label_names_.empty()) {
+        out += fmt::format("{} 0\n", name_);
+    }
+    for (const auto& [values, v] : series_) {
+        out += fmt::format("{}{} {}\n", name_, label_set(label_names_, values), number(v));
+    }
+}
+
+Histogram::Histogram(std::string name, std::string help, std::vector<std::string> label_names,
+                     std::vector<double> bounds)
+    : name_(std::move(name)),
+      help_(std::move(help)),
+      label_names_(std::move(label_names)),
+      bounds_(std::move(bounds)) {
+    check_name(name_);
+    if (!std::is_sorted(bounds_.begin(), bounds_.end())) {
+        throw std::invalid_argument(fmt::format("histogram {}: bounds must ascend", name_));
+    }
+}
+
+void Histogram::observe(const Labels& values, double sample) {
+    auto [it, created] = series_.try_emplace(values);
+    Series& s = it->second;
+    if (created) {
+        s.buckets.assign(bounds_.size(), 0);
+    }
+    const auto at = std::lower_bound(bounds_.begin(), bounds_.end(), sample);
+    if (at != bounds_.end()) {
+        ++s.buckets[static_cast<std::size_t>(at - bounds_.begin())];
+    }
+    ++s.count;
+    s.sum += sample;
+}
+
+std::uint64_t Histogram::count(const Labels& values) const {
+    const auto it = series_.find(values);
+    return it == series_.end() ? 0 : it->second.count;
+}
+
+void Histogram::expose(std::string& out) const {
+    header(out, name_, help_, "histogram");
+    for (const auto& [values, s] : series_) {
+        std::uint64_t cumulative = 0;
+        for (std::size_t i = 0; i < bounds_.size(); ++i) {
+            cumulative += s.buckets[i];
+            out +=
+                fmt::format("{}_bucket{} {}\n", name_,
+                            label_set(label_names_, values, "le", number(bounds_[i])), cumulative);
+        }
+        out += fmt::format("{}_bucket{} {}\n", name_, label_set(label_names_, values, "le", "+Inf"),
+                           s.count);
+        const std::string labels = label_set(label_names_, values);
+        out += fmt::format("{}_sum{} {}\n{}_count{} {}\n", name_, labels, number(s.sum), name_,
+                           labels, s.count);
+    }
+}
+
+Gauge::Gauge(std::string name, std::string help, std::function<double()> read,
+             std::string_view type)
+    : name_(std::move(name)), help_(std::move(help)), read_(std::move(read)), type_(type) {
+    check_name(name_);
+}
+
+void Gauge::expose(std::string& out) const {
+    header(out, name_, help_, type_);
+    out += fmt::format("{} {}\n", name_, number(read_ ? read_() : 0.0));
+}
+
+Counter& Registry::counter(std::string name, std::string help,
+                           std::vector<std::string> label_names) {
+    Family f;
+    f.counter = std::make_unique<Counter>(std::move(name), std::move(help), std::move(label_names));
+    families_.push_back(std::move(f));
+    return *families_.back().counter;
+}
+
+Histogram& Registry::histogram(std::string name, std::string help,
+                               std::vector<std::string> label_names, std::vector<double> bounds) {
+    Family f;
+    f.histogram = std::make_unique<Histogram>(std::move(name), std::move(help),
+                                              std::move(label_names), std::move(bounds));
+    families_.push_back(std::move(f));
+    return *families_.back().histogram;
+}
+
+void Registry::gauge(std::string name, std::string help, std::function<double()> read) {
+    Family f;
+    f.gauge = std::make_unique<Gauge>(std::move(name), std::move(help), std::move(read));
+    families_.push_back(std::move(f));
+}
+
+void Registry::counter_fn(std::string name, std::string help, std::function<double()> read) {
+    Family f;
+    f.gauge = std::make_unique<Gauge>(std::move(name), std::move(help), std::move(read), "counter");
+    families_.push_back(std::move(f));
+}
+
+std::string Registry::expose() const {
+    std::string out;
+    out.reserve(4096);
+    for (const auto& f : families_) {
+        if (f.counter) {
+            f.counter->expose(out);
+        } else if (f.histogram) {
+            f.histogram->expose(out);
+        } else if (f.gauge) {
+            f.gauge->expose(out);
+        }
+    }
+    return out;
+}
+
+}  // namespace pqmcp::observe

@@ -1,0 +1,326 @@
+// verify() against tampered copies of a trail: each kind of tampering is
+// reported once, as what it is, at the record it concerns.
+#include <set>
+
+#include "helpers.hpp"
+
+namespace pqmcp::audit::test {
+namespace {
+
+constexpr int k_requests = 30;  // #1 opened, #2..#31 requests, #32 closed
+const std::set<std::string> k_chain_kinds = {"modified", "deleted", "inserted", "reordered",
+                                             "broken_link"};
+
+class AuditVerify : public ::testing::Test {
+  protected:
+    void SetUp() override { write_trail(pristine_, id_, k_requests); }
+
+    // A copy to tamper with (the writer is closed: no WAL left to copy).
+    std::filesystem::path copy(std::size_t checkpoint_records = 0) {
+        auto path = dir_.path() / fmt::format("copy{}.db", ++copies_);
+        if (checkpoint_records != 0) {
+            write_trail(path, id_, k_requests, checkpoint_records);
+        } else {
+            std::filesystem::copy_file(pristine_, path);
+        }
+        EXPECT_FALSE(std::filesystem::exists(path.string() + "-wal"));
+        return path;
+    }
+
+    static VerifyReport check(const std::filesystem::path& db, const VerifyOptions& o = {}) {
+        auto r = verify(db, o);
+        EXPECT_TRUE(r) << r.error().message();
+        return r ? *r : VerifyReport{};
+    }
+
+    // The problems about the chain (not the checkpoints).
+    static std::vector<Problem> chain_problems(const VerifyReport& r) {
+        std::vector<Problem> out;
+        for (const auto& p : r.problems) {
+            if (k_chain_kinds.count(p.kind) != 0) {
+                out.push_back(p);
+            }
+        }
+        return out;
+    }
+
+    // Moves every record with seq >= from by delta (in two steps, so the
+    // primary key never collides).
+    static void renumber(sqlite3* db, int from, int delta) {
+        exec(db,
+             fmt::format("UPDATE records SET seq = -(seq + ({})) WHERE seq >= {}", delta, from));
+        exec(db, "UPDATE records SET seq = -seq WHERE seq < 0");
+    }
+
+    pqmcp::test::TempDir dir_;
+    identity::Identity id_ = make_identity(dir_.path() / "gw");
+    std::filesystem::path pristine_ = dir_.path() / "audit.db";
+    int copies_ = 0;
+};
+
+TEST_F(AuditVerify, PristineTrailIsOk) {
+    const auto r = check(pristine_);
+    EXPECT_TRUE(r.ok()) << problems_text(r);
+    EXPECT_EQ(r.records, 32);
+    EXPECT_EQ(r.last_checkpoint_seq, 32);
+    const auto j = json::parse(r.to_json()).as_object();
+    EXPECT_EQ(j.at("ok"), true);
+    EXPECT_EQ(j.at("records"), 32);
+    EXPECT_EQ(j.at("unsigned_tail"), 0);
+    EXPECT_EQ(j.at("signers").as_array().at(0).as_string(), id_.id.str());
+    EXPECT_TRUE(j.at("problems").as_array().empty());
+}
+
+TEST_F(AuditVerify, ModifiedBody) {
+    const auto db = copy();
+    exec(db, "UPDATE records SET body = replace(body, 'demo__echo', 'demo__evil') WHERE seq = 17");
+    const auto r = check(db);
+    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
+    EXPECT_EQ(r.problems[0].seq, 17);
+    EXPECT_EQ(r.problems[0].kind, "modified");
+    const auto j = json::parse(r.to_json()).as_object();
+    EXPECT_EQ(j.at("ok"), false);
+    EXPECT_EQ(j.at("problems").as_array().at(0).at("kind"), "modified");
+}
+
+TEST_F(AuditVerify, ModifiedPrevOrHashIsOneProblem) {
+    const auto a = copy();
+    exec(a, "UPDATE records SET hash = replace(hash, substr(hash, 1, 1), 'x') WHERE seq = 17");
+    auto r = check(a);
+    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
+    EXPECT_EQ(r.problems[0].seq, 17);
+    EXPECT_EQ(r.problems[0].kind, "modified");
+
+    const auto b = copy();
+    exec(b, "UPDATE records SET prev = (SELECT hash FROM records WHERE seq = 3) WHERE seq = 17");
+    r = check(b);
+    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
+    EXPECT_EQ(r.problems[0].seq, 17);
+    EXPECT_EQ(r.problems[0].kind, "modified");
+}
+
+TEST_F(AuditVerify, DeletedRecord) {
+    const auto db = copy();
+    exec(db, "DELETE FROM records WHERE seq = 17");
+    const auto r = check(db);
+    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
+    EXPECT_EQ(r.problems[0].seq, 17);
+    EXPECT_EQ(r.problems[0].kind, "deleted");
+    EXPECT_EQ(r.records, 31);
+}
+
+TEST_F(AuditVerify, DeletedRange) {
+    const auto db = copy();
+    exec(db, "DELETE FROM records WHERE seq BETWEEN 17 AND 20");
+    const auto r = check(db);
+    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
+    EXPECT_EQ(r.problems[0].seq, 17);
+    EXPECT_EQ(r.problems[0].kind, "deleted");
+    EXPECT_NE(r.problems[0].detail.find("#17..#20"), std::string::npos) << r.problems[0].detail;
+}
+
+TEST_F(AuditVerify, DeletedAndRenumbered) {
+    const auto db = copy();
+    const Db h = open_db(db);
+    exec(h.get(), "DELETE FROM records WHERE seq = 17");
+    renumber(h.get(), 18, -1);
+    const auto r = check(db);
+    const auto chain = chain_problems(r);
+    ASSERT_EQ(chain.size(), 1U) << problems_text(r);
+    EXPECT_EQ(chain[0].seq, 17);
+    EXPECT_EQ(chain[0].kind, "deleted");
+    EXPECT_EQ(r.problems.front().seq, 17) << problems_text(r);
+    // The checkpoint signed #32, which is now #31: accurate, and says so.
+    ASSERT_EQ(r.problems.size(), 2U) << problems_text(r);
+    EXPECT_EQ(r.problems[1].kind, "checkpoint_missing_record");
+    EXPECT_EQ(r.problems[1].seq, 32);
+    EXPECT_NE(r.problems[1].detail.find("now #31"), std::string::npos) << r.problems[1].detail;
+}
+
+TEST_F(AuditVerify, DeletedHead) {
+    const auto db = copy();
+    exec(db, "DELETE FROM records WHERE seq <= 3");
+    const auto r = check(db);
+    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
+    EXPECT_EQ(r.problems[0].seq, 1);
+    EXPECT_EQ(r.problems[0].kind, "deleted");
+}
+
+TEST_F(AuditVerify, DeletedTailIsCaughtByTheCheckpoint) {
+    const auto db = copy();
+    exec(db, "DELETE FROM records WHERE seq >= 30");
+    const auto r = check(db);
+    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
+    EXPECT_EQ(r.problems[0].seq, 32);
+    EXPECT_EQ(r.problems[0].kind, "checkpoint_missing_record");
+}
+
+// A forged record at #17 with a hash correctly chained to #16, the genuine
+// #17.. moved up by one.
+TEST_F(AuditVerify, InsertedRecord) {
+    const auto db = copy();
+    const Db h = open_db(db);
+    renumber(h.get(), 17, +1);
+    const std::string prev = query_text(db, "SELECT hash FROM records WHERE seq = 16");
+    const std::string ts = query_text(db, "SELECT ts FROM records WHERE seq = 16");
+    auto forged = request_record(99);
+    forged["decision"] = "deny";
+    std::string body = json::serialize(forged);
+    body = fmt::format(R"({{"seq":17,"ts":"{}",{})", ts, body.substr(1));
+    const std::string hash = documented_hash(prev, body);
+    exec(h.get(), fmt::format("INSERT INTO records(seq, ts, kind, body, prev, hash) "
+                              "VALUES(17, '{}', 'request', '{}', '{}', '{}')",
+                              ts, body, prev, hash));
+    const auto r = check(db);
+    const auto chain = chain_problems(r);
+    ASSERT_EQ(chain.size(), 1U) << problems_text(r);
+    EXPECT_EQ(chain[0].seq, 17);
+    EXPECT_EQ(chain[0].kind, "inserted");
+    EXPECT_EQ(r.problems.front().seq, 17) << problems_text(r);
+    // The checkpoint signed the record now at #33.
+    ASSERT_EQ(r.problems.size(), 2U) << problems_text(r);
+    EXPECT_EQ(r.problems[1].kind, "checkpoint_mismatch");
+    EXPECT_NE(r.problems[1].detail.find("now #33"), std::string::npos) << r.problems[1].detail;
+}
+
+TEST_F(AuditVerify, InsertedCopy) {
+    const auto db = copy();
+    const Db h = open_db(db);
+    renumber(h.get(), 18, +1);
+    exec(h.get(),
+         "INSERT INTO records(seq, ts, kind, body, prev, hash) "
+         "SELECT 18, ts, kind, body, prev, hash FROM records WHERE seq = 17");
+    const auto r = check(db);
+    const auto chain = chain_problems(r);
+    ASSERT_EQ(chain.size(), 1U) << problems_text(r);
+    EXPECT_EQ(chain[0].seq, 18);
+    EXPECT_EQ(chain[0].kind, "inserted");
+}
+
+TEST_F(AuditVerify, SwappedRecords) {
+    const auto db = copy();
+    const Db h = open_db(db);
+    exec(h.get(), "UPDATE records SET seq = -1 WHERE seq = 17");
+    exec(h.get(), "UPDATE records SET seq = 17 WHERE seq = 18");
+    exec(h.get(), "UPDATE records SET seq = 18 WHERE seq = -1");
+    const auto r = check(db);
+    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
+    EXPECT_EQ(r.problems[0].kind, "reordered");
+    EXPECT_TRUE(r.problems[0].seq == 17 || r.problems[0].seq == 18) << problems_text(r);
+}
+
+TEST_F(AuditVerify, MovedRecord) {
+    // #10 taken out and put back between #20 and #21 (the records between
+    // renumbered down to keep the numbers dense).
+    const auto db = copy();
+    const Db h = open_db(db);
+    exec(h.get(), "UPDATE records SET seq = -100 WHERE seq = 10");
+    exec(h.get(), "UPDATE records SET seq = -(seq - 1) WHERE seq BETWEEN 11 AND 20");
+    exec(h.get(), "UPDATE records SET seq = -seq WHERE seq < 0 AND seq > -100");
+    exec(h.get(), "UPDATE records SET seq = 20 WHERE seq = -100");
+    const auto r = check(db);
+    const auto chain = chain_problems(r);
+    ASSERT_EQ(chain.size(), 1U) << problems_text(r);
+    EXPECT_EQ(chain[0].kind, "reordered");
+    EXPECT_EQ(chain[0].seq, 20);
+}
+
+// A record changed and every hash after it recomputed: the chain is
+// consistent again, only the signed checkpoints can tell.
+TEST_F(AuditVerify, RewrittenChainIsCaughtByCheckpoints) {
+    const auto db = copy(8);  // checkpoints at #8, #16, #24, #32
+    EXPECT_EQ(query_ints(db, "SELECT seq FROM checkpoints ORDER BY seq"),
+              (std::vector<std::int64_t>{8, 16, 24, 32}));
+    const Db h = open_db(db);
+    exec(h.get(),
+         "UPDATE records SET body = replace(body, '\"allow\"', '\"deny\"') WHERE seq = 10");
+    std::string prev = query_text(db, "SELECT hash FROM records WHERE seq = 9");
+    for (int seq = 10; seq <= 32; ++seq) {
+        const std::string body =
+            query_text(db, fmt::format("SELECT body FROM records WHERE seq = {}", seq));
+        const std::string hash = documented_hash(prev, body);
+        exec(h.get(), fmt::format("UPDATE records SET prev = '{}', hash = '{}' WHERE seq = {}",
+                                  prev, hash, seq));
+        prev = hash;
+    }
+    const auto r = check(db);
+    EXPECT_TRUE(chain_problems(r).empty()) << problems_text(r);
+    ASSERT_EQ(r.problems.size(), 3U) << problems_text(r);
+    EXPECT_EQ(r.problems[0].seq, 16);
+    for (const auto& p : r.problems) {
+        EXPECT_EQ(p.kind, "checkpoint_mismatch") << problems_text(r);
+    }
+    EXPECT_EQ(r.last_checkpoint_seq, 8);
+    EXPECT_EQ(r.unsigned_tail, 24);
+}
+
+TEST_F(AuditVerify, CorruptCheckpointSignature) {
+    const auto db = copy();
+    // Flip the first hex digit of the signature.
+    exec(db,
+         "UPDATE checkpoints SET sig = (CASE substr(sig, 1, 1) WHEN '0' THEN '1' ELSE '0' END) || "
+         "substr(sig, 2) WHERE seq = 32");
+    auto r = check(db);
+    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
+    EXPECT_EQ(r.problems[0].seq, 32);
+    EXPECT_EQ(r.problems[0].kind, "checkpoint_signature");
+    EXPECT_EQ(r.last_checkpoint_seq, 0);
+    EXPECT_EQ(r.unsigned_tail, 32);
+
+    // A checkpoint moved to another record: its signature no longer holds.
+    const auto moved = copy();
+    exec(moved,
+         "UPDATE checkpoints SET seq = 31, hash = (SELECT hash FROM records WHERE seq = 31)");
+    r = check(moved);
+    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
+    EXPECT_EQ(r.problems[0].seq, 31);
+    EXPECT_EQ(r.problems[0].kind, "checkpoint_signature");
+
+    // Another key in `pub` than the signer's.
+    const auto other = make_identity(dir_.path() / "other");
+    const auto der = crypto::public_key_der(other.key.get());
+    ASSERT_TRUE(der);
+    const auto swapped = copy();
+    exec(swapped, fmt::format("UPDATE checkpoints SET pub = '{}'", to_hex(*der)));
+    r = check(swapped);
+    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
+    EXPECT_EQ(r.problems[0].kind, "checkpoint_signature");
+    EXPECT_NE(r.problems[0].detail.find("not that of the signer"), std::string::npos);
+}
+
+TEST_F(AuditVerify, ExpectedSigners) {
+    const auto other = make_identity(dir_.path() / "other");
+    auto r = check(pristine_, VerifyOptions{{other.id.str()}});
+    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
+    EXPECT_EQ(r.problems[0].seq, 32);
+    EXPECT_EQ(r.problems[0].kind, "unexpected_signer");
+    EXPECT_EQ(r.last_checkpoint_seq, 0);
+    r = check(pristine_, VerifyOptions{{other.id.str(), id_.id.str()}});
+    EXPECT_TRUE(r.ok()) << problems_text(r);
+}
+
+TEST_F(AuditVerify, SignerChanged) {
+    const auto db = copy();
+    const auto other = make_identity(dir_.path() / "other");
+    write_trail(db, other, 2);  // #33..#36, signed by the other key
+    auto r = check(db);
+    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
+    EXPECT_EQ(r.problems[0].seq, 36);
+    EXPECT_EQ(r.problems[0].kind, "signer_changed");
+    EXPECT_EQ(r.signer_ids, (std::vector<std::string>{id_.id.str(), other.id.str()}));
+    r = check(db, VerifyOptions{{id_.id.str(), other.id.str()}});
+    EXPECT_TRUE(r.ok()) << problems_text(r);
+}
+
+TEST_F(AuditVerify, UnsignedTailIsReported) {
+    const auto db = copy();
+    exec(db, "DELETE FROM checkpoints");
+    const auto r = check(db);
+    EXPECT_TRUE(r.ok()) << problems_text(r);
+    EXPECT_EQ(r.checkpoints, 0);
+    EXPECT_EQ(r.last_checkpoint_seq, 0);
+    EXPECT_EQ(r.unsigned_tail, 32);
+}
+
+}  // namespace
+}  // namespace pqmcp::audit::test

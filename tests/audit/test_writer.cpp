@@ -1,0 +1,409 @@
+// The writer: what it stores (body, chain, checkpoints, lifecycle records),
+// group commit and flush, the bounded queue, one writer per database, and
+// continuing a chain after a clean close and after kill -9.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <regex>
+#include <thread>
+
+#include "helpers.hpp"
+#include "pqmcp/crypto/signature.hpp"
+
+namespace pqmcp::audit::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+class AuditWriter : public ::testing::Test {
+  protected:
+    pqmcp::test::TempDir dir_;
+    identity::Identity id_ = make_identity(dir_.path() / "gw");
+    std::filesystem::path db_ = dir_.path() / "audit.db";
+};
+
+// Polls `done` until it holds or `limit` passes (for the writer thread's
+// progress, which has no event the test could wait on).
+template <typename F>
+bool eventually(F done, std::chrono::milliseconds limit = 10s) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() > end) {
+            return false;
+        }
+        std::this_thread::sleep_for(5ms);
+    }
+    return true;
+}
+
+TEST_F(AuditWriter, AppendsCloseAndVerify) {
+    {
+        auto w = Writer::open(options_for(db_), id_);
+        ASSERT_TRUE(w) << w.error().message();
+        for (int i = 0; i < 50; ++i) {
+            EXPECT_TRUE((*w)->append(request_record(i)));
+        }
+        (*w)->close();
+        const auto st = (*w)->stats();
+        EXPECT_EQ(st.queued, 50U);
+        EXPECT_EQ(st.written, 50U);
+        EXPECT_EQ(st.dropped, 0U);
+        EXPECT_EQ(st.checkpoints, 1U);
+        EXPECT_EQ(st.depth, 0U);
+        EXPECT_EQ((*w)->last_error(), "");
+    }
+    auto r = verify(db_);
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_TRUE(r->ok()) << problems_text(*r);
+    EXPECT_EQ(r->records, 52);
+    EXPECT_EQ(r->first_seq, 1);
+    EXPECT_EQ(r->last_seq, 52);
+    EXPECT_EQ(r->checkpoints, 1);
+    EXPECT_EQ(r->last_checkpoint_seq, 52);
+    EXPECT_EQ(r->unsigned_tail, 0);
+    ASSERT_EQ(r->signer_ids.size(), 1U);
+    EXPECT_EQ(r->signer_ids[0], id_.id.str());
+
+    auto all = read(db_, Query{});
+    ASSERT_TRUE(all);
+    ASSERT_EQ(all->size(), 52U);
+    const auto opened = json::parse(all->front().body).as_object();
+    EXPECT_EQ(opened.at("kind"), "audit");
+    EXPECT_EQ(opened.at("event"), "opened");
+    EXPECT_EQ(opened.at("signer").as_string(), id_.id.str());
+    const auto closed = json::parse(all->back().body).as_object();
+    EXPECT_EQ(closed.at("event"), "closed");
+    EXPECT_EQ(closed.at("records"), 50);
+}
+
+TEST_F(AuditWriter, StoresTheDocumentedFormat) {
+    write_trail(db_, id_, 3);
+    auto all = read(db_, Query{});
+    ASSERT_TRUE(all);
+    ASSERT_EQ(all->size(), 5U);
+    const std::regex ts(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z)");
+    std::string prev(64, '0');
+    for (const auto& r : *all) {
+        // "seq" and "ts" first, then the record as appended.
+        EXPECT_EQ(r.body.rfind(fmt::format(R"({{"seq":{},"ts":")", r.seq), 0), 0U) << r.body;
+        EXPECT_TRUE(std::regex_match(r.ts, ts)) << r.ts;
+        const auto body = json::parse(r.body).as_object();
+        EXPECT_EQ(body.at("seq"), r.seq);
+        EXPECT_EQ(body.at("ts").as_string(), r.ts);
+        EXPECT_EQ(body.at("kind").as_string(), r.kind);
+        EXPECT_EQ(r.prev, prev);
+        EXPECT_EQ(r.hash, documented_hash(r.prev, r.body));
+        prev = r.hash;
+    }
+    const auto request = json::parse((*all)[1].body).as_object();
+    auto expected = request_record(0);
+    for (const auto& kv : expected) {
+        EXPECT_EQ(request.at(kv.key()), kv.value()) << kv.key();
+    }
+
+    // The checkpoint: ML-DSA over {"hash":..,"seq":N,"ts":..} with the
+    // documented context, by the key in `pub`, whose peer id is `signer`.
+    const std::string hash = query_text(db_, "SELECT hash FROM checkpoints WHERE seq=5");
+    const std::string cts = query_text(db_, "SELECT ts FROM checkpoints WHERE seq=5");
+    const std::string pub = query_text(db_, "SELECT pub FROM checkpoints WHERE seq=5");
+    const std::string sig = query_text(db_, "SELECT sig FROM checkpoints WHERE seq=5");
+    EXPECT_EQ(hash, all->back().hash);
+    EXPECT_EQ(query_text(db_, "SELECT signer FROM checkpoints WHERE seq=5"), id_.id.str());
+    EXPECT_EQ(query_text(db_, "SELECT alg FROM checkpoints WHERE seq=5"), "ML-DSA-65");
+    const auto der = from_hex(pub);
+    const auto own = crypto::public_key_der(id_.key.get());
+    ASSERT_TRUE(der && own);
+    EXPECT_EQ(*der, *own);
+    const std::string message = fmt::format(R"({{"hash":"{}","seq":5,"ts":"{}"}})", hash, cts);
+    const auto signature = from_hex(sig);
+    ASSERT_TRUE(signature);
+    EXPECT_TRUE(crypto::verify(id_.key.get(), as_bytes(message), *signature,
+                               as_bytes(std::string_view("pqmcp audit checkpoint v1"))));
+    EXPECT_EQ(query_text(db_, "SELECT value FROM meta WHERE key='format'"), "pqmcp-audit-1");
+    EXPECT_EQ(query_text(db_, "PRAGMA journal_mode"), "wal");
+    EXPECT_EQ(std::filesystem::status(db_).permissions() & std::filesystem::perms::all,
+              std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+}
+
+TEST_F(AuditWriter, KeepsAGivenTimestampAndReplacesSeq) {
+    {
+        auto w = Writer::open(options_for(db_), id_);
+        ASSERT_TRUE(w);
+        EXPECT_TRUE((*w)->append(json::object{{"kind", "policy"},
+                                              {"event", "loaded"},
+                                              {"seq", 999},
+                                              {"ts", "2026-11-24T10:00:00Z"}}));
+        (*w)->close();
+    }
+    auto all = read(db_, Query{});
+    ASSERT_TRUE(all);
+    ASSERT_EQ(all->size(), 3U);
+    EXPECT_EQ((*all)[1].ts, "2026-11-24T10:00:00Z");
+    EXPECT_EQ((*all)[1].body,
+              R"({"seq":2,"ts":"2026-11-24T10:00:00Z","kind":"policy","event":"loaded"})");
+}
+
+TEST_F(AuditWriter, CheckpointEveryNRecords) {
+    write_trail(db_, id_, 99, 10);  // opened + 99 = #1..#100, closed #101
+    EXPECT_EQ(query_ints(db_, "SELECT seq FROM checkpoints ORDER BY seq"),
+              (std::vector<std::int64_t>{10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 101}));
+    auto r = verify(db_);
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(r->ok()) << problems_text(*r);
+    EXPECT_EQ(r->checkpoints, 11);
+    EXPECT_EQ(r->last_checkpoint_seq, 101);
+    EXPECT_EQ(r->unsigned_tail, 0);
+}
+
+TEST_F(AuditWriter, CheckpointEveryIntervalWhileRunning) {
+    auto o = options_for(db_);
+    o.checkpoint_interval = 50ms;
+    auto w = Writer::open(o, id_);
+    ASSERT_TRUE(w);
+    for (int i = 0; i < 5; ++i) {
+        ASSERT_TRUE((*w)->append(request_record(i)));
+    }
+    ASSERT_TRUE((*w)->flush());
+    // Verified while the writer runs (read-only, WAL): the tail gets signed
+    // without new records arriving.
+    EXPECT_TRUE(eventually([this] {
+        auto r = verify(db_);
+        return r && r->ok() && r->last_checkpoint_seq == 6 && r->unsigned_tail == 0;
+    }));
+    // No new records, no new checkpoints.
+    const auto before = (*w)->stats().checkpoints;
+    std::this_thread::sleep_for(150ms);
+    EXPECT_EQ((*w)->stats().checkpoints, before);
+    (*w)->close();
+}
+
+TEST_F(AuditWriter, ContinuesTheChainAfterReopen) {
+    write_trail(db_, id_, 10);  // #1..#12
+    write_trail(db_, id_, 10);  // #13..#24
+    auto r = verify(db_);
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(r->ok()) << problems_text(*r);
+    EXPECT_EQ(r->records, 24);
+    EXPECT_EQ(r->checkpoints, 2);
+    auto second = read(db_, Query{12, {}, {}, {}, 1, false});
+    ASSERT_TRUE(second);
+    ASSERT_EQ(second->size(), 1U);
+    const auto opened = json::parse(second->front().body).as_object();
+    EXPECT_EQ(opened.at("event"), "opened");
+    EXPECT_EQ(opened.at("continues"), 12);
+    EXPECT_EQ(opened.at("unsigned"), 0);
+    EXPECT_EQ(second->front().prev, query_text(db_, "SELECT hash FROM records WHERE seq=12"));
+}
+
+TEST_F(AuditWriter, RefusesASecondWriter) {
+    auto first = Writer::open(options_for(db_), id_);
+    ASSERT_TRUE(first);
+    auto second = Writer::open(options_for(db_), id_);
+    ASSERT_FALSE(second);
+    EXPECT_EQ(second.error().code, Errc::in_use);
+    EXPECT_NE(second.error().detail.find(fmt::format("pid {}", ::getpid())), std::string::npos)
+        << second.error().detail;
+    (*first)->close();
+    auto third = Writer::open(options_for(db_), id_);
+    ASSERT_TRUE(third) << third.error().message();
+    (*third)->close();
+    auto r = verify(db_);
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(r->ok()) << problems_text(*r);
+    EXPECT_EQ(r->records, 4);
+}
+
+// A writer killed with -9 leaves no lock behind; the next one continues the
+// chain and its first checkpoint signs the tail the dead one left unsigned.
+TEST_F(AuditWriter, ContinuesAfterKill9) {
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        auto w = Writer::open(options_for(db_), id_);
+        if (!w) {
+            ::_exit(3);
+        }
+        for (int i = 0; i < 5; ++i) {
+            (void)(*w)->append(request_record(i));
+        }
+        (void)(*w)->flush();
+        ::kill(::getpid(), SIGKILL);
+        ::_exit(4);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFSIGNALED(status)) << status;
+    EXPECT_EQ(WTERMSIG(status), SIGKILL);
+
+    auto dead = verify(db_);
+    ASSERT_TRUE(dead) << dead.error().message();
+    EXPECT_TRUE(dead->ok()) << problems_text(*dead);
+    EXPECT_EQ(dead->records, 6);
+    EXPECT_EQ(dead->checkpoints, 0);
+    EXPECT_EQ(dead->unsigned_tail, 6);
+
+    auto w = Writer::open(options_for(db_), id_);
+    ASSERT_TRUE(w) << w.error().message();
+    (*w)->close();
+    auto r = verify(db_);
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(r->ok()) << problems_text(*r);
+    EXPECT_EQ(r->records, 8);
+    EXPECT_EQ(r->last_checkpoint_seq, 8);
+    EXPECT_EQ(r->unsigned_tail, 0);
+    auto opened = read(db_, Query{6, {}, {}, {}, 1, false});
+    ASSERT_TRUE(opened);
+    const auto body = json::parse(opened->front().body).as_object();
+    EXPECT_EQ(body.at("continues"), 6);
+    EXPECT_EQ(body.at("unsigned"), 6);
+}
+
+// Another connection holds the write lock: the writer waits (busy timeout)
+// with one batch in hand while the queue fills; beyond its capacity records
+// are dropped and counted, never blocking append(). Each record's "ts" is when
+// append() took it, not when it was committed.
+TEST_F(AuditWriter, FullQueueDropsAndFlushWaits) {
+    auto o = options_for(db_);
+    o.queue_capacity = 4;
+    auto w = Writer::open(o, id_);
+    ASSERT_TRUE(w);
+    const Db blocker = open_db(db_);
+    exec(blocker.get(), "BEGIN IMMEDIATE");
+
+    ASSERT_TRUE((*w)->append(request_record(0)));
+    ASSERT_TRUE(
+        eventually([&] { return (*w)->stats().depth == 0; }));  // taken, waiting on the lock
+    for (int i = 1; i <= 4; ++i) {
+        EXPECT_TRUE((*w)->append(request_record(i))) << i;
+    }
+    EXPECT_FALSE((*w)->append(request_record(5)));
+    auto st = (*w)->stats();
+    EXPECT_EQ(st.queued, 5U);
+    EXPECT_EQ(st.dropped, 1U);
+    EXPECT_EQ(st.depth, 4U);
+    EXPECT_EQ(st.written, 0U);
+    EXPECT_FALSE((*w)->flush(50ms));  // nothing can commit yet
+
+    std::this_thread::sleep_for(2ms);
+    const std::string released = query_text(db_, "SELECT strftime('%Y-%m-%dT%H:%M:%f', 'now')");
+    exec(blocker.get(), "ROLLBACK");
+    EXPECT_TRUE((*w)->flush());
+    st = (*w)->stats();
+    EXPECT_EQ(st.written, 5U);
+    EXPECT_EQ(st.depth, 0U);
+    (*w)->close();
+
+    auto all = read(db_, Query{1, {}, {}, std::string("request"), 0, false});
+    ASSERT_TRUE(all);
+    ASSERT_EQ(all->size(), 5U);
+    for (const auto& r : *all) {
+        EXPECT_LT(r.ts.substr(0, 23), released) << "seq " << r.seq;
+    }
+    auto r = verify(db_);
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(r->ok()) << problems_text(*r);
+}
+
+TEST_F(AuditWriter, FlushCoversEverythingAppendedBefore) {
+    auto w = Writer::open(options_for(db_), id_);
+    ASSERT_TRUE(w);
+    for (int round = 0; round < 5; ++round) {
+        for (int i = 0; i < 200; ++i) {
+            ASSERT_TRUE((*w)->append(request_record(i)));
+        }
+        ASSERT_TRUE((*w)->flush());
+        // Committed: visible to another (read-only) connection.
+        auto rows = read(db_, Query{0, {}, {}, std::string("request"), 0, false});
+        ASSERT_TRUE(rows);
+        EXPECT_EQ(rows->size(), static_cast<std::size_t>(200 * (round + 1)));
+        EXPECT_EQ((*w)->stats().written, static_cast<std::uint64_t>(200 * (round + 1)));
+    }
+    (*w)->close();
+    EXPECT_TRUE((*w)->flush(0ms));
+}
+
+TEST_F(AuditWriter, ConcurrentAppendersKeepOneChain) {
+    auto o = options_for(db_);
+    o.checkpoint_records = 100;
+    auto w = Writer::open(o, id_);
+    ASSERT_TRUE(w);
+    std::vector<std::thread> threads;
+    threads.reserve(4);
+    for (int t = 0; t < 4; ++t) {
+        threads.emplace_back([&w] {
+            for (int i = 0; i < 250; ++i) {
+                EXPECT_TRUE((*w)->append(request_record(i)));
+            }
+        });
+    }
+    for (auto& t : threads) {
+        t.join();
+    }
+    (*w)->close();
+    auto r = verify(db_);
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(r->ok()) << problems_text(*r);
+    EXPECT_EQ(r->records, 1'002);
+    EXPECT_EQ(r->checkpoints, 11);
+}
+
+TEST_F(AuditWriter, RefusesRecordsWithoutKindAndAfterClose) {
+    auto w = Writer::open(options_for(db_), id_);
+    ASSERT_TRUE(w);
+    EXPECT_FALSE((*w)->append(json::object{{"event", "x"}}));
+    EXPECT_FALSE((*w)->append(json::object{{"kind", 3}}));
+    (*w)->close();
+    (*w)->close();  // idempotent
+    EXPECT_FALSE((*w)->append(request_record(0)));
+    EXPECT_EQ((*w)->stats().dropped, 3U);
+    EXPECT_EQ((*w)->stats().queued, 0U);
+}
+
+TEST_F(AuditWriter, RefusesBadOptionsAndForeignFiles) {
+    auto o = options_for(db_);
+    o.batch = 0;
+    auto bad = Writer::open(o, id_);
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error().code, Errc::invalid_argument);
+
+    const auto other = dir_.path() / "other.db";
+    exec(open_db(other, true).get(), "CREATE TABLE pins(x TEXT)");
+    auto w = Writer::open(options_for(other), id_);
+    ASSERT_FALSE(w);
+    EXPECT_EQ(w.error().code, Errc::not_an_audit_db);
+    auto v = verify(other);
+    ASSERT_FALSE(v);
+    EXPECT_EQ(v.error().code, Errc::not_an_audit_db);
+
+    const auto text = dir_.path() / "notes.txt";
+    {
+        std::FILE* f = std::fopen(text.c_str(), "w");
+        ASSERT_NE(f, nullptr);
+        EXPECT_GT(std::fputs("this is not a database, it is a text file of some length\n", f), 0);
+        EXPECT_EQ(std::fclose(f), 0);
+    }
+    auto t = Writer::open(options_for(text), id_);
+    ASSERT_FALSE(t);
+    EXPECT_EQ(t.error().code, Errc::not_an_audit_db) << t.error().message();
+
+    auto missing_dir = Writer::open(options_for(dir_.path() / "no" / "such" / "audit.db"), id_);
+    ASSERT_FALSE(missing_dir);
+    EXPECT_EQ(missing_dir.error().code, Errc::open_failed);
+}
+
+TEST_F(AuditWriter, VerifyAndReadNeverCreateTheFile) {
+    const auto missing = dir_.path() / "missing.db";
+    auto v = verify(missing);
+    ASSERT_FALSE(v);
+    EXPECT_EQ(v.error().code, Errc::open_failed);
+    EXPECT_NE(v.error().detail.find("no such file"), std::string::npos);
+    auto r = read(missing, Query{});
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, Errc::open_failed);
+    EXPECT_FALSE(std::filesystem::exists(missing));
+}
+
+}  // namespace
+}  // namespace pqmcp::audit::test

@@ -1,0 +1,110 @@
+// The dashboard in a real browser: Debian's Chromium, headless, opens it over
+// HTTPS trusting the gateway's ML-DSA key by its SPKI pin only
+// (--ignore-certificate-errors-spki-list, not by ignoring errors). The
+// gateway's own handshake record must show the browser negotiated
+// X25519MLKEM768 with an ML-DSA-65 signature; the page must render the live
+// session table; a screenshot is kept as a test artifact.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+
+import { OPENSSL, PQMCP, connectTransport, startGateway, tempDir, until } from './lib.mjs';
+
+const CHROMIUM = process.env.PQMCP_CHROMIUM ?? '/usr/bin/chromium';
+const ARTIFACTS = process.env.PQMCP_ARTIFACTS ?? path.join(os.tmpdir(), 'pqmcp-artifacts');
+const TOKEN = '0123456789abcdef0123456789abcdef';
+
+// base64(SHA-256(SubjectPublicKeyInfo DER)) of a certificate: what Chromium's
+// --ignore-certificate-errors-spki-list takes. The PEM public key is the SPKI
+// DER in base64, so only the certificate parsing needs OpenSSL 3.5 (ML-DSA).
+function spkiPin(certificate) {
+  const out = spawnSync(OPENSSL, ['x509', '-in', certificate, '-pubkey', '-noout'], { encoding: 'utf8' });
+  assert.equal(out.status, 0, out.stderr);
+  const b64 = out.stdout.replace(/-----[^-]+-----/g, '').replace(/\s+/g, '');
+  return createHash('sha256').update(Buffer.from(b64, 'base64')).digest('base64');
+}
+
+function chromium(dir, pin, url, extra) {
+  const args = [
+    '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    `--user-data-dir=${path.join(dir, 'chromium-profile')}`,
+    `--ignore-certificate-errors-spki-list=${pin}`,
+    '--virtual-time-budget=6000', '--window-size=1400,1100', ...extra, url,
+  ];
+  return spawnSync(CHROMIUM, args, { encoding: 'utf8', timeout: 90000, maxBuffer: 32 << 20 });
+}
+
+function exportRecords(db, kind) {
+  const out = spawnSync(PQMCP, ['audit', 'export', db, '--kind', kind, '--json'], { encoding: 'utf8', maxBuffer: 256 << 20 });
+  assert.equal(out.status, 0, out.stderr);
+  return out.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line));
+}
+
+test('Chromium opens the dashboard over X25519MLKEM768 + ML-DSA-65 and sees the live session', async (t) => {
+  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: scripts/bootstrap.sh installs Debian's chromium`);
+  const dir = tempDir(t);
+  const gateway = await startGateway(t, ['--demo', '--dashboard-token', TOKEN], { dir });
+  const dashboardLine = gateway.stdout.match(/dashboard (https:\S+)/) ??
+    await until(() => /dashboard (https:\S+)/.test(gateway.stdout), 5000, 'the dashboard line')
+      .then(() => gateway.stdout.match(/dashboard (https:\S+)/));
+  const url = dashboardLine[1];
+  assert.equal(url, `https://127.0.0.1:${gateway.port}/dashboard?token=${TOKEN}`);
+
+  // A live MCP session from an identified client, held open while the browser looks.
+  const client = new Client({ name: 'dashboard-test', version: '1.0.0' });
+  await client.connect(connectTransport(gateway));
+  t.after(() => client.close());
+  await client.callTool({ name: 'demo__echo', arguments: { message: 'seen by the dashboard' } });
+  const clientId = spawnSync(PQMCP, ['id', path.join(dir, 'client')], { encoding: 'utf8' }).stdout.trim();
+  assert.match(clientId, /^pq1[a-z2-7]+$/);
+
+  const pin = spkiPin(path.join(dir, 'gateway', 'identity.crt'));
+  const dom = chromium(dir, pin, url, ['--dump-dom']);
+  assert.equal(dom.status, 0, `chromium failed: ${dom.stderr}`);
+  const html = dom.stdout;
+  assert.match(html, /<body[^>]*data-loaded="true"/, 'the page loaded its data');
+  const sessions = html.match(/<table id="sessions">[\s\S]*?<\/table>/);
+  assert.ok(sessions, 'the session table is there');
+  assert.ok(sessions[0].includes(clientId), `the session table shows the client ${clientId}:\n${sessions[0]}`);
+  assert.match(sessions[0], /X25519MLKEM768/);
+  assert.match(sessions[0], /mldsa65/);
+  const decisions = html.match(/<table id="decisions">[\s\S]*?<\/table>/)[0];
+  assert.match(decisions, /demo__echo/);
+  assert.match(html, /100\.0% of \d+ connections quantum-safe/);
+
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const png = path.join(ARTIFACTS, 'dashboard.png');
+  const shot = chromium(dir, pin, url, [`--screenshot=${png}`]);
+  assert.equal(shot.status, 0, `chromium screenshot failed: ${shot.stderr}`);
+  assert.ok(statSync(png).size > 10000, 'the screenshot has content');
+  t.diagnostic(`screenshot: ${png}`);
+
+  // Without the token: no data for the browser either.
+  const refused = chromium(dir, pin, `https://127.0.0.1:${gateway.port}/dashboard/data`, ['--dump-dom']);
+  assert.match(refused.stdout, /unauthorized/);
+
+  // The gateway's own record of the browser's handshakes: no client
+  // certificate, X25519MLKEM768, and the gateway signed with ML-DSA-65.
+  const db = path.join(dir, 'gateway', 'audit.db');
+  let browser = [];
+  await until(() => {
+    browser = exportRecords(db, 'connection').filter((r) => r.result === 'ok' && r.peer_id === null);
+    return browser.length > 0;
+  }, 10000, 'the browser connection records');
+  for (const r of browser) {
+    assert.equal(r.group, 'X25519MLKEM768');
+    assert.equal(r.own_signature, 'mldsa65');
+    assert.equal(r.quantum_safe, true);
+    assert.equal(r.protocol, 'TLSv1.3');
+  }
+  // And the MCP client's, with its identity.
+  const identified = exportRecords(db, 'connection').filter((r) => r.peer_id === clientId);
+  assert.ok(identified.length > 0);
+});
