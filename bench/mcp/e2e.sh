@@ -47,7 +47,7 @@ start_gateway() {
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-if [[ "${E2E_PART:-all}" != memory ]]; then
+if [[ "${E2E_PART:-all}" == all || "${E2E_PART:-all}" == rps ]]; then
 echo "== tools/call echo: $REQUESTS requests after 200 warm-up, per concurrency"
 start_gateway ""
 SG_PORT=$(free_port)

@@ -169,6 +169,7 @@ struct Writer::Impl {
     // Shared with append() / flush() / stats(), under `mu`.
     mutable std::mutex mu;
     std::condition_variable wake;       // the writer: records or stop
+    bool hurry = false;                 // flush(): commit without lingering
     std::condition_variable committed;  // flush(): the writer made progress
     std::deque<Pending> queue;
     std::uint64_t accepted = 0;  // records append() took (tickets, in queue order)
@@ -358,6 +359,17 @@ struct Writer::Impl {
                 } else {
                     wake.wait(lk, ready);
                 }
+                // Linger a quarter of the flush interval after the oldest
+                // record so that a steady trickle is committed in batches,
+                // not one transaction per record; flush() and close() cut it
+                // short, a full batch too.
+                if (!queue.empty() && !stopping && !hurry) {
+                    const auto linger = options.flush_interval / 4;
+                    wake.wait_until(lk, queue.front().at + linger, [this] {
+                        return stopping || hurry || queue.size() >= options.batch;
+                    });
+                }
+                hurry = false;
                 const std::size_t n = std::min(queue.size(), options.batch);
                 for (std::size_t i = 0; i < n; ++i) {
                     batch.push_back(std::move(queue.front()));
@@ -553,6 +565,7 @@ bool Writer::append(json::object record) {
     const bool has_kind = !string_field(record, "kind").empty();
     const auto now = std::chrono::system_clock::now();
     bool was_empty = false;
+    bool full = false;
     {
         std::lock_guard lk(s.mu);
         if (!has_kind || s.stopping || s.failed || s.queue.size() >= s.options.queue_capacity) {
@@ -561,10 +574,11 @@ bool Writer::append(json::object record) {
         }
         was_empty = s.queue.empty();
         s.queue.emplace_back(std::move(record), now);
+        full = s.queue.size() == s.options.batch;
         ++s.accepted;
     }
-    // The writer only sleeps on an empty queue.
-    if (was_empty) {
+    // The writer sleeps on an empty queue, or lingers on a short batch.
+    if (was_empty || full) {
         s.wake.notify_one();
     }
     return true;
@@ -574,6 +588,8 @@ bool Writer::flush(std::chrono::milliseconds timeout) {
     Impl& s = *impl_;
     std::unique_lock lk(s.mu);
     const std::uint64_t target = s.accepted;
+    s.hurry = true;
+    s.wake.notify_one();
     s.committed.wait_for(lk, timeout, [&s, target] { return s.written >= target || s.finished; });
     return s.written >= target;
 }
