@@ -108,10 +108,10 @@ Behaviour::Assessment Behaviour::observe(const std::string& identity, const std:
                 it->second.first = n->second;
             }
             if (it->second.second >= settings_.enumeration_run) {
+                // The detail goes to the log: the field's name, never its values.
                 out.findings.push_back({"enumeration", k_enumeration_score,
                                         std::to_string(it->second.second) + " calls of " + tool +
-                                            " with " + std::string(key) + " one apart, up to " +
-                                            n->first + std::to_string(n->second)});
+                                            " with " + std::string(key) + " one apart"});
                 break;
             }
         }
