@@ -38,7 +38,10 @@ std::string error_text(const json::object& body) {
 }  // namespace
 
 GatewaySession::GatewaySession(SharedState& shared, transport::ServerSession& downstream)
-    : shared_(shared), downstream_(downstream), log_id_(downstream.id().substr(0, 8)) {
+    : shared_(shared),
+      downstream_(downstream),
+      session_id_(downstream.id()),
+      log_id_(session_id_.substr(0, 8)) {
     const auto& handshake = downstream.peer().handshake;
     if (handshake.peer_id) {
         caller_.peer_id = handshake.peer_id->str();
@@ -67,7 +70,7 @@ void GatewaySession::on_closed(std::string_view reason) {
         finish_trace(key, json::object{{"error", json::object{{"code", 0}}}});
     }
     if (shared_.recorder != nullptr) {
-        shared_.recorder->session_closed(downstream_.id());
+        shared_.recorder->session_closed(session_id_);
     }
     *alive_ = false;
     for (auto& [id, own] : own_requests_) {
@@ -142,7 +145,7 @@ void GatewaySession::finish_trace(const std::string& key, const json::object& me
     const auto elapsed = std::chrono::steady_clock::now() - t.start;
     json::object record{
         {"kind", "request"},
-        {"session", downstream_.id().substr(0, 16)},
+        {"session", session_id_.substr(0, 16)},
         {"request_id", key},
         {"identity", caller_.peer_id.empty() ? json::value(nullptr) : json::value(caller_.peer_id)},
         {"upstream", t.upstream},
@@ -507,7 +510,7 @@ void GatewaySession::decide(mcp::Message m, StreamId stream, std::optional<std::
     }
     policy::Request request;
     request.caller = caller_;
-    request.session = downstream_.id();
+    request.session = session_id_;
     request.method = m.method;
     request.upstream = upstream;
     request.tool = (tool_call || m.method == mcp::method::prompts_get) ? std::string_view(m.name)

@@ -120,7 +120,9 @@ class GatewaySession final : public transport::SessionHandler, public Subscriber
                      const std::string& message);
 
     SharedState& shared_;
+    // Not to be touched from on_closed(): the transport may have freed it.
     transport::ServerSession& downstream_;
+    std::string session_id_;  // a copy of downstream_.id() that outlives it
     std::string log_id_;
     std::string version_;
     boost::json::object client_params_;
