@@ -57,7 +57,9 @@
       summary.className = p.classical ? "classical" : "pq";
       summary.textContent = (100 * pq / total).toFixed(1) + "% of " + total +
         " connections quantum-safe" + (p.classical ? " — " + p.classical + " classical!" : "") +
-        (p.failed ? " (" + p.failed + " handshakes failed)" : "");
+        (p.failed ? " (" + p.failed + " handshakes failed)" : "") +
+        (p.classical_signatures ? "; " + p.classical_signatures +
+          " authenticated with the classical browser certificate" : "");
     }
     const rows = Object.entries(p.by_group).sort((a, b) => b[1] - a[1]).map(([g, n]) => {
       const share = total ? n / total : 0;

@@ -27,6 +27,7 @@ struct ServeArgs {
     bool require_client_identity = false;
     std::string known_peers;
     std::string ca;
+    std::string browser_certificate;
     std::vector<std::string> origins;
     bool no_namespace = false;
     std::string separator;
@@ -89,6 +90,9 @@ Result<gateway::GatewayConfig> build_config(const ServeArgs& a) {
     }
     if (!a.ca.empty()) {
         c.ca = a.ca;
+    }
+    if (!a.browser_certificate.empty()) {
+        c.browser_certificate = a.browser_certificate;
     }
     for (const auto& o : a.origins) {
         c.allowed_origins.push_back(o);
@@ -267,6 +271,12 @@ int run_serve(const ServeArgs& args) {
     if (!info.metrics_url.empty()) {
         std::cout << "pqmcp serve: metrics " << info.metrics_url << std::endl;
     }
+    if (!info.browser_certificate_id.empty()) {
+        spdlog::info(
+            "browser certificate {} (ECDSA P-256) for clients that cannot verify ML-DSA; "
+            "their connections are audited with that signature",
+            info.browser_certificate_id);
+    }
     (*gw)->run(true);
     spdlog::info("stopped");
     return k_exit_ok;
@@ -295,6 +305,9 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
         ->check(CLI::ExistingFile);
     serve->add_option("--ca", args->ca, "CA certificates (PEM) that vouch for clients")
         ->check(CLI::ExistingFile);
+    serve->add_option("--browser-cert", args->browser_certificate,
+                      "an extra ECDSA P-256 certificate for browsers without ML-DSA: auto "
+                      "(self-signed in IDENTITY/browser) or a directory with identity.key/.crt");
     serve->add_option("--allow-origin", args->origins,
                       "an Origin browsers may call from (repeatable; '*' for any)");
     serve->add_flag("--no-namespace", args->no_namespace,

@@ -7,6 +7,7 @@
 #include <limits>
 #include <sstream>
 
+#include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
 #include "pqmcp/core/duration.hpp"
@@ -219,8 +220,9 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
     }
     r.only(root, "",
            {"listen", "identity", "profile", "require_client_identity", "known_peers", "ca",
-            "allowed_origins", "log_level", "namespacing", "upstreams", "limits", "timeouts",
-            "policy", "integrity", "audit", "metrics", "log_format", "dashboard"});
+            "browser_certificate", "allowed_origins", "log_level", "namespacing", "upstreams",
+            "limits", "timeouts", "policy", "integrity", "audit", "metrics", "log_format",
+            "dashboard"});
     if (root["listen"]) {
         c.listen = r.string(root["listen"], "listen");
     }
@@ -236,6 +238,9 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
     }
     if (root["known_peers"]) {
         c.known_peers = r.string(root["known_peers"], "known_peers");
+    }
+    if (root["browser_certificate"]) {
+        c.browser_certificate = r.string(root["browser_certificate"], "browser_certificate");
     }
     if (root["ca"]) {
         c.ca = r.string(root["ca"], "ca");
@@ -605,8 +610,14 @@ Status validate(const GatewayConfig& c) {
     if (c.identity.empty()) {
         return bad("identity: a directory is required (created with a new identity if missing)");
     }
-    if (!tls::parse_profile(c.profile)) {
-        return bad("profile: " + tls::parse_profile(c.profile).error().detail);
+    const auto profile = tls::parse_profile(c.profile);
+    if (!profile) {
+        return bad("profile: " + profile.error().detail);
+    }
+    if (!c.browser_certificate.empty() && (*profile)->browser_sigalgs.empty()) {
+        return bad(fmt::format(
+            "browser_certificate: profile {} allows no classical certificate (pq-hybrid does)",
+            (*profile)->name));
     }
     if (c.require_client_identity && c.known_peers.empty() && c.ca.empty()) {
         return bad(

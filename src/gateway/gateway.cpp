@@ -50,6 +50,7 @@ struct Gateway::Impl {
     Services services;
     SharedState shared;
     std::optional<identity::Identity> own;
+    std::optional<identity::Identity> browser;  // the optional ECDSA P-256 certificate
     std::optional<identity::KnownPeers> known;
     std::unique_ptr<Guard> guard;  // tool integrity (null: turned off); signs with `own`
     crypto::SslCtxPtr server_context;
@@ -360,6 +361,30 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayConfig config, std::stri
     g.info.identity_created = !exists;
     g.info.peer_id = g.own->id.str();
 
+    if (!c.browser_certificate.empty()) {
+        // A classical certificate for browsers without ML-DSA: self-signed in
+        // IDENTITY/browser when "auto", else whatever the operator put there.
+        const bool generated = c.browser_certificate == "auto";
+        const auto dir =
+            generated ? c.identity / "browser" : std::filesystem::path(c.browser_certificate);
+        identity::KeygenOptions browser_keygen = keygen;
+        browser_keygen.algorithm = crypto::SigAlg::ecdsa_p256;
+        auto browser =
+            generated ? identity::load_or_create(dir, browser_keygen) : identity::load(dir);
+        if (!browser) {
+            return fail(Errc::startup_failed,
+                        "browser certificate " + dir.string() + ": " + browser.error().message());
+        }
+        if (browser->algorithm != crypto::SigAlg::ecdsa_p256) {
+            return fail(Errc::startup_failed,
+                        "browser certificate " + dir.string() +
+                            ": an ECDSA P-256 key is needed, not " +
+                            std::string(crypto::cli_name(browser->algorithm)));
+        }
+        g.browser = std::move(*browser);
+        g.info.browser_certificate_id = g.browser->id.str();
+    }
+
     if (!c.known_peers.empty()) {
         auto known = identity::KnownPeers::load(c.known_peers);
         if (!known) {
@@ -393,6 +418,9 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayConfig config, std::stri
     server_options.verify.accept_unknown_peers = !c.require_client_identity;
     server_options.verify.known_peers = g.known ? &*g.known : nullptr;
     server_options.verify.ca_file = c.ca;
+    if (g.browser) {
+        server_options.browser_certificate = {g.browser->certificate.get(), g.browser->key.get()};
+    }
     auto server_context = tls::make_server_context(server_options);
     if (!server_context) {
         return fail(Errc::startup_failed, "TLS: " + server_context.error().message());

@@ -140,6 +140,11 @@ void Dashboard::connection(const json::object& record) {
     if (safe != nullptr && safe->is_bool() && !safe->get_bool()) {
         ++classical_;
     }
+    // Our own signature: ML-DSA, none (resumed), or the classical browser certificate.
+    const auto signature = string_field(record, "own_signature");
+    if (!signature.empty() && !signature.starts_with("mldsa")) {
+        ++classical_signatures_;
+    }
 }
 
 void Dashboard::advance(Clock::time_point now) {
@@ -201,6 +206,7 @@ std::string Dashboard::data_json(Clock::time_point now) const {
     out["posture"] = json::object{{"handshakes", handshakes_},
                                   {"failed", failed_handshakes_},
                                   {"classical", classical_},
+                                  {"classical_signatures", classical_signatures_},
                                   {"by_group", std::move(groups)}};
     out["connections"] = newest_first(connections_);
     out["decisions"] = newest_first(decisions_);

@@ -52,6 +52,15 @@ upstreams:
     EXPECT_TRUE(validate(*c));
 }
 
+TEST(Config, BrowserCertificate) {
+    auto c = parse_config(
+        "identity: /tmp/gw\nbrowser_certificate: auto\nupstreams: [{name: "
+        "demo, builtin: demo}]\n");
+    ASSERT_TRUE(c) << c.error().message();
+    EXPECT_EQ(c->browser_certificate, "auto");
+    EXPECT_TRUE(validate(*c));
+}
+
 TEST(Config, ErrorsNameTheFileLineAndKey) {
     struct Case {
         const char* yaml;
@@ -131,6 +140,11 @@ TEST(Config, ValidationCatchesWhatCannotWork) {
          "namespacing can be turned off only with a single upstream"},
         {[](GatewayConfig& c) { c.allowed_origins = {"nope"}; }, "is not an origin"},
         {[](GatewayConfig& c) { c.log_level = "loud"; }, "log_level"},
+        {[](GatewayConfig& c) {
+             c.profile = "pq-strict";
+             c.browser_certificate = "auto";
+         },
+         "browser_certificate: profile pq-strict allows no classical certificate"},
     };
     for (const auto& c : cases) {
         GatewayConfig config = base;

@@ -3,6 +3,8 @@
 // dashboard's data over the gateway's own TLS listener.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -12,6 +14,7 @@
 
 #include "harness.hpp"
 #include "pqmcp/audit/audit.hpp"
+#include "pqmcp/tls/context.hpp"
 
 namespace pqmcp::gateway::test {
 namespace {
@@ -279,6 +282,80 @@ TEST(ObserveGateway, TheDashboardOverTheGatewaysListener) {
     EXPECT_TRUE(echoed);
     // The MCP endpoint is unaffected by the token.
     EXPECT_EQ(h.http("GET", "/other", {}, {}).status, 404U);
+}
+
+// --browser-cert: a client that offers no ML-DSA scheme (as a browser without
+// ML-DSA would) is served the ECDSA P-256 certificate over X25519MLKEM768;
+// everyone else still gets the ML-DSA identity. The audit says which it was.
+TEST(ObserveGateway, ABrowserWithoutMlDsaGetsTheBrowserCertificate) {
+    Harness h({demo_upstream()}, [](GatewayConfig& c) {
+        c.observe.dashboard_token = k_token;
+        c.browser_certificate = "auto";
+    });
+    const std::filesystem::path db = h.gateway().info().audit;
+    const std::string browser_id = h.gateway().info().browser_certificate_id;
+    {
+        ASSERT_EQ(browser_id.rfind("ec1", 0), 0U) << browser_id;
+        const auto dir = h.dir() / "gateway" / "browser";
+        EXPECT_EQ(identity::peer_id_of_path(dir)->str(), browser_id);
+
+        // The pinned MCP client verifies the ML-DSA identity as before.
+        EXPECT_EQ(h.http("GET", "/dashboard/data?token=" + k_token, {}, {}).status, 200U);
+
+        tls::ContextOptions o;
+        o.verify.pinned = {*identity::PeerId::parse(browser_id)};
+        auto ctx = tls::make_client_context(o);
+        ASSERT_TRUE(ctx) << ctx.error().message();
+        ASSERT_EQ(
+            SSL_CTX_set1_sigalgs_list(ctx->get(), "ecdsa_secp256r1_sha256:rsa_pss_rsae_sha256"), 1);
+        Client browser = h.make_client();
+        browser.context = std::move(*ctx);
+        const auto data = h.http("GET", "/dashboard/data?token=" + k_token, {}, {}, &browser);
+        ASSERT_EQ(data.status, 200U) << data.error;
+        const auto posture = data.json().at("posture").as_object();
+        EXPECT_EQ(posture.at("classical_signatures").as_int64(), 1);
+        EXPECT_EQ(posture.at("classical").as_int64(), 0);
+
+        // The same client pinned to the ML-DSA identity cannot be fooled into it.
+        tls::ContextOptions pinned;
+        pinned.verify.pinned = {*identity::PeerId::parse(h.peer_id())};
+        auto strict = tls::make_client_context(pinned);
+        ASSERT_TRUE(strict);
+        ASSERT_EQ(SSL_CTX_set1_sigalgs_list(strict->get(), "ecdsa_secp256r1_sha256"), 1);
+        Client wrong = h.make_client();
+        wrong.context = std::move(*strict);
+        EXPECT_NE(h.http("GET", "/dashboard/data?token=" + k_token, {}, {}, &wrong).error, "");
+    }
+    h.stop();  // the audit is complete (the database goes with the harness's directory)
+    std::vector<std::string> signatures;
+    for (const auto& r : records(db, "connection")) {
+        if (r.at("result") != "ok") {
+            continue;
+        }
+        EXPECT_EQ(r.at("group"), "X25519MLKEM768");
+        signatures.emplace_back(r.at("own_signature").as_string());
+    }
+    EXPECT_EQ(std::count(signatures.begin(), signatures.end(), "ecdsa_secp256r1_sha256"), 1);
+    EXPECT_GE(std::count(signatures.begin(), signatures.end(), "mldsa65"), 1);
+}
+
+TEST(ObserveGateway, ABrowserCertificateMustBeEcdsaP256) {
+    TempDir dir;
+    ASSERT_TRUE(identity::save(*identity::generate({}), dir.path() / "mldsa", false));
+    GatewayConfig c;
+    c.listen = "127.0.0.1:0";
+    c.identity = dir.path() / "gateway";
+    c.upstreams = {demo_upstream()};
+    c.browser_certificate = (dir.path() / "mldsa").string();
+    auto gw = Gateway::create(c, "test");
+    ASSERT_FALSE(gw);
+    EXPECT_NE(gw.error().message().find("an ECDSA P-256 key is needed, not ml-dsa-65"),
+              std::string::npos)
+        << gw.error().message();
+    c.browser_certificate = (dir.path() / "missing").string();
+    gw = Gateway::create(c, "test");
+    ASSERT_FALSE(gw);
+    EXPECT_NE(gw.error().message().find("browser certificate"), std::string::npos);
 }
 
 TEST(ObserveGateway, TheDashboardCanBeOffOrNeedAVerifiedIdentity) {

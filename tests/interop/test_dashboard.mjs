@@ -111,3 +111,56 @@ test('Chromium opens the dashboard over X25519MLKEM768 + ML-DSA-65 and sees the 
   const identified = exportRecords(db, 'connection').filter((r) => r.peer_id === clientId);
   assert.ok(identified.length > 0);
 });
+
+// --browser-cert: a TLS client that cannot verify ML-DSA (OpenSSL 3.5's
+// s_client offering only ECDSA, as such a browser would) is served the extra
+// ECDSA P-256 certificate; the key exchange stays X25519MLKEM768, every client
+// that offers ML-DSA still gets the ML-DSA identity, and the gateway's audit
+// says which certificate each connection saw. Without the option, such a
+// client gets no connection at all.
+function sClient(port, extra) {
+  const r = spawnSync(OPENSSL, ['s_client', '-connect', `127.0.0.1:${port}`, '-groups', 'X25519MLKEM768',
+    '-tls1_3', '-brief', ...extra], { input: '', encoding: 'utf8', timeout: 20000 });
+  return { status: r.status, output: r.stdout + r.stderr };
+}
+
+test('--browser-cert serves ECDSA P-256 to a client without ML-DSA, over X25519MLKEM768', async (t) => {
+  const plain = await startGateway(t, ['--demo']);
+  const refused = sClient(plain.port, ['-sigalgs', 'ecdsa_secp256r1_sha256']);
+  assert.notEqual(refused.status, 0, refused.output);
+  assert.match(refused.output, /handshake failure|alert number 40/i, refused.output);
+
+  const dir = tempDir(t);
+  const gateway = await startGateway(t, ['--demo', '--browser-cert', 'auto'], { dir });
+  const browserCert = path.join(dir, 'gateway', 'browser', 'identity.crt');
+  const browserId = spawnSync(PQMCP, ['id', browserCert], { encoding: 'utf8' }).stdout.trim();
+  assert.match(browserId, /^ec1[a-z2-7]+$/);
+  await until(() => gateway.stderr.some((l) => l.includes(`browser certificate ${browserId}`)), 5000,
+    'the browser certificate log line');
+
+  const ecdsa = sClient(gateway.port, ['-sigalgs', 'ecdsa_secp256r1_sha256:rsa_pss_rsae_sha256']);
+  assert.equal(ecdsa.status, 0, ecdsa.output);
+  assert.match(ecdsa.output, /Negotiated TLS1\.3 group: X25519MLKEM768/, ecdsa.output);
+  assert.match(ecdsa.output, /Signature type: ecdsa_secp256r1_sha256/, ecdsa.output);
+  assert.match(ecdsa.output, new RegExp(`Peer certificate: CN\\s*=\\s*${browserId}`), ecdsa.output);
+
+  const mldsa = sClient(gateway.port, []);
+  assert.equal(mldsa.status, 0, mldsa.output);
+  assert.match(mldsa.output, /Signature type: mldsa65/, mldsa.output);
+  assert.match(mldsa.output, new RegExp(`Peer certificate: CN\\s*=\\s*${gateway.peer}`), mldsa.output);
+
+  // And the official SDK through pqmcp connect, pinned to the ML-DSA identity, is unaffected.
+  const client = new Client({ name: 'browser-cert-test', version: '1.0.0' });
+  await client.connect(connectTransport(gateway));
+  const echoed = await client.callTool({ name: 'demo__echo', arguments: { message: 'still ML-DSA' } });
+  assert.equal(echoed.content[0].text, 'still ML-DSA');
+  await client.close();
+
+  await gateway.stop();
+  const records = exportRecords(path.join(dir, 'gateway', 'audit.db'), 'connection')
+    .filter((r) => r.result === 'ok');
+  assert.ok(records.every((r) => r.group === 'X25519MLKEM768'), JSON.stringify(records));
+  const signatures = records.filter((r) => !r.resumed).map((r) => r.own_signature);
+  assert.equal(signatures.filter((s) => s === 'ecdsa_secp256r1_sha256').length, 1, signatures.join(','));
+  assert.ok(signatures.filter((s) => s === 'mldsa65').length >= 2, signatures.join(','));
+});

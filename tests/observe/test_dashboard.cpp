@@ -90,10 +90,14 @@ TEST(Dashboard, DataHasSessionsPostureDecisionsAlertsAndSeries) {
     s.signature = "mldsa65";
     s.opened = now - std::chrono::seconds{90};
     d.session_opened(s);
-    d.connection(
-        json::object{{"result", "ok"}, {"group", "X25519MLKEM768"}, {"quantum_safe", true}});
-    d.connection(
-        json::object{{"result", "ok"}, {"group", "X25519MLKEM768"}, {"quantum_safe", true}});
+    d.connection(json::object{{"result", "ok"},
+                              {"group", "X25519MLKEM768"},
+                              {"quantum_safe", true},
+                              {"own_signature", "mldsa65"}});
+    d.connection(json::object{{"result", "ok"},
+                              {"group", "X25519MLKEM768"},
+                              {"quantum_safe", true},
+                              {"own_signature", "ecdsa_secp256r1_sha256"}});
     d.connection(json::object{{"result", "ok"}, {"group", "X25519"}, {"quantum_safe", false}});
     d.connection(json::object{{"result", "failed"}, {"error", "no shared group"}});
     for (int i = 0; i < 5; ++i) {
@@ -114,6 +118,7 @@ TEST(Dashboard, DataHasSessionsPostureDecisionsAlertsAndSeries) {
     EXPECT_EQ(posture.at("handshakes").to_number<std::uint64_t>(), 3U);
     EXPECT_EQ(posture.at("failed").to_number<std::uint64_t>(), 1U);
     EXPECT_EQ(posture.at("classical").to_number<std::uint64_t>(), 1U);
+    EXPECT_EQ(posture.at("classical_signatures").to_number<std::uint64_t>(), 1U);
     EXPECT_EQ(posture.at("by_group").at("X25519MLKEM768").to_number<std::uint64_t>(), 2U);
     // Recent lists are bounded and newest first.
     const auto& decisions = v.at("decisions").as_array();

@@ -128,6 +128,11 @@ struct GatewayConfig {
     bool require_client_identity = false;
     std::filesystem::path known_peers;
     std::filesystem::path ca;
+    // An extra ECDSA P-256 certificate for browsers that cannot verify ML-DSA
+    // (the key exchange stays hybrid): "" none, "auto" a self-signed one in
+    // IDENTITY/browser (created if missing), or a directory with identity.key
+    // and identity.crt. Clients that offer ML-DSA always get the ML-DSA one.
+    std::string browser_certificate;
     std::vector<std::string> allowed_origins;  // in addition to the gateway's own
     std::string log_level = "info";
     bool namespacing = true;  // prefix tool and prompt names with "<upstream><separator>"

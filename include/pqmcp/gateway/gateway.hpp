@@ -16,8 +16,9 @@ namespace pqmcp::gateway {
 struct GatewayInfo {
     std::string url;  // https://127.0.0.1:8443/mcp
     std::uint16_t port = 0;
-    std::string peer_id;            // the gateway's own (pq1...)
-    bool identity_created = false;  // a new identity was made at start
+    std::string peer_id;                 // the gateway's own (pq1...)
+    bool identity_created = false;       // a new identity was made at start
+    std::string browser_certificate_id;  // ec1... of the browser certificate, "" without one
     std::string profile;
     std::vector<std::string> upstreams;
     std::string policy;         // "gw.yaml (3f2a..., 5 rules)" or "" without one

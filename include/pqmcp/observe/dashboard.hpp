@@ -98,7 +98,8 @@ class Dashboard final {
     std::map<std::string, std::uint64_t> by_group_;  // successful handshakes per group
     std::uint64_t handshakes_ = 0;
     std::uint64_t failed_handshakes_ = 0;
-    std::uint64_t classical_ = 0;
+    std::uint64_t classical_ = 0;             // key exchange without ML-KEM
+    std::uint64_t classical_signatures_ = 0;  // authenticated by the ECDSA browser certificate
     struct Bucket {
         std::int64_t start = 0;  // seconds since the epoch
         std::uint64_t requests = 0;
