@@ -171,6 +171,12 @@ void GatewaySession::finish_trace(const std::string& key, const json::object& me
     for (auto& [k, v] : t.arguments) {
         record[k] = std::move(v);
     }
+    if (!t.behaviour.empty()) {
+        // What the behaviour baseline made of the call (kinds only: a finding's
+        // detail can describe the arguments).
+        record["behaviour"] = std::move(t.behaviour);
+        record["behaviour_score"] = t.behaviour_score;
+    }
     const bool refused = t.decision != "allow" && t.decision != "ask-approved";
     shared_.recorder->request(std::move(record),
                               RequestOutcome{t.method, t.upstream, t.decision, log_id_, refused});
@@ -496,6 +502,15 @@ void GatewaySession::decide(mcp::Message m, StreamId stream, std::optional<std::
         assessment = shared_.behaviour.observe(
             caller_.peer_id.empty() ? std::string("anonymous") : caller_.peer_id, m.name, arguments,
             now);
+        if (!assessment.findings.empty()) {
+            if (const auto it = traces_.find(mcp::id_text(m.id)); it != traces_.end()) {
+                for (const auto& f : assessment.findings) {
+                    it->second.behaviour.emplace_back(
+                        json::object{{"kind", f.kind}, {"score", f.score}});
+                }
+                it->second.behaviour_score = assessment.score;
+            }
+        }
         for (const auto& f : assessment.findings) {
             // A sustained burst is one line every few seconds, not one per call.
             auto& last = finding_logged_[f.kind];

@@ -160,6 +160,8 @@ class GatewaySession final : public transport::SessionHandler, public Subscriber
         std::string rule;
         std::string mode = "enforce";
         boost::json::object arguments;  // args_sha256 / args, per configuration
+        boost::json::array behaviour;   // {kind, score} of each behaviour finding
+        double behaviour_score = 0;
     };
     std::map<std::string, Trace> traces_;  // by the client's request id (JSON text)
     void begin_trace(const mcp::Message& m);

@@ -11,6 +11,7 @@
 #include <boost/json/serialize.hpp>
 
 #include "harness.hpp"
+#include "pqmcp/audit/audit.hpp"
 #include "pqmcp/policy/policy.hpp"
 
 namespace pqmcp::gateway::test {
@@ -212,6 +213,25 @@ TEST(PolicyGateway, EnumeratingPatientIdsIsStopped) {
     }
     EXPECT_EQ(rules, (std::vector<std::string>{"ok", "ok", "ok", "stop-record-enumeration",
                                                "stop-record-enumeration"}));
+    // The audit keeps what the baseline saw with each decision (kinds, never the ids).
+    const std::filesystem::path db = h.gateway().info().audit;
+    h.stop();
+    audit::Query q;
+    q.kind = "request";
+    const auto stored = audit::read(db, q);
+    ASSERT_TRUE(stored) << stored.error().message();
+    std::vector<std::string> seen;
+    for (const auto& r : *stored) {
+        const auto body = json::parse(r.body).as_object();
+        if (body.at("target") != "demo__get_patient_record") {
+            continue;
+        }
+        EXPECT_EQ(r.body.find("P0004"), std::string::npos) << r.body;
+        const auto* behaviour = body.if_contains("behaviour");
+        seen.emplace_back(
+            behaviour == nullptr ? "-" : std::string(behaviour->at(0).at("kind").as_string()));
+    }
+    EXPECT_EQ(seen, (std::vector<std::string>{"-", "-", "-", "enumeration", "enumeration"}));
 }
 
 TEST(PolicyGateway, ABurstIsFlaggedAndEscalated) {
