@@ -6,7 +6,6 @@
 // append() alone, the cost on the gateway's request path, and verify().
 #include <benchmark/benchmark.h>
 #include <sqlite3.h>
-#include <stdlib.h>
 
 #include <filesystem>
 #include <string>
@@ -15,6 +14,7 @@
 #include <fmt/format.h>
 #include <boost/json.hpp>
 
+#include "../../tests/common/temp_dir.hpp"
 #include "pqmcp/audit/audit.hpp"
 #include "pqmcp/identity/identity.hpp"
 
@@ -25,29 +25,7 @@ namespace audit = pqmcp::audit;
 
 constexpr int k_records = 1'000;  // per iteration of the throughput benchmarks
 
-class TempDir final {
-  public:
-    TempDir() {
-        std::string templ =
-            (std::filesystem::temp_directory_path() / "pqmcp-bench-XXXXXX").string();
-        if (::mkdtemp(templ.data()) == nullptr) {
-            std::abort();
-        }
-        path_ = templ;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    TempDir(TempDir&&) = delete;
-    TempDir& operator=(TempDir&&) = delete;
-    [[nodiscard]] const std::filesystem::path& path() const { return path_; }
-
-  private:
-    std::filesystem::path path_;
-};
+using TempDir = pqmcp::test::TempDir;
 
 const pqmcp::identity::Identity& gateway_identity() {
     static const pqmcp::identity::Identity id = [] {
