@@ -18,7 +18,7 @@ SUITE_NEXT="trixie"
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git dpkg-dev perl
   libboost1.81-all-dev libboost-json1.81-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
-  libre2-dev libvalijson-dev libsqlite3-dev libicu-dev libexpected-dev
+  libre2-dev libvalijson-dev libsqlite3-dev libicu-dev libexpected-dev libseccomp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   chromium
   clang-format clang-tidy python3

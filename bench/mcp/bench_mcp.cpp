@@ -284,6 +284,7 @@ int run_stdio(const Options& o) {
     pqmcp::transport::ChildSpec spec;
     spec.command = o.command.front();
     spec.args.assign(o.command.begin() + 1, o.command.end());
+    spec.env = pqmcp::transport::minimal_environment();
     pqmcp::mcp::Limits limits;
     pqmcp::transport::ChildCallbacks cb;
     cb.on_line = [&](const std::string& line) {

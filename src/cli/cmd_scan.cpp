@@ -15,6 +15,7 @@
 #include <boost/json.hpp>
 
 #include "commands.hpp"
+#include "paths.hpp"
 #include "pqmcp/core/duration.hpp"
 #include "pqmcp/gateway/inventory.hpp"
 #include "pqmcp/integrity/discovery.hpp"
@@ -46,6 +47,7 @@ struct ScanArgs {
     bool no_probe = false;
     std::string rules;
     std::string log_level = "off";  // every error is in the report
+    bool no_sandbox = false;
 };
 
 struct ItemFinding {
@@ -262,7 +264,8 @@ std::string launch_key(const gateway::UpstreamConfig& u) {
                                        std::move(headers)});
 }
 
-void connect_all(std::vector<ServerReport>& reports, std::chrono::milliseconds timeout) {
+void connect_all(std::vector<ServerReport>& reports, std::chrono::milliseconds timeout,
+                 bool sandboxed) {
     std::vector<gateway::UpstreamConfig> upstreams;
     std::map<std::string, std::size_t> by_key;
     std::vector<std::pair<std::size_t, std::size_t>> wanted;  // report, upstream
@@ -294,6 +297,11 @@ void connect_all(std::vector<ServerReport>& reports, std::chrono::milliseconds t
     gateway::InventoryOptions options;
     options.timeout = timeout;
     options.client_version = PQMCP_VERSION;
+    options.sandbox = sandboxed;
+    // The user's pqmcp identities (gateway, client) are out of reach of what it starts.
+    options.protect.push_back(
+        std::filesystem::absolute(default_identity_dir("gateway").parent_path())
+            .lexically_normal());
     auto results = gateway::fetch_inventories(upstreams, options);
     for (const auto& [report, upstream] : wanted) {
         ServerReport& r = reports[report];
@@ -822,7 +830,7 @@ int run_scan(const ScanArgs& args) {
         reports.push_back(std::move(r));
     }
     if (args.connect) {
-        connect_all(reports, *timeout);
+        connect_all(reports, *timeout, !args.no_sandbox);
     }
     for (const auto& t : args.tools) {
         reports.push_back(offline_report(t));
@@ -890,6 +898,9 @@ void add_scan_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--timeout", args->timeout,
                     "each step: a TLS probe, starting a server, each list page (default 30s)");
     cmd->add_flag("--no-probe", args->no_probe, "do not probe the TLS of https servers");
+    cmd->add_flag("--no-sandbox", args->no_sandbox,
+                  "with --connect: start the servers without the sandbox a gateway gives them "
+                  "(not recommended: they are the unvetted ones)");
     cmd->add_option("--rules", args->rules,
                     "scanner rule file instead of the built-in rules (data/scanner-rules.yaml)")
         ->check(CLI::ExistingFile);

@@ -1,8 +1,10 @@
 // `pqmcp serve` (the gateway) and `pqmcp demo-server` (the demo MCP server on stdio).
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 
 #include <spdlog/spdlog.h>
@@ -13,6 +15,7 @@
 #include "pqmcp/gateway/config.hpp"
 #include "pqmcp/gateway/gateway.hpp"
 #include "pqmcp/observe/log.hpp"
+#include "pqmcp/sandbox/sandbox.hpp"
 
 namespace pqmcp::cli {
 namespace {
@@ -53,7 +56,131 @@ struct ServeArgs {
     std::string log_format;
     std::string dashboard;
     std::string dashboard_token;
+    std::string dashboard_token_file;
+    // Per upstream, "NAME=VALUE".
+    std::vector<std::string> pass_env;
+    std::vector<std::string> upstream_env;
+    std::vector<std::string> sandbox;
+    std::vector<std::string> sandbox_read;
+    std::vector<std::string> sandbox_write;
+    std::vector<std::string> sandbox_network;
+    std::vector<std::string> sandbox_user;
+    std::vector<std::string> sandbox_arguments;
+    bool no_sandbox = false;
 };
+
+// "NAME=VALUE" of a per-upstream flag: the upstream and the value.
+Result<std::pair<gateway::UpstreamConfig*, std::string>> per_upstream(gateway::GatewayConfig& c,
+                                                                      std::string_view flag,
+                                                                      const std::string& text) {
+    const auto eq = text.find('=');
+    if (eq == std::string::npos || eq == 0) {
+        return fail(gateway::Errc::invalid_config,
+                    std::string(flag) + " " + text + ": expected UPSTREAM=VALUE");
+    }
+    const std::string name = text.substr(0, eq);
+    for (auto& u : c.upstreams) {
+        if (u.name == name) {
+            if (u.kind != gateway::UpstreamKind::stdio) {
+                return fail(gateway::Errc::invalid_config, std::string(flag) + " " + text +
+                                                               ": upstream " + name +
+                                                               " is not a stdio server");
+            }
+            return std::pair{&u, text.substr(eq + 1)};
+        }
+    }
+    return fail(gateway::Errc::invalid_config,
+                std::string(flag) + " " + text + ": no upstream named " + name);
+}
+
+// The per-upstream flags, once every upstream is known.
+Status apply_upstream_flags(const ServeArgs& a, gateway::GatewayConfig& c) {
+    if (a.no_sandbox) {
+        for (auto& u : c.upstreams) {
+            u.sandbox.enabled = false;
+        }
+    }
+    const auto each = [&c](std::string_view flag, const std::vector<std::string>& values,
+                           const auto& apply) -> Status {
+        for (const auto& text : values) {
+            auto target = per_upstream(c, flag, text);
+            if (!target) {
+                return tl::unexpected(target.error());
+            }
+            if (auto ok = apply(*target->first, target->second); !ok) {
+                return fail(gateway::Errc::invalid_config,
+                            std::string(flag) + " " + text + ": " + ok.error());
+            }
+        }
+        return {};
+    };
+    using Outcome = tl::expected<void, std::string>;
+    const auto absolute = [](const std::string& p) {
+        return std::filesystem::absolute(p).lexically_normal();
+    };
+    for (const auto& ok : {
+             each("--pass-env", a.pass_env,
+                  [](gateway::UpstreamConfig&u, const std::string&v) -> Outcome {
+                      u.env_passthrough.push_back(v);
+                      return {};
+                  }),
+             each("--upstream-env", a.upstream_env,
+                  [](gateway::UpstreamConfig&u, const std::string&v) -> Outcome {
+                      const auto eq = v.find('=');
+                      if (eq == std::string::npos || eq == 0) {
+                          return tl::unexpected(std::string("expected UPSTREAM=KEY=VALUE"));
+                      }
+                      u.env.emplace_back(v.substr(0, eq), v.substr(eq + 1));
+                      return {};
+                  }),
+             each("--sandbox", a.sandbox,
+                  [](gateway::UpstreamConfig&u, const std::string&v) -> Outcome {
+                      if (v != "on" && v != "off") {
+                          return tl::unexpected(std::string("expected on or off"));
+                      }
+                      u.sandbox.enabled = v == "on";
+                      return {};
+                  }),
+             each("--sandbox-read", a.sandbox_read,
+                  [&absolute](gateway::UpstreamConfig&u, const std::string&v) -> Outcome {
+                      u.sandbox.read.push_back(absolute(v));
+                      return {};
+                  }),
+             each("--sandbox-write", a.sandbox_write,
+                  [&absolute](gateway::UpstreamConfig&u, const std::string&v) -> Outcome {
+                      u.sandbox.write.push_back(absolute(v));
+                      return {};
+                  }),
+             each("--sandbox-network", a.sandbox_network,
+                  [](gateway::UpstreamConfig&u, const std::string&v) -> Outcome {
+                      const auto n = sandbox::parse_network(v);
+                      if (!n) {
+                          return tl::unexpected(std::string("expected none, loopback or any"));
+                      }
+                      u.sandbox.network = *n;
+                      return {};
+                  }),
+             each("--sandbox-user", a.sandbox_user,
+                  [](gateway::UpstreamConfig&u, const std::string&v) -> Outcome {
+                      u.sandbox.user = v;
+                      return {};
+                  }),
+             each("--sandbox-arguments", a.sandbox_arguments,
+                  [](gateway::UpstreamConfig&u, const std::string&v) -> Outcome {
+                      const auto access = gateway::parse_argument_access(v);
+                      if (!access) {
+                          return tl::unexpected(std::string("expected write, read or none"));
+                      }
+                      u.sandbox.arguments = *access;
+                      return {};
+                  }),
+         }) {
+        if (!ok) {
+            return ok;
+        }
+    }
+    return {};
+}
 
 int fail_with(const std::string& what) {
     std::cerr << "pqmcp serve: " << what << "\n";
@@ -194,6 +321,9 @@ Result<gateway::GatewayConfig> build_config(const ServeArgs& a) {
     if (!a.dashboard_token.empty()) {
         c.observe.dashboard_token = a.dashboard_token;
     }
+    if (!a.dashboard_token_file.empty()) {
+        c.observe.dashboard_token_file = a.dashboard_token_file;
+    }
     for (const auto& flag : a.upstreams) {
         auto u = gateway::parse_upstream_flag(flag);
         if (!u) {
@@ -206,6 +336,9 @@ Result<gateway::GatewayConfig> build_config(const ServeArgs& a) {
         demo.name = "demo";
         demo.kind = gateway::UpstreamKind::demo;
         c.upstreams.push_back(std::move(demo));
+    }
+    if (auto ok = apply_upstream_flags(a, c); !ok) {
+        return tl::unexpected(ok.error());
     }
     return c;
 }
@@ -230,6 +363,9 @@ void raise_descriptor_limit(const gateway::GatewayConfig& c) {
 }
 
 int run_serve(const ServeArgs& args) {
+    // Its memory holds the identity's private key: no core dumps, and no
+    // ptrace or /proc/PID/mem by processes of the same user.
+    (void)::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     auto config = build_config(args);
     if (!config) {
         return fail_with(config.error().message());
@@ -357,7 +493,33 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
     serve->add_option("--dashboard", args->dashboard,
                       "dashboard at / and /dashboard: token (default), identity, open, off");
     serve->add_option("--dashboard-token", args->dashboard_token,
-                      "the dashboard's token (default: a new one each start)");
+                      "the dashboard's token (default: a new one each start; visible in ps: "
+                      "prefer --dashboard-token-file or PQMCP_DASHBOARD_TOKEN)");
+    serve
+        ->add_option("--dashboard-token-file", args->dashboard_token_file,
+                     "read the dashboard's token from the first line of this file")
+        ->check(CLI::ExistingFile);
+    serve->add_option("--pass-env", args->pass_env,
+                      "UPSTREAM=VAR: pass the gateway's variable VAR to a stdio upstream "
+                      "(repeatable; children get PATH, HOME, LANG and nothing else by default)");
+    serve->add_option("--upstream-env", args->upstream_env,
+                      "UPSTREAM=KEY=VALUE: set a variable for a stdio upstream (repeatable)");
+    serve->add_option("--sandbox", args->sandbox,
+                      "UPSTREAM=on|off: the sandbox of a stdio upstream (default on)");
+    serve->add_flag("--no-sandbox", args->no_sandbox,
+                    "run every stdio upstream without a sandbox (not recommended)");
+    serve->add_option("--sandbox-read", args->sandbox_read,
+                      "UPSTREAM=PATH: let a stdio upstream read beneath PATH (repeatable)");
+    serve->add_option(
+        "--sandbox-write", args->sandbox_write,
+        "UPSTREAM=PATH: let a stdio upstream read and write beneath PATH (repeatable)");
+    serve->add_option("--sandbox-network", args->sandbox_network,
+                      "UPSTREAM=none|loopback|any: a stdio upstream's network (default none)");
+    serve->add_option("--sandbox-user", args->sandbox_user,
+                      "UPSTREAM=USER: run a stdio upstream as another user (needs root)");
+    serve->add_option("--sandbox-arguments", args->sandbox_arguments,
+                      "UPSTREAM=write|read|none: what the sandbox grants for paths among the "
+                      "server's arguments (default write for directories, read for files)");
     serve->callback([args, &exit_code] { exit_code = run_serve(*args); });
 
     auto limit = std::make_shared<std::size_t>(4U << 20U);

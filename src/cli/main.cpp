@@ -1,13 +1,36 @@
+#include <charconv>
 #include <csignal>
 #include <exception>
+#include <filesystem>
 #include <iostream>
+#include <vector>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "commands.hpp"
+#include "pqmcp/core/descriptor.hpp"
+#include "pqmcp/observe/log.hpp"
 
 namespace {
+
+// Descriptors this process was started with beyond 0-2 (a shell's, a test
+// runner's) are its own business, not its children's: close-on-exec.
+void keep_inherited_from_children() {
+    std::error_code ec;
+    std::vector<int> fds;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+        int fd = -1;
+        const std::string name = entry.path().filename().string();
+        if (std::from_chars(name.data(), name.data() + name.size(), fd).ec == std::errc{} &&
+            fd > 2) {
+            fds.push_back(fd);
+        }
+    }
+    for (const int fd : fds) {
+        pqmcp::keep_from_children(fd);
+    }
+}
 
 int run(int argc, char** argv) {
     CLI::App app{"pqmcp: post-quantum secure transport and policy gateway for MCP", "pqmcp"};
@@ -40,7 +63,9 @@ int main(int argc, char** argv) {
     // Logs go to stderr: stdout belongs to ready lines, reports and, for
     // connect and demo-server, to the MCP messages themselves.
     spdlog::set_default_logger(spdlog::stderr_color_mt("pqmcp"));
-    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+    // Text lines with what peers sent escaped (observe/log.hpp).
+    pqmcp::observe::set_log_format(pqmcp::observe::LogFormat::text);
+    keep_inherited_from_children();
     // The data plane returns errors as values; anything thrown is a bug or an
     // out-of-memory, reported as one line instead of a terminate().
     try {

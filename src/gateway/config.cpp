@@ -148,11 +148,52 @@ class Reader {
     std::string_view source_;
 };
 
+// `sandbox: off`, `sandbox: on`, or the mapping.
+void read_sandbox(const Reader& r, const YAML::Node& node, const std::string& where,
+                  SandboxConfig& out) {
+    if (node.IsScalar()) {
+        out.enabled = r.boolean(node, where);
+        return;
+    }
+    r.only(node, where, {"enabled", "read", "write", "network", "user", "arguments"});
+    if (node["enabled"]) {
+        out.enabled = r.boolean(node["enabled"], where + ".enabled");
+    }
+    for (const auto& [key, list] : {std::pair{"read", &out.read}, std::pair{"write", &out.write}}) {
+        if (node[key]) {
+            for (auto& p : r.strings(node[key], where + "." + key)) {
+                list->emplace_back(std::move(p));
+            }
+        }
+    }
+    if (node["network"]) {
+        const std::string text = r.string(node["network"], where + ".network");
+        const auto network = sandbox::parse_network(text);
+        if (!network) {
+            r.error(node["network"], where + ".network",
+                    "expected none, loopback or any, not \"" + text + "\"");
+        }
+        out.network = *network;
+    }
+    if (node["user"]) {
+        out.user = r.string(node["user"], where + ".user");
+    }
+    if (node["arguments"]) {
+        const std::string text = r.string(node["arguments"], where + ".arguments");
+        const auto access = parse_argument_access(text);
+        if (!access) {
+            r.error(node["arguments"], where + ".arguments",
+                    "expected write, read or none, not \"" + text + "\"");
+        }
+        out.arguments = *access;
+    }
+}
+
 UpstreamConfig read_upstream(const Reader& r, const YAML::Node& node, std::size_t index) {
     const std::string where = "upstreams[" + std::to_string(index) + "]";
     r.only(node, where,
-           {"name", "command", "args", "env", "cwd", "isolation", "url", "profile", "pin", "ca",
-            "headers", "builtin", "publisher", "manifest"});
+           {"name", "command", "args", "env", "env_passthrough", "cwd", "isolation", "sandbox",
+            "url", "profile", "pin", "ca", "headers", "builtin", "publisher", "manifest"});
     UpstreamConfig u;
     if (!node["name"]) {
         r.error(node, where, "every upstream needs a name");
@@ -171,8 +212,14 @@ UpstreamConfig read_upstream(const Reader& r, const YAML::Node& node, std::size_
         if (node["env"]) {
             u.env = r.map(node["env"], where + ".env");
         }
+        if (node["env_passthrough"]) {
+            u.env_passthrough = r.strings(node["env_passthrough"], where + ".env_passthrough");
+        }
         if (node["cwd"]) {
             u.cwd = r.string(node["cwd"], where + ".cwd");
+        }
+        if (const auto& box = node["sandbox"]) {
+            read_sandbox(r, box, where + ".sandbox", u.sandbox);
         }
         if (node["isolation"]) {
             const std::string iso = r.string(node["isolation"], where + ".isolation");
@@ -219,10 +266,26 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
         return c;
     }
     r.only(root, "",
-           {"listen", "identity", "profile", "require_client_identity", "known_peers", "ca",
-            "browser_certificate", "allowed_origins", "log_level", "namespacing", "upstreams",
-            "limits", "timeouts", "policy", "integrity", "audit", "metrics", "log_format",
-            "dashboard"});
+           {"listen",
+            "identity",
+            "profile",
+            "require_client_identity",
+            "known_peers",
+            "ca",
+            "browser_certificate",
+            "allowed_origins",
+            "log_level",
+            "namespacing",
+            "upstreams",
+            "limits",
+            "timeouts",
+            "policy",
+            "integrity",
+            "audit",
+            "metrics",
+            "log_format",
+            "dashboard",
+            "protect"});
     if (root["listen"]) {
         c.listen = r.string(root["listen"], "listen");
     }
@@ -250,6 +313,11 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
     }
     if (root["log_level"]) {
         c.log_level = r.string(root["log_level"], "log_level");
+    }
+    if (root["protect"]) {
+        for (auto& p : r.strings(root["protect"], "protect")) {
+            c.protect.emplace_back(std::move(p));
+        }
     }
     if (const auto& pol = root["policy"]) {
         if (pol.IsScalar()) {
@@ -346,12 +414,15 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
         c.observe.log_format = r.string(root["log_format"], "log_format");
     }
     if (const auto& d = root["dashboard"]) {
-        r.only(d, "dashboard", {"access", "token"});
+        r.only(d, "dashboard", {"access", "token", "token_file"});
         if (d["access"]) {
             c.observe.dashboard = r.string(d["access"], "dashboard.access");
         }
         if (d["token"]) {
             c.observe.dashboard_token = r.string(d["token"], "dashboard.token");
+        }
+        if (d["token_file"]) {
+            c.observe.dashboard_token_file = r.string(d["token_file"], "dashboard.token_file");
         }
     }
     if (const auto& ns = root["namespacing"]) {
@@ -376,7 +447,8 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
         r.only(l, "limits",
                {"max_message_bytes", "max_json_depth", "max_batch", "max_header_bytes",
                 "max_body_bytes", "max_connections", "max_sessions", "max_streams_per_session",
-                "replay_events", "replay_bytes", "max_children", "max_pending_requests"});
+                "replay_events", "replay_bytes", "max_children", "max_pending_requests",
+                "upstream_connections"});
         const auto set = [&](const char* key, std::size_t& field) {
             if (l[key]) {
                 field = r.count(l[key], std::string("limits.") + key);
@@ -394,11 +466,13 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
         set("replay_bytes", c.limits.http.replay_bytes);
         set("max_children", c.limits.max_children);
         set("max_pending_requests", c.limits.max_pending_requests);
+        set("upstream_connections", c.limits.upstream_connections);
     }
     if (const auto& t = root["timeouts"]) {
         r.only(t, "timeouts",
                {"handshake", "request_read", "keep_alive", "write", "sse_keepalive", "session_idle",
-                "upstream_request", "upstream_start", "child_idle"});
+                "upstream_request", "upstream_deadline", "upstream_pool_wait", "upstream_start",
+                "child_idle"});
         const auto set = [&](const char* key, std::chrono::milliseconds& field) {
             if (t[key]) {
                 field = r.duration(t[key], std::string("timeouts.") + key);
@@ -411,6 +485,8 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
         set("sse_keepalive", c.timeouts.http.keepalive);
         set("session_idle", c.timeouts.http.session_idle);
         set("upstream_request", c.timeouts.upstream_request);
+        set("upstream_deadline", c.timeouts.upstream_deadline);
+        set("upstream_pool_wait", c.timeouts.upstream_pool_wait);
         set("upstream_start", c.timeouts.upstream_start);
         set("child_idle", c.timeouts.child_idle);
     }
@@ -486,6 +562,19 @@ std::uint16_t GatewayConfig::listen_port() const {
     return static_cast<std::uint16_t>(port);
 }
 
+std::optional<ArgumentAccess> parse_argument_access(std::string_view text) noexcept {
+    if (text == "write") {
+        return ArgumentAccess::write;
+    }
+    if (text == "read") {
+        return ArgumentAccess::read;
+    }
+    if (text == "none") {
+        return ArgumentAccess::none;
+    }
+    return std::nullopt;
+}
+
 std::optional<AuditArguments> parse_audit_arguments(std::string_view text) noexcept {
     if (text == "digest") {
         return AuditArguments::digest;
@@ -543,6 +632,13 @@ Result<GatewayConfig> load_config(const std::filesystem::path& file) {
             if (!u.manifest.empty() && u.manifest.is_relative()) {
                 u.manifest = file.parent_path() / u.manifest;
             }
+            for (auto* list : {&u.sandbox.read, &u.sandbox.write}) {
+                for (auto& p : *list) {
+                    if (p.is_relative()) {
+                        p = std::filesystem::absolute(file.parent_path() / p).lexically_normal();
+                    }
+                }
+            }
         }
     }
     return config;
@@ -594,6 +690,18 @@ Result<UpstreamConfig> parse_upstream_flag(std::string_view text) {
                     "--upstream " + u.name + ": expected stdio:COMMAND ARGS... or an http(s) URL");
     }
     return u;
+}
+
+Status check_dashboard_token(std::string_view token) {
+    for (const char ch : token) {
+        if (std::isalnum(static_cast<unsigned char>(ch)) == 0 && ch != '-' && ch != '_') {
+            return fail(Errc::invalid_config, "use letters, digits, - and _ only");
+        }
+    }
+    if (token.size() < 16) {
+        return fail(Errc::invalid_config, "at least 16 characters");
+    }
+    return {};
 }
 
 Status validate(const GatewayConfig& c) {
@@ -703,13 +811,10 @@ Status validate(const GatewayConfig& c) {
         return bad("dashboard.access: expected off, open, token or identity, not \"" +
                    c.observe.dashboard + "\"");
     }
-    for (const char ch : c.observe.dashboard_token) {
-        if (std::isalnum(static_cast<unsigned char>(ch)) == 0 && ch != '-' && ch != '_') {
-            return bad("dashboard.token: use letters, digits, - and _ only");
+    if (!c.observe.dashboard_token.empty()) {
+        if (auto ok = check_dashboard_token(c.observe.dashboard_token); !ok) {
+            return bad("dashboard.token: " + ok.error().detail);
         }
-    }
-    if (!c.observe.dashboard_token.empty() && c.observe.dashboard_token.size() < 16) {
-        return bad("dashboard.token: at least 16 characters");
     }
     if (!c.observe.metrics.empty()) {
         const auto colon = c.observe.metrics.rfind(':');
@@ -719,7 +824,8 @@ Status validate(const GatewayConfig& c) {
     }
     const auto& t = c.timeouts;
     for (const auto d : {t.http.handshake, t.http.read, t.http.idle, t.http.write, t.http.keepalive,
-                         t.http.session_idle, t.upstream_request, t.upstream_start, t.child_idle}) {
+                         t.http.session_idle, t.upstream_request, t.upstream_deadline,
+                         t.upstream_pool_wait, t.upstream_start, t.child_idle}) {
         if (d.count() <= 0) {
             return bad("timeouts must be positive");
         }

@@ -1,8 +1,14 @@
 #include "pqmcp/gateway/gateway.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <charconv>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <future>
 
 #include <fmt/format.h>
@@ -25,8 +31,10 @@
 #include "pqmcp/policy/policy.hpp"
 #include "pqmcp/tls/context.hpp"
 #include "pqmcp/tls/profile.hpp"
+#include "pqmcp/transport/child.hpp"
 #include "pqmcp/transport/http_server.hpp"
 #include "pqmcp/transport/http_util.hpp"
+#include "sandbox_policy.hpp"
 #include "session.hpp"
 
 namespace pqmcp::gateway {
@@ -35,13 +43,9 @@ namespace asio = boost::asio;
 
 struct Gateway::Impl {
     explicit Impl(GatewayConfig c, std::string version)
-        : config(std::move(c)), services{io, config, 0, {}}, shared{services,
-                                                                    {},
-                                                                    std::move(version),
-                                                                    {},
-                                                                    {},
-                                                                    policy::Behaviour{},
-                                                                    {}} {
+        : config(std::move(c)),
+          services{io, config, 0, {}, nullptr, {}, 0},
+          shared{services, {}, std::move(version), {}, {}, policy::Behaviour{}, {}} {
         shared.clock = [] { return std::chrono::steady_clock::now(); };
     }
 
@@ -60,6 +64,8 @@ struct Gateway::Impl {
     std::unique_ptr<observe::Dashboard> dashboard;  // null: turned off
     std::unique_ptr<Recorder> recorder;
     std::unique_ptr<observe::MetricsServer> metrics;  // null: no --metrics
+    std::unique_ptr<sandbox::Supervisor> supervisor;  // null: no sandboxed upstream
+    std::filesystem::path tmp_root;                   // the children's TMPDIRs, removed at the end
     GatewayInfo info;
     bool stopping = false;
     asio::steady_timer policy_watch{io};
@@ -67,6 +73,7 @@ struct Gateway::Impl {
 
     void begin_shutdown();
     Status start_observing();  // the audit writer, the dashboard, the recorder
+    Status start_sandbox();    // checks every stdio upstream's sandbox; the supervisor
     Status apply_policy(bool initial);
     void watch_policy();
 };
@@ -227,6 +234,33 @@ Result<crypto::SslCtxPtr> upstream_context(const UpstreamConfig& u, const transp
     return tls::make_client_context(o);
 }
 
+// The first line of a token file; a file others may read is refused.
+Result<std::string> read_token_file(const std::filesystem::path& file) {
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0) {
+        return fail(Errc::invalid_config,
+                    "dashboard.token_file " + file.string() + ": " + std::strerror(errno));
+    }
+    if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+        return fail(Errc::invalid_config, "dashboard.token_file " + file.string() +
+                                              ": readable by others (chmod 600 it)");
+    }
+    std::ifstream in(file);
+    std::string line;
+    if (!in || !std::getline(in, line)) {
+        return fail(Errc::invalid_config,
+                    "dashboard.token_file " + file.string() + ": cannot be read");
+    }
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) {
+        line.pop_back();
+    }
+    if (auto ok = check_dashboard_token(line); !ok) {
+        return fail(Errc::invalid_config,
+                    "dashboard.token_file " + file.string() + ": " + ok.error().detail);
+    }
+    return line;
+}
+
 }  // namespace
 
 Status Gateway::Impl::start_observing() {
@@ -255,6 +289,24 @@ Status Gateway::Impl::start_observing() {
         observe::DashboardOptions o;
         o.access = *access;
         o.token = c.observe.dashboard_token;
+        if (o.token.empty() && !c.observe.dashboard_token_file.empty()) {
+            auto token = read_token_file(c.observe.dashboard_token_file);
+            if (!token) {
+                return tl::unexpected(token.error());
+            }
+            o.token = std::move(*token);
+        }
+        if (o.token.empty()) {
+            // NOLINTNEXTLINE(concurrency-mt-unsafe): read at start, before any thread
+            if (const char* from_env = std::getenv("PQMCP_DASHBOARD_TOKEN");
+                from_env != nullptr && *from_env != '\0') {
+                o.token = from_env;
+                if (auto ok = check_dashboard_token(o.token); !ok) {
+                    return fail(Errc::invalid_config,
+                                "PQMCP_DASHBOARD_TOKEN: " + ok.error().detail);
+                }
+            }
+        }
         if (o.access == observe::DashboardAccess::token && o.token.empty()) {
             auto random = crypto::random_bytes(16);
             if (!random) {
@@ -274,6 +326,86 @@ Status Gateway::Impl::start_observing() {
     gauges.children = [this] { return static_cast<double>(services.children); };
     recorder = std::make_unique<Recorder>(c, audit.get(), dashboard.get(), std::move(gauges));
     shared.recorder = recorder.get();
+    return {};
+}
+
+Status Gateway::Impl::start_sandbox() {
+    const GatewayConfig& c = config;
+    std::vector<const UpstreamConfig*> boxed;
+    for (const auto& u : c.upstreams) {
+        if (u.kind == UpstreamKind::stdio) {
+            if (u.sandbox.enabled) {
+                boxed.push_back(&u);
+            } else {
+                spdlog::warn(
+                    "upstream {} runs without a sandbox (sandbox: off): it can read and write "
+                    "whatever this user can, the gateway's identity and databases included",
+                    u.name);
+            }
+        }
+    }
+    if (boxed.empty()) {
+        return {};
+    }
+    const auto& support = sandbox::probe();
+    // Each sandbox is checked now, with the grants it will get: a kernel that
+    // lacks a facility, or a grant that reaches the gateway's own files,
+    // stops the start, not the first session.
+    for (const UpstreamConfig* u : boxed) {
+        const auto env = child_environment(*u, {}, {});
+        std::string search_path;
+        for (const auto& [key, value] : env) {
+            if (key == "PATH") {
+                search_path = value;
+            }
+        }
+        auto exe = transport::find_executable(u->command, search_path);
+        if (!exe) {
+            return fail(Errc::startup_failed, "upstream " + u->name + ": " + exe.error().detail);
+        }
+        const auto policy = child_policy(c, *u, *exe, {});
+        auto prepared = sandbox::prepare(policy, support);
+        if (!prepared) {
+            return fail(Errc::startup_failed,
+                        "upstream " + u->name + ": sandbox: " + prepared.error().detail +
+                            (prepared.error().code == sandbox::Errc::unsupported
+                                 ? " (this kernel: " + sandbox::describe(support) +
+                                       "); to run it without one, say sandbox: off for it "
+                                       "(--sandbox " +
+                                       u->name + "=off)"
+                                 : std::string{}));
+        }
+        spdlog::info("upstream {}: sandboxed (read {} paths, write {}, network {}{})", u->name,
+                     policy.read.size(), policy.write.size() + 1,
+                     sandbox::to_string(policy.network),
+                     policy.user.empty() ? "" : ", user " + policy.user);
+    }
+    spdlog::info("sandbox: {}", sandbox::describe(support));
+    if (support.landlock_abi < 6) {
+        spdlog::warn(
+            "sandbox: Landlock ABI {} cannot scope signals: a sandboxed server can signal other "
+            "processes of its user (never the gateway: seccomp refuses that)",
+            support.landlock_abi);
+    }
+    // The children's private temporary directories, under one of the gateway's own.
+    std::error_code ec;
+    std::string pattern =
+        (std::filesystem::temp_directory_path(ec) / "pqmcp-children-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) {
+        return fail(Errc::startup_failed, "sandbox: cannot create a temporary directory: " +
+                                              std::string(std::strerror(errno)));
+    }
+    tmp_root = pattern;
+    services.tmp_root = tmp_root;
+    supervisor = std::make_unique<sandbox::Supervisor>([this](sandbox::Violation v) {
+        // From the supervisor's thread to the gateway's.
+        asio::post(io, [this, v = std::move(v)] {
+            if (recorder) {
+                recorder->sandbox(v);
+            }
+        });
+    });
+    services.supervisor = supervisor.get();
     return {};
 }
 
@@ -322,6 +454,11 @@ Gateway::~Gateway() {
         impl_->server->stop();
     }
     impl_->server.reset();
+    impl_->supervisor.reset();
+    if (!impl_->tmp_root.empty()) {
+        std::error_code ec;
+        std::filesystem::remove_all(impl_->tmp_root, ec);
+    }
     if (impl_->audit) {
         impl_->audit->close();
     }
@@ -394,6 +531,9 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayConfig config, std::stri
     }
 
     if (auto ok = g.start_observing(); !ok) {
+        return tl::unexpected(ok.error());
+    }
+    if (auto ok = g.start_sandbox(); !ok) {
         return tl::unexpected(ok.error());
     }
     if (auto ok = g.apply_policy(true); !ok) {

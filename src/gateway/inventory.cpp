@@ -1,9 +1,12 @@
 #include "pqmcp/gateway/inventory.hpp"
 
+#include <cstdlib>
 #include <deque>
+#include <filesystem>
 #include <memory>
 #include <optional>
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -279,7 +282,45 @@ std::vector<Result<Inventory>> fetch_inventories(const std::vector<UpstreamConfi
     // Parallelism is bounded here, not by the gateway's limit (stopped
     // children count until they are reaped).
     config.limits.max_children = upstreams.size() + 1;
-    Services services{io, config, 0, {}};
+    config.protect = options.protect;
+    Services services{io, config, 0, {}, nullptr, {}, 0};
+    std::vector<UpstreamConfig> boxed = upstreams;
+    for (auto& u : boxed) {
+        u.sandbox.enabled = u.sandbox.enabled && options.sandbox;
+    }
+    config.upstreams = boxed;
+    // Servers found on the machine are exactly the ones nobody vetted: they
+    // run sandboxed, and what the sandbox refuses is logged.
+    std::unique_ptr<sandbox::Supervisor> supervisor;
+    std::filesystem::path tmp_root;
+    if (options.sandbox) {
+        supervisor = std::make_unique<sandbox::Supervisor>([](const sandbox::Violation& v) {
+            spdlog::warn("server {} (pid {}): the sandbox refused {} {} ({})", v.label, v.pid,
+                         v.access, v.what, v.syscall);
+        });
+        services.supervisor = supervisor.get();
+        std::error_code ec;
+        std::string pattern =
+            (std::filesystem::temp_directory_path(ec) / "pqmcp-scan-XXXXXX").string();
+        if (::mkdtemp(pattern.data()) != nullptr) {
+            tmp_root = pattern;
+            services.tmp_root = tmp_root;
+        }
+    }
+    struct Cleanup {
+        std::filesystem::path dir;
+        explicit Cleanup(std::filesystem::path d) : dir(std::move(d)) {}
+        ~Cleanup() {
+            if (!dir.empty()) {
+                std::error_code ec;
+                std::filesystem::remove_all(dir, ec);
+            }
+        }
+        Cleanup(const Cleanup&) = delete;
+        Cleanup& operator=(const Cleanup&) = delete;
+        Cleanup(Cleanup&&) = delete;
+        Cleanup& operator=(Cleanup&&) = delete;
+    } cleanup(tmp_root);
 
     auto guard = asio::make_work_guard(io);
     std::vector<std::unique_ptr<Fetch>> fetches;
@@ -309,7 +350,7 @@ std::vector<Result<Inventory>> fetch_inventories(const std::vector<UpstreamConfi
         }
     };
     for (std::size_t i = 0; i < upstreams.size(); ++i) {
-        fetches.push_back(std::make_unique<Fetch>(services, upstreams[i], options, [&] {
+        fetches.push_back(std::make_unique<Fetch>(services, config.upstreams[i], options, [&] {
             --running;
             ++finished;
             if (finished == upstreams.size()) {

@@ -63,6 +63,10 @@ Recorder::Recorder(const GatewayConfig& config, audit::Writer* audit, observe::D
     audit_refused_ = &r.counter("pqmcp_audit_records_refused_total",
                                 "Audit records the queue refused (full or writer failed)");
     audit_refused_->touch({});
+    sandbox_ = &r.counter("pqmcp_sandbox_denials_total",
+                          "What the sandbox of a stdio upstream refused, by upstream and kind "
+                          "(protected: the gateway's own files)",
+                          {"upstream", "access", "protected"});
     if (audit_ != nullptr) {
         r.gauge("pqmcp_audit_queue_depth", "Audit records waiting for the writer",
                 [a = audit_] { return static_cast<double>(a->stats().depth); });
@@ -178,6 +182,32 @@ void Recorder::integrity(json::object record) {
         return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string{};
     };
     integrity_->inc({field("upstream"), field("event"), field("severity")});
+    stamp(record);
+    if (dashboard_ != nullptr) {
+        dashboard_->alert(record);
+    }
+    write(std::move(record));
+}
+
+void Recorder::sandbox(const sandbox::Violation& v) {
+    if (v.protected_path) {
+        spdlog::warn(
+            "upstream {} (pid {}): the sandbox refused {} of {} ({}): it is the gateway's own",
+            v.label, v.pid, v.access, v.what, v.syscall);
+    } else {
+        spdlog::warn(
+            "upstream {} (pid {}): the sandbox refused {} {} ({}); grant it with "
+            "sandbox.{} if the server needs it",
+            v.label, v.pid, v.access, v.what, v.syscall,
+            v.access == "network" || v.access == "accept" ? "network"
+            : v.access == "read" || v.access == "execute" ? "read"
+                                                          : "write");
+    }
+    sandbox_->inc({v.label, v.access, v.protected_path ? "yes" : "no"});
+    json::object record{{"kind", "sandbox"},    {"event", "denied"},
+                        {"upstream", v.label},  {"pid", v.pid},
+                        {"syscall", v.syscall}, {"access", v.access},
+                        {"target", v.what},     {"protected", v.protected_path}};
     stamp(record);
     if (dashboard_ != nullptr) {
         dashboard_->alert(record);

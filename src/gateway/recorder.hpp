@@ -16,6 +16,7 @@
 #include "pqmcp/gateway/config.hpp"
 #include "pqmcp/observe/dashboard.hpp"
 #include "pqmcp/observe/metrics.hpp"
+#include "pqmcp/sandbox/sandbox.hpp"
 #include "pqmcp/tls/handshake_info.hpp"
 #include "pqmcp/transport/http_server.hpp"
 
@@ -57,6 +58,8 @@ class Recorder final {
     void rule_hit(std::string_view rule, std::string_view effect, std::string_view mode);
     // An integrity event's record (kind "integrity").
     void integrity(boost::json::object record);
+    // Something an upstream's sandbox refused (kind "sandbox"), logged too.
+    void sandbox(const sandbox::Violation& v);
     // "loaded", "reloaded" or "reload_failed".
     void policy(std::string_view event, std::string_view source, std::string_view fingerprint,
                 std::string_view error);
@@ -81,6 +84,7 @@ class Recorder final {
     observe::Counter* integrity_;
     observe::Counter* policy_reloads_;
     observe::Counter* audit_refused_;  // append() returned false
+    observe::Counter* sandbox_;
 };
 
 }  // namespace pqmcp::gateway

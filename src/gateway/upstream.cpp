@@ -5,10 +5,14 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/post.hpp>
 
+#include <unistd.h>
+
 #include "pqmcp/demo/demo_server.hpp"
 #include "pqmcp/mcp/protocol.hpp"
+#include "pqmcp/observe/log.hpp"
 #include "pqmcp/transport/child.hpp"
 #include "pqmcp/transport/http_client.hpp"
+#include "sandbox_policy.hpp"
 
 namespace pqmcp::gateway {
 
@@ -67,10 +71,60 @@ Result<std::unique_ptr<Channel>> open_stdio(Services& services, const UpstreamCo
     transport::ChildSpec spec;
     spec.command = u.command;
     spec.args = u.args;
-    spec.env = u.env;
     spec.cwd = u.cwd;
     spec.max_line = limits.message.max_message_bytes;
-    spec.on_reaped = [&services] { --services.children; };
+    spec.label = u.name;
+    // A private temporary directory for each sandboxed child, removed once it
+    // has been reaped.
+    std::filesystem::path tmpdir;
+    std::optional<sandbox::Prepared> box;
+    std::string home;
+    if (u.sandbox.enabled) {
+        if (!services.tmp_root.empty()) {
+            tmpdir =
+                services.tmp_root / (u.name + "-" + std::to_string(++services.children_started));
+            std::error_code ec;
+            std::filesystem::create_directory(tmpdir, ec);
+            if (ec) {
+                return fail(Errc::startup_failed,
+                            "sandbox: " + tmpdir.string() + ": " + ec.message());
+            }
+            std::filesystem::permissions(tmpdir, std::filesystem::perms::owner_all, ec);
+        }
+        const auto env = child_environment(u, tmpdir, {});
+        std::string search_path;
+        for (const auto& [key, value] : env) {
+            if (key == "PATH") {
+                search_path = value;
+            }
+        }
+        auto exe = transport::find_executable(u.command, search_path);
+        if (!exe) {
+            return fail(Errc::startup_failed, exe.error().detail);
+        }
+        auto prepared = sandbox::prepare(child_policy(services.config, u, *exe, tmpdir),
+                                         sandbox::probe(), services.supervisor != nullptr);
+        if (!prepared) {
+            std::error_code ec;
+            std::filesystem::remove_all(tmpdir, ec);
+            return fail(Errc::startup_failed, "sandbox: " + prepared.error().detail);
+        }
+        box = std::move(*prepared);
+        home = box->home();
+        if (box->changes_user() && !tmpdir.empty()) {
+            (void)::chown(tmpdir.c_str(), box->uid(), box->gid());
+        }
+        spec.sandbox = &*box;
+        spec.supervisor = services.supervisor;
+    }
+    spec.env = child_environment(u, tmpdir, home);
+    spec.on_reaped = [&services, tmpdir] {
+        --services.children;
+        if (!tmpdir.empty()) {
+            std::error_code ec;
+            std::filesystem::remove_all(tmpdir, ec);
+        }
+    };
     auto pid = std::make_shared<int>(0);
     transport::ChildCallbacks callbacks;
     const std::string name = u.name;
@@ -82,7 +136,8 @@ Result<std::unique_ptr<Channel>> open_stdio(Services& services, const UpstreamCo
         spdlog::warn("upstream {}: {}; the line was skipped", name, error.message());
     };
     callbacks.on_stderr_line = [name, pid](std::string line) {
-        spdlog::info("[{} {}] {}", name, *pid, line);
+        // A child's words, not ours: escaped, so they cannot pose as log lines.
+        spdlog::info("[{} {}] {}", name, *pid, observe::escape_log(line));
     };
     callbacks.on_exit = [name, pid, on_closed = events.on_closed](std::string how) {
         spdlog::debug("upstream {} (pid {}) {}", name, *pid, how);
@@ -93,11 +148,14 @@ Result<std::unique_ptr<Channel>> open_stdio(Services& services, const UpstreamCo
     auto child =
         transport::ChildProcess::spawn(services.io.get_executor(), spec, std::move(callbacks));
     if (!child) {
+        std::error_code ec;
+        std::filesystem::remove_all(tmpdir, ec);
         return fail(Errc::startup_failed, child.error().detail);
     }
     ++services.children;
     *pid = (*child)->pid();
-    spdlog::debug("upstream {}: started {} (pid {})", u.name, u.command, *pid);
+    spdlog::debug("upstream {}: started {} (pid {}{})", u.name, u.command, *pid,
+                  u.sandbox.enabled ? ", sandboxed" : "");
     return std::unique_ptr<Channel>(std::make_unique<StdioChannel>(std::move(*child)));
 }
 
@@ -110,6 +168,7 @@ class HttpChannel final : public Channel {
 
     void send(const json::object& message) override { client_.send(message); }
     void stop() override { client_.close(); }
+    void abandon(const json::value& id) override { client_.cancel(id); }
 
   private:
     static transport::HttpClientOptions options(Services& services, const UpstreamConfig& u,
@@ -122,6 +181,9 @@ class HttpChannel final : public Channel {
         o.headers = u.headers;
         o.message_limits = services.config.limits.message;
         o.response_timeout = services.config.timeouts.upstream_request;
+        o.request_deadline = services.config.timeouts.upstream_deadline;
+        o.pool_wait = services.config.timeouts.upstream_pool_wait;
+        o.max_connections = services.config.limits.upstream_connections;
         return o;
     }
 
@@ -200,6 +262,30 @@ class DemoChannel final : public Channel {
 };
 
 }  // namespace
+
+std::vector<std::pair<std::string, std::string>> child_environment(
+    const UpstreamConfig& u, const std::filesystem::path& tmpdir, const std::string& home) {
+    auto env = transport::minimal_environment(u.env_passthrough);
+    const auto set = [&env](const std::string& key, const std::string& value) {
+        for (auto& [k, v] : env) {
+            if (k == key) {
+                v = value;
+                return;
+            }
+        }
+        env.emplace_back(key, value);
+    };
+    if (!home.empty()) {
+        set("HOME", home);
+    }
+    if (!tmpdir.empty()) {
+        set("TMPDIR", tmpdir.string());
+    }
+    for (const auto& [key, value] : u.env) {
+        set(key, value);
+    }
+    return env;
+}
 
 Result<std::unique_ptr<Channel>> open_channel(Services& services, const UpstreamConfig& upstream,
                                               ChannelEvents events) {
@@ -403,6 +489,7 @@ void UpstreamClient::cancel(std::uint64_t handle, std::string_view reason) {
             params["reason"] = reason;
         }
         channel_->send(mcp::make_notification(mcp::method::cancelled, std::move(params)));
+        channel_->abandon(json::value(id));
     } else {
         std::erase_if(queue_, [id](const auto& q) { return q.first == id; });
     }
@@ -505,6 +592,9 @@ void UpstreamClient::arm(std::int64_t id) {
         if (!internal && s->state_ == State::ready) {
             s->channel_->send(mcp::make_notification(
                 mcp::method::cancelled, json::object{{"requestId", id}, {"reason", "timeout"}}));
+        }
+        if (s->channel_) {
+            s->channel_->abandon(json::value(id));  // its HTTP exchange, if any, ends now
         }
         s->complete(id, tl::unexpected(Failure{mcp::code::upstream_timeout, what}));
     });

@@ -27,6 +27,7 @@
 #include "pqmcp/core/error.hpp"
 #include "pqmcp/gateway/config.hpp"
 #include "pqmcp/mcp/jsonrpc.hpp"
+#include "pqmcp/sandbox/sandbox.hpp"
 
 namespace pqmcp::gateway {
 
@@ -37,7 +38,17 @@ struct Services {
     std::size_t children = 0;  // stdio children running (until reaped)
     // https upstreams: the client context for each, by upstream name.
     std::map<std::string, SSL_CTX*> tls_contexts;
+    // Answers the notifications of sandboxed children (null: no sandbox here).
+    sandbox::Supervisor* supervisor = nullptr;
+    // Where sandboxed children get their private TMPDIR ("" for none).
+    std::filesystem::path tmp_root;
+    std::uint64_t children_started = 0;
 };
+
+// The environment of a child of `u`: PATH, HOME, LANG, the passthrough
+// variables, `tmpdir` as TMPDIR (when given), then `u.env`.
+[[nodiscard]] std::vector<std::pair<std::string, std::string>> child_environment(
+    const UpstreamConfig& u, const std::filesystem::path& tmpdir, const std::string& home);
 
 struct ChannelEvents {
     std::function<void(mcp::Message)> on_message;
@@ -55,6 +66,9 @@ class Channel {
     Channel& operator=(Channel&&) = delete;
     virtual void send(const boost::json::object& message) = 0;
     virtual void stop() = 0;  // graceful; on_closed may follow
+    // The request with this id is given up (timeout, cancellation): a channel
+    // that holds resources for it (an HTTP exchange) lets them go.
+    virtual void abandon(const boost::json::value& /*id*/) {}
 };
 
 // Starts a channel for `upstream`. Errors: startup_failed (spawn, limits).

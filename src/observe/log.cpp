@@ -1,7 +1,9 @@
 #include "pqmcp/observe/log.hpp"
 
+#include <algorithm>
 #include <ctime>
 
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/spdlog.h>
 
 namespace pqmcp::observe {
@@ -61,7 +63,72 @@ std::string_view session_of(std::string_view msg) {
     return id;
 }
 
+constexpr const char* k_text_pattern = "%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v";
+
 }  // namespace
+
+std::string escape_log(std::string_view text) {
+    static constexpr char k_hex[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c == '\n') {
+            out += "\\n";
+        } else if (c == '\r') {
+            out += "\\r";
+        } else if (c == '\t') {
+            out += "\\t";
+        } else if (c < 0x20 || c == 0x7f) {
+            out += "\\x";
+            out.push_back(k_hex[c >> 4U]);
+            out.push_back(k_hex[c & 0xfU]);
+        } else if (c == 0xc2 && i + 1 < text.size() &&
+                   static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+                   static_cast<unsigned char>(text[i + 1]) <= 0x9f) {
+            // C1 controls (U+0080..U+009F): some terminals act on them.
+            const auto c1 = static_cast<unsigned char>(text[++i]);
+            out += "\\u00";
+            out.push_back(k_hex[c1 >> 4U]);
+            out.push_back(k_hex[c1 & 0xfU]);
+        } else if (c == 0xe2 && i + 2 < text.size() &&
+                   static_cast<unsigned char>(text[i + 1]) == 0x80 &&
+                   (static_cast<unsigned char>(text[i + 2]) == 0xa8 ||
+                    static_cast<unsigned char>(text[i + 2]) == 0xa9)) {
+            // U+2028 and U+2029 end lines for some readers.
+            out += static_cast<unsigned char>(text[i + 2]) == 0xa8 ? "\\u2028" : "\\u2029";
+            i += 2;
+        } else {
+            out.push_back(text[i]);
+        }
+    }
+    return out;
+}
+
+TextLogFormatter::TextLogFormatter()
+    : inner_(std::make_unique<spdlog::pattern_formatter>(k_text_pattern)) {}
+
+TextLogFormatter::~TextLogFormatter() = default;
+
+void TextLogFormatter::format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) {
+    const std::string_view text(msg.payload.data(), msg.payload.size());
+    const bool clean = std::none_of(text.begin(), text.end(), [](char ch) {
+        const auto c = static_cast<unsigned char>(ch);
+        return c < 0x20 || c == 0x7f || c == 0xc2 || c == 0xe2;
+    });
+    if (clean) {
+        inner_->format(msg, dest);
+        return;
+    }
+    const std::string escaped = escape_log(text);
+    spdlog::details::log_msg copy = msg;
+    copy.payload = spdlog::string_view_t(escaped.data(), escaped.size());
+    inner_->format(copy, dest);
+}
+
+std::unique_ptr<spdlog::formatter> TextLogFormatter::clone() const {
+    return std::make_unique<TextLogFormatter>();
+}
 
 std::optional<LogFormat> parse_log_format(std::string_view text) noexcept {
     if (text == "text") {
@@ -108,7 +175,7 @@ void set_log_format(LogFormat format) {
     if (format == LogFormat::json) {
         spdlog::set_formatter(std::make_unique<JsonLogFormatter>());
     } else {
-        spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+        spdlog::set_formatter(std::make_unique<TextLogFormatter>());
     }
 }
 

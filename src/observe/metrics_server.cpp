@@ -17,6 +17,8 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include "pqmcp/core/descriptor.hpp"
+
 namespace pqmcp::observe {
 
 namespace asio = boost::asio;
@@ -54,6 +56,7 @@ asio::awaitable<void> MetricsServer::Impl::accept_loop() {
         if (ec) {
             continue;
         }
+        keep_from_children(socket.native_handle());
         if (open.size() >= options.max_connections) {
             boost::system::error_code ignored;
             socket.close(ignored);
@@ -149,6 +152,7 @@ Result<std::uint16_t> MetricsServer::start() {
         (s.acceptor.listen(asio::socket_base::max_listen_connections, ec), ec)) {
         return fail(std::errc::address_not_available, fmt::format("{}: {}", where, ec.message()));
     }
+    keep_from_children(s.acceptor.native_handle());
     const std::uint16_t port = s.acceptor.local_endpoint(ec).port();
     asio::co_spawn(s.io, s.accept_loop(), asio::detached);
     return port;

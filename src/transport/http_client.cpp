@@ -1,6 +1,7 @@
 #include "pqmcp/transport/http_client.hpp"
 
 #include <deque>
+#include <map>
 #include <optional>
 #include <set>
 
@@ -9,6 +10,7 @@
 #include <boost/json/parse.hpp>
 
 #include "beast.hpp"
+#include "pqmcp/core/descriptor.hpp"
 #include "pqmcp/mcp/protocol.hpp"
 #include "pqmcp/tls/context.hpp"
 #include "pqmcp/transport/sse.hpp"
@@ -149,6 +151,11 @@ struct McpHttpClient::Impl : std::enable_shared_from_this<McpHttpClient::Impl> {
         }
     }
     std::set<Connection*> open;  // every live connection, for close()
+    // Requests whose exchange is under way, by id (JSON text): the
+    // connection carrying them, for cancel() and the overall deadline.
+    std::map<std::string, Connection*> active;
+    std::set<std::string> cancelled;  // given up by the caller: no failure reported
+    std::set<std::string> posted;     // requests between send() and their end
 
     std::string session_id;
     std::string version;
@@ -303,6 +310,7 @@ asio::awaitable<Result<std::unique_ptr<Connection>>> McpHttpClient::Impl::connec
                                              std::to_string(options.connect_timeout.count()) + " ms"
                                        : cec.message()));
     }
+    keep_from_children(tcp_stream.socket().native_handle());
     boost::system::error_code ignored;
     tcp_stream.socket().set_option(tcp::no_delay(true), ignored);
     if (!options.url.tls) {
@@ -360,8 +368,18 @@ asio::awaitable<Result<std::unique_ptr<Connection>>> McpHttpClient::Impl::connec
 
 asio::awaitable<Result<std::unique_ptr<Connection>>> McpHttpClient::Impl::acquire() {
     const auto self = shared_from_this();
+    const auto deadline = std::chrono::steady_clock::now() + options.pool_wait;
     while (busy >= options.max_connections && !closed) {
-        asio::steady_timer turn(ex, std::chrono::seconds{1});
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= deadline) {
+            co_return pqmcp::fail(Errc::timeout, "no connection to " + options.url.authority() +
+                                                     " became free within " +
+                                                     std::to_string(options.pool_wait.count()) +
+                                                     " ms (" + std::to_string(busy) +
+                                                     " requests in flight, the limit)");
+        }
+        asio::steady_timer turn(ex, std::min<std::chrono::steady_clock::duration>(
+                                        deadline - now, std::chrono::seconds{1}));
         slot_waiters.push_back(&turn);
         (void)co_await turn.async_wait(use);
         std::erase(slot_waiters, &turn);
@@ -653,17 +671,84 @@ asio::awaitable<void> McpHttpClient::Impl::post(json::object message, bool bypas
         co_await open_listener();
     }
     const json::value* request_id = is_request(message) ? member(message, "id") : nullptr;
+    const std::string key = request_id != nullptr ? mcp::id_text(*request_id) : std::string{};
     auto req = make_request(http::verb::post, mcp::serialize(message));
+    // The overall deadline of a request: its connection is closed when it
+    // passes, whatever keeps the stream alive.
+    std::optional<asio::steady_timer> deadline;
+    auto expired = std::make_shared<bool>(false);
+    if (request_id != nullptr) {
+        deadline.emplace(ex, options.request_deadline);
+        deadline->async_wait(
+            [this, key, expired, weak = weak_from_this()](const boost::system::error_code& ec) {
+                const auto alive = weak.lock();
+                if (ec || !alive) {
+                    return;
+                }
+                *expired = true;
+                if (const auto it = active.find(key); it != active.end()) {
+                    it->second->close();
+                }
+            });
+    }
+    struct Untrack {
+        Impl* impl;
+        std::string key;
+        ~Untrack() {
+            if (!key.empty()) {
+                impl->active.erase(key);
+                impl->cancelled.erase(key);
+                impl->posted.erase(key);
+            }
+        }
+        Untrack(Impl* i, std::string k) : impl(i), key(std::move(k)) {
+            if (!key.empty()) {
+                impl->posted.insert(key);
+            }
+        }
+        Untrack(const Untrack&) = delete;
+        Untrack& operator=(const Untrack&) = delete;
+        Untrack(Untrack&&) = delete;
+        Untrack& operator=(Untrack&&) = delete;
+    } untrack(this, key);
+    const auto given_up = [this, &key, &expired, &message]() -> bool {
+        if (!key.empty() && cancelled.contains(key)) {
+            return true;  // the caller does not want to hear of it
+        }
+        if (*expired) {
+            fail(message,
+                 Error{make_error_code(Errc::timeout),
+                       "no response within the request deadline of " +
+                           std::to_string(options.request_deadline.count()) + " ms"},
+                 nullptr);
+            return true;
+        }
+        return false;
+    };
 
     Result<Exchange> result = pqmcp::fail(Errc::closed, "not sent");
     for (int attempt = 0; attempt < 2; ++attempt) {
         auto conn = co_await acquire();
         if (!conn) {
-            fail(message, conn.error(), nullptr);
+            if (!given_up()) {
+                fail(message, conn.error(), nullptr);
+            }
+            co_return;
+        }
+        if (given_up()) {
+            release(std::move(*conn), true);
             co_return;
         }
         const bool reused = (*conn)->reused;
+        if (!key.empty()) {
+            active[key] = conn->get();
+        }
         result = co_await round_trip(**conn, req, request_id, false);
+        active.erase(key);
+        if (given_up()) {
+            release(std::move(*conn), false);
+            co_return;
+        }
         release(std::move(*conn), result && result->keep_alive);
         // A kept-alive connection the server closed meanwhile: once more, fresh.
         if (!result && reused && result.error().code == Errc::io_error) {
@@ -713,6 +798,9 @@ asio::awaitable<void> McpHttpClient::Impl::post(json::object message, bool bypas
         if (!ex_result.last_event_id.empty()) {
             resumed = co_await resume(message, ex_result.last_event_id);
         }
+        if (given_up()) {
+            co_return;
+        }
         if (!resumed) {
             fail(message,
                  Error{make_error_code(Errc::protocol_error),
@@ -733,7 +821,16 @@ asio::awaitable<bool> McpHttpClient::Impl::resume(const json::object& message, s
         }
         auto req = make_request(http::verb::get, {});
         req.set("Last-Event-ID", cursor);
+        const std::string key = request_id != nullptr ? mcp::id_text(*request_id) : std::string{};
+        if (!key.empty()) {
+            active[key] = conn->get();
+        }
         auto result = co_await round_trip(**conn, req, request_id, false);
+        active.erase(key);
+        if (!key.empty() && cancelled.contains(key)) {
+            release(std::move(*conn), false);
+            co_return true;  // given up: nobody waits for it
+        }
         release(std::move(*conn), result && result->keep_alive);
         if (result && result->response_seen) {
             co_return true;
@@ -891,6 +988,24 @@ void McpHttpClient::send(json::object message) {
         return;
     }
     asio::co_spawn(s.ex, s.post(std::move(message)), asio::detached);
+}
+
+void McpHttpClient::cancel(const json::value& id) {
+    Impl& s = *impl_;
+    const std::string key = mcp::id_text(id);
+    if (const auto it = s.active.find(key); it != s.active.end()) {
+        s.cancelled.insert(key);
+        it->second->close();  // its read fails; post() frees the connection
+        return;
+    }
+    // Not yet on a connection (waiting for one, or held): it will not be reported.
+    if (s.posted.contains(key)) {
+        s.cancelled.insert(key);
+    }
+    std::erase_if(s.held, [&key](const json::object& m) {
+        const auto* v = m.if_contains("id");
+        return v != nullptr && mcp::id_text(*v) == key;
+    });
 }
 
 void McpHttpClient::close(std::function<void()> done) {

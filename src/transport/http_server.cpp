@@ -14,6 +14,7 @@
 
 #include "beast.hpp"
 #include "pqmcp/core/bytes.hpp"
+#include "pqmcp/core/descriptor.hpp"
 #include "pqmcp/crypto/util.hpp"
 #include "pqmcp/mcp/protocol.hpp"
 #include "pqmcp/tls/context.hpp"
@@ -981,6 +982,7 @@ asio::awaitable<void> HttpServer::Impl::accept_loop() {
         if (stopped || ec == asio::error::operation_aborted || !acceptor.is_open()) {
             break;
         }
+        keep_from_children(socket.native_handle());
         if (ec) {
             // Out of descriptors or a reset before accept: back off, do not spin.
             asio::steady_timer pause(io, std::chrono::milliseconds{50});
@@ -1067,6 +1069,7 @@ Result<std::uint16_t> HttpServer::start() {
         (s.acceptor.listen(asio::socket_base::max_listen_connections, ec), ec)) {
         return fail(Errc::listen_failed, where + ": " + ec.message());
     }
+    keep_from_children(s.acceptor.native_handle());
     const std::uint16_t port = s.acceptor.local_endpoint(ec).port();
     if (ec) {
         return fail(Errc::listen_failed, where + ": " + ec.message());

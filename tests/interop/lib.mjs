@@ -1,7 +1,7 @@
 // Helpers for the interop tests: start `pqmcp serve`, make `pqmcp connect`
 // transports for the official MCP TypeScript SDK, and find the reference
 // servers installed from tests/interop/package-lock.json.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -148,4 +148,19 @@ export function connectTransport(gateway, extra = [], identity = 'client') {
 
 export function text(result) {
   return result.content?.[0]?.text;
+}
+
+// For the tests outside this folder (tests/security), which have no
+// node_modules of their own.
+export { Client } from '@modelcontextprotocol/sdk/client/index.js';
+export { StdioClientTransport };
+
+// `pqmcp audit export DB --json [--kind K]`: the records, parsed.
+export function auditRecords(db, kind) {
+  const args = ['audit', 'export', db, '--json', ...(kind ? ['--kind', kind] : [])];
+  const out = spawnSync(PQMCP, args, { encoding: 'utf8', maxBuffer: 256 << 20 });
+  if (out.status !== 0) {
+    throw new Error(`pqmcp audit export failed: ${out.stderr}`);
+  }
+  return out.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
 }

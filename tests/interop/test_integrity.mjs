@@ -39,7 +39,8 @@ async function refused(promise, code) {
 }
 
 test('a poisoned tool never reaches the client; the rest work with --strict-tools', async (t) => {
-  const gateway = await startGateway(t, ['--upstream', `fx=stdio:${FIXTURE}`],
+  // The gateway's own environment does not reach its children: the mode is passed on by name.
+  const gateway = await startGateway(t, ['--upstream', `fx=stdio:${FIXTURE}`, '--pass-env', 'fx=FIXTURE_MODE'],
     { env: { FIXTURE_MODE: 'poisoned' } });
   const { client } = await connected(t, gateway);
   const names = (await client.listTools()).tools.map((tool) => tool.name);

@@ -39,7 +39,9 @@ test('server-filesystem: read a file in a temporary root', async (t) => {
 
 test('server-memory: entities written and read back', async (t) => {
   const dir = tempDir(t);
-  const gateway = await startGateway(t, ['--upstream', `memory=stdio:${NODE} ${MEMORY}`], {
+  // Its file's location is passed on by name, and its directory granted to its sandbox.
+  const gateway = await startGateway(t, ['--upstream', `memory=stdio:${NODE} ${MEMORY}`,
+    '--pass-env', 'memory=MEMORY_FILE_PATH', '--sandbox-write', `memory=${dir}`], {
     env: { MEMORY_FILE_PATH: path.join(dir, 'memory.jsonl') },
   });
   const client = await session(gateway);

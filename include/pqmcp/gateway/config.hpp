@@ -15,6 +15,7 @@
 
 #include "pqmcp/core/error.hpp"
 #include "pqmcp/mcp/jsonrpc.hpp"
+#include "pqmcp/sandbox/sandbox.hpp"
 #include "pqmcp/transport/http_server.hpp"
 
 namespace pqmcp::gateway {
@@ -31,6 +32,21 @@ inline std::error_code make_error_code(Errc e) noexcept {
 
 enum class UpstreamKind { stdio, http, demo };
 
+// What paths named in a stdio server's arguments are granted by its sandbox.
+enum class ArgumentAccess { write, read, none };
+
+// The sandbox of a stdio upstream (docs/security.md): on by default.
+struct SandboxConfig {
+    bool enabled = true;
+    std::vector<std::filesystem::path> read;   // in addition to the defaults
+    std::vector<std::filesystem::path> write;  // in addition to its private TMPDIR
+    sandbox::Network network = sandbox::Network::none;
+    std::string user;  // run as this user (needs root)
+    // Existing paths among the arguments: directories get `write` (or read),
+    // files read; `none` grants nothing for them.
+    ArgumentAccess arguments = ArgumentAccess::write;
+};
+
 struct UpstreamConfig {
     std::string name;  // [A-Za-z0-9_-]{1,64}; also the default namespace prefix
     UpstreamKind kind = UpstreamKind::stdio;
@@ -38,9 +54,13 @@ struct UpstreamConfig {
     // stdio: the server command, run as a child process.
     std::string command;
     std::vector<std::string> args;
+    // The child's environment: PATH, HOME, LANG, then the gateway's own
+    // variables named in env_passthrough, then `env` (nothing else of the gateway's).
     std::vector<std::pair<std::string, std::string>> env;
+    std::vector<std::string> env_passthrough;
     std::filesystem::path cwd;
     bool shared = false;  // one child for every session (default: one per session)
+    SandboxConfig sandbox{};
 
     // http: a Streamable HTTP server.
     std::string url;
@@ -101,12 +121,19 @@ struct ObserveConfig {
     std::string log_format = "text";  // text or json
     std::string dashboard = "token";  // off, open, token, identity
     std::string dashboard_token;      // with token: empty makes one at start
+    // The token from a file (first line) instead of the command line, where
+    // `ps` shows it; PQMCP_DASHBOARD_TOKEN in the environment also works.
+    std::filesystem::path dashboard_token_file;
 };
 
 struct Timeouts {
     transport::HttpServerTimeouts http{};
     // An upstream request with no response (and no progress) for this long fails.
     std::chrono::milliseconds upstream_request{120'000};
+    // HTTP upstreams: the whole of one request, progress or not; and the
+    // wait for one of its pooled connections.
+    std::chrono::milliseconds upstream_deadline{30 * 60'000};
+    std::chrono::milliseconds upstream_pool_wait{10'000};
     // Starting an upstream: spawn (or connect) and its initialize.
     std::chrono::milliseconds upstream_start{30'000};
     // A per-session child with nothing pending for this long is stopped (it is
@@ -119,6 +146,7 @@ struct Limits {
     mcp::Limits message{};
     std::size_t max_children = 64;           // stdio upstream processes at once
     std::size_t max_pending_requests = 256;  // per session, towards upstreams
+    std::size_t upstream_connections = 16;   // per HTTP upstream client, concurrent requests
 };
 
 struct GatewayConfig {
@@ -144,6 +172,8 @@ struct GatewayConfig {
     std::filesystem::path policy_file;
     std::string policy_inline;          // YAML text of an inline policy: section
     std::filesystem::path config_file;  // where this configuration was read from
+    // More paths no sandboxed upstream may reach (beside the gateway's own files).
+    std::vector<std::filesystem::path> protect;
     IntegrityConfig integrity{};
     AuditConfig audit{};
     ObserveConfig observe{};
@@ -164,11 +194,17 @@ struct GatewayConfig {
 // "NAME=http://...". Arguments are split on spaces; single and double quotes group.
 [[nodiscard]] Result<UpstreamConfig> parse_upstream_flag(std::string_view text);
 
+// "write", "read", "none".
+[[nodiscard]] std::optional<ArgumentAccess> parse_argument_access(std::string_view text) noexcept;
+
 // "digest", "redacted", "none".
 [[nodiscard]] std::optional<AuditArguments> parse_audit_arguments(std::string_view text) noexcept;
 
 // "30s", "500ms", "10m", "2h", or a plain number of seconds.
 [[nodiscard]] Result<std::chrono::milliseconds> parse_duration(std::string_view text);
+
+// A dashboard token: 16 or more of A-Z a-z 0-9 - _.
+[[nodiscard]] Status check_dashboard_token(std::string_view token);
 
 // Checks the whole configuration (names unique and valid, listen address,
 // profile names, namespacing possible, paths given). Errors: invalid_config.

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <filesystem>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -47,6 +48,10 @@ struct InventoryOptions {
     std::size_t max_parallel = 4;  // fetch_inventories: servers running at once
     std::string client_name = "pqmcp-scan";
     std::string client_version = "0";
+    // stdio servers run in the sandbox a gateway gives them (docs/security.md);
+    // `protect` lists paths none of them may reach (the user's pqmcp identities).
+    bool sandbox = true;
+    std::vector<std::filesystem::path> protect;
 };
 
 // Blocking (runs an io_context of its own). The lists fetched are those the

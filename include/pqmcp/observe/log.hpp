@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include <spdlog/formatter.h>
@@ -27,6 +28,27 @@ class JsonLogFormatter final : public spdlog::formatter {
     void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override;
     [[nodiscard]] std::unique_ptr<spdlog::formatter> clone() const override;
 };
+
+// Text lines with the control characters of the message escaped (a newline
+// becomes \n, ESC \x1b, C1 controls and U+2028/U+2029 \uXXXX), so that nothing a
+// peer sent can start a line of its own or drive the terminal.
+class TextLogFormatter final : public spdlog::formatter {
+  public:
+    TextLogFormatter();
+    ~TextLogFormatter() override;
+    TextLogFormatter(const TextLogFormatter&) = delete;
+    TextLogFormatter& operator=(const TextLogFormatter&) = delete;
+    TextLogFormatter(TextLogFormatter&&) = delete;
+    TextLogFormatter& operator=(TextLogFormatter&&) = delete;
+    void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override;
+    [[nodiscard]] std::unique_ptr<spdlog::formatter> clone() const override;
+
+  private:
+    std::unique_ptr<spdlog::formatter> inner_;
+};
+
+// The escaping TextLogFormatter applies.
+[[nodiscard]] std::string escape_log(std::string_view text);
 
 // Applies the format to the default logger.
 void set_log_format(LogFormat format);

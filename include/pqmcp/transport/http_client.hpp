@@ -43,6 +43,11 @@ struct HttpClientOptions {
     std::chrono::milliseconds response_timeout{120'000};
     std::chrono::milliseconds write_timeout{30'000};
     std::size_t max_connections = 16;  // concurrent requests beyond wait for one
+    // A request waiting for one of those connections fails after this.
+    std::chrono::milliseconds pool_wait{10'000};
+    // The whole of one request's exchange (however much the server keeps the
+    // stream alive with SSE comments or progress): it fails after this.
+    std::chrono::milliseconds request_deadline{30 * 60'000};
     mcp::Limits message_limits{};
     std::vector<std::pair<std::string, std::string>> headers;  // added to every request
     bool listen = true;               // open the GET stream after initialization
@@ -78,6 +83,9 @@ class McpHttpClient final {
 
     // Sends one message (a request, notification or response) to the server.
     void send(boost::json::object message);
+    // Gives up on the request with this id: its exchange is aborted and its
+    // connection closed (freed for others); no failure is reported for it.
+    void cancel(const boost::json::value& id);
     // Ends the session (DELETE, bounded by the write timeout) and stops the GET
     // stream; `done` runs when finished. Pending requests fail with `closed`.
     void close(std::function<void()> done = {});
