@@ -86,7 +86,7 @@ void run(benchmark::State& state, const pqmcp::policy::Policy& policy,
         r.upstream = "demo";
         r.tool = s.tool;
         r.arguments = &s.arguments;
-        r.purpose = s.purpose;
+        r.call_purpose = s.purpose;
         r.used_tags = &used;
         now += std::chrono::milliseconds{1};
         const auto t0 = Clock::now();

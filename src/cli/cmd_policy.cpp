@@ -116,6 +116,7 @@ int run_check(const CheckArgs& a) {
                                      : std::string{};
     const json::object* params = m.params();
     const json::value* arguments = params != nullptr ? params->if_contains("arguments") : nullptr;
+    // --purpose stands for what the call declares (as _meta "pqmcp/purpose" does).
     std::string purpose = a.purpose;
     if (purpose.empty() && params != nullptr) {
         if (const auto* meta = params->if_contains("_meta"); meta != nullptr && meta->is_object()) {
@@ -125,9 +126,7 @@ int run_check(const CheckArgs& a) {
             }
         }
     }
-    if (purpose.empty()) {
-        purpose = policy::session_purpose(**p, caller);
-    }
+    const std::string session = policy::session_purpose(**p, caller);
     const std::set<std::string> used(a.used_tags.begin(), a.used_tags.end());
     policy::Request r;
     r.caller = caller;
@@ -138,7 +137,8 @@ int run_check(const CheckArgs& a) {
         (tool_call || m.method == "prompts/get") ? std::string_view(m.name) : std::string_view{};
     r.uri = m.uri;
     r.arguments = arguments;
-    r.purpose = purpose;
+    r.call_purpose = purpose;
+    r.session_purpose = session;
     r.used_tags = &used;
     // Offline: no rates counted, no behaviour history, no inputSchema at hand.
     const policy::Decision d = policy::evaluate(**p, r, nullptr, std::chrono::steady_clock::now());

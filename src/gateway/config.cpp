@@ -761,6 +761,11 @@ Status validate(const GatewayConfig& c) {
             return bad("upstream \"" + u.name + "\" is defined twice");
         }
         names.push_back(u.name);
+        if (c.namespacing && u.name.find(c.separator) != std::string::npos) {
+            return bad("upstream \"" + u.name +
+                       "\": a name must not contain the namespace separator \"" + c.separator +
+                       "\" (its tools' names would be ambiguous)");
+        }
         if (u.kind == UpstreamKind::stdio && u.command.empty()) {
             return bad("upstream " + u.name + ": no command");
         }
@@ -772,6 +777,21 @@ Status validate(const GatewayConfig& c) {
             if (url->tls && !tls::parse_profile(u.profile)) {
                 return bad("upstream " + u.name +
                            ": profile: " + tls::parse_profile(u.profile).error().detail);
+            }
+        }
+    }
+    // "a" and "a__b": is "a__b__x" the tool b__x of a, or x of a__b? Every
+    // prefix must not start another.
+    if (c.namespacing) {
+        for (const auto& a : c.upstreams) {
+            for (const auto& b : c.upstreams) {
+                const std::string pa = a.name + c.separator;
+                const std::string pb = b.name + c.separator;
+                if (&a != &b && pb.size() > pa.size() && pb.compare(0, pa.size(), pa) == 0) {
+                    return bad("upstreams \"" + a.name + "\" and \"" + b.name +
+                               "\": federated names would be ambiguous (" + pb + "x is " + pa +
+                               "..." + " too); rename one");
+                }
             }
         }
     }

@@ -45,7 +45,9 @@ struct Gateway::Impl {
     explicit Impl(GatewayConfig c, std::string version)
         : config(std::move(c)),
           services{io, config, 0, {}, nullptr, {}, 0},
-          shared{services, {}, std::move(version), {}, {}, policy::Behaviour{}, {}} {
+          shared{
+              services, {}, std::move(version), {}, {}, policy::Behaviour{}, {}, nullptr, nullptr,
+              0,        {}} {
         shared.clock = [] { return std::chrono::steady_clock::now(); };
     }
 
@@ -69,6 +71,7 @@ struct Gateway::Impl {
     GatewayInfo info;
     bool stopping = false;
     asio::steady_timer policy_watch{io};
+    asio::steady_timer audit_sweep{io};
     std::optional<std::pair<std::filesystem::file_time_type, std::uintmax_t>> policy_stamp;
 
     void begin_shutdown();
@@ -76,6 +79,7 @@ struct Gateway::Impl {
     Status start_sandbox();    // checks every stdio upstream's sandbox; the supervisor
     Status apply_policy(bool initial);
     void watch_policy();
+    void sweep_started();  // "started" audit records of requests in flight
 };
 
 namespace {
@@ -174,6 +178,27 @@ void Gateway::Impl::watch_policy() {
         }
         shared.limiter.sweep(shared.clock());
         watch_policy();
+    });
+}
+
+// Every half flush interval, each request in flight for longer than that gets
+// a "started" record: a kill -9 then loses at most the requests accepted in
+// the last 1.5 flush intervals (plus one commit), answered or not.
+void Gateway::Impl::sweep_started() {
+    if (!audit) {
+        return;
+    }
+    const auto half = std::max(config.audit.flush_interval / 2, std::chrono::milliseconds{5});
+    audit_sweep.expires_after(half);
+    audit_sweep.async_wait([this, half](const boost::system::error_code& ec) {
+        if (ec || stopping) {
+            return;
+        }
+        const auto older_than = std::chrono::steady_clock::now() - half;
+        for (GatewaySession* s : shared.sessions) {
+            s->note_started(older_than);
+        }
+        sweep_started();
     });
 }
 
@@ -415,6 +440,7 @@ void Gateway::Impl::begin_shutdown() {
     }
     stopping = true;
     policy_watch.cancel();
+    audit_sweep.cancel();
     if (metrics) {
         metrics->stop();
     }
@@ -714,6 +740,7 @@ void Gateway::run(bool handle_signals) {
         signals->async_wait(on_signal);
     }
     g.watch_policy();
+    g.sweep_started();
     g.io.run();
     if (signals) {
         boost::system::error_code ignored;

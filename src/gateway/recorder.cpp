@@ -166,6 +166,11 @@ void Recorder::request(json::object record, const RequestOutcome& outcome) {
     write(std::move(record));
 }
 
+void Recorder::request_started(json::object record) {
+    stamp(record);
+    write(std::move(record));
+}
+
 void Recorder::upstream_latency(const std::string& upstream, std::string_view method,
                                 std::chrono::nanoseconds elapsed) {
     upstream_seconds_->observe({upstream, std::string(method)},

@@ -53,6 +53,8 @@ class Recorder final {
     void session_closed(const std::string& session_id);
     // A request's audit record (kind "request", complete) and its outcome.
     void request(boost::json::object record, const RequestOutcome& outcome);
+    // The record of a request still in flight ("phase": "started"): audit only.
+    void request_started(boost::json::object record);
     void upstream_latency(const std::string& upstream, std::string_view method,
                           std::chrono::nanoseconds elapsed);
     void rule_hit(std::string_view rule, std::string_view effect, std::string_view mode);

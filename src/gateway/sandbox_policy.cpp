@@ -43,8 +43,7 @@ std::vector<fs::path> own_library_dirs() {
             auto& out = *static_cast<std::vector<fs::path>*>(data);
             if (info->dlpi_name != nullptr && info->dlpi_name[0] == '/') {
                 const fs::path dir = real(info->dlpi_name).parent_path();
-                if (!in_system_dirs(dir) &&
-                    std::find(out.begin(), out.end(), dir) == out.end()) {
+                if (!in_system_dirs(dir) && std::find(out.begin(), out.end(), dir) == out.end()) {
                     out.push_back(dir);
                 }
             }
@@ -154,12 +153,29 @@ sandbox::Policy child_policy(const GatewayConfig& c, const UpstreamConfig& u, co
             add(p.read, dir);
         }
     }
-    for (const char* file :
-         {"/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime",
-          "/etc/timezone", "/etc/nsswitch.conf", "/etc/passwd", "/etc/group", "/etc/hosts",
-          "/etc/host.conf", "/etc/resolv.conf", "/etc/gai.conf", "/etc/ssl", "/etc/ca-certificates",
-          "/etc/alternatives", "/etc/mime.types", "/etc/os-release", "/etc/debian_version",
-          "/proc", "/sys/devices/system/cpu", "/sys/fs/cgroup", "/dev/urandom", "/dev/random"}) {
+    for (const char* file : {"/etc/ld.so.cache",
+                             "/etc/ld.so.conf",
+                             "/etc/ld.so.conf.d",
+                             "/etc/localtime",
+                             "/etc/timezone",
+                             "/etc/nsswitch.conf",
+                             "/etc/passwd",
+                             "/etc/group",
+                             "/etc/hosts",
+                             "/etc/host.conf",
+                             "/etc/resolv.conf",
+                             "/etc/gai.conf",
+                             "/etc/ssl",
+                             "/etc/ca-certificates",
+                             "/etc/alternatives",
+                             "/etc/mime.types",
+                             "/etc/os-release",
+                             "/etc/debian_version",
+                             "/proc",
+                             "/sys/devices/system/cpu",
+                             "/sys/fs/cgroup",
+                             "/dev/urandom",
+                             "/dev/random"}) {
         if (present(file)) {
             add(p.read, file);
         }
@@ -252,8 +268,8 @@ sandbox::Policy child_policy(const GatewayConfig& c, const UpstreamConfig& u, co
                 continue;
             }
             const fs::path base = u.cwd.empty() ? fs::current_path() : u.cwd;
-            const fs::path path = (fs::path(value).is_absolute() ? fs::path(value) : base / value)
-                                      .lexically_normal();
+            const fs::path path =
+                (fs::path(value).is_absolute() ? fs::path(value) : base / value).lexically_normal();
             if (!fs::path(value).is_absolute() && value.find('/') == std::string::npos) {
                 continue;  // a bare word ("stdio"), not a path
             }

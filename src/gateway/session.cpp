@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "pqmcp/mcp/protocol.hpp"
+#include "pqmcp/transport/http_util.hpp"
 
 namespace pqmcp::gateway {
 
@@ -42,6 +43,7 @@ GatewaySession::GatewaySession(SharedState& shared, transport::ServerSession& do
       downstream_(downstream),
       session_id_(downstream.id()),
       log_id_(session_id_.substr(0, 8)) {
+    shared_.sessions.insert(this);
     const auto& handshake = downstream.peer().handshake;
     if (handshake.peer_id) {
         caller_.peer_id = handshake.peer_id->str();
@@ -51,6 +53,7 @@ GatewaySession::GatewaySession(SharedState& shared, transport::ServerSession& do
 }
 
 GatewaySession::~GatewaySession() {
+    shared_.sessions.erase(this);
     *alive_ = false;
     for (auto& link : links_) {
         if (link.client) {
@@ -89,12 +92,57 @@ void GatewaySession::on_closed(std::string_view reason) {
 }
 
 void GatewaySession::respond(StreamId stream, json::object message) {
-    if (!traces_.empty()) {
-        if (const auto* id = message.if_contains("id"); id != nullptr) {
-            finish_trace(mcp::id_text(*id), message);
+    if (const auto* id = message.if_contains("id"); id != nullptr) {
+        const std::string key = mcp::id_text(*id);
+        if (open_ids_.erase(key) == 0) {
+            // Cancelled by the client meanwhile, or never accepted: "the
+            // receiver of the cancellation notification SHOULD NOT send a
+            // response for the cancelled request" (MCP, cancellation).
+            return;
+        }
+        if (!traces_.empty()) {
+            finish_trace(key, message);
         }
     }
     downstream_.send(stream, std::move(message));
+}
+
+void GatewaySession::refuse_duplicate(const mcp::Message& m, StreamId stream) {
+    const std::string key = mcp::id_text(m.id);
+    spdlog::info("session {}: a second request with id {} while the first is in flight; refused",
+                 log_id_, key);
+    // Straight to the client: the first request's trace and response stay as they are.
+    downstream_.send(stream, mcp::make_error(m.id, mcp::code::invalid_request,
+                                             "Invalid Request: a request with id " + key +
+                                                 " is already in flight on this session"));
+    if (shared_.recorder != nullptr) {
+        Trace t;
+        t.start = std::chrono::steady_clock::now();
+        t.method = m.method;
+        t.target = m.name.empty() ? m.uri : m.name;
+        t.decision = "invalid";
+        t.call = ++shared_.calls;
+        auto record = trace_record(key, t);
+        record["outcome"] = "error";
+        record["error_code"] = mcp::code::invalid_request;
+        record["duplicate_id"] = true;
+        shared_.recorder->request(std::move(record),
+                                  RequestOutcome{t.method, t.upstream, t.decision, log_id_, true});
+    }
+}
+
+void GatewaySession::note_started(std::chrono::steady_clock::time_point older_than) {
+    if (shared_.recorder == nullptr) {
+        return;
+    }
+    for (auto& [key, t] : traces_) {
+        if (!t.started_written && t.start <= older_than) {
+            t.started_written = true;
+            auto record = trace_record(key, t);
+            record["phase"] = "started";
+            shared_.recorder->request_started(std::move(record));
+        }
+    }
 }
 
 void GatewaySession::reply(StreamId stream, const json::value& id, json::value result) {
@@ -114,6 +162,7 @@ void GatewaySession::begin_trace(const mcp::Message& m) {
     t.start = std::chrono::steady_clock::now();
     t.method = m.method;
     t.target = m.name.empty() ? m.uri : m.name;
+    t.call = ++shared_.calls;
     if (const auto* params = m.params(); params != nullptr) {
         shared_.recorder->describe_arguments(t.arguments, params->if_contains("arguments"));
     }
@@ -135,6 +184,34 @@ void GatewaySession::mark(const json::value& id, std::string_view decision, std:
     }
 }
 
+json::object GatewaySession::trace_record(const std::string& key, const Trace& t) const {
+    json::object record{
+        {"kind", "request"},
+        {"session", session_id_.substr(0, 16)},
+        {"request_id", key},
+        {"call", t.call},
+        {"identity", caller_.peer_id.empty() ? json::value(nullptr) : json::value(caller_.peer_id)},
+        {"upstream", t.upstream},
+        {"method", t.method},
+        {"target", t.target},
+        {"decision", t.decision},
+        {"rule", t.rule.empty() ? json::value(nullptr) : json::value(t.rule)},
+        {"mode", t.mode}};
+    if (!caller_.name.empty()) {
+        record["identity_name"] = caller_.name;
+    }
+    for (const auto& [k, v] : t.arguments) {
+        record[k] = v;
+    }
+    if (!t.behaviour.empty()) {
+        // What the behaviour baseline made of the call (kinds only: a finding's
+        // detail can describe the arguments).
+        record["behaviour"] = t.behaviour;
+        record["behaviour_score"] = t.behaviour_score;
+    }
+    return record;
+}
+
 void GatewaySession::finish_trace(const std::string& key, const json::object& message) {
     const auto it = traces_.find(key);
     if (it == traces_.end()) {
@@ -143,39 +220,21 @@ void GatewaySession::finish_trace(const std::string& key, const json::object& me
     Trace t = std::move(it->second);
     traces_.erase(it);
     const auto elapsed = std::chrono::steady_clock::now() - t.start;
-    json::object record{
-        {"kind", "request"},
-        {"session", session_id_.substr(0, 16)},
-        {"request_id", key},
-        {"identity", caller_.peer_id.empty() ? json::value(nullptr) : json::value(caller_.peer_id)},
-        {"upstream", t.upstream},
-        {"method", t.method},
-        {"target", t.target},
-        {"decision", t.decision},
-        {"rule", t.rule.empty() ? json::value(nullptr) : json::value(t.rule)},
-        {"mode", t.mode},
-        {"latency_us", std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count()}};
-    if (!caller_.name.empty()) {
-        record["identity_name"] = caller_.name;
+    json::object record = trace_record(key, t);
+    record["latency_us"] = std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();
+    if (t.started_written) {
+        record["phase"] = "finished";
     }
     if (const auto* error = message.if_contains("error"); error != nullptr && error->is_object()) {
         const auto* code = error->as_object().if_contains("code");
-        const bool never = code != nullptr && code->is_int64() && code->as_int64() == 0;
-        record["outcome"] = never ? "unanswered" : "error";
-        if (!never && code != nullptr) {
+        const auto how = code != nullptr && code->is_int64() ? code->as_int64() : -1;
+        // Codes 0 and 1 are ours: never answered (the session ended), cancelled.
+        record["outcome"] = how == 0 ? "unanswered" : how == 1 ? "cancelled" : "error";
+        if (how != 0 && how != 1 && code != nullptr) {
             record["error_code"] = *code;
         }
     } else {
         record["outcome"] = "ok";
-    }
-    for (auto& [k, v] : t.arguments) {
-        record[k] = std::move(v);
-    }
-    if (!t.behaviour.empty()) {
-        // What the behaviour baseline made of the call (kinds only: a finding's
-        // detail can describe the arguments).
-        record["behaviour"] = std::move(t.behaviour);
-        record["behaviour_score"] = t.behaviour_score;
     }
     const bool refused = t.decision != "allow" && t.decision != "ask-approved";
     shared_.recorder->request(std::move(record),
@@ -261,23 +320,32 @@ std::optional<std::size_t> GatewaySession::link_of(const UpstreamClient& client)
 void GatewaySession::handle_request(mcp::Message m, StreamId stream) {
     const std::string method = m.method;
     if (method == mcp::method::ping) {
-        reply(stream, m.id, json::object{});
+        downstream_.send(stream, mcp::make_result(m.id, json::object{}));
         return;
     }
+    // "The request ID MUST NOT have been previously used by the requestor
+    // within the same session" (MCP, base protocol): a second request with
+    // the id of one in flight is refused, and the first goes on untouched.
+    const std::string key = mcp::id_text(m.id);
+    if (open_ids_.contains(key)) {
+        refuse_duplicate(m, stream);
+        return;
+    }
+    open_ids_.insert(key);
     begin_trace(m);
     if (method == mcp::method::initialize) {
         initialize(std::move(m), stream);
         return;
     }
-    if (in_flight_.size() >= shared_.services.config.limits.max_pending_requests) {
+    if (open_ids_.size() > shared_.services.config.limits.max_pending_requests) {
         reply_error(stream, m.id, mcp::code::over_limit,
                     "too many requests in flight on this session (limits.max_pending_requests)");
         return;
     }
     // Listing: the policy may refuse it by a rule; the filtered results follow.
-    const auto list_of = [this, stream](std::string_view key, std::string_view capability,
+    const auto list_of = [this, stream](std::string_view list_key, std::string_view capability,
                                         Names names) {
-        return [this, stream, k = std::string(key), cap = std::string(capability),
+        return [this, stream, k = std::string(list_key), cap = std::string(capability),
                 names](const mcp::Message& msg) { list(msg, stream, k, cap, names); };
     };
     if (method == mcp::method::tools_list) {
@@ -341,6 +409,23 @@ void GatewaySession::handle_request(mcp::Message m, StreamId stream) {
         if (m.uri.empty()) {
             reply_error(stream, m.id, mcp::code::invalid_params, "params.uri is required");
             return;
+        }
+        // Policies, routing and the upstream see one spelling of a URI
+        // (file:///public/../etc/passwd is file:///etc/passwd).
+        auto normal = transport::normalize_resource_uri(m.uri);
+        if (!normal) {
+            mark(m.id, "invalid");
+            reply_error(stream, m.id, mcp::code::invalid_params,
+                        "Invalid resource URI: " + normal.error().detail);
+            return;
+        }
+        if (*normal != m.uri) {
+            spdlog::debug("session {}: resource URI {} normalized to {}", log_id_, m.uri, *normal);
+            m.uri = *normal;
+            m.params()->at("uri") = m.uri;
+            if (const auto t = traces_.find(mcp::id_text(m.id)); t != traces_.end()) {
+                t->second.target = m.uri;
+            }
         }
         const auto link = route_uri(m.uri);
         if (!link) {
@@ -423,17 +508,32 @@ void GatewaySession::admit(mcp::Message m, StreamId stream, std::optional<std::s
             t->second.upstream = links_[*link].config->name;
         }
     }
-    // A tool's definition is reviewed (integrity) and its inputSchema learned
-    // (policy) before its first call: a tool the session never listed is
-    // fetched first. fetch_tools marks the link, so this runs once per link.
-    if (tool_call && link && !tools_fetched_.contains(*link) &&
-        (shared_.guard != nullptr ||
-         (policy && policy->schema_validation && !schemas_.knows(m.name)))) {
-        auto pending = std::make_shared<mcp::Message>(std::move(m));
-        fetch_tools(*link, [this, pending, stream, link, proceed = std::move(proceed)]() mutable {
-            admit(std::move(*pending), stream, link, std::move(proceed));
-        });
-        return;
+    // A tool's (or prompt's) definition is reviewed (integrity) and its
+    // inputSchema learned (policy) before its first call: the upstream's list
+    // is fetched first when the session never listed it (once per link,
+    // again after the upstream said it changed). A name the upstream does not
+    // list is unknown: it has no definition anyone reviewed.
+    const bool prompt_get = m.method == mcp::method::prompts_get;
+    if ((tool_call || prompt_get) && link) {
+        auto& fetched = tool_call ? tools_fetched_ : prompts_fetched_;
+        const std::string listed_key = std::string(tool_call ? "tool:" : "prompt:") + m.name;
+        if (!listed_.contains(listed_key) && !fetched.contains(*link)) {
+            auto pending = std::make_shared<mcp::Message>(std::move(m));
+            fetch_listing(*link, tool_call,
+                          [this, pending, stream, link, proceed = std::move(proceed)]() mutable {
+                              admit(std::move(*pending), stream, link, std::move(proceed));
+                          });
+            return;
+        }
+        if (!listed_.contains(listed_key) && usable(*link)) {
+            spdlog::info("session {}: {} {} refused: upstream {} does not list it", log_id_,
+                         tool_call ? "tool" : "prompt", m.name, links_[*link].config->name);
+            mark(m.id, "invalid");
+            reply_error(stream, m.id, mcp::code::invalid_params,
+                        std::string(tool_call ? "Unknown tool: " : "Unknown prompt: ") + m.name +
+                            " (upstream " + links_[*link].config->name + " does not list it)");
+            return;
+        }
     }
     if (shared_.guard != nullptr && link && (tool_call || m.method == mcp::method::prompts_get)) {
         const auto b = blocked_.find(std::string(tool_call ? "tool:" : "prompt:") + m.name);
@@ -483,19 +583,18 @@ void GatewaySession::decide(mcp::Message m, StreamId stream, std::optional<std::
         upstream_names.push_back(l.config->name);
     }
     const std::string upstream = upstream_of(upstream_names, link);
-    // The call's own purpose, else the one the policy gives its caller.
-    std::string purpose;
+    // The purpose the call declares, and the one the policy gives its caller:
+    // each rule says which counts (purpose_from).
+    std::string call_purpose;
     if (params != nullptr) {
         if (const auto* meta = params->if_contains("_meta"); meta != nullptr && meta->is_object()) {
             if (const auto* p = meta->as_object().if_contains(policy::k_purpose_meta);
                 p != nullptr && p->is_string()) {
-                purpose = std::string(p->get_string());
+                call_purpose = std::string(p->get_string());
             }
         }
     }
-    if (purpose.empty()) {
-        purpose = policy::session_purpose(*policy, caller_);
-    }
+    const std::string session_purpose = policy::session_purpose(*policy, caller_);
     const auto now = shared_.clock();
     policy::Behaviour::Assessment assessment;
     if (tool_call) {
@@ -532,7 +631,8 @@ void GatewaySession::decide(mcp::Message m, StreamId stream, std::optional<std::
                                                                        : std::string_view{};
     request.uri = m.uri;
     request.arguments = arguments;
-    request.purpose = purpose;
+    request.call_purpose = call_purpose;
+    request.session_purpose = session_purpose;
     request.used_tags = &used_tags_;
     request.findings = &assessment.findings;
     request.anomaly_score = assessment.score;
@@ -650,8 +750,11 @@ void GatewaySession::ask_person(mcp::Message m, StreamId stream, const policy::D
             const json::value* approve = content != nullptr && content->is_object()
                                              ? content->as_object().if_contains("approve")
                                              : nullptr;
-            approved = act == "accept" &&
-                       (approve == nullptr || (approve->is_bool() && approve->get_bool()));
+            // Only an explicit "approve": true under "accept" approves: an
+            // accept with the field missing (a client that fills forms in
+            // for the user) is not a person's yes.
+            approved =
+                act == "accept" && approve != nullptr && approve->is_bool() && approve->get_bool();
             how = act == "accept" && !approved ? "accepted without approving" : act;
         } else {
             how = "the client answered with an error";
@@ -690,23 +793,26 @@ void GatewaySession::ask_person(mcp::Message m, StreamId stream, const policy::D
     }
 }
 
-void GatewaySession::fetch_tools(std::size_t link, std::function<void()> then) {
-    tools_fetched_.insert(link);
-    if (!usable(link)) {
+void GatewaySession::fetch_listing(std::size_t link, bool tools, std::function<void()> then) {
+    (tools ? tools_fetched_ : prompts_fetched_).insert(link);
+    if (!usable(link) || !links_[link].client->has_capability(tools ? "tools" : "prompts")) {
         then();
         return;
     }
+    const std::string method(tools ? mcp::method::tools_list : mcp::method::prompts_list);
+    const std::string key = tools ? "tools" : "prompts";
+    const std::string kind = tools ? "tool" : "prompt";
     using Pager = std::function<void(const std::string&, int)>;
     auto pager = std::make_shared<Pager>();
-    *pager = [this, link, alive = alive_, then = std::move(then),
+    *pager = [this, link, method, key, kind, tools, alive = alive_, then = std::move(then),
               weak = std::weak_ptr<Pager>(pager)](const std::string& cursor, int page) {
         json::object p;
         if (!cursor.empty()) {
             p["cursor"] = cursor;
         }
         links_[link].client->request(
-            mcp::make_request(0, mcp::method::tools_list, std::move(p)), this,
-            [this, link, alive, then, page,
+            mcp::make_request(0, method, std::move(p)), this,
+            [this, link, key, kind, tools, alive, then, page,
              self = weak.lock()](tl::expected<mcp::Message, UpstreamClient::Failure> outcome) {
                 if (!*alive) {
                     return;
@@ -715,26 +821,29 @@ void GatewaySession::fetch_tools(std::size_t link, std::function<void()> then) {
                                                  ? outcome->body.at("result").if_object()
                                                  : nullptr;
                 if (result != nullptr) {
-                    if (const auto* tools = result->if_contains("tools");
-                        tools != nullptr && tools->is_array()) {
+                    if (const auto* items = result->if_contains(key);
+                        items != nullptr && items->is_array()) {
+                        const auto& list = items->as_array();
+                        std::vector<Verdict> verdicts;
                         if (shared_.guard != nullptr) {
-                            const auto verdicts = shared_.guard->review(
-                                "tool", {{&links_[link].config->name, &tools->as_array()}});
-                            for (std::size_t j = 0; j < tools->as_array().size(); ++j) {
-                                if (const auto* t = tools->as_array()[j].if_object()) {
-                                    (void)note_verdict(
-                                        "tool:" + links_[link].prefix + item_name(*t),
-                                        verdicts.front()[j]);
-                                }
-                            }
+                            verdicts =
+                                shared_.guard->review(kind, {{&links_[link].config->name, &list}})
+                                    .front();
                         }
-                        for (const auto& t : tools->as_array()) {
-                            if (t.is_object() && t.as_object().contains("name") &&
-                                t.as_object().at("name").is_string()) {
-                                schemas_.learn(
-                                    links_[link].prefix +
-                                        std::string(t.as_object().at("name").get_string()),
-                                    t.as_object());
+                        for (std::size_t j = 0; j < list.size(); ++j) {
+                            const auto* item = list[j].if_object();
+                            if (item == nullptr || !item->contains("name") ||
+                                !item->at("name").is_string()) {
+                                continue;
+                            }
+                            const std::string name =
+                                links_[link].prefix + std::string(item->at("name").get_string());
+                            note_listed(kind + ":" + name);
+                            if (!verdicts.empty()) {
+                                (void)note_verdict(kind + ":" + name, verdicts[j]);
+                            }
+                            if (tools) {
+                                schemas_.learn(name, *item);
                             }
                         }
                     }
@@ -749,6 +858,15 @@ void GatewaySession::fetch_tools(std::size_t link, std::function<void()> then) {
             });
     };
     (*pager)({}, 0);
+}
+
+void GatewaySession::note_listed(const std::string& key) {
+    // Bounded like the lists themselves: a server listing more than this
+    // many items has them reviewed again on the next call.
+    if (listed_.size() >= k_max_listed) {
+        listed_.clear();
+    }
+    listed_.insert(key);
 }
 
 bool GatewaySession::note_verdict(const std::string& key, const Verdict& v) {
@@ -769,10 +887,8 @@ void GatewaySession::forward(std::size_t link, mcp::Message m, StreamId stream,
         return;
     }
     const std::string key = mcp::id_text(m.id);
-    if (in_flight_.contains(key)) {
-        reply_error(stream, m.id, mcp::code::invalid_request,
-                    "a request with id " + key + " is already in flight on this session");
-        return;
+    if (!open_ids_.contains(key) || in_flight_.contains(key)) {
+        return;  // cancelled while it was being decided
     }
     spdlog::debug("session {}: {} {} -> {}", log_id_, m.method, m.name.empty() ? m.uri : m.name,
                   links_[link].config->name);
@@ -823,9 +939,16 @@ void GatewaySession::handle_notification(mcp::Message m) {
         if (request_id == nullptr) {
             return;
         }
-        const auto it = in_flight_.find(mcp::id_text(*request_id));
-        if (it == in_flight_.end()) {
+        const std::string key = mcp::id_text(*request_id);
+        if (!open_ids_.contains(key)) {
             return;  // finished already, or never ours
+        }
+        // Recorded now, with its outcome; nothing more will be said about it.
+        open_ids_.erase(key);
+        finish_trace(key, json::object{{"error", json::object{{"code", 1}}}});
+        const auto it = in_flight_.find(key);
+        if (it == in_flight_.end()) {
+            return;  // still being decided (a listing, a person): it will not go on
         }
         const InFlight f = it->second;
         in_flight_.erase(it);
@@ -907,6 +1030,17 @@ void GatewaySession::upstream_notification(UpstreamClient& from, mcp::Message no
     const auto link = link_of(from);
     if (!link) {
         return;
+    }
+    // A changed list is reviewed again before its next call.
+    for (const auto& [method, kind, fetched] :
+         {std::tuple{mcp::method::tools_list_changed, "tool:", &tools_fetched_},
+          std::tuple{mcp::method::prompts_list_changed, "prompt:", &prompts_fetched_}}) {
+        if (notification.method == method) {
+            fetched->erase(*link);
+            const std::string prefix = kind + links_[*link].prefix;
+            std::erase_if(listed_,
+                          [&prefix](const std::string& k) { return k.rfind(prefix, 0) == 0; });
+        }
     }
     if (notification.method == mcp::method::cancelled) {
         // The upstream withdraws a request it made of the client.
@@ -1137,6 +1271,8 @@ void GatewaySession::list(const mcp::Message& m, StreamId stream, std::string_vi
             const std::string& upstream = links_[i].config->name;
             if (k == "tools") {
                 tools_fetched_.insert(i);
+            } else if (k == "prompts") {
+                prompts_fetched_.insert(i);
             }
             for (std::size_t j = 0; j < agg->items[i].size(); ++j) {
                 auto& item = agg->items[i][j];
@@ -1144,6 +1280,9 @@ void GatewaySession::list(const mcp::Message& m, StreamId stream, std::string_vi
                     continue;
                 }
                 json::object& o = item.as_object();
+                if (names == Names::prefixed && !kind.empty()) {
+                    note_listed(std::string(kind) + ":" + links_[i].prefix + item_name(o));
+                }
                 if (!verdicts.empty() &&
                     !note_verdict(std::string(kind) + ":" + links_[i].prefix + item_name(o),
                                   verdicts[i][j])) {
@@ -1185,7 +1324,8 @@ void GatewaySession::list(const mcp::Message& m, StreamId stream, std::string_vi
                     if (u == nullptr || !u->is_string()) {
                         continue;
                     }
-                    const std::string uri(u->get_string());
+                    auto normal = transport::normalize_resource_uri(u->get_string());
+                    const std::string uri = normal ? *normal : std::string(u->get_string());
                     if (const auto owner = resource_owner_.find(uri);
                         owner != resource_owner_.end()) {
                         spdlog::warn(

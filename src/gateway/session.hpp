@@ -28,6 +28,8 @@
 
 namespace pqmcp::gateway {
 
+class GatewaySession;
+
 // Gateway-wide state the sessions share.
 struct SharedState {
     Services& services;
@@ -40,8 +42,10 @@ struct SharedState {
     policy::Limiter limiter;
     policy::Behaviour behaviour;
     std::function<std::chrono::steady_clock::time_point()> clock;
-    Guard* guard = nullptr;        // tool integrity; null when turned off
-    Recorder* recorder = nullptr;  // audit, metrics, dashboard; null in bare tests
+    Guard* guard = nullptr;              // tool integrity; null when turned off
+    Recorder* recorder = nullptr;        // audit, metrics, dashboard; null in bare tests
+    std::uint64_t calls = 0;             // requests traced so far: each its "call" number
+    std::set<GatewaySession*> sessions;  // the live ones (for the audit's started records)
 };
 
 class GatewaySession final : public transport::SessionHandler, public Subscriber {
@@ -55,6 +59,9 @@ class GatewaySession final : public transport::SessionHandler, public Subscriber
 
     void on_message(mcp::Message message, transport::StreamId stream) override;
     void on_closed(std::string_view reason) override;
+    // Audits a "started" record for each request in flight since before
+    // `older_than` that has none yet (so that a crash cannot hide it).
+    void note_started(std::chrono::steady_clock::time_point older_than);
 
     void upstream_request(UpstreamClient& from, mcp::Message request) override;
     void upstream_notification(UpstreamClient& from, mcp::Message notification) override;
@@ -93,7 +100,10 @@ class GatewaySession final : public transport::SessionHandler, public Subscriber
     // item must not be listed.
     bool note_verdict(const std::string& key, const Verdict& v);
     // Learns the tool definitions of `link` (tools/list) for schema checks.
-    void fetch_tools(std::size_t link, std::function<void()> then);
+    // Learns the tools (or prompts) `link` lists: reviewed, their names
+    // noted, tools' schemas learned.
+    void fetch_listing(std::size_t link, bool tools, std::function<void()> then);
+    void note_listed(const std::string& key);
     void deny(const mcp::Message& m, transport::StreamId stream, const policy::Decision& decision,
               const policy::Policy& policy, std::string_view label = "deny");
     void handle_notification(mcp::Message m);
@@ -138,9 +148,13 @@ class GatewaySession final : public transport::SessionHandler, public Subscriber
 
     // Policy state of the session.
     policy::Caller caller_;
-    std::set<std::string> used_tags_;      // tags of the tools it called successfully
-    policy::SchemaCache schemas_;          // by the gateway's tool names
-    std::set<std::size_t> tools_fetched_;  // links whose tools/list was learned
+    std::set<std::string> used_tags_;        // tags of the tools it called successfully
+    policy::SchemaCache schemas_;            // by the gateway's tool names
+    std::set<std::size_t> tools_fetched_;    // links whose tools/list was learned
+    std::set<std::size_t> prompts_fetched_;  // and prompts/list
+    // "<kind>:<gateway name>" of every tool and prompt an upstream listed to this session.
+    std::set<std::string> listed_;
+    static constexpr std::size_t k_max_listed = 20'000;
     // Integrity: items blocked for this session, by "<kind>:<gateway name>".
     std::map<std::string, Verdict> blocked_;
     struct OwnRequest {  // the gateway's own requests to the client (elicitation)
@@ -153,6 +167,8 @@ class GatewaySession final : public transport::SessionHandler, public Subscriber
     // What the gateway did with each request in flight, for its audit record.
     struct Trace {
         std::chrono::steady_clock::time_point start;
+        std::uint64_t call = 0;        // unique in this gateway's run; in every record of it
+        bool started_written = false;  // a "started" record went to the audit
         std::string method;
         std::string target;  // tool or prompt name, or resource URI
         std::string upstream;
@@ -165,6 +181,10 @@ class GatewaySession final : public transport::SessionHandler, public Subscriber
     };
     std::map<std::string, Trace> traces_;  // by the client's request id (JSON text)
     void begin_trace(const mcp::Message& m);
+    [[nodiscard]] boost::json::object trace_record(const std::string& key, const Trace& t) const;
+    void refuse_duplicate(const mcp::Message& m, transport::StreamId stream);
+    // Ids of the client's requests accepted and not yet answered or cancelled.
+    std::set<std::string> open_ids_;
     // Sets the decision of the request with this id (if traced).
     void mark(const boost::json::value& id, std::string_view decision, std::string_view rule = {},
               std::string_view mode = {});

@@ -183,12 +183,29 @@ bool is_type(const json::value& v, const std::string& type) {
     return v.is_null();
 }
 
-bool holds(const Condition& c, const Request& r) {
+// The purpose a rule sees, per its purpose_from.
+std::string_view purpose_of(const Request& r, PurposeFrom from) {
+    switch (from) {
+        case PurposeFrom::client:
+            return r.call_purpose;
+        case PurposeFrom::identity:
+            return r.session_purpose;
+        case PurposeFrom::both:
+            return r.call_purpose.empty() ? r.session_purpose : r.call_purpose;
+        case PurposeFrom::automatic:
+            return r.session_purpose.empty() ? r.call_purpose : r.session_purpose;
+    }
+    return r.session_purpose;
+}
+
+bool holds(const Condition& c, const Request& r, PurposeFrom from) {
     const json::value* v = nullptr;
     switch (c.op) {
-        case Op::purpose:
-            return std::find(c.names.begin(), c.names.end(), r.purpose) != c.names.end() &&
-                   !r.purpose.empty();
+        case Op::purpose: {
+            const std::string_view purpose = purpose_of(r, from);
+            return !purpose.empty() &&
+                   std::find(c.names.begin(), c.names.end(), purpose) != c.names.end();
+        }
         case Op::after:
             return r.used_tags != nullptr && r.used_tags->contains(c.text);
         case Op::anomaly:
@@ -334,8 +351,9 @@ Decision evaluate(const Policy& policy, const Request& request, Limiter* limiter
         if (!matches(policy, rule.match, request)) {
             continue;
         }
-        if (!std::all_of(rule.when.begin(), rule.when.end(),
-                         [&request](const Condition& c) { return holds(c, request); })) {
+        if (!std::all_of(rule.when.begin(), rule.when.end(), [&request, &rule](const Condition& c) {
+                return holds(c, request, rule.purpose_from);
+            })) {
             continue;
         }
         Effect effect = rule.effect;

@@ -185,6 +185,17 @@ Effect read_effect(const Reader& r, const YAML::Node& node, const std::string& k
     r.error(node, key + ": expected allow, deny or ask, not \"" + s + "\"");
 }
 
+PurposeFrom read_purpose_from(const Reader& r, const YAML::Node& node, const std::string& key) {
+    const std::string s = r.string(node, key);
+    for (const auto from :
+         {PurposeFrom::automatic, PurposeFrom::client, PurposeFrom::identity, PurposeFrom::both}) {
+        if (to_string(from) == s) {
+            return from;
+        }
+    }
+    r.error(node, key + ": expected client, identity, both or automatic, not \"" + s + "\"");
+}
+
 Mode read_mode(const Reader& r, const YAML::Node& node, const std::string& key) {
     const std::string s = r.string(node, key);
     if (s == "enforce") {
@@ -457,7 +468,7 @@ std::shared_ptr<const Policy> read_policy(const Reader& r, const YAML::Node& roo
     }
     r.only(root, "policy",
            {"version", "default", "mode", "schema_validation", "groups", "identities", "tags",
-            "behaviour", "rules"});
+            "behaviour", "purpose_from", "rules"});
     if (root["version"] && r.string(root["version"], "version") != "1") {
         r.error(root["version"], "version: only version 1 exists");
     }
@@ -466,6 +477,9 @@ std::shared_ptr<const Policy> read_policy(const Reader& r, const YAML::Node& roo
     }
     if (root["mode"]) {
         p->default_mode = read_mode(r, root["mode"], "mode");
+    }
+    if (root["purpose_from"]) {
+        p->purpose_from = read_purpose_from(r, root["purpose_from"], "purpose_from");
     }
     if (root["schema_validation"]) {
         p->schema_validation = r.boolean(root["schema_validation"], "schema_validation");
@@ -523,10 +537,12 @@ std::shared_ptr<const Policy> read_policy(const Reader& r, const YAML::Node& roo
     for (const auto& node : rules) {
         const std::string where = "rules[" + std::to_string(index++) + "]";
         r.only(node, where,
-               {"id", "description", "mode", "match", "when", "rate", "quota", "effect", "reason"});
+               {"id", "description", "mode", "match", "when", "rate", "quota", "effect", "reason",
+                "purpose_from"});
         Rule rule;
         rule.line = r.line(node);
         rule.mode = p->default_mode;
+        rule.purpose_from = p->purpose_from;
         if (!node["id"]) {
             r.error(node, where + ": every rule needs an id");
         }
@@ -571,6 +587,9 @@ std::shared_ptr<const Policy> read_policy(const Reader& r, const YAML::Node& roo
         if (node["reason"]) {
             rule.reason = r.string(node["reason"], at + ".reason");
         }
+        if (node["purpose_from"]) {
+            rule.purpose_from = read_purpose_from(r, node["purpose_from"], at + ".purpose_from");
+        }
         p->rules.push_back(std::move(rule));
     }
     build_index(*p);
@@ -594,6 +613,20 @@ std::string_view to_string(Effect e) noexcept {
             return "ask";
     }
     return "deny";
+}
+
+std::string_view to_string(PurposeFrom p) noexcept {
+    switch (p) {
+        case PurposeFrom::automatic:
+            return "automatic";
+        case PurposeFrom::client:
+            return "client";
+        case PurposeFrom::identity:
+            return "identity";
+        case PurposeFrom::both:
+            return "both";
+    }
+    return "automatic";
 }
 
 std::string_view to_string(Mode m) noexcept {

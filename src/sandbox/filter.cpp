@@ -65,23 +65,60 @@ Result<std::vector<sock_filter>> make_filter(const Policy& policy, bool notify) 
         if (nr == __NR_SCMP_ERROR) {
             return;  // not on this architecture
         }
-        const int rc = seccomp_rule_add_array(ctx.get(), action, nr,
-                                              static_cast<unsigned int>(args.size()),
-                                              args.size() == 0 ? nullptr : std::data(args));
+        const int rc =
+            seccomp_rule_add_array(ctx.get(), action, nr, static_cast<unsigned int>(args.size()),
+                                   args.size() == 0 ? nullptr : std::data(args));
         if (rc != 0 && failure.empty()) {
             failure = fmt::format("seccomp rule for {}: {}", name, std::strerror(-rc));
         }
     };
     const std::uint32_t refuse = SCMP_ACT_ERRNO(EPERM);
-    for (const char* name :
-         {"mount", "umount2", "pivot_root", "chroot", "swapon", "swapoff", "reboot", "kexec_load",
-          "kexec_file_load", "init_module", "finit_module", "delete_module", "bpf",
-          "perf_event_open", "keyctl", "add_key", "request_key", "ptrace", "process_vm_readv",
-          "process_vm_writev", "userfaultfd", "setns", "unshare", "open_by_handle_at",
-          "name_to_handle_at", "iopl", "ioperm", "acct", "quotactl", "quotactl_fd", "fsopen",
-          "fsconfig", "fsmount", "fspick", "move_mount", "open_tree", "mount_setattr",
-          "settimeofday", "clock_settime", "clock_adjtime", "adjtimex", "sethostname",
-          "setdomainname", "syslog", "vhangup", "lookup_dcookie"}) {
+    for (const char* name : {"mount",
+                             "umount2",
+                             "pivot_root",
+                             "chroot",
+                             "swapon",
+                             "swapoff",
+                             "reboot",
+                             "kexec_load",
+                             "kexec_file_load",
+                             "init_module",
+                             "finit_module",
+                             "delete_module",
+                             "bpf",
+                             "perf_event_open",
+                             "keyctl",
+                             "add_key",
+                             "request_key",
+                             "ptrace",
+                             "process_vm_readv",
+                             "process_vm_writev",
+                             "userfaultfd",
+                             "setns",
+                             "unshare",
+                             "open_by_handle_at",
+                             "name_to_handle_at",
+                             "iopl",
+                             "ioperm",
+                             "acct",
+                             "quotactl",
+                             "quotactl_fd",
+                             "fsopen",
+                             "fsconfig",
+                             "fsmount",
+                             "fspick",
+                             "move_mount",
+                             "open_tree",
+                             "mount_setattr",
+                             "settimeofday",
+                             "clock_settime",
+                             "clock_adjtime",
+                             "adjtimex",
+                             "sethostname",
+                             "setdomainname",
+                             "syslog",
+                             "vhangup",
+                             "lookup_dcookie"}) {
         add(refuse, name);
     }
     // io_uring would run socket and file operations outside this filter;
@@ -148,9 +185,9 @@ Result<std::vector<sock_filter>> make_filter(const Policy& policy, bool notify) 
     }
     ::close(memfd);
     if (rc != 0 || program.empty()) {
-        return fail(Errc::setup_failed, rc != 0 ? fmt::format("seccomp_export_bpf: {}",
-                                                              std::strerror(-rc))
-                                                : std::string("seccomp program of no size"));
+        return fail(Errc::setup_failed,
+                    rc != 0 ? fmt::format("seccomp_export_bpf: {}", std::strerror(-rc))
+                            : std::string("seccomp program of no size"));
     }
     return program;
 }

@@ -40,8 +40,8 @@ struct RulesetAttr {
 }  // namespace uapi
 
 struct Prepared::Impl {
-    Policy policy;     // as given, paths made absolute and normalized
-    int ruleset = -1;  // Landlock ruleset (close-on-exec); -1 without Landlock
+    Policy policy;                     // as given, paths made absolute and normalized
+    int ruleset = -1;                  // Landlock ruleset (close-on-exec); -1 without Landlock
     std::vector<sock_filter> program;  // the compiled seccomp filter
     bool notify = false;               // the filter has SECCOMP_RET_USER_NOTIF rules
     bool new_netns = false;            // network: loopback

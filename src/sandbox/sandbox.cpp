@@ -47,7 +47,8 @@ class SandboxCategory final : public std::error_category {
 };
 
 int landlock_abi() {
-    const long abi = ::syscall(SYS_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION);
+    const long abi =
+        ::syscall(SYS_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION);
     return abi > 0 ? static_cast<int>(abi) : 0;
 }
 
@@ -118,8 +119,9 @@ Status resolve_user(const std::string& user, Prepared::Impl& out) {
     std::uint32_t number = 0;
     const auto* end = user.data() + user.size();
     const bool numeric = std::from_chars(user.data(), end, number).ptr == end;
-    const int rc = numeric ? ::getpwuid_r(number, &entry, buffer.data(), buffer.size(), &found)
-                           : ::getpwnam_r(user.c_str(), &entry, buffer.data(), buffer.size(), &found);
+    const int rc = numeric
+                       ? ::getpwuid_r(number, &entry, buffer.data(), buffer.size(), &found)
+                       : ::getpwnam_r(user.c_str(), &entry, buffer.data(), buffer.size(), &found);
     if (rc != 0 || found == nullptr) {
         return fail(Errc::invalid_policy, "user " + user + ": no such user");
     }

@@ -62,7 +62,8 @@ std::optional<std::string> read_string(pid_t pid, std::uint64_t address) {
         if (n <= 0) {
             return std::nullopt;
         }
-        const auto* nul = static_cast<const char*>(std::memchr(buffer.data(), 0, static_cast<std::size_t>(n)));
+        const auto* nul =
+            static_cast<const char*>(std::memchr(buffer.data(), 0, static_cast<std::size_t>(n)));
         if (nul != nullptr) {
             out.append(buffer.data(), static_cast<std::size_t>(nul - buffer.data()));
             return out;
@@ -97,9 +98,9 @@ struct Supervisor::Impl {
     std::atomic<bool> stopping{false};
     std::atomic<std::size_t> count{0};
     std::atomic<std::uint64_t> answered{0};
-    std::mutex mutex;                             // guards `added`
-    std::vector<std::pair<int, Watched>> added;   // handed over by watch()
-    std::map<int, Watched> watched;               // the thread's own
+    std::mutex mutex;                            // guards `added`
+    std::vector<std::pair<int, Watched>> added;  // handed over by watch()
+    std::map<int, Watched> watched;              // the thread's own
 
     void run();
     void handle(int fd, Watched& w);
@@ -157,8 +158,8 @@ void Supervisor::Impl::handle(int fd, Watched& w) {
         found = Violation{{}, pid, name, family_name(args[0]), "network", false};
     } else if (name == "accept" || name == "accept4") {
         const int target = static_cast<int>(args[0]);
-        const std::string link = read_link("/proc/" + std::to_string(pid) + "/fd/" +
-                                           std::to_string(target));
+        const std::string link =
+            read_link("/proc/" + std::to_string(pid) + "/fd/" + std::to_string(target));
         if (link.empty()) {
             // Not a descriptor of its own: a try at one the gateway might have left it.
             found = Violation{{}, pid, name, "fd " + std::to_string(target), "accept", false};
@@ -193,17 +194,15 @@ void Supervisor::Impl::handle(int fd, Watched& w) {
                 const int dirfd = static_cast<int>(args[0]);
                 const std::string base =
                     at && dirfd != AT_FDCWD
-                        ? read_link("/proc/" + std::to_string(pid) + "/fd/" +
-                                    std::to_string(dirfd))
+                        ? read_link("/proc/" + std::to_string(pid) + "/fd/" + std::to_string(dirfd))
                         : read_link("/proc/" + std::to_string(pid) + "/cwd");
                 path = std::filesystem::path(base) / path;
             }
             path = path.lexically_normal();
             std::error_code ec;
             const auto canonical = std::filesystem::weakly_canonical(path, ec);
-            const bool writing =
-                (flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)) != 0;
-            const std::string access = exec                    ? "execute"
+            const bool writing = (flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)) != 0;
+            const std::string access = exec                     ? "execute"
                                        : (flags & O_CREAT) != 0 ? "create"
                                        : writing                ? "write"
                                                                 : "read";
@@ -215,7 +214,7 @@ void Supervisor::Impl::handle(int fd, Watched& w) {
             }
             if (guarded) {
                 found = Violation{{}, pid, name, path.string(), access, true};
-            } else if (struct stat st {}; ::stat(path.c_str(), &st) == 0) {
+            } else if (struct stat st{}; ::stat(path.c_str(), &st) == 0) {
                 // An existing file outside every grant: Landlock refuses it.
                 bool granted = false;
                 for (const auto& g : w.policy.write) {
@@ -289,7 +288,8 @@ void Supervisor::Impl::run() {
     }
 }
 
-Supervisor::Supervisor(Report on_violation) : impl_(std::make_unique<Impl>(std::move(on_violation))) {
+Supervisor::Supervisor(Report on_violation)
+    : impl_(std::make_unique<Impl>(std::move(on_violation))) {
     impl_->epoll = ::epoll_create1(EPOLL_CLOEXEC);
     impl_->wake = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     epoll_event ev{};

@@ -5,6 +5,7 @@
 #include <charconv>
 
 #include <boost/url/parse.hpp>
+#include <boost/url/url.hpp>
 #include <boost/url/url_view.hpp>
 
 namespace pqmcp::transport {
@@ -46,6 +47,48 @@ std::string Url::authority() const {
 
 std::string Url::str() const {
     return std::string(tls ? "https://" : "http://") + authority() + target;
+}
+
+Result<std::string> normalize_resource_uri(std::string_view uri) {
+    if (uri.find('\0') != std::string_view::npos) {
+        return fail(Errc::invalid_url, "a resource URI with a NUL character");
+    }
+    auto parsed = boost::urls::parse_uri(uri);
+    if (!parsed) {
+        return fail(Errc::invalid_url, "not a URI (RFC 3986): " + parsed.error().message());
+    }
+    const auto has = [](std::string_view text, std::string_view what) {
+        for (std::size_t i = 0; i + what.size() <= text.size(); ++i) {
+            bool same = true;
+            for (std::size_t j = 0; j < what.size() && same; ++j) {
+                same = std::toupper(static_cast<unsigned char>(text[i + j])) == what[j];
+            }
+            if (same) {
+                return true;
+            }
+        }
+        return false;
+    };
+    // Checked on the URI as sent, before anything is decoded.
+    if (has(uri, "%00")) {
+        return fail(Errc::invalid_url, "a resource URI with an encoded NUL (%00)");
+    }
+    const std::string_view raw_path = parsed->encoded_path();
+    if (has(raw_path, "%2F") || has(raw_path, "%5C")) {
+        return fail(Errc::invalid_url, "a resource URI with an encoded path separator (%2F, %5C)");
+    }
+    boost::urls::url u(*parsed);
+    u.normalize();
+    // RFC 3986 section 5.2.4: ".." segments above the root of an absolute
+    // path are dropped ("/../a" is "/a"); Boost.URL 1.81 keeps them.
+    std::string path(u.encoded_path());
+    while (path.rfind("/../", 0) == 0 || path == "/..") {
+        path.erase(0, path.size() == 3 ? 2 : 3);
+    }
+    if (path != u.encoded_path()) {
+        u.set_encoded_path(path);
+    }
+    return std::string(u.buffer());
 }
 
 Result<Url> parse_url(std::string_view text) {

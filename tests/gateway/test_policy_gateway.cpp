@@ -63,7 +63,10 @@ json::object refund(double amount, const std::string& currency,
 const json::object k_elicitation = json::object{{"elicitation", json::object{}}};
 
 TEST(PolicyGateway, TheExamplePolicyEndToEnd) {
-    Harness h({demo_upstream()}, [](GatewayConfig& c) { c.policy_file = example("demo.yaml"); });
+    TempDir dir;
+    const auto policy_file = dir.path() / "demo.yaml";
+    std::filesystem::copy_file(example("demo.yaml"), policy_file);
+    Harness h({demo_upstream()}, [&](GatewayConfig& c) { c.policy_file = policy_file; });
     McpClient c(h, nullptr, k_elicitation);
     std::string answer = "accept";
     std::vector<json::object> asked;
@@ -103,18 +106,29 @@ TEST(PolicyGateway, TheExamplePolicyEndToEnd) {
     EXPECT_EQ(code(xyz), policy::k_denied_code);
     EXPECT_EQ(rule(xyz), "refunds-known-currencies-only");
 
-    // Patient records: only for treatment, twenty an hour.
+    // Patient records: only for clinicians (their identity's purpose, never a
+    // claimed one), twenty an hour.
     const json::object treatment{{std::string(policy::k_purpose_meta), "treatment"}};
-    const auto no_purpose =
-        call(c, "demo__get_patient_record", {{"patient_id", "P0100"}, {"purpose", "treatment"}});
-    EXPECT_EQ(code(no_purpose), policy::k_denied_code);
+    const auto claimed = call(c, "demo__get_patient_record",
+                              {{"patient_id", "P0100"}, {"purpose", "treatment"}}, treatment);
+    EXPECT_EQ(code(claimed), policy::k_denied_code) << json::serialize(claimed);
+    // This client becomes a clinician: its peer id in the group.
+    {
+        std::ifstream in(policy_file);
+        std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+        const std::string from = "clinicians: [clinician]";
+        text.replace(text.find(from), from.size(),
+                     "clinicians: [" + h.client().identity.id.str() + "]");
+        write(policy_file, text);
+        ASSERT_TRUE(h.gateway().reload_policy());
+    }
     const auto billing =
         call(c, "demo__get_patient_record", {{"patient_id", "P0100"}, {"purpose", "x"}},
              {{std::string(policy::k_purpose_meta), "billing"}});
-    EXPECT_EQ(code(billing), policy::k_denied_code);
-    for (int i = 0; i < 20; ++i) {
-        const auto r = call(c, "demo__get_patient_record",
-                            {{"patient_id", "P0200"}, {"purpose", "care"}}, treatment);
+    EXPECT_TRUE(ok(billing)) << json::serialize(billing);  // a claim does not count either way
+    for (int i = 0; i < 19; ++i) {
+        const auto r =
+            call(c, "demo__get_patient_record", {{"patient_id", "P0200"}, {"purpose", "care"}});
         EXPECT_TRUE(ok(r)) << i << " " << json::serialize(r);
     }
     const auto twenty_first = call(c, "demo__get_patient_record",

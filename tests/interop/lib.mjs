@@ -164,3 +164,66 @@ export function auditRecords(db, kind) {
   }
   return out.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
 }
+
+// `pqmcp connect` driven with raw JSON-RPC lines, for what the SDK will not
+// send (duplicate ids, made-up methods, batches): send() a message, next()
+// the first message matching a predicate.
+export function rawClient(t, gateway, extra = [], identity = 'client') {
+  const child = spawn(PQMCP, connectArgs(gateway, extra, identity), { stdio: ['pipe', 'pipe', 'pipe'] });
+  const messages = [];
+  const waiters = [];
+  let buffer = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (d) => {
+    buffer += d;
+    let nl;
+    while ((nl = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 1);
+      if (!line) continue;
+      const m = JSON.parse(line);
+      messages.push(m);
+      for (const w of [...waiters]) {
+        if (w.match(m)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(m);
+        }
+      }
+    }
+  });
+  child.stderr.resume();
+  const raw = {
+    child,
+    messages,
+    send(m) { child.stdin.write(`${JSON.stringify(m)}\n`); },
+    next(match, timeoutMs = 15000) {
+      const seen = messages.find(match);
+      if (seen) {
+        messages.splice(messages.indexOf(seen), 1);
+        return Promise.resolve(seen);
+      }
+      return new Promise((resolve, reject) => {
+        const w = { match, resolve: (m) => { clearTimeout(timer); messages.splice(messages.indexOf(m), 1); resolve(m); } };
+        const timer = setTimeout(() => {
+          waiters.splice(waiters.indexOf(w), 1);
+          reject(new Error(`no matching message in ${timeoutMs} ms; got ${JSON.stringify(messages)}`));
+        }, timeoutMs);
+        waiters.push(w);
+      });
+    },
+    async request(id, method, params = {}) {
+      raw.send({ jsonrpc: '2.0', id, method, params });
+      return raw.next((m) => m.id === id && !m.method);
+    },
+    async initialize(capabilities = {}) {
+      const init = await raw.request(0, 'initialize', {
+        protocolVersion: '2025-11-25', capabilities, clientInfo: { name: 'raw', version: '1' },
+      });
+      raw.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+      return init;
+    },
+    close() { child.stdin.end(); },
+  };
+  t?.after(() => { child.stdin.end(); setTimeout(() => child.kill('SIGKILL'), 3000).unref(); });
+  return raw;
+}

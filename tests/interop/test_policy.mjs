@@ -40,7 +40,13 @@ async function denied(promise) {
 }
 
 test('the example policy through pqmcp connect, with a person answering', async (t) => {
-  const gateway = await startGateway(t, ['--demo', '--policy', path.join(examples, 'demo.yaml')]);
+  // This client is the demo policy's "clinician" (known_peers name).
+  const dir = tempDir(t);
+  const { stdout: id } = await run(PQMCP, ['keygen', '--out', path.join(dir, 'client')]);
+  const known = path.join(dir, 'known_peers');
+  await run(PQMCP, ['peers', 'add', '--file', known, id.trim().split(/\s+/).find((w) => w.startsWith('pq1')), 'clinician']);
+  const gateway = await startGateway(t, ['--demo', '--policy', path.join(examples, 'demo.yaml'),
+    '--known-peers', known], { dir });
   const client = new Client({ name: 'interop', version: '1.0.0' }, { capabilities: { elicitation: {} } });
   let answer = 'accept';
   const questions = [];
@@ -76,14 +82,12 @@ test('the example policy through pqmcp connect, with a person answering', async 
     assert.equal(xyz.data.rule, 'refunds-known-currencies-only');
     assert.match(xyz.data.policy, /^[0-9a-f]{12}$/);
 
-    // Patient records: without purpose treatment denied; the 21st in an hour denied.
-    await denied(client.callTool(record('P0100')));
-    await denied(client.callTool(record('P0100', 'billing')));
+    // Patient records: a clinician's, whatever it claims; the 21st in an hour denied.
     for (let i = 0; i < 20; i += 1) {
-      const r = await client.callTool(record('P0200', 'treatment'));
+      const r = await client.callTool(record('P0200', i % 2 ? 'billing' : undefined));
       assert.equal(r.isError, undefined, JSON.stringify(r));
     }
-    const twentyFirst = await denied(client.callTool(record('P0200', 'treatment')));
+    const twentyFirst = await denied(client.callTool(record('P0200')));
     assert.equal(twentyFirst.data.rule, 'patient-records-for-treatment');
     assert.match(twentyFirst.message, /rate limit .* 20 per 1h/);
 
@@ -168,6 +172,8 @@ test('pqmcp policy lint and pqmcp policy check', async (t) => {
   assert.equal(xyz.rule, 'refunds-known-currencies-only');
   assert.equal(xyz.mode, 'enforce');
   assert.equal((await check({ method: 'tools/call', params: refund(5000, 'EUR') })).decision, 'ask');
-  assert.equal((await check({ method: 'tools/call', params: record('P1') }, '--purpose', 'treatment')).decision, 'allow');
+  // A claimed purpose does not open patient records; being a clinician does.
+  assert.equal((await check({ method: 'tools/call', params: record('P1') }, '--purpose', 'treatment')).decision, 'deny');
+  assert.equal((await check({ method: 'tools/call', params: record('P1') }, '--identity', 'clinician')).decision, 'allow');
   assert.equal((await check({ method: 'tools/call', params: record('P1') }, '--identity', 'pq1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa')).decision, 'deny');
 });

@@ -58,7 +58,9 @@ Decision decide(const Policy& p, const Call& c, Limiter* limiter = nullptr,
     r.upstream = upstream;
     r.uri = c.uri;
     r.arguments = &args;
-    r.purpose = c.purpose;
+    r.call_purpose = c.purpose;
+    const std::string session = session_purpose(p, c.caller);
+    r.session_purpose = session;
     r.used_tags = &c.used;
     r.findings = &c.findings;
     r.anomaly_score = c.score;
@@ -74,7 +76,9 @@ TEST(PolicyExample, TheIssuesExampleDecidesAsWritten) {
         std::string purpose;
         Effect effect;
         std::string rule;
+        Caller caller{};
     };
+    const Caller clinician{"pq1clinic", "clinician", true};
     const Case cases[] = {
         {"demo__process_refund",
          R"({"order_id":"O1","amount":100,"currency":"USD","reason":"damaged on arrival"})", "",
@@ -91,8 +95,16 @@ TEST(PolicyExample, TheIssuesExampleDecidesAsWritten) {
         {"demo__process_refund",
          R"({"order_id":"O1","amount":1,"currency":"XYZ","reason":"damaged on arrival"})", "",
          Effect::deny, "refunds-known-currencies-only"},
+        // Records go to clinicians (their identity's purpose), whatever they claim...
+        {"demo__get_patient_record", R"({"patient_id":"P0001","purpose":"treatment"})", "",
+         Effect::allow, "patient-records-for-treatment", clinician},
+        {"demo__get_patient_record", R"({"patient_id":"P0001","purpose":"x"})", "billing",
+         Effect::allow, "patient-records-for-treatment", clinician},
+        // ...and never to a caller that only claims the purpose.
         {"demo__get_patient_record", R"({"patient_id":"P0001","purpose":"treatment"})", "treatment",
-         Effect::allow, "patient-records-for-treatment"},
+         Effect::deny, ""},
+        {"demo__get_patient_record", R"({"patient_id":"P0001","purpose":"treatment"})", "treatment",
+         Effect::deny, "", Caller{"pq1someone", "", false}},
         {"demo__get_patient_record", R"({"patient_id":"P0001","purpose":"treatment"})", "",
          Effect::deny, ""},
         {"demo__get_patient_record", R"({"patient_id":"P0001","purpose":"treatment"})", "billing",
@@ -102,7 +114,8 @@ TEST(PolicyExample, TheIssuesExampleDecidesAsWritten) {
         {"demo__search_records", R"({"query":"x"})", "", Effect::deny, ""},
     };
     for (const auto& c : cases) {
-        const auto d = decide(*p, {.tool = c.tool, .arguments = c.args, .purpose = c.purpose});
+        const auto d = decide(
+            *p, {.tool = c.tool, .arguments = c.args, .purpose = c.purpose, .caller = c.caller});
         EXPECT_EQ(d.effect, c.effect) << c.tool << " " << c.args << " " << d.reason;
         EXPECT_EQ(d.rule, c.rule) << c.tool << " " << c.args;
         EXPECT_EQ(d.mode, Mode::enforce);
@@ -112,8 +125,8 @@ TEST(PolicyExample, TheIssuesExampleDecidesAsWritten) {
 TEST(PolicyExample, TheTwentyFirstPatientRecordInAnHourIsDenied) {
     const auto p = load(example());
     Limiter limiter;
-    const Caller alice{"pq1alice", "", true};
-    const Caller bob{"pq1bob", "", true};
+    const Caller alice{"pq1alice", "clinician", true};
+    const Caller bob{"pq1bob", "clinician", true};
     const auto t0 = Clock::time_point{} + std::chrono::hours{1};
     const Call call{.tool = "demo__get_patient_record",
                     .arguments = R"({"patient_id":"P1","purpose":"t"})",
@@ -433,6 +446,60 @@ TEST(PolicyLoading, ErrorsNameTheLineAndTheProblem) {
         EXPECT_NE(p.error().detail.find(c.error), std::string::npos)
             << "got: " << p.error().detail << "\nwanted: " << c.error;
     }
+}
+
+TEST(PolicyPurpose, EachRuleSaysWhereItsPurposeComesFrom) {
+    const auto p = parse_policy(R"(
+default: deny
+groups: { doctors: [doc] }
+identities:
+  group:doctors: { purpose: treatment }
+rules:
+  - id: by-identity
+    match: { tool: "a__identity" }
+    purpose_from: identity
+    when: [{ purpose: [treatment] }]
+    effect: allow
+  - id: by-client
+    match: { tool: "a__client" }
+    purpose_from: client
+    when: [{ purpose: [treatment] }]
+    effect: allow
+  - id: by-both
+    match: { tool: "a__both" }
+    purpose_from: both
+    when: [{ purpose: [treatment] }]
+    effect: allow
+  - id: automatic
+    match: { tool: "a__auto" }
+    when: [{ purpose: [treatment] }]
+    effect: allow
+)");
+    ASSERT_TRUE(p) << p.error().detail;
+    const Caller doctor{"pq1doc", "doc", true};
+    const Caller stranger{"pq1x", "", false};
+    const auto rule = [&](const std::string& tool, const std::string& claim, const Caller& who) {
+        return decide(**p, {.tool = tool, .purpose = claim, .caller = who}).rule;
+    };
+    EXPECT_EQ(rule("a__identity", "", doctor), "by-identity");
+    EXPECT_EQ(rule("a__identity", "treatment", stranger), "");  // a claim never counts
+    EXPECT_EQ(rule("a__identity", "billing", doctor), "by-identity");
+    EXPECT_EQ(rule("a__client", "treatment", stranger), "by-client");
+    EXPECT_EQ(rule("a__client", "", doctor), "");  // only the claim counts
+    EXPECT_EQ(rule("a__both", "treatment", stranger), "by-both");
+    EXPECT_EQ(rule("a__both", "", doctor), "by-both");
+    EXPECT_EQ(rule("a__both", "billing", doctor), "");  // the call's own first
+    // automatic: the identity's when it has one (a doctor's claim is ignored),
+    // else the call's.
+    EXPECT_EQ(rule("a__auto", "billing", doctor), "automatic");
+    EXPECT_EQ(rule("a__auto", "treatment", stranger), "automatic");
+    const auto bad = parse_policy(
+        "default: deny\nrules:\n  - id: r\n    match: { tool: x }\n"
+        "    purpose_from: somewhere\n    effect: allow\n");
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().detail.find("expected client, identity, both or automatic"),
+              std::string::npos)
+        << bad.error().detail;
 }
 
 }  // namespace

@@ -47,7 +47,8 @@ sb::Policy base_policy() {
         }
     }
     p.read.push_back(fs::canonical(k_fixture).parent_path());
-    p.read.push_back(fs::canonical(fs::path(PQMCP_OPENSSL_BIN)).parent_path().parent_path() / "lib");
+    p.read.push_back(fs::canonical(fs::path(PQMCP_OPENSSL_BIN)).parent_path().parent_path() /
+                     "lib");
     p.write.emplace_back("/dev/null");
     p.guard_pid = ::getpid();
     return p;
@@ -184,7 +185,8 @@ TEST(ChildProcess, GetsOnlyItsStandardDescriptorsAndTheGivenEnvironment) {
 TEST(ChildProcess, PassesOnlyTheNamedVariables) {
     ::setenv("PQMCP_TEST_PASSED", "yes", 1);
     ::setenv("PQMCP_TEST_KEPT", "no", 1);
-    const auto env = pqmcp::transport::minimal_environment({"PQMCP_TEST_PASSED", "NOT_SET_ANYWHERE"});
+    const auto env =
+        pqmcp::transport::minimal_environment({"PQMCP_TEST_PASSED", "NOT_SET_ANYWHERE"});
     std::vector<std::string> names;
     for (const auto& [k, v] : env) {
         names.push_back(k);

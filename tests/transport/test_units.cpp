@@ -127,3 +127,37 @@ TEST(Origin, AllowsListedOriginsAndRequestsWithoutOne) {
 
 }  // namespace
 }  // namespace pqmcp::transport
+
+namespace {
+
+TEST(ResourceUri, NormalizedBeforeAnyoneComparesIt) {
+    using pqmcp::transport::normalize_resource_uri;
+    const std::pair<const char*, const char*> same[] = {
+        {"file:///public/readme.txt", "file:///public/readme.txt"},
+        {"file:///public/../etc/passwd", "file:///etc/passwd"},
+        {"file:///public/./../../../etc/passwd", "file:///etc/passwd"},
+        {"file:///public/%2e%2e/etc/passwd", "file:///etc/passwd"},
+        {"file:///public/%2E%2E/etc/passwd", "file:///etc/passwd"},
+        {"file:///public/.%2E/etc/passwd", "file:///etc/passwd"},
+        {"FILE:///public/./a%7eb", "file:///public/a~b"},
+        {"note://Host.Example/%41%62", "note://host.example/Ab"},
+        {"db://x/a%20b", "db://x/a%20b"},
+    };
+    for (const auto& [in, out] : same) {
+        const auto n = normalize_resource_uri(in);
+        ASSERT_TRUE(n) << in << ": " << n.error().detail;
+        EXPECT_EQ(*n, out) << in;
+    }
+    for (const std::string& bad :
+         {std::string("file:///public/..%2fetc%2fpasswd"), std::string("file:///public/..%5Cetc"),
+          std::string("file:///public/%00"), std::string("file:///public/a\0b", 18),
+          std::string("public/readme"), std::string("file:///public/a b")}) {
+        const auto n = normalize_resource_uri(bad);
+        EXPECT_FALSE(n) << bad << " -> " << (n ? *n : "");
+        if (!n) {
+            EXPECT_EQ(n.error().code, pqmcp::transport::Errc::invalid_url);
+        }
+    }
+}
+
+}  // namespace

@@ -40,6 +40,15 @@ inline std::error_code make_error_code(Errc e) noexcept {
 // The JSON-RPC error code of every request the policy refuses; the error's
 // data carries {"rule", "reason", "decision", "mode", "policy"}.
 inline constexpr int k_denied_code = -32010;
+// Where the purpose a rule's `purpose` condition checks comes from.
+enum class PurposeFrom {
+    automatic,  // the identity's (identities:) when it has one, else the call's own
+    client,     // only what the call declares in _meta
+    identity,   // only what identities: gives the caller: a claim never counts
+    both,       // the call's own, else the identity's
+};
+[[nodiscard]] std::string_view to_string(PurposeFrom p) noexcept;
+
 // The _meta key a call carries its declared purpose in.
 inline constexpr std::string_view k_purpose_meta = "pqmcp/purpose";
 
@@ -114,7 +123,8 @@ struct Rule {
     std::optional<Rate> rate;
     std::optional<Quota> quota;
     Effect effect = Effect::deny;
-    std::string reason;  // shown to the caller when it refuses
+    std::string reason;                                 // shown to the caller when it refuses
+    PurposeFrom purpose_from = PurposeFrom::automatic;  // the policy's default unless set
     int line = 0;
 };
 
@@ -153,7 +163,8 @@ struct Policy {
     Mode default_mode = Mode::enforce;  // of the default decision
     bool schema_validation = true;      // check tools/call arguments against inputSchema
     std::map<std::string, std::vector<std::string>> groups;  // name -> peer ids / names
-    std::map<std::string, std::string> purposes;  // identity or group:NAME -> session purpose
+    std::map<std::string, std::string> purposes;        // identity or group:NAME -> session purpose
+    PurposeFrom purpose_from = PurposeFrom::automatic;  // rules without their own
     std::map<std::string, std::vector<std::string>> tags;  // tag -> tool globs
     BehaviourSettings behaviour{};
     std::vector<Rule> rules;
@@ -188,7 +199,8 @@ struct Request {
     std::string_view tool;      // the gateway's name (tools/call, prompts/get)
     std::string_view uri;       // resources/*
     const boost::json::value* arguments = nullptr;
-    std::string_view purpose;                          // the call's, else the session's
+    std::string_view call_purpose;     // what the call declares (_meta "pqmcp/purpose")
+    std::string_view session_purpose;  // what identities: gives the caller
     const std::set<std::string>* used_tags = nullptr;  // tags of tools this session has used
     const std::vector<Finding>* findings = nullptr;
     double anomaly_score = 0;

@@ -120,11 +120,11 @@ int apply_in_child(const Prepared& prepared, int report_socket, const char** sta
 
 // Something the sandbox refused (or saw attempted), as the supervisor reports it.
 struct Violation {
-    std::string label;    // the upstream's name
-    pid_t pid = 0;        // the process that tried
-    std::string syscall;  // "openat", "socket", "accept4", ...
-    std::string what;     // the path, "AF_INET", "fd 3", ...
-    std::string access;   // "read", "write", "create", "network", "accept"
+    std::string label;            // the upstream's name
+    pid_t pid = 0;                // the process that tried
+    std::string syscall;          // "openat", "socket", "accept4", ...
+    std::string what;             // the path, "AF_INET", "fd 3", ...
+    std::string access;           // "read", "write", "create", "network", "accept"
     bool protected_path = false;  // one of Policy::protect: an attack, not a mistake
 };
 

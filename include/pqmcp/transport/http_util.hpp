@@ -47,6 +47,14 @@ class OriginPolicy final {
     bool any_ = false;
 };
 
+// A resource URI as policies and upstreams see it: RFC 3986 normalization
+// (scheme and host lower-cased, percent-encoding of unreserved characters
+// decoded and of the rest upper-cased, dot segments removed, section 6.2.2).
+// Refused (invalid_url): what is not a URI, a NUL (raw or %00), and an
+// encoded "/" or "\" in the path (%2F, %5C), which a server decoding it
+// would read as a separator the normalization never saw.
+[[nodiscard]] Result<std::string> normalize_resource_uri(std::string_view uri);
+
 // "https://Host:443" -> "https://host"; empty if the text is not an origin.
 [[nodiscard]] std::string normalize_origin(std::string_view origin);
 
