@@ -176,15 +176,20 @@ struct Writer::Impl {
     std::uint64_t written = 0;   // of those, committed: the first `written` tickets
     std::uint64_t dropped = 0;
     std::uint64_t checkpoints = 0;
-    bool stopping = false;  // close() called: refuse records, drain, stop
-    bool failed = false;    // the writer gave up after an error
-    bool finished = false;  // the thread is done
+    bool stopping = false;       // close() called: refuse records, drain, stop
+    bool failed = false;         // the writer gave up after an error (at close)
+    bool failing = false;        // the last commit failed; records wait and it tries again
+    std::uint64_t failures = 0;  // failed commits so far
+    bool finished = false;       // the thread is done
     std::string error;
 
     std::mutex close_mu;  // serialises close()
     bool closed = false;  // under close_mu
 
     // The writer thread's own (and open()'s, before the thread starts).
+    static constexpr std::chrono::milliseconds k_first_backoff{200};
+    static constexpr std::chrono::milliseconds k_last_backoff{5'000};
+    std::chrono::milliseconds backoff = k_first_backoff;
     Chain chain;
     steady::time_point last_checkpoint_at = steady::now();
     std::string scratch;
@@ -380,30 +385,51 @@ struct Writer::Impl {
             }
             auto s = write_batch(batch, last, written_before);
             // A busy database (another process holding a write lock past the
-            // busy timeout) gets two more tries before the writer gives up.
+            // busy timeout) gets two more tries at once.
             for (int attempt = 1; !s && attempt <= 2; ++attempt) {
                 std::this_thread::sleep_for(std::chrono::milliseconds{100 * attempt});
                 s = write_batch(batch, last, written_before);
             }
+            bool retry_later = false;
             {
                 std::lock_guard lk(mu);
                 if (s) {
                     written += batch.size();
                     checkpoints += *s;
-                } else {
+                    failing = false;
+                    backoff = k_first_backoff;
+                } else if (last) {
+                    // Closing and still failing: what is left is lost, and counted.
                     failed = true;
+                    failing = true;
                     error = s.error().message();
                     dropped += batch.size() + queue.size();
                     queue.clear();
+                } else {
+                    // The records wait (in order, at the front) and the writer
+                    // tries again: a full disk that gets space back, a lock
+                    // that goes away. Meanwhile healthy() is false, and a
+                    // gateway with audit.on_failure: refuse refuses to act.
+                    failing = true;
+                    ++failures;
+                    error = s.error().message();
+                    queue.insert(queue.begin(), std::make_move_iterator(batch.begin()),
+                                 std::make_move_iterator(batch.end()));
+                    retry_later = true;
                 }
-                if (!s || last) {
+                if (last) {
                     finished = true;
                 }
             }
             committed.notify_all();
             batch.clear();
-            if (!s || last) {
+            if (last) {
                 return;
+            }
+            if (retry_later) {
+                std::unique_lock lk(mu);
+                wake.wait_for(lk, backoff, [this] { return stopping; });
+                backoff = std::min(backoff * 2, k_last_backoff);
             }
         }
     }
@@ -624,7 +650,15 @@ WriterStats Writer::stats() const {
     out.dropped = s.dropped;
     out.checkpoints = s.checkpoints;
     out.depth = s.queue.size();
+    out.failures = s.failures;
+    out.failing = s.failing;
     return out;
+}
+
+bool Writer::healthy() const {
+    const Impl& s = *impl_;
+    std::lock_guard lk(s.mu);
+    return !s.failing && !s.failed && !s.stopping && s.queue.size() < s.options.queue_capacity;
 }
 
 std::string Writer::last_error() const {

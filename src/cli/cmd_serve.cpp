@@ -51,6 +51,7 @@ struct ServeArgs {
     std::string audit;
     bool no_audit = false;
     std::string audit_arguments;
+    std::string audit_on_failure;
     std::vector<std::string> redact;
     std::string metrics;
     std::string log_format;
@@ -303,6 +304,14 @@ Result<gateway::GatewayConfig> build_config(const ServeArgs& a) {
         }
         c.audit.arguments = *mode;
     }
+    if (!a.audit_on_failure.empty()) {
+        if (a.audit_on_failure != "refuse" && a.audit_on_failure != "continue") {
+            return fail(gateway::Errc::invalid_config,
+                        "--audit-on-failure: expected refuse or continue, not \"" +
+                            a.audit_on_failure + "\"");
+        }
+        c.audit.refuse_on_failure = a.audit_on_failure == "refuse";
+    }
     for (const auto& pointer : a.redact) {
         c.audit.redact.push_back(pointer);
     }
@@ -484,6 +493,9 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
     serve->add_flag("--no-audit", args->no_audit, "no audit trail (not recommended)");
     serve->add_option("--audit-arguments", args->audit_arguments,
                       "what the audit keeps of tool arguments: digest (default), redacted, none");
+    serve->add_option("--audit-on-failure", args->audit_on_failure,
+                      "when audit records cannot be committed: refuse (default; tools/call gets "
+                      "-32013 until they can) or continue");
     serve->add_option("--redact", args->redact,
                       "a JSON Pointer into tool arguments to blank in the audit (repeatable; "
                       "implies --audit-arguments redacted)");

@@ -368,7 +368,7 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
     if (const auto& au = root["audit"]) {
         r.only(au, "audit",
                {"enabled", "path", "arguments", "redact", "flush_interval", "checkpoint_records",
-                "checkpoint_interval", "queue", "sync"});
+                "checkpoint_interval", "queue", "sync", "on_failure"});
         auto& a = c.audit;
         if (au["enabled"]) {
             a.enabled = r.boolean(au["enabled"], "audit.enabled");
@@ -398,6 +398,13 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
         }
         if (au["queue"]) {
             a.queue = r.count(au["queue"], "audit.queue");
+        }
+        if (au["on_failure"]) {
+            const std::string what = r.string(au["on_failure"], "audit.on_failure");
+            if (what != "refuse" && what != "continue") {
+                r.error(au["on_failure"], "audit.on_failure", "expected refuse or continue");
+            }
+            a.refuse_on_failure = what == "refuse";
         }
         if (au["sync"]) {
             const std::string sync = r.string(au["sync"], "audit.sync");
@@ -447,8 +454,8 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
         r.only(l, "limits",
                {"max_message_bytes", "max_json_depth", "max_batch", "max_header_bytes",
                 "max_body_bytes", "max_connections", "max_sessions", "max_streams_per_session",
-                "replay_events", "replay_bytes", "max_children", "max_pending_requests",
-                "upstream_connections"});
+                "replay_events", "replay_bytes", "buffer_bytes", "max_children",
+                "max_pending_requests", "upstream_connections"});
         const auto set = [&](const char* key, std::size_t& field) {
             if (l[key]) {
                 field = r.count(l[key], std::string("limits.") + key);
@@ -464,6 +471,7 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
         set("max_streams_per_session", c.limits.http.max_streams_per_session);
         set("replay_events", c.limits.http.replay_events);
         set("replay_bytes", c.limits.http.replay_bytes);
+        set("buffer_bytes", c.limits.http.buffer_bytes);
         set("max_children", c.limits.max_children);
         set("max_pending_requests", c.limits.max_pending_requests);
         set("upstream_connections", c.limits.upstream_connections);

@@ -63,6 +63,10 @@ Recorder::Recorder(const GatewayConfig& config, audit::Writer* audit, observe::D
     audit_refused_ = &r.counter("pqmcp_audit_records_refused_total",
                                 "Audit records the queue refused (full or writer failed)");
     audit_refused_->touch({});
+    audit_refusals_ = &r.counter("pqmcp_audit_refused_calls_total",
+                                 "tools/call refused because the audit trail could not be written "
+                                 "(audit.on_failure: refuse)");
+    audit_refusals_->touch({});
     sandbox_ = &r.counter("pqmcp_sandbox_denials_total",
                           "What the sandbox of a stdio upstream refused, by upstream and kind "
                           "(protected: the gateway's own files)",
@@ -77,6 +81,11 @@ Recorder::Recorder(const GatewayConfig& config, audit::Writer* audit, observe::D
                      [a = audit_] { return static_cast<double>(a->stats().dropped); });
         r.counter_fn("pqmcp_audit_checkpoints_total", "Signed audit checkpoints written",
                      [a = audit_] { return static_cast<double>(a->stats().checkpoints); });
+        r.counter_fn("pqmcp_audit_commit_failures_total",
+                     "Audit commits that failed (retried; the records waited)",
+                     [a = audit_] { return static_cast<double>(a->stats().failures); });
+        r.gauge("pqmcp_audit_healthy", "1 while the audit trail commits what it is given, else 0",
+                [a = audit_] { return a->healthy() ? 1.0 : 0.0; });
     }
 }
 
@@ -192,6 +201,30 @@ void Recorder::integrity(json::object record) {
         dashboard_->alert(record);
     }
     write(std::move(record));
+}
+
+bool Recorder::audit_allows_calls() {
+    if (audit_ == nullptr) {
+        return true;
+    }
+    const bool healthy = audit_->healthy();
+    if (healthy != audit_was_healthy_) {
+        audit_was_healthy_ = healthy;
+        if (healthy) {
+            spdlog::warn("audit trail: commits again; calls are accepted");
+        } else {
+            spdlog::error("audit trail: records cannot be committed ({}); {}",
+                          audit_->last_error().empty() ? "the queue is full" : audit_->last_error(),
+                          audit_config_.refuse_on_failure
+                              ? "tools/call is refused until they can (audit.on_failure: refuse)"
+                              : "calls go on unrecorded (audit.on_failure: continue)");
+        }
+    }
+    if (healthy || !audit_config_.refuse_on_failure) {
+        return true;
+    }
+    audit_refusals_->inc({});
+    return false;
 }
 
 void Recorder::sandbox(const sandbox::Violation& v) {

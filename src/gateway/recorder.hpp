@@ -60,6 +60,10 @@ class Recorder final {
     void rule_hit(std::string_view rule, std::string_view effect, std::string_view mode);
     // An integrity event's record (kind "integrity").
     void integrity(boost::json::object record);
+    // Whether a tools/call may go on as far as the audit trail is concerned:
+    // false while it cannot commit and audit.on_failure is refuse. Logs (at
+    // error level) and counts the change.
+    [[nodiscard]] bool audit_allows_calls();
     // Something an upstream's sandbox refused (kind "sandbox"), logged too.
     void sandbox(const sandbox::Violation& v);
     // "loaded", "reloaded" or "reload_failed".
@@ -87,6 +91,8 @@ class Recorder final {
     observe::Counter* policy_reloads_;
     observe::Counter* audit_refused_;  // append() returned false
     observe::Counter* sandbox_;
+    observe::Counter* audit_refusals_;
+    bool audit_was_healthy_ = true;
 };
 
 }  // namespace pqmcp::gateway

@@ -384,6 +384,14 @@ void GatewaySession::handle_request(mcp::Message m, StreamId stream) {
         const std::size_t link = route->first;
         const std::string own_name = route->second;
         const std::string name = m.name;
+        // No action without its record: the audit trail must be writable.
+        if (tool && shared_.recorder != nullptr && !shared_.recorder->audit_allows_calls()) {
+            mark(m.id, "refused-audit");
+            reply_error(stream, m.id, mcp::code::audit_unavailable,
+                        "Refused: the gateway's audit trail cannot be written, and it does not "
+                        "act without a record (audit.on_failure: refuse); try again later");
+            return;
+        }
         admit(std::move(m), stream, link,
               [this, link, own_name, name, tool, stream](mcp::Message msg) {
                   msg.params()->at("name") = own_name;
@@ -519,10 +527,25 @@ void GatewaySession::admit(mcp::Message m, StreamId stream, std::optional<std::s
         const std::string listed_key = std::string(tool_call ? "tool:" : "prompt:") + m.name;
         if (!listed_.contains(listed_key) && !fetched.contains(*link)) {
             auto pending = std::make_shared<mcp::Message>(std::move(m));
-            fetch_listing(*link, tool_call,
-                          [this, pending, stream, link, proceed = std::move(proceed)]() mutable {
-                              admit(std::move(*pending), stream, link, std::move(proceed));
-                          });
+            auto again = [this, pending, stream, link, proceed = std::move(proceed)]() mutable {
+                admit(std::move(*pending), stream, link, std::move(proceed));
+            };
+            // One listing at a time per upstream: calls that arrive meanwhile wait for it.
+            auto& waiting = (tool_call ? tools_waiting_ : prompts_waiting_)[*link];
+            waiting.push_back(std::move(again));
+            if (waiting.size() == 1) {
+                fetch_listing(*link, tool_call, [this, link = *link, tool_call, alive = alive_] {
+                    if (!*alive) {
+                        return;
+                    }
+                    auto& queue = tool_call ? tools_waiting_ : prompts_waiting_;
+                    auto ready = std::move(queue[link]);
+                    queue.erase(link);
+                    for (auto& go : ready) {
+                        go();
+                    }
+                });
+            }
             return;
         }
         if (!listed_.contains(listed_key) && usable(*link)) {
@@ -794,8 +817,8 @@ void GatewaySession::ask_person(mcp::Message m, StreamId stream, const policy::D
 }
 
 void GatewaySession::fetch_listing(std::size_t link, bool tools, std::function<void()> then) {
-    (tools ? tools_fetched_ : prompts_fetched_).insert(link);
     if (!usable(link) || !links_[link].client->has_capability(tools ? "tools" : "prompts")) {
+        (tools ? tools_fetched_ : prompts_fetched_).insert(link);
         then();
         return;
     }
@@ -854,6 +877,7 @@ void GatewaySession::fetch_listing(std::size_t link, bool tools, std::function<v
                         return;
                     }
                 }
+                (tools ? tools_fetched_ : prompts_fetched_).insert(link);
                 then();
             });
     };

@@ -152,6 +152,9 @@ class GatewaySession final : public transport::SessionHandler, public Subscriber
     policy::SchemaCache schemas_;            // by the gateway's tool names
     std::set<std::size_t> tools_fetched_;    // links whose tools/list was learned
     std::set<std::size_t> prompts_fetched_;  // and prompts/list
+    // Calls waiting for a listing under way, by link.
+    std::map<std::size_t, std::vector<std::function<void()>>> tools_waiting_;
+    std::map<std::size_t, std::vector<std::function<void()>>> prompts_waiting_;
     // "<kind>:<gateway name>" of every tool and prompt an upstream listed to this session.
     std::set<std::string> listed_;
     static constexpr std::size_t k_max_listed = 20'000;

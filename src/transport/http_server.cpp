@@ -112,11 +112,15 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     std::unordered_map<std::string, std::shared_ptr<Session>> sessions;
     std::set<beast::tcp_stream*> connections;
     std::size_t open_streams = 0;
+    std::size_t buffered = 0;            // bytes of events held in every session's streams
     std::size_t closed_since_sweep = 0;  // connections that ended since the last sweep
     bool stopped = false;
 
     asio::awaitable<void> accept_loop();
     asio::awaitable<void> sweep_loop();
+    // Over the buffer budget: drops the streams no client reads, largest first.
+    void shed();
+    static void account_standalone_drop(Session& session, Stream& stream);
     asio::awaitable<void> serve(tcp::socket socket);
 };
 
@@ -156,36 +160,70 @@ class Session final : public ServerSession {
             }
         }
         push(stream, mcp::serialize(message), response);
+        if (auto server = server_.lock();
+            server && server->buffered > server->options.limits.buffer_bytes) {
+            server->shed();
+        }
         return true;
     }
 
     void close(std::string_view reason) override;
+
+    ~Session() override {
+        for (const auto& [id, stream] : streams_) {
+            account(-static_cast<std::ptrdiff_t>(stream.bytes));
+        }
+    }
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+    Session(Session&&) = delete;
+    Session& operator=(Session&&) = delete;
 
     // Appends an event to a stream and wakes its writer.
     void push(Stream& stream, std::string data, bool response) {
         const auto& bounds = limits();
         Event event{stream.next_seq++, std::move(data), response};
         stream.bytes += event.data.size();
+        account(static_cast<std::ptrdiff_t>(event.data.size()));
         stream.events.push_back(std::move(event));
         if (response && stream.pending > 0) {
             --stream.pending;
         }
-        // Bounded replay: the oldest events go first, delivered or not.
-        while (stream.events.size() > 1 && (stream.events.size() > bounds.replay_events ||
-                                            stream.bytes > bounds.replay_bytes)) {
-            if (stream.events.front().seq > stream.delivered) {
+        // Bounded replay, oldest first: what was delivered, and notifications
+        // and requests nobody read (a GET stream never opened). A response
+        // not yet delivered is never dropped here: the client is owed it (a
+        // batch's answers are all there, whatever their size); the gateway's
+        // buffer budget bounds what unread responses can hold.
+        for (auto it = stream.events.begin();
+             it != stream.events.end() && stream.events.size() > 1 &&
+             (stream.events.size() > bounds.replay_events || stream.bytes > bounds.replay_bytes);) {
+            const bool undelivered = it->seq > stream.delivered;
+            if (undelivered && it->response) {
+                ++it;
+                continue;
+            }
+            if (undelivered) {
                 spdlog::warn(
-                    "session {}: stream {} dropped an undelivered event (replay buffer "
+                    "session {}: stream {} dropped an undelivered notification (replay buffer "
                     "full, no client reading)",
                     short_id(), stream.id);
             }
-            stream.bytes -= stream.events.front().data.size();
-            stream.events.pop_front();
+            stream.bytes -= it->data.size();
+            account(-static_cast<std::ptrdiff_t>(it->data.size()));
+            it = stream.events.erase(it);
         }
         if (stream.writer != nullptr) {
             stream.writer->notify();
         }
     }
+
+    void erase_stream(std::map<StreamId, Stream>::iterator it) {
+        account(-static_cast<std::ptrdiff_t>(it->second.bytes));
+        streams_.erase(it);
+    }
+
+    // The gateway-wide count of bytes waiting in streams.
+    void account(std::ptrdiff_t delta);
 
     [[nodiscard]] const HttpServerLimits& limits() const;
 
@@ -204,6 +242,53 @@ class Session final : public ServerSession {
     Clock::time_point last_activity_ = Clock::now();
     std::size_t attached_ = 0;
 };
+
+void Session::account(std::ptrdiff_t delta) {
+    if (const auto server = server_.lock()) {
+        server->buffered =
+            static_cast<std::size_t>(static_cast<std::ptrdiff_t>(server->buffered) + delta);
+    }
+}
+
+void HttpServer::Impl::shed() {
+    std::vector<std::pair<std::size_t, std::pair<Session*, StreamId>>> idle;
+    for (auto& [sid, session] : sessions) {
+        for (auto& [id, stream] : session->streams_) {
+            if (stream.writer == nullptr && stream.bytes > 0) {
+                idle.push_back({stream.bytes, {session.get(), id}});
+            }
+        }
+    }
+    std::sort(idle.begin(), idle.end(),
+              [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (const auto& [bytes, where] : idle) {
+        if (buffered <= options.limits.buffer_bytes) {
+            break;
+        }
+        auto& [session, id] = where;
+        const auto it = session->streams_.find(id);
+        if (it == session->streams_.end()) {
+            continue;
+        }
+        spdlog::warn(
+            "session {}: stream {} dropped with {} bytes nobody read: the gateway's stream "
+            "buffers are full (limits.buffer_bytes {})",
+            session->short_id(), id, bytes, options.limits.buffer_bytes);
+        if (it->second.standalone) {
+            account_standalone_drop(*session, it->second);
+        } else {
+            session->erase_stream(it);
+        }
+    }
+}
+
+void HttpServer::Impl::account_standalone_drop(Session& session, Stream& stream) {
+    // The GET stream stays (the session needs it); what it held goes.
+    session.account(-static_cast<std::ptrdiff_t>(stream.bytes));
+    stream.bytes = 0;
+    stream.delivered = stream.last_seq();
+    stream.events.clear();
+}
 
 const HttpServerLimits& Session::limits() const {
     static const HttpServerLimits k_defaults;
@@ -655,7 +740,7 @@ asio::awaitable<bool> serve_stream(HttpServer::Impl& server, TlsStream& stream, 
             it->second.writer = nullptr;
             it->second.detached_at = Clock::now();
             if (it->second.finished() && it->second.delivered >= it->second.last_seq()) {
-                session.streams_.erase(it);
+                session.erase_stream(it);
             }
         }
         --session.attached_;
@@ -1023,7 +1108,8 @@ asio::awaitable<void> HttpServer::Impl::sweep_loop() {
             for (auto it = session->streams_.begin(); it != session->streams_.end();) {
                 if (!it->second.standalone && it->second.writer == nullptr &&
                     now - it->second.detached_at > k_stream_linger) {
-                    it = session->streams_.erase(it);
+                    const auto gone = it++;
+                    session->erase_stream(gone);
                 } else {
                     ++it;
                 }

@@ -2,6 +2,8 @@
 // gateway applies them: each negative case gets its specified status.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -170,6 +172,32 @@ TEST(StreamableHttp, BatchesOnlyWhereTheVersionHasThem) {
     ASSERT_EQ(answers.size(), 2U);
     EXPECT_EQ(answers.at(0).at("id"), json::value(10));
     EXPECT_EQ(answers.at(1).at("id"), json::value(11));
+}
+
+TEST(StreamableHttp, ABatchGetsEveryAnswerWhateverTheReplayBuffersSize) {
+    // Answers larger together than a stream's replay buffer: none is dropped.
+    Harness h({demo_upstream()}, [](GatewayConfig& c) { c.limits.http.replay_bytes = 1U << 20U; });
+    const auto old = h.open_session("2025-03-26");
+    std::string batch = "[";
+    const std::string text(600'000, 'x');
+    for (int i = 0; i < 3; ++i) {
+        batch +=
+            std::string(i == 0 ? "" : ",") + R"({"jsonrpc":"2.0","id":)" + std::to_string(20 + i) +
+            R"(,"method":"tools/call","params":{"name":"demo__echo","arguments":{"message":")" +
+            text + R"("}}})";
+    }
+    batch += "]";
+    const auto r = h.post(batch, old, "2025-03-26");
+    ASSERT_EQ(r.status, 200U) << r.body.substr(0, 300);
+    const auto answers = r.json().as_array();
+    ASSERT_EQ(answers.size(), 3U);
+    std::set<std::int64_t> ids;
+    for (const auto& a : answers) {
+        ASSERT_TRUE(a.as_object().contains("result")) << mcp::serialize(a).substr(0, 300);
+        ids.insert(a.at("id").as_int64());
+        EXPECT_EQ(a.at("result").at("content").at(0).at("text").as_string().size(), text.size());
+    }
+    EXPECT_EQ(ids, (std::set<std::int64_t>{20, 21, 22}));
 }
 
 TEST(StreamableHttp, GetStreamIsSseAndOnlyOne) {

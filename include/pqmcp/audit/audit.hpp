@@ -72,7 +72,9 @@ struct WriterStats {
     std::uint64_t written = 0;  // of those, committed (the lifecycle records are not counted)
     std::uint64_t dropped = 0;  // refused: queue full or writer failed
     std::uint64_t checkpoints = 0;
-    std::size_t depth = 0;  // waiting now
+    std::size_t depth = 0;       // waiting now
+    std::uint64_t failures = 0;  // commits that failed (each retried later)
+    bool failing = false;        // the last commit failed: records wait
 };
 
 // Appends records; thread-safe. One writer per database at a time (a second
@@ -107,6 +109,9 @@ class Writer final {
     // append() refuses records afterwards.
     void close();
     [[nodiscard]] WriterStats stats() const;
+    // Whether what is appended now will be committed: false while commits
+    // fail (it keeps trying), after it gave up, and while the queue is full.
+    [[nodiscard]] bool healthy() const;
     // The last error the writer met ("" if none).
     [[nodiscard]] std::string last_error() const;
 

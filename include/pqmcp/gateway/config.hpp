@@ -113,6 +113,9 @@ struct AuditConfig {
     std::chrono::milliseconds checkpoint_interval{10'000};
     std::size_t queue = 65'536;
     bool sync_full = false;  // PRAGMA synchronous=FULL: committed records survive power loss
+    // When records cannot be committed (a full disk, a failing database):
+    // refuse tools/call (-32013) until they can again, or carry on.
+    bool refuse_on_failure = true;
 };
 
 // Metrics, logs and the dashboard (docs/observability.md).

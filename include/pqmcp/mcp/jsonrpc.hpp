@@ -54,6 +54,9 @@ inline constexpr int over_limit = -32004;
 inline constexpr int tool_blocked = -32011;
 // pqmcp connect --strict-tools: a list without a valid gateway signature.
 inline constexpr int unverified_list = -32012;
+// The audit trail cannot be written and audit.on_failure is refuse: the
+// gateway does not act without a record.
+inline constexpr int audit_unavailable = -32013;
 }  // namespace code
 
 // The JSON-RPC code a parse failure is answered with.

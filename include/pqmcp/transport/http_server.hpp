@@ -88,6 +88,10 @@ struct HttpServerLimits {
     std::size_t max_streams_per_session = 32;   // open SSE/POST streams: 429 beyond
     std::size_t replay_events = 256;            // per stream, kept for Last-Event-ID
     std::size_t replay_bytes = 4U << 20U;       // per stream
+    // Every stream's events together (answers a client has not read yet,
+    // replay buffers): beyond it, streams no client reads are dropped,
+    // the largest first.
+    std::size_t buffer_bytes = 256U << 20U;
 };
 
 struct HttpServerTimeouts {
