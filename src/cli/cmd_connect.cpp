@@ -47,16 +47,20 @@ struct ConnectArgs {
     std::string profile = "pq-hybrid";
     std::string timeout = "120s";
     std::size_t max_message_bytes = 4U << 20U;
+    std::size_t max_buffer_bytes = 64U << 20U;  // each way: for the client, and towards the gateway
     std::string log_level = "warn";
     std::string print_config;
     bool strict_tools = false;
 };
 
 // Lines to stdout from a thread of their own, so a client slow to read never
-// stalls the network side.
+// stalls the network side, up to a bound: beyond `max_bytes` queued, write()
+// waits for the client (backpressure on the gateway) up to `max_wait`, then
+// gives the client up for gone.
 class StdoutWriter final {
   public:
-    StdoutWriter() : thread_([this] { loop(); }) {}
+    StdoutWriter(std::size_t max_bytes, std::chrono::milliseconds max_wait)
+        : max_bytes_(max_bytes), max_wait_(max_wait), thread_([this] { loop(); }) {}
     ~StdoutWriter() {
         {
             const std::lock_guard lock(mutex_);
@@ -72,10 +76,33 @@ class StdoutWriter final {
 
     void write(std::string line) {
         {
-            const std::lock_guard lock(mutex_);
+            std::unique_lock lock(mutex_);
+            if (gone_) {
+                return;
+            }
+            if (!room_.wait_for(lock, max_wait_, [this, &line] {
+                    return gone_ || queued_ == 0 || queued_ + line.size() <= max_bytes_;
+                })) {
+                spdlog::error(
+                    "the local client has not read {} bytes of messages for {} ms; it is "
+                    "treated as gone",
+                    queued_, max_wait_.count());
+                gone_ = true;
+                lines_.clear();
+                queued_ = 0;
+                return;
+            }
+            if (gone_) {
+                return;
+            }
+            queued_ += line.size();
             lines_.push_back(std::move(line));
         }
         ready_.notify_one();
+    }
+    [[nodiscard]] bool gone() const {
+        const std::lock_guard lock(mutex_);
+        return gone_;
     }
 
   private:
@@ -89,9 +116,13 @@ class StdoutWriter final {
                 lock.unlock();
                 const bool ok = transport::write_line(STDOUT_FILENO, line).has_value();
                 lock.lock();
+                queued_ -= std::min(queued_, line.size());
                 if (!ok) {
                     lines_.clear();  // the client is gone
+                    queued_ = 0;
+                    gone_ = true;
                 }
+                room_.notify_all();
             }
             if (done_) {
                 return;
@@ -99,10 +130,15 @@ class StdoutWriter final {
         }
     }
 
-    std::mutex mutex_;
+    std::size_t max_bytes_;
+    std::chrono::milliseconds max_wait_;
+    mutable std::mutex mutex_;
     std::condition_variable ready_;
+    std::condition_variable room_;
     std::deque<std::string> lines_;
+    std::size_t queued_ = 0;
     bool done_ = false;
+    bool gone_ = false;
     std::thread thread_;
 };
 
@@ -214,7 +250,7 @@ int run_connect(ConnectArgs a) {
 
     asio::io_context io(1);
     auto guard = asio::make_work_guard(io);
-    StdoutWriter out;
+    StdoutWriter out(a.max_buffer_bytes, std::chrono::seconds{30});
     mcp::Limits limits;
     limits.max_message_bytes = a.max_message_bytes;
 
@@ -223,6 +259,9 @@ int run_connect(ConnectArgs a) {
     http.tls = ctx->get();
     http.response_timeout = *timeout;
     http.connect_timeout = std::min(*timeout, std::chrono::milliseconds{10'000});
+    // A client that sends many requests at once waits for a connection as
+    // long as it would for an answer.
+    http.pool_wait = *timeout;
     http.message_limits = limits;
     transport::HttpClientCallbacks callbacks;
     // Lists the gateway signs (docs/integrity.md): verified against the
@@ -292,10 +331,27 @@ int run_connect(ConnectArgs a) {
     transport::McpHttpClient client(io.get_executor(), http, std::move(callbacks));
 
     // stdin on a thread of its own (it may be a pipe, a file or a terminal).
+    // What it read and the network side has not taken yet is bounded: the
+    // reader waits (the client's writes block) until there is room.
+    std::mutex inbound_mutex;
+    std::condition_variable inbound_room;
+    std::size_t inbound = 0;
     std::thread reader([&] {
         transport::LineReader lines(STDIN_FILENO, limits.max_message_bytes);
         while (auto line = lines.next()) {
-            asio::post(io, [&, l = std::move(*line)]() mutable {
+            const std::size_t size = *line ? (*line)->size() : 0;
+            {
+                std::unique_lock lock(inbound_mutex);
+                inbound_room.wait(
+                    lock, [&] { return inbound == 0 || inbound + size <= a.max_buffer_bytes; });
+                inbound += size;
+            }
+            asio::post(io, [&, size, l = std::move(*line)]() mutable {
+                {
+                    const std::lock_guard lock(inbound_mutex);
+                    inbound -= size;
+                }
+                inbound_room.notify_one();
                 if (!l) {
                     out.write(mcp::serialize(mcp::make_error(
                         Error{make_error_code(mcp::Errc::too_large), l.error().detail})));
@@ -357,6 +413,9 @@ void add_connect_command(CLI::App& app, int& exit_code) {
         "fail a request after this long without a byte from the gateway (default 120s)");
     cmd->add_option("--max-message-bytes", args->max_message_bytes,
                     "largest JSON-RPC message (default 4 MiB)");
+    cmd->add_option("--max-buffer-bytes", args->max_buffer_bytes,
+                    "messages held for the local client (and read from it, not yet sent) at "
+                    "most (default 64 MiB each way)");
     cmd->add_option("--log-level", args->log_level, "stderr log level (default warn)");
     cmd->add_option("--print-config", args->print_config,
                     "print the mcpServers JSON for a desktop client under NAME, and exit");

@@ -454,7 +454,8 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
         r.only(l, "limits",
                {"max_message_bytes", "max_json_depth", "max_batch", "max_header_bytes",
                 "max_body_bytes", "max_connections", "max_sessions", "max_streams_per_session",
-                "replay_events", "replay_bytes", "buffer_bytes", "max_children",
+                "replay_events", "replay_bytes", "buffer_bytes", "max_handshakes_per_address",
+                "max_sessions_per_identity", "max_children_per_identity", "max_children",
                 "max_pending_requests", "upstream_connections"});
         const auto set = [&](const char* key, std::size_t& field) {
             if (l[key]) {
@@ -472,6 +473,9 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
         set("replay_events", c.limits.http.replay_events);
         set("replay_bytes", c.limits.http.replay_bytes);
         set("buffer_bytes", c.limits.http.buffer_bytes);
+        set("max_handshakes_per_address", c.limits.http.max_handshakes_per_address);
+        set("max_sessions_per_identity", c.limits.http.max_sessions_per_identity);
+        set("max_children_per_identity", c.limits.max_children_per_identity);
         set("max_children", c.limits.max_children);
         set("max_pending_requests", c.limits.max_pending_requests);
         set("upstream_connections", c.limits.upstream_connections);

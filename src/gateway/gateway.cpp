@@ -44,7 +44,7 @@ namespace asio = boost::asio;
 struct Gateway::Impl {
     explicit Impl(GatewayConfig c, std::string version)
         : config(std::move(c)),
-          services{io, config, 0, {}, nullptr, {}, 0},
+          services{io, config, 0, {}, nullptr, {}, 0, {}},
           shared{
               services, {}, std::move(version), {}, {}, policy::Behaviour{}, {}, nullptr, nullptr,
               0,        {}} {
@@ -349,6 +349,11 @@ Status Gateway::Impl::start_observing() {
         return server ? static_cast<double>(server->stats().connections) : 0.0;
     };
     gauges.children = [this] { return static_cast<double>(services.children); };
+    gauges.evicted = [this] { return server ? static_cast<double>(server->stats().evicted) : 0.0; };
+    gauges.overload = [this] { return server ? server->stats().overload : 1.0; };
+    gauges.buffered = [this] {
+        return server ? static_cast<double>(server->stats().buffered_bytes) : 0.0;
+    };
     recorder = std::make_unique<Recorder>(c, audit.get(), dashboard.get(), std::move(gauges));
     shared.recorder = recorder.get();
     return {};
@@ -772,7 +777,8 @@ GatewayStats Gateway::stats() {
     auto future = promise.get_future();
     asio::post(impl_->io, [this, &promise] {
         const auto http = impl_->server->stats();
-        promise.set_value(GatewayStats{http.sessions, http.connections, impl_->services.children});
+        promise.set_value(GatewayStats{http.sessions, http.connections, impl_->services.children,
+                                       http.buffered_bytes});
     });
     return future.get();
 }

@@ -283,7 +283,7 @@ std::vector<Result<Inventory>> fetch_inventories(const std::vector<UpstreamConfi
     // children count until they are reaped).
     config.limits.max_children = upstreams.size() + 1;
     config.protect = options.protect;
-    Services services{io, config, 0, {}, nullptr, {}, 0};
+    Services services{io, config, 0, {}, nullptr, {}, 0, {}};
     std::vector<UpstreamConfig> boxed = upstreams;
     for (auto& u : boxed) {
         u.sandbox.enabled = u.sandbox.enabled && options.sandbox;

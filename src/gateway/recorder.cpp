@@ -4,6 +4,7 @@
 #include <boost/json/value.hpp>
 
 #include "pqmcp/integrity/jcs.hpp"
+#include "pqmcp/mcp/protocol.hpp"
 
 namespace pqmcp::gateway {
 
@@ -60,6 +61,16 @@ Recorder::Recorder(const GatewayConfig& config, audit::Writer* audit, observe::D
     r.gauge("pqmcp_connections_open", "TLS connections open", std::move(gauges.connections));
     r.gauge("pqmcp_upstream_children", "Upstream server processes running",
             std::move(gauges.children));
+    if (gauges.evicted) {
+        r.counter_fn("pqmcp_connections_evicted_total",
+                     "Connections closed before their handshake (or while idle) to make room",
+                     std::move(gauges.evicted));
+        r.gauge("pqmcp_overload_scale",
+                "The factor handshake and idle deadlines are scaled by (1: no pressure)",
+                std::move(gauges.overload));
+        r.gauge("pqmcp_stream_buffered_bytes", "Bytes of messages waiting in SSE streams",
+                std::move(gauges.buffered));
+    }
     audit_refused_ = &r.counter("pqmcp_audit_records_refused_total",
                                 "Audit records the queue refused (full or writer failed)");
     audit_refused_->touch({});
@@ -166,8 +177,9 @@ void Recorder::session_closed(const std::string& session_id) {
 
 void Recorder::request(json::object record, const RequestOutcome& outcome) {
     stamp(record);
-    requests_->inc({std::string(outcome.method), std::string(outcome.upstream),
-                    std::string(outcome.decision)});
+    // Labels from a bounded set only: a client's own method names count as "other".
+    requests_->inc({std::string(mcp::method::known_or_other(outcome.method)),
+                    std::string(outcome.upstream), std::string(outcome.decision)});
     if (dashboard_ != nullptr) {
         dashboard_->request(record, std::string(outcome.session), outcome.refused,
                             std::chrono::system_clock::now());
@@ -182,7 +194,7 @@ void Recorder::request_started(json::object record) {
 
 void Recorder::upstream_latency(const std::string& upstream, std::string_view method,
                                 std::chrono::nanoseconds elapsed) {
-    upstream_seconds_->observe({upstream, std::string(method)},
+    upstream_seconds_->observe({upstream, std::string(mcp::method::known_or_other(method))},
                                std::chrono::duration<double>(elapsed).count());
 }
 

@@ -38,6 +38,9 @@ class Recorder final {
         std::function<double()> sessions;
         std::function<double()> connections;
         std::function<double()> children;
+        std::function<double()> evicted;   // connections closed to make room
+        std::function<double()> overload;  // the deadline scale now
+        std::function<double()> buffered;  // bytes waiting in streams
     };
     // `audit` and `dashboard` may be null (turned off).
     Recorder(const GatewayConfig& config, audit::Writer* audit, observe::Dashboard* dashboard,

@@ -331,8 +331,18 @@ void GatewaySession::handle_request(mcp::Message m, StreamId stream) {
         refuse_duplicate(m, stream);
         return;
     }
-    open_ids_.insert(key);
+    open_ids_.emplace(key, stream);
     begin_trace(m);
+    // Its cancellation came first (on another connection, it overtook the
+    // request): cancelled on arrival, recorded, and nothing goes upstream.
+    if (const auto early = std::find(early_cancels_.begin(), early_cancels_.end(), key);
+        early != early_cancels_.end()) {
+        early_cancels_.erase(early);
+        downstream_.forgo_response(stream);
+        open_ids_.erase(key);
+        finish_trace(key, json::object{{"error", json::object{{"code", 1}}}});
+        return;
+    }
     if (method == mcp::method::initialize) {
         initialize(std::move(m), stream);
         return;
@@ -965,9 +975,17 @@ void GatewaySession::handle_notification(mcp::Message m) {
         }
         const std::string key = mcp::id_text(*request_id);
         if (!open_ids_.contains(key)) {
-            return;  // finished already, or never ours
+            // Finished already, or not here yet: a few are remembered, so
+            // that a request its cancellation overtook is not run.
+            if (early_cancels_.size() >= k_max_early_cancels) {
+                early_cancels_.pop_front();
+            }
+            early_cancels_.push_back(key);
+            return;
         }
-        // Recorded now, with its outcome; nothing more will be said about it.
+        // Recorded now, with its outcome; nothing more will be said about it,
+        // and its stream does not wait for it.
+        downstream_.forgo_response(open_ids_.at(key));
         open_ids_.erase(key);
         finish_trace(key, json::object{{"error", json::object{{"code", 1}}}});
         const auto it = in_flight_.find(key);
@@ -1036,6 +1054,12 @@ void GatewaySession::upstream_request(UpstreamClient& from, mcp::Message request
             latest = f.order;
             stream = f.stream;
         }
+    }
+    // Bounded: an upstream asking faster than the client answers is refused.
+    if (relayed_.size() >= shared_.services.config.limits.max_pending_requests) {
+        from.answer(request.id, mcp::make_error(request.id, mcp::code::over_limit,
+                                                "too many requests waiting for the client"));
+        return;
     }
     const std::int64_t id = next_relay_id_++;
     const json::value upstream_id = request.id;
@@ -1117,7 +1141,8 @@ void GatewaySession::initialize(mcp::Message m, StreamId stream) {
             }
             link.client = client;
         } else {
-            link.client = std::make_shared<UpstreamClient>(shared_.services, u, client_params_);
+            link.client = std::make_shared<UpstreamClient>(shared_.services, u, client_params_,
+                                                           caller_.peer_id);
         }
         link.client->subscribe(this);
         links_.push_back(std::move(link));

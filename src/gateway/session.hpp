@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -187,7 +188,10 @@ class GatewaySession final : public transport::SessionHandler, public Subscriber
     [[nodiscard]] boost::json::object trace_record(const std::string& key, const Trace& t) const;
     void refuse_duplicate(const mcp::Message& m, transport::StreamId stream);
     // Ids of the client's requests accepted and not yet answered or cancelled.
-    std::set<std::string> open_ids_;
+    std::map<std::string, transport::StreamId> open_ids_;  // -> the stream owed its response
+    // Cancellations of ids not (yet) in flight, the latest few.
+    std::deque<std::string> early_cancels_;
+    static constexpr std::size_t k_max_early_cancels = 256;
     // Sets the decision of the request with this id (if traced).
     void mark(const boost::json::value& id, std::string_view decision, std::string_view rule = {},
               std::string_view mode = {});

@@ -61,12 +61,20 @@ class StdioChannel final : public Channel {
 };
 
 Result<std::unique_ptr<Channel>> open_stdio(Services& services, const UpstreamConfig& u,
-                                            const ChannelEvents& events) {
+                                            const ChannelEvents& events, const std::string* owner) {
     const auto& limits = services.config.limits;
     if (services.children >= limits.max_children) {
         return fail(Errc::startup_failed,
                     "the gateway already runs " + std::to_string(services.children) +
                         " upstream processes, its limit (limits.max_children)");
+    }
+    // One identity's sessions cannot take every child for themselves.
+    if (owner != nullptr &&
+        services.children_by_owner[*owner] >= limits.max_children_per_identity) {
+        return fail(Errc::startup_failed,
+                    "this identity's sessions already run " +
+                        std::to_string(services.children_by_owner[*owner]) +
+                        " upstream processes, its limit (limits.max_children_per_identity)");
     }
     transport::ChildSpec spec;
     spec.command = u.command;
@@ -118,8 +126,15 @@ Result<std::unique_ptr<Channel>> open_stdio(Services& services, const UpstreamCo
         spec.supervisor = services.supervisor;
     }
     spec.env = child_environment(u, tmpdir, home);
-    spec.on_reaped = [&services, tmpdir] {
+    const std::optional<std::string> who = owner != nullptr ? std::optional(*owner) : std::nullopt;
+    spec.on_reaped = [&services, tmpdir, who] {
         --services.children;
+        if (who) {
+            if (const auto it = services.children_by_owner.find(*who);
+                it != services.children_by_owner.end() && --it->second == 0) {
+                services.children_by_owner.erase(it);
+            }
+        }
         if (!tmpdir.empty()) {
             std::error_code ec;
             std::filesystem::remove_all(tmpdir, ec);
@@ -153,6 +168,9 @@ Result<std::unique_ptr<Channel>> open_stdio(Services& services, const UpstreamCo
         return fail(Errc::startup_failed, child.error().detail);
     }
     ++services.children;
+    if (owner != nullptr) {
+        ++services.children_by_owner[*owner];
+    }
     *pid = (*child)->pid();
     spdlog::debug("upstream {}: started {} (pid {}{})", u.name, u.command, *pid,
                   u.sandbox.enabled ? ", sandboxed" : "");
@@ -288,10 +306,10 @@ std::vector<std::pair<std::string, std::string>> child_environment(
 }
 
 Result<std::unique_ptr<Channel>> open_channel(Services& services, const UpstreamConfig& upstream,
-                                              ChannelEvents events) {
+                                              ChannelEvents events, const std::string* owner) {
     switch (upstream.kind) {
         case UpstreamKind::stdio:
-            return open_stdio(services, upstream, events);
+            return open_stdio(services, upstream, events, owner);
         case UpstreamKind::http: {
             auto url = transport::parse_url(upstream.url);
             if (!url) {
@@ -312,10 +330,11 @@ Result<std::unique_ptr<Channel>> open_channel(Services& services, const Upstream
 }
 
 UpstreamClient::UpstreamClient(Services& services, const UpstreamConfig& config,
-                               json::object init_params)
+                               json::object init_params, std::optional<std::string> owner)
     : services_(services),
       config_(config),
       init_params_(std::move(init_params)),
+      owner_(std::move(owner)),
       idle_timer_(services.io) {}
 
 UpstreamClient::~UpstreamClient() {
@@ -366,13 +385,15 @@ void UpstreamClient::launch() {
             s->on_closed(reason);
         }
     };
-    auto channel = open_channel(services_, config_, std::move(events));
+    auto channel = open_channel(services_, config_, std::move(events), owner_ ? &*owner_ : nullptr);
     if (!channel) {
         failure_ = "upstream " + name() + " cannot start: " + channel.error().detail;
         spdlog::error("{}", failure_);
         // A limit may clear later; anything else will not.
-        state_ = services_.children >= services_.config.limits.max_children ? State::idle
-                                                                            : State::failed;
+        const bool limited = services_.children >= services_.config.limits.max_children ||
+                             (owner_ && services_.children_by_owner[*owner_] >=
+                                            services_.config.limits.max_children_per_identity);
+        state_ = limited ? State::idle : State::failed;
         const int code =
             state_ == State::idle ? mcp::code::over_limit : mcp::code::upstream_unavailable;
         fail_all(code, failure_);

@@ -43,6 +43,8 @@ struct Services {
     // Where sandboxed children get their private TMPDIR ("" for none).
     std::filesystem::path tmp_root;
     std::uint64_t children_started = 0;
+    // Children running for the sessions of each TLS peer id (not shared ones).
+    std::map<std::string, std::size_t> children_by_owner;
 };
 
 // The environment of a child of `u`: PATH, HOME, LANG, the passthrough
@@ -72,9 +74,11 @@ class Channel {
 };
 
 // Starts a channel for `upstream`. Errors: startup_failed (spawn, limits).
+// `owner`: the TLS peer id of the session it is for (nullptr: shared by all).
 [[nodiscard]] Result<std::unique_ptr<Channel>> open_channel(Services& services,
                                                             const UpstreamConfig& upstream,
-                                                            ChannelEvents events);
+                                                            ChannelEvents events,
+                                                            const std::string* owner = nullptr);
 
 class UpstreamClient;
 
@@ -104,8 +108,9 @@ class UpstreamClient final : public std::enable_shared_from_this<UpstreamClient>
     using Reply = std::function<void(tl::expected<mcp::Message, Failure>)>;
     using Progress = std::function<void(mcp::Message notification)>;
 
+    // `owner`: the TLS peer id of the one session it serves (nullopt: shared).
     UpstreamClient(Services& services, const UpstreamConfig& config,
-                   boost::json::object init_params);
+                   boost::json::object init_params, std::optional<std::string> owner = {});
     ~UpstreamClient();
     UpstreamClient(const UpstreamClient&) = delete;
     UpstreamClient& operator=(const UpstreamClient&) = delete;
@@ -169,6 +174,7 @@ class UpstreamClient final : public std::enable_shared_from_this<UpstreamClient>
     Services& services_;
     UpstreamConfig config_;
     boost::json::object init_params_;
+    std::optional<std::string> owner_;
     boost::json::object init_result_;
     State state_ = State::idle;
     std::unique_ptr<Channel> channel_;

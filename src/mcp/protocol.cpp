@@ -27,4 +27,41 @@ bool primes_sse_streams(std::string_view version) noexcept {
     return version >= std::string_view("2025-11-25");
 }
 
+std::string_view method::known_or_other(std::string_view m) noexcept {
+    for (const std::string_view known : {initialize,
+                                         ping,
+                                         tools_list,
+                                         tools_call,
+                                         prompts_list,
+                                         prompts_get,
+                                         resources_list,
+                                         resources_templates_list,
+                                         resources_read,
+                                         resources_subscribe,
+                                         resources_unsubscribe,
+                                         completion_complete,
+                                         logging_set_level,
+                                         sampling_create_message,
+                                         elicitation_create,
+                                         roots_list,
+                                         initialized,
+                                         cancelled,
+                                         progress,
+                                         message,
+                                         tools_list_changed,
+                                         prompts_list_changed,
+                                         resources_list_changed,
+                                         resources_updated,
+                                         roots_list_changed,
+                                         std::string_view("tasks/get"),
+                                         std::string_view("tasks/result"),
+                                         std::string_view("tasks/list"),
+                                         std::string_view("tasks/cancel")}) {
+        if (m == known) {
+            return known;
+        }
+    }
+    return "other";
+}
+
 }  // namespace pqmcp::mcp

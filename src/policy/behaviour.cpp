@@ -53,7 +53,18 @@ Behaviour::Assessment Behaviour::observe(const std::string& identity, const std:
     if (!settings_.enabled) {
         return out;
     }
-    Baseline& b = baselines_[identity];
+    auto [found, new_identity] = baselines_.try_emplace(identity);
+    Baseline& b = found->second;
+    if (new_identity) {
+        recency_.push_front(identity);
+        b.recency = recency_.begin();
+        if (baselines_.size() > k_max_identities) {
+            baselines_.erase(recency_.back());
+            recency_.pop_back();
+        }
+    } else {
+        recency_.splice(recency_.begin(), recency_, b.recency);
+    }
     const double tau = std::max(settings_.half_life_seconds, 1.0) / std::log(2.0);
     const bool warm = b.calls >= settings_.warmup_calls;
 
@@ -95,6 +106,9 @@ Behaviour::Assessment Behaviour::observe(const std::string& identity, const std:
 
     // Enumeration: a top-level argument whose number goes up by one, call after call.
     if (arguments != nullptr && arguments->is_object()) {
+        if (!b.ids.contains(tool) && b.ids.size() >= k_max_id_tools) {
+            b.ids.erase(b.ids.begin());
+        }
         auto& fields = b.ids[tool];
         for (const auto& [key, value] : arguments->get_object()) {
             const auto n = numbered(value);
@@ -137,12 +151,24 @@ Behaviour::Assessment Behaviour::observe(const std::string& identity, const std:
     while (b.recent.size() > k_max_recent) {
         b.recent.pop_front();
     }
+    if (!b.tools.contains(tool) && b.tools.size() >= k_max_tools) {
+        // The least used tool goes (a first use of it later is a first use again).
+        const auto least =
+            std::min_element(b.tools.begin(), b.tools.end(),
+                             [](const auto& x, const auto& y) { return x.second < y.second; });
+        b.tools.erase(least);
+    }
     ++b.tools[tool];
     const double alpha = 1.0 / static_cast<double>(std::min<std::uint64_t>(b.calls, 50));
     const double delta = size - b.size_mean;
     b.size_mean += alpha * delta;
     b.size_var = (1.0 - alpha) * (b.size_var + alpha * delta * delta);
     return out;
+}
+
+std::size_t Behaviour::tools_of(const std::string& identity) const {
+    const auto it = baselines_.find(identity);
+    return it == baselines_.end() ? 0 : it->second.tools.size();
 }
 
 }  // namespace pqmcp::policy

@@ -987,7 +987,20 @@ void McpHttpClient::send(json::object message) {
         s.fail(message, Error{make_error_code(Errc::closed), "the client is closed"}, nullptr);
         return;
     }
+    // A request the sender cancels gets no answer ("SHOULD NOT send a
+    // response"): its exchange is given up, and its connection freed.
+    std::optional<json::value> cancelled;
+    if (method_of(message) == mcp::method::cancelled && !message.contains("id")) {
+        if (const auto* p = message.if_contains("params"); p != nullptr && p->is_object()) {
+            if (const auto* rid = p->as_object().if_contains("requestId")) {
+                cancelled = *rid;
+            }
+        }
+    }
     asio::co_spawn(s.ex, s.post(std::move(message)), asio::detached);
+    if (cancelled) {
+        cancel(*cancelled);
+    }
 }
 
 void McpHttpClient::cancel(const json::value& id) {

@@ -1,6 +1,7 @@
 #include "pqmcp/transport/http_server.hpp"
 
 #include <malloc.h>
+#include <sys/socket.h>
 
 #include <charconv>
 #include <deque>
@@ -110,7 +111,68 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     tcp::acceptor acceptor;
     asio::steady_timer sweeper;
     std::unordered_map<std::string, std::shared_ptr<Session>> sessions;
-    std::set<beast::tcp_stream*> connections;
+    enum class Phase { handshake, idle, reading, busy };
+    struct Conn {
+        std::string address;
+        Clock::time_point since = Clock::now();
+        Phase phase = Phase::handshake;
+        bool evicted = false;
+    };
+    std::map<beast::tcp_stream*, Conn> connections;
+    std::map<std::string, std::size_t> handshaking;  // by address
+    std::uint64_t evicted = 0;
+
+    void set_phase(beast::tcp_stream* tcp, Phase phase) {
+        const auto it = connections.find(tcp);
+        if (it == connections.end() || it->second.phase == phase) {
+            return;
+        }
+        if (it->second.phase == Phase::handshake) {
+            forget_handshake(it->second.address);
+        }
+        it->second.phase = phase;
+        it->second.since = Clock::now();
+    }
+    void forget_handshake(const std::string& address) {
+        const auto h = handshaking.find(address);
+        if (h != handshaking.end() && --h->second == 0) {
+            handshaking.erase(h);
+        }
+    }
+    // Closes the connection that has been in `phase` longest (of `address`
+    // when given). False when there is none.
+    bool evict_oldest(Phase phase, const std::string* address = nullptr) {
+        beast::tcp_stream* victim = nullptr;
+        Clock::time_point oldest = Clock::time_point::max();
+        for (auto& [tcp, c] : connections) {
+            if (!c.evicted && c.phase == phase && (address == nullptr || c.address == *address) &&
+                c.since < oldest) {
+                oldest = c.since;
+                victim = tcp;
+            }
+        }
+        if (victim == nullptr) {
+            return false;
+        }
+        connections.at(victim).evicted = true;
+        ++evicted;
+        boost::system::error_code ignored;
+        victim->socket().close(ignored);
+        return true;
+    }
+    // Envoy's overload manager, in small: past half the connection limit the
+    // deadlines of connections that do nothing yet shrink, to a tenth at the limit.
+    [[nodiscard]] double overload() const {
+        const double load =
+            static_cast<double>(connections.size()) /
+            static_cast<double>(std::max<std::size_t>(options.limits.max_connections, 1));
+        return load <= 0.5 ? 1.0 : std::max(0.1, 1.0 - (load - 0.5) * 1.8);
+    }
+    [[nodiscard]] std::chrono::milliseconds scaled(std::chrono::milliseconds d) const {
+        const auto ms = static_cast<std::int64_t>(static_cast<double>(d.count()) * overload());
+        return std::max(std::chrono::milliseconds{std::min<std::int64_t>(ms, d.count())},
+                        std::min(d, std::chrono::milliseconds{250}));
+    }
     std::size_t open_streams = 0;
     std::size_t buffered = 0;            // bytes of events held in every session's streams
     std::size_t closed_since_sweep = 0;  // connections that ended since the last sweep
@@ -118,10 +180,15 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 
     asio::awaitable<void> accept_loop();
     asio::awaitable<void> sweep_loop();
+    // Under pressure, connections that have not started a request are held
+    // to the shrunken deadlines too, not only new ones.
+    asio::awaitable<void> pressure_loop();
+    asio::steady_timer pressure{io};
     // Over the buffer budget: drops the streams no client reads, largest first.
     void shed();
     static void account_standalone_drop(Session& session, Stream& stream);
-    asio::awaitable<void> serve(tcp::socket socket);
+    asio::awaitable<void> serve(tcp::socket socket, std::string address);
+    Clock::time_point last_refusal_log{};
 };
 
 class Session final : public ServerSession {
@@ -168,6 +235,17 @@ class Session final : public ServerSession {
     }
 
     void close(std::string_view reason) override;
+
+    void forgo_response(StreamId stream_id) override {
+        const auto it = streams_.find(stream_id);
+        if (it == streams_.end() || it->second.pending == 0) {
+            return;
+        }
+        --it->second.pending;
+        if (it->second.writer != nullptr) {
+            it->second.writer->notify();
+        }
+    }
 
     ~Session() override {
         for (const auto& [id, stream] : streams_) {
@@ -464,6 +542,19 @@ Outcome handle_post(HttpServer::Impl& server, const Request& req, const PeerInfo
                               "Bad Request: initialize starts a new session and must not carry "
                               "an Mcp-Session-Id");
         }
+        std::size_t own = 0;
+        for (const auto& [sid, s] : server.sessions) {
+            own += same_peer(s->peer_, peer) ? 1U : 0U;
+        }
+        if (own >= server.options.limits.max_sessions_per_identity) {
+            Outcome out = http_error(
+                req, http::status::too_many_requests, mcp::code::over_limit,
+                "Too Many Requests: this identity has " + std::to_string(own) +
+                    " sessions open, its limit (limits.max_sessions_per_identity); end one "
+                    "(DELETE) or let it expire");
+            out.response.set(http::field::retry_after, "5");
+            return out;
+        }
         if (server.sessions.size() >= server.options.limits.max_sessions) {
             Outcome out =
                 http_error(req, http::status::service_unavailable, mcp::code::over_limit,
@@ -715,6 +806,43 @@ asio::awaitable<bool> serve_stream(HttpServer::Impl& server, TlsStream& stream, 
     const auto& timeouts = server.options.timeouts;
     auto executor = co_await asio::this_coro::executor;
     Signal signal(executor);
+    // A client that goes away while the stream waits (it closed the
+    // connection: a cancelled request, a crash) is noticed now, not at the
+    // next keep-alive write: the socket turns readable and shows end of file.
+    struct Watch {
+        bool gone = false;
+        Signal* signal = nullptr;
+    };
+    auto watch = std::make_shared<Watch>();
+    watch->signal = &signal;
+    auto& socket = beast::get_lowest_layer(stream).socket();
+    socket.async_wait(tcp::socket::wait_read,
+                      [watch, fd = socket.native_handle()](const boost::system::error_code& ec) {
+                          if (ec || watch->signal == nullptr) {
+                              return;
+                          }
+                          char c = 0;
+                          const ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+                          if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+                              watch->gone = true;
+                              watch->signal->notify();
+                          }
+                      });
+    struct Unwatch {
+        std::shared_ptr<Watch> w;
+        tcp::socket& s;
+        ~Unwatch() {
+            w->signal = nullptr;
+            boost::system::error_code ignored;
+            s.cancel(ignored);
+        }
+        Unwatch(std::shared_ptr<Watch> watch_state, tcp::socket& sock)
+            : w(std::move(watch_state)), s(sock) {}
+        Unwatch(const Unwatch&) = delete;
+        Unwatch& operator=(const Unwatch&) = delete;
+        Unwatch(Unwatch&&) = delete;
+        Unwatch& operator=(Unwatch&&) = delete;
+    } unwatch(watch, socket);
     auto found = session.streams_.find(outcome.stream);
     if (found == session.streams_.end()) {
         co_return false;
@@ -795,7 +923,9 @@ asio::awaitable<bool> serve_stream(HttpServer::Impl& server, TlsStream& stream, 
             for (const auto& e : s.events) {
                 only_responses = only_responses && e.response;
             }
-            if (!only_responses) {
+            if (!only_responses || (s.finished() && s.events.empty() && !s.batch)) {
+                // Related messages first; or nothing at all to say (its
+                // request was cancelled): an event stream that just ends.
                 sse = true;
             } else if (s.finished()) {
                 // All answered with nothing in between: one JSON response.
@@ -882,6 +1012,11 @@ asio::awaitable<bool> serve_stream(HttpServer::Impl& server, TlsStream& stream, 
             break;
         }
         const bool woken = co_await signal.wait(timeouts.keepalive);
+        if (watch->gone) {
+            ok = false;
+            reusable = false;
+            break;
+        }
         if (!woken) {
             if (!sse) {
                 sse = true;  // no answer yet: switch to SSE and keep the line warm
@@ -906,11 +1041,18 @@ asio::awaitable<bool> write_response(TlsStream& stream, http::response<http::str
 // Registers a connection for stop() and counts it against the limit.
 class ConnectionGuard final {
   public:
-    ConnectionGuard(HttpServer::Impl& server, beast::tcp_stream& tcp) : server_(server), tcp_(tcp) {
-        server_.connections.insert(&tcp_);
+    ConnectionGuard(HttpServer::Impl& server, beast::tcp_stream& tcp, std::string address)
+        : server_(server), tcp_(tcp) {
+        ++server_.handshaking[address];
+        server_.connections.emplace(&tcp_, HttpServer::Impl::Conn{std::move(address)});
     }
     ~ConnectionGuard() {
-        server_.connections.erase(&tcp_);
+        if (const auto it = server_.connections.find(&tcp_); it != server_.connections.end()) {
+            if (it->second.phase == HttpServer::Impl::Phase::handshake) {
+                server_.forget_handshake(it->second.address);
+            }
+            server_.connections.erase(it);
+        }
         ++server_.closed_since_sweep;
     }
     ConnectionGuard(const ConnectionGuard&) = delete;
@@ -961,7 +1103,7 @@ std::optional<http::response<http::string_body>> read_failure(const boost::syste
 
 }  // namespace
 
-asio::awaitable<void> HttpServer::Impl::serve(tcp::socket socket) {
+asio::awaitable<void> HttpServer::Impl::serve(tcp::socket socket, std::string address) {
     auto self = shared_from_this();
     boost::system::error_code ignored;
     const auto endpoint = socket.remote_endpoint(ignored);
@@ -969,26 +1111,33 @@ asio::awaitable<void> HttpServer::Impl::serve(tcp::socket socket) {
     peer.remote = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
     socket.set_option(tcp::no_delay(true), ignored);
     TlsStream stream(beast::tcp_stream(std::move(socket)), ssl);
-    const ConnectionGuard guard(*this, beast::get_lowest_layer(stream));
+    auto* tcp = &beast::get_lowest_layer(stream);
+    const ConnectionGuard guard(*this, *tcp, std::move(address));
     const auto& t = options.timeouts;
 
     const auto accepted = Clock::now();
-    beast::get_lowest_layer(stream).expires_after(t.handshake);
+    const auto handshake_deadline = scaled(t.handshake);
+    beast::get_lowest_layer(stream).expires_after(handshake_deadline);
     auto [hec] = co_await stream.async_handshake(asio::ssl::stream_base::server, use);
     if (hec) {
         if (options.on_handshake) {
             std::string detail =
                 hec == beast::error::timeout
-                    ? "no handshake within " + std::to_string(t.handshake.count()) + " ms"
+                    ? "no handshake within " + std::to_string(handshake_deadline.count()) + " ms"
                     : hec.message();
             const std::string reason = tls::verification_failure(stream.native_handle());
             if (!reason.empty()) {
                 detail = reason;
             }
+            const auto me = connections.find(tcp);
+            const bool evicted_here = me != connections.end() && me->second.evicted;
             const bool closed =
-                reason.empty() && (hec == asio::ssl::error::stream_truncated ||
-                                   hec == asio::error::eof || hec == asio::error::connection_reset);
-            if (closed) {
+                evicted_here || (reason.empty() &&
+                                 (hec == asio::ssl::error::stream_truncated ||
+                                  hec == asio::error::eof || hec == asio::error::connection_reset));
+            if (evicted_here) {
+                detail = "closed before its handshake ended, to make room for other connections";
+            } else if (closed) {
                 detail = "the client closed the connection during the handshake";
             }
             options.on_handshake(peer.remote,
@@ -998,6 +1147,7 @@ asio::awaitable<void> HttpServer::Impl::serve(tcp::socket socket) {
         co_return;
     }
     peer.handshake = tls::handshake_info(stream.native_handle());
+    set_phase(tcp, Phase::idle);
     if (options.on_handshake) {
         options.on_handshake(peer.remote, peer.handshake, Clock::now() - accepted);
     }
@@ -1010,7 +1160,8 @@ asio::awaitable<void> HttpServer::Impl::serve(tcp::socket socket) {
         }
         // Keep-alive: wait (at most `idle`) for the first byte of the next request.
         if (buffer.size() == 0) {
-            beast::get_lowest_layer(stream).expires_after(t.idle);
+            set_phase(tcp, Phase::idle);
+            beast::get_lowest_layer(stream).expires_after(scaled(t.idle));
             auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), use);
             if (ec) {
                 break;
@@ -1019,6 +1170,7 @@ asio::awaitable<void> HttpServer::Impl::serve(tcp::socket socket) {
         }
         // Then the whole request within `read`; on expiry the read is cancelled
         // (not the connection) so that the client still gets its 408.
+        set_phase(tcp, Phase::reading);
         beast::get_lowest_layer(stream).expires_never();
         http::request_parser<http::string_body> parser;
         parser.header_limit(static_cast<std::uint32_t>(options.limits.max_header_bytes));
@@ -1043,6 +1195,7 @@ asio::awaitable<void> HttpServer::Impl::serve(tcp::socket socket) {
             break;
         }
         Request req = parser.release();
+        set_phase(tcp, Phase::busy);
         Outcome out = handle(*this, req, peer);
         bool keep = false;
         if (out.session) {
@@ -1067,21 +1220,65 @@ asio::awaitable<void> HttpServer::Impl::accept_loop() {
         if (stopped || ec == asio::error::operation_aborted || !acceptor.is_open()) {
             break;
         }
-        keep_from_children(socket.native_handle());
         if (ec) {
             // Out of descriptors or a reset before accept: back off, do not spin.
             asio::steady_timer pause(io, std::chrono::milliseconds{50});
             (void)co_await pause.async_wait(use);
             continue;
         }
-        if (connections.size() >= options.limits.max_connections) {
-            spdlog::warn("connection limit ({}) reached; closing a new connection",
-                         options.limits.max_connections);
-            boost::system::error_code ignored;
+        keep_from_children(socket.native_handle());
+        boost::system::error_code ignored;
+        std::string address = socket.remote_endpoint(ignored).address().to_string();
+        // One address cannot hold more than its share of handshakes: its
+        // oldest unfinished one makes room.
+        if (const auto h = handshaking.find(address);
+            h != handshaking.end() && h->second >= options.limits.max_handshakes_per_address) {
+            (void)evict_oldest(Phase::handshake, &address);
+        }
+        if (connections.size() >= options.limits.max_connections &&
+            !evict_oldest(Phase::handshake) && !evict_oldest(Phase::idle)) {
+            const auto now = Clock::now();
+            if (now - last_refusal_log > std::chrono::seconds{5}) {
+                last_refusal_log = now;
+                spdlog::warn(
+                    "connection limit ({}) reached with every connection at work; "
+                    "closing new ones",
+                    options.limits.max_connections);
+            }
             socket.close(ignored);
             continue;
         }
-        asio::co_spawn(io, serve(std::move(socket)), asio::detached);
+        asio::co_spawn(io, serve(std::move(socket), std::move(address)), asio::detached);
+    }
+}
+
+asio::awaitable<void> HttpServer::Impl::pressure_loop() {
+    auto self = shared_from_this();
+    while (!stopped) {
+        pressure.expires_after(std::chrono::milliseconds{250});
+        auto [ec] = co_await pressure.async_wait(use);
+        if (ec || stopped) {
+            break;
+        }
+        if (overload() >= 1.0) {
+            continue;
+        }
+        const auto now = Clock::now();
+        const auto handshake = scaled(options.timeouts.handshake);
+        const auto idle = scaled(options.timeouts.idle);
+        std::vector<beast::tcp_stream*> late;
+        for (auto& [tcp, c] : connections) {
+            if (!c.evicted && ((c.phase == Phase::handshake && now - c.since > handshake) ||
+                               (c.phase == Phase::idle && now - c.since > idle))) {
+                late.push_back(tcp);
+            }
+        }
+        for (auto* tcp : late) {
+            connections.at(tcp).evicted = true;
+            ++evicted;
+            boost::system::error_code ignored;
+            tcp->socket().close(ignored);
+        }
     }
 }
 
@@ -1162,6 +1359,7 @@ Result<std::uint16_t> HttpServer::start() {
     }
     asio::co_spawn(s.io, s.accept_loop(), asio::detached);
     asio::co_spawn(s.io, s.sweep_loop(), asio::detached);
+    asio::co_spawn(s.io, s.pressure_loop(), asio::detached);
     return port;
 }
 
@@ -1174,6 +1372,7 @@ void HttpServer::stop() {
     boost::system::error_code ignored;
     s.acceptor.close(ignored);
     s.sweeper.cancel();
+    s.pressure.cancel();
     std::vector<std::shared_ptr<Session>> all;
     all.reserve(s.sessions.size());
     for (auto& [id, session] : s.sessions) {
@@ -1182,13 +1381,14 @@ void HttpServer::stop() {
     for (auto& session : all) {
         session->close("the gateway is shutting down");
     }
-    for (beast::tcp_stream* tcp : s.connections) {
+    for (auto& [tcp, c] : s.connections) {
         tcp->socket().close(ignored);
     }
 }
 
 HttpServerStats HttpServer::stats() const {
-    return {impl_->connections.size(), impl_->sessions.size(), impl_->open_streams};
+    return {impl_->connections.size(), impl_->sessions.size(), impl_->open_streams,
+            impl_->buffered,           impl_->evicted,         impl_->overload()};
 }
 
 }  // namespace pqmcp::transport

@@ -371,3 +371,25 @@ TEST(Gateway, ConnectionsClosedByTheServerAreReplacedTransparently) {
 
 }  // namespace
 }  // namespace pqmcp::gateway::test
+
+namespace pqmcp::gateway::test {
+namespace {
+
+TEST(GatewayLimits, OneIdentityCannotTakeEveryChild) {
+    Harness h({fixture_upstream("fx")},
+              [](GatewayConfig& c) { c.limits.max_children_per_identity = 1; });
+    McpClient first(h);
+    EXPECT_TRUE(first.initialize().contains("result"));
+    McpClient second(h);  // the same identity
+    const auto refused = second.initialize();
+    EXPECT_FALSE(refused.contains("result")) << boost::json::serialize(refused);
+    EXPECT_NE(boost::json::serialize(refused).find("limits.max_children_per_identity"),
+              std::string::npos)
+        << boost::json::serialize(refused);
+    const auto other = h.make_client();
+    McpClient third(h, &other);
+    EXPECT_TRUE(third.initialize().contains("result"));
+}
+
+}  // namespace
+}  // namespace pqmcp::gateway::test

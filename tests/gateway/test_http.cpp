@@ -200,6 +200,44 @@ TEST(StreamableHttp, ABatchGetsEveryAnswerWhateverTheReplayBuffersSize) {
     EXPECT_EQ(ids, (std::set<std::int64_t>{20, 21, 22}));
 }
 
+TEST(StreamableHttp, OneIdentityCannotTakeEverySession) {
+    Harness h({demo_upstream()},
+              [](GatewayConfig& c) { c.limits.http.max_sessions_per_identity = 2; });
+    (void)h.open_session();
+    (void)h.open_session();
+    const std::string init =
+        R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}})";
+    const auto third = h.post(init);
+    EXPECT_EQ(third.status, 429U) << third.body;
+    EXPECT_NE(third.body.find("limits.max_sessions_per_identity"), std::string::npos);
+    const auto other = h.make_client();
+    EXPECT_FALSE(h.open_session("2025-11-25", &other).empty());  // another identity still can
+}
+
+TEST(StreamableHttp, AnswersNobodyReadsAreBoundedGatewayWide) {
+    constexpr std::size_t k_budget = 2U << 20U;
+    Harness h({demo_upstream()}, [](GatewayConfig& c) { c.limits.http.buffer_bytes = k_budget; });
+    const auto session = h.open_session();
+    const std::string text(400'000, 'y');
+    for (int i = 0; i < 20; ++i) {
+        // The client asks and goes away before the answer: it waits in a
+        // stream nobody reads (for Last-Event-ID), within the budget.
+        Stream s(
+            h, "POST",
+            {{"Content-Type", "application/json"},
+             {"Accept", "application/json, text/event-stream"},
+             {"Mcp-Session-Id", session},
+             {"MCP-Protocol-Version", "2025-11-25"}},
+            R"({"jsonrpc":"2.0","id":)" + std::to_string(100 + i) +
+                R"(,"method":"tools/call","params":{"name":"demo__echo","arguments":{"message":")" +
+                text + R"("}}})");
+        s.cut();
+    }
+    // The session still answers, and what waits is bounded.
+    EXPECT_EQ(h.post(R"({"jsonrpc":"2.0","id":1,"method":"ping"})", session).status, 200U);
+    EXPECT_LE(h.gateway().stats().buffered_bytes, k_budget + text.size() + 1'024);
+}
+
 TEST(StreamableHttp, GetStreamIsSseAndOnlyOne) {
     Harness h;
     const auto session = h.open_session();

@@ -150,5 +150,31 @@ TEST(Schema, ArgumentsAreCheckedAgainstTheToolsInputSchema) {
     EXPECT_NE(check("bad__tool", R"({"a":1})"), "");
 }
 
+TEST(Behaviour, MemoryIsBoundedWhateverCallersSend) {
+    Behaviour b;
+    auto t = Clock::time_point{} + std::chrono::hours{1};
+    const json::value args = json::parse(R"({"id":"x1"})");
+    // 100,000 identities: the least recently seen go.
+    for (int i = 0; i < 100'000; ++i) {
+        (void)b.observe("pq1id" + std::to_string(i), "t__x", &args, t);
+        t += milliseconds{1};
+        if (i % 1000 == 0) {
+            (void)b.observe("pq1regular", "t__x", &args, t);  // seen all along
+        }
+    }
+    EXPECT_EQ(b.identities(), Behaviour::k_max_identities);
+    EXPECT_GT(b.tools_of("pq1regular"), 0U);  // still there
+    EXPECT_EQ(b.tools_of("pq1id0"), 0U);      // long gone
+    EXPECT_GT(b.tools_of("pq1id99999"), 0U);  // the newest
+    // 100,000 tool names (and numbered argument fields) for one identity.
+    for (int i = 0; i < 100'000; ++i) {
+        const json::value numbered =
+            json::parse(R"({"f)" + std::to_string(i) + R"(":"a)" + std::to_string(i) + "\"}");
+        (void)b.observe("pq1busy", "t__tool" + std::to_string(i), &numbered, t);
+        t += milliseconds{1};
+    }
+    EXPECT_LE(b.tools_of("pq1busy"), Behaviour::k_max_tools);
+}
+
 }  // namespace
 }  // namespace pqmcp::policy

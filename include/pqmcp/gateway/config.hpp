@@ -147,9 +147,10 @@ struct Timeouts {
 struct Limits {
     transport::HttpServerLimits http{};
     mcp::Limits message{};
-    std::size_t max_children = 64;           // stdio upstream processes at once
-    std::size_t max_pending_requests = 256;  // per session, towards upstreams
-    std::size_t upstream_connections = 16;   // per HTTP upstream client, concurrent requests
+    std::size_t max_children = 64;               // stdio upstream processes at once
+    std::size_t max_children_per_identity = 16;  // of those, for one TLS peer id's sessions
+    std::size_t max_pending_requests = 256;      // per session, towards upstreams
+    std::size_t upstream_connections = 16;       // per HTTP upstream client, concurrent requests
 };
 
 struct GatewayConfig {

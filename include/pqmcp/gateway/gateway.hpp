@@ -31,6 +31,7 @@ struct GatewayStats {
     std::size_t sessions = 0;
     std::size_t connections = 0;
     std::size_t children = 0;
+    std::size_t buffered_bytes = 0;  // messages waiting in SSE streams
 };
 
 class Gateway final {

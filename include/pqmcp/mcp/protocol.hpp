@@ -55,6 +55,11 @@ inline constexpr std::string_view prompts_list_changed = "notifications/prompts/
 inline constexpr std::string_view resources_list_changed = "notifications/resources/list_changed";
 inline constexpr std::string_view resources_updated = "notifications/resources/updated";
 inline constexpr std::string_view roots_list_changed = "notifications/roots/list_changed";
+
+// `m` when it is one of the methods above (or tasks/*, the other methods of
+// the specification), else "other": what a metric label may carry, so that
+// a client's made-up methods cannot grow it.
+[[nodiscard]] std::string_view known_or_other(std::string_view m) noexcept;
 }  // namespace method
 
 }  // namespace pqmcp::mcp

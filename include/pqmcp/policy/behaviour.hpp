@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <list>
 #include <map>
 #include <optional>
 #include <set>
@@ -38,6 +39,14 @@ class Behaviour final {
                                      const boost::json::value* arguments, Clock::time_point now);
 
     [[nodiscard]] std::size_t identities() const noexcept { return baselines_.size(); }
+    // The most tools one identity's baseline tracks (beyond: the least used goes).
+    [[nodiscard]] std::size_t tools_of(const std::string& identity) const;
+
+    // Memory is bounded: at most this many identities (the least recently
+    // seen goes first), tools per identity, and tools with id runs per identity.
+    static constexpr std::size_t k_max_identities = 10'000;
+    static constexpr std::size_t k_max_tools = 256;
+    static constexpr std::size_t k_max_id_tools = 64;
 
   private:
     struct Baseline {
@@ -51,10 +60,12 @@ class Behaviour final {
         std::map<std::string, std::uint64_t> tools;  // uses per tool
         // Per tool: the last numeric id seen in each argument, and the run of +1 steps.
         std::map<std::string, std::map<std::string, std::pair<std::int64_t, std::size_t>>> ids;
+        std::list<std::string>::iterator recency;  // its place in recency_
     };
 
     BehaviourSettings settings_;
     std::map<std::string, Baseline> baselines_;
+    std::list<std::string> recency_;  // identities, most recently seen first
 };
 
 }  // namespace pqmcp::policy

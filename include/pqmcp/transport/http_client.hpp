@@ -82,6 +82,7 @@ class McpHttpClient final {
     McpHttpClient& operator=(McpHttpClient&&) = delete;
 
     // Sends one message (a request, notification or response) to the server.
+    // notifications/cancelled also gives up on the request it names (cancel()).
     void send(boost::json::object message);
     // Gives up on the request with this id: its exchange is aborted and its
     // connection closed (freed for others); no failure is reported for it.

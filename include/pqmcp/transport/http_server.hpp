@@ -58,6 +58,9 @@ class ServerSession {
     // that stream counts towards finishing it. Messages for a stream that no
     // longer exists are dropped (false).
     virtual bool send(StreamId stream, boost::json::object message) = 0;
+    // A request of `stream` will get no response (it was cancelled): the
+    // stream no longer waits for it, and ends once nothing else is owed.
+    virtual void forgo_response(StreamId stream) = 0;
     // Ends the session from the server side (the client gets 404 afterwards).
     virtual void close(std::string_view reason) = 0;
 };
@@ -83,11 +86,19 @@ class SessionHandler {
 struct HttpServerLimits {
     std::size_t max_header_bytes = 16U << 10U;  // request line and headers: 431 beyond
     std::size_t max_body_bytes = 4U << 20U;     // 413 beyond
-    std::size_t max_connections = 1'024;        // more are closed at accept
-    std::size_t max_sessions = 1'000;           // initialize beyond: 503
-    std::size_t max_streams_per_session = 32;   // open SSE/POST streams: 429 beyond
-    std::size_t replay_events = 256;            // per stream, kept for Last-Event-ID
-    std::size_t replay_bytes = 4U << 20U;       // per stream
+    // Connections at once. At the limit a new one takes the place of the
+    // oldest that has not finished its handshake, else the oldest idle one;
+    // only when every connection is at work is it refused. Beyond half of it,
+    // the handshake and idle deadlines shrink (to a tenth at the limit).
+    std::size_t max_connections = 1'024;
+    // Connections from one address still in their TLS handshake: a new one
+    // beyond it closes the oldest of them.
+    std::size_t max_handshakes_per_address = 32;
+    std::size_t max_sessions_per_identity = 64;  // by TLS peer id (all without one count as one)
+    std::size_t max_sessions = 1'000;            // initialize beyond: 503
+    std::size_t max_streams_per_session = 32;    // open SSE/POST streams: 429 beyond
+    std::size_t replay_events = 256;             // per stream, kept for Last-Event-ID
+    std::size_t replay_bytes = 4U << 20U;        // per stream
     // Every stream's events together (answers a client has not read yet,
     // replay buffers): beyond it, streams no client reads are dropped,
     // the largest first.
@@ -151,7 +162,10 @@ struct HttpServerOptions {
 struct HttpServerStats {
     std::size_t connections = 0;
     std::size_t sessions = 0;
-    std::size_t streams = 0;  // attached (open) streams
+    std::size_t streams = 0;         // attached (open) streams
+    std::size_t buffered_bytes = 0;  // events waiting in streams
+    std::uint64_t evicted = 0;       // connections closed to make room for others
+    double overload = 1.0;           // the factor deadlines are scaled by now (1: none)
 };
 
 // The listener. Construct, then start(); everything runs on `io`.
