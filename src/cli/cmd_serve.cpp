@@ -28,6 +28,7 @@ struct ServeArgs {
     std::vector<std::string> upstreams;
     bool demo = false;
     bool require_client_identity = false;
+    bool allow_any_client = false;
     std::string known_peers;
     std::string ca;
     std::string browser_certificate;
@@ -210,6 +211,9 @@ Result<gateway::GatewayConfig> build_config(const ServeArgs& a) {
     if (!a.profile.empty()) {
         c.profile = a.profile;
     }
+    if (a.allow_any_client) {
+        c.allow_any_client = true;
+    }
     if (a.require_client_identity) {
         c.require_client_identity = true;
     }
@@ -384,11 +388,10 @@ int run_serve(const ServeArgs& args) {
         observe::set_log_format(*format);
     }
     raise_descriptor_limit(*config);
-    if (config->listen_host() != "127.0.0.1" && config->listen_host() != "::1" &&
-        config->listen_host() != "localhost" && !config->require_client_identity) {
+    if (!config->listens_on_loopback() && !config->clients_must_be_known()) {
         spdlog::warn(
-            "listening on {} without --require-client-identity: any client with a key "
-            "can open a session",
+            "listening on {} with --allow-any-client: any client that proves a key can open a "
+            "session",
             config->listen);
     }
     auto gw = gateway::Gateway::create(std::move(*config), PQMCP_VERSION);
@@ -444,6 +447,9 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
     serve->add_option("--upstream", args->upstreams,
                       "NAME=stdio:COMMAND ARGS... or NAME=URL (repeatable)");
     serve->add_flag("--demo", args->demo, "add the built-in demo MCP server as upstream 'demo'");
+    serve->add_flag("--allow-any-client", args->allow_any_client,
+                    "on a listener that is not loopback, accept any client that proves a key "
+                    "(without it, only --known-peers and --ca clients are accepted there)");
     serve->add_flag("--require-client-identity", args->require_client_identity,
                     "accept only clients whose identity is in --known-peers or issued by --ca");
     serve->add_option("--known-peers", args->known_peers, "known_peers file of trusted clients")

@@ -270,6 +270,7 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
             "identity",
             "profile",
             "require_client_identity",
+            "allow_any_client",
             "known_peers",
             "ca",
             "browser_certificate",
@@ -294,6 +295,9 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
     }
     if (root["profile"]) {
         c.profile = r.string(root["profile"], "profile");
+    }
+    if (root["allow_any_client"]) {
+        c.allow_any_client = r.boolean(root["allow_any_client"], "allow_any_client");
     }
     if (root["require_client_identity"]) {
         c.require_client_identity =
@@ -561,6 +565,15 @@ std::string GatewayConfig::listen_host() const {
     return host;
 }
 
+bool GatewayConfig::listens_on_loopback() const {
+    const std::string host = listen_host();
+    return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+bool GatewayConfig::clients_must_be_known() const {
+    return require_client_identity || (!listens_on_loopback() && !allow_any_client);
+}
+
 std::uint16_t GatewayConfig::listen_port() const {
     const auto colon = listen.rfind(':');
     unsigned port = 0;
@@ -739,7 +752,16 @@ Status validate(const GatewayConfig& c) {
             "browser_certificate: profile {} allows no classical certificate (pq-hybrid does)",
             (*profile)->name));
     }
-    if (c.require_client_identity && c.known_peers.empty() && c.ca.empty()) {
+    if (c.require_client_identity && c.allow_any_client) {
+        return bad("require_client_identity and allow_any_client contradict each other");
+    }
+    if (c.clients_must_be_known() && c.known_peers.empty() && c.ca.empty()) {
+        if (!c.require_client_identity) {
+            return bad("listen " + c.listen +
+                       " is not loopback: clients must be known there (give known_peers or ca, "
+                       "--known-peers or --ca), or say allow_any_client (--allow-any-client) to "
+                       "accept any client that proves a key");
+        }
         return bad(
             "require_client_identity needs known_peers or ca to say which clients are "
             "accepted");

@@ -585,8 +585,8 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayConfig config, std::stri
     tls::ContextOptions server_options;
     server_options.profile = (*profile)->id;
     server_options.identity = &*g.own;
-    server_options.verify.require_peer_certificate = c.require_client_identity;
-    server_options.verify.accept_unknown_peers = !c.require_client_identity;
+    server_options.verify.require_peer_certificate = c.clients_must_be_known();
+    server_options.verify.accept_unknown_peers = !c.clients_must_be_known();
     server_options.verify.known_peers = g.known ? &*g.known : nullptr;
     server_options.verify.ca_file = c.ca;
     if (g.browser) {

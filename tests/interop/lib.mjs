@@ -84,9 +84,9 @@ export async function startEverythingHttp(t) {
 
 // Starts `pqmcp serve` on an ephemeral port; resolves with its URL and peer id
 // once it printed its ready line. `stderr` collects its log lines.
-export async function startGateway(t, args, { env = {}, dir } = {}) {
+export async function startGateway(t, args, { env = {}, dir, listen = '127.0.0.1:0' } = {}) {
   const home = dir ?? tempDir(t);
-  const child = spawn(PQMCP, ['serve', '--listen', '127.0.0.1:0', '--identity',
+  const child = spawn(PQMCP, ['serve', '--listen', listen, '--identity',
     path.join(home, 'gateway'), ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import {
-  Client, PQMCP, auditRecords, connectTransport, startGateway, tempDir, text, until,
+  Client, PQMCP, auditRecords, connectTransport, rawClient, startGateway, tempDir, text, until,
 } from '../interop/lib.mjs';
 
 const FIXTURE = process.env.PQMCP_FIXTURE_BIN;
@@ -217,4 +217,31 @@ test('waiting for a pooled upstream connection has a deadline', async (t) => {
     assert.equal(e.code, -32001);
   }
   assert.equal(text(await client.callTool({ name: 'stall__quick', arguments: {} })), 'quick');
+});
+
+test('what a server writes to stderr cannot forge log lines or drive the terminal', async (t) => {
+  const gateway = await hostile(t);
+  const client = await session(t, gateway);
+  const forged = 'benign\n2026-12-02T00:00:00.000 error session deadbeef: FORGED\x1b[2Jcleared\u2028more';
+  assert.equal(text(await client.callTool({ name: 'fx__log', arguments: { text: forged } })), 'logged');
+  await until(() => gateway.stderr.some((l) => l.includes('FORGED')), 5000, 'the logged lines');
+  // Each line the server wrote is one of the gateway's, attributed to it...
+  const line = gateway.stderr.find((l) => l.includes('FORGED'));
+  assert.match(line, /^\d{4}-\d\d-\d\dT[\d:.]+ info \[fx \d+\] 2026-12-02T00:00:00\.000 error session deadbeef: FORGED/);
+  // ...with the escape sequence and the Unicode line separator made visible.
+  assert.ok(line.includes('FORGED\\x1b[2Jcleared\\u2028more'), line);
+  assert.ok(!gateway.stderr.some((l) => l.startsWith('2026-12-02T00:00:00.000')), 'no forged line');
+  assert.ok(!gateway.stderr.join('\n').includes('\x1b[2J'), 'no escape sequence reached the log');
+});
+
+test('a name a client sends cannot split a log line', async (t) => {
+  const gateway = await hostile(t);
+  const raw = rawClient(t, gateway);
+  await raw.initialize();
+  const name = 'fx__nothing\n2026-12-02T00:00:00.000 error FORGED\x1b[31m';
+  const r = await raw.request(1, 'tools/call', { name, arguments: {} });
+  assert.equal(r.error?.code, -32602);
+  await until(() => gateway.stderr.some((l) => l.includes('FORGED')), 5000, 'the refusal in the log');
+  const line = gateway.stderr.find((l) => l.includes('FORGED'));
+  assert.match(line, /session [0-9a-f]{8}: tool fx__nothing\\n2026-12-02T00:00:00\.000 error FORGED\\x1b\[31m refused/);
 });

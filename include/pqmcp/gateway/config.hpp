@@ -157,7 +157,11 @@ struct GatewayConfig {
     std::string listen = "127.0.0.1:8443";  // HOST:PORT ([v6]:PORT), numeric host
     std::filesystem::path identity;         // created with a new ML-DSA identity if missing
     std::string profile = "pq-hybrid";
+    // Only clients in known_peers or issued by the CA. The default on a
+    // listener that is not loopback (validate() says so): accepting any client
+    // that proves a key there takes allow_any_client.
     bool require_client_identity = false;
+    bool allow_any_client = false;
     std::filesystem::path known_peers;
     std::filesystem::path ca;
     // An extra ECDSA P-256 certificate for browsers that cannot verify ML-DSA
@@ -185,6 +189,11 @@ struct GatewayConfig {
     Limits limits{};
 
     [[nodiscard]] std::string listen_host() const;
+    // 127.0.0.0/8, ::1 or localhost.
+    [[nodiscard]] bool listens_on_loopback() const;
+    // What require_client_identity is in effect: as set, or, on a listener
+    // that is not loopback, true unless allow_any_client.
+    [[nodiscard]] bool clients_must_be_known() const;
     [[nodiscard]] std::uint16_t listen_port() const;
 };
 
