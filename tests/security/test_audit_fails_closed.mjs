@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { Client, PQMCP, StdioClientTransport, tempDir, until } from '../interop/lib.mjs';
+import { Client, PQMCP, StdioClientTransport, freePort, tempDir, until } from '../interop/lib.mjs';
 
 const canUnshare = spawnSync('unshare', ['--mount', '--map-root-user', 'true']).status === 0;
 
@@ -28,7 +28,7 @@ test('a full disk under the audit database refuses tools/call until it has room 
   mkdirSync(disk);
   mkdirSync(ctl);
   const identity = path.join(dir, 'gateway');
-  const metricsPort = 20000 + (process.pid % 20000);
+  const metricsPort = await freePort();
   // The gateway runs inside the namespace; a loop there fills and empties the
   // disk when the test asks (files in ctl/, outside the tmpfs).
   const script = `

@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { test } from 'node:test';
 
-import { Client, connectTransport, rawClient, startGateway, tempDir, text, until } from '../interop/lib.mjs';
+import { Client, connectTransport, freePort, rawClient, startGateway, tempDir, text, until } from '../interop/lib.mjs';
 
 const FIXTURE = process.env.PQMCP_FIXTURE_BIN;
 // Under ASan every allocation carries a red zone and freed memory waits in a
@@ -66,7 +66,7 @@ async function pump(raw, count, make, window = 256, answered = true) {
 }
 
 test(`${N} unique methods, tool names, resource URIs and cancelled calls: RSS within ${RSS_BOUND_MIB} MiB, /metrics small`, { timeout: 900_000 }, async (t) => {
-  const metricsPort = 21000 + (process.pid % 20000);
+  const metricsPort = await freePort();
   const gateway = await startGateway(t, ['--demo', '--upstream', `fx=stdio:${FIXTURE}`,
     '--upstream-env', 'fx=FIXTURE_MODE=hostile', '--metrics', `127.0.0.1:${metricsPort}`, '--log-level', 'warn']);
   const raw = rawClient(t, gateway);
@@ -109,7 +109,7 @@ test(`${N} unique methods, tool names, resource URIs and cancelled calls: RSS wi
 });
 
 test('2,000 idle and half-sent connections from one process do not keep other clients out', { timeout: 300_000 }, async (t) => {
-  const metricsPort = 22000 + (process.pid % 20000);
+  const metricsPort = await freePort();
   const gateway = await startGateway(t, ['--demo', '--metrics', `127.0.0.1:${metricsPort}`]);
   const sockets = [];
   t.after(() => { for (const s of sockets) s.destroy(); });

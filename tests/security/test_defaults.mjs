@@ -8,7 +8,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 
-import { Client, PQMCP, connectTransport, startGateway, tempDir, text } from '../interop/lib.mjs';
+import { Client, PQMCP, connectTransport, startGateway, tempDir, text, until } from '../interop/lib.mjs';
 
 const run = promisify(execFile);
 
@@ -56,10 +56,12 @@ test('the dashboard token from a file or the environment, never on the command l
   assert.match(loose.message, /dashboard\.token_file .*token: readable by others \(chmod 600 it\)/);
   chmodSync(file, 0o600);
   const fromFile = await startGateway(t, ['--demo', '--dashboard-token-file', file]);
+  await until(() => fromFile.stdout.includes('dashboard'), 5000, 'the dashboard line');
   assert.match(fromFile.stdout, new RegExp(`dashboard https://\\S+/dashboard\\?token=${token}`));
   assert.ok(!readFileSync(`/proc/${fromFile.child.pid}/cmdline`, 'utf8').includes(token), 'the token is not in ps');
   const envToken = 'tok-from-the-environment-0123456789';
   const fromEnv = await startGateway(t, ['--demo'], { env: { PQMCP_DASHBOARD_TOKEN: envToken } });
+  await until(() => fromEnv.stdout.includes('dashboard'), 5000, 'the dashboard line');
   assert.match(fromEnv.stdout, new RegExp(`dashboard https://\\S+/dashboard\\?token=${envToken}`));
   const bad = await startGateway(t, ['--demo'], { env: { PQMCP_DASHBOARD_TOKEN: 'short' } }).then(() => null, (e) => e);
   assert.match(bad.message, /PQMCP_DASHBOARD_TOKEN: at least 16 characters/);
