@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "commands.hpp"
@@ -84,9 +85,9 @@ Result<std::pair<gateway::UpstreamConfig*, std::string>> per_upstream(gateway::G
     for (auto& u : c.upstreams) {
         if (u.name == name) {
             if (u.kind != gateway::UpstreamKind::stdio) {
-                return fail(gateway::Errc::invalid_config, std::string(flag) + " " + text +
-                                                               ": upstream " + name +
-                                                               " is not a stdio server");
+                return fail(
+                    gateway::Errc::invalid_config,
+                    fmt::format("{} {}: upstream {} is not a stdio server", flag, text, name));
             }
             return std::pair{&u, text.substr(eq + 1)};
         }

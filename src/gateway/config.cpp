@@ -822,9 +822,10 @@ Status validate(const GatewayConfig& c) {
                 const std::string pa = a.name + c.separator;
                 const std::string pb = b.name + c.separator;
                 if (&a != &b && pb.size() > pa.size() && pb.compare(0, pa.size(), pa) == 0) {
-                    return bad("upstreams \"" + a.name + "\" and \"" + b.name +
-                               "\": federated names would be ambiguous (" + pb + "x is " + pa +
-                               "..." + " too); rename one");
+                    return bad(
+                        fmt::format("upstreams \"{}\" and \"{}\": federated names would be "
+                                    "ambiguous ({}x is {}... too); rename one",
+                                    a.name, b.name, pb, pa));
                 }
             }
         }

@@ -871,9 +871,10 @@ void GatewaySession::fetch_listing(std::size_t link, bool tools, std::function<v
                             }
                             const std::string name =
                                 links_[link].prefix + std::string(item->at("name").get_string());
-                            note_listed(kind + ":" + name);
+                            const std::string listed = fmt::format("{}:{}", kind, name);
+                            note_listed(listed);
                             if (!verdicts.empty()) {
-                                (void)note_verdict(kind + ":" + name, verdicts[j]);
+                                (void)note_verdict(listed, verdicts[j]);
                             }
                             if (tools) {
                                 schemas_.learn(name, *item);

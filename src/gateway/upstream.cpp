@@ -150,7 +150,7 @@ Result<std::unique_ptr<Channel>> open_stdio(Services& services, const UpstreamCo
     callbacks.on_line_error = [name](const Error& error) {
         spdlog::warn("upstream {}: {}; the line was skipped", name, error.message());
     };
-    callbacks.on_stderr_line = [name, pid](std::string line) {
+    callbacks.on_stderr_line = [name, pid](const std::string& line) {
         // A child's words, not ours: escaped, so they cannot pose as log lines.
         spdlog::info("[{} {}] {}", name, *pid, observe::escape_log(line));
     };

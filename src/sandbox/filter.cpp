@@ -45,6 +45,16 @@ class Context final {
 // a 32-bit argument's register is not defined by the calling convention.
 constexpr scmp_datum_t k_low32 = 0xFFFF'FFFFULL;
 
+// A comparison on the first argument (SCMP_A0 without its compound literal).
+scmp_arg_cmp arg0(scmp_compare op, scmp_datum_t a, scmp_datum_t b = 0) {
+    scmp_arg_cmp c{};
+    c.arg = 0;
+    c.op = op;
+    c.datum_a = a;
+    c.datum_b = b;
+    return c;
+}
+
 scmp_datum_t low32(int value) {
     return static_cast<scmp_datum_t>(static_cast<std::uint32_t>(value));
 }
@@ -131,7 +141,7 @@ Result<std::vector<sock_filter>> make_filter(const Policy& policy, bool notify) 
     for (const auto flag : {CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWPID, CLONE_NEWUTS,
                             CLONE_NEWIPC, CLONE_NEWCGROUP}) {
         const auto f = static_cast<scmp_datum_t>(flag);
-        add(refuse, "clone", {SCMP_A0(SCMP_CMP_MASKED_EQ, f, f)});
+        add(refuse, "clone", {arg0(SCMP_CMP_MASKED_EQ, f, f)});
     }
     add(SCMP_ACT_ERRNO(ENOSYS), "clone3");
     // The gateway, its process group and "every process" are not the
@@ -145,18 +155,18 @@ Result<std::vector<sock_filter>> make_filter(const Policy& policy, bool notify) 
         for (const int target : targets) {
             const auto t = low32(target);
             for (const char* name : {"kill", "tkill", "rt_sigqueueinfo", "pidfd_open"}) {
-                add(refuse, name, {SCMP_A0(SCMP_CMP_MASKED_EQ, k_low32, t)});
+                add(refuse, name, {arg0(SCMP_CMP_MASKED_EQ, k_low32, t)});
             }
-            add(refuse, "tgkill", {SCMP_A0(SCMP_CMP_MASKED_EQ, k_low32, t)});
-            add(refuse, "rt_tgsigqueueinfo", {SCMP_A0(SCMP_CMP_MASKED_EQ, k_low32, t)});
+            add(refuse, "tgkill", {arg0(SCMP_CMP_MASKED_EQ, k_low32, t)});
+            add(refuse, "rt_tgsigqueueinfo", {arg0(SCMP_CMP_MASKED_EQ, k_low32, t)});
         }
     }
     if (policy.network == Network::none) {
         // "socket(2) ... domain": anything but a Unix socket is refused (and,
         // with user notification, reported first).
         const std::uint32_t action = notify ? SCMP_ACT_NOTIFY : SCMP_ACT_ERRNO(EACCES);
-        add(action, "socket", {SCMP_A0(SCMP_CMP_NE, static_cast<scmp_datum_t>(AF_UNIX))});
-        add(action, "socketpair", {SCMP_A0(SCMP_CMP_NE, static_cast<scmp_datum_t>(AF_UNIX))});
+        add(action, "socket", {arg0(SCMP_CMP_NE, static_cast<scmp_datum_t>(AF_UNIX))});
+        add(action, "socketpair", {arg0(SCMP_CMP_NE, static_cast<scmp_datum_t>(AF_UNIX))});
     }
     if (notify) {
         for (const char* name :

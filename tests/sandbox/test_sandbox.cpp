@@ -87,7 +87,7 @@ Outcome run(const sb::Policy* policy, const std::string& what, const std::string
     }
     bool exited = false;
     pqmcp::transport::ChildCallbacks callbacks;
-    callbacks.on_line = [&](std::string line) {
+    callbacks.on_line = [&](const std::string& line) {
         result.out += (result.out.empty() ? "" : "\n") + line;
     };
     callbacks.on_exit = [&](const std::string&) { exited = true; };
