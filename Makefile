@@ -69,8 +69,9 @@ fuzz: bootstrap
 	@prefix=$$(scripts/bootstrap.sh --prefix); \
 	  CC=clang CXX=clang++ cmake -S . -B $(BUILD_FUZZ) -G Ninja -DPQMCP_OPENSSL_ROOT=$$prefix \
 	    -DCMAKE_BUILD_TYPE=Release -DPQMCP_FUZZ=ON -DPQMCP_SANITIZE=ON -DPQMCP_BUILD_BENCH=OFF >/dev/null
-	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_jsonrpc fuzz_sse fuzz_http_util fuzz_scanner
-	@for t in jsonrpc sse http_util scanner; do \
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_jsonrpc fuzz_sse fuzz_http_util fuzz_scanner \
+	  fuzz_policy fuzz_pem fuzz_client_config
+	@for t in jsonrpc sse http_util scanner policy pem client_config; do \
 	  mkdir -p $(BUILD_FUZZ)/corpus/$$t && cp tests/fuzz/corpus/$$t/* $(BUILD_FUZZ)/corpus/$$t/ && \
 	  $(BUILD_FUZZ)/tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) $(BUILD_FUZZ)/corpus/$$t || exit 1; \
 	done

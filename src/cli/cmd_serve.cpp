@@ -30,6 +30,7 @@ struct ServeArgs {
     bool demo = false;
     bool require_client_identity = false;
     bool allow_any_client = false;
+    std::vector<std::string> sets;  // --set KEY=VALUE, any key of the file
     std::string known_peers;
     std::string ca;
     std::string browser_certificate;
@@ -193,8 +194,9 @@ int fail_with(const std::string& what) {
 // The configuration: the file (if any), then every flag that was given.
 Result<gateway::GatewayConfig> build_config(const ServeArgs& a) {
     gateway::GatewayConfig c;
-    if (!a.config_file.empty()) {
-        auto loaded = gateway::load_config(a.config_file);
+    if (!a.config_file.empty() || !a.sets.empty()) {
+        auto loaded = a.config_file.empty() ? gateway::parse_config("", "--set", a.sets)
+                                            : gateway::load_config(a.config_file, a.sets);
         if (!loaded) {
             return loaded;
         }
@@ -439,6 +441,10 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
         "serve", "Run the gateway: PQ TLS with MCP Streamable HTTP at /mcp, in front of upstreams");
     serve->add_option("--config", args->config_file, "YAML configuration file (docs/gateway.md)")
         ->check(CLI::ExistingFile);
+    serve->add_option("--set", args->sets,
+                      "KEY=VALUE: set any key of the configuration file (repeatable; VALUE is "
+                      "YAML: --set limits.buffer_bytes=67108864, --set protect=[/srv/keys], "
+                      "--set upstreams.0.sandbox.network=loopback); the other flags win");
     serve->add_option("--listen", args->listen, "HOST:PORT to listen on (default 127.0.0.1:8443)");
     serve->add_option("--identity", args->identity,
                       "identity directory, created with a new ML-DSA identity if missing "

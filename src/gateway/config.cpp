@@ -50,6 +50,8 @@ class Reader {
         std::string where(source_);
         if (node.Mark().line >= 0) {
             where += ":" + std::to_string(node.Mark().line + 1);
+        } else {
+            throw ConfigError{"--set " + key + ": " + why};  // made from a flag, not the file
         }
         throw ConfigError{where + ": " + key + ": " + why};
     }
@@ -621,10 +623,122 @@ Result<std::chrono::milliseconds> parse_duration(std::string_view text) {
     return *d;
 }
 
-Result<GatewayConfig> parse_config(std::string_view yaml, std::string_view source) {
+namespace {
+
+// A copy of a node made in memory, without marks: the reader's errors in it
+// then name --set rather than a line of the file.
+YAML::Node detached(const YAML::Node& n) {
+    switch (n.Type()) {
+        case YAML::NodeType::Scalar:
+            return YAML::Node(n.Scalar());
+        case YAML::NodeType::Sequence: {
+            YAML::Node out(YAML::NodeType::Sequence);
+            for (const auto& e : n) {
+                out.push_back(detached(e));
+            }
+            return out;
+        }
+        case YAML::NodeType::Map: {
+            YAML::Node out(YAML::NodeType::Map);
+            for (const auto& kv : n) {
+                out[kv.first.Scalar()] = detached(kv.second);
+            }
+            return out;
+        }
+        default:
+            return YAML::Node(YAML::NodeType::Null);
+    }
+}
+
+// "An index of a list": digits only, below `size` (or equal, to append).
+std::optional<std::size_t> list_index(const std::string& part, std::size_t size) {
+    std::size_t i = 0;
+    const auto* end = part.data() + part.size();
+    if (part.empty() || std::from_chars(part.data(), end, i).ptr != end || i > size) {
+        return std::nullopt;
+    }
+    return i;
+}
+
+// One --set KEY=VALUE, applied to the document before it is read.
+void apply_override(YAML::Node& root, const std::string& flag) {
+    const auto eq = flag.find('=');
+    if (eq == std::string::npos || eq == 0) {
+        throw ConfigError{"--set " + flag + ": expected KEY=VALUE (limits.max_sessions=100)"};
+    }
+    const std::string key = flag.substr(0, eq);
+    std::vector<std::string> parts;
+    for (std::size_t from = 0;;) {
+        const auto dot = key.find('.', from);
+        parts.push_back(key.substr(from, dot == std::string::npos ? dot : dot - from));
+        if (parts.back().empty()) {
+            throw ConfigError{"--set " + key + ": an empty part in the key"};
+        }
+        if (dot == std::string::npos) {
+            break;
+        }
+        from = dot + 1;
+    }
+    YAML::Node value;
+    try {
+        value = detached(YAML::Load(flag.substr(eq + 1)));
+    } catch (const YAML::Exception& e) {
+        throw ConfigError{"--set " + key + ": " + e.msg};
+    }
+    if (!root.IsDefined() || root.IsNull()) {
+        root = YAML::Node(YAML::NodeType::Map);  // an empty file (or none)
+    }
+    YAML::Node at = root;  // a handle on the same node
+    std::string walked;
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+        const std::string& part = parts[i];
+        const bool last = i + 1 == parts.size();
+        if (at.IsNull() || !at.IsDefined()) {
+            at = YAML::Node(YAML::NodeType::Map);  // fills the node in place
+        }
+        if (at.IsSequence()) {
+            const auto index = list_index(part, at.size());
+            if (!index || (!last && *index == at.size())) {
+                throw ConfigError{"--set " + key + ": " + walked + " has no element " + part};
+            }
+            if (last) {
+                if (*index == at.size()) {
+                    at.push_back(value);
+                } else {
+                    at[*index] = value;
+                }
+                return;
+            }
+            YAML::Node next = at[*index];
+            at.reset(next);
+        } else if (at.IsMap()) {
+            if (last) {
+                at[part] = value;
+                return;
+            }
+            const YAML::Node& view = at;  // const: looking does not insert
+            if (!view[part]) {
+                at[part] = YAML::Node(YAML::NodeType::Map);
+            }
+            YAML::Node next = at[part];
+            at.reset(next);
+        } else {
+            throw ConfigError{"--set " + key + ": " + walked + " is not a mapping or a list"};
+        }
+        walked += (walked.empty() ? "" : ".") + part;
+    }
+}
+
+}  // namespace
+
+Result<GatewayConfig> parse_config(std::string_view yaml, std::string_view source,
+                                   std::span<const std::string> overrides) {
     try {
         const Reader reader(source);
-        const YAML::Node root = YAML::Load(std::string(yaml));
+        YAML::Node root = YAML::Load(std::string(yaml));
+        for (const auto& flag : overrides) {
+            apply_override(root, flag);
+        }
         return read_config(reader, root);
     } catch (const ConfigError& e) {
         return fail(Errc::invalid_config, e.message);
@@ -634,14 +748,15 @@ Result<GatewayConfig> parse_config(std::string_view yaml, std::string_view sourc
     }
 }
 
-Result<GatewayConfig> load_config(const std::filesystem::path& file) {
+Result<GatewayConfig> load_config(const std::filesystem::path& file,
+                                  std::span<const std::string> overrides) {
     std::ifstream in(file, std::ios::binary);
     if (!in) {
         return fail(Errc::invalid_config, file.string() + ": cannot be read");
     }
     std::ostringstream text;
     text << in.rdbuf();
-    auto config = parse_config(text.str(), file.string());
+    auto config = parse_config(text.str(), file.string(), overrides);
     if (config) {
         config->config_file = file;
         // A relative policy file is relative to the configuration file.

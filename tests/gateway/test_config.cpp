@@ -88,6 +88,67 @@ TEST(Config, ErrorsNameTheFileLineAndKey) {
     }
 }
 
+// --set KEY=VALUE reaches every key, through the same checks as the file.
+TEST(Config, SetReachesAnyKey) {
+    const std::vector<std::string> sets{"limits.buffer_bytes=1024",
+                                        "timeouts.upstream_pool_wait=2s",
+                                        "protect=[/srv/a, /srv/b]",
+                                        "upstreams.0.sandbox.network=loopback",
+                                        "upstreams.0.env.MODE=fast",
+                                        "audit.on_failure=continue",
+                                        "upstreams.1={name: demo, builtin: demo}"};
+    auto c =
+        parse_config("upstreams:\n  - name: fs\n    command: cat\nlimits:\n  max_sessions: 5\n",
+                     "gw.yaml", sets);
+    ASSERT_TRUE(c) << c.error().message();
+    EXPECT_EQ(c->limits.http.buffer_bytes, 1024U);
+    EXPECT_EQ(c->limits.http.max_sessions, 5U);  // the file's own keys stay
+    EXPECT_EQ(c->timeouts.upstream_pool_wait, std::chrono::seconds{2});
+    ASSERT_EQ(c->protect.size(), 2U);
+    EXPECT_EQ(c->protect[1], "/srv/b");
+    ASSERT_EQ(c->upstreams.size(), 2U);
+    EXPECT_EQ(c->upstreams[0].sandbox.network, sandbox::Network::loopback);
+    ASSERT_EQ(c->upstreams[0].env.size(), 1U);
+    EXPECT_EQ(c->upstreams[0].env[0].first, "MODE");
+    EXPECT_EQ(c->upstreams[0].env[0].second, "fast");
+    EXPECT_EQ(c->upstreams[1].name, "demo");
+    EXPECT_FALSE(c->audit.refuse_on_failure);
+
+    // Without a file.
+    const std::vector<std::string> alone{"listen=127.0.0.1:9000"};
+    auto d = parse_config("", "--set", alone);
+    ASSERT_TRUE(d) << d.error().message();
+    EXPECT_EQ(d->listen_port(), 9000);
+}
+
+TEST(Config, SetErrorsNameTheFlag) {
+    struct Case {
+        const char* set;
+        const char* expected;
+    };
+    const Case cases[] = {
+        {"limits.buffer_bytes=lots",
+         "--set limits.buffer_bytes: expected a positive whole number, not \"lots\""},
+        {"limits.bogus=1", "--set limits.bogus: unknown key"},
+        {"upstreams.3.sandbox.network=none",
+         "--set upstreams.3.sandbox.network: upstreams has no element 3"},
+        {"upstreams.0.sandbox.network=everywhere", "--set upstreams[0].sandbox.network"},
+        {"limits..max_sessions=3", "--set limits..max_sessions: an empty part in the key"},
+        {"limits", "--set limits: expected KEY=VALUE"},
+        {"protect=[unclosed", "--set protect: "},
+        {"upstreams.0.name.x=1",
+         "--set upstreams.0.name.x: upstreams.0.name is not a mapping or a list"},
+    };
+    for (const auto& c : cases) {
+        const std::vector<std::string> sets{c.set};
+        auto r = parse_config("upstreams:\n  - name: fs\n    command: cat\n", "gw.yaml", sets);
+        ASSERT_FALSE(r) << c.set;
+        EXPECT_EQ(r.error().code, Errc::invalid_config);
+        EXPECT_NE(r.error().detail.find(c.expected), std::string::npos)
+            << r.error().detail << " / wanted: " << c.expected;
+    }
+}
+
 TEST(Config, UpstreamFlags) {
     auto s = parse_upstream_flag("fs=stdio:npx -y \"@scope/server fs\" /tmp");
     ASSERT_TRUE(s);

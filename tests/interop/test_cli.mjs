@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 
-import { EVERYTHING, NODE, PQMCP, startGateway, tempDir, text } from './lib.mjs';
+import { EVERYTHING, NODE, PQMCP, connectTransport, startGateway, tempDir, text } from './lib.mjs';
 
 const run = promisify(execFile);
 
@@ -33,6 +33,28 @@ test('the ready line names the URL, the peer id and a connect command that works
   await client.close();
   // The client identity was created where the command said.
   assert.ok(existsSync(path.join(home, 'pqmcp', 'client', 'identity.key')));
+});
+
+test('serve --set reaches a key that has no flag of its own, and a bad one names the flag', async (t) => {
+  const home = tempDir(t);
+  // max_sessions_per_identity has no flag: one session for this client, then 429.
+  const gateway = await startGateway(t, ['--demo', '--set', 'limits.max_sessions_per_identity=1',
+    '--set', 'dashboard.access=off'], { dir: home });
+  assert.ok(!gateway.stdout.includes('dashboard'), gateway.stdout);
+  const first = new Client({ name: 'set-1', version: '1.0.0' });
+  await first.connect(connectTransport(gateway));
+  assert.equal(text(await first.callTool({ name: 'demo__echo', arguments: { message: 'one' } })), 'one');
+  const second = new Client({ name: 'set-2', version: '1.0.0' });
+  await assert.rejects(second.connect(connectTransport(gateway)),
+    /max_sessions_per_identity/);
+  await first.close();
+
+  await assert.rejects(run(PQMCP, ['serve', '--demo', '--identity', path.join(home, 'other'),
+    '--set', 'limits.max_sessions=many']), (err) => {
+    assert.equal(err.code, 1);
+    assert.match(err.stderr, /--set limits\.max_sessions: expected a positive whole number, not "many"/);
+    return true;
+  });
 });
 
 test('connect --print-config prints the JSON a desktop client needs', async (t) => {

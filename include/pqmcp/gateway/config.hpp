@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -199,9 +200,17 @@ struct GatewayConfig {
 
 // Reads a YAML configuration file. Errors: invalid_config naming the file,
 // line and key ("gateway.yaml:12: timeouts.session_idle: ...").
-[[nodiscard]] Result<GatewayConfig> load_config(const std::filesystem::path& file);
+//
+// `overrides` are `--set KEY=VALUE` flags, applied to the document before it
+// is read, so they meet the same checks as the file: KEY is a dotted path
+// (`limits.buffer_bytes`; a number indexes a list, `upstreams.0.sandbox.network`),
+// VALUE is YAML (`10s`, `[/srv/a, /srv/b]`, `{ network: none }`). An error in
+// one names it ("--set limits.buffer_bytes: ...").
+[[nodiscard]] Result<GatewayConfig> load_config(const std::filesystem::path& file,
+                                                std::span<const std::string> overrides = {});
 [[nodiscard]] Result<GatewayConfig> parse_config(std::string_view yaml,
-                                                 std::string_view source = "config");
+                                                 std::string_view source = "config",
+                                                 std::span<const std::string> overrides = {});
 
 // "--upstream NAME=stdio:COMMAND ARGS...", "--upstream NAME=https://..." and
 // "NAME=http://...". Arguments are split on spaces; single and double quotes group.
