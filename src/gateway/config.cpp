@@ -699,7 +699,7 @@ void apply_override(YAML::Node& root, const std::string& flag) {
         if (at.IsSequence()) {
             const auto index = list_index(part, at.size());
             if (!index || (!last && *index == at.size())) {
-                throw ConfigError{"--set " + key + ": " + walked + " has no element " + part};
+                throw ConfigError{fmt::format("--set {}: {} has no element {}", key, walked, part)};
             }
             if (last) {
                 if (*index == at.size()) {
@@ -723,9 +723,12 @@ void apply_override(YAML::Node& root, const std::string& flag) {
             YAML::Node next = at[part];
             at.reset(next);
         } else {
-            throw ConfigError{"--set " + key + ": " + walked + " is not a mapping or a list"};
+            throw ConfigError{fmt::format("--set {}: {} is not a mapping or a list", key, walked)};
         }
-        walked += (walked.empty() ? "" : ".") + part;
+        if (!walked.empty()) {
+            walked += '.';
+        }
+        walked += part;
     }
 }
 
