@@ -193,13 +193,38 @@ std::vector<std::vector<Verdict>> Guard::review(std::string_view kind,
     return out;
 }
 
+Verdict Guard::review_instructions(const std::string& upstream, std::string_view text) {
+    integrity::ScanContext context;
+    context.upstream = upstream;
+    for (const auto& [other, kinds] : known_) {
+        if (other == upstream) {
+            continue;
+        }
+        if (const auto k = kinds.find("tool"); k != kinds.end()) {
+            for (const auto& n : k->second) {
+                context.others.push_back({other, n});
+            }
+        }
+    }
+    const json::object item{{"name", "instructions"}, {"instructions", text}};
+    return review_one("instructions", upstream, item, context);
+}
+
 Verdict Guard::review_one(std::string_view kind, const std::string& upstream,
                           const json::object& item, const integrity::ScanContext& context) {
-    const std::string name = item_name(item);
+    // A resource is known by its URI (names repeat); instructions are one per upstream.
+    std::string name = item_name(item);
+    if (kind == "resource") {
+        const auto* uri = item.if_contains("uri");
+        name = uri != nullptr && uri->is_string() ? std::string(uri->get_string()) : std::string{};
+    }
     const std::string label = fmt::format("{} {} of upstream {}", kind, name, upstream);
     Verdict v;
-    // 1. The publisher's manifest, when the upstream has one.
-    if (const auto m = manifests_.find(upstream); m != manifests_.end()) {
+    // 1. The publisher's manifest, when the upstream has one (manifests list
+    // tools, prompts and resource templates; resources and instructions are
+    // pinned and scanned only).
+    if (const auto m = manifests_.find(upstream);
+        m != manifests_.end() && kind != "resource" && kind != "instructions") {
         const auto digest = integrity::canonical_digest(item);
         const auto want = m->second.find({std::string(kind), name});
         if (want == m->second.end() || !digest || *digest != want->second) {
@@ -260,7 +285,9 @@ Verdict Guard::review_one(std::string_view kind, const std::string& upstream,
         }
     }
     // 3. The poisoning scanner.
-    const auto findings = scanner_->scan(item, kind, context);
+    // The scanner reads a resource as it reads a resource template.
+    const auto findings = scanner_->scan(
+        item, kind == "resource" ? std::string_view("resourceTemplate") : kind, context);
     const integrity::Finding* top = nullptr;
     for (const auto& f : findings) {
         if (top == nullptr || f.severity > top->severity) {

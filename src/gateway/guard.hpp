@@ -51,6 +51,10 @@ class Guard final {
     [[nodiscard]] std::vector<std::vector<Verdict>> review(std::string_view kind,
                                                            const std::vector<Input>& lists);
 
+    // An upstream's `instructions` (its initialize result), pinned as the item
+    // "instructions" of kind "instructions" and scanned like a definition.
+    [[nodiscard]] Verdict review_instructions(const std::string& upstream, std::string_view text);
+
     // Adds the gateway's signature to a list result it serves (when enabled).
     void sign(boost::json::object& result, std::string_view method);
 

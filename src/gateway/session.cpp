@@ -36,6 +36,20 @@ std::string error_text(const json::object& body) {
     return m != nullptr && m->is_string() ? std::string(m->get_string()) : "error";
 }
 
+// The key a verdict is kept under: "tool:PREFIXname", and for a resource
+// "resource:URI" with the URI as reads are routed (normalized).
+std::string verdict_key(std::string_view kind, const std::string& prefix, const json::object& o) {
+    if (kind == "resource") {
+        const auto* u = o.if_contains("uri");
+        if (u == nullptr || !u->is_string()) {
+            return "resource:";
+        }
+        auto normal = transport::normalize_resource_uri(u->get_string());
+        return "resource:" + (normal ? *normal : std::string(u->get_string()));
+    }
+    return fmt::format("{}:{}{}", kind, prefix, item_name(o));
+}
+
 }  // namespace
 
 GatewaySession::GatewaySession(SharedState& shared, transport::ServerSession& downstream)
@@ -444,6 +458,14 @@ void GatewaySession::handle_request(mcp::Message m, StreamId stream) {
             if (const auto t = traces_.find(mcp::id_text(m.id)); t != traces_.end()) {
                 t->second.target = m.uri;
             }
+        }
+        if (const auto b = blocked_.find("resource:" + m.uri); b != blocked_.end()) {
+            spdlog::info("session {}: resource {} refused: {}", log_id_, m.uri, b->second.reason);
+            mark(m.id, "blocked");
+            respond(stream, mcp::make_error(m.id, mcp::code::tool_blocked,
+                                            "Blocked by tool integrity: " + b->second.reason,
+                                            b->second.data));
+            return;
         }
         const auto link = route_uri(m.uri);
         if (!link) {
@@ -1210,7 +1232,17 @@ void GatewaySession::finish_initialize(const json::value& id, StreamId stream) {
         subscribe = subscribe || flag("resources", "subscribe");
         if (const auto* text = result.if_contains("instructions");
             text != nullptr && text->is_string()) {
-            instructions.emplace_back(link.config->name, std::string(text->get_string()));
+            // Instructions reach the model as surely as tool descriptions do:
+            // pinned and scanned the same way, withheld when blocked or stripped.
+            const Verdict v = shared_.guard != nullptr ? shared_.guard->review_instructions(
+                                                             link.config->name, text->get_string())
+                                                       : Verdict{};
+            if (v.clean() || v.listed()) {
+                instructions.emplace_back(link.config->name, std::string(text->get_string()));
+            } else {
+                spdlog::warn("session {}: the instructions of upstream {} are withheld: {}",
+                             log_id_, link.config->name, v.reason);
+            }
         }
     }
     if (!failures.empty()) {
@@ -1300,6 +1332,7 @@ void GatewaySession::list(const mcp::Message& m, StreamId stream, std::string_vi
         const std::string_view kind = k == "tools"               ? "tool"
                                       : k == "prompts"           ? "prompt"
                                       : k == "resourceTemplates" ? "resourceTemplate"
+                                      : k == "resources"         ? "resource"
                                                                  : "";
         std::vector<std::vector<Verdict>> verdicts;
         if (shared_.guard != nullptr && !kind.empty()) {
@@ -1334,8 +1367,7 @@ void GatewaySession::list(const mcp::Message& m, StreamId stream, std::string_vi
                     note_listed(std::string(kind) + ":" + links_[i].prefix + item_name(o));
                 }
                 if (!verdicts.empty() &&
-                    !note_verdict(std::string(kind) + ":" + links_[i].prefix + item_name(o),
-                                  verdicts[i][j])) {
+                    !note_verdict(verdict_key(kind, links_[i].prefix, o), verdicts[i][j])) {
                     continue;  // blocked or stripped: the client never sees it
                 }
                 if (names == Names::prefixed) {

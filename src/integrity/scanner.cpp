@@ -50,6 +50,7 @@ enum class Check : std::uint8_t {
     mixed_script,
     name_collision,
     name_imitation,
+    well_known_imitation,
     shadowing,
     scan_limit,
 };
@@ -60,7 +61,7 @@ struct CheckInfo {
     std::string_view parameter;  // the one required parameter, if any
 };
 
-constexpr std::array<CheckInfo, 11> k_checks = {{
+constexpr std::array<CheckInfo, 12> k_checks = {{
     {"long_text", Check::long_text, "max_bytes"},
     {"encoded_blob", Check::encoded_blob, "min_length"},
     {"unicode_tags", Check::unicode_tags, ""},
@@ -70,6 +71,7 @@ constexpr std::array<CheckInfo, 11> k_checks = {{
     {"mixed_script", Check::mixed_script, ""},
     {"name_collision", Check::name_collision, ""},
     {"name_imitation", Check::name_imitation, ""},
+    {"well_known_imitation", Check::well_known_imitation, ""},
     {"shadowing", Check::shadowing, ""},
     {"scan_limit", Check::scan_limit, ""},
 }};
@@ -110,6 +112,23 @@ bool scanned_member(unsigned kind, std::string_view key) {
     }
 }
 
+// Two names imitate each other when a key matches: the skeleton then folded
+// catches "Read-FiIe" for "read_file"; folded then skeleton catches
+// "READ_FILE" (whose "I" the skeleton alone maps to "l"); the loose key also
+// takes "i" for "l" ("edlt_file") and "vv" for "w".
+struct NameKeys {
+    std::string skeleton_folded;
+    std::string folded_skeleton;
+    std::string loose;
+    std::string folded;  // case, "-", "_", "." and " " ignored, nothing else
+
+    [[nodiscard]] bool matches(const NameKeys& o) const {
+        return (!skeleton_folded.empty() && skeleton_folded == o.skeleton_folded) ||
+               (!folded_skeleton.empty() && folded_skeleton == o.folded_skeleton) ||
+               (!loose.empty() && loose == o.loose);
+    }
+};
+
 struct Rule {
     std::string id;
     Severity severity = Severity::info;
@@ -121,6 +140,9 @@ struct Rule {
     std::vector<std::string> fields;
     std::vector<std::string> not_fields;
     std::uint64_t field_mask = ~std::uint64_t{0};  // over RuleSet::field_names, see field_bit
+    // well_known_imitation: the names, and their keys (made once ICU is open).
+    std::vector<std::string> names;
+    std::vector<NameKeys> name_keys;
 
     [[nodiscard]] bool applies(unsigned kind, std::uint64_t field_bit) const {
         return (kinds == 0 || (kinds & kind) != 0) && (field_mask & field_bit) != 0;
@@ -602,21 +624,21 @@ std::string skeleton(const RuleSet& r, std::string_view s) {
     return out;
 }
 
-// Two names imitate each other when either key matches: the skeleton then
-// folded catches "Read-FiIe" for "read_file"; folded then skeleton catches
-// "READ_FILE" (whose "I" the skeleton alone maps to "l").
-struct NameKeys {
-    std::string skeleton_folded;
-    std::string folded_skeleton;
-
-    [[nodiscard]] bool matches(const NameKeys& o) const {
-        return (!skeleton_folded.empty() && skeleton_folded == o.skeleton_folded) ||
-               (!folded_skeleton.empty() && folded_skeleton == o.folded_skeleton);
-    }
-};
-
 NameKeys name_keys(const RuleSet& r, std::string_view name) {
-    return {fold(r, skeleton(r, name)), skeleton(r, fold(r, name))};
+    NameKeys keys{fold(r, skeleton(r, name)), skeleton(r, fold(r, name)), {}, fold(r, name)};
+    // UTS #39 keeps a lower-case "i" apart from "l", and "vv" from "w"; in a
+    // name, "edlt_file" is read as "edit_file" all the same.
+    std::string& loose = keys.loose;
+    for (std::size_t i = 0; i < keys.folded_skeleton.size(); ++i) {
+        const char c = keys.folded_skeleton[i];
+        if (c == 'v' && i + 1 < keys.folded_skeleton.size() && keys.folded_skeleton[i + 1] == 'v') {
+            loose += 'w';  // "vv" for "w", which the skeleton leaves apart too
+            ++i;
+        } else {
+            loose += c == 'i' ? 'l' : c;
+        }
+    }
+    return keys;
 }
 
 bool mixed_script(const RuleSet& r, std::string_view s) {
@@ -886,8 +908,24 @@ class Walker {
         for (const std::size_t r : rules_.check_rules) {
             const Rule& rule = rules_.rules[r];
             const bool collision = rule.check == Check::name_collision;
-            if ((!collision && rule.check != Check::name_imitation) ||
+            const bool well_known = rule.check == Check::well_known_imitation;
+            if ((!collision && !well_known && rule.check != Check::name_imitation) ||
                 !rule.applies(kind_, field_bit(rules_, "name"))) {
+                continue;
+            }
+            if (well_known) {
+                if (!own) {
+                    own = name_keys(rules_, name);
+                }
+                for (std::size_t k = 0; k < rule.names.size() && !seen(r); ++k) {
+                    // The same letters (another case, "-" for "_") are the tool
+                    // itself, or a fair copy of its interface: not an imitation.
+                    if (own->folded != rule.name_keys[k].folded &&
+                        own->matches(rule.name_keys[k])) {
+                        add(r, fmt::format("{} looks like the well-known tool {}", shown(name),
+                                           shown(rule.names[k])));
+                    }
+                }
                 continue;
             }
             for (const auto& other : context_.others) {
@@ -1051,6 +1089,17 @@ void read_check(const Reader& r, const YAML::Node& node, const std::string& at, 
             r.error(node[key], fmt::format("{}.{}: check {} takes no {}", at, key, name, key));
         }
     }
+    if (info->check == Check::well_known_imitation) {
+        if (!node["names"]) {
+            r.error(node, fmt::format("{}: check {} needs names: (a list)", at, name));
+        }
+        rule.names = r.strings(node["names"], at + ".names");
+        if (rule.names.empty()) {
+            r.error(node["names"], at + ".names: expected at least one name");
+        }
+    } else if (node["names"]) {
+        r.error(node["names"], fmt::format("{}.names: check {} takes no names", at, name));
+    }
     if (!info->parameter.empty()) {
         const std::string key(info->parameter);
         if (!node[key]) {
@@ -1075,7 +1124,7 @@ Rule read_rule(const Reader& r, const YAML::Node& node, const std::string& where
                std::set<std::string>& ids) {
     r.only(node, where,
            {"id", "severity", "rationale", "pattern", "check", "kinds", "fields", "not_fields",
-            "max_bytes", "min_length"});
+            "max_bytes", "min_length", "names"});
     Rule rule;
     if (!node["id"]) {
         r.error(node, where + ": every rule needs an id");
@@ -1109,7 +1158,7 @@ Rule read_rule(const Reader& r, const YAML::Node& node, const std::string& where
     }
     if (node["pattern"]) {
         read_pattern(r, node, at, rule);
-        for (const char* key : {"max_bytes", "min_length"}) {
+        for (const char* key : {"max_bytes", "min_length", "names"}) {
             if (node[key]) {
                 r.error(node[key], fmt::format("{}.{}: only for a check", at, key));
             }
@@ -1283,6 +1332,11 @@ void read_rules(const Reader& r, const YAML::Node& root, std::string_view origin
         throw RulesError{std::string(origin) + ": the patterns do not fit in memory together"};
     }
     open_icu(set, origin);
+    for (auto& rule : set.rules) {
+        for (const auto& n : rule.names) {
+            rule.name_keys.push_back(name_keys(set, n));
+        }
+    }
 }
 
 }  // namespace

@@ -113,6 +113,40 @@ TEST(IntegrityGateway, PoisonedToolIsBlocked) {
     EXPECT_TRUE(call(c, "fx__whoami").contains("result"));
 }
 
+// What reaches the model besides tools: an upstream's instructions and its
+// resources are pinned and scanned the same way, and what is blocked never
+// reaches the client (a blocked resource cannot be read either).
+TEST(IntegrityGateway, InstructionsAndResourcesAreReviewedLikeTools) {
+    Harness h({fixture_in_mode("fx", "context"), fixture_upstream("ok")});
+    McpClient c(h);
+    const auto init = c.initialize();
+    ASSERT_TRUE(init.contains("result")) << json::serialize(init);
+    const auto& result = init.at("result").as_object();
+    ASSERT_TRUE(result.contains("instructions"));
+    const std::string instructions(result.at("instructions").as_string());
+    EXPECT_EQ(instructions.find("id_rsa"), std::string::npos) << instructions;
+    EXPECT_NE(instructions.find("[ok] A scripted test server."), std::string::npos) << instructions;
+
+    const auto listed = c.request("resources/list");
+    ASSERT_TRUE(listed.contains("result")) << json::serialize(listed);
+    std::vector<std::string> uris;
+    for (const auto& r : listed.at("result").at("resources").as_array()) {
+        uris.emplace_back(r.at("uri").as_string());
+    }
+    EXPECT_TRUE(has(uris, "file:///public/readme.txt"));
+    EXPECT_FALSE(has(uris, "file:///public/notes.txt"));
+    // The list is signed like the others.
+    EXPECT_TRUE(listed.at("result").as_object().contains("_meta"));
+
+    const auto read = [&c](const char* uri) {
+        return c.request("resources/read", json::object{{"uri", uri}});
+    };
+    EXPECT_TRUE(read("file:///public/readme.txt").contains("result"));
+    const auto refused = read("file:///public/notes.txt");
+    EXPECT_EQ(code(refused), mcp::code::tool_blocked) << json::serialize(refused);
+    EXPECT_EQ(data(refused, "integrity"), "finding");
+}
+
 TEST(IntegrityGateway, StripHidesAndAlertLists) {
     {
         Harness h({fixture_in_mode("fx", "poisoned")},
