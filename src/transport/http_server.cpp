@@ -1386,6 +1386,39 @@ void HttpServer::stop() {
     }
 }
 
+HttpServer::RawAnswer HttpServer::answer(std::string_view bytes, const PeerInfo& peer) {
+    const auto& options = impl_->options;
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(options.limits.max_header_bytes));
+    parser.body_limit(options.limits.max_body_bytes);
+    RawAnswer out;
+    boost::system::error_code ec;
+    while (!ec && !parser.is_done() && out.used < bytes.size()) {
+        out.used += parser.put(asio::buffer(bytes.data() + out.used, bytes.size() - out.used), ec);
+        if (ec == http::error::need_more) {
+            ec = {};
+            break;
+        }
+    }
+    if (ec) {
+        const auto failure = read_failure(ec, false, options);
+        out.status = failure ? static_cast<int>(failure->result_int()) : 0;
+        out.used = bytes.size();
+        return out;
+    }
+    if (!parser.is_done()) {
+        out.used = bytes.size();
+        return out;
+    }
+    const Request req = parser.release();
+    const Outcome answer = handle(*impl_, req, peer);
+    out.status = static_cast<int>(answer.response.result_int());
+    if (answer.with_session_header && answer.session) {
+        out.session_id = answer.session->id();
+    }
+    return out;
+}
+
 HttpServerStats HttpServer::stats() const {
     return {impl_->connections.size(), impl_->sessions.size(), impl_->open_streams,
             impl_->buffered,           impl_->evicted,         impl_->overload()};

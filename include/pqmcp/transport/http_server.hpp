@@ -186,6 +186,17 @@ class HttpServer final {
     void stop();
     [[nodiscard]] HttpServerStats stats() const;
 
+    // What the listener answers to the first request in `bytes`, parsed with
+    // its limits and handled as a request read from a connection would be,
+    // without TLS or a socket (SSE answers give their status only). For the
+    // fuzz target of the request path, tests/fuzz/fuzz_http_request.cpp.
+    struct RawAnswer {
+        int status = 0;          // 0: the bytes end before a whole request
+        std::size_t used = 0;    // bytes that request took
+        std::string session_id;  // the answer's Mcp-Session-Id, if any
+    };
+    [[nodiscard]] RawAnswer answer(std::string_view bytes, const PeerInfo& peer);
+
     struct Impl;
 
   private:
