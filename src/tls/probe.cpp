@@ -89,18 +89,6 @@ bool is_ip_address(std::string_view host) {
 
 }  // namespace
 
-std::string_view to_string(Verdict verdict) noexcept {
-    switch (verdict) {
-        case Verdict::quantum_safe:
-            return "quantum-safe";
-        case Verdict::hybrid_optional:
-            return "hybrid-optional";
-        case Verdict::classical:
-            return "classical";
-    }
-    return "classical";
-}
-
 std::vector<std::string> available_groups() {
     std::vector<std::string> out;
     crypto::SslCtxPtr ctx(SSL_CTX_new_ex(nullptr, nullptr, TLS_client_method()));
