@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 
@@ -35,6 +36,28 @@ test('server-filesystem: read a file in a temporary root', async (t) => {
   } finally {
     await client.close();
   }
+});
+
+// The npx preset: the sandbox grants the Node installation and ~/.npm; the
+// package comes from this project's own install (--offline, and the project
+// directory granted for reading), so nothing is fetched and the network stays
+// off. What npx tries beyond that (the user's ~/.npmrc, which may hold
+// registry tokens) is refused and reported with the grant that would allow it.
+test('server-filesystem started by npx, sandboxed with the npx preset and no network', async (t) => {
+  const root = tempDir(t);
+  const file = path.join(root, 'hello.txt');
+  writeFileSync(file, 'via npx\n');
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const gateway = await startGateway(t, ['--upstream',
+    `fs=stdio:npx --offline @modelcontextprotocol/server-filesystem ${root}`, '--sandbox-read', `fs=${here}`]);
+  const client = await session(gateway);
+  try {
+    const result = await client.callTool({ name: 'fs__read_text_file', arguments: { path: file } });
+    assert.equal(text(result), 'via npx\n');
+  } finally {
+    await client.close();
+  }
+  assert.ok(gateway.stderr.some((l) => /upstream fs: sandboxed \(.*network none\)/.test(l)), gateway.stderr.join('\n'));
 });
 
 test('server-memory: entities written and read back', async (t) => {
