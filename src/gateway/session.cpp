@@ -459,12 +459,7 @@ void GatewaySession::handle_request(mcp::Message m, StreamId stream) {
                 t->second.target = m.uri;
             }
         }
-        if (const auto b = blocked_.find("resource:" + m.uri); b != blocked_.end()) {
-            spdlog::info("session {}: resource {} refused: {}", log_id_, m.uri, b->second.reason);
-            mark(m.id, "blocked");
-            respond(stream, mcp::make_error(m.id, mcp::code::tool_blocked,
-                                            "Blocked by tool integrity: " + b->second.reason,
-                                            b->second.data));
+        if (refuse_if_blocked(stream, m.id, "resource:" + m.uri, m.uri)) {
             return;
         }
         const auto link = route_uri(m.uri);
@@ -590,16 +585,10 @@ void GatewaySession::admit(mcp::Message m, StreamId stream, std::optional<std::s
             return;
         }
     }
-    if (shared_.guard != nullptr && link && (tool_call || m.method == mcp::method::prompts_get)) {
-        const auto b = blocked_.find(std::string(tool_call ? "tool:" : "prompt:") + m.name);
-        if (b != blocked_.end()) {
-            spdlog::info("session {}: {} refused: {}", log_id_, m.name, b->second.reason);
-            mark(m.id, "blocked");
-            respond(stream, mcp::make_error(m.id, mcp::code::tool_blocked,
-                                            "Blocked by tool integrity: " + b->second.reason,
-                                            b->second.data));
-            return;
-        }
+    if (shared_.guard != nullptr && link && (tool_call || m.method == mcp::method::prompts_get) &&
+        refuse_if_blocked(stream, m.id, std::string(tool_call ? "tool:" : "prompt:") + m.name,
+                          m.name)) {
+        return;
     }
     if (!policy) {
         proceed(std::move(m));
@@ -924,6 +913,20 @@ void GatewaySession::note_listed(const std::string& key) {
         listed_.clear();
     }
     listed_.insert(key);
+}
+
+bool GatewaySession::refuse_if_blocked(StreamId stream, const json::value& id,
+                                       const std::string& key, std::string_view what) {
+    const auto b = blocked_.find(key);
+    if (b == blocked_.end()) {
+        return false;
+    }
+    spdlog::info("session {}: {} refused: {}", log_id_, what, b->second.reason);
+    mark(id, "blocked");
+    respond(stream,
+            mcp::make_error(id, mcp::code::tool_blocked,
+                            "Blocked by tool integrity: " + b->second.reason, b->second.data));
+    return true;
 }
 
 bool GatewaySession::note_verdict(const std::string& key, const Verdict& v) {

@@ -100,6 +100,9 @@ class GatewaySession final : public transport::SessionHandler, public Subscriber
     // Records an integrity verdict for "<kind>:<gateway name>"; false when the
     // item must not be listed.
     bool note_verdict(const std::string& key, const Verdict& v);
+    // Answers -32011 when the item under `key` was blocked by integrity.
+    bool refuse_if_blocked(transport::StreamId stream, const boost::json::value& id,
+                           const std::string& key, std::string_view what);
     // Learns the tool definitions of `link` (tools/list) for schema checks.
     // Learns the tools (or prompts) `link` lists: reviewed, their names
     // noted, tools' schemas learned.

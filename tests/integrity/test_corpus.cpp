@@ -85,34 +85,29 @@ struct Measure {
 Measure measure(const Scanner& s, bool held_out, std::vector<std::string>* missed,
                 std::vector<std::string>* false_positives) {
     Measure m;
-    for (const auto& e : load("poisoned.json")) {
-        if (e.held_out != held_out) {
-            continue;
+    // Each corpus once per process: both halves are measured from it.
+    static const std::vector<Entry> poisoned = load("poisoned.json");
+    static const std::vector<Entry> benign = load("benign.json");
+    const auto count = [&](const std::vector<Entry>& entries, Tally& all,
+                           std::map<std::string, Tally>& by_class, bool want_hit,
+                           std::vector<std::string>* listed) {
+        for (const auto& e : entries) {
+            if (e.held_out != held_out) {
+                continue;
+            }
+            const bool hit = caught(s, e);
+            auto& c = by_class[e.cls];
+            ++c.total;
+            ++all.total;
+            c.hits += hit ? 1U : 0U;
+            all.hits += hit ? 1U : 0U;
+            if (hit == want_hit && listed != nullptr) {
+                listed->push_back(e.id + " (" + e.cls + ")");
+            }
         }
-        const bool hit = caught(s, e);
-        auto& c = m.poisoned_by_class[e.cls];
-        ++c.total;
-        ++m.poisoned.total;
-        c.hits += hit ? 1U : 0U;
-        m.poisoned.hits += hit ? 1U : 0U;
-        if (!hit && missed != nullptr) {
-            missed->push_back(e.id + " (" + e.cls + ")");
-        }
-    }
-    for (const auto& e : load("benign.json")) {
-        if (e.held_out != held_out) {
-            continue;
-        }
-        const bool hit = caught(s, e);
-        auto& c = m.benign_by_class[e.cls];
-        ++c.total;
-        ++m.benign.total;
-        c.hits += hit ? 1U : 0U;
-        m.benign.hits += hit ? 1U : 0U;
-        if (hit && false_positives != nullptr) {
-            false_positives->push_back(e.id + " (" + e.cls + ")");
-        }
-    }
+    };
+    count(poisoned, m.poisoned, m.poisoned_by_class, false, missed);
+    count(benign, m.benign, m.benign_by_class, true, false_positives);
     return m;
 }
 
