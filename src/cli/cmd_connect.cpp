@@ -367,8 +367,10 @@ int run_connect(ConnectArgs a) {
                         out.write(mcp::serialize(mcp::make_error(item.error())));
                     } else {
                         if (item->kind == mcp::Kind::request &&
-                            (item->method == mcp::method::tools_list ||
+                            (item->method == mcp::method::initialize ||
+                             item->method == mcp::method::tools_list ||
                              item->method == mcp::method::prompts_list ||
+                             item->method == mcp::method::resources_list ||
                              item->method == mcp::method::resources_templates_list) &&
                             list_requests.size() < 1024) {
                             list_requests[mcp::id_text(item->id)] = item->method;

@@ -1297,6 +1297,11 @@ void GatewaySession::finish_initialize(const json::value& id, StreamId stream) {
     if (!text.empty()) {
         result["instructions"] = text;
     }
+    if (shared_.guard != nullptr) {
+        // The instructions reach the model like a tool list does: signed the
+        // same way, so `connect --strict-tools` can check them too.
+        shared_.guard->sign(result, mcp::method::initialize);
+    }
     spdlog::info("session {} initialized: protocol {}, client {}, {} of {} upstreams", log_id_,
                  version_, mcp::serialize(client_params_.at("clientInfo")), ready, links_.size());
     reply(stream, id, std::move(result));

@@ -202,10 +202,16 @@ TEST(IntegrityGateway, ShadowingAnotherUpstreamsToolIsCaught) {
 TEST(IntegrityGateway, ListsAreSignedByTheGateway) {
     Harness h({demo_upstream()});
     McpClient c(h);
-    c.initialize();
+    const auto init = c.initialize();
     auto gateway = identity::PeerId::parse(h.peer_id());
     ASSERT_TRUE(gateway);
-    for (const std::string method : {"tools/list", "prompts/list", "resources/templates/list"}) {
+    ASSERT_TRUE(init.contains("result")) << json::serialize(init);
+    auto signed_init = integrity::verify_result(init.at("result").as_object(), "initialize", &*gateway);
+    EXPECT_TRUE(signed_init) << signed_init.error().message();
+    // Signed as an initialize result, it does not pass as a list.
+    EXPECT_FALSE(integrity::verify_result(init.at("result").as_object(), "tools/list", &*gateway));
+    for (const std::string method :
+         {"tools/list", "prompts/list", "resources/list", "resources/templates/list"}) {
         const auto r = c.request(method);
         ASSERT_TRUE(r.contains("result")) << method << ": " << json::serialize(r);
         auto v = integrity::verify_result(r.at("result").as_object(), method, &*gateway);

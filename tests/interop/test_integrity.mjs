@@ -68,9 +68,12 @@ test('server-everything passes the scanner and its signed lists verify', async (
 
 test('--strict-tools refuses the lists of a gateway that does not sign them', async (t) => {
   const gateway = await startGateway(t, ['--demo', '--no-sign-lists']);
-  const strict = await connected(t, gateway);
-  const err = await refused(strict.client.listTools(), UNVERIFIED);
-  assert.match(err.message, /--strict-tools: tools\/list refused: tools\/list carries no _meta\["pqmcp\/signature"\]/);
+  // The initialize result (the instructions the model reads) is signed like a list: unsigned, the
+  // session never starts.
+  const client = new Client({ name: 'interop', version: '1.0.0' });
+  t.after(() => client.close());
+  const err = await refused(client.connect(connectTransport(gateway, ['--strict-tools'])), UNVERIFIED);
+  assert.match(err.message, /--strict-tools: initialize refused: initialize carries no _meta\["pqmcp\/signature"\]/);
   // Without --strict-tools the unsigned list passes.
   const lax = await connected(t, gateway, []);
   assert.ok((await lax.client.listTools()).tools.length >= 5);
