@@ -8,6 +8,8 @@
 # Environment:
 #   PQMCP_DEPS        cache directory (default: $HOME/.cache/pqmcp)
 #   PQMCP_SKIP_APT=1  do not touch apt packages (for machines set up by hand)
+#   PQMCP_EXTRA_PACKAGES="a b"  Debian packages a target needs beyond these
+#                     (make fuzz: clang-16 and its libFuzzer runtime)
 #
 # Idempotent: a second run with everything present takes well under a second.
 set -euo pipefail
@@ -41,7 +43,10 @@ install_packages() {
   [[ "${PQMCP_SKIP_APT:-0}" == 1 ]] && return 0
   local missing=()
   local p
-  for p in "${PACKAGES[@]}"; do
+  local wanted=("${PACKAGES[@]}")
+  # shellcheck disable=SC2206  # a space-separated list by design
+  [[ -n "${PQMCP_EXTRA_PACKAGES:-}" ]] && wanted+=(${PQMCP_EXTRA_PACKAGES})
+  for p in "${wanted[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
       missing+=("$p")
     fi
