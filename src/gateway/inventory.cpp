@@ -48,34 +48,6 @@ struct ListStep {
     json::array Inventory::*target;
 };
 
-std::string error_text(const json::object& body) {
-    const auto* e = body.if_contains("error");
-    if (e == nullptr || !e->is_object()) {
-        return "a response with neither result nor error";
-    }
-    const auto& o = e->get_object();
-    std::string text = "error";
-    if (const auto* code = o.if_contains("code"); code != nullptr && code->is_int64()) {
-        text += " " + std::to_string(code->get_int64());
-    }
-    if (const auto* m = o.if_contains("message"); m != nullptr && m->is_string()) {
-        text += ": " + std::string(m->get_string());
-    }
-    return text;
-}
-
-std::optional<std::int64_t> error_code(const json::object& body) {
-    const auto* e = body.if_contains("error");
-    if (e == nullptr || !e->is_object()) {
-        return std::nullopt;
-    }
-    const auto* code = e->get_object().if_contains("code");
-    if (code == nullptr || !code->is_int64()) {
-        return std::nullopt;
-    }
-    return code->get_int64();
-}
-
 // One server: start, initialize, the lists page by page, stop. Runs on the
 // io_context of fetch_inventories(); `done` is called once, on that thread.
 class Fetch {
@@ -141,82 +113,47 @@ class Fetch {
             steps_.push_back({mcp::method::resources_templates_list, "resourceTemplates",
                               &Inventory::resource_templates});
         }
-        list(0, {}, 0);
+        list(0);
     }
 
-    // Page `pages` (0-based) of step `index`, from `cursor`.
-    void list(std::size_t index, std::optional<json::value> cursor, std::size_t pages) {
+    // Every page of step `index`, then the next step.
+    void list(std::size_t index) {
         if (index >= steps_.size()) {
             succeeded();
             return;
         }
         const ListStep& step = steps_.at(index);
-        json::object params;
-        if (cursor) {
-            params["cursor"] = *cursor;
-        }
-        auto message = mcp::make_request(0, step.method, std::move(params));
-        client_->request(
-            std::move(message), nullptr,
-            [this, index, pages,
-             previous = cursor](tl::expected<mcp::Message, UpstreamClient::Failure> reply) {
+        client_->list_all(
+            step.method, step.key, nullptr, options_.max_pages,
+            [this, index](tl::expected<UpstreamClient::Listed, UpstreamClient::Failure> listed) {
                 if (finished_) {
                     return;
                 }
                 const ListStep& s = steps_.at(index);
                 const std::string what(s.method);
-                if (!reply) {
-                    failed(reply.error().code == mcp::code::upstream_timeout
-                               ? InventoryErrc::timeout
-                               : InventoryErrc::list_failed,
-                           what + ": " + reply.error().message);
-                    return;
-                }
-                const json::object& body = reply->body;
-                const auto* result = body.if_contains("result");
-                if (result == nullptr || !result->is_object()) {
+                if (!listed) {
                     // Offered in the capabilities and still missing: servers
                     // that implement resources/list only are common.
-                    if (error_code(body) == mcp::code::method_not_found) {
-                        inventory_.notes.push_back(what + ": not implemented (" + error_text(body) +
-                                                   ")");
-                        list(index + 1, {}, 0);
+                    if (listed.error().code == mcp::code::method_not_found) {
+                        inventory_.notes.push_back(what + ": not implemented (" +
+                                                   listed.error().message + ")");
+                        list(index + 1);
                         return;
                     }
-                    failed(InventoryErrc::list_failed, what + ": " + error_text(body));
+                    failed(listed.error().code == mcp::code::upstream_timeout
+                               ? InventoryErrc::timeout
+                               : InventoryErrc::list_failed,
+                           what + ": " + listed.error().message);
                     return;
                 }
-                const json::object& r = result->get_object();
-                const auto* items = r.if_contains(s.key);
-                if (items != nullptr && !items->is_array()) {
-                    failed(InventoryErrc::list_failed,
-                           what + ": \"" + std::string(s.key) + "\" is not an array");
-                    return;
+                json::array& target = inventory_.*(s.target);
+                for (auto& item : listed->items) {
+                    target.push_back(std::move(item));
                 }
-                if (items != nullptr) {
-                    json::array& target = inventory_.*(s.target);
-                    for (const auto& item : items->get_array()) {
-                        target.push_back(item);
-                    }
+                if (!listed->note.empty()) {
+                    inventory_.notes.push_back(what + ": " + listed->note);
                 }
-                const auto* next = r.if_contains("nextCursor");
-                if (next == nullptr || next->is_null() ||
-                    (next->is_string() && next->get_string().empty())) {
-                    list(index + 1, {}, 0);
-                    return;
-                }
-                if (previous && *previous == *next) {
-                    inventory_.notes.push_back(what + ": the server repeated its cursor; stopped");
-                    list(index + 1, {}, 0);
-                    return;
-                }
-                if (pages + 1 >= options_.max_pages) {
-                    inventory_.notes.push_back(what + ": stopped after " +
-                                               std::to_string(options_.max_pages) + " pages");
-                    list(index + 1, {}, 0);
-                    return;
-                }
-                list(index, *next, pages + 1);
+                list(index + 1);
             });
     }
 

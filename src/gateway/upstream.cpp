@@ -450,6 +450,99 @@ void UpstreamClient::launch() {
     send_now(mcp::make_request(id, mcp::method::initialize, init_params_));
 }
 
+namespace {
+
+struct ListState {
+    std::string method;
+    std::string key;
+    Subscriber* owner = nullptr;
+    std::size_t max_pages = 0;
+    UpstreamClient::ListReply done;
+    UpstreamClient::Listed listed;
+};
+
+}  // namespace
+
+void UpstreamClient::list_all(std::string_view method, std::string_view key, Subscriber* owner,
+                              std::size_t max_pages, ListReply done) {
+    auto state = std::make_shared<ListState>();
+    state->method = method;
+    state->key = key;
+    state->owner = owner;
+    state->max_pages = std::max<std::size_t>(max_pages, 1);
+    state->done = std::move(done);
+    // Each page's request holds the state; the pager holds itself weakly.
+    using Pager = std::function<void(std::optional<json::value>, std::size_t)>;
+    auto pager = std::make_shared<Pager>();
+    *pager = [this, state, weak = std::weak_ptr<Pager>(pager)](std::optional<json::value> cursor,
+                                                               std::size_t page) {
+        json::object params;
+        if (cursor) {
+            params["cursor"] = *cursor;
+        }
+        request(
+            mcp::make_request(0, state->method, std::move(params)), state->owner,
+            [state, page, previous = std::move(cursor),
+             next_page = weak.lock()](tl::expected<mcp::Message, Failure> reply) {
+                if (!reply) {
+                    state->done(tl::unexpected(std::move(reply.error())));
+                    return;
+                }
+                const json::object& body = reply->body;
+                const auto* result = body.if_contains("result");
+                if (result == nullptr || !result->is_object()) {
+                    const auto* error = body.if_contains("error");
+                    const json::object* e = error != nullptr ? error->if_object() : nullptr;
+                    const auto* code = e != nullptr ? e->if_contains("code") : nullptr;
+                    const auto* text = e != nullptr ? e->if_contains("message") : nullptr;
+                    const bool coded = code != nullptr && code->is_int64();
+                    std::string why = e == nullptr ? std::string("a response with neither result "
+                                                                 "nor error")
+                                                   : std::string("error");
+                    if (coded) {
+                        why += " " + std::to_string(code->as_int64());
+                    }
+                    if (text != nullptr && text->is_string()) {
+                        why += ": " + std::string(text->get_string());
+                    }
+                    state->done(tl::unexpected(Failure{
+                        coded ? static_cast<int>(code->as_int64()) : mcp::code::internal_error,
+                        std::move(why)}));
+                    return;
+                }
+                const json::object& r = result->get_object();
+                if (const auto* items = r.if_contains(state->key); items != nullptr) {
+                    if (!items->is_array()) {
+                        state->done(tl::unexpected(
+                            Failure{mcp::code::internal_error,
+                                    "\"" + state->key + "\" is not an array"}));
+                        return;
+                    }
+                    for (const auto& item : items->get_array()) {
+                        state->listed.items.push_back(item);
+                    }
+                }
+                const auto* next = r.if_contains("nextCursor");
+                if (next == nullptr || next->is_null() ||
+                    (next->is_string() && next->get_string().empty())) {
+                    state->done(std::move(state->listed));
+                    return;
+                }
+                if (previous && *previous == *next) {
+                    state->listed.note = "the server repeated its cursor; stopped";
+                } else if (page + 1 >= state->max_pages) {
+                    state->listed.note =
+                        "stopped after " + std::to_string(state->max_pages) + " pages";
+                } else if (next_page) {
+                    (*next_page)(*next, page + 1);
+                    return;
+                }
+                state->done(std::move(state->listed));
+            });
+    };
+    (*pager)(std::nullopt, 0);
+}
+
 std::uint64_t UpstreamClient::request(json::object message, Subscriber* owner, Reply reply,
                                       Progress progress) {
     if (state_ == State::failed || state_ == State::stopped) {

@@ -133,6 +133,18 @@ class UpstreamClient final : public std::enable_shared_from_this<UpstreamClient>
     // Returns a handle for cancel(). `owner` is the session it is for.
     std::uint64_t request(boost::json::object message, Subscriber* owner, Reply reply,
                           Progress progress = {});
+    // Every page of a list (`method` such as tools/list, its items under
+    // `key`), following nextCursor up to `max_pages` pages. A cursor the
+    // server repeats, or more pages than that, ends it with a note. Errors:
+    // the request's failure, or the server's JSON-RPC error as a Failure, or
+    // `key` that is not an array (-32603).
+    struct Listed {
+        boost::json::array items;
+        std::string note;  // why it stopped early ("" when it did not)
+    };
+    using ListReply = std::function<void(tl::expected<Listed, Failure>)>;
+    void list_all(std::string_view method, std::string_view key, Subscriber* owner,
+                  std::size_t max_pages, ListReply done);
     // notifications/cancelled for a request sent with request(); its reply is dropped.
     void cancel(std::uint64_t handle, std::string_view reason);
     void notify(const boost::json::object& notification);
