@@ -45,11 +45,7 @@ struct Gateway::Impl {
     explicit Impl(GatewayConfig c, std::string version)
         : config(std::move(c)),
           services{io, config, 0, {}, nullptr, {}, 0, {}},
-          shared{
-              services, {}, std::move(version), {}, {}, policy::Behaviour{}, {}, nullptr, nullptr,
-              0,        {}} {
-        shared.clock = [] { return std::chrono::steady_clock::now(); };
-    }
+          shared(services, std::move(version)) {}
 
     GatewayConfig config;
     asio::io_context io{1};

@@ -8,6 +8,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <utility>
 
 #include "guard.hpp"
 #include "pqmcp/policy/behaviour.hpp"
@@ -22,6 +23,11 @@ class GatewaySession;
 
 // Gateway-wide state the sessions share.
 struct SharedState {
+    explicit SharedState(Services& s, std::string version = {})
+        : services(s),
+          server_version(std::move(version)),
+          clock([] { return std::chrono::steady_clock::now(); }) {}
+
     Services& services;
     // Upstreams with `isolation: shared`: one client for every session.
     std::map<std::string, std::shared_ptr<UpstreamClient>> shared_clients;

@@ -1,13 +1,11 @@
 #include "audit_gate.hpp"
 
-#include "../recorder.hpp"
 #include "pqmcp/mcp/protocol.hpp"
 
 namespace pqmcp::gateway {
 
 Step AuditGateFilter::on_request(const std::shared_ptr<Exchange>& x, RequestChain& /*chain*/) {
-    if (x->message.method != mcp::method::tools_call || recorder_ == nullptr ||
-        recorder_->audit_allows_calls()) {
+    if (x->message.method != mcp::method::tools_call || !writable_ || writable_()) {
         return Step::next();
     }
     x->decision.disposition = Disposition::refused_audit;

@@ -12,7 +12,11 @@ std::unique_ptr<SessionChains> make_chains(const SessionParts& p) {
     auto c = std::make_unique<SessionChains>();
     std::vector<std::unique_ptr<RequestFilter>> in;
     in.push_back(std::make_unique<RouteFilter>(p.upstreams, p.router, p.log_id));
-    in.push_back(std::make_unique<AuditGateFilter>(p.shared.recorder));
+    std::function<bool()> writable;
+    if (Recorder* r = p.shared.recorder; r != nullptr) {
+        writable = [r] { return r->audit_allows_calls(); };
+    }
+    in.push_back(std::make_unique<AuditGateFilter>(std::move(writable)));
     in.push_back(std::make_unique<IntegrityCheck>(c->integrity, p.upstreams, p.lister, p.log_id));
     in.push_back(std::make_unique<SchemaCheck>(c->schemas, p.log_id));
     in.push_back(std::make_unique<BehaviourFilter>(p.shared, p.caller, p.log_id));
