@@ -18,6 +18,7 @@
 #include "pqmcp/observe/log.hpp"
 #include "pqmcp/tls/profile.hpp"
 #include "pqmcp/transport/http_util.hpp"
+#include "pqmcp/yaml/reader.hpp"
 
 namespace pqmcp::gateway {
 namespace {
@@ -36,119 +37,7 @@ class GatewayCategory final : public std::error_category {
     }
 };
 
-// A configuration error at a YAML node: thrown while reading, caught at the boundary.
-struct ConfigError {
-    std::string message;
-};
-
-class Reader {
-  public:
-    explicit Reader(std::string_view source) : source_(source) {}
-
-    [[noreturn]] void error(const YAML::Node& node, const std::string& key,
-                            const std::string& why) const {
-        std::string where(source_);
-        if (node.Mark().line >= 0) {
-            where += ":" + std::to_string(node.Mark().line + 1);
-        } else {
-            throw ConfigError{"--set " + key + ": " + why};  // made from a flag, not the file
-        }
-        throw ConfigError{where + ": " + key + ": " + why};
-    }
-
-    std::string string(const YAML::Node& node, const std::string& key) const {
-        if (!node.IsScalar()) {
-            error(node, key, "expected a string");
-        }
-        return node.Scalar();
-    }
-
-    bool boolean(const YAML::Node& node, const std::string& key) const {
-        const std::string s = string(node, key);
-        if (s == "true" || s == "yes" || s == "on") {
-            return true;
-        }
-        if (s == "false" || s == "no" || s == "off") {
-            return false;
-        }
-        error(node, key, "expected true or false, not \"" + s + "\"");
-    }
-
-    std::size_t count(const YAML::Node& node, const std::string& key) const {
-        const std::string s = string(node, key);
-        std::size_t value = 0;
-        const auto* end = s.data() + s.size();
-        if (s.empty() || std::from_chars(s.data(), end, value).ptr != end || value == 0) {
-            error(node, key, "expected a positive whole number, not \"" + s + "\"");
-        }
-        return value;
-    }
-
-    std::chrono::milliseconds duration(const YAML::Node& node, const std::string& key) const {
-        auto d = parse_duration(string(node, key));
-        if (!d) {
-            error(node, key, d.error().detail);
-        }
-        return *d;
-    }
-
-    std::vector<std::string> strings(const YAML::Node& node, const std::string& key) const {
-        std::vector<std::string> out;
-        if (node.IsScalar()) {
-            out.push_back(node.Scalar());
-            return out;
-        }
-        if (!node.IsSequence()) {
-            error(node, key, "expected a list of strings");
-        }
-        for (const auto& item : node) {
-            out.push_back(string(item, key + "[]"));
-        }
-        return out;
-    }
-
-    std::vector<std::pair<std::string, std::string>> map(const YAML::Node& node,
-                                                         const std::string& key) const {
-        if (!node.IsMap()) {
-            error(node, key, "expected a mapping of names to strings");
-        }
-        std::vector<std::pair<std::string, std::string>> out;
-        for (const auto& kv : node) {
-            out.emplace_back(string(kv.first, key),
-                             string(kv.second, key + "." + kv.first.Scalar()));
-        }
-        return out;
-    }
-
-    // Every key of `node` must be one of `known`.
-    void only(const YAML::Node& node, const std::string& where,
-              std::initializer_list<std::string_view> known) const {
-        if (!node.IsMap()) {
-            error(node, where.empty() ? "(top level)" : where, "expected a mapping");
-        }
-        for (const auto& kv : node) {
-            const std::string k = kv.first.Scalar();
-            if (std::find(known.begin(), known.end(), k) == known.end()) {
-                std::string list;
-                for (const auto& n : known) {
-                    list += (list.empty() ? "" : ", ") + std::string(n);
-                }
-                std::string key = where;
-                if (!key.empty()) {
-                    key += '.';
-                }
-                key += k;
-                std::string why = "unknown key (expected one of: ";
-                why += list;
-                why += ")";
-                error(kv.first, key, why);
-            }
-        }
-    }
-
-  private:
-    std::string_view source_;
-};
+using yaml::Reader;
 
 // `sandbox: off`, `sandbox: on`, or the mapping.
 void read_sandbox(const Reader& r, const YAML::Node& node, const std::string& where,
@@ -664,7 +553,7 @@ std::optional<std::size_t> list_index(const std::string& part, std::size_t size)
 void apply_override(YAML::Node& root, const std::string& flag) {
     const auto eq = flag.find('=');
     if (eq == std::string::npos || eq == 0) {
-        throw ConfigError{"--set " + flag + ": expected KEY=VALUE (limits.max_sessions=100)"};
+        throw yaml::Problem{"--set " + flag + ": expected KEY=VALUE (limits.max_sessions=100)"};
     }
     const std::string key = flag.substr(0, eq);
     std::vector<std::string> parts;
@@ -672,7 +561,7 @@ void apply_override(YAML::Node& root, const std::string& flag) {
         const auto dot = key.find('.', from);
         parts.push_back(key.substr(from, dot == std::string::npos ? dot : dot - from));
         if (parts.back().empty()) {
-            throw ConfigError{"--set " + key + ": an empty part in the key"};
+            throw yaml::Problem{"--set " + key + ": an empty part in the key"};
         }
         if (dot == std::string::npos) {
             break;
@@ -683,7 +572,7 @@ void apply_override(YAML::Node& root, const std::string& flag) {
     try {
         value = detached(YAML::Load(flag.substr(eq + 1)));
     } catch (const YAML::Exception& e) {
-        throw ConfigError{"--set " + key + ": " + e.msg};
+        throw yaml::Problem{"--set " + key + ": " + e.msg};
     }
     if (!root.IsDefined() || root.IsNull()) {
         root = YAML::Node(YAML::NodeType::Map);  // an empty file (or none)
@@ -699,7 +588,7 @@ void apply_override(YAML::Node& root, const std::string& flag) {
         if (at.IsSequence()) {
             const auto index = list_index(part, at.size());
             if (!index || (!last && *index == at.size())) {
-                throw ConfigError{fmt::format("--set {}: {} has no element {}", key, walked, part)};
+                throw yaml::Problem{fmt::format("--set {}: {} has no element {}", key, walked, part)};
             }
             if (last) {
                 if (*index == at.size()) {
@@ -723,7 +612,7 @@ void apply_override(YAML::Node& root, const std::string& flag) {
             YAML::Node next = at[part];
             at.reset(next);
         } else {
-            throw ConfigError{fmt::format("--set {}: {} is not a mapping or a list", key, walked)};
+            throw yaml::Problem{fmt::format("--set {}: {} is not a mapping or a list", key, walked)};
         }
         if (!walked.empty()) {
             walked += '.';
@@ -737,17 +626,14 @@ void apply_override(YAML::Node& root, const std::string& flag) {
 Result<GatewayConfig> parse_config(std::string_view yaml, std::string_view source,
                                    std::span<const std::string> overrides) {
     try {
-        const Reader reader(source);
-        YAML::Node root = YAML::Load(std::string(yaml));
+        const Reader reader(source, "--set ");
+        YAML::Node root = yaml::load(yaml, source);
         for (const auto& flag : overrides) {
             apply_override(root, flag);
         }
         return read_config(reader, root);
-    } catch (const ConfigError& e) {
+    } catch (const yaml::Problem& e) {
         return fail(Errc::invalid_config, e.message);
-    } catch (const YAML::Exception& e) {
-        return fail(Errc::invalid_config,
-                    std::string(source) + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
     }
 }
 

@@ -1,4 +1,5 @@
 #include "pqmcp/integrity/discovery.hpp"
+#include "pqmcp/yaml/reader.hpp"
 
 #include <algorithm>
 #include <array>
@@ -111,15 +112,9 @@ json::value yaml_to_json(const YAML::Node& node) {
 
 Result<json::value> parse_yaml(std::string_view text, const std::string& origin) {
     try {
-        const YAML::Node root = YAML::Load(std::string(text));
-        return yaml_to_json(root);
-    } catch (const YAML::Exception& e) {
-        std::string where = origin;
-        if (e.mark.line >= 0) {
-            where +=
-                ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1);
-        }
-        return fail(DiscoveryErrc::malformed, where + ": " + e.msg);
+        return yaml_to_json(yaml::load(text, origin));
+    } catch (const yaml::Problem& e) {
+        return fail(DiscoveryErrc::malformed, e.message);
     }
 }
 

@@ -25,6 +25,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "pqmcp/integrity/scanner.hpp"
+#include "pqmcp/yaml/reader.hpp"
 
 namespace pqmcp::integrity {
 
@@ -990,74 +991,7 @@ class Walker {
 // ---------------------------------------------------------------------------
 // Loading
 
-struct RulesError {
-    std::string message;
-};
-
-class Reader {
-  public:
-    explicit Reader(std::string_view origin) : origin_(origin) {}
-
-    [[noreturn]] void error(const YAML::Node& node, const std::string& what) const {
-        std::string where(origin_);
-        if (node.Mark().line >= 0) {
-            where += ":" + std::to_string(node.Mark().line + 1);
-        }
-        throw RulesError{where + ": " + what};
-    }
-
-    [[nodiscard]] std::string string(const YAML::Node& node, const std::string& key) const {
-        if (!node.IsScalar()) {
-            error(node, key + ": expected a string");
-        }
-        return node.Scalar();
-    }
-
-    [[nodiscard]] std::vector<std::string> strings(const YAML::Node& node,
-                                                   const std::string& key) const {
-        std::vector<std::string> out;
-        if (node.IsScalar()) {
-            out.push_back(node.Scalar());
-        } else if (node.IsSequence()) {
-            for (const auto& item : node) {
-                out.push_back(string(item, key));
-            }
-        } else {
-            error(node, key + ": expected a string or a list of strings");
-        }
-        return out;
-    }
-
-    [[nodiscard]] std::size_t size(const YAML::Node& node, const std::string& key, std::size_t min,
-                                   std::size_t max) const {
-        const std::string s = string(node, key);
-        std::size_t value = 0;
-        const auto* end = s.data() + s.size();
-        const auto [ptr, ec] = std::from_chars(s.data(), end, value);
-        if (s.empty() || ec != std::errc{} || ptr != end || value < min || value > max) {
-            error(node, fmt::format("{}: expected a whole number from {} to {}, not \"{}\"", key,
-                                    min, max, s));
-        }
-        return value;
-    }
-
-    void only(const YAML::Node& node, const std::string& where,
-              std::initializer_list<std::string_view> known) const {
-        if (!node.IsMap()) {
-            error(node, where + ": expected a mapping");
-        }
-        for (const auto& kv : node) {
-            const std::string k = kv.first.Scalar();
-            if (std::find(known.begin(), known.end(), k) == known.end()) {
-                error(kv.first, fmt::format("{}: unknown key \"{}\" (expected one of: {})", where,
-                                            k, fmt::join(known, ", ")));
-            }
-        }
-    }
-
-  private:
-    std::string_view origin_;
-};
+using yaml::Reader;
 
 bool valid_id(std::string_view id) {
     return !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), [](char c) {
@@ -1254,7 +1188,7 @@ void open_icu(RuleSet& set, std::string_view origin) {
     }
     set.case_map.adoptInstead(ucasemap_open("", 0, &status));
     if (U_FAILURE(status)) {
-        throw RulesError{
+        throw yaml::Problem{
             fmt::format("{}: ICU's spoof checker is unavailable: {}", origin, u_errorName(status))};
     }
     for (std::size_t c = 0; c < set.ascii_skeleton.size(); ++c) {
@@ -1265,9 +1199,9 @@ void open_icu(RuleSet& set, std::string_view origin) {
 
 void read_rules(const Reader& r, const YAML::Node& root, std::string_view origin, RuleSet& set) {
     if (!root || root.IsNull()) {
-        throw RulesError{std::string(origin) + ": empty rule file (at least rules:)"};
+        throw yaml::Problem{std::string(origin) + ": empty rule file (at least rules:)"};
     }
-    r.only(root, "rule file", {"version", "limits", "rules"});
+    r.only(root, "", {"version", "limits", "rules"});
     if (root["version"] && r.string(root["version"], "version") != "1") {
         r.error(root["version"], "version: only version 1 exists");
     }
@@ -1294,7 +1228,7 @@ void read_rules(const Reader& r, const YAML::Node& root, std::string_view origin
         if (set.rules[i].check == Check::pattern) {
             std::string error;
             if (set.set->Add(relaxed(set.rules[i].regex->pattern()), &error) < 0) {
-                throw RulesError{fmt::format("{}: rule {}: {}", origin, set.rules[i].id, error)};
+                throw yaml::Problem{fmt::format("{}: rule {}: {}", origin, set.rules[i].id, error)};
             }
             set.set_rules.push_back(i);
         } else {
@@ -1312,7 +1246,7 @@ void read_rules(const Reader& r, const YAML::Node& root, std::string_view origin
         }
     }
     if (set.field_names.size() > k_max_field_names) {
-        throw RulesError{fmt::format("{}: the rules name more than {} distinct fields", origin,
+        throw yaml::Problem{fmt::format("{}: the rules name more than {} distinct fields", origin,
                                      k_max_field_names)};
     }
     for (auto& rule : set.rules) {
@@ -1329,7 +1263,7 @@ void read_rules(const Reader& r, const YAML::Node& root, std::string_view origin
     if (set.set_rules.empty()) {
         set.set.reset();
     } else if (!set.set->Compile()) {
-        throw RulesError{std::string(origin) + ": the patterns do not fit in memory together"};
+        throw yaml::Problem{std::string(origin) + ": the patterns do not fit in memory together"};
     }
     open_icu(set, origin);
     for (auto& rule : set.rules) {
@@ -1351,15 +1285,12 @@ Scanner::~Scanner() = default;
 Result<Scanner> Scanner::parse(std::string_view yaml, std::string_view origin) {
     try {
         const Reader reader(origin);
-        const YAML::Node root = YAML::Load(std::string(yaml));
+        const YAML::Node root = yaml::load(yaml, origin);
         auto rules = std::make_unique<Rules>();
         read_rules(reader, root, origin, *rules);
         return Scanner(std::move(rules));
-    } catch (const RulesError& e) {
+    } catch (const yaml::Problem& e) {
         return fail(Errc::bad_rules, e.message);
-    } catch (const YAML::Exception& e) {
-        return fail(Errc::bad_rules,
-                    std::string(origin) + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
     }
 }
 

@@ -12,6 +12,7 @@
 #include "pqmcp/core/duration.hpp"
 #include "pqmcp/crypto/util.hpp"
 #include "pqmcp/policy/policy.hpp"
+#include "pqmcp/yaml/reader.hpp"
 
 namespace pqmcp::policy {
 namespace json = boost::json;
@@ -24,130 +25,7 @@ class PolicyCategory final : public std::error_category {
     [[nodiscard]] std::string message(int /*code*/) const override { return "invalid policy"; }
 };
 
-struct PolicyError {
-    std::string message;
-};
-
-class Reader {
-  public:
-    explicit Reader(std::string_view source) : source_(source) {}
-
-    [[noreturn]] void error(const YAML::Node& node, const std::string& what) const {
-        std::string where(source_);
-        if (node.Mark().line >= 0) {
-            where += ":" + std::to_string(node.Mark().line + 1);
-        }
-        throw PolicyError{where + ": " + what};
-    }
-
-    [[nodiscard]] int line(const YAML::Node& node) const { return node.Mark().line + 1; }
-
-    std::string string(const YAML::Node& node, const std::string& key) const {
-        if (!node.IsScalar()) {
-            error(node, key + ": expected a string");
-        }
-        return node.Scalar();
-    }
-
-    std::vector<std::string> strings(const YAML::Node& node, const std::string& key) const {
-        std::vector<std::string> out;
-        if (node.IsScalar()) {
-            out.push_back(node.Scalar());
-        } else if (node.IsSequence()) {
-            for (const auto& item : node) {
-                out.push_back(string(item, key));
-            }
-        } else {
-            error(node, key + ": expected a string or a list of strings");
-        }
-        return out;
-    }
-
-    double number(const YAML::Node& node, const std::string& key) const {
-        const std::string s = string(node, key);
-        double value = 0;
-        const auto* end = s.data() + s.size();
-        const auto [ptr, ec] = std::from_chars(s.data(), end, value);
-        if (s.empty() || ec != std::errc{} || ptr != end) {
-            error(node, key + ": expected a number, not \"" + s + "\"");
-        }
-        return value;
-    }
-
-    bool boolean(const YAML::Node& node, const std::string& key) const {
-        const std::string s = string(node, key);
-        if (s == "true" || s == "yes" || s == "on") {
-            return true;
-        }
-        if (s == "false" || s == "no" || s == "off") {
-            return false;
-        }
-        error(node, key + ": expected true or false, not \"" + s + "\"");
-    }
-
-    void only(const YAML::Node& node, const std::string& where,
-              std::initializer_list<std::string_view> known) const {
-        if (!node.IsMap()) {
-            error(node, where + ": expected a mapping");
-        }
-        for (const auto& kv : node) {
-            const std::string k = kv.first.Scalar();
-            if (std::find(known.begin(), known.end(), k) == known.end()) {
-                std::string list;
-                for (const auto& n : known) {
-                    if (!list.empty()) {
-                        list += ", ";
-                    }
-                    list += n;
-                }
-                error(kv.first,
-                      fmt::format("{}: unknown key \"{}\" (expected one of: {})", where, k, list));
-            }
-        }
-    }
-
-    // A YAML scalar as JSON: plain scalars that read as numbers, booleans or
-    // null are those; quoted ones are strings.
-    json::value value(const YAML::Node& node, const std::string& key) const {
-        if (!node.IsScalar()) {
-            error(node, key + ": expected a single value");
-        }
-        const std::string& s = node.Scalar();
-        if (node.Tag() == "!") {
-            return json::value(s);
-        }
-        if (s == "true") {
-            return true;
-        }
-        if (s == "false") {
-            return false;
-        }
-        if (s == "null" || s == "~") {
-            return nullptr;
-        }
-        std::int64_t i = 0;
-        const auto* end = s.data() + s.size();
-        if (!s.empty() && std::from_chars(s.data(), end, i).ptr == end) {
-            return i;
-        }
-        double d = 0;
-        if (!s.empty() && std::from_chars(s.data(), end, d).ptr == end) {
-            return d;
-        }
-        return json::value(s);
-    }
-
-    std::chrono::milliseconds duration(const YAML::Node& node, const std::string& key) const {
-        auto d = parse_duration(string(node, key));
-        if (!d) {
-            error(node, key + ": " + d.error());
-        }
-        return *d;
-    }
-
-  private:
-    std::string_view source_;
-};
+using yaml::Reader;
 
 bool valid_id(std::string_view id) {
     return !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), [](char c) {
@@ -464,9 +342,9 @@ std::shared_ptr<const Policy> read_policy(const Reader& r, const YAML::Node& roo
     const auto digest = crypto::sha256(as_bytes(text));
     p->fingerprint = to_hex(ByteView(digest.data(), 6));
     if (!root || root.IsNull()) {
-        throw PolicyError{std::string(source) + ": empty policy (at least default: and rules:)"};
+        throw yaml::Problem{std::string(source) + ": empty policy (at least default: and rules:)"};
     }
-    r.only(root, "policy",
+    r.only(root, "",
            {"version", "default", "mode", "schema_validation", "groups", "identities", "tags",
             "behaviour", "purpose_from", "rules"});
     if (root["version"] && r.string(root["version"], "version") != "1") {
@@ -636,13 +514,10 @@ std::string_view to_string(Mode m) noexcept {
 Result<std::shared_ptr<const Policy>> parse_policy(std::string_view yaml, std::string_view source) {
     try {
         const Reader reader(source);
-        const YAML::Node root = YAML::Load(std::string(yaml));
+        const YAML::Node root = yaml::load(yaml, source);
         return read_policy(reader, root, yaml, source);
-    } catch (const PolicyError& e) {
+    } catch (const yaml::Problem& e) {
         return fail(Errc::invalid_policy, e.message);
-    } catch (const YAML::Exception& e) {
-        return fail(Errc::invalid_policy,
-                    std::string(source) + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
     }
 }
 

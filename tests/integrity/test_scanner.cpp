@@ -630,11 +630,10 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         BadRules{"Empty", "", "test.yaml: empty rule file (at least rules:)"},
         BadRules{"UnknownTopLevelKey", "rules: []\nextra: 1\n",
-                 "test.yaml:2: rule file: unknown key \"extra\" (expected one of: version, "
-                 "limits, rules)"},
+                 "test.yaml:2: extra: unknown key (expected one of: version, limits, rules)"},
         BadRules{
             "UnknownRuleKey", "rules:\n" + k_ok_rule + "    pattern: x\n    color: red\n",
-            "test.yaml:6: rules[0]: unknown key \"color\" (expected one of: id, severity, "
+            "test.yaml:6: rules[0].color: unknown key (expected one of: id, severity, "
             "rationale, pattern, check, kinds, fields, not_fields, max_bytes, min_length, names)"},
         BadRules{"BadRegex", "rules:\n" + k_ok_rule + "    pattern: '(abc'\n",
                  "test.yaml:5: rule a.pattern: not a valid RE2 expression: missing ): (abc"},
@@ -684,7 +683,7 @@ INSTANTIATE_TEST_SUITE_P(
             "test.yaml:2: limits.max_depth: expected a whole number from 1 to 1000, not \"0\""},
         BadRules{"WrongVersion", "version: 2\nrules: []\n",
                  "test.yaml:1: version: only version 1 exists"},
-        BadRules{"YamlSyntax", "rules: [\n", "test.yaml:2: end of sequence flow not found"}),
+        BadRules{"YamlSyntax", "rules: [\n", "test.yaml:2:1: end of sequence flow not found"}),
     bad_rules_name);
 
 TEST(Scanner, LoadNamesAMissingFile) {
