@@ -17,7 +17,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
-#include "pqmcp/core/descriptor.hpp"
+#include "pqmcp/tls/listener.hpp"
 
 namespace pqmcp::observe {
 
@@ -48,22 +48,18 @@ struct MetricsServer::Impl : std::enable_shared_from_this<Impl> {
 
 asio::awaitable<void> MetricsServer::Impl::accept_loop() {
     auto self = shared_from_this();
-    while (!stopped) {
-        auto [ec, socket] = co_await acceptor.async_accept(use);
-        if (stopped || !acceptor.is_open()) {
-            break;
+    co_await tls::accept_each(acceptor, [this](tcp::socket socket) {
+        if (stopped) {
+            return false;
         }
-        if (ec) {
-            continue;
-        }
-        keep_from_children(socket.native_handle());
         if (open.size() >= options.max_connections) {
             boost::system::error_code ignored;
             socket.close(ignored);
-            continue;
+            return true;
         }
         asio::co_spawn(io, serve(std::move(socket)), asio::detached);
-    }
+        return true;
+    });
 }
 
 asio::awaitable<void> MetricsServer::Impl::serve(tcp::socket socket) {
@@ -138,24 +134,12 @@ MetricsServer::~MetricsServer() {
 
 Result<std::uint16_t> MetricsServer::start() {
     Impl& s = *impl_;
-    boost::system::error_code ec;
-    const auto address = asio::ip::make_address(s.options.host, ec);
-    if (ec) {
-        return fail(std::errc::invalid_argument,
-                    fmt::format("metrics: not a numeric address: {}", s.options.host));
+    const auto port = tls::listen_on(s.acceptor, s.options.host, s.options.port);
+    if (!port) {
+        return fail(std::errc::address_not_available, "metrics " + port.error());
     }
-    const tcp::endpoint endpoint(address, s.options.port);
-    const std::string where = fmt::format("metrics {}:{}", s.options.host, s.options.port);
-    if (s.acceptor.open(endpoint.protocol(), ec);
-        ec || (s.acceptor.set_option(tcp::acceptor::reuse_address(true), ec), ec) ||
-        (s.acceptor.bind(endpoint, ec), ec) ||
-        (s.acceptor.listen(asio::socket_base::max_listen_connections, ec), ec)) {
-        return fail(std::errc::address_not_available, fmt::format("{}: {}", where, ec.message()));
-    }
-    keep_from_children(s.acceptor.native_handle());
-    const std::uint16_t port = s.acceptor.local_endpoint(ec).port();
     asio::co_spawn(s.io, s.accept_loop(), asio::detached);
-    return port;
+    return *port;
 }
 
 void MetricsServer::stop() {

@@ -1,4 +1,5 @@
 #include "pqmcp/tls/echo_server.hpp"
+#include "pqmcp/tls/listener.hpp"
 
 #include <exception>
 #include <vector>
@@ -91,31 +92,20 @@ asio::awaitable<void> serve_connection(Server server, tcp::socket socket) {
 }
 
 asio::awaitable<void> accept_loop(Server server) {
-    constexpr auto use = asio::as_tuple(asio::use_awaitable);
     auto executor = co_await asio::this_coro::executor;
     std::size_t accepted = 0;
-    while (server.options.max_connections == 0 || accepted < server.options.max_connections) {
-        auto [ec, socket] = co_await server.acceptor.async_accept(use);
-        if (ec == asio::error::operation_aborted || !server.acceptor.is_open()) {
-            break;
-        }
-        if (ec) {
-            // Out of descriptors or a connection reset before accept: back off
-            // briefly instead of spinning.
-            asio::steady_timer pause(executor, std::chrono::milliseconds{50});
-            (void)co_await pause.async_wait(use);
-            continue;
-        }
+    co_await accept_each(server.acceptor, [&](tcp::socket socket) {
         ++accepted;
         if (server.active >= server.options.max_concurrent) {
             // Over the limit: refuse at once rather than queue without bound.
             boost::system::error_code ignored;
             socket.close(ignored);
-            continue;
+        } else {
+            ++server.active;
+            asio::co_spawn(executor, serve_connection(server, std::move(socket)), asio::detached);
         }
-        ++server.active;
-        asio::co_spawn(executor, serve_connection(server, std::move(socket)), asio::detached);
-    }
+        return server.options.max_connections == 0 || accepted < server.options.max_connections;
+    });
     boost::system::error_code ignored;
     server.acceptor.close(ignored);
 }
@@ -131,23 +121,10 @@ Status run_tls_echo_server(SSL_CTX* ctx, const EchoServerOptions& options,
     SSL_CTX_up_ref(ctx);
     asio::ssl::context context(ctx);  // owns the extra reference
 
-    boost::system::error_code ec;
-    const auto address = asio::ip::make_address(options.host, ec);
-    if (ec) {
-        return fail(Errc::listen_failed, "not a numeric address: " + options.host);
-    }
-    const tcp::endpoint endpoint(address, options.port);
     tcp::acceptor acceptor(io);
-    const std::string where = detail::endpoint_string(endpoint);
-    if (acceptor.open(endpoint.protocol(), ec);
-        ec || (acceptor.set_option(tcp::acceptor::reuse_address(true), ec), ec) ||
-        (acceptor.bind(endpoint, ec), ec) ||
-        (acceptor.listen(asio::socket_base::max_listen_connections, ec), ec)) {
-        return fail(Errc::listen_failed, where + ": " + ec.message());
-    }
-    const std::uint16_t port = acceptor.local_endpoint(ec).port();
-    if (ec) {
-        return fail(Errc::listen_failed, where + ": " + ec.message());
+    const auto port = listen_on(acceptor, options.host, options.port);
+    if (!port) {
+        return fail(Errc::listen_failed, port.error());
     }
 
     const std::stop_callback on_stop(stop, [&io] { io.stop(); });
@@ -159,7 +136,7 @@ Status run_tls_echo_server(SSL_CTX* ctx, const EchoServerOptions& options,
         }
     });
     if (options.on_ready) {
-        options.on_ready(port);
+        options.on_ready(*port);
     }
     io.run();
     return {};

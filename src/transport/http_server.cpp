@@ -1,3 +1,4 @@
+#include "pqmcp/tls/listener.hpp"
 #include "pqmcp/transport/http_server.hpp"
 
 #include <malloc.h>
@@ -1215,18 +1216,10 @@ asio::awaitable<void> HttpServer::Impl::serve(tcp::socket socket, std::string ad
 
 asio::awaitable<void> HttpServer::Impl::accept_loop() {
     auto self = shared_from_this();
-    for (;;) {
-        auto [ec, socket] = co_await acceptor.async_accept(use);
-        if (stopped || ec == asio::error::operation_aborted || !acceptor.is_open()) {
-            break;
+    co_await tls::accept_each(acceptor, [this](tcp::socket socket) {
+        if (stopped) {
+            return false;
         }
-        if (ec) {
-            // Out of descriptors or a reset before accept: back off, do not spin.
-            asio::steady_timer pause(io, std::chrono::milliseconds{50});
-            (void)co_await pause.async_wait(use);
-            continue;
-        }
-        keep_from_children(socket.native_handle());
         boost::system::error_code ignored;
         std::string address = socket.remote_endpoint(ignored).address().to_string();
         // One address cannot hold more than its share of handshakes: its
@@ -1246,10 +1239,11 @@ asio::awaitable<void> HttpServer::Impl::accept_loop() {
                     options.limits.max_connections);
             }
             socket.close(ignored);
-            continue;
+            return true;
         }
         asio::co_spawn(io, serve(std::move(socket), std::move(address)), asio::detached);
-    }
+        return true;
+    });
 }
 
 asio::awaitable<void> HttpServer::Impl::pressure_loop() {
@@ -1339,28 +1333,14 @@ HttpServer::~HttpServer() {
 
 Result<std::uint16_t> HttpServer::start() {
     Impl& s = *impl_;
-    boost::system::error_code ec;
-    const auto address = asio::ip::make_address(s.options.host, ec);
-    if (ec) {
-        return fail(Errc::listen_failed, "not a numeric address: " + s.options.host);
-    }
-    const tcp::endpoint endpoint(address, s.options.port);
-    const std::string where = s.options.host + ":" + std::to_string(s.options.port);
-    if (s.acceptor.open(endpoint.protocol(), ec);
-        ec || (s.acceptor.set_option(tcp::acceptor::reuse_address(true), ec), ec) ||
-        (s.acceptor.bind(endpoint, ec), ec) ||
-        (s.acceptor.listen(asio::socket_base::max_listen_connections, ec), ec)) {
-        return fail(Errc::listen_failed, where + ": " + ec.message());
-    }
-    keep_from_children(s.acceptor.native_handle());
-    const std::uint16_t port = s.acceptor.local_endpoint(ec).port();
-    if (ec) {
-        return fail(Errc::listen_failed, where + ": " + ec.message());
+    const auto port = tls::listen_on(s.acceptor, s.options.host, s.options.port);
+    if (!port) {
+        return fail(Errc::listen_failed, port.error());
     }
     asio::co_spawn(s.io, s.accept_loop(), asio::detached);
     asio::co_spawn(s.io, s.sweep_loop(), asio::detached);
     asio::co_spawn(s.io, s.pressure_loop(), asio::detached);
-    return port;
+    return *port;
 }
 
 void HttpServer::stop() {
