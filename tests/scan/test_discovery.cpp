@@ -11,13 +11,13 @@
 #include <boost/json.hpp>
 
 #include "../common/temp_dir.hpp"
-#include "pqmcp/integrity/discovery.hpp"
+#include "pqmcp/scan/discovery.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 namespace json = boost::json;
-using namespace pqmcp::integrity;
+using namespace pqmcp::scan;
 using Strings = std::vector<std::string>;
 
 bool has_substr(const std::string& text, const std::string& part) {

@@ -24,7 +24,7 @@
 #include "pqmcp/core/error.hpp"
 #include "pqmcp/tls/probe.hpp"
 
-namespace pqmcp::integrity {
+namespace pqmcp::scan {
 
 enum class DiscoveryErrc {
     unreadable = 1,  // a configuration file that exists but cannot be read
@@ -228,7 +228,7 @@ struct HndlRating {
 // quantum-safe is low.
 [[nodiscard]] HndlRating rate_hndl(const HndlInput& input);
 
-}  // namespace pqmcp::integrity
+}  // namespace pqmcp::scan
 
 template <>
-struct std::is_error_code_enum<pqmcp::integrity::DiscoveryErrc> : std::true_type {};
+struct std::is_error_code_enum<pqmcp::scan::DiscoveryErrc> : std::true_type {};
