@@ -27,6 +27,16 @@
 
 namespace pqmcp::gateway {
 
+// A member of `o`, or `fallback` when `o` is null or lacks it.
+inline boost::json::value member_or(const boost::json::object* o, std::string_view key,
+                                    boost::json::value fallback) {
+    if (o == nullptr) {
+        return fallback;
+    }
+    const auto* v = o->if_contains(key);
+    return v != nullptr ? *v : fallback;
+}
+
 class GatewaySession final : public transport::SessionHandler,
                              public Subscriber,
                              public Upstreams,
