@@ -1,0 +1,381 @@
+// Internal: the Streamable HTTP server's state, shared by its files: the
+// listener and connections (http_server.cpp) and the MCP transport rules
+// for each request and stream (http_requests.cpp).
+#pragma once
+
+#include "pqmcp/tls/listener.hpp"
+#include "pqmcp/transport/http_server.hpp"
+#include <malloc.h>
+#include <sys/socket.h>
+#include <charconv>
+#include <deque>
+#include <map>
+#include <set>
+#include <unordered_map>
+#include <variant>
+#include <spdlog/spdlog.h>
+#include <boost/json/serialize.hpp>
+#include "beast.hpp"
+#include "pqmcp/core/bytes.hpp"
+#include "pqmcp/core/descriptor.hpp"
+#include "pqmcp/crypto/util.hpp"
+#include "pqmcp/mcp/protocol.hpp"
+#include "pqmcp/tls/context.hpp"
+#include "pqmcp/transport/http_util.hpp"
+#include "pqmcp/transport/sse.hpp"
+
+namespace pqmcp::transport {
+
+using namespace detail;  // NOLINT(google-build-using-namespace): this file's own helpers
+namespace json = boost::json;
+using Clock = std::chrono::steady_clock;
+
+
+constexpr std::string_view k_session_header = "Mcp-Session-Id";
+constexpr std::string_view k_version_header = "MCP-Protocol-Version";
+constexpr std::string_view k_last_event_header = "Last-Event-ID";
+// How long a stream whose client went away is kept for Last-Event-ID.
+constexpr auto k_stream_linger = std::chrono::minutes{5};
+
+struct Event {
+    std::uint64_t seq = 0;
+    std::string data;  // one serialised JSON-RPC message
+    bool response = false;
+};
+
+struct Stream {
+    StreamId id = 0;
+    bool standalone = false;
+    bool batch = false;
+    std::size_t pending = 0;   // responses still owed to the client
+    std::deque<Event> events;  // replay buffer, ascending seq
+    std::size_t bytes = 0;
+    std::uint64_t next_seq = 1;
+    std::uint64_t delivered = 0;  // highest seq written to some connection
+    Signal* writer = nullptr;     // the attached connection, if any
+    Clock::time_point detached_at = Clock::now();
+
+    [[nodiscard]] bool finished() const noexcept { return !standalone && pending == 0; }
+    [[nodiscard]] std::uint64_t last_seq() const noexcept { return next_seq - 1; }
+};
+
+inline std::string event_id(StreamId stream, std::uint64_t seq) {
+    return std::to_string(stream) + "-" + std::to_string(seq);
+}
+
+// "<stream>-<seq>" -> (stream, seq)
+inline std::optional<std::pair<StreamId, std::uint64_t>> parse_event_id(std::string_view text) {
+    const auto dash = text.find('-');
+    if (dash == std::string_view::npos) {
+        return std::nullopt;
+    }
+    StreamId stream = 0;
+    std::uint64_t seq = 0;
+    const char* s_end = text.data() + dash;
+    const char* q_end = text.data() + text.size();
+    if (std::from_chars(text.data(), s_end, stream).ptr != s_end ||
+        std::from_chars(s_end + 1, q_end, seq).ptr != q_end) {
+        return std::nullopt;
+    }
+    return std::pair{stream, seq};
+}
+
+inline std::string new_session_id() {
+    // "The session ID SHOULD be globally unique and cryptographically secure"
+    // and "MUST only contain visible ASCII characters".
+    auto bytes = crypto::random_bytes(16);
+    return bytes ? to_hex(*bytes) : std::string{};
+}
+
+class Session;
+
+struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
+    Impl(asio::io_context& io_context, SSL_CTX* ctx, HttpServerOptions opts)
+        : io(io_context),
+          ssl(adopt(ctx)),
+          options(std::move(opts)),
+          origins(options.allowed_origins),
+          acceptor(io_context),
+          sweeper(io_context) {}
+
+    static asio::ssl::context adopt(SSL_CTX* ctx) {
+        SSL_CTX_up_ref(ctx);
+        return asio::ssl::context(ctx);  // owns the extra reference
+    }
+
+    asio::io_context& io;
+    asio::ssl::context ssl;
+    HttpServerOptions options;
+    OriginPolicy origins;
+    tcp::acceptor acceptor;
+    asio::steady_timer sweeper;
+    std::unordered_map<std::string, std::shared_ptr<Session>> sessions;
+    enum class Phase { handshake, idle, reading, busy };
+    struct Conn {
+        std::string address;
+        Clock::time_point since = Clock::now();
+        Phase phase = Phase::handshake;
+        bool evicted = false;
+    };
+    std::map<beast::tcp_stream*, Conn> connections;
+    std::map<std::string, std::size_t> handshaking;  // by address
+    std::uint64_t evicted = 0;
+
+    void set_phase(beast::tcp_stream* tcp, Phase phase) {
+        const auto it = connections.find(tcp);
+        if (it == connections.end() || it->second.phase == phase) {
+            return;
+        }
+        if (it->second.phase == Phase::handshake) {
+            forget_handshake(it->second.address);
+        }
+        it->second.phase = phase;
+        it->second.since = Clock::now();
+    }
+    void forget_handshake(const std::string& address) {
+        const auto h = handshaking.find(address);
+        if (h != handshaking.end() && --h->second == 0) {
+            handshaking.erase(h);
+        }
+    }
+    // Closes the connection that has been in `phase` longest (of `address`
+    // when given). False when there is none.
+    bool evict_oldest(Phase phase, const std::string* address = nullptr) {
+        beast::tcp_stream* victim = nullptr;
+        Clock::time_point oldest = Clock::time_point::max();
+        for (auto& [tcp, c] : connections) {
+            if (!c.evicted && c.phase == phase && (address == nullptr || c.address == *address) &&
+                c.since < oldest) {
+                oldest = c.since;
+                victim = tcp;
+            }
+        }
+        if (victim == nullptr) {
+            return false;
+        }
+        connections.at(victim).evicted = true;
+        ++evicted;
+        boost::system::error_code ignored;
+        victim->socket().close(ignored);
+        return true;
+    }
+    // Envoy's overload manager, in small: past half the connection limit the
+    // deadlines of connections that do nothing yet shrink, to a tenth at the limit.
+    [[nodiscard]] double overload() const {
+        const double load =
+            static_cast<double>(connections.size()) /
+            static_cast<double>(std::max<std::size_t>(options.limits.max_connections, 1));
+        return load <= 0.5 ? 1.0 : std::max(0.1, 1.0 - (load - 0.5) * 1.8);
+    }
+    [[nodiscard]] std::chrono::milliseconds scaled(std::chrono::milliseconds d) const {
+        const auto ms = static_cast<std::int64_t>(static_cast<double>(d.count()) * overload());
+        return std::max(std::chrono::milliseconds{std::min<std::int64_t>(ms, d.count())},
+                        std::min(d, std::chrono::milliseconds{250}));
+    }
+    std::size_t open_streams = 0;
+    std::size_t buffered = 0;            // bytes of events held in every session's streams
+    std::size_t closed_since_sweep = 0;  // connections that ended since the last sweep
+    bool stopped = false;
+
+    asio::awaitable<void> accept_loop();
+    asio::awaitable<void> sweep_loop();
+    // Under pressure, connections that have not started a request are held
+    // to the shrunken deadlines too, not only new ones.
+    asio::awaitable<void> pressure_loop();
+    asio::steady_timer pressure{io};
+    // Over the buffer budget: drops the streams no client reads, largest first.
+    void shed();
+    static void account_standalone_drop(Session& session, Stream& stream);
+    asio::awaitable<void> serve(tcp::socket socket, std::string address);
+    Clock::time_point last_refusal_log{};
+};
+
+class Session final : public ServerSession {
+  public:
+    Session(std::weak_ptr<HttpServer::Impl> server, std::string id, PeerInfo peer)
+        : server_(std::move(server)), id_(std::move(id)), peer_(std::move(peer)) {
+        Stream standalone;
+        standalone.id = k_standalone_stream;
+        standalone.standalone = true;
+        streams_.emplace(k_standalone_stream, std::move(standalone));
+    }
+
+    [[nodiscard]] const std::string& id() const noexcept override { return id_; }
+    [[nodiscard]] const PeerInfo& peer() const noexcept override { return peer_; }
+    [[nodiscard]] const std::string& protocol_version() const noexcept override { return version_; }
+
+    bool send(StreamId stream_id, json::object message) override {
+        if (closed_) {
+            return false;
+        }
+        const auto it = streams_.find(stream_id);
+        if (it == streams_.end()) {
+            spdlog::debug("session {}: stream {} is gone; message dropped", short_id(), stream_id);
+            return false;
+        }
+        Stream& stream = it->second;
+        const bool response = !message.contains("method");
+        if (response && stream_id == init_stream_) {
+            if (const auto* result = message.if_contains("result"); result != nullptr) {
+                if (const auto* v = result->as_object().if_contains("protocolVersion");
+                    v != nullptr && v->is_string()) {
+                    version_ = std::string(v->get_string());
+                }
+            } else {
+                init_failed_ = true;
+            }
+        }
+        push(stream, mcp::serialize(message), response);
+        if (auto server = server_.lock();
+            server && server->buffered > server->options.limits.buffer_bytes) {
+            server->shed();
+        }
+        return true;
+    }
+
+    void close(std::string_view reason) override;
+
+    void forgo_response(StreamId stream_id) override {
+        const auto it = streams_.find(stream_id);
+        if (it == streams_.end() || it->second.pending == 0) {
+            return;
+        }
+        --it->second.pending;
+        if (it->second.writer != nullptr) {
+            it->second.writer->notify();
+        }
+    }
+
+    ~Session() override {
+        for (const auto& [id, stream] : streams_) {
+            account(-static_cast<std::ptrdiff_t>(stream.bytes));
+        }
+    }
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+    Session(Session&&) = delete;
+    Session& operator=(Session&&) = delete;
+
+    // Appends an event to a stream and wakes its writer.
+    void push(Stream& stream, std::string data, bool response) {
+        const auto& bounds = limits();
+        Event event{stream.next_seq++, std::move(data), response};
+        stream.bytes += event.data.size();
+        account(static_cast<std::ptrdiff_t>(event.data.size()));
+        stream.events.push_back(std::move(event));
+        if (response && stream.pending > 0) {
+            --stream.pending;
+        }
+        // Bounded replay, oldest first: what was delivered, and notifications
+        // and requests nobody read (a GET stream never opened). A response
+        // not yet delivered is never dropped here: the client is owed it (a
+        // batch's answers are all there, whatever their size); the gateway's
+        // buffer budget bounds what unread responses can hold.
+        for (auto it = stream.events.begin();
+             it != stream.events.end() && stream.events.size() > 1 &&
+             (stream.events.size() > bounds.replay_events || stream.bytes > bounds.replay_bytes);) {
+            const bool undelivered = it->seq > stream.delivered;
+            if (undelivered && it->response) {
+                ++it;
+                continue;
+            }
+            if (undelivered) {
+                spdlog::warn(
+                    "session {}: stream {} dropped an undelivered notification (replay buffer "
+                    "full, no client reading)",
+                    short_id(), stream.id);
+            }
+            stream.bytes -= it->data.size();
+            account(-static_cast<std::ptrdiff_t>(it->data.size()));
+            it = stream.events.erase(it);
+        }
+        if (stream.writer != nullptr) {
+            stream.writer->notify();
+        }
+    }
+
+    void erase_stream(std::map<StreamId, Stream>::iterator it) {
+        account(-static_cast<std::ptrdiff_t>(it->second.bytes));
+        streams_.erase(it);
+    }
+
+    // The gateway-wide count of bytes waiting in streams.
+    void account(std::ptrdiff_t delta);
+
+    [[nodiscard]] const HttpServerLimits& limits() const;
+
+    [[nodiscard]] std::string short_id() const { return id_.substr(0, 8); }
+
+    std::weak_ptr<HttpServer::Impl> server_;
+    std::string id_;
+    PeerInfo peer_;
+    std::string version_;
+    std::unique_ptr<SessionHandler> handler_;
+    std::map<StreamId, Stream> streams_;
+    StreamId next_stream_ = 1;
+    StreamId init_stream_ = 0;
+    bool init_failed_ = false;
+    bool closed_ = false;
+    Clock::time_point last_activity_ = Clock::now();
+    std::size_t attached_ = 0;
+};
+
+// ---- http_requests.cpp ----
+
+using Request = http::request<http::string_body>;
+
+// What the request handler decided: an immediate response, or a stream for
+// the connection to write.
+struct Outcome {
+    Outcome() = default;
+    ~Outcome() = default;
+    Outcome(Outcome&&) = default;
+    Outcome(const Outcome&) = delete;
+    Outcome& operator=(const Outcome&) = delete;
+    Outcome& operator=(Outcome&&) = delete;
+
+    http::response<http::string_body> response;
+    std::shared_ptr<Session> session;  // with a stream to serve
+    StreamId stream = 0;
+    std::optional<std::uint64_t> resume_after;  // GET with Last-Event-ID
+    bool sse_only = false;                      // GET: SSE from the first byte
+    bool with_session_header = false;           // initialize
+};
+
+Outcome handle(HttpServer::Impl& server, const Request& req, const PeerInfo& peer);
+asio::awaitable<bool> serve_stream(HttpServer::Impl& server, TlsStream& stream, const Request& req,
+                                   Outcome& outcome);
+asio::awaitable<bool> write_response(TlsStream& stream, http::response<http::string_body>& res,
+                                     std::chrono::milliseconds timeout);
+std::optional<http::response<http::string_body>> read_failure(const boost::system::error_code& ec,
+                                                              bool timed_out,
+                                                              const HttpServerOptions& options);
+
+// Registers a connection for stop() and counts it against the limit.
+class ConnectionGuard final {
+  public:
+    ConnectionGuard(HttpServer::Impl& server, beast::tcp_stream& tcp, std::string address)
+        : server_(server), tcp_(tcp) {
+        ++server_.handshaking[address];
+        server_.connections.emplace(&tcp_, HttpServer::Impl::Conn{std::move(address)});
+    }
+    ~ConnectionGuard() {
+        if (const auto it = server_.connections.find(&tcp_); it != server_.connections.end()) {
+            if (it->second.phase == HttpServer::Impl::Phase::handshake) {
+                server_.forget_handshake(it->second.address);
+            }
+            server_.connections.erase(it);
+        }
+        ++server_.closed_since_sweep;
+    }
+    ConnectionGuard(const ConnectionGuard&) = delete;
+    ConnectionGuard& operator=(const ConnectionGuard&) = delete;
+    ConnectionGuard(ConnectionGuard&&) = delete;
+    ConnectionGuard& operator=(ConnectionGuard&&) = delete;
+
+  private:
+    HttpServer::Impl& server_;
+    beast::tcp_stream& tcp_;
+};
+
+}  // namespace pqmcp::transport
