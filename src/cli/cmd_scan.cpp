@@ -32,7 +32,6 @@ using scan::k_transport_offline;
 using scan::Posture;
 using scan::ServerReport;
 
-
 struct ScanArgs {
     std::vector<std::string> configs;
     std::string home;
@@ -174,9 +173,9 @@ void print_text(std::ostream& out, const std::vector<ServerReport>& reports,
             print_row(out, "tls", printable(tls));
         }
         if (r.hndl) {
-            print_row(out, "hndl",
-                      std::string(scan::to_string(r.hndl->rating)) + ": " +
-                          printable(r.hndl->reason));
+            print_row(
+                out, "hndl",
+                std::string(scan::to_string(r.hndl->rating)) + ": " + printable(r.hndl->reason));
         }
         std::string inv = r.inventory_status;
         if (r.inventory) {
@@ -292,11 +291,11 @@ int run_scan(const ScanArgs& args) {
     if (args.configs.empty() && args.tools.empty()) {
         options.locations = scan::well_known_locations(home, project);
     }
-    options.variables = scan::Variables{
-        home, project, [](const std::string& name) -> std::optional<std::string> {
-            const char* v = std::getenv(name.c_str());
-            return v != nullptr ? std::optional<std::string>(v) : std::nullopt;
-        }};
+    options.variables =
+        scan::Variables{home, project, [](const std::string& name) -> std::optional<std::string> {
+                            const char* v = std::getenv(name.c_str());
+                            return v != nullptr ? std::optional<std::string>(v) : std::nullopt;
+                        }};
     options.connect = args.connect;
     options.tools_files = args.tools;
     options.fail_on = fail_on;
@@ -320,8 +319,7 @@ int run_scan(const ScanArgs& args) {
                         : summary.errors > 0     ? k_exit_error
                                                  : k_exit_ok;
     if (args.json) {
-        std::cout << json::serialize(scan::report_json(result, options, summary.exit_code))
-                  << "\n";
+        std::cout << json::serialize(scan::report_json(result, options, summary.exit_code)) << "\n";
     } else {
         print_text(std::cout, reports, found, args, summary);
     }

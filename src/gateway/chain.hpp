@@ -123,9 +123,9 @@ struct Listing {
     // False for a listing the gateway fetched for its own review before a
     // call: learned from, never served (nor signed).
     bool served = true;
-    std::vector<std::size_t> links;           // the upstreams it covers
-    std::vector<boost::json::array> items;    // by link, as the upstreams listed them
-    std::vector<std::vector<Mark>> marks;     // by link and item
+    std::vector<std::size_t> links;         // the upstreams it covers
+    std::vector<boost::json::array> items;  // by link, as the upstreams listed them
+    std::vector<std::vector<Mark>> marks;   // by link and item
 
     Listing(const ListSpec& s, std::size_t upstreams);
     // Calls f(link, index, item) for each item that is an object and is kept

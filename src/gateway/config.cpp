@@ -483,7 +483,8 @@ void apply_override(YAML::Node& root, const std::string& flag) {
         if (at.IsSequence()) {
             const auto index = list_index(part, at.size());
             if (!index || (!last && *index == at.size())) {
-                throw yaml::Problem{fmt::format("--set {}: {} has no element {}", key, walked, part)};
+                throw yaml::Problem{
+                    fmt::format("--set {}: {} has no element {}", key, walked, part)};
             }
             if (last) {
                 if (*index == at.size()) {
@@ -507,7 +508,8 @@ void apply_override(YAML::Node& root, const std::string& flag) {
             YAML::Node next = at[part];
             at.reset(next);
         } else {
-            throw yaml::Problem{fmt::format("--set {}: {} is not a mapping or a list", key, walked)};
+            throw yaml::Problem{
+                fmt::format("--set {}: {} is not a mapping or a list", key, walked)};
         }
         if (!walked.empty()) {
             walked += '.';

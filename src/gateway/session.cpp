@@ -14,7 +14,6 @@ namespace json = boost::json;
 using transport::k_standalone_stream;
 using transport::StreamId;
 
-
 GatewaySession::GatewaySession(SharedState& shared, transport::ServerSession& downstream)
     : shared_(shared),
       downstream_(downstream),
@@ -105,9 +104,9 @@ void GatewaySession::refuse_duplicate(const mcp::Message& m, StreamId stream) {
         record["outcome"] = "error";
         record["error_code"] = mcp::code::invalid_request;
         record["duplicate_id"] = true;
-        shared_.recorder->request(std::move(record),
-                                  RequestOutcome{t.method, t.upstream,
-                                                 to_string(t.decision.disposition), log_id_, true});
+        shared_.recorder->request(
+            std::move(record),
+            RequestOutcome{t.method, t.upstream, to_string(t.decision.disposition), log_id_, true});
     }
 }
 
@@ -172,10 +171,9 @@ void GatewaySession::note(const Exchange& x) {
 }
 
 void GatewaySession::refuse(const Exchange& x, Step step) {
-    respond(x.stream, step.data.empty()
-                          ? mcp::make_error(x.message.id, step.code, step.message)
-                          : mcp::make_error(x.message.id, step.code, step.message,
-                                            std::move(step.data)));
+    respond(x.stream, step.data.empty() ? mcp::make_error(x.message.id, step.code, step.message)
+                                        : mcp::make_error(x.message.id, step.code, step.message,
+                                                          std::move(step.data)));
 }
 
 json::object GatewaySession::trace_record(const std::string& key, const Trace& t) const {
@@ -230,8 +228,8 @@ void GatewaySession::finish_trace(const std::string& key, const json::object& me
         record["outcome"] = "ok";
     }
     const Disposition d = t.decision.disposition;
-    shared_.recorder->request(std::move(record),
-                              RequestOutcome{t.method, t.upstream, to_string(d), log_id_, refused(d)});
+    shared_.recorder->request(
+        std::move(record), RequestOutcome{t.method, t.upstream, to_string(d), log_id_, refused(d)});
 }
 
 void GatewaySession::on_message(mcp::Message message, StreamId stream) {

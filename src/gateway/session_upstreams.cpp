@@ -320,8 +320,8 @@ void GatewaySession::list(const mcp::Message& m, StreamId stream, ListKind kind)
     for (const std::size_t i : targets) {
         links_[i].client->list_all(
             s.method, s.key, this, k_max_pages,
-            [this, alive = alive_, agg, i, finish](
-                tl::expected<UpstreamClient::Listed, UpstreamClient::Failure> listed) {
+            [this, alive = alive_, agg, i,
+             finish](tl::expected<UpstreamClient::Listed, UpstreamClient::Failure> listed) {
                 if (!*alive) {
                     return;
                 }

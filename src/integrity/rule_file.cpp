@@ -281,7 +281,7 @@ void read_rules(const Reader& r, const YAML::Node& root, std::string_view origin
     }
     if (set.field_names.size() > k_max_field_names) {
         throw yaml::Problem{fmt::format("{}: the rules name more than {} distinct fields", origin,
-                                     k_max_field_names)};
+                                        k_max_field_names)};
     }
     for (auto& rule : set.rules) {
         if (!rule.fields.empty()) {

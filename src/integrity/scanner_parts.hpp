@@ -11,13 +11,13 @@
 #include <string_view>
 #include <vector>
 
-#include <boost/json.hpp>
 #include <re2/re2.h>
 #include <re2/set.h>
 #include <unicode/localpointer.h>
 #include <unicode/ucasemap.h>
 #include <unicode/uspoof.h>
 #include <yaml-cpp/yaml.h>
+#include <boost/json.hpp>
 
 #include "pqmcp/integrity/scanner.hpp"
 #include "pqmcp/yaml/reader.hpp"
@@ -248,7 +248,6 @@ void read_rules(const yaml::Reader& r, const YAML::Node& root, std::string_view 
 
 // Every finding of the rules over `definition` of `kind`.
 [[nodiscard]] std::vector<Finding> walk(const RuleSet& rules, std::string_view kind,
-                                        const json::object& definition,
-                                        const ScanContext& context);
+                                        const json::object& definition, const ScanContext& context);
 
 }  // namespace pqmcp::integrity::scanning

@@ -22,7 +22,6 @@ namespace pqmcp::integrity::scanning {
 // ---------------------------------------------------------------------------
 // UTF-8 and character classes
 
-
 bool is_continuation(char c) {
     return (static_cast<unsigned char>(c) & 0xC0U) == 0x80U;
 }
@@ -263,7 +262,6 @@ std::string shown(std::string_view s) {
 
 // ---------------------------------------------------------------------------
 // Structural checks
-
 
 // The length of a well-formed tag spec and cancel tag at `at` (1 to 32 tag
 // digits or lower-case letters, then U+E007F), or 0.

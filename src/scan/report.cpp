@@ -158,8 +158,7 @@ json::object to_json(const ServerReport& r) {
         o["data"] = nullptr;
     }
     if (r.hndl) {
-        o["hndl"] = json::object{{"rating", to_string(r.hndl->rating)},
-                                 {"reason", r.hndl->reason}};
+        o["hndl"] = json::object{{"rating", to_string(r.hndl->rating)}, {"reason", r.hndl->reason}};
     } else {
         o["hndl"] = nullptr;
     }

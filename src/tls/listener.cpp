@@ -8,8 +8,8 @@ namespace pqmcp::tls {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
-tl::expected<std::uint16_t, std::string> listen_on(tcp::acceptor& acceptor,
-                                                   const std::string& host, std::uint16_t port) {
+tl::expected<std::uint16_t, std::string> listen_on(tcp::acceptor& acceptor, const std::string& host,
+                                                   std::uint16_t port) {
     boost::system::error_code ec;
     const auto address = asio::ip::make_address(host, ec);
     if (ec) {

@@ -7,8 +7,6 @@ namespace pqmcp::transport {
 
 namespace {
 
-
-
 http::response<http::string_body> make_response(const Request& req, http::status status,
                                                 std::string_view content_type, std::string body) {
     http::response<http::string_body> res{status, req.version()};

@@ -3,24 +3,24 @@
 // for each request and stream (http_requests.cpp).
 #pragma once
 
-#include "pqmcp/tls/listener.hpp"
-#include "pqmcp/transport/http_server.hpp"
 #include <malloc.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <boost/json/serialize.hpp>
 #include <charconv>
 #include <deque>
 #include <map>
 #include <set>
 #include <unordered_map>
 #include <variant>
-#include <spdlog/spdlog.h>
-#include <boost/json/serialize.hpp>
 #include "beast.hpp"
 #include "pqmcp/core/bytes.hpp"
 #include "pqmcp/core/descriptor.hpp"
 #include "pqmcp/crypto/util.hpp"
 #include "pqmcp/mcp/protocol.hpp"
 #include "pqmcp/tls/context.hpp"
+#include "pqmcp/tls/listener.hpp"
+#include "pqmcp/transport/http_server.hpp"
 #include "pqmcp/transport/http_util.hpp"
 #include "pqmcp/transport/sse.hpp"
 
@@ -29,7 +29,6 @@ namespace pqmcp::transport {
 using namespace detail;  // NOLINT(google-build-using-namespace): this file's own helpers
 namespace json = boost::json;
 using Clock = std::chrono::steady_clock;
-
 
 constexpr std::string_view k_session_header = "Mcp-Session-Id";
 constexpr std::string_view k_version_header = "MCP-Protocol-Version";

@@ -16,7 +16,8 @@ YAML::Node load(std::string_view text, std::string_view source) {
     } catch (const YAML::Exception& e) {
         std::string where(source);
         if (e.mark.line >= 0) {
-            where += ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1);
+            where +=
+                ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1);
         }
         throw Problem{where + ": " + e.msg};
     }
@@ -101,8 +102,8 @@ std::size_t Reader::size(const YAML::Node& node, const std::string& key, std::si
     const auto [ptr, ec] = std::from_chars(s.data(), end, value);
     if (s.empty() || ec != std::errc{} || ptr != end || value < min || value > max) {
         error(node, key,
-              "expected a whole number from " + std::to_string(min) + " to " +
-                  std::to_string(max) + ", not \"" + s + "\"");
+              "expected a whole number from " + std::to_string(min) + " to " + std::to_string(max) +
+                  ", not \"" + s + "\"");
     }
     return value;
 }

@@ -43,9 +43,7 @@ struct FakeUpstreams final : Upstreams {
     std::vector<bool> up{true, true};
     [[nodiscard]] std::size_t count() const override { return names.size(); }
     [[nodiscard]] const std::string& name(std::size_t l) const override { return names.at(l); }
-    [[nodiscard]] const std::string& prefix(std::size_t l) const override {
-        return prefixes.at(l);
-    }
+    [[nodiscard]] const std::string& prefix(std::size_t l) const override { return prefixes.at(l); }
     [[nodiscard]] bool usable(std::size_t l) const override { return up.at(l); }
     [[nodiscard]] bool offers(std::size_t l, std::string_view /*cap*/) const override {
         return up.at(l);
@@ -226,7 +224,8 @@ TEST_F(RouteTest, ToolsGoToTheirPrefixOwnerUnderTheirOwnName) {
     const Step s = run(call("c__echo"));
     EXPECT_EQ(s.kind, Step::Kind::deny);
     EXPECT_EQ(s.code, mcp::code::invalid_params);
-    EXPECT_EQ(s.message, "Unknown tool: c__echo (names carry their upstream's prefix, e.g. a__...)");
+    EXPECT_EQ(s.message,
+              "Unknown tool: c__echo (names carry their upstream's prefix, e.g. a__...)");
     EXPECT_EQ(run(exchange(mcp::method::tools_call, {})).message, "params.name is required");
 }
 
@@ -241,8 +240,9 @@ TEST_F(RouteTest, ResourceUrisAreNormalizedBeforeRouting) {
     const Step s = run(bad);
     EXPECT_EQ(s.kind, Step::Kind::deny);
     EXPECT_EQ(bad->decision.disposition, Disposition::invalid);
-    EXPECT_EQ(run(exchange(mcp::method::resources_read, json::object{{"uri", "file:///x"}})).message,
-              "Unknown resource: file:///x (list resources first)");
+    EXPECT_EQ(
+        run(exchange(mcp::method::resources_read, json::object{{"uri", "file:///x"}})).message,
+        "Unknown resource: file:///x (list resources first)");
 }
 
 TEST_F(RouteTest, ListsHaveNoSingleUpstreamAndOtherMethodsNeedOne) {
@@ -260,8 +260,9 @@ TEST_F(RouteTest, ListsHaveNoSingleUpstreamAndOtherMethodsNeedOne) {
 }
 
 TEST_F(RouteTest, CompletionRefsAreRenamed) {
-    auto x = exchange(mcp::method::completion_complete,
-                      json::object{{"ref", json::object{{"type", "ref/prompt"}, {"name", "a__echo"}}}});
+    auto x =
+        exchange(mcp::method::completion_complete,
+                 json::object{{"ref", json::object{{"type", "ref/prompt"}, {"name", "a__echo"}}}});
     EXPECT_EQ(run(x).kind, Step::Kind::next);
     EXPECT_EQ(x->message.params()->at("ref").at("name"), "echo");
     EXPECT_EQ(x->link, 0U);
@@ -485,7 +486,8 @@ TEST_F(PolicyTest, AskApprovesOnlyAnExplicitYes) {
         asker.asked.back()(answer(std::move(result)));
         return x;
     };
-    auto yes = asked(json::object{{"action", "accept"}, {"content", json::object{{"approve", true}}}});
+    auto yes =
+        asked(json::object{{"action", "accept"}, {"content", json::object{{"approve", true}}}});
     EXPECT_EQ(yes->decision.disposition, Disposition::ask_approved);
     EXPECT_EQ(ran, (std::vector<std::string>{"f1"}));
     EXPECT_NE(json::serialize(asker.last).find("Allow tools/call a__pay"), std::string::npos);
@@ -561,9 +563,9 @@ TEST(Namespacing, ResourcesRecordTheirOwnerAndWithheldOnesStayRoutable) {
     ResourceRoutes routes;
     const std::string log_id = "test";
     Namespacing filter(upstreams, routes, log_id);
-    auto l = listing(ListKind::resources,
-                     {json::array{json::object{{"uri", "file:///a/../b"}}},
-                      json::array{json::object{{"uri", "file:///b"}}, json::object{{"uri", "file:///c"}}}});
+    auto l = listing(ListKind::resources, {json::array{json::object{{"uri", "file:///a/../b"}}},
+                                           json::array{json::object{{"uri", "file:///b"}},
+                                                       json::object{{"uri", "file:///c"}}}});
     l.mark(1, 1, Listing::Mark::withheld);
     filter.on_items(l);
     EXPECT_EQ(routes.owner.at("file:///b"), 0U);  // normalized; the second offer dropped

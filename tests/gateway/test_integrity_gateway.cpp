@@ -206,7 +206,8 @@ TEST(IntegrityGateway, ListsAreSignedByTheGateway) {
     auto gateway = identity::PeerId::parse(h.peer_id());
     ASSERT_TRUE(gateway);
     ASSERT_TRUE(init.contains("result")) << json::serialize(init);
-    auto signed_init = integrity::verify_result(init.at("result").as_object(), "initialize", &*gateway);
+    auto signed_init =
+        integrity::verify_result(init.at("result").as_object(), "initialize", &*gateway);
     EXPECT_TRUE(signed_init) << signed_init.error().message();
     // Signed as an initialize result, it does not pass as a list.
     EXPECT_FALSE(integrity::verify_result(init.at("result").as_object(), "tools/list", &*gateway));

@@ -71,7 +71,8 @@ TEST(Listener, OutOfDescriptorsItBacksOffAndAcceptsLater) {
                    accept_each(acceptor,
                                [&](tcp::socket s) {
                                    ++accepted;
-                                   cloexec = (::fcntl(s.native_handle(), F_GETFD) & FD_CLOEXEC) != 0;
+                                   cloexec =
+                                       (::fcntl(s.native_handle(), F_GETFD) & FD_CLOEXEC) != 0;
                                    return false;  // one is enough
                                }),
                    asio::detached);
@@ -89,7 +90,7 @@ TEST(Listener, OutOfDescriptorsItBacksOffAndAcceptsLater) {
     }
     ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &old), 0);
     EXPECT_EQ(accepted_while_full, 0);  // the accept failed while every descriptor was taken
-    EXPECT_EQ(accepted, 1);  // not lost meanwhile, and the loop ended on false
+    EXPECT_EQ(accepted, 1);             // not lost meanwhile, and the loop ended on false
     EXPECT_TRUE(cloexec);
     EXPECT_TRUE(io.stopped());  // nothing left running: the loop ended
 }

@@ -62,24 +62,24 @@ struct ServerReport {
 };
 
 struct ScanOptions {
-    std::vector<ConfigLocation> locations;     // where to look (well_known_locations() by default)
-    Variables variables;                       // for ${...} in the entries
-    bool connect = false;                      // start the servers for their inventory
-    std::vector<std::string> tools_files;      // saved tools/list results to scan offline
+    std::vector<ConfigLocation> locations;  // where to look (well_known_locations() by default)
+    Variables variables;                    // for ${...} in the entries
+    bool connect = false;                   // start the servers for their inventory
+    std::vector<std::string> tools_files;   // saved tools/list results to scan offline
     std::optional<integrity::Severity> fail_on;  // a finding at or above fails the scan
     std::chrono::milliseconds timeout{30'000};   // each step
-    bool probe = true;                         // probe the TLS of https servers
-    bool sandbox = true;                       // servers started under --connect are sandboxed
+    bool probe = true;                           // probe the TLS of https servers
+    bool sandbox = true;                         // servers started under --connect are sandboxed
     std::shared_ptr<const integrity::Scanner> scanner;
-    std::string client_version;                // announced to the servers
+    std::string client_version;                  // announced to the servers
     std::vector<std::filesystem::path> protect;  // out of reach of what is started
 };
 
 struct ScanResult {
     Discovery found;
     std::vector<ServerReport> reports;
-    std::size_t errors = 0;              // unreadable files, failed servers
-    std::vector<std::string> failing;    // servers with findings at or above fail_on
+    std::size_t errors = 0;            // unreadable files, failed servers
+    std::vector<std::string> failing;  // servers with findings at or above fail_on
     std::optional<integrity::Severity> worst;
 };
 
@@ -87,7 +87,7 @@ struct ScanResult {
 [[nodiscard]] ScanResult run(const ScanOptions& options);
 
 // The report as one JSON document (docs/scan.md); `exit_code` is the CLI's.
-[[nodiscard]] boost::json::object report_json(const ScanResult& result,
-                                              const ScanOptions& options, int exit_code);
+[[nodiscard]] boost::json::object report_json(const ScanResult& result, const ScanOptions& options,
+                                              int exit_code);
 
 }  // namespace pqmcp::scan

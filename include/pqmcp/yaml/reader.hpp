@@ -10,8 +10,8 @@
 #include <utility>
 #include <vector>
 
-#include <boost/json/value.hpp>
 #include <yaml-cpp/yaml.h>
+#include <boost/json/value.hpp>
 
 namespace pqmcp::yaml {
 
@@ -46,8 +46,8 @@ class Reader {
     [[nodiscard]] bool boolean(const YAML::Node& node, const std::string& key) const;
     [[nodiscard]] double number(const YAML::Node& node, const std::string& key) const;
     // A whole number from `min` to `max`.
-    [[nodiscard]] std::size_t size(const YAML::Node& node, const std::string& key,
-                                   std::size_t min, std::size_t max) const;
+    [[nodiscard]] std::size_t size(const YAML::Node& node, const std::string& key, std::size_t min,
+                                   std::size_t max) const;
     // A whole number of at least 1.
     [[nodiscard]] std::size_t count(const YAML::Node& node, const std::string& key) const;
     // "30s", "500ms", "10m", "2h" or seconds (core/duration.hpp).

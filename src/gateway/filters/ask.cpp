@@ -2,8 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include "pqmcp/mcp/protocol.hpp"
 #include "policy.hpp"
+#include "pqmcp/mcp/protocol.hpp"
 
 namespace pqmcp::gateway {
 
@@ -20,9 +20,9 @@ std::pair<bool, std::string> approval(const mcp::Message& answer) {
                                 ? std::string(action->get_string())
                                 : std::string("none");
     const auto* content = r.if_contains("content");
-    const json::value* approve =
-        content != nullptr && content->is_object() ? content->as_object().if_contains("approve")
-                                                   : nullptr;
+    const json::value* approve = content != nullptr && content->is_object()
+                                     ? content->as_object().if_contains("approve")
+                                     : nullptr;
     // Only an explicit "approve": true under "accept" approves: an accept
     // with the field missing (a client that fills forms in for the user) is
     // not a person's yes.
@@ -64,21 +64,21 @@ Step AskFilter::on_request(const std::shared_ptr<Exchange>& x, RequestChain& cha
                                                                   {"title", "Allow this call"},
                                                                   {"default", false}}}}},
              {"required", json::array{"approve"}}}}};
-    asker_.ask(x->stream, std::move(params),
-               [this, x, &chain](tl::expected<mcp::Message, std::string> answer) {
-                   auto [approved, how] =
-                       answer ? approval(*answer) : std::pair{false, answer.error()};
-                   if (approved) {
-                       spdlog::info("session {}: {} {} approved by a person (rule {})", log_id_,
-                                    x->message.method, x->message.name, x->decision.rule);
-                       x->decision.disposition = Disposition::ask_approved;
-                       chain.resume(x, Step::next());
-                       return;
-                   }
-                   x->decision.disposition = Disposition::ask_denied;
-                   x->decision.reason += "; not approved (" + how + ")";
-                   chain.resume(x, policy_refusal(*x, *x->policy, log_id_));
-               });
+    asker_.ask(
+        x->stream, std::move(params),
+        [this, x, &chain](tl::expected<mcp::Message, std::string> answer) {
+            auto [approved, how] = answer ? approval(*answer) : std::pair{false, answer.error()};
+            if (approved) {
+                spdlog::info("session {}: {} {} approved by a person (rule {})", log_id_,
+                             x->message.method, x->message.name, x->decision.rule);
+                x->decision.disposition = Disposition::ask_approved;
+                chain.resume(x, Step::next());
+                return;
+            }
+            x->decision.disposition = Disposition::ask_denied;
+            x->decision.reason += "; not approved (" + how + ")";
+            chain.resume(x, policy_refusal(*x, *x->policy, log_id_));
+        });
     return Step::pause();
 }
 

@@ -1,7 +1,7 @@
 #include "integrity.hpp"
 
-#include <spdlog/spdlog.h>
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "pqmcp/mcp/protocol.hpp"
 #include "pqmcp/transport/http_util.hpp"

@@ -37,15 +37,17 @@ void Namespacing::prefix(Listing& listing) {
         const std::string own(n->get_string());
         const std::string name = upstreams_.prefix(link) + own;
         if (const auto r = raw.find(own); r != raw.end() && r->second != upstream) {
-            spdlog::info("session {}: {} \"{}\" exists on upstreams {} and {} (kept apart by "
-                         "their prefixes)",
-                         log_id_, key, own, r->second, upstream);
+            spdlog::info(
+                "session {}: {} \"{}\" exists on upstreams {} and {} (kept apart by "
+                "their prefixes)",
+                log_id_, key, own, r->second, upstream);
         }
         raw.emplace(own, upstream);
         if (const auto s = seen.find(name); s != seen.end()) {
-            spdlog::warn("session {}: name collision: {} \"{}\" of upstream {} hides the one of "
-                         "upstream {}; only the first is listed",
-                         log_id_, key, name, s->second, upstream);
+            spdlog::warn(
+                "session {}: name collision: {} \"{}\" of upstream {} hides the one of "
+                "upstream {}; only the first is listed",
+                log_id_, key, name, s->second, upstream);
             listing.mark(link, j, Listing::Mark::dropped);
             return;
         }
@@ -70,9 +72,10 @@ void Namespacing::resources(Listing& listing) {
             auto normal = transport::normalize_resource_uri(u->get_string());
             const std::string uri = normal ? *normal : std::string(u->get_string());
             if (const auto owner = routes_.owner.find(uri); owner != routes_.owner.end()) {
-                spdlog::warn("session {}: resource {} is offered by upstreams {} and {}; reads "
-                             "go to the first",
-                             log_id_, uri, upstreams_.name(owner->second), upstreams_.name(link));
+                spdlog::warn(
+                    "session {}: resource {} is offered by upstreams {} and {}; reads "
+                    "go to the first",
+                    log_id_, uri, upstreams_.name(owner->second), upstreams_.name(link));
                 listing.mark(link, j, Listing::Mark::dropped);
                 return;
             }

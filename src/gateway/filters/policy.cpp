@@ -40,8 +40,8 @@ Step policy_refusal(const Exchange& x, const policy::Policy& policy, const std::
     const mcp::Message& m = x.message;
     const Decision& d = x.decision;
     spdlog::info("session {}: {} {} denied by {}: {}", log_id, m.method,
-                 m.name.empty() ? m.uri : m.name,
-                 d.rule.empty() ? "the default" : "rule " + d.rule, d.reason);
+                 m.name.empty() ? m.uri : m.name, d.rule.empty() ? "the default" : "rule " + d.rule,
+                 d.reason);
     json::object data{{"rule", d.rule.empty() ? json::value(nullptr) : json::value(d.rule)},
                       {"reason", d.reason},
                       {"decision", policy::to_string(policy::Effect::deny)},
@@ -57,9 +57,8 @@ Step PolicyFilter::on_request(const std::shared_ptr<Exchange>& x, RequestChain& 
     const policy::Policy& pol = *x->policy;
     const mcp::Message& m = x->message;
     const bool tool_call = m.method == mcp::method::tools_call;
-    const std::string upstream = x->link && *x->link < upstreams_.count()
-                                     ? upstreams_.name(*x->link)
-                                     : std::string{};
+    const std::string upstream =
+        x->link && *x->link < upstreams_.count() ? upstreams_.name(*x->link) : std::string{};
     // The purpose the call declares, and the one the policy gives its caller:
     // each rule says which counts (purpose_from).
     const std::string session_purpose = policy::session_purpose(pol, caller_);

@@ -17,8 +17,7 @@ Step RouteFilter::on_request(const std::shared_ptr<Exchange>& x, RequestChain& /
     mcp::Message& m = x->message;
     const std::string& method = m.method;
     if (method == mcp::method::tools_list || method == mcp::method::prompts_list ||
-        method == mcp::method::resources_list ||
-        method == mcp::method::resources_templates_list ||
+        method == mcp::method::resources_list || method == mcp::method::resources_templates_list ||
         method == mcp::method::logging_set_level) {
         return Step::next();  // every upstream's, merged or fanned out
     }

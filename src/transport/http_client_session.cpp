@@ -1,0 +1,408 @@
+// The Streamable HTTP client's MCP session: each message posted (a JSON or
+// SSE answer), SSE resumption with Last-Event-ID, re-initialization when the
+// server forgot the session, the GET stream, and DELETE at the end.
+#include "http_client_impl.hpp"
+
+namespace pqmcp::transport {
+
+asio::awaitable<void> McpHttpClient::Impl::post(json::object message, bool bypass) {
+    const auto self = shared_from_this();
+    const bool internal = is_internal(message);
+    const std::string method = method_of(message);
+    if (holding && !bypass && !internal) {
+        held.push_back(std::move(message));
+        co_return;
+    }
+    if (method == mcp::method::initialize && !internal) {
+        // A new session from the client itself.
+        init_request = message;
+        session_id.clear();
+        version.clear();
+    }
+    // Until this notification is through, later messages wait (the server may
+    // act on it: server-everything registers tools then).
+    struct Hold {
+        Impl* impl = nullptr;
+        ~Hold() {
+            if (impl != nullptr) {
+                try {
+                    impl->release_hold();
+                } catch (...) {  // NOLINT(bugprone-empty-catch): out of memory; held messages stay
+                }
+            }
+        }
+        Hold() = default;
+        Hold(const Hold&) = delete;
+        Hold& operator=(const Hold&) = delete;
+        Hold(Hold&&) = delete;
+        Hold& operator=(Hold&&) = delete;
+    } hold;
+    if (method == mcp::method::initialized) {
+        holding = true;
+        hold.impl = this;
+        co_await open_listener();
+    }
+    const json::value* request_id = is_request(message) ? member(message, "id") : nullptr;
+    const std::string key = request_id != nullptr ? mcp::id_text(*request_id) : std::string{};
+    auto req = make_request(http::verb::post, mcp::serialize(message));
+    // The overall deadline of a request: its connection is closed when it
+    // passes, whatever keeps the stream alive.
+    std::optional<asio::steady_timer> deadline;
+    auto expired = std::make_shared<bool>(false);
+    if (request_id != nullptr) {
+        deadline.emplace(ex, options.request_deadline);
+        deadline->async_wait(
+            [this, key, expired, weak = weak_from_this()](const boost::system::error_code& ec) {
+                const auto alive = weak.lock();
+                if (ec || !alive) {
+                    return;
+                }
+                *expired = true;
+                if (const auto it = active.find(key); it != active.end()) {
+                    it->second->close();
+                }
+            });
+    }
+    struct Untrack {
+        Impl* impl;
+        std::string key;
+        ~Untrack() {
+            if (!key.empty()) {
+                impl->active.erase(key);
+                impl->cancelled.erase(key);
+                impl->posted.erase(key);
+            }
+        }
+        Untrack(Impl* i, std::string k) : impl(i), key(std::move(k)) {
+            if (!key.empty()) {
+                impl->posted.insert(key);
+            }
+        }
+        Untrack(const Untrack&) = delete;
+        Untrack& operator=(const Untrack&) = delete;
+        Untrack(Untrack&&) = delete;
+        Untrack& operator=(Untrack&&) = delete;
+    } untrack(this, key);
+    const auto given_up = [this, &key, &expired, &message]() -> bool {
+        if (!key.empty() && cancelled.contains(key)) {
+            return true;  // the caller does not want to hear of it
+        }
+        if (*expired) {
+            fail(message,
+                 Error{make_error_code(Errc::timeout),
+                       "no response within the request deadline of " +
+                           std::to_string(options.request_deadline.count()) + " ms"},
+                 nullptr);
+            return true;
+        }
+        return false;
+    };
+
+    Result<Exchange> result = pqmcp::fail(Errc::closed, "not sent");
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        auto conn = co_await acquire();
+        if (!conn) {
+            if (!given_up()) {
+                fail(message, conn.error(), nullptr);
+            }
+            co_return;
+        }
+        if (given_up()) {
+            release(std::move(*conn), true);
+            co_return;
+        }
+        const bool reused = (*conn)->reused;
+        if (!key.empty()) {
+            active[key] = conn->get();
+        }
+        result = co_await round_trip(**conn, req, request_id, false);
+        active.erase(key);
+        if (given_up()) {
+            release(std::move(*conn), false);
+            co_return;
+        }
+        release(std::move(*conn), result && result->keep_alive);
+        // A kept-alive connection the server closed meanwhile: once more, fresh.
+        if (!result && reused && result.error().code == Errc::io_error) {
+            continue;
+        }
+        break;
+    }
+    if (!result) {
+        fail(message, result.error(), nullptr);
+        co_return;
+    }
+    Exchange& ex_result = *result;
+    if (method == mcp::method::initialize && ex_result.status == 200) {
+        session_id = ex_result.session_header;
+    }
+    if (ex_result.status == 404 && !session_id.empty() && method != mcp::method::initialize) {
+        if (options.reinitialize && init_request && !internal) {
+            held.push_back(std::move(message));
+            if (!reinitializing) {
+                reinitializing = true;
+                holding = true;
+                asio::co_spawn(ex, reinitialize(), asio::detached);
+            }
+            co_return;
+        }
+        fail(message,
+             Error{make_error_code(Errc::session_expired),
+                   describe_status(404, "Not Found", ex_result.error_body)},
+             nullptr);
+        co_return;
+    }
+    if (ex_result.status != 200 && ex_result.status != 202 && ex_result.status != 204) {
+        boost::system::error_code ec;
+        json::value body = json::parse(ex_result.error_body, ec);
+        const json::object* server_error =
+            !ec && body.is_object() && body.as_object().contains("error") ? &body.as_object()
+                                                                          : nullptr;
+        fail(message,
+             Error{make_error_code(Errc::http_status),
+                   describe_status(ex_result.status, "", ex_result.error_body)},
+             server_error);
+        co_return;
+    }
+    if (request_id != nullptr && !ex_result.response_seen) {
+        // The SSE stream ended before the response: resume it (GET Last-Event-ID).
+        bool resumed = false;
+        if (!ex_result.last_event_id.empty()) {
+            resumed = co_await resume(message, ex_result.last_event_id);
+        }
+        if (given_up()) {
+            co_return;
+        }
+        if (!resumed) {
+            fail(message,
+                 Error{make_error_code(Errc::protocol_error),
+                       "the server ended the response stream without answering the request"},
+                 nullptr);
+        }
+        co_return;
+    }
+}
+
+asio::awaitable<bool> McpHttpClient::Impl::resume(const json::object& message, std::string cursor) {
+    const auto self = shared_from_this();
+    const json::value* request_id = member(message, "id");
+    for (std::size_t attempt = 0; attempt < options.resume_attempts && !closed; ++attempt) {
+        auto conn = co_await acquire();
+        if (!conn) {
+            continue;
+        }
+        auto req = make_request(http::verb::get, {});
+        req.set("Last-Event-ID", cursor);
+        const std::string key = request_id != nullptr ? mcp::id_text(*request_id) : std::string{};
+        if (!key.empty()) {
+            active[key] = conn->get();
+        }
+        auto result = co_await round_trip(**conn, req, request_id, false);
+        active.erase(key);
+        if (!key.empty() && cancelled.contains(key)) {
+            release(std::move(*conn), false);
+            co_return true;  // given up: nobody waits for it
+        }
+        release(std::move(*conn), result && result->keep_alive);
+        if (result && result->response_seen) {
+            co_return true;
+        }
+        if (result && !result->last_event_id.empty()) {
+            cursor = result->last_event_id;
+        }
+        if (result && result->status != 200) {
+            break;
+        }
+    }
+    co_return false;
+}
+
+asio::awaitable<void> McpHttpClient::Impl::reinitialize() {
+    const auto self = shared_from_this();
+    spdlog::info("{}: the session expired; starting a new one", options.url.str());
+    session_id.clear();
+    version.clear();
+    ++listen_generation;  // the old GET stream belongs to the old session
+    listening = false;
+    json::object init = *init_request;
+    const std::string id = "pqmcp-reinit-" + std::to_string(++internal_counter);
+    internal_ids.insert(id);
+    init["id"] = id;
+    auto req = make_request(http::verb::post, mcp::serialize(init));
+    const json::value request_id(id);
+    auto conn = co_await acquire();
+    Result<Exchange> result =
+        conn ? Result<Exchange>(pqmcp::fail(Errc::closed, "")) : tl::unexpected(conn.error());
+    if (conn) {
+        result = co_await round_trip(**conn, req, &request_id, false);
+        release(std::move(*conn), result && result->keep_alive);
+    }
+    internal_ids.erase(id);
+    reinitializing = false;
+    if (!result || result->status != 200 || result->session_header.empty()) {
+        std::vector<json::object> waiting = std::move(held);
+        held.clear();
+        holding = false;
+        const Error error =
+            !result ? result.error()
+                    : Error{make_error_code(Errc::session_expired),
+                            "a new session could not be started: " +
+                                describe_status(result->status, "", result->error_body)};
+        for (const auto& m : waiting) {
+            fail(m, error, nullptr);
+        }
+        co_return;
+    }
+    session_id = result->session_header;
+    // The new session needs its initialized notification before anything
+    // else; post() opens the GET stream first and releases what waited.
+    co_await post(mcp::make_notification(mcp::method::initialized, {}), true);
+}
+
+asio::awaitable<void> McpHttpClient::Impl::listen(std::uint64_t generation) {
+    const auto self = shared_from_this();
+    auto backoff = std::chrono::milliseconds{500};
+    while (!closed && generation == listen_generation && !session_id.empty()) {
+        auto conn = co_await connect();
+        bool got_events = false;
+        std::uint64_t retry = 0;
+        if (!conn) {
+            listen_opened = true;  // nobody should wait for it
+            listen_signal.notify();
+        }
+        if (conn) {
+            open.insert(conn->get());
+            listener = conn->get();
+            auto req = make_request(http::verb::get, {});
+            if (!listen_cursor.empty()) {
+                req.set("Last-Event-ID", listen_cursor);
+            }
+            boost::system::error_code ignored;
+            (*conn)->lowest().socket().set_option(asio::socket_base::keep_alive(true), ignored);
+            auto result = co_await round_trip(**conn, req, nullptr, true);
+            listener = nullptr;
+            open.erase(conn->get());
+            (*conn)->close();
+            if (result) {
+                if (!result->last_event_id.empty()) {
+                    listen_cursor = result->last_event_id;
+                    got_events = true;
+                }
+                retry = result->retry_ms;
+                // "...or else return HTTP 405 Method Not Allowed, indicating that
+                // the server does not offer an SSE stream at this endpoint."
+                if (result->status == 405) {
+                    spdlog::debug("{}: no GET stream offered", options.url.str());
+                    break;
+                }
+                if (result->status == 404) {
+                    break;  // the session is gone; a re-initialization restarts us
+                }
+                if (result->status == 200) {
+                    got_events = true;
+                }
+            }
+        }
+        if (closed || generation != listen_generation) {
+            break;
+        }
+        backoff = got_events ? std::chrono::milliseconds{500}
+                             : std::min(backoff * 2, options.reconnect_max);
+        // "The client MUST respect the retry field, waiting the given number of
+        // milliseconds before attempting to reconnect."
+        const auto wait = retry > 0 ? std::chrono::milliseconds{retry} : backoff;
+        listen_wait.expires_after(wait);
+        (void)co_await listen_wait.async_wait(use);
+    }
+    if (generation == listen_generation) {
+        listening = false;
+    }
+}
+
+asio::awaitable<void> McpHttpClient::Impl::terminate(std::function<void()> done) {
+    const auto self = shared_from_this();
+    if (!session_id.empty() && !closed) {
+        // "Clients that no longer need a particular session ... SHOULD send an HTTP
+        // DELETE to the MCP endpoint with the MCP-Session-Id header".
+        auto conn = co_await acquire();
+        if (conn) {
+            auto req = make_request(http::verb::delete_, {});
+            auto saved = options.response_timeout;
+            options.response_timeout = std::min(options.response_timeout, options.write_timeout);
+            auto result = co_await round_trip(**conn, req, nullptr, false);
+            options.response_timeout = saved;
+            release(std::move(*conn), false);
+        }
+    }
+    closed = true;
+    ++listen_generation;
+    close_all();
+    if (done) {
+        done();
+    }
+}
+
+McpHttpClient::McpHttpClient(const asio::any_io_executor& executor, HttpClientOptions options,
+                             HttpClientCallbacks callbacks)
+    : impl_(std::make_shared<Impl>(executor, std::move(options), std::move(callbacks))) {}
+
+McpHttpClient::~McpHttpClient() {
+    impl_->callbacks = {};
+    impl_->closed = true;
+    ++impl_->listen_generation;
+    impl_->close_all();
+}
+
+void McpHttpClient::send(json::object message) {
+    Impl& s = *impl_;
+    if (s.closed) {
+        s.fail(message, Error{make_error_code(Errc::closed), "the client is closed"}, nullptr);
+        return;
+    }
+    // A request the sender cancels gets no answer ("SHOULD NOT send a
+    // response"): its exchange is given up, and its connection freed.
+    std::optional<json::value> cancelled;
+    if (method_of(message) == mcp::method::cancelled && !message.contains("id")) {
+        if (const auto* p = message.if_contains("params"); p != nullptr && p->is_object()) {
+            if (const auto* rid = p->as_object().if_contains("requestId")) {
+                cancelled = *rid;
+            }
+        }
+    }
+    asio::co_spawn(s.ex, s.post(std::move(message)), asio::detached);
+    if (cancelled) {
+        cancel(*cancelled);
+    }
+}
+
+void McpHttpClient::cancel(const json::value& id) {
+    Impl& s = *impl_;
+    const std::string key = mcp::id_text(id);
+    if (const auto it = s.active.find(key); it != s.active.end()) {
+        s.cancelled.insert(key);
+        it->second->close();  // its read fails; post() frees the connection
+        return;
+    }
+    // Not yet on a connection (waiting for one, or held): it will not be reported.
+    if (s.posted.contains(key)) {
+        s.cancelled.insert(key);
+    }
+    std::erase_if(s.held, [&key](const json::object& m) {
+        const auto* v = m.if_contains("id");
+        return v != nullptr && mcp::id_text(*v) == key;
+    });
+}
+
+void McpHttpClient::close(std::function<void()> done) {
+    asio::co_spawn(impl_->ex, impl_->terminate(std::move(done)), asio::detached);
+}
+
+const std::string& McpHttpClient::session_id() const noexcept {
+    return impl_->session_id;
+}
+
+const std::string& McpHttpClient::protocol_version() const noexcept {
+    return impl_->version;
+}
+
+}  // namespace pqmcp::transport
