@@ -3,18 +3,18 @@
 // it: posts, SSE, resumption, the GET stream (http_client_session.cpp).
 #pragma once
 
-#include "pqmcp/transport/http_client.hpp"
+#include <spdlog/spdlog.h>
+#include <boost/asio/ip/address.hpp>
+#include <boost/json/parse.hpp>
 #include <deque>
 #include <map>
 #include <optional>
 #include <set>
-#include <spdlog/spdlog.h>
-#include <boost/asio/ip/address.hpp>
-#include <boost/json/parse.hpp>
 #include "beast.hpp"
 #include "pqmcp/core/descriptor.hpp"
 #include "pqmcp/mcp/protocol.hpp"
 #include "pqmcp/tls/context.hpp"
+#include "pqmcp/transport/http_client.hpp"
 #include "pqmcp/transport/sse.hpp"
 
 namespace pqmcp::transport {
@@ -89,7 +89,8 @@ struct Exchange {
     std::uint64_t retry_ms = 0;
 };
 
-inline std::string describe_status(unsigned status, std::string_view reason, std::string_view body) {
+inline std::string describe_status(unsigned status, std::string_view reason,
+                                   std::string_view body) {
     std::string text = "HTTP " + std::to_string(status);
     if (!reason.empty()) {
         text += " " + std::string(reason);
@@ -261,7 +262,7 @@ struct McpHttpClient::Impl : std::enable_shared_from_this<McpHttpClient::Impl> {
 };
 
 inline http::request<http::string_body> McpHttpClient::Impl::make_request(http::verb verb,
-                                                                   std::string body) const {
+                                                                          std::string body) const {
     http::request<http::string_body> req{verb, options.url.target, 11};
     req.set(http::field::host, options.url.authority());
     req.set(http::field::user_agent, "pqmcp");
