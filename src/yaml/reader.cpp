@@ -183,8 +183,15 @@ void Reader::only(const YAML::Node& node, const std::string& where,
             list += list.empty() ? "" : ", ";
             list += n;
         }
-        error(kv.first, where.empty() ? k : where + "." + k,
-              "unknown key (expected one of: " + list + ")");
+        std::string path = where;
+        if (!path.empty()) {
+            path += '.';
+        }
+        path += k;
+        std::string why = "unknown key (expected one of: ";
+        why += list;
+        why += ")";
+        error(kv.first, path, why);
     }
 }
 
