@@ -1,0 +1,83 @@
+// Internal: the gateway's state, shared by its files: starting, running and
+// stopping it (gateway.cpp) and what it runs beside its sessions: the
+// policy and its reloads, the audit writer, dashboard and metrics, the
+// sandbox supervisor (gateway_services.cpp).
+#pragma once
+
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cerrno>
+#include <charconv>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <future>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include "pqmcp/audit/audit.hpp"
+#include "pqmcp/core/bytes.hpp"
+#include "pqmcp/crypto/util.hpp"
+#include "pqmcp/identity/identity.hpp"
+#include "pqmcp/identity/known_peers.hpp"
+#include "pqmcp/observe/dashboard.hpp"
+#include "pqmcp/observe/metrics_server.hpp"
+#include "pqmcp/policy/policy.hpp"
+#include "pqmcp/tls/context.hpp"
+#include "pqmcp/tls/profile.hpp"
+#include "pqmcp/transport/child.hpp"
+#include "pqmcp/transport/http_server.hpp"
+#include "pqmcp/transport/http_util.hpp"
+#include "sandbox_policy.hpp"
+#include "session.hpp"
+#include "pqmcp/gateway/gateway.hpp"
+
+namespace pqmcp::gateway {
+
+namespace asio = boost::asio;
+
+struct Gateway::Impl {
+    explicit Impl(GatewayConfig c, std::string version)
+        : config(std::move(c)),
+          services{io, config, 0, {}, nullptr, {}, 0, {}},
+          shared(services, std::move(version)) {}
+
+    GatewayConfig config;
+    asio::io_context io{1};
+    Services services;
+    SharedState shared;
+    std::optional<identity::Identity> own;
+    std::optional<identity::Identity> browser;  // the optional ECDSA P-256 certificate
+    std::optional<identity::KnownPeers> known;
+    std::unique_ptr<Guard> guard;  // tool integrity (null: turned off); signs with `own`
+    crypto::SslCtxPtr server_context;
+    std::vector<crypto::SslCtxPtr> upstream_contexts;
+    std::unique_ptr<transport::HttpServer> server;
+    std::unique_ptr<audit::Writer> audit;           // null: turned off
+    std::unique_ptr<observe::Dashboard> dashboard;  // null: turned off
+    std::unique_ptr<Recorder> recorder;
+    std::unique_ptr<observe::MetricsServer> metrics;  // null: no --metrics
+    std::unique_ptr<sandbox::Supervisor> supervisor;  // null: no sandboxed upstream
+    std::filesystem::path tmp_root;                   // the children's TMPDIRs, removed at the end
+    GatewayInfo info;
+    bool stopping = false;
+    asio::steady_timer policy_watch{io};
+    asio::steady_timer audit_sweep{io};
+    std::optional<std::pair<std::filesystem::file_time_type, std::uintmax_t>> policy_stamp;
+
+    void begin_shutdown();
+    Status start_observing();  // the audit writer, the dashboard, the recorder
+    Status start_sandbox();    // checks every stdio upstream's sandbox; the supervisor
+    Status apply_policy(bool initial);
+    void watch_policy();
+    void sweep_started();  // "started" audit records of requests in flight
+};
+
+}  // namespace pqmcp::gateway

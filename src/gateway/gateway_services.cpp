@@ -1,0 +1,310 @@
+// What the gateway runs beside its sessions: the policy (read, reloaded when
+// its file changes), the audit writer, dashboard, recorder and metrics
+// listener, the sandbox supervisor, and the sweep of "started" audit records.
+#include "gateway_impl.hpp"
+
+namespace pqmcp::gateway {
+
+namespace {
+
+std::optional<std::pair<std::filesystem::file_time_type, std::uintmax_t>> stamp_of(
+    const std::filesystem::path& file) {
+    std::error_code ec;
+    const auto time = std::filesystem::last_write_time(file, ec);
+    if (ec) {
+        return std::nullopt;
+    }
+    const auto size = std::filesystem::file_size(file, ec);
+    if (ec) {
+        return std::nullopt;
+    }
+    return std::pair{time, size};
+}
+
+Result<std::shared_ptr<const policy::Policy>> read_policy(const GatewayConfig& c, bool initial) {
+    if (!c.policy_file.empty()) {
+        return policy::load_policy(c.policy_file);
+    }
+    if (c.policy_inline.empty()) {
+        return std::shared_ptr<const policy::Policy>{};
+    }
+    if (initial || c.config_file.empty()) {
+        return policy::parse_policy(c.policy_inline, c.config_file.empty()
+                                                         ? "policy"
+                                                         : c.config_file.string() + " policy:");
+    }
+    // An inline policy is read again from the configuration file.
+    auto again = load_config(c.config_file);
+    if (!again) {
+        return fail(policy::Errc::invalid_policy, again.error().detail);
+    }
+    if (again->policy_inline.empty()) {
+        return fail(policy::Errc::invalid_policy,
+                    c.config_file.string() + ": its policy: section is gone");
+    }
+    return policy::parse_policy(again->policy_inline, c.config_file.string() + " policy:");
+}
+
+std::string describe_policy(const policy::Policy& p) {
+    return p.source + " (" + p.fingerprint + ", " + std::to_string(p.rules.size()) +
+           " rules, default " + std::string(policy::to_string(p.default_effect)) + ")";
+}
+
+}  // namespace
+
+Status Gateway::Impl::apply_policy(bool initial) {
+    auto loaded = read_policy(config, initial);
+    if (!loaded) {
+        if (!initial) {
+            spdlog::error(
+                "policy not reloaded: {}; keeping {}", loaded.error().detail,
+                shared.policy ? describe_policy(*shared.policy) : std::string("no policy"));
+            if (recorder) {
+                recorder->policy("reload_failed", shared.policy ? shared.policy->source : "",
+                                 shared.policy ? shared.policy->fingerprint : "",
+                                 loaded.error().detail);
+            }
+        }
+        return tl::unexpected(loaded.error());
+    }
+    if (!config.policy_file.empty()) {
+        policy_stamp = stamp_of(config.policy_file);
+    }
+    shared.policy = std::move(*loaded);
+    if (shared.policy) {
+        shared.behaviour.configure(shared.policy->behaviour);
+        info.policy = describe_policy(*shared.policy);
+        if (!initial) {
+            spdlog::info("policy reloaded: {}", info.policy);
+        }
+        if (recorder) {
+            recorder->policy(initial ? "loaded" : "reloaded", shared.policy->source,
+                             shared.policy->fingerprint, {});
+        }
+    }
+    return {};
+}
+
+// Every second: has the policy file changed? Also forgets idle rate state.
+void Gateway::Impl::watch_policy() {
+    policy_watch.expires_after(std::chrono::seconds{1});
+    policy_watch.async_wait([this](const boost::system::error_code& ec) {
+        if (ec || stopping) {
+            return;
+        }
+        if (!config.policy_file.empty()) {
+            const auto now = stamp_of(config.policy_file);
+            if (now && now != policy_stamp) {
+                policy_stamp = now;  // an invalid file is reported once per change
+                (void)apply_policy(false);
+            }
+        }
+        shared.limiter.sweep(shared.clock());
+        watch_policy();
+    });
+}
+
+// Every half flush interval, each request in flight for longer than that gets
+// a "started" record: a kill -9 then loses at most the requests accepted in
+// the last 1.5 flush intervals (plus one commit), answered or not.
+void Gateway::Impl::sweep_started() {
+    if (!audit) {
+        return;
+    }
+    const auto half = std::max(config.audit.flush_interval / 2, std::chrono::milliseconds{5});
+    audit_sweep.expires_after(half);
+    audit_sweep.async_wait([this, half](const boost::system::error_code& ec) {
+        if (ec || stopping) {
+            return;
+        }
+        const auto older_than = std::chrono::steady_clock::now() - half;
+        for (GatewaySession* s : shared.sessions) {
+            s->note_started(older_than);
+        }
+        sweep_started();
+    });
+}
+
+namespace {
+
+// The first line of a token file; a file others may read is refused.
+Result<std::string> read_token_file(const std::filesystem::path& file) {
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0) {
+        return fail(Errc::invalid_config,
+                    "dashboard.token_file " + file.string() + ": " + std::strerror(errno));
+    }
+    if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+        return fail(Errc::invalid_config, "dashboard.token_file " + file.string() +
+                                              ": readable by others (chmod 600 it)");
+    }
+    std::ifstream in(file);
+    std::string line;
+    if (!in || !std::getline(in, line)) {
+        return fail(Errc::invalid_config,
+                    "dashboard.token_file " + file.string() + ": cannot be read");
+    }
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) {
+        line.pop_back();
+    }
+    if (auto ok = check_dashboard_token(line); !ok) {
+        return fail(Errc::invalid_config,
+                    "dashboard.token_file " + file.string() + ": " + ok.error().detail);
+    }
+    return line;
+}
+
+}  // namespace
+
+Status Gateway::Impl::start_observing() {
+    const GatewayConfig& c = config;
+    if (c.audit.enabled) {
+        audit::WriterOptions o;
+        o.path = c.audit.path.empty() ? c.identity / "audit.db" : c.audit.path;
+        o.queue_capacity = c.audit.queue;
+        o.flush_interval = c.audit.flush_interval;
+        o.checkpoint_records = c.audit.checkpoint_records;
+        o.checkpoint_interval = c.audit.checkpoint_interval;
+        o.sync_full = c.audit.sync_full;
+        auto writer = audit::Writer::open(o, *own);
+        if (!writer) {
+            return fail(Errc::startup_failed,
+                        "audit " + o.path.string() + ": " + writer.error().detail);
+        }
+        audit = std::move(*writer);
+        info.audit = o.path.string();
+        spdlog::info("audit trail: {} (checkpoint every {} records or {} ms, crash window {} ms)",
+                     info.audit, o.checkpoint_records, o.checkpoint_interval.count(),
+                     o.flush_interval.count());
+    }
+    const auto access = observe::parse_dashboard_access(c.observe.dashboard);
+    if (access && *access != observe::DashboardAccess::off) {
+        observe::DashboardOptions o;
+        o.access = *access;
+        o.token = c.observe.dashboard_token;
+        if (o.token.empty() && !c.observe.dashboard_token_file.empty()) {
+            auto token = read_token_file(c.observe.dashboard_token_file);
+            if (!token) {
+                return tl::unexpected(token.error());
+            }
+            o.token = std::move(*token);
+        }
+        if (o.token.empty()) {
+            // NOLINTNEXTLINE(concurrency-mt-unsafe): read at start, before any thread
+            if (const char* from_env = std::getenv("PQMCP_DASHBOARD_TOKEN");
+                from_env != nullptr && *from_env != '\0') {
+                o.token = from_env;
+                if (auto ok = check_dashboard_token(o.token); !ok) {
+                    return fail(Errc::invalid_config,
+                                "PQMCP_DASHBOARD_TOKEN: " + ok.error().detail);
+                }
+            }
+        }
+        if (o.access == observe::DashboardAccess::token && o.token.empty()) {
+            auto random = crypto::random_bytes(16);
+            if (!random) {
+                return fail(Errc::startup_failed, "dashboard token: " + random.error().detail);
+            }
+            o.token = to_hex(*random);
+        }
+        dashboard = std::make_unique<observe::Dashboard>(std::move(o));
+    }
+    Recorder::Gauges gauges;
+    gauges.sessions = [this] {
+        return server ? static_cast<double>(server->stats().sessions) : 0.0;
+    };
+    gauges.connections = [this] {
+        return server ? static_cast<double>(server->stats().connections) : 0.0;
+    };
+    gauges.children = [this] { return static_cast<double>(services.children); };
+    gauges.evicted = [this] { return server ? static_cast<double>(server->stats().evicted) : 0.0; };
+    gauges.overload = [this] { return server ? server->stats().overload : 1.0; };
+    gauges.buffered = [this] {
+        return server ? static_cast<double>(server->stats().buffered_bytes) : 0.0;
+    };
+    recorder = std::make_unique<Recorder>(c, audit.get(), dashboard.get(), std::move(gauges));
+    shared.recorder = recorder.get();
+    return {};
+}
+
+Status Gateway::Impl::start_sandbox() {
+    const GatewayConfig& c = config;
+    std::vector<const UpstreamConfig*> boxed;
+    for (const auto& u : c.upstreams) {
+        if (u.kind == UpstreamKind::stdio) {
+            if (u.sandbox.enabled) {
+                boxed.push_back(&u);
+            } else {
+                spdlog::warn(
+                    "upstream {} runs without a sandbox (sandbox: off): it can read and write "
+                    "whatever this user can, the gateway's identity and databases included",
+                    u.name);
+            }
+        }
+    }
+    if (boxed.empty()) {
+        return {};
+    }
+    const auto& support = sandbox::probe();
+    // Each sandbox is checked now, with the grants it will get: a kernel that
+    // lacks a facility, or a grant that reaches the gateway's own files,
+    // stops the start, not the first session.
+    for (const UpstreamConfig* u : boxed) {
+        const auto env = child_environment(*u, {}, {});
+        std::string search_path;
+        for (const auto& [key, value] : env) {
+            if (key == "PATH") {
+                search_path = value;
+            }
+        }
+        auto exe = transport::find_executable(u->command, search_path);
+        if (!exe) {
+            return fail(Errc::startup_failed, "upstream " + u->name + ": " + exe.error().detail);
+        }
+        const auto policy = child_policy(c, *u, *exe, {});
+        auto prepared = sandbox::prepare(policy, support);
+        if (!prepared) {
+            return fail(Errc::startup_failed,
+                        "upstream " + u->name + ": sandbox: " + prepared.error().detail +
+                            (prepared.error().code == sandbox::Errc::unsupported
+                                 ? " (this kernel: " + sandbox::describe(support) +
+                                       "); to run it without one, say sandbox: off for it "
+                                       "(--sandbox " +
+                                       u->name + "=off)"
+                                 : std::string{}));
+        }
+        spdlog::info("upstream {}: sandboxed (read {} paths, write {}, network {}{})", u->name,
+                     policy.read.size(), policy.write.size() + 1,
+                     sandbox::to_string(policy.network),
+                     policy.user.empty() ? "" : ", user " + policy.user);
+    }
+    spdlog::info("sandbox: {}", sandbox::describe(support));
+    if (support.landlock_abi < 6) {
+        spdlog::warn(
+            "sandbox: Landlock ABI {} cannot scope signals: a sandboxed server can signal other "
+            "processes of its user (never the gateway: seccomp refuses that)",
+            support.landlock_abi);
+    }
+    // The children's private temporary directories, under one of the gateway's own.
+    std::error_code ec;
+    std::string pattern =
+        (std::filesystem::temp_directory_path(ec) / "pqmcp-children-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) {
+        return fail(Errc::startup_failed, "sandbox: cannot create a temporary directory: " +
+                                              std::string(std::strerror(errno)));
+    }
+    tmp_root = pattern;
+    services.tmp_root = tmp_root;
+    supervisor = std::make_unique<sandbox::Supervisor>([this](sandbox::Violation v) {
+        // From the supervisor's thread to the gateway's.
+        asio::post(io, [this, v = std::move(v)] {
+            if (recorder) {
+                recorder->sandbox(v);
+            }
+        });
+    });
+    services.supervisor = supervisor.get();
+    return {};
+}
+
+}  // namespace pqmcp::gateway
