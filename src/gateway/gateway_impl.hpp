@@ -4,17 +4,10 @@
 // sandbox supervisor (gateway_services.cpp).
 #pragma once
 
-#include <sys/stat.h>
-#include <unistd.h>
-#include <cerrno>
-#include <charconv>
-#include <csignal>
-#include <cstdlib>
-#include <cstring>
-#include <fstream>
-#include <future>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -22,9 +15,17 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <cerrno>
+#include <charconv>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <future>
 #include "pqmcp/audit/audit.hpp"
 #include "pqmcp/core/bytes.hpp"
 #include "pqmcp/crypto/util.hpp"
+#include "pqmcp/gateway/gateway.hpp"
 #include "pqmcp/identity/identity.hpp"
 #include "pqmcp/identity/known_peers.hpp"
 #include "pqmcp/observe/dashboard.hpp"
@@ -37,7 +38,6 @@
 #include "pqmcp/transport/http_util.hpp"
 #include "sandbox_policy.hpp"
 #include "session.hpp"
-#include "pqmcp/gateway/gateway.hpp"
 
 namespace pqmcp::gateway {
 
