@@ -25,12 +25,6 @@ using yaml::Reader;
 
 namespace {
 
-bool valid_id(std::string_view id) {
-    return !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' || c == '.';
-    });
-}
-
 std::string check_list() {
     std::string out;
     for (const auto& c : k_checks) {
@@ -92,16 +86,7 @@ Rule read_rule(const Reader& r, const YAML::Node& node, const std::string& where
            {"id", "severity", "rationale", "pattern", "check", "kinds", "fields", "not_fields",
             "max_bytes", "min_length", "names"});
     Rule rule;
-    if (!node["id"]) {
-        r.error(node, where + ": every rule needs an id");
-    }
-    rule.id = r.string(node["id"], where + ".id");
-    if (!valid_id(rule.id)) {
-        r.error(node["id"], where + ".id: \"" + rule.id + "\": use letters, digits, . - _");
-    }
-    if (!ids.insert(rule.id).second) {
-        r.error(node["id"], where + ".id: \"" + rule.id + "\" is used twice");
-    }
+    rule.id = r.unique_id(node, where, ids);
     const std::string at = "rule " + rule.id;
     if (!node["severity"]) {
         r.error(node, at + ": severity: (info, low, medium, high or critical) is required");

@@ -27,12 +27,6 @@ class PolicyCategory final : public std::error_category {
 
 using yaml::Reader;
 
-bool valid_id(std::string_view id) {
-    return !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' || c == '.';
-    });
-}
-
 // RFC 6901: "" or "/"-separated tokens with ~0 and ~1 as the only escapes.
 bool valid_pointer(std::string_view p) {
     if (p.empty()) {
@@ -368,7 +362,7 @@ std::shared_ptr<const Policy> read_policy(const Reader& r, const YAML::Node& roo
         }
         for (const auto& kv : groups) {
             const std::string name = kv.first.Scalar();
-            if (!valid_id(name)) {
+            if (!yaml::valid_id(name)) {
                 r.error(kv.first, "groups: \"" + name + "\" is not a valid group name");
             }
             p->groups[name] = r.strings(kv.second, "groups." + name);
@@ -396,7 +390,7 @@ std::shared_ptr<const Policy> read_policy(const Reader& r, const YAML::Node& roo
         }
         for (const auto& kv : tags) {
             const std::string tag = kv.first.Scalar();
-            if (!valid_id(tag)) {
+            if (!yaml::valid_id(tag)) {
                 r.error(kv.first, "tags: \"" + tag + "\" is not a valid tag name");
             }
             p->tags[tag] = r.strings(kv.second, "tags." + tag);
@@ -421,16 +415,7 @@ std::shared_ptr<const Policy> read_policy(const Reader& r, const YAML::Node& roo
         rule.line = r.line(node);
         rule.mode = p->default_mode;
         rule.purpose_from = p->purpose_from;
-        if (!node["id"]) {
-            r.error(node, where + ": every rule needs an id");
-        }
-        rule.id = r.string(node["id"], where + ".id");
-        if (!valid_id(rule.id)) {
-            r.error(node["id"], where + ".id: \"" + rule.id + "\": use letters, digits, . - _");
-        }
-        if (!ids.insert(rule.id).second) {
-            r.error(node["id"], where + ".id: \"" + rule.id + "\" is used twice");
-        }
+        rule.id = r.unique_id(node, where, ids);
         const std::string at = "rule " + rule.id;
         if (node["description"]) {
             rule.description = r.string(node["description"], at + ".description");

@@ -1,6 +1,7 @@
 #include "pqmcp/yaml/reader.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstdint>
 
@@ -9,6 +10,12 @@
 namespace pqmcp::yaml {
 
 namespace json = boost::json;
+
+bool valid_id(std::string_view id) noexcept {
+    return !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' || c == '.';
+    });
+}
 
 YAML::Node load(std::string_view text, std::string_view source) {
     try {
@@ -166,6 +173,21 @@ json::value Reader::value(const YAML::Node& node, const std::string& key) const 
         return d;
     }
     return json::value(s);
+}
+
+std::string Reader::unique_id(const YAML::Node& node, const std::string& where,
+                              std::set<std::string>& seen) const {
+    if (!node["id"]) {
+        error(node, where + ": every rule needs an id");
+    }
+    std::string id = string(node["id"], where + ".id");
+    if (!valid_id(id)) {
+        error(node["id"], where + ".id: \"" + id + "\": use letters, digits, . - _");
+    }
+    if (!seen.insert(id).second) {
+        error(node["id"], where + ".id: \"" + id + "\" is used twice");
+    }
+    return id;
 }
 
 void Reader::only(const YAML::Node& node, const std::string& where,

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstddef>
 #include <initializer_list>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -20,6 +21,9 @@ namespace pqmcp::yaml {
 struct Problem {
     std::string message;
 };
+
+// An id as rule files and policies write them: 1 to 128 letters, digits, '.', '-', '_'.
+[[nodiscard]] bool valid_id(std::string_view id) noexcept;
 
 // Parses `text`; a syntax error is a Problem "source:line:column: what".
 [[nodiscard]] YAML::Node load(std::string_view text, std::string_view source);
@@ -59,6 +63,10 @@ class Reader {
     // A scalar as JSON: plain scalars that read as numbers, booleans or null
     // are those; quoted ones are strings.
     [[nodiscard]] boost::json::value value(const YAML::Node& node, const std::string& key) const;
+    // The `id` of the rule at `node` (key path `where`): present, a valid_id(),
+    // and not one of `seen`, which it joins.
+    [[nodiscard]] std::string unique_id(const YAML::Node& node, const std::string& where,
+                                        std::set<std::string>& seen) const;
     // `node` is a mapping whose every key is one of `known`; an unknown one
     // is "source:line: WHERE.KEY: unknown key (expected one of: ...)".
     // `where` is the mapping's own key path ("" at the top level).
