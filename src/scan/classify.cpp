@@ -15,7 +15,6 @@
 namespace pqmcp::scan {
 
 namespace json = boost::json;
-namespace fs = std::filesystem;
 
 // ---- harvest now, decrypt later ----------------------------------------------
 

@@ -2,20 +2,12 @@
 #include "pqmcp/scan/discovery.hpp"
 
 #include <algorithm>
-#include <array>
 #include <cctype>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include <boost/json.hpp>
-
-#include "text.hpp"
-
 namespace pqmcp::scan {
-
-namespace json = boost::json;
-namespace fs = std::filesystem;
 
 std::string_view to_string(Posture posture) noexcept {
     switch (posture) {

@@ -8,14 +8,9 @@
 #include <string>
 #include <vector>
 
-#include <boost/json.hpp>
-
 #include "text.hpp"
 
 namespace pqmcp::scan {
-
-namespace json = boost::json;
-namespace fs = std::filesystem;
 
 namespace {
 
