@@ -86,7 +86,10 @@ wait $gw || true
   }
   assert.equal(refused, 1, 'a call was refused once the records could not be committed');
   const refusedWhileFull = refused;
-  assert.ok(stderr.some((l) => / error audit trail: records cannot be committed .*tools\/call is refused/.test(l)), stderr.join('\n'));
+  // The gateway logs before it answers, but the log comes on another pipe
+  // than the answer, and Node may read that pipe later: wait for it.
+  await until(() => stderr.some((l) => / error audit trail: records cannot be committed .*tools\/call is refused/.test(l)),
+    5000, `the refusal in the log; stderr:\n${stderr.join('\n')}`);
   const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   assert.match(metrics, /^pqmcp_audit_healthy 0$/m);
   assert.match(metrics, /^pqmcp_audit_refused_calls_total [1-9]/m);
@@ -109,7 +112,7 @@ wait $gw || true
   }
   assert.ok(back, `calls were accepted again; stderr:\n${stderr.slice(-30).join('\n')}`);
   assert.ok(refused >= refusedWhileFull);
-  assert.ok(stderr.some((l) => /audit trail: commits again/.test(l)));
+  await until(() => stderr.some((l) => /audit trail: commits again/.test(l)), 5000, 'the recovery in the log');
   await client.close();
   child.kill('SIGTERM');
   await exited;
