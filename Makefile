@@ -6,6 +6,7 @@ PQMCP_DEPS ?= $(HOME)/.cache/pqmcp
 export PQMCP_DEPS
 BUILD      ?= build
 BUILD_SAN  ?= build-dev
+BUILD_TSAN ?= build-tsan
 BUILD_FUZZ ?= build-fuzz
 FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc)
@@ -18,7 +19,7 @@ SOURCES = $(shell git ls-files '*.cpp' '*.hpp' 2>/dev/null || \
 INTEROP    := tests/interop
 PORT       ?= 8443
 
-.PHONY: all bootstrap build build-sanitize run test test-sanitize check bench format format-check tidy clean interop-deps fuzz
+.PHONY: all bootstrap build build-sanitize build-tsan run test test-sanitize test-tsan check bench format format-check tidy clean interop-deps fuzz
 
 all: build
 
@@ -61,6 +62,22 @@ test-sanitize: build-sanitize interop-deps
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(BUILD_SAN) --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
+# ThreadSanitizer: the gateway on several threads (serve --threads), its own
+# tests and those that drive the pqmcp binary with many clients at once.
+build-tsan: bootstrap
+	$(call configure,$(BUILD_TSAN),-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPQMCP_TSAN=ON -DPQMCP_BUILD_BENCH=OFF)
+	cmake --build $(BUILD_TSAN) -j $(JOBS) --target test_gateway test_gateway_filters pqmcp pqmcp_fixture
+
+TSAN_TESTS ?= ^(gateway|gateway_filters|interop_mcp_threads|interop_mcp_everything|interop_mcp_policy|security_hostile_client)$$
+# Every report (the test binaries' and the pqmcp processes' the interop tests
+# start) goes to a file: any file fails the run.
+test-tsan: build-tsan interop-deps
+	@rm -f $(BUILD_TSAN)/tsan-report.*
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:log_path=$(abspath $(BUILD_TSAN))/tsan-report \
+	  ctest --test-dir $(BUILD_TSAN) --output-on-failure -j $(JOBS) -R '$(TSAN_TESTS)'
+	@if ls $(BUILD_TSAN)/tsan-report.* >/dev/null 2>&1; then \
+	  cat $(BUILD_TSAN)/tsan-report.*; echo "ThreadSanitizer reported the races above" >&2; exit 1; fi
+
 # libFuzzer on the parsers that see peer input, FUZZ_SECONDS each, from the
 # seed corpus in tests/fuzz/corpus (clang 16 from Debian 12: clang 14 cannot
 # compile the project's coroutines under the sanitizers; every test run
@@ -86,7 +103,7 @@ tidy: build
 	  status=$${PIPESTATUS[0]}; test $$status -eq 0 && echo "tidy: clean" || { echo "tidy: findings above" >&2; exit $$status; }
 
 # Everything CI runs.
-check: format-check tidy test test-sanitize
+check: format-check tidy test test-sanitize test-tsan
 
 bench: build interop-deps
 	PQMCP_OPENSSL_ROOT=$$(scripts/bootstrap.sh --prefix) bench/run.sh $(BUILD)

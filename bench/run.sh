@@ -32,5 +32,9 @@ echo "== MCP end to end: connect -> serve -> demo vs demo-server direct vs super
 "$HERE/mcp/e2e.sh" "$BUILD"
 
 echo
+echo "== threads: serve --threads 1 vs 2 (tools/call and full PQ handshakes; gateway CPU per 1,000)"
+PQMCP_OPENSSL_BIN="$PQMCP_OPENSSL_ROOT/bin/openssl" "$HERE/mcp/threads.sh" "$BUILD" 20000 3 10
+
+echo
 echo "== soak: 1,000 sessions over 10 minutes, RSS every 10 s (errors, growth, slope per hour)"
 "$HERE/soak.sh" "$BUILD"

@@ -43,6 +43,7 @@ struct ServeArgs {
     std::string request_timeout;
     std::string session_timeout;
     std::string log_level;
+    std::size_t threads = 0;
     std::string policy;
     std::string state;
     std::string on_change;
@@ -262,6 +263,9 @@ Result<gateway::GatewayConfig> build_config(const ServeArgs& a) {
     if (!a.log_level.empty()) {
         c.log_level = a.log_level;
     }
+    if (a.threads > 0) {
+        c.threads = a.threads;
+    }
     if (!a.policy.empty()) {
         c.policy_file = a.policy;
         c.policy_inline.clear();
@@ -405,6 +409,8 @@ int run_serve(const ServeArgs& args) {
     if (info.identity_created) {
         spdlog::info("created a new gateway identity {}", info.peer_id);
     }
+    spdlog::info("{} thread{} serving connections and sessions", info.threads,
+                 info.threads == 1 ? "" : "s");
     std::string upstreams;
     for (const auto& u : info.upstreams) {
         upstreams += (upstreams.empty() ? "" : ",") + u;
@@ -482,6 +488,10 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
     serve->add_option("--session-timeout", args->session_timeout,
                       "an idle session ends after this (default 30m)");
     serve->add_option("--log-level", args->log_level, "trace, debug, info, warn, error, off");
+    serve
+        ->add_option("--threads", args->threads,
+                     "threads serving connections and sessions (default: one per core)")
+        ->check(CLI::Range(1, 256));
     serve
         ->add_option("--policy", args->policy,
                      "policy file (docs/policy.md); reloaded on SIGHUP and when it changes")

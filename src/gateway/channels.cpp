@@ -61,19 +61,26 @@ class StdioChannel final : public Channel {
 Result<std::unique_ptr<Channel>> open_stdio(Services& services, const UpstreamConfig& u,
                                             const ChannelEvents& events, const std::string* owner) {
     const auto& limits = services.config.limits;
-    if (services.children >= limits.max_children) {
-        return fail(Errc::startup_failed,
-                    "the gateway already runs " + std::to_string(services.children) +
-                        " upstream processes, its limit (limits.max_children)");
+    const auto number = services.children.reserve(owner, limits);
+    if (!number) {
+        return fail(Errc::startup_failed, number.error());
     }
-    // One identity's sessions cannot take every child for themselves.
-    if (owner != nullptr &&
-        services.children_by_owner[*owner] >= limits.max_children_per_identity) {
-        return fail(Errc::startup_failed,
-                    "this identity's sessions already run " +
-                        std::to_string(services.children_by_owner[*owner]) +
-                        " upstream processes, its limit (limits.max_children_per_identity)");
-    }
+    const std::optional<std::string> who = owner != nullptr ? std::optional(*owner) : std::nullopt;
+    // Given back when the child has been reaped, or now if it never starts.
+    struct Place {
+        Place(ChildCount* c, std::optional<std::string> o) : count(c), who(std::move(o)) {}
+        ChildCount* count;
+        std::optional<std::string> who;
+        ~Place() {
+            if (count != nullptr) {
+                count->release(who);
+            }
+        }
+        Place(const Place&) = delete;
+        Place& operator=(const Place&) = delete;
+        Place(Place&&) = delete;
+        Place& operator=(Place&&) = delete;
+    } place(&services.children, who);
     transport::ChildSpec spec;
     spec.command = u.command;
     spec.args = u.args;
@@ -87,8 +94,7 @@ Result<std::unique_ptr<Channel>> open_stdio(Services& services, const UpstreamCo
     std::string home;
     if (u.sandbox.enabled) {
         if (!services.tmp_root.empty()) {
-            tmpdir =
-                services.tmp_root / (u.name + "-" + std::to_string(++services.children_started));
+            tmpdir = services.tmp_root / (u.name + "-" + std::to_string(*number));
             std::error_code ec;
             std::filesystem::create_directory(tmpdir, ec);
             if (ec) {
@@ -124,15 +130,8 @@ Result<std::unique_ptr<Channel>> open_stdio(Services& services, const UpstreamCo
         spec.supervisor = services.supervisor;
     }
     spec.env = child_environment(u, tmpdir, home);
-    const std::optional<std::string> who = owner != nullptr ? std::optional(*owner) : std::nullopt;
-    spec.on_reaped = [&services, tmpdir, who] {
-        --services.children;
-        if (who) {
-            if (const auto it = services.children_by_owner.find(*who);
-                it != services.children_by_owner.end() && --it->second == 0) {
-                services.children_by_owner.erase(it);
-            }
-        }
+    spec.on_reaped = [&count = services.children, tmpdir, who] {
+        count.release(who);
         if (!tmpdir.empty()) {
             std::error_code ec;
             std::filesystem::remove_all(tmpdir, ec);
@@ -165,10 +164,7 @@ Result<std::unique_ptr<Channel>> open_stdio(Services& services, const UpstreamCo
         std::filesystem::remove_all(tmpdir, ec);
         return fail(Errc::startup_failed, child.error().detail);
     }
-    ++services.children;
-    if (owner != nullptr) {
-        ++services.children_by_owner[*owner];
-    }
+    place.count = nullptr;  // on_reaped gives it back now
     *pid = (*child)->pid();
     spdlog::debug("upstream {}: started {} (pid {}{})", u.name, u.command, *pid,
                   u.sandbox.enabled ? ", sandboxed" : "");
@@ -301,6 +297,55 @@ std::vector<std::pair<std::string, std::string>> child_environment(
         set(key, value);
     }
     return env;
+}
+
+tl::expected<std::uint64_t, std::string> ChildCount::reserve(const std::string* owner,
+                                                             const Limits& limits) {
+    const std::lock_guard lock(mutex_);
+    if (running_ >= limits.max_children) {
+        return tl::unexpected("the gateway already runs " + std::to_string(running_) +
+                              " upstream processes, its limit (limits.max_children)");
+    }
+    // One identity's sessions cannot take every child for themselves.
+    if (owner != nullptr) {
+        const auto it = by_owner_.find(*owner);
+        const std::size_t own = it == by_owner_.end() ? 0 : it->second;
+        if (own >= limits.max_children_per_identity) {
+            return tl::unexpected(
+                "this identity's sessions already run " + std::to_string(own) +
+                " upstream processes, its limit (limits.max_children_per_identity)");
+        }
+        ++by_owner_[*owner];
+    }
+    ++running_;
+    return ++started_;
+}
+
+void ChildCount::release(const std::optional<std::string>& owner) {
+    const std::lock_guard lock(mutex_);
+    --running_;
+    if (owner) {
+        if (const auto it = by_owner_.find(*owner); it != by_owner_.end() && --it->second == 0) {
+            by_owner_.erase(it);
+        }
+    }
+}
+
+std::size_t ChildCount::running() const {
+    const std::lock_guard lock(mutex_);
+    return running_;
+}
+
+bool ChildCount::full(const std::optional<std::string>& owner, const Limits& limits) const {
+    const std::lock_guard lock(mutex_);
+    if (running_ >= limits.max_children) {
+        return true;
+    }
+    if (!owner) {
+        return false;
+    }
+    const auto it = by_owner_.find(*owner);
+    return it != by_owner_.end() && it->second >= limits.max_children_per_identity;
 }
 
 Result<std::unique_ptr<Channel>> open_channel(Services& services, const UpstreamConfig& upstream,

@@ -156,28 +156,12 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
     if (!root || root.IsNull()) {
         return c;
     }
-    r.only(root, "",
-           {"listen",
-            "identity",
-            "profile",
-            "require_client_identity",
-            "allow_any_client",
-            "known_peers",
-            "ca",
-            "browser_certificate",
-            "allowed_origins",
-            "log_level",
-            "namespacing",
-            "upstreams",
-            "limits",
-            "timeouts",
-            "policy",
-            "integrity",
-            "audit",
-            "metrics",
-            "log_format",
-            "dashboard",
-            "protect"});
+    r.only(root, "", {"listen",           "identity",    "profile",  "require_client_identity",
+                      "allow_any_client", "known_peers", "ca",       "browser_certificate",
+                      "allowed_origins",  "log_level",   "threads",  "namespacing",
+                      "upstreams",        "limits",      "timeouts", "policy",
+                      "integrity",        "audit",       "metrics",  "log_format",
+                      "dashboard",        "protect"});
     if (root["listen"]) {
         c.listen = r.string(root["listen"], "listen");
     }
@@ -208,6 +192,9 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
     }
     if (root["log_level"]) {
         c.log_level = r.string(root["log_level"], "log_level");
+    }
+    if (root["threads"]) {
+        c.threads = r.count(root["threads"], "threads");
     }
     if (root["protect"]) {
         for (auto& p : r.strings(root["protect"], "protect")) {

@@ -239,6 +239,9 @@ Status validate(const GatewayConfig& c) {
     if (c.upstreams.empty()) {
         return bad("no upstream: give --upstream NAME=..., --demo, or upstreams: in the file");
     }
+    if (c.threads > 256) {
+        return bad("threads: at most 256 (a session id names its thread in one byte)");
+    }
     if (c.namespacing && c.separator.empty()) {
         return bad("namespacing.separator must not be empty");
     }

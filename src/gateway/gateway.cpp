@@ -77,29 +77,79 @@ void Gateway::Impl::begin_shutdown() {
     if (server) {
         server->stop();
     }
-    // Session handlers end on the next turns; the shared upstreams now.
-    asio::post(io, [this] {
-        for (auto& [name, client] : shared.shared_clients) {
-            client->stop();
+    // Session handlers end on the next turns; the shared upstreams now,
+    // each on its own thread.
+    for (const auto& shard : shards) {
+        asio::post(shard->services.io, [s = shard.get()] {
+            for (auto& [name, client] : s->shared_clients) {
+                client->stop();
+            }
+        });
+    }
+    asio::co_spawn(
+        io,
+        [this]() -> asio::awaitable<void> {
+            // Every child gets its MCP stdio shutdown (stdin closed, SIGTERM,
+            // SIGKILL), each step bounded; wait for them to be reaped.
+            const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{6};
+            asio::steady_timer timer(io);
+            while (children.running() > 0 && std::chrono::steady_clock::now() < deadline) {
+                timer.expires_after(std::chrono::milliseconds{20});
+                (void)co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+            }
+            if (const auto left = children.running(); left > 0) {
+                spdlog::warn("{} upstream processes did not end in time", left);
+            }
+            // The other threads end when they have nothing left to do (their
+            // sessions closed, their connections said goodbye), bounded.
+            keep_working.clear();
+            const auto drained = std::chrono::steady_clock::now() + std::chrono::seconds{2};
+            const auto busy = [this] {
+                return std::any_of(workers.begin(), workers.end(),
+                                   [](const auto& w) { return !w->stopped(); });
+            };
+            while (busy() && std::chrono::steady_clock::now() < drained) {
+                timer.expires_after(std::chrono::milliseconds{10});
+                (void)co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+            }
+            for (auto& w : workers) {
+                w->stop();
+            }
+            io.stop();
+        },
+        asio::detached);
+}
+
+void Gateway::Impl::make_shards() {
+    const std::size_t n = config.threads != 0
+                              ? config.threads
+                              : std::max<std::size_t>(1, std::thread::hardware_concurrency());
+    shards.push_back(std::make_unique<Shard>(services));
+    for (std::size_t i = 1; i < n; ++i) {
+        workers.push_back(std::make_unique<asio::io_context>(1));
+        keep_working.push_back(asio::make_work_guard(*workers.back()));
+        shards.push_back(std::make_unique<Shard>(Services{*workers.back(), config, children,
+                                                          services.tls_contexts,
+                                                          services.supervisor, services.tmp_root}));
+    }
+}
+
+void Gateway::Impl::drain() {
+    io.restart();
+    io.poll();
+    for (auto& w : workers) {
+        w->restart();
+        w->poll();
+    }
+}
+
+Shard& Gateway::Impl::shard_of(const asio::io_context& context) {
+    for (const auto& shard : shards) {
+        if (&shard->services.io == &context) {
+            return *shard;
         }
-        asio::co_spawn(
-            io,
-            [this]() -> asio::awaitable<void> {
-                // Every child gets its MCP stdio shutdown (stdin closed, SIGTERM,
-                // SIGKILL), each step bounded; wait for them to be reaped.
-                const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{6};
-                asio::steady_timer timer(io);
-                while (services.children > 0 && std::chrono::steady_clock::now() < deadline) {
-                    timer.expires_after(std::chrono::milliseconds{20});
-                    (void)co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-                }
-                if (services.children > 0) {
-                    spdlog::warn("{} upstream processes did not end in time", services.children);
-                }
-                io.stop();
-            },
-            asio::detached);
-    });
+    }
+    return *shards.front();
 }
 
 Gateway::Gateway(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -108,7 +158,18 @@ Gateway::~Gateway() {
     if (impl_->server) {
         impl_->server->stop();
     }
+    // What the threads left in their queues (a closed session's on_closed,
+    // say) runs now, here (they have ended), while what it refers to is
+    // still here; then the shared upstreams go (their timers are on those
+    // threads), then the other threads' queues.
+    impl_->drain();
     impl_->server.reset();
+    for (auto& shard : impl_->shards) {
+        shard->shared_clients.clear();
+    }
+    impl_->drain();
+    impl_->keep_working.clear();
+    impl_->workers.clear();
     impl_->supervisor.reset();
     if (!impl_->tmp_root.empty()) {
         std::error_code ec;
@@ -267,7 +328,7 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayConfig config, std::stri
                      peer.handshake.peer_id ? peer.handshake.peer_id->str() : "no client identity");
         g.recorder->session_opened(session);
         return std::unique_ptr<transport::SessionHandler>(
-            std::make_unique<GatewaySession>(g.shared, session));
+            std::make_unique<GatewaySession>(g.shared, g.shard_of(session.context()), session));
     };
     http.on_handshake = [&g](const std::string& remote, const Result<tls::HandshakeInfo>& result,
                              std::chrono::nanoseconds elapsed) {
@@ -288,8 +349,14 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayConfig config, std::stri
                                                       std::move(page->headers)};
         };
     }
+    g.make_shards();
+    std::vector<asio::io_context*> contexts;
+    for (const auto& shard : g.shards) {
+        contexts.push_back(&shard->services.io);
+    }
+    g.info.threads = contexts.size();
     g.server =
-        std::make_unique<transport::HttpServer>(g.io, g.server_context.get(), std::move(http));
+        std::make_unique<transport::HttpServer>(contexts, g.server_context.get(), std::move(http));
     auto port = g.server->start();
     if (!port) {
         return fail(Errc::startup_failed, "listen " + c.listen + ": " + port.error().detail);
@@ -370,7 +437,15 @@ void Gateway::run(bool handle_signals) {
     }
     g.watch_policy();
     g.sweep_started();
+    std::vector<std::thread> threads;
+    threads.reserve(g.workers.size());
+    for (auto& w : g.workers) {
+        threads.emplace_back([&context = *w] { context.run(); });
+    }
     g.io.run();
+    for (auto& t : threads) {
+        t.join();
+    }
     if (signals) {
         boost::system::error_code ignored;
         signals->cancel(ignored);
@@ -401,7 +476,7 @@ GatewayStats Gateway::stats() {
     auto future = promise.get_future();
     asio::post(impl_->io, [this, &promise] {
         const auto http = impl_->server->stats();
-        promise.set_value(GatewayStats{http.sessions, http.connections, impl_->services.children,
+        promise.set_value(GatewayStats{http.sessions, http.connections, impl_->children.running(),
                                        http.buffered_bytes});
     });
     return future.get();

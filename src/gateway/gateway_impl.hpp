@@ -22,6 +22,7 @@
 #include <cstring>
 #include <fstream>
 #include <future>
+#include <thread>
 #include "pqmcp/audit/audit.hpp"
 #include "pqmcp/core/bytes.hpp"
 #include "pqmcp/crypto/util.hpp"
@@ -46,13 +47,20 @@ namespace asio = boost::asio;
 struct Gateway::Impl {
     explicit Impl(GatewayConfig c, std::string version)
         : config(std::move(c)),
-          services{io, config, 0, {}, nullptr, {}, 0, {}},
+          services{io, config, children, {}, nullptr, {}},
           shared(services, std::move(version)) {}
 
     GatewayConfig config;
+    // The first thread's: the listening socket, signals, policy reloads and
+    // the other services run here beside its share of the connections.
     asio::io_context io{1};
+    // The other threads' (serve --threads), each run by one thread.
+    std::vector<std::unique_ptr<asio::io_context>> workers;
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_working;
+    ChildCount children;
     Services services;
     SharedState shared;
+    std::vector<std::unique_ptr<Shard>> shards;  // one per thread, the first on `io`
     std::optional<identity::Identity> own;
     std::optional<identity::Identity> browser;  // the optional ECDSA P-256 certificate
     std::optional<identity::KnownPeers> known;
@@ -78,6 +86,9 @@ struct Gateway::Impl {
     Status apply_policy(bool initial);
     void watch_policy();
     void sweep_started();  // "started" audit records of requests in flight
+    void make_shards();    // once services is complete, before the listener
+    void drain();          // runs what is ready on every thread's queue (after run())
+    [[nodiscard]] Shard& shard_of(const asio::io_context& context);
 };
 
 }  // namespace pqmcp::gateway

@@ -56,13 +56,12 @@ Status Gateway::Impl::apply_policy(bool initial) {
     auto loaded = read_policy(config, initial);
     if (!loaded) {
         if (!initial) {
-            spdlog::error(
-                "policy not reloaded: {}; keeping {}", loaded.error().detail,
-                shared.policy ? describe_policy(*shared.policy) : std::string("no policy"));
+            const auto kept = shared.policy();
+            spdlog::error("policy not reloaded: {}; keeping {}", loaded.error().detail,
+                          kept ? describe_policy(*kept) : std::string("no policy"));
             if (recorder) {
-                recorder->policy("reload_failed", shared.policy ? shared.policy->source : "",
-                                 shared.policy ? shared.policy->fingerprint : "",
-                                 loaded.error().detail);
+                recorder->policy("reload_failed", kept ? kept->source : "",
+                                 kept ? kept->fingerprint : "", loaded.error().detail);
             }
         }
         return tl::unexpected(loaded.error());
@@ -70,16 +69,20 @@ Status Gateway::Impl::apply_policy(bool initial) {
     if (!config.policy_file.empty()) {
         policy_stamp = stamp_of(config.policy_file);
     }
-    shared.policy = std::move(*loaded);
-    if (shared.policy) {
-        shared.behaviour.configure(shared.policy->behaviour);
-        info.policy = describe_policy(*shared.policy);
+    const std::shared_ptr<const policy::Policy> now = std::move(*loaded);
+    if (now) {
+        // The baselines' settings first: a session that sees the new policy
+        // observes with them.
+        shared.behaviour.configure(now->behaviour);
+    }
+    shared.set_policy(now);
+    if (now) {
+        info.policy = describe_policy(*now);
         if (!initial) {
             spdlog::info("policy reloaded: {}", info.policy);
         }
         if (recorder) {
-            recorder->policy(initial ? "loaded" : "reloaded", shared.policy->source,
-                             shared.policy->fingerprint, {});
+            recorder->policy(initial ? "loaded" : "reloaded", now->source, now->fingerprint, {});
         }
     }
     return {};
@@ -118,8 +121,13 @@ void Gateway::Impl::sweep_started() {
             return;
         }
         const auto older_than = std::chrono::steady_clock::now() - half;
-        for (GatewaySession* s : shared.sessions) {
-            s->note_started(older_than);
+        // Each thread looks at its own sessions.
+        for (const auto& shard : shards) {
+            asio::post(shard->services.io, [s = shard.get(), older_than] {
+                for (GatewaySession* session : s->sessions) {
+                    session->note_started(older_than);
+                }
+            });
         }
         sweep_started();
     });
@@ -216,7 +224,7 @@ Status Gateway::Impl::start_observing() {
     gauges.connections = [this] {
         return server ? static_cast<double>(server->stats().connections) : 0.0;
     };
-    gauges.children = [this] { return static_cast<double>(services.children); };
+    gauges.children = [this] { return static_cast<double>(children.running()); };
     gauges.evicted = [this] { return server ? static_cast<double>(server->stats().evicted) : 0.0; };
     gauges.overload = [this] { return server ? server->stats().overload : 1.0; };
     gauges.buffered = [this] {

@@ -157,6 +157,7 @@ void Guard::log_once(const std::string& key, const std::function<void()>& log) {
 
 std::vector<std::vector<Verdict>> Guard::review(std::string_view kind,
                                                 const std::vector<Input>& lists) {
+    const std::lock_guard lock(mutex_);
     for (const auto& in : lists) {
         auto& names = known_[*in.upstream][std::string(kind)];
         names.clear();
@@ -194,6 +195,7 @@ std::vector<std::vector<Verdict>> Guard::review(std::string_view kind,
 }
 
 Verdict Guard::review_instructions(const std::string& upstream, std::string_view text) {
+    const std::lock_guard lock(mutex_);
     integrity::ScanContext context;
     context.upstream = upstream;
     for (const auto& [other, kinds] : known_) {
@@ -338,6 +340,7 @@ void Guard::sign(json::object& result, std::string_view method) {
     auto digest = integrity::canonical_digest(result);
     std::string key = std::string(method) + " " + digest.value_or("");
     if (digest) {
+        const std::lock_guard lock(mutex_);
         if (const auto it = signed_.find(key); it != signed_.end()) {
             json::value& meta = result["_meta"];
             if (!meta.is_object()) {
@@ -352,6 +355,7 @@ void Guard::sign(json::object& result, std::string_view method) {
         return;
     }
     if (digest) {
+        const std::lock_guard lock(mutex_);
         if (signed_.size() >= k_max_signed) {
             signed_.clear();
         }

@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -87,6 +88,9 @@ class Guard final {
     std::set<std::string> logged_;
     // "<method> <digest of the unsigned result>" -> its signature block.
     std::map<std::string, boost::json::object> signed_;
+    // Sessions on every thread review and sign: one review at a time (the
+    // pins and names above); signing itself runs outside it.
+    std::mutex mutex_;
 };
 
 // The name a pin and a finding use for an item: "name", or a template's uriTemplate.

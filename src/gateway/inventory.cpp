@@ -220,7 +220,8 @@ std::vector<Result<Inventory>> fetch_inventories(const std::vector<UpstreamConfi
     // children count until they are reaped).
     config.limits.max_children = upstreams.size() + 1;
     config.protect = options.protect;
-    Services services{io, config, 0, {}, nullptr, {}, 0, {}};
+    ChildCount children;
+    Services services{io, config, children, {}, nullptr, {}};
     std::vector<UpstreamConfig> boxed = upstreams;
     for (auto& u : boxed) {
         u.sandbox.enabled = u.sandbox.enabled && options.sandbox;
@@ -269,7 +270,7 @@ std::vector<Result<Inventory>> fetch_inventories(const std::vector<UpstreamConfi
     std::chrono::steady_clock::time_point deadline;
 
     std::function<void()> wait_for_children = [&] {
-        if (services.children == 0 || std::chrono::steady_clock::now() >= deadline) {
+        if (children.running() == 0 || std::chrono::steady_clock::now() >= deadline) {
             guard.reset();
             io.stop();
             return;

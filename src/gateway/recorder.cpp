@@ -220,8 +220,7 @@ bool Recorder::audit_allows_calls() {
         return true;
     }
     const bool healthy = audit_->healthy();
-    if (healthy != audit_was_healthy_) {
-        audit_was_healthy_ = healthy;
+    if (audit_was_healthy_.exchange(healthy) != healthy) {
         if (healthy) {
             spdlog::warn("audit trail: commits again; calls are accepted");
         } else {

@@ -1,9 +1,11 @@
 // Internal: where the gateway's events go. Each connection, request decision,
 // integrity event and policy (re)load becomes an audit record (when the audit
-// trail is on), updates the Prometheus metrics and feeds the dashboard. Runs
-// on the gateway's thread; the audit writer takes records through its queue.
+// trail is on), updates the Prometheus metrics and feeds the dashboard.
+// Called from every thread of the gateway: the metrics and the dashboard lock
+// inside, the audit writer takes records through its queue.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -95,7 +97,7 @@ class Recorder final {
     observe::Counter* audit_refused_;  // append() returned false
     observe::Counter* sandbox_;
     observe::Counter* audit_refusals_;
-    bool audit_was_healthy_ = true;
+    std::atomic<bool> audit_was_healthy_{true};  // every thread asks; one logs each change
 };
 
 }  // namespace pqmcp::gateway

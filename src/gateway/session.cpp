@@ -14,12 +14,14 @@ namespace json = boost::json;
 using transport::k_standalone_stream;
 using transport::StreamId;
 
-GatewaySession::GatewaySession(SharedState& shared, transport::ServerSession& downstream)
+GatewaySession::GatewaySession(SharedState& shared, Shard& shard,
+                               transport::ServerSession& downstream)
     : shared_(shared),
+      shard_(shard),
       downstream_(downstream),
       session_id_(downstream.id()),
       log_id_(session_id_.substr(0, 8)) {
-    shared_.sessions.insert(this);
+    shard_.sessions.insert(this);
     const auto& handshake = downstream.peer().handshake;
     if (handshake.peer_id) {
         caller_.peer_id = handshake.peer_id->str();
@@ -31,7 +33,7 @@ GatewaySession::GatewaySession(SharedState& shared, transport::ServerSession& do
 }
 
 GatewaySession::~GatewaySession() {
-    shared_.sessions.erase(this);
+    shard_.sessions.erase(this);
     *alive_ = false;
     for (auto& link : links_) {
         if (link.client) {
@@ -99,7 +101,7 @@ void GatewaySession::refuse_duplicate(const mcp::Message& m, StreamId stream) {
         t.method = m.method;
         t.target = m.name.empty() ? m.uri : m.name;
         t.decision.disposition = Disposition::invalid;
-        t.call = ++shared_.calls;
+        t.call = shared_.next_call();
         auto record = trace_record(key, t);
         record["outcome"] = "error";
         record["error_code"] = mcp::code::invalid_request;
@@ -141,7 +143,7 @@ void GatewaySession::begin_trace(const mcp::Message& m) {
     t.start = std::chrono::steady_clock::now();
     t.method = m.method;
     t.target = m.name.empty() ? m.uri : m.name;
-    t.call = ++shared_.calls;
+    t.call = shared_.next_call();
     if (const auto* params = m.params(); params != nullptr) {
         shared_.recorder->describe_arguments(t.arguments, params->if_contains("arguments"));
     }
@@ -358,7 +360,7 @@ void GatewaySession::handle_request(mcp::Message m, StreamId stream) {
     auto x = std::make_shared<Exchange>();
     x->message = std::move(m);
     x->stream = stream;
-    x->policy = shared_.policy;
+    x->policy = shared_.policy();
     chains_->requests->start(x);
 }
 
@@ -395,7 +397,7 @@ void GatewaySession::ask(StreamId stream, json::object params,
                          std::function<void(tl::expected<mcp::Message, std::string>)> done) {
     const std::int64_t id = next_relay_id_++;
     OwnRequest own;
-    own.timer = std::make_unique<boost::asio::steady_timer>(shared_.services.io);
+    own.timer = std::make_unique<boost::asio::steady_timer>(shard_.services.io);
     own.done = std::move(done);
     own.timer->expires_after(shared_.services.config.timeouts.upstream_request);
     own.timer->async_wait([this, alive = alive_, id](const boost::system::error_code& ec) {

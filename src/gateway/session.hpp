@@ -46,7 +46,8 @@ class GatewaySession final : public transport::SessionHandler,
                              public Forwarder,
                              public ChainSink {
   public:
-    GatewaySession(SharedState& shared, transport::ServerSession& downstream);
+    // `shard`: the thread `downstream` lives on (its context()).
+    GatewaySession(SharedState& shared, Shard& shard, transport::ServerSession& downstream);
     ~GatewaySession() override;
     GatewaySession(const GatewaySession&) = delete;
     GatewaySession& operator=(const GatewaySession&) = delete;
@@ -122,6 +123,7 @@ class GatewaySession final : public transport::SessionHandler,
                      const std::string& message);
 
     SharedState& shared_;
+    Shard& shard_;
     // Not to be touched from on_closed(): the transport may have freed it.
     transport::ServerSession& downstream_;
     std::string session_id_;  // a copy of downstream_.id() that outlives it

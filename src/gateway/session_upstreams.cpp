@@ -135,13 +135,13 @@ void GatewaySession::initialize(mcp::Message m, StreamId stream) {
         link.config = &u;
         link.prefix = config.namespacing ? u.name + config.separator : std::string{};
         if (u.shared) {
-            auto& client = shared_.shared_clients[u.name];
+            auto& client = shard_.shared_clients[u.name];
             if (!client) {
-                client = std::make_shared<UpstreamClient>(shared_.services, u, client_params_);
+                client = std::make_shared<UpstreamClient>(shard_.services, u, client_params_);
             }
             link.client = client;
         } else {
-            link.client = std::make_shared<UpstreamClient>(shared_.services, u, client_params_,
+            link.client = std::make_shared<UpstreamClient>(shard_.services, u, client_params_,
                                                            caller_.peer_id);
         }
         link.client->subscribe(this);

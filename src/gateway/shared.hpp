@@ -1,6 +1,8 @@
-// Internal: the gateway-wide state its sessions (and their filters) share.
+// Internal: the gateway-wide state its sessions (and their filters) share,
+// and each thread's own part of it.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -21,27 +23,49 @@ namespace pqmcp::gateway {
 
 class GatewaySession;
 
-// Gateway-wide state the sessions share.
+// One thread's part of the gateway: what its sessions use that belongs to
+// that thread alone. Touched only on the thread that runs services.io.
+struct Shard {
+    explicit Shard(Services s) : services(std::move(s)) {}
+    Services services;  // its io is this thread's
+    // Upstreams with `isolation: shared`: one client for every session of
+    // this thread (so one server process per thread).
+    std::map<std::string, std::shared_ptr<UpstreamClient>> shared_clients;
+    std::set<GatewaySession*> sessions;  // the live ones (for the audit's started records)
+};
+
+// Gateway-wide state the sessions share, from every thread: each member is
+// safe to use from any of them (the limiter, baselines, guard and recorder
+// lock inside; the rest is atomic or fixed before the threads start).
 struct SharedState {
     explicit SharedState(Services& s, std::string version = {})
         : services(s),
           server_version(std::move(version)),
           clock([] { return std::chrono::steady_clock::now(); }) {}
 
-    Services& services;
-    // Upstreams with `isolation: shared`: one client for every session.
-    std::map<std::string, std::shared_ptr<UpstreamClient>> shared_clients;
+    Services& services;  // the first thread's; its config is everyone's
     std::string server_version;
     // The policy in force (null: none). Replaced whole on reload; a decision
     // holds the one it started with. Rates, quotas and baselines outlive it.
-    std::shared_ptr<const policy::Policy> policy;
+    [[nodiscard]] std::shared_ptr<const policy::Policy> policy() const {
+        return policy_.load(std::memory_order_acquire);
+    }
+    void set_policy(std::shared_ptr<const policy::Policy> p) {
+        policy_.store(std::move(p), std::memory_order_release);
+    }
     policy::Limiter limiter;
     policy::Behaviour behaviour;
-    std::function<std::chrono::steady_clock::time_point()> clock;
-    Guard* guard = nullptr;              // tool integrity; null when turned off
-    Recorder* recorder = nullptr;        // audit, metrics, dashboard; null in bare tests
-    std::uint64_t calls = 0;             // requests traced so far: each its "call" number
-    std::set<GatewaySession*> sessions;  // the live ones (for the audit's started records)
+    std::function<std::chrono::steady_clock::time_point()> clock;  // fixed once running
+    Guard* guard = nullptr;        // tool integrity; null when turned off
+    Recorder* recorder = nullptr;  // audit, metrics, dashboard; null in bare tests
+    // Requests traced so far: each its "call" number.
+    [[nodiscard]] std::uint64_t next_call() {
+        return calls_.fetch_add(1, std::memory_order_relaxed) + 1;
+    }
+
+  private:
+    std::atomic<std::shared_ptr<const policy::Policy>> policy_;
+    std::atomic<std::uint64_t> calls_{0};
 };
 
 }  // namespace pqmcp::gateway

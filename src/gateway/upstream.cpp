@@ -92,9 +92,7 @@ void UpstreamClient::launch() {
         failure_ = "upstream " + name() + " cannot start: " + channel.error().detail;
         spdlog::error("{}", failure_);
         // A limit may clear later; anything else will not.
-        const bool limited = services_.children >= services_.config.limits.max_children ||
-                             (owner_ && services_.children_by_owner[*owner_] >=
-                                            services_.config.limits.max_children_per_identity);
+        const bool limited = services_.children.full(owner_, services_.config.limits);
         state_ = limited ? State::idle : State::failed;
         const int code =
             state_ == State::idle ? mcp::code::over_limit : mcp::code::upstream_unavailable;

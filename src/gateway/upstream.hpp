@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,20 +32,40 @@
 
 namespace pqmcp::gateway {
 
-// What every upstream needs from the gateway.
+// The stdio children of every thread's upstreams, counted against
+// limits.max_children and max_children_per_identity. Thread-safe; taken when a
+// child starts and given back when it has been reaped, never per request.
+class ChildCount {
+  public:
+    // A place for one more child of `owner` (nullptr: a shared upstream's);
+    // the limit it meets otherwise, as a message.
+    [[nodiscard]] tl::expected<std::uint64_t, std::string> reserve(const std::string* owner,
+                                                                   const Limits& limits);
+    void release(const std::optional<std::string>& owner);
+    [[nodiscard]] std::size_t running() const;
+    // Whether a child of `owner` would meet a limit now.
+    [[nodiscard]] bool full(const std::optional<std::string>& owner, const Limits& limits) const;
+
+  private:
+    mutable std::mutex mutex_;
+    std::size_t running_ = 0;
+    std::uint64_t started_ = 0;  // numbers the children's TMPDIRs
+    // Children running for the sessions of each TLS peer id (not shared ones).
+    std::map<std::string, std::size_t> by_owner_;
+};
+
+// What every upstream needs from the gateway: one per thread (its io), the
+// rest shared and fixed once the gateway runs.
 struct Services {
     boost::asio::io_context& io;
     const GatewayConfig& config;
-    std::size_t children = 0;  // stdio children running (until reaped)
+    ChildCount& children;
     // https upstreams: the client context for each, by upstream name.
     std::map<std::string, SSL_CTX*> tls_contexts;
     // Answers the notifications of sandboxed children (null: no sandbox here).
     sandbox::Supervisor* supervisor = nullptr;
     // Where sandboxed children get their private TMPDIR ("" for none).
     std::filesystem::path tmp_root;
-    std::uint64_t children_started = 0;
-    // Children running for the sessions of each TLS peer id (not shared ones).
-    std::map<std::string, std::size_t> children_by_owner;
 };
 
 // The environment of a child of `u`: PATH, HOME, LANG, the passthrough

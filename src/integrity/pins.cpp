@@ -5,6 +5,7 @@
 #include <chrono>
 #include <ctime>
 #include <map>
+#include <mutex>
 
 #include <fmt/format.h>
 #include <boost/json.hpp>
@@ -123,6 +124,9 @@ void diff_into(std::vector<std::string>& lines, const std::string& at, const jso
 }  // namespace
 
 struct PinStore::Db {
+    // The connection is opened without SQLite's own mutex, and a statement's
+    // bind, step and reset are one use: each call holds this for all of it.
+    std::mutex mutex;
     std::unique_ptr<sqlite3, DbDeleter> handle;
     Stmt select;
     Stmt insert;
@@ -226,6 +230,7 @@ void bind_text(sqlite3_stmt* s, int i, std::string_view text) {
 
 Result<PinCheck> PinStore::check(const PinKey& key, const json::object& definition) {
     Db& db = *db_;
+    const std::lock_guard lock(db.mutex);
     auto canonical = canonicalize(definition);
     if (!canonical) {
         return tl::unexpected(canonical.error());
@@ -293,6 +298,7 @@ Result<PinCheck> PinStore::check(const PinKey& key, const json::object& definiti
 Result<std::size_t> PinStore::approve(std::string_view upstream,
                                       std::optional<std::string_view> name) {
     Db& db = *db_;
+    const std::lock_guard lock(db.mutex);
     auto stmt = db.prepare(
         "UPDATE pins SET digest=pending_digest, definition=pending_definition, approved=?3, "
         "pending_digest='', pending_definition='', pending_seen='' "
@@ -317,6 +323,7 @@ Result<std::size_t> PinStore::approve(std::string_view upstream,
 
 Result<std::vector<PinRecord>> PinStore::list(std::optional<std::string_view> upstream) {
     Db& db = *db_;
+    const std::lock_guard lock(db.mutex);
     auto stmt = db.prepare(
         "SELECT upstream, kind, name, digest, first_seen, approved, pending_digest, pending_seen "
         "FROM pins WHERE (?1 IS NULL OR upstream=?1) ORDER BY upstream, kind, name");

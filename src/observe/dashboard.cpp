@@ -115,19 +115,23 @@ Dashboard::Dashboard(DashboardOptions options)
     : options_(std::move(options)), started_(Clock::now()) {}
 
 void Dashboard::set_gateway(json::object info) {
+    const std::lock_guard lock(mutex_);
     gateway_ = std::move(info);
 }
 
 void Dashboard::session_opened(DashboardSession session) {
+    const std::lock_guard lock(mutex_);
     auto id = session.id;
     sessions_.insert_or_assign(std::move(id), std::move(session));
 }
 
 void Dashboard::session_closed(const std::string& id) {
+    const std::lock_guard lock(mutex_);
     sessions_.erase(id);
 }
 
 void Dashboard::connection(const json::object& record) {
+    const std::lock_guard lock(mutex_);
     push_bounded(connections_, record, options_.recent);
     if (string_field(record, "result") != "ok") {
         ++failed_handshakes_;
@@ -160,6 +164,7 @@ void Dashboard::advance(Clock::time_point now) {
 
 void Dashboard::request(const json::object& record, const std::string& session, bool denied,
                         Clock::time_point now) {
+    const std::lock_guard lock(mutex_);
     advance(now);
     ++series_.back().requests;
     if (denied) {
@@ -175,10 +180,12 @@ void Dashboard::request(const json::object& record, const std::string& session, 
 }
 
 void Dashboard::alert(const json::object& record) {
+    const std::lock_guard lock(mutex_);
     push_bounded(alerts_, record, options_.recent);
 }
 
 std::string Dashboard::data_json(Clock::time_point now) const {
+    const std::lock_guard lock(mutex_);
     json::object out;
     json::object gw = gateway_;
     gw["uptime_s"] = std::chrono::duration_cast<std::chrono::seconds>(now - started_).count();

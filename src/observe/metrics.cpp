@@ -105,19 +105,23 @@ Counter::Counter(std::string name, std::string help, std::vector<std::string> la
 }
 
 void Counter::inc(const Labels& values, double by) {
+    const std::lock_guard lock(mutex_);
     series_[values] += by;
 }
 
 void Counter::touch(const Labels& values) {
+    const std::lock_guard lock(mutex_);
     series_.try_emplace(values, 0.0);
 }
 
 double Counter::value(const Labels& values) const {
+    const std::lock_guard lock(mutex_);
     const auto it = series_.find(values);
     return it == series_.end() ? 0.0 : it->second;
 }
 
 void Counter::expose(std::string& out) const {
+    const std::lock_guard lock(mutex_);
     header(out, name_, help_, "counter");
     if (series_.empty() && label_names_.empty()) {
         out += fmt::format("{} 0\n", name_);
@@ -140,6 +144,7 @@ Histogram::Histogram(std::string name, std::string help, std::vector<std::string
 }
 
 void Histogram::observe(const Labels& values, double sample) {
+    const std::lock_guard lock(mutex_);
     auto [it, created] = series_.try_emplace(values);
     Series& s = it->second;
     if (created) {
@@ -154,11 +159,13 @@ void Histogram::observe(const Labels& values, double sample) {
 }
 
 std::uint64_t Histogram::count(const Labels& values) const {
+    const std::lock_guard lock(mutex_);
     const auto it = series_.find(values);
     return it == series_.end() ? 0 : it->second.count;
 }
 
 void Histogram::expose(std::string& out) const {
+    const std::lock_guard lock(mutex_);
     header(out, name_, help_, "histogram");
     for (const auto& [values, s] : series_) {
         std::uint64_t cumulative = 0;

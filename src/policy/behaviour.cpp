@@ -49,6 +49,7 @@ std::string format_rate(double per_minute) {
 
 Behaviour::Assessment Behaviour::observe(const std::string& identity, const std::string& tool,
                                          const json::value* arguments, Clock::time_point now) {
+    const std::lock_guard lock(mutex_);
     Assessment out;
     if (!settings_.enabled) {
         return out;
@@ -167,6 +168,7 @@ Behaviour::Assessment Behaviour::observe(const std::string& identity, const std:
 }
 
 std::size_t Behaviour::tools_of(const std::string& identity) const {
+    const std::lock_guard lock(mutex_);
     const auto it = baselines_.find(identity);
     return it == baselines_.end() ? 0 : it->second.tools.size();
 }

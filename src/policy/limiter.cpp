@@ -17,6 +17,7 @@ std::string slot(const std::string& rule, const std::string& key) {
 
 bool Limiter::take(const std::string& rule, const std::string& key, const Rate& rate,
                    Clock::time_point now) {
+    const std::lock_guard lock(mutex_);
     const double capacity = static_cast<double>(rate.limit);
     auto [it, fresh] = buckets_.try_emplace(slot(rule, key));
     Bucket& b = it->second;
@@ -41,6 +42,7 @@ bool Limiter::take(const std::string& rule, const std::string& key, const Rate& 
 
 bool Limiter::count(const std::string& rule, const std::string& key, const Quota& quota,
                     Clock::time_point now) {
+    const std::lock_guard lock(mutex_);
     Window& w = windows_[slot(rule, key)];
     w.window = quota.window;
     while (!w.uses.empty() && now - w.uses.front() >= quota.window) {
@@ -57,6 +59,7 @@ bool Limiter::count(const std::string& rule, const std::string& key, const Quota
 }
 
 void Limiter::sweep(Clock::time_point now) {
+    const std::lock_guard lock(mutex_);
     std::erase_if(buckets_,
                   [now](const auto& kv) { return now - kv.second.updated > kv.second.window; });
     std::erase_if(windows_, [now](const auto& kv) {

@@ -130,33 +130,34 @@ Outcome handle_post(HttpServer::Impl& server, const Request& req, const PeerInfo
                               "Bad Request: initialize starts a new session and must not carry "
                               "an Mcp-Session-Id");
         }
-        std::size_t own = 0;
-        for (const auto& [sid, s] : server.sessions) {
-            own += same_peer(s->peer_, peer) ? 1U : 0U;
-        }
-        if (own >= server.options.limits.max_sessions_per_identity) {
-            Outcome out = http_error(
-                req, http::status::too_many_requests, mcp::code::over_limit,
-                "Too Many Requests: this identity has " + std::to_string(own) +
-                    " sessions open, its limit (limits.max_sessions_per_identity); end one "
-                    "(DELETE) or let it expire");
-            out.response.set(http::field::retry_after, "5");
-            return out;
-        }
-        if (server.sessions.size() >= server.options.limits.max_sessions) {
-            Outcome out =
-                http_error(req, http::status::service_unavailable, mcp::code::over_limit,
-                           "Service Unavailable: the gateway has " +
-                               std::to_string(server.sessions.size()) + " sessions, its limit");
-            out.response.set(http::field::retry_after, "5");
-            return out;
-        }
-        std::string id = new_session_id();
+        std::string id = new_session_id(server.index, server.group->size());
         if (id.empty()) {
             return http_error(req, http::status::internal_server_error, mcp::code::internal_error,
                               "cannot draw a session id from the random number generator");
         }
-        session = std::make_shared<Session>(server.weak_from_this(), std::move(id), peer);
+        session = std::make_shared<Session>(server.shared_from_this(), std::move(id), peer);
+        std::size_t count = 0;
+        switch (session->reserve(server.options.limits, count)) {
+            case Session::Refusal::identity: {
+                Outcome out = http_error(
+                    req, http::status::too_many_requests, mcp::code::over_limit,
+                    "Too Many Requests: this identity has " + std::to_string(count) +
+                        " sessions open, its limit (limits.max_sessions_per_identity); end one "
+                        "(DELETE) or let it expire");
+                out.response.set(http::field::retry_after, "5");
+                return out;
+            }
+            case Session::Refusal::total: {
+                Outcome out =
+                    http_error(req, http::status::service_unavailable, mcp::code::over_limit,
+                               "Service Unavailable: the gateway has " + std::to_string(count) +
+                                   " sessions, its limit");
+                out.response.set(http::field::retry_after, "5");
+                return out;
+            }
+            case Session::Refusal::none:
+                break;
+        }
         if (!server.options.open_session) {
             return http_error(req, http::status::internal_server_error, mcp::code::internal_error,
                               "no session handler");
@@ -174,7 +175,7 @@ Outcome handle_post(HttpServer::Impl& server, const Request& req, const PeerInfo
             return out;
         }
         session->handler_ = std::move(*handler);
-        server.sessions.emplace(session->id_, session);
+        server.add_session(session);
     } else {
         auto found = find_session(server, req, peer);
         if (auto* error = std::get_if<Outcome>(&found)) {
@@ -410,8 +411,11 @@ asio::awaitable<bool> serve_stream(HttpServer::Impl& server, TlsStream& stream, 
     auto watch = std::make_shared<Watch>();
     watch->signal = &signal;
     auto& socket = beast::get_lowest_layer(stream).socket();
+    // On this coroutine's executor: the connection may belong to another
+    // shard than the session this stream is of.
     socket.async_wait(tcp::socket::wait_read,
-                      [watch, fd = socket.native_handle()](const boost::system::error_code& ec) {
+                      asio::bind_executor(executor, [watch, fd = socket.native_handle()](
+                                                        const boost::system::error_code& ec) {
                           if (ec || watch->signal == nullptr) {
                               return;
                           }
@@ -421,7 +425,7 @@ asio::awaitable<bool> serve_stream(HttpServer::Impl& server, TlsStream& stream, 
                               watch->gone = true;
                               watch->signal->notify();
                           }
-                      });
+                      }));
     struct Unwatch {
         std::shared_ptr<Watch> w;
         tcp::socket& s;

@@ -9,9 +9,61 @@ namespace pqmcp::transport {
 
 void Session::account(std::ptrdiff_t delta) {
     if (const auto server = server_.lock()) {
-        server->buffered =
-            static_cast<std::size_t>(static_cast<std::ptrdiff_t>(server->buffered) + delta);
+        // Modulo 2^64, a negative delta subtracts.
+        server->buffered.fetch_add(static_cast<std::size_t>(delta), std::memory_order_relaxed);
     }
+}
+
+Session::Refusal Session::reserve(const HttpServerLimits& limits, std::size_t& count) {
+    const std::lock_guard lock(group_->mutex);
+    const std::string key = identity_key(peer_);
+    const auto own = group_->by_identity.find(key);
+    count = own == group_->by_identity.end() ? 0 : own->second;
+    if (count >= limits.max_sessions_per_identity) {
+        return Refusal::identity;
+    }
+    if (group_->sessions >= limits.max_sessions) {
+        count = group_->sessions;
+        return Refusal::total;
+    }
+    ++group_->by_identity[key];
+    ++group_->sessions;
+    reserved_ = true;
+    return Refusal::none;
+}
+
+void Session::release() {
+    if (!reserved_) {
+        return;
+    }
+    reserved_ = false;
+    const std::lock_guard lock(group_->mutex);
+    --group_->sessions;
+    const auto own = group_->by_identity.find(identity_key(peer_));
+    if (own != group_->by_identity.end() && --own->second == 0) {
+        group_->by_identity.erase(own);
+    }
+}
+
+void HttpServer::Impl::add_session(const std::shared_ptr<Session>& session) {
+    sessions.emplace(session->id_, session);
+    session_count = sessions.size();
+}
+
+void HttpServer::Impl::remove_session(const std::string& id) {
+    sessions.erase(id);
+    session_count = sessions.size();
+}
+
+std::shared_ptr<HttpServer::Impl> HttpServer::Impl::home(std::string_view session_id) {
+    if (group->size() > 1 && !session_id.empty()) {
+        if (const auto shard = home_of(session_id, group->size()); shard && *shard != index) {
+            if (auto other = group->shards[*shard].lock()) {
+                return other;
+            }
+        }
+    }
+    return shared_from_this();
 }
 
 void HttpServer::Impl::shed() {
@@ -67,8 +119,9 @@ void Session::close(std::string_view reason) {
     closed_ = true;
     auto server = server_.lock();
     if (server) {
-        server->sessions.erase(id_);
+        server->remove_session(id_);
     }
+    release();
     for (auto& [id, stream] : streams_) {
         if (stream.writer != nullptr) {
             stream.writer->notify();
@@ -176,14 +229,15 @@ asio::awaitable<void> HttpServer::Impl::serve(tcp::socket socket, std::string ad
         }
         Request req = parser.release();
         set_phase(tcp, Phase::busy);
-        Outcome out = handle(*this, req, peer);
-        bool keep = false;
-        if (out.session) {
-            keep = co_await serve_stream(*this, stream, req, out);
-        } else {
-            keep =
-                out.response.keep_alive() && co_await write_response(stream, out.response, t.write);
-        }
+        // A session's requests are answered on its home shard: this
+        // coroutine waits while another one uses the connection there.
+        const auto where =
+            req.find(beast::string_view(k_session_header.data(), k_session_header.size()));
+        auto shard = home(where == req.end() ? std::string_view{} : sv(where->value()));
+        const bool keep = shard.get() == this ? co_await respond(stream, req, peer)
+                                              : co_await asio::co_spawn(
+                                                    shard->io, shard->respond(stream, req, peer),
+                                                    asio::use_awaitable);
         if (!keep) {
             break;
         }
@@ -193,36 +247,100 @@ asio::awaitable<void> HttpServer::Impl::serve(tcp::socket socket, std::string ad
     (void)co_await stream.async_shutdown(use);
 }
 
+asio::awaitable<bool> HttpServer::Impl::respond(TlsStream& stream, const Request& req,
+                                                const PeerInfo& peer) {
+    auto self = shared_from_this();
+    Outcome out = handle(*this, req, peer);
+    if (out.session) {
+        co_return co_await serve_stream(*this, stream, req, out);
+    }
+    co_return out.response.keep_alive() &&
+        co_await write_response(stream, out.response, options.timeouts.write);
+}
+
+namespace {
+
+// A descriptor on its way to another shard: closed if it never gets there
+// (the shard stopped first).
+struct Handover {
+    int fd = -1;
+    explicit Handover(int d) : fd(d) {}
+    Handover(Handover&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
+    Handover(const Handover&) = delete;
+    Handover& operator=(const Handover&) = delete;
+    Handover& operator=(Handover&&) = delete;
+    ~Handover() {
+        if (fd >= 0) {
+            ::close(fd);
+        }
+    }
+};
+
+}  // namespace
+
 asio::awaitable<void> HttpServer::Impl::accept_loop() {
     auto self = shared_from_this();
     co_await tls::accept_each(acceptor, [this](tcp::socket socket) {
         if (stopped) {
             return false;
         }
-        boost::system::error_code ignored;
-        std::string address = socket.remote_endpoint(ignored).address().to_string();
-        // One address cannot hold more than its share of handshakes: its
-        // oldest unfinished one makes room.
-        if (const auto h = handshaking.find(address);
-            h != handshaking.end() && h->second >= options.limits.max_handshakes_per_address) {
-            (void)evict_oldest(Phase::handshake, &address);
-        }
-        if (connections.size() >= options.limits.max_connections &&
-            !evict_oldest(Phase::handshake) && !evict_oldest(Phase::idle)) {
-            const auto now = Clock::now();
-            if (now - last_refusal_log > std::chrono::seconds{5}) {
-                last_refusal_log = now;
-                spdlog::warn(
-                    "connection limit ({}) reached with every connection at work; "
-                    "closing new ones",
-                    options.limits.max_connections);
-            }
-            socket.close(ignored);
+        // Connections are dealt to the shards in turn.
+        const std::size_t to = group->size() == 1 ? 0 : group->next++ % group->size();
+        auto shard = to == index ? shared_from_this() : group->shards[to].lock();
+        if (!shard) {
             return true;
         }
-        asio::co_spawn(io, serve(std::move(socket), std::move(address)), asio::detached);
+        boost::system::error_code ec;
+        std::string address = socket.remote_endpoint(ec).address().to_string();
+        if (shard.get() == this) {
+            admit(std::move(socket), std::move(address));
+            return true;
+        }
+        const auto protocol = socket.local_endpoint(ec).protocol();
+        Handover fd(socket.release(ec));
+        if (ec) {
+            return true;
+        }
+        asio::post(shard->io,
+                   [shard, protocol, fd = std::move(fd), address = std::move(address)]() mutable {
+                       boost::system::error_code assign_ec;
+                       tcp::socket moved(shard->io);
+                       moved.assign(protocol, fd.fd, assign_ec);
+                       if (assign_ec) {
+                           return;
+                       }
+                       fd.fd = -1;
+                       shard->admit(std::move(moved), std::move(address));
+                   });
         return true;
     });
+}
+
+void HttpServer::Impl::admit(tcp::socket socket, std::string address) {
+    boost::system::error_code ignored;
+    if (stopped) {
+        socket.close(ignored);
+        return;
+    }
+    // One address cannot hold more than its share of handshakes: its
+    // oldest unfinished one makes room.
+    if (const auto h = handshaking.find(address);
+        h != handshaking.end() && h->second >= options.limits.max_handshakes_per_address) {
+        (void)evict_oldest(Phase::handshake, &address);
+    }
+    if (connections.size() >= options.limits.max_connections && !evict_oldest(Phase::handshake) &&
+        !evict_oldest(Phase::idle)) {
+        const auto now = Clock::now();
+        if (now - last_refusal_log > std::chrono::seconds{5}) {
+            last_refusal_log = now;
+            spdlog::warn(
+                "connection limit ({}) reached with every connection at work; closing new ones",
+                options.limits.max_connections * group->size());
+        }
+        socket.close(ignored);
+        return;
+    }
+    asio::co_spawn(io, serve(std::move(socket), std::move(address)), asio::detached);
 }
 
 asio::awaitable<void> HttpServer::Impl::pressure_loop() {
@@ -301,7 +419,20 @@ asio::awaitable<void> HttpServer::Impl::sweep_loop() {
 }
 
 HttpServer::HttpServer(asio::io_context& io, SSL_CTX* ctx, HttpServerOptions options)
-    : impl_(std::make_shared<Impl>(io, ctx, std::move(options))) {}
+    : HttpServer(std::vector<asio::io_context*>{&io}, ctx, std::move(options)) {}
+
+HttpServer::HttpServer(const std::vector<asio::io_context*>& shards, SSL_CTX* ctx,
+                       HttpServerOptions options) {
+    // A session id's first byte names its home: at most 256 shards.
+    if (shards.empty() || shards.size() > 256) {
+        throw std::invalid_argument("HttpServer: between 1 and 256 shards");
+    }
+    auto group = std::make_shared<ServerGroup>(shards.size());
+    for (std::size_t i = 0; i < shards.size(); ++i) {
+        shards_.push_back(std::make_shared<Impl>(*shards[i], ctx, options, group, i));
+        group->shards.push_back(shards_.back());
+    }
+}
 
 HttpServer::~HttpServer() {
     try {
@@ -311,42 +442,55 @@ HttpServer::~HttpServer() {
 }
 
 Result<std::uint16_t> HttpServer::start() {
-    Impl& s = *impl_;
-    const auto port = tls::listen_on(s.acceptor, s.options.host, s.options.port);
+    Impl& first = *shards_.front();
+    const auto port = tls::listen_on(first.acceptor, first.options.host, first.options.port);
     if (!port) {
         return fail(Errc::listen_failed, port.error());
     }
-    asio::co_spawn(s.io, s.accept_loop(), asio::detached);
-    asio::co_spawn(s.io, s.sweep_loop(), asio::detached);
-    asio::co_spawn(s.io, s.pressure_loop(), asio::detached);
+    asio::co_spawn(first.io, first.accept_loop(), asio::detached);
+    for (const auto& shard : shards_) {
+        asio::co_spawn(shard->io, shard->sweep_loop(), asio::detached);
+        asio::co_spawn(shard->io, shard->pressure_loop(), asio::detached);
+    }
     return *port;
 }
 
-void HttpServer::stop() {
-    Impl& s = *impl_;
-    if (s.stopped) {
+void HttpServer::Impl::stop_here() {
+    if (stopped) {
         return;
     }
-    s.stopped = true;
+    stopped = true;
     boost::system::error_code ignored;
-    s.acceptor.close(ignored);
-    s.sweeper.cancel();
-    s.pressure.cancel();
+    acceptor.close(ignored);
+    sweeper.cancel();
+    pressure.cancel();
     std::vector<std::shared_ptr<Session>> all;
-    all.reserve(s.sessions.size());
-    for (auto& [id, session] : s.sessions) {
+    all.reserve(sessions.size());
+    for (auto& [id, session] : sessions) {
         all.push_back(session);
     }
     for (auto& session : all) {
         session->close("the gateway is shutting down");
     }
-    for (auto& [tcp, c] : s.connections) {
+    for (auto& [tcp, c] : connections) {
         tcp->socket().close(ignored);
     }
 }
 
+void HttpServer::stop() {
+    for (const auto& shard : shards_) {
+        // On the shard's own thread; here when that is this one, or when
+        // nothing runs the shard any more (the server outlived its threads).
+        if (shard->io.get_executor().running_in_this_thread() || shard->io.stopped()) {
+            shard->stop_here();
+        } else {
+            asio::post(shard->io, [shard] { shard->stop_here(); });
+        }
+    }
+}
+
 HttpServer::RawAnswer HttpServer::answer(std::string_view bytes, const PeerInfo& peer) {
-    const auto& options = impl_->options;
+    const auto& options = shards_.front()->options;
     http::request_parser<http::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(options.limits.max_header_bytes));
     parser.body_limit(options.limits.max_body_bytes);
@@ -370,7 +514,7 @@ HttpServer::RawAnswer HttpServer::answer(std::string_view bytes, const PeerInfo&
         return out;
     }
     const Request req = parser.release();
-    const Outcome answer = handle(*impl_, req, peer);
+    const Outcome answer = handle(*shards_.front(), req, peer);
     out.status = static_cast<int>(answer.response.result_int());
     if (answer.with_session_header && answer.session) {
         out.session_id = answer.session->id();
@@ -379,8 +523,16 @@ HttpServer::RawAnswer HttpServer::answer(std::string_view bytes, const PeerInfo&
 }
 
 HttpServerStats HttpServer::stats() const {
-    return {impl_->connections.size(), impl_->sessions.size(), impl_->open_streams,
-            impl_->buffered,           impl_->evicted,         impl_->overload()};
+    HttpServerStats out;
+    for (const auto& shard : shards_) {
+        out.connections += shard->connection_count;
+        out.sessions += shard->session_count;
+        out.streams += shard->open_streams;
+        out.buffered_bytes += shard->buffered;
+        out.evicted += shard->evicted;
+        out.overload = std::min(out.overload, shard->overload());
+    }
+    return out;
 }
 
 }  // namespace pqmcp::transport

@@ -6,10 +6,14 @@
 #include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <atomic>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/json/serialize.hpp>
 #include <charconv>
 #include <deque>
 #include <map>
+#include <mutex>
 #include <set>
 #include <unordered_map>
 #include <variant>
@@ -29,6 +33,7 @@ namespace pqmcp::transport {
 using namespace detail;  // NOLINT(google-build-using-namespace): this file's own helpers
 namespace json = boost::json;
 using Clock = std::chrono::steady_clock;
+using Request = http::request<http::string_body>;
 
 constexpr std::string_view k_session_header = "Mcp-Session-Id";
 constexpr std::string_view k_version_header = "MCP-Protocol-Version";
@@ -79,23 +84,80 @@ inline std::optional<std::pair<StreamId, std::uint64_t>> parse_event_id(std::str
     return std::pair{stream, seq};
 }
 
-inline std::string new_session_id() {
+// A new session id for a session whose home is shard `home` of `shards`.
+inline std::string new_session_id(std::size_t home, std::size_t shards) {
     // "The session ID SHOULD be globally unique and cryptographically secure"
     // and "MUST only contain visible ASCII characters".
     auto bytes = crypto::random_bytes(16);
-    return bytes ? to_hex(*bytes) : std::string{};
+    if (!bytes) {
+        return {};
+    }
+    // Its first byte, modulo the number of shards, is the home shard: a
+    // request on any shard's connection finds the session without asking
+    // the others. The other 15 bytes (and what is left of the first) stay random.
+    const std::size_t first = (*bytes)[0];
+    std::size_t v = first - first % shards + home;
+    if (v > 0xFFU) {
+        v -= shards;
+    }
+    (*bytes)[0] = static_cast<std::uint8_t>(v);
+    return to_hex(*bytes);
+}
+
+// The home shard a session id names (nullopt: not one of ours).
+inline std::optional<std::size_t> home_of(std::string_view id, std::size_t shards) {
+    unsigned first = 0;
+    if (id.size() < 2 ||
+        std::from_chars(id.data(), id.data() + 2, first, 16).ptr != id.data() + 2) {
+        return std::nullopt;
+    }
+    return first % shards;
 }
 
 class Session;
 
+// What the shards of one server share: each other, and the session counts
+// behind the server-wide session limits (taken at initialize and given back
+// at close, never on another request).
+struct ServerGroup {
+    explicit ServerGroup(std::size_t n) : count(n) {}
+    const std::size_t count;
+    std::vector<std::weak_ptr<HttpServer::Impl>> shards;  // fixed once the server is built
+    std::atomic<std::size_t> next{0};                     // the shard the next connection goes to
+    std::mutex mutex;
+    std::size_t sessions = 0;
+    std::map<std::string, std::size_t> by_identity;  // key: the peer id, "" for none
+
+    [[nodiscard]] std::size_t size() const noexcept { return count; }
+};
+
+// The key a session counts under for limits.max_sessions_per_identity.
+inline std::string identity_key(const PeerInfo& peer) {
+    return peer.handshake.peer_id ? peer.handshake.peer_id->str() : std::string{};
+}
+
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
-    Impl(asio::io_context& io_context, SSL_CTX* ctx, HttpServerOptions opts)
+    Impl(asio::io_context& io_context, SSL_CTX* ctx, HttpServerOptions opts,
+         std::shared_ptr<ServerGroup> shards, std::size_t shard)
         : io(io_context),
           ssl(adopt(ctx)),
-          options(std::move(opts)),
+          options(share_out(std::move(opts), shards->size())),
           origins(options.allowed_origins),
+          group(std::move(shards)),
+          index(shard),
           acceptor(io_context),
           sweeper(io_context) {}
+
+    // This shard's part of the limits that are shared out (see HttpServerLimits).
+    static HttpServerOptions share_out(HttpServerOptions o, std::size_t shards) {
+        const auto part = [shards](std::size_t n) {
+            return std::max<std::size_t>(1, (n + shards - 1) / shards);
+        };
+        o.limits.max_connections = part(o.limits.max_connections);
+        o.limits.max_handshakes_per_address = part(o.limits.max_handshakes_per_address);
+        o.limits.buffer_bytes = part(o.limits.buffer_bytes);
+        return o;
+    }
 
     static asio::ssl::context adopt(SSL_CTX* ctx) {
         SSL_CTX_up_ref(ctx);
@@ -106,7 +168,9 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     asio::ssl::context ssl;
     HttpServerOptions options;
     OriginPolicy origins;
-    tcp::acceptor acceptor;
+    std::shared_ptr<ServerGroup> group;
+    std::size_t index;       // which shard this is
+    tcp::acceptor acceptor;  // open on shard 0 only
     asio::steady_timer sweeper;
     std::unordered_map<std::string, std::shared_ptr<Session>> sessions;
     enum class Phase { handshake, idle, reading, busy };
@@ -118,7 +182,10 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     };
     std::map<beast::tcp_stream*, Conn> connections;
     std::map<std::string, std::size_t> handshaking;  // by address
-    std::uint64_t evicted = 0;
+    // Read by stats() from other threads; written here only.
+    std::atomic<std::uint64_t> evicted{0};
+    std::atomic<std::size_t> connection_count{0};
+    std::atomic<std::size_t> session_count{0};
 
     void set_phase(beast::tcp_stream* tcp, Phase phase) {
         const auto it = connections.find(tcp);
@@ -162,7 +229,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     // deadlines of connections that do nothing yet shrink, to a tenth at the limit.
     [[nodiscard]] double overload() const {
         const double load =
-            static_cast<double>(connections.size()) /
+            static_cast<double>(connection_count.load(std::memory_order_relaxed)) /
             static_cast<double>(std::max<std::size_t>(options.limits.max_connections, 1));
         return load <= 0.5 ? 1.0 : std::max(0.1, 1.0 - (load - 0.5) * 1.8);
     }
@@ -171,12 +238,22 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         return std::max(std::chrono::milliseconds{std::min<std::int64_t>(ms, d.count())},
                         std::min(d, std::chrono::milliseconds{250}));
     }
-    std::size_t open_streams = 0;
-    std::size_t buffered = 0;            // bytes of events held in every session's streams
-    std::size_t closed_since_sweep = 0;  // connections that ended since the last sweep
+    std::atomic<std::size_t> open_streams{0};
+    std::atomic<std::size_t> buffered{0};  // bytes of events held in this shard's sessions' streams
+    std::size_t closed_since_sweep = 0;    // connections that ended since the last sweep
     bool stopped = false;
 
+    // The shard a request belongs on: the home of the session it names
+    // (this one when it names none, or one that cannot be ours).
+    [[nodiscard]] std::shared_ptr<Impl> home(std::string_view session_id);
     asio::awaitable<void> accept_loop();
+    // Takes a connection dealt to this shard: the limits, then serve().
+    void admit(tcp::socket socket, std::string address);
+    // Answers one request read from `stream` (on the session's home shard).
+    asio::awaitable<bool> respond(TlsStream& stream, const Request& req, const PeerInfo& peer);
+    void stop_here();  // stop(), on this shard's thread
+    void add_session(const std::shared_ptr<Session>& session);
+    void remove_session(const std::string& id);
     asio::awaitable<void> sweep_loop();
     // Under pressure, connections that have not started a request are held
     // to the shrunken deadlines too, not only new ones.
@@ -191,8 +268,12 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 
 class Session final : public ServerSession {
   public:
-    Session(std::weak_ptr<HttpServer::Impl> server, std::string id, PeerInfo peer)
-        : server_(std::move(server)), id_(std::move(id)), peer_(std::move(peer)) {
+    Session(const std::shared_ptr<HttpServer::Impl>& server, std::string id, PeerInfo peer)
+        : server_(server),
+          io_(&server->io),
+          group_(server->group),
+          id_(std::move(id)),
+          peer_(std::move(peer)) {
         Stream standalone;
         standalone.id = k_standalone_stream;
         standalone.standalone = true;
@@ -202,6 +283,7 @@ class Session final : public ServerSession {
     [[nodiscard]] const std::string& id() const noexcept override { return id_; }
     [[nodiscard]] const PeerInfo& peer() const noexcept override { return peer_; }
     [[nodiscard]] const std::string& protocol_version() const noexcept override { return version_; }
+    [[nodiscard]] asio::io_context& context() const noexcept override { return *io_; }
 
     bool send(StreamId stream_id, json::object message) override {
         if (closed_) {
@@ -249,7 +331,15 @@ class Session final : public ServerSession {
         for (const auto& [id, stream] : streams_) {
             account(-static_cast<std::ptrdiff_t>(stream.bytes));
         }
+        release();
     }
+    // Takes this session's place in the server-wide session limits; false
+    // (and an answer for the client in `refusal`) when there is none.
+    enum class Refusal { none, identity, total };
+    // `count`: the sessions the limit that refused counts.
+    Refusal reserve(const HttpServerLimits& limits, std::size_t& count);
+    // Gives it back (once; at close, or when the session never opened).
+    void release();
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
     Session(Session&&) = delete;
@@ -306,6 +396,9 @@ class Session final : public ServerSession {
     [[nodiscard]] std::string short_id() const { return id_.substr(0, 8); }
 
     std::weak_ptr<HttpServer::Impl> server_;
+    asio::io_context* io_;
+    std::shared_ptr<ServerGroup> group_;
+    bool reserved_ = false;
     std::string id_;
     PeerInfo peer_;
     std::string version_;
@@ -320,8 +413,6 @@ class Session final : public ServerSession {
 };
 
 // ---- http_requests.cpp ----
-
-using Request = http::request<http::string_body>;
 
 // What the request handler decided: an immediate response, or a stream for
 // the connection to write.
@@ -357,6 +448,7 @@ class ConnectionGuard final {
         : server_(server), tcp_(tcp) {
         ++server_.handshaking[address];
         server_.connections.emplace(&tcp_, HttpServer::Impl::Conn{std::move(address)});
+        server_.connection_count = server_.connections.size();
     }
     ~ConnectionGuard() {
         if (const auto it = server_.connections.find(&tcp_); it != server_.connections.end()) {
@@ -364,6 +456,7 @@ class ConnectionGuard final {
                 server_.forget_handshake(it->second.address);
             }
             server_.connections.erase(it);
+            server_.connection_count = server_.connections.size();
         }
         ++server_.closed_since_sweep;
     }

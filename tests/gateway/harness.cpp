@@ -135,6 +135,10 @@ Harness::Harness(std::vector<UpstreamConfig> upstreams,
     config.identity = dir_.path() / "gateway";
     config.upstreams = std::move(upstreams);
     config.log_level = "warn";
+    // Two threads whatever the machine: each request of http() comes on a
+    // fresh connection, and connections are dealt to the threads in turn, so
+    // every test also sends a session's requests through the other thread.
+    config.threads = 2;
     if (tweak) {
         tweak(config);
     }

@@ -356,7 +356,8 @@ TEST_F(IntegrityTest, AChangedListIsFetchedAgain) {
 struct PolicyTest : ::testing::Test {
     boost::asio::io_context io;
     GatewayConfig config;
-    Services services{io, config, 0, {}, nullptr, {}, 0, {}};
+    ChildCount children;
+    Services services{io, config, children, {}, nullptr, {}};
     SharedState shared{services};
     policy::Caller caller;
     std::string session_id = "s1";
@@ -368,13 +369,13 @@ struct PolicyTest : ::testing::Test {
     std::shared_ptr<const policy::Policy> load(std::string_view yaml) {
         auto p = policy::parse_policy(yaml);
         EXPECT_TRUE(p) << (p ? "" : p.error().message());
-        shared.policy = p ? *p : nullptr;
-        return shared.policy;
+        shared.set_policy(p ? *p : nullptr);
+        return shared.policy();
     }
     std::shared_ptr<Exchange> routed(std::string_view tool, json::object arguments = {}) {
         auto x = call(tool, std::move(arguments));
         x->link = 0;
-        x->policy = shared.policy;
+        x->policy = shared.policy();
         return x;
     }
 };
@@ -408,7 +409,7 @@ TEST_F(PolicyTest, DecidesAndTypesTheDecision) {
     EXPECT_EQ(s.code, policy::k_denied_code);
     EXPECT_EQ(no->decision.disposition, Disposition::deny);
     EXPECT_TRUE(s.data.at("rule").is_null());
-    EXPECT_EQ(s.data.at("policy"), json::value(shared.policy->fingerprint));
+    EXPECT_EQ(s.data.at("policy"), json::value(shared.policy()->fingerprint));
     auto big = routed("a__pay", json::object{{"amount", 1000}});
     EXPECT_EQ(filter.on_request(big, *chain).kind, Step::Kind::next);  // the ask filter's turn
     EXPECT_EQ(big->decision.disposition, Disposition::ask);
@@ -607,7 +608,8 @@ TEST(IntegrityReview, NotesNamesAndWithholdsWhatTheGuardBlocks) {
     ResourceRoutes routes;
     const std::string log_id = "test";
     boost::asio::io_context io;
-    Services services{io, config, 0, {}, nullptr, {}, 0, {}};
+    ChildCount children;
+    Services services{io, config, children, {}, nullptr, {}};
     SharedState shared{services};
     policy::Caller caller;
     std::vector<std::unique_ptr<ListFilter>> filters;
@@ -630,11 +632,12 @@ TEST(IntegrityReview, NotesNamesAndWithholdsWhatTheGuardBlocks) {
 TEST(Visibility, HidesToolsTheCallerMayNeverCall) {
     boost::asio::io_context io;
     GatewayConfig config;
-    Services services{io, config, 0, {}, nullptr, {}, 0, {}};
+    ChildCount children;
+    Services services{io, config, children, {}, nullptr, {}};
     SharedState shared{services};
     auto p = policy::parse_policy(k_policy);
     ASSERT_TRUE(p);
-    shared.policy = *p;
+    shared.set_policy(*p);
     policy::Caller caller;
     FakeUpstreams upstreams;
     Visibility filter(shared, caller, upstreams);
@@ -655,7 +658,8 @@ TEST(SchemaLearning, LearnsToolsUnderTheirGatewayNames) {
 TEST(Factory, TheChainsAreInTheDeclaredOrder) {
     boost::asio::io_context io;
     GatewayConfig config;
-    Services services{io, config, 0, {}, nullptr, {}, 0, {}};
+    ChildCount children;
+    Services services{io, config, children, {}, nullptr, {}};
     SharedState shared{services};
     policy::Caller caller;
     const std::string session_id = "s";

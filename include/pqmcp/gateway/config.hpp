@@ -172,6 +172,8 @@ struct GatewayConfig {
     std::string browser_certificate;
     std::vector<std::string> allowed_origins;  // in addition to the gateway's own
     std::string log_level = "info";
+    // Threads serving connections and sessions (0: one per core; at most 256).
+    std::size_t threads = 0;
     bool namespacing = true;  // prefix tool and prompt names with "<upstream><separator>"
     std::string separator = "__";
     std::vector<UpstreamConfig> upstreams;

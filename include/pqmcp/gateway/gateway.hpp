@@ -25,6 +25,7 @@ struct GatewayInfo {
     std::string audit;          // the audit database, "" when turned off
     std::string dashboard_url;  // with its token when it needs one; "" when off
     std::string metrics_url;    // "" without --metrics
+    std::size_t threads = 1;    // serving connections and sessions
 };
 
 struct GatewayStats {

@@ -2,7 +2,8 @@
 // own TLS listener, and the JSON it polls at /dashboard/data. The state is
 // kept here (live sessions, recent connections, decisions and integrity
 // alerts, per-group connection counts, requests and denials per interval);
-// the gateway feeds it on its thread. Not thread-safe.
+// the gateway feeds it from all its threads. Thread-safe: one lock, held by
+// each update and while the data is rendered.
 #pragma once
 
 #include <chrono>
@@ -10,6 +11,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -90,6 +92,7 @@ class Dashboard final {
                                   bool peer_verified) const;
 
     DashboardOptions options_;
+    mutable std::mutex mutex_;
     boost::json::object gateway_;
     std::map<std::string, DashboardSession> sessions_;
     std::deque<boost::json::object> connections_;

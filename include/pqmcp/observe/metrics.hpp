@@ -1,7 +1,8 @@
 // Metrics in the Prometheus text exposition format (version 0.0.4): counters
-// and histograms with labels, and gauges read when scraped. Not thread-safe:
-// the gateway updates and exposes them on its own thread; a gauge's reader
-// may look at other threads' atomics.
+// and histograms with labels, and gauges read when scraped. Counters and
+// histograms are thread-safe (each family has its lock: the gateway's threads
+// update them while a scrape exposes them); families are made before any
+// thread uses the registry; a gauge's reader may look at other threads' atomics.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +10,7 @@
 #include <initializer_list>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,6 +33,7 @@ class Counter final {
     std::string name_;
     std::string help_;
     std::vector<std::string> label_names_;
+    mutable std::mutex mutex_;
     std::map<Labels, double> series_;
 };
 
@@ -53,6 +56,7 @@ class Histogram final {
     std::string help_;
     std::vector<std::string> label_names_;
     std::vector<double> bounds_;
+    mutable std::mutex mutex_;
     std::map<Labels, Series> series_;
 };
 

@@ -10,6 +10,7 @@
 #include <deque>
 #include <list>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -25,8 +26,12 @@ class Behaviour final {
   public:
     using Clock = std::chrono::steady_clock;
 
+    // Thread-safe: each call takes the baselines' lock.
     explicit Behaviour(BehaviourSettings settings = {}) : settings_(settings) {}
-    void configure(const BehaviourSettings& settings) { settings_ = settings; }
+    void configure(const BehaviourSettings& settings) {
+        const std::lock_guard lock(mutex_);
+        settings_ = settings;
+    }
 
     struct Assessment {
         std::vector<Finding> findings;
@@ -38,7 +43,10 @@ class Behaviour final {
     [[nodiscard]] Assessment observe(const std::string& identity, const std::string& tool,
                                      const boost::json::value* arguments, Clock::time_point now);
 
-    [[nodiscard]] std::size_t identities() const noexcept { return baselines_.size(); }
+    [[nodiscard]] std::size_t identities() const {
+        const std::lock_guard lock(mutex_);
+        return baselines_.size();
+    }
     // The most tools one identity's baseline tracks (beyond: the least used goes).
     [[nodiscard]] std::size_t tools_of(const std::string& identity) const;
 
@@ -63,6 +71,7 @@ class Behaviour final {
         std::list<std::string>::iterator recency;  // its place in recency_
     };
 
+    mutable std::mutex mutex_;
     BehaviourSettings settings_;
     std::map<std::string, Baseline> baselines_;
     std::list<std::string> recency_;  // identities, most recently seen first

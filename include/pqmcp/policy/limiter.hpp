@@ -1,12 +1,14 @@
 // Rates (token buckets) and quotas (sliding windows) of policy rules. The
 // state lives outside the policy, keyed by rule id and counting key, so that
-// a reloaded policy keeps counting where the old one was.
+// a reloaded policy keeps counting where the old one was. Thread-safe: every
+// call takes the limiter's lock for as long as it counts.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <mutex>
 #include <string>
 
 #include "pqmcp/policy/policy.hpp"
@@ -26,7 +28,10 @@ class Limiter final {
                              Clock::time_point now);
     // Forgets keys untouched for longer than their window (bounded memory).
     void sweep(Clock::time_point now);
-    [[nodiscard]] std::size_t size() const noexcept { return buckets_.size() + windows_.size(); }
+    [[nodiscard]] std::size_t size() const {
+        const std::lock_guard lock(mutex_);
+        return buckets_.size() + windows_.size();
+    }
 
   private:
     struct Bucket {
@@ -38,6 +43,7 @@ class Limiter final {
         std::deque<Clock::time_point> uses;
         std::chrono::milliseconds window{0};
     };
+    mutable std::mutex mutex_;
     std::map<std::string, Bucket> buckets_;
     std::map<std::string, Window> windows_;
 };

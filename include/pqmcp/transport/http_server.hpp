@@ -5,8 +5,15 @@
 // streams with bounded replay buffers, limits and timeouts on everything.
 //
 // What a session does with the messages is not this layer's business: the
-// owner supplies a SessionHandler per MCP session (the gateway). Everything
-// runs on the io_context the server is given; handlers are called on it.
+// owner supplies a SessionHandler per MCP session (the gateway).
+//
+// Threads: the server is given one io_context per thread it may use (its
+// shards), each run by one thread. Connections are spread over the shards
+// as they are accepted, and each does its TLS and HTTP on its shard. A
+// session lives on one shard, its home (the one whose connection sent its
+// initialize), and its id says which; a request for it that arrives on
+// another shard's connection is answered on the home shard, so a session's
+// state and its handler are only ever touched by one thread and need no lock.
 #pragma once
 
 #include <chrono>
@@ -54,6 +61,9 @@ class ServerSession {
     [[nodiscard]] virtual const PeerInfo& peer() const noexcept = 0;
     // The protocol version negotiated at initialize ("" before).
     [[nodiscard]] virtual const std::string& protocol_version() const noexcept = 0;
+    // The session's home: its handler is called there, and must do its
+    // asynchronous work (upstreams, timers) there too.
+    [[nodiscard]] virtual boost::asio::io_context& context() const noexcept = 0;
     // Queues a message for the client on `stream`. A response to a request of
     // that stream counts towards finishing it. Messages for a stream that no
     // longer exists are dropped (false).
@@ -83,6 +93,10 @@ class SessionHandler {
     virtual void on_closed(std::string_view reason) = 0;
 };
 
+// With several shards, max_connections, max_handshakes_per_address and
+// buffer_bytes are shared out evenly (rounded up): connections are dealt to
+// the shards in turn, and each enforces its share. The session limits hold
+// for the whole server.
 struct HttpServerLimits {
     std::size_t max_header_bytes = 16U << 10U;  // request line and headers: 431 beyond
     std::size_t max_body_bytes = 4U << 20U;     // 413 beyond
@@ -168,11 +182,15 @@ struct HttpServerStats {
     double overload = 1.0;           // the factor deadlines are scaled by now (1: none)
 };
 
-// The listener. Construct, then start(); everything runs on `io`.
+// The listener. Construct, then start(); the listening socket is on the
+// first shard.
 class HttpServer final {
   public:
     // `ctx`: a server context (tls::make_server_context); shared, must outlive the server.
     HttpServer(boost::asio::io_context& io, SSL_CTX* ctx, HttpServerOptions options);
+    // One shard per io_context (at least one, at most 256), each run by its own thread.
+    HttpServer(const std::vector<boost::asio::io_context*>& shards, SSL_CTX* ctx,
+               HttpServerOptions options);
     ~HttpServer();
     HttpServer(const HttpServer&) = delete;
     HttpServer& operator=(const HttpServer&) = delete;
@@ -182,8 +200,10 @@ class HttpServer final {
     // Binds and starts accepting; returns the bound port. Errors: listen_failed.
     [[nodiscard]] Result<std::uint16_t> start();
     // Stops accepting, ends every session (handlers get on_closed) and closes
-    // every connection. Idempotent.
+    // every connection, each shard on its own thread. Idempotent.
     void stop();
+    // Callable from any thread: the shards' figures added up (overload: the
+    // most loaded shard's).
     [[nodiscard]] HttpServerStats stats() const;
 
     // What the listener answers to the first request in `bytes`, parsed with
@@ -200,7 +220,7 @@ class HttpServer final {
     struct Impl;
 
   private:
-    std::shared_ptr<Impl> impl_;
+    std::vector<std::shared_ptr<Impl>> shards_;
 };
 
 }  // namespace pqmcp::transport

@@ -130,7 +130,7 @@ void Visibility::on_items(Listing& listing) {
     if (listing.spec->kind != ListKind::tools || !listing.served) {
         return;
     }
-    const auto policy = shared_.policy;
+    const auto policy = shared_.policy();
     if (!policy) {
         return;
     }
