@@ -8,7 +8,8 @@
 # the cost per request and per handshake is known even though the clients
 # share the machine with it. Each client warms up with 200 calls first; they
 # are counted (the CPU time covers them).
-#   bench/mcp/threads.sh [BUILD_DIR] [REQUESTS_PER_CLIENT] [ROUNDS] [HANDSHAKE_SECONDS]
+#   [CLIENTS=2 CONC=4] bench/mcp/threads.sh [BUILD_DIR] [REQUESTS_PER_CLIENT] [ROUNDS] [HANDSHAKE_SECONDS]
+# (HANDSHAKE_SECONDS 0: tools/call only)
 set -euo pipefail
 BUILD="$(cd "${1:-build}" && pwd)"
 N=${2:-20000}
@@ -52,6 +53,9 @@ for r in $(seq "$ROUNDS"); do
       printf "{\"part\":\"tools/call\",\"clients\":%d,\"in_flight_each\":%d,\"threads\":%d,\"round\":%d,\"requests\":%d,\"wall_s\":%.3f,\"per_s\":%.0f,\"gateway_cpu_s\":%.2f,\"cpu_ms_per_1000\":%.1f}\n",
         clients, conc, t, r, n, w, n / w, cpu / tick, 1000 * (cpu / tick) / n * 1000 }'
   done
+  if [ "$HS_SECONDS" = 0 ]; then
+    continue  # tools/call only
+  fi
   for t in 1 2; do
     port=$(url $t | sed 's|.*:\([0-9]*\)/mcp|\1|')
     c0=$(cpu $t); pids=()

@@ -418,11 +418,11 @@ asio::awaitable<void> HttpServer::Impl::sweep_loop() {
     }
 }
 
-HttpServer::HttpServer(asio::io_context& io, SSL_CTX* ctx, HttpServerOptions options)
-    : HttpServer(std::vector<asio::io_context*>{&io}, ctx, std::move(options)) {}
+HttpServer::HttpServer(asio::io_context& io, SSL_CTX* ctx, const HttpServerOptions& options)
+    : HttpServer(std::vector<asio::io_context*>{&io}, ctx, options) {}
 
 HttpServer::HttpServer(const std::vector<asio::io_context*>& shards, SSL_CTX* ctx,
-                       HttpServerOptions options) {
+                       const HttpServerOptions& options) {
     // A session id's first byte names its home: at most 256 shards.
     if (shards.empty() || shards.size() > 256) {
         throw std::invalid_argument("HttpServer: between 1 and 256 shards");

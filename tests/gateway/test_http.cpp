@@ -262,6 +262,33 @@ TEST(StreamableHttp, DeleteEndsTheSession) {
     EXPECT_EQ(r.status, 404U);
 }
 
+// The harness runs two threads and each request comes on a new connection,
+// dealt to the threads in turn: half of these arrive on the thread that is not
+// the sessions' home and are answered there all the same.
+TEST(StreamableHttp, SessionsAnswerOnEveryThreadsConnections) {
+    Harness h;
+    std::vector<std::string> sessions;
+    sessions.reserve(4);
+    for (int i = 0; i < 4; ++i) {
+        sessions.push_back(h.open_session());
+    }
+    EXPECT_EQ(std::set<std::string>(sessions.begin(), sessions.end()).size(), 4U);
+    for (int round = 0; round < 5; ++round) {
+        for (const auto& session : sessions) {
+            const auto list = h.post(k_list, session, "2025-11-25");
+            ASSERT_EQ(list.status, 200U) << list.body;
+            EXPECT_EQ(list.json().at("result").at("tools").as_array().size(), 5U);
+        }
+    }
+    EXPECT_EQ(h.gateway().stats().sessions, 4U);
+    // Ended from one thread's connection, gone on both.
+    EXPECT_EQ(h.http("DELETE", "/mcp", {{"Mcp-Session-Id", sessions[0]}}, "").status, 200U);
+    EXPECT_EQ(h.post(k_list, sessions[0], "2025-11-25").status, 404U);
+    EXPECT_EQ(h.post(k_list, sessions[0], "2025-11-25").status, 404U);
+    EXPECT_EQ(h.post(k_list, sessions[1], "2025-11-25").status, 200U);
+    EXPECT_EQ(h.gateway().stats().sessions, 3U);
+}
+
 TEST(StreamableHttp, ASessionBelongsToTheIdentityThatOpenedIt) {
     Harness h;
     const auto session = h.open_session();

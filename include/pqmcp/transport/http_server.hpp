@@ -187,10 +187,10 @@ struct HttpServerStats {
 class HttpServer final {
   public:
     // `ctx`: a server context (tls::make_server_context); shared, must outlive the server.
-    HttpServer(boost::asio::io_context& io, SSL_CTX* ctx, HttpServerOptions options);
+    HttpServer(boost::asio::io_context& io, SSL_CTX* ctx, const HttpServerOptions& options);
     // One shard per io_context (at least one, at most 256), each run by its own thread.
     HttpServer(const std::vector<boost::asio::io_context*>& shards, SSL_CTX* ctx,
-               HttpServerOptions options);
+               const HttpServerOptions& options);
     ~HttpServer();
     HttpServer(const HttpServer&) = delete;
     HttpServer& operator=(const HttpServer&) = delete;
