@@ -100,10 +100,16 @@ void Gateway::Impl::begin_shutdown() {
             if (const auto left = children.running(); left > 0) {
                 spdlog::warn("{} upstream processes did not end in time", left);
             }
+            // Requests answered on another thread than their connection's
+            // come back first (their streams ended with their sessions).
+            const auto drained = std::chrono::steady_clock::now() + std::chrono::seconds{2};
+            while (server && server->lent() > 0 && std::chrono::steady_clock::now() < drained) {
+                timer.expires_after(std::chrono::milliseconds{10});
+                (void)co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+            }
             // The other threads end when they have nothing left to do (their
             // sessions closed, their connections said goodbye), bounded.
             keep_working.clear();
-            const auto drained = std::chrono::steady_clock::now() + std::chrono::seconds{2};
             const auto busy = [this] {
                 return std::any_of(workers.begin(), workers.end(),
                                    [](const auto& w) { return !w->stopped(); });
@@ -121,12 +127,12 @@ void Gateway::Impl::begin_shutdown() {
 }
 
 void Gateway::Impl::make_shards() {
-    const std::size_t n = config.threads != 0
-                              ? config.threads
-                              : std::max<std::size_t>(1, std::thread::hardware_concurrency());
+    const std::size_t n =
+        config.threads != 0 ? config.threads
+                            : std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 256);
     shards.push_back(std::make_unique<Shard>(services));
     for (std::size_t i = 1; i < n; ++i) {
-        workers.push_back(std::make_unique<asio::io_context>(1));
+        workers.push_back(std::make_unique<ShardContext>(1));
         keep_working.push_back(asio::make_work_guard(*workers.back()));
         shards.push_back(std::make_unique<Shard>(Services{*workers.back(), config, children,
                                                           services.tls_contexts,
@@ -169,6 +175,11 @@ Gateway::~Gateway() {
     }
     impl_->drain();
     impl_->keep_working.clear();
+    // Every context's queues go before any context does.
+    for (auto& w : impl_->workers) {
+        w->shutdown();
+    }
+    impl_->io.shutdown();
     impl_->workers.clear();
     impl_->supervisor.reset();
     if (!impl_->tmp_root.empty()) {

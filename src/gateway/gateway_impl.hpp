@@ -44,6 +44,14 @@ namespace pqmcp::gateway {
 
 namespace asio = boost::asio;
 
+// A thread's io_context whose services (and the handlers still queued in
+// them) can be shut down before any of the gateway's contexts is destroyed:
+// a queued handler may hold what belongs to another thread's context.
+struct ShardContext : asio::io_context {
+    using asio::execution_context::shutdown;
+    using asio::io_context::io_context;
+};
+
 struct Gateway::Impl {
     explicit Impl(GatewayConfig c, std::string version)
         : config(std::move(c)),
@@ -53,9 +61,9 @@ struct Gateway::Impl {
     GatewayConfig config;
     // The first thread's: the listening socket, signals, policy reloads and
     // the other services run here beside its share of the connections.
-    asio::io_context io{1};
+    ShardContext io{1};
     // The other threads' (serve --threads), each run by one thread.
-    std::vector<std::unique_ptr<asio::io_context>> workers;
+    std::vector<std::unique_ptr<ShardContext>> workers;
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_working;
     ChildCount children;
     Services services;

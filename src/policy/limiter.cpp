@@ -31,7 +31,10 @@ bool Limiter::take(const std::string& rule, const std::string& key, const Rate& 
             capacity / static_cast<double>(std::max<std::int64_t>(rate.window.count(), 1));
         b.tokens = std::min(capacity, b.tokens + std::max(elapsed, 0.0) * per_ms);
     }
-    b.updated = now;
+    // Threads read the clock before they take the lock: a late one with an
+    // earlier time must not move the bucket back (the same interval would
+    // refill twice).
+    b.updated = fresh ? now : std::max(b.updated, now);
     b.window = rate.window;
     if (b.tokens < 1.0) {
         return false;
@@ -54,7 +57,8 @@ bool Limiter::count(const std::string& rule, const std::string& key, const Quota
     if (w.uses.size() >= quota.limit) {
         return false;
     }
-    w.uses.push_back(now);
+    // Kept in order whichever thread read its clock first.
+    w.uses.push_back(w.uses.empty() ? now : std::max(now, w.uses.back()));
     return true;
 }
 

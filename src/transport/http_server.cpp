@@ -187,6 +187,9 @@ asio::awaitable<void> HttpServer::Impl::serve(tcp::socket socket, std::string ad
 
     beast::flat_buffer buffer;
     asio::steady_timer read_timer(io);
+    bool timed_out = false;
+    std::uint64_t reads = 0;
+    std::uint64_t reading = 0;  // the read the timer is for (0: none)
     for (;;) {
         if (stopped) {
             break;
@@ -208,16 +211,23 @@ asio::awaitable<void> HttpServer::Impl::serve(tcp::socket socket, std::string ad
         http::request_parser<http::string_body> parser;
         parser.header_limit(static_cast<std::uint32_t>(options.limits.max_header_bytes));
         parser.body_limit(options.limits.max_body_bytes);
-        bool timed_out = false;
+        timed_out = false;
+        // A timer that expires as the read ends must not cancel what comes
+        // after it (a write, maybe from another shard): it acts only while
+        // its own read is going on.
+        const std::uint64_t this_read = ++reads;
+        reading = this_read;
         read_timer.expires_after(t.read);
-        read_timer.async_wait([&timed_out, &stream](const boost::system::error_code& ec) {
-            if (!ec) {
-                timed_out = true;
-                boost::system::error_code ignore;
-                beast::get_lowest_layer(stream).socket().cancel(ignore);
-            }
-        });
+        read_timer.async_wait(
+            [&timed_out, &reading, &stream, this_read](const boost::system::error_code& ec) {
+                if (!ec && reading == this_read) {
+                    timed_out = true;
+                    boost::system::error_code ignore;
+                    beast::get_lowest_layer(stream).socket().cancel(ignore);
+                }
+            });
         auto [rec, n] = co_await http::async_read(stream, buffer, parser, use);
+        reading = 0;
         read_timer.cancel();
         if (rec) {
             auto failure = read_failure(rec, timed_out, options);
@@ -234,10 +244,15 @@ asio::awaitable<void> HttpServer::Impl::serve(tcp::socket socket, std::string ad
         const auto where =
             req.find(beast::string_view(k_session_header.data(), k_session_header.size()));
         auto shard = home(where == req.end() ? std::string_view{} : sv(where->value()));
-        const bool keep = shard.get() == this ? co_await respond(stream, req, peer)
-                                              : co_await asio::co_spawn(
-                                                    shard->io, shard->respond(stream, req, peer),
-                                                    asio::use_awaitable);
+        bool keep = false;
+        if (shard.get() == this) {
+            keep = co_await respond(stream, req, peer);
+        } else {
+            lend(tcp, true);
+            keep = co_await asio::co_spawn(shard->io, shard->respond(stream, req, peer),
+                                           asio::use_awaitable);
+            lend(tcp, false);
+        }
         if (!keep) {
             break;
         }
@@ -473,8 +488,27 @@ void HttpServer::Impl::stop_here() {
         session->close("the gateway is shutting down");
     }
     for (auto& [tcp, c] : connections) {
-        tcp->socket().close(ignored);
+        // A lent connection comes back when the other shard has ended its
+        // stream; its coroutine here closes it then.
+        if (!c.lent) {
+            tcp->socket().close(ignored);
+        }
     }
+}
+
+void HttpServer::Impl::lend(beast::tcp_stream* tcp, bool out) {
+    if (const auto it = connections.find(tcp); it != connections.end()) {
+        it->second.lent = out;
+    }
+    if (out) {
+        ++group->lent;
+    } else {
+        --group->lent;
+    }
+}
+
+std::size_t HttpServer::lent() const {
+    return shards_.front()->group->lent;
 }
 
 void HttpServer::stop() {

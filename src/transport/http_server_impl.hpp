@@ -124,6 +124,7 @@ struct ServerGroup {
     const std::size_t count;
     std::vector<std::weak_ptr<HttpServer::Impl>> shards;  // fixed once the server is built
     std::atomic<std::size_t> next{0};                     // the shard the next connection goes to
+    std::atomic<std::size_t> lent{0};                     // requests answered on another shard now
     std::mutex mutex;
     std::size_t sessions = 0;
     std::map<std::string, std::size_t> by_identity;  // key: the peer id, "" for none
@@ -154,7 +155,6 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
             return std::max<std::size_t>(1, (n + shards - 1) / shards);
         };
         o.limits.max_connections = part(o.limits.max_connections);
-        o.limits.max_handshakes_per_address = part(o.limits.max_handshakes_per_address);
         o.limits.buffer_bytes = part(o.limits.buffer_bytes);
         return o;
     }
@@ -179,6 +179,9 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         Clock::time_point since = Clock::now();
         Phase phase = Phase::handshake;
         bool evicted = false;
+        // Its stream is in use on another shard (a request of a session
+        // there): only that shard touches it until it comes back.
+        bool lent = false;
     };
     std::map<beast::tcp_stream*, Conn> connections;
     std::map<std::string, std::size_t> handshaking;  // by address
@@ -252,6 +255,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     // Answers one request read from `stream` (on the session's home shard).
     asio::awaitable<bool> respond(TlsStream& stream, const Request& req, const PeerInfo& peer);
     void stop_here();  // stop(), on this shard's thread
+    void lend(beast::tcp_stream* tcp, bool out);
     void add_session(const std::shared_ptr<Session>& session);
     void remove_session(const std::string& id);
     asio::awaitable<void> sweep_loop();

@@ -34,6 +34,7 @@ test('four clients at once on two threads: one quota, one audit chain', async (t
     await client.connect(connectTransport(gateway, [], `client-${c}`));
     clients.push(client);
   }
+  t.after(() => Promise.all(clients.map((c) => c.close().catch(() => {}))));
   const outcomes = await Promise.all(clients.flatMap((client, c) =>
     Array.from({ length: 30 }, (_, i) =>
       client.callTool({ name: 'demo__echo', arguments: { message: `c${c} m${i}` } }).then(
@@ -44,7 +45,7 @@ test('four clients at once on two threads: one quota, one audit chain', async (t
   assert.equal(ok.length, 50, 'exactly the quota is served across both threads');
   assert.equal(refused.length, 70);
   for (const r of refused) {
-    assert.equal(r.rule, 'fifty-in-all', r.message);
+    assert.equal(r.rule, 'fifty-in-all', `${r.message}\ngateway (exit ${gateway.child.exitCode ?? gateway.child.signalCode}):\n${gateway.stderr.slice(-20).join('\n')}`);
   }
   // Each answer is its own call's, whatever thread carried it.
   for (const o of ok) {

@@ -93,9 +93,11 @@ class SessionHandler {
     virtual void on_closed(std::string_view reason) = 0;
 };
 
-// With several shards, max_connections, max_handshakes_per_address and
-// buffer_bytes are shared out evenly (rounded up): connections are dealt to
-// the shards in turn, and each enforces its share. The session limits hold
+// With several shards, max_connections and buffer_bytes are shared out
+// evenly (rounded up): connections are dealt to the shards in turn, and each
+// enforces its share. max_handshakes_per_address holds on each shard (a burst
+// from one address queues on every shard at once; halving it would evict
+// handshakes one thread would still have finished). The session limits hold
 // for the whole server.
 struct HttpServerLimits {
     std::size_t max_header_bytes = 16U << 10U;  // request line and headers: 431 beyond
@@ -205,6 +207,9 @@ class HttpServer final {
     // Callable from any thread: the shards' figures added up (overload: the
     // most loaded shard's).
     [[nodiscard]] HttpServerStats stats() const;
+    // Requests being answered on another shard than their connection's now
+    // (any thread): a shutdown waits for them before it stops the threads.
+    [[nodiscard]] std::size_t lent() const;
 
     // What the listener answers to the first request in `bytes`, parsed with
     // its limits and handled as a request read from a connection would be,
