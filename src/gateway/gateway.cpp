@@ -91,33 +91,33 @@ void Gateway::Impl::begin_shutdown() {
         [this]() -> asio::awaitable<void> {
             // Every child gets its MCP stdio shutdown (stdin closed, SIGTERM,
             // SIGKILL), each step bounded; wait for them to be reaped.
-            const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{6};
             asio::steady_timer timer(io);
-            while (children.running() > 0 && std::chrono::steady_clock::now() < deadline) {
-                timer.expires_after(std::chrono::milliseconds{20});
-                (void)co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-            }
+            // Looks again every 10 ms while `busy` holds, for at most `limit`.
+            const auto wait_while =
+                [&timer](auto busy, std::chrono::milliseconds limit) -> asio::awaitable<void> {
+                const auto deadline = std::chrono::steady_clock::now() + limit;
+                while (busy() && std::chrono::steady_clock::now() < deadline) {
+                    timer.expires_after(std::chrono::milliseconds{10});
+                    (void)co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+                }
+            };
+            co_await wait_while([this] { return children.running() > 0; }, std::chrono::seconds{6});
             if (const auto left = children.running(); left > 0) {
                 spdlog::warn("{} upstream processes did not end in time", left);
             }
             // Requests answered on another thread than their connection's
             // come back first (their streams ended with their sessions).
-            const auto drained = std::chrono::steady_clock::now() + std::chrono::seconds{2};
-            while (server && server->lent() > 0 && std::chrono::steady_clock::now() < drained) {
-                timer.expires_after(std::chrono::milliseconds{10});
-                (void)co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-            }
+            co_await wait_while([this] { return server && server->lent() > 0; },
+                                std::chrono::seconds{2});
             // The other threads end when they have nothing left to do (their
             // sessions closed, their connections said goodbye), bounded.
             keep_working.clear();
-            const auto busy = [this] {
-                return std::any_of(workers.begin(), workers.end(),
-                                   [](const auto& w) { return !w->stopped(); });
-            };
-            while (busy() && std::chrono::steady_clock::now() < drained) {
-                timer.expires_after(std::chrono::milliseconds{10});
-                (void)co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-            }
+            co_await wait_while(
+                [this] {
+                    return std::any_of(workers.begin(), workers.end(),
+                                       [](const auto& w) { return !w->stopped(); });
+                },
+                std::chrono::seconds{2});
             for (auto& w : workers) {
                 w->stop();
             }

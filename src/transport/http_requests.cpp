@@ -38,11 +38,6 @@ Outcome plain(const Request& req, http::status status, std::string body) {
     return out;
 }
 
-std::string_view header(const Request& req, std::string_view name) {
-    const auto it = req.find(beast::string_view(name.data(), name.size()));
-    return it == req.end() ? std::string_view{} : sv(it->value());
-}
-
 bool is_json_content(std::string_view content_type) {
     const auto semi = content_type.find(';');
     std::string_view type = content_type.substr(0, semi);
@@ -331,6 +326,11 @@ Outcome handle_delete(HttpServer::Impl& server, const Request& req, const PeerIn
 }
 
 }  // namespace
+
+std::string_view header(const Request& req, std::string_view name) {
+    const auto it = req.find(beast::string_view(name.data(), name.size()));
+    return it == req.end() ? std::string_view{} : sv(it->value());
+}
 
 Outcome handle(HttpServer::Impl& server, const Request& req, const PeerInfo& peer) {
     const std::string_view target = sv(req.target());

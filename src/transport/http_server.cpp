@@ -241,9 +241,7 @@ asio::awaitable<void> HttpServer::Impl::serve(tcp::socket socket, std::string ad
         set_phase(tcp, Phase::busy);
         // A session's requests are answered on its home shard: this
         // coroutine waits while another one uses the connection there.
-        const auto where =
-            req.find(beast::string_view(k_session_header.data(), k_session_header.size()));
-        auto shard = home(where == req.end() ? std::string_view{} : sv(where->value()));
+        auto shard = home(header(req, k_session_header));
         bool keep = false;
         if (shard.get() == this) {
             keep = co_await respond(stream, req, peer);

@@ -437,6 +437,8 @@ struct Outcome {
 };
 
 Outcome handle(HttpServer::Impl& server, const Request& req, const PeerInfo& peer);
+// A header's value ("" when the request has none).
+std::string_view header(const Request& req, std::string_view name);
 asio::awaitable<bool> serve_stream(HttpServer::Impl& server, TlsStream& stream, const Request& req,
                                    Outcome& outcome);
 asio::awaitable<bool> write_response(TlsStream& stream, http::response<http::string_body>& res,
