@@ -467,4 +467,33 @@ std::string format_time(std::chrono::system_clock::time_point t) {
     return detail::format_utc(t);
 }
 
+Result<std::vector<StoredCheckpoint>> read_checkpoints(const std::filesystem::path& db,
+                                                       std::int64_t after_seq) {
+    auto handle = detail::open_read_only(db);
+    if (!handle) {
+        return tl::unexpected(handle.error());
+    }
+    auto s = detail::prepare(handle->get(),
+                             "SELECT seq, hash, ts, signer, alg, pub, sig FROM checkpoints "
+                             "WHERE seq > ?1 ORDER BY seq",
+                             Errc::not_an_audit_db);
+    if (!s) {
+        return tl::unexpected(s.error());
+    }
+    sqlite3_stmt* st = s->get();
+    sqlite3_bind_int64(st, 1, after_seq);
+    std::vector<StoredCheckpoint> out;
+    int rc = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        out.push_back(StoredCheckpoint{sqlite3_column_int64(st, 0), detail::column_text(st, 1),
+                                       detail::column_text(st, 2), detail::column_text(st, 3),
+                                       detail::column_text(st, 4), detail::column_text(st, 5),
+                                       detail::column_text(st, 6)});
+    }
+    if (rc != SQLITE_DONE) {
+        return detail::sqlite_fail(Errc::open_failed, handle->get(), "reading checkpoints");
+    }
+    return out;
+}
+
 }  // namespace pqmcp::audit

@@ -450,6 +450,23 @@ class Analysis final {
     std::unordered_map<Digest, const Row*, DigestHash> by_hash_;
 };
 
+Row make_row(std::int64_t seq, std::string_view body, std::string_view prev,
+             std::string_view hash, std::string& scratch) {
+    Row r;
+    r.seq = seq;
+    r.valid = detail::record_hash(prev, body, scratch) == hash;
+    r.body_seq = body_seq_of(body);
+    if (const auto d = parse_digest(prev)) {
+        r.prev = *d;
+        r.prev_ok = true;
+    }
+    if (const auto d = parse_digest(hash)) {
+        r.hash = *d;
+        r.hash_ok = true;
+    }
+    return r;
+}
+
 Result<std::vector<Row>> load_records(sqlite3* db) {
     auto s = detail::prepare(db, "SELECT seq, body, prev, hash FROM records ORDER BY seq",
                              Errc::not_an_audit_db);
@@ -460,22 +477,9 @@ Result<std::vector<Row>> load_records(sqlite3* db) {
     std::string scratch;
     int rc = 0;
     while ((rc = sqlite3_step(s->get())) == SQLITE_ROW) {
-        Row r;
-        r.seq = sqlite3_column_int64(s->get(), 0);
-        const std::string_view body = detail::column_view(s->get(), 1);
-        const std::string_view prev = detail::column_view(s->get(), 2);
-        const std::string_view hash = detail::column_view(s->get(), 3);
-        r.valid = detail::record_hash(prev, body, scratch) == hash;
-        r.body_seq = body_seq_of(body);
-        if (const auto d = parse_digest(prev)) {
-            r.prev = *d;
-            r.prev_ok = true;
-        }
-        if (const auto d = parse_digest(hash)) {
-            r.hash = *d;
-            r.hash_ok = true;
-        }
-        rows.push_back(r);
+        rows.push_back(make_row(sqlite3_column_int64(s->get(), 0),
+                                detail::column_view(s->get(), 1), detail::column_view(s->get(), 2),
+                                detail::column_view(s->get(), 3), scratch));
     }
     if (rc != SQLITE_DONE) {
         return detail::sqlite_fail(Errc::open_failed, db, "reading records");
@@ -509,6 +513,25 @@ Result<std::vector<CheckpointRow>> load_checkpoints(sqlite3* db) {
     return out;
 }
 
+VerifyReport analyse(const std::vector<Row>& rows, const std::vector<CheckpointRow>& cps,
+                     const VerifyOptions& options) {
+    VerifyReport report;
+    report.records = static_cast<std::int64_t>(rows.size());
+    if (!rows.empty()) {
+        report.first_seq = rows.front().seq;
+        report.last_seq = rows.back().seq;
+    }
+    Analysis analysis(rows, report.problems);
+    analysis.chain();
+    analysis.checkpoints(cps, options, report);
+    std::stable_sort(report.problems.begin(), report.problems.end(),
+                     [](const Problem& a, const Problem& b) { return a.seq < b.seq; });
+    const auto after = std::upper_bound(rows.begin(), rows.end(), report.last_checkpoint_seq,
+                                        [](std::int64_t s, const Row& r) { return s < r.seq; });
+    report.unsigned_tail = static_cast<std::int64_t>(rows.end() - after);
+    return report;
+}
+
 }  // namespace
 
 Result<VerifyReport> verify(const std::filesystem::path& db, const VerifyOptions& options) {
@@ -532,21 +555,37 @@ Result<VerifyReport> verify(const std::filesystem::path& db, const VerifyOptions
         return tl::unexpected(cps.error());
     }
 
-    VerifyReport report;
-    report.records = static_cast<std::int64_t>(rows->size());
-    if (!rows->empty()) {
-        report.first_seq = rows->front().seq;
-        report.last_seq = rows->back().seq;
-    }
-    Analysis analysis(*rows, report.problems);
-    analysis.chain();
-    analysis.checkpoints(*cps, options, report);
-    std::stable_sort(report.problems.begin(), report.problems.end(),
-                     [](const Problem& a, const Problem& b) { return a.seq < b.seq; });
-    const auto after = std::upper_bound(rows->begin(), rows->end(), report.last_checkpoint_seq,
-                                        [](std::int64_t s, const Row& r) { return s < r.seq; });
-    report.unsigned_tail = static_cast<std::int64_t>(rows->end() - after);
-    return report;
+    return analyse(*rows, *cps, options);
+}
+
+struct ChainVerifier::State {
+    std::vector<Row> rows;
+    std::vector<CheckpointRow> checkpoints;
+    std::string scratch;
+};
+
+ChainVerifier::ChainVerifier() : state_(std::make_unique<State>()) {}
+ChainVerifier::~ChainVerifier() = default;
+
+void ChainVerifier::record(std::int64_t seq, std::string_view body, std::string_view prev,
+                           std::string_view hash) {
+    state_->rows.push_back(make_row(seq, body, prev, hash, state_->scratch));
+}
+
+void ChainVerifier::checkpoint(const StoredCheckpoint& cp) {
+    state_->checkpoints.push_back(
+        CheckpointRow{cp.seq, cp.hash, cp.ts, cp.signer, cp.alg, cp.pub, cp.sig});
+}
+
+VerifyReport ChainVerifier::finish(const VerifyOptions& options) {
+    auto& rows = state_->rows;
+    std::stable_sort(rows.begin(), rows.end(),
+                     [](const Row& a, const Row& b) { return a.seq < b.seq; });
+    auto& cps = state_->checkpoints;
+    std::stable_sort(cps.begin(), cps.end(), [](const CheckpointRow& a, const CheckpointRow& b) {
+        return a.seq < b.seq;
+    });
+    return analyse(rows, cps, options);
 }
 
 std::string VerifyReport::to_json() const {

@@ -17,6 +17,7 @@
 
 #include "commands.hpp"
 #include "pqmcp/audit/audit.hpp"
+#include "pqmcp/cluster/cluster.hpp"
 #include "pqmcp/identity/identity.hpp"
 
 namespace pqmcp::cli {
@@ -70,8 +71,70 @@ struct VerifyArgs {
     bool json = false;
 };
 
+// One line for a chain that verifies.
+std::string ok_line(const audit::VerifyReport& r) {
+    std::string line = fmt::format("OK: {}", plural(r.records, "record"));
+    if (r.checkpoints == 0) {
+        if (r.records > 0) {
+            line += ", no checkpoints: none of them signed yet";
+        }
+        return line;
+    }
+    std::string signers;
+    for (const auto& s : r.signer_ids) {
+        signers += signers.empty() ? s : ", " + s;
+    }
+    line += fmt::format(", {} signed by {}, last checkpoint at #{}, {} after it not yet signed",
+                        plural(r.checkpoints, "checkpoint"), signers, r.last_checkpoint_seq,
+                        plural(r.unsigned_tail, "record"));
+    return line;
+}
+
+void print_problems(const audit::VerifyReport& r, std::string_view prefix) {
+    for (const auto& p : r.problems) {
+        std::cout << prefix << "#" << p.seq << " " << p.kind << ": " << p.detail << "\n";
+    }
+    std::cout << fmt::format("{}FAILED: {} in {} (#{}..#{})\n", prefix,
+                             plural(static_cast<std::int64_t>(r.problems.size()), "problem"),
+                             plural(r.records, "record"), r.first_seq, r.last_seq);
+}
+
+// Every replica's chain as shipped to PostgreSQL.
+int verify_shipped(const VerifyArgs& a, const audit::VerifyOptions& options) {
+    auto reports = cluster::verify_postgres(a.db, options);
+    if (!reports) {
+        std::cerr << "pqmcp " << reports.error().message() << "\n";
+        return k_exit_error;
+    }
+    bool ok = !reports->empty();
+    if (a.json) {
+        json::array out;
+        for (const auto& r : *reports) {
+            out.push_back(json::object{{"replica", r.replica},
+                                       {"report", json::parse(r.report.to_json())}});
+            ok = ok && r.report.ok();
+        }
+        std::cout << json::serialize(json::object{{"replicas", std::move(out)}}) << "\n";
+        return ok ? k_exit_ok : k_exit_error;
+    }
+    if (reports->empty()) {
+        std::cout << "FAILED: no replica has shipped records to this database\n";
+        return k_exit_error;
+    }
+    for (const auto& r : *reports) {
+        if (r.report.ok()) {
+            std::cout << "replica " << r.replica << ": " << ok_line(r.report) << "\n";
+        } else {
+            ok = false;
+            print_problems(r.report, "replica " + r.replica + ": ");
+        }
+    }
+    return ok ? k_exit_ok : k_exit_error;
+}
+
 int run_verify(const VerifyArgs& a) {
-    if (!exists_or_complain(a.db)) {
+    const bool shipped = cluster::is_postgres(a.db);
+    if (!shipped && !exists_or_complain(a.db)) {
         return k_exit_error;
     }
     audit::VerifyOptions options;
@@ -88,6 +151,9 @@ int run_verify(const VerifyArgs& a) {
         }
         options.signers.push_back(id->str());
     }
+    if (shipped) {
+        return verify_shipped(a, options);
+    }
     auto r = audit::verify(a.db, options);
     if (!r) {
         std::cerr << "pqmcp " << r.error().message() << "\n";
@@ -98,29 +164,10 @@ int run_verify(const VerifyArgs& a) {
         return r->ok() ? k_exit_ok : k_exit_error;
     }
     if (!r->ok()) {
-        for (const auto& p : r->problems) {
-            std::cout << "#" << p.seq << " " << p.kind << ": " << p.detail << "\n";
-        }
-        std::cout << fmt::format("FAILED: {} in {} (#{}..#{})\n",
-                                 plural(static_cast<std::int64_t>(r->problems.size()), "problem"),
-                                 plural(r->records, "record"), r->first_seq, r->last_seq);
+        print_problems(*r, "");
         return k_exit_error;
     }
-    std::string line = fmt::format("OK: {}", plural(r->records, "record"));
-    if (r->checkpoints == 0) {
-        if (r->records > 0) {
-            line += ", no checkpoints: none of them signed yet";
-        }
-    } else {
-        std::string signers;
-        for (const auto& s : r->signer_ids) {
-            signers += signers.empty() ? s : ", " + s;
-        }
-        line += fmt::format(", {} signed by {}, last checkpoint at #{}, {} after it not yet signed",
-                            plural(r->checkpoints, "checkpoint"), signers, r->last_checkpoint_seq,
-                            plural(r->unsigned_tail, "record"));
-    }
-    std::cout << line << "\n";
+    std::cout << ok_line(*r) << "\n";
     return k_exit_ok;
 }
 
@@ -276,7 +323,11 @@ void add_audit_commands(CLI::App& app, int& exit_code) {
         "verify",
         "Check every record's hash, the chain and the signed checkpoints (exit 1 on any "
         "problem)");
-    verify->add_option("db", verify_args->db, "the audit database")->required();
+    verify
+        ->add_option("db", verify_args->db,
+                     "the audit database, or postgresql://... to check every replica's chain "
+                     "shipped there")
+        ->required();
     verify
         ->add_option("--signer", verify_args->signers,
                      "a trusted signer: a peer id, an identity directory or a certificate "

@@ -44,6 +44,12 @@ struct ServeArgs {
     std::string session_timeout;
     std::string log_level;
     std::size_t threads = 0;
+    std::string replica;
+    std::string redis;
+    std::string redis_timeout;
+    std::string redis_fail;
+    std::string postgres;
+    std::string ticket_keys;
     std::string policy;
     std::string state;
     std::string on_change;
@@ -265,6 +271,24 @@ Result<gateway::GatewayConfig> build_config(const ServeArgs& a) {
     }
     if (a.threads > 0) {
         c.threads = a.threads;
+    }
+    auto& k = c.cluster;
+    for (const auto& [flag, field] :
+         {std::pair{&a.replica, &k.replica}, std::pair{&a.redis, &k.redis},
+          std::pair{&a.redis_fail, &k.fail}, std::pair{&a.postgres, &k.postgres}}) {
+        if (!flag->empty()) {
+            *field = *flag;
+        }
+    }
+    if (!a.ticket_keys.empty()) {
+        k.ticket_keys = a.ticket_keys;
+    }
+    if (!a.redis_timeout.empty()) {
+        auto d = gateway::parse_duration(a.redis_timeout);
+        if (!d) {
+            return tl::unexpected(d.error());
+        }
+        k.redis_timeout = *d;
     }
     if (!a.policy.empty()) {
         c.policy_file = a.policy;
@@ -492,12 +516,30 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
         ->add_option("--threads", args->threads,
                      "threads serving connections and sessions (default: one per core)")
         ->check(CLI::Range(1, 256));
+    serve->add_option("--replica", args->replica,
+                      "this replica's name in a tier (its audit chain, its local files under "
+                      "IDENTITY/replicas/NAME; default HOSTNAME-PORT)");
+    serve->add_option("--redis", args->redis,
+                      "redis://HOST[:PORT][/DB] or unix:///PATH: rates and quotas counted with "
+                      "the other replicas");
+    serve->add_option("--redis-timeout", args->redis_timeout,
+                      "the longest a decision waits on Redis (default 25ms)");
+    serve->add_option("--redis-fail", args->redis_fail,
+                      "when Redis does not answer: closed (default; rated calls are refused) or "
+                      "local (counted here alone)");
+    serve->add_option("--postgres", args->postgres,
+                      "postgresql://...: pins and approvals shared with the other replicas, the "
+                      "audit trail shipped there");
+    serve->add_option("--ticket-keys", args->ticket_keys,
+                      "a file of 32+ random bytes the replicas share: their session tickets "
+                      "resume on each other");
     serve
         ->add_option("--policy", args->policy,
                      "policy file (docs/policy.md); reloaded on SIGHUP and when it changes")
         ->check(CLI::ExistingFile);
     serve->add_option("--state", args->state,
-                      "tool state database (pins; default IDENTITY/state.db)");
+                      "tool state: a SQLite file or postgresql://... (pins; default "
+                      "IDENTITY/state.db, or --postgres)");
     serve->add_option("--on-change", args->on_change,
                       "a tool definition changed since it was pinned: block (default) or alert");
     serve->add_option("--on-finding", args->on_finding,
@@ -512,7 +554,8 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
                     "no pins, scanner or signed lists (not recommended)");
     serve->add_flag("--no-sign-lists", args->no_sign_lists,
                     "serve tools/list and the other lists unsigned");
-    serve->add_option("--audit", args->audit, "audit database (default IDENTITY/audit.db)");
+    serve->add_option("--audit", args->audit, "audit database (default IDENTITY/audit.db; in a tier "
+                      "IDENTITY/replicas/NAME/audit.db)");
     serve->add_flag("--no-audit", args->no_audit, "no audit trail (not recommended)");
     serve->add_option("--audit-arguments", args->audit_arguments,
                       "what the audit keeps of tool arguments: digest (default), redacted, none");

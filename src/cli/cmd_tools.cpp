@@ -15,6 +15,7 @@
 #include "pqmcp/gateway/config.hpp"
 #include "pqmcp/identity/identity.hpp"
 #include "pqmcp/integrity/errors.hpp"
+#include "pqmcp/cluster/cluster.hpp"
 #include "pqmcp/integrity/pins.hpp"
 #include "pqmcp/integrity/signing.hpp"
 
@@ -43,11 +44,12 @@ Result<std::filesystem::path> state_path(const StateArgs& a) {
         if (!c) {
             return tl::unexpected(c.error());
         }
-        if (!c->integrity.state.empty()) {
-            return c->integrity.state;
-        }
         if (a.identity.empty() && !c->identity.empty()) {
             identity = c->identity;
+        }
+        if (!c->integrity.state.empty() || !c->cluster.postgres.empty()) {
+            c->identity = identity;
+            return std::filesystem::path(c->state_spec());
         }
     }
     return identity / "state.db";
@@ -57,6 +59,9 @@ Result<integrity::PinStore> open_existing(const StateArgs& a) {
     auto path = state_path(a);
     if (!path) {
         return tl::unexpected(path.error());
+    }
+    if (cluster::is_postgres(path->string())) {
+        return cluster::postgres_pins(path->string());
     }
     if (!std::filesystem::exists(*path)) {
         return fail(integrity::Errc::store_failed,
@@ -222,7 +227,8 @@ int run_verify(const VerifyArgs& a) {
 }
 
 void add_state_options(CLI::App* cmd, StateArgs& a) {
-    cmd->add_option("--state", a.state, "the gateway's state database (default IDENTITY/state.db)");
+    cmd->add_option("--state", a.state, "the gateway's state: a SQLite file or postgresql://... (default "
+                    "IDENTITY/state.db)");
     cmd->add_option("--identity", a.identity,
                     "the gateway's identity directory (default ~/.config/pqmcp/gateway)");
     cmd->add_option("--config", a.config, "the gateway's configuration file")

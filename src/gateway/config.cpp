@@ -161,7 +161,7 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
                       "allowed_origins",  "log_level",   "threads",  "namespacing",
                       "upstreams",        "limits",      "timeouts", "policy",
                       "integrity",        "audit",       "metrics",  "log_format",
-                      "dashboard",        "protect"});
+                      "dashboard",        "protect",     "cluster"});
     if (root["listen"]) {
         c.listen = r.string(root["listen"], "listen");
     }
@@ -195,6 +195,29 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
     }
     if (root["threads"]) {
         c.threads = r.count(root["threads"], "threads");
+    }
+    if (const auto& cl = root["cluster"]) {
+        r.only(cl, "cluster",
+               {"replica", "redis", "redis_timeout", "fail", "postgres", "ticket_keys"});
+        auto& k = c.cluster;
+        if (cl["replica"]) {
+            k.replica = r.string(cl["replica"], "cluster.replica");
+        }
+        if (cl["redis"]) {
+            k.redis = r.string(cl["redis"], "cluster.redis");
+        }
+        if (cl["redis_timeout"]) {
+            k.redis_timeout = r.duration(cl["redis_timeout"], "cluster.redis_timeout");
+        }
+        if (cl["fail"]) {
+            k.fail = r.string(cl["fail"], "cluster.fail");
+        }
+        if (cl["postgres"]) {
+            k.postgres = r.string(cl["postgres"], "cluster.postgres");
+        }
+        if (cl["ticket_keys"]) {
+            k.ticket_keys = r.string(cl["ticket_keys"], "cluster.ticket_keys");
+        }
     }
     if (root["protect"]) {
         for (auto& p : r.strings(root["protect"], "protect")) {

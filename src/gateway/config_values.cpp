@@ -1,7 +1,10 @@
 // What a gateway configuration means beyond its YAML: its listen address,
 // the small value parsers the flags share, and the whole configuration
 // checked before the gateway starts (validate()).
+#include <unistd.h>
+
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <charconv>
 #include <limits>
@@ -80,6 +83,39 @@ bool GatewayConfig::listens_on_loopback() const {
 
 bool GatewayConfig::clients_must_be_known() const {
     return require_client_identity || (!listens_on_loopback() && !allow_any_client);
+}
+
+std::string GatewayConfig::replica_name() const {
+    if (!cluster.replica.empty()) {
+        return cluster.replica;
+    }
+    std::array<char, 256> host{};
+    if (gethostname(host.data(), host.size() - 1) != 0) {
+        host.fill(0);
+    }
+    std::string name = host.data();
+    return (name.empty() ? std::string("gateway") : name) + "-" + std::to_string(listen_port());
+}
+
+std::filesystem::path GatewayConfig::local_dir() const {
+    if (!cluster.shared() && cluster.replica.empty()) {
+        return identity;
+    }
+    return identity / "replicas" / replica_name();
+}
+
+std::filesystem::path GatewayConfig::audit_path() const {
+    return audit.path.empty() ? local_dir() / "audit.db" : audit.path;
+}
+
+std::string GatewayConfig::state_spec() const {
+    if (!integrity.state.empty()) {
+        return integrity.state.string();
+    }
+    if (!cluster.postgres.empty()) {
+        return cluster.postgres;
+    }
+    return (identity / "state.db").string();
 }
 
 std::uint16_t GatewayConfig::listen_port() const {
@@ -202,6 +238,34 @@ Status validate(const GatewayConfig& c) {
     }
     if (c.identity.empty()) {
         return bad("identity: a directory is required (created with a new identity if missing)");
+    }
+    {
+        const ClusterConfig& k = c.cluster;
+        if (k.fail != "closed" && k.fail != "local") {
+            return bad("cluster.fail: expected closed or local, not \"" + k.fail + "\"");
+        }
+        if (k.redis_timeout.count() <= 0 || k.redis_timeout > std::chrono::seconds{5}) {
+            return bad("cluster.redis_timeout: from 1ms to 5s (a decision waits this long at most)");
+        }
+        if (!k.redis.empty() && !k.redis.starts_with("redis://") && !k.redis.starts_with("unix:")) {
+            return bad("cluster.redis: expected redis://HOST[:PORT][/DB] or unix:///PATH, not \"" +
+                       k.redis + "\"");
+        }
+        if (!k.postgres.empty() && !k.postgres.starts_with("postgresql://") &&
+            !k.postgres.starts_with("postgres://")) {
+            return bad("cluster.postgres: expected a postgresql:// address, not \"" + k.postgres +
+                       "\"");
+        }
+        const auto name_ok = [](char ch) {
+            return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '-' || ch == '_' ||
+                   ch == '.';
+        };
+        if (!k.replica.empty() &&
+            (k.replica.size() > 64 || k.replica.front() == '.' ||
+             !std::all_of(k.replica.begin(), k.replica.end(), name_ok))) {
+            return bad("cluster.replica: 1 to 64 of A-Z a-z 0-9 - _ . (not starting with a dot), "
+                       "not \"" + k.replica + "\"");
+        }
     }
     const auto profile = tls::parse_profile(c.profile);
     if (!profile) {

@@ -2,9 +2,38 @@
 // the listener and its sessions, signals, the orderly shutdown.
 #include "gateway_impl.hpp"
 
+#include <openssl/crypto.h>
+
 namespace pqmcp::gateway {
 
 namespace {
+
+// The session-ticket secret the replicas share: 32 to 4096 bytes of a file
+// only its owner may read.
+Result<std::shared_ptr<const crypto::SecretBytes>> read_ticket_secret(
+    const std::filesystem::path& file) {
+    const auto where = "cluster.ticket_keys " + file.string() + ": ";
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0) {
+        return fail(Errc::invalid_config, where + std::strerror(errno));
+    }
+    if ((st.st_mode & 077U) != 0) {
+        return fail(Errc::invalid_config,
+                    where + "readable by others than its owner (chmod 600 it)");
+    }
+    std::ifstream in(file, std::ios::binary);
+    std::string bytes(4097, '\0');
+    in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    bytes.resize(static_cast<std::size_t>(in.gcount()));
+    if (bytes.size() < 32 || bytes.size() > 4096) {
+        OPENSSL_cleanse(bytes.data(), bytes.size());
+        return fail(Errc::invalid_config,
+                    where + "expected 32 to 4096 random bytes (head -c 64 /dev/urandom > FILE)");
+    }
+    auto secret = std::make_shared<const crypto::SecretBytes>(as_bytes(bytes));
+    OPENSSL_cleanse(bytes.data(), bytes.size());
+    return secret;
+}
 
 void log_handshake(const std::string& remote, const Result<tls::HandshakeInfo>& result) {
     if (!result) {
@@ -186,9 +215,7 @@ Gateway::~Gateway() {
         std::error_code ec;
         std::filesystem::remove_all(impl_->tmp_root, ec);
     }
-    if (impl_->audit) {
-        impl_->audit->close();
-    }
+    impl_->close_audit();
 }
 
 const GatewayInfo& Gateway::info() const noexcept {
@@ -260,6 +287,9 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayConfig config, std::stri
     if (auto ok = g.start_observing(); !ok) {
         return tl::unexpected(ok.error());
     }
+    if (auto ok = g.start_cluster(); !ok) {
+        return tl::unexpected(ok.error());
+    }
     if (auto ok = g.start_sandbox(); !ok) {
         return tl::unexpected(ok.error());
     }
@@ -287,6 +317,15 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayConfig config, std::stri
     server_options.verify.ca_file = c.ca;
     if (g.browser) {
         server_options.browser_certificate = {g.browser->certificate.get(), g.browser->key.get()};
+    }
+    if (!c.cluster.ticket_keys.empty()) {
+        auto secret = read_ticket_secret(c.cluster.ticket_keys);
+        if (!secret) {
+            return tl::unexpected(secret.error());
+        }
+        server_options.tickets.shared_secret = std::move(*secret);
+        spdlog::info("session tickets: keys derived from {} (shared by the replicas that have it)",
+                     c.cluster.ticket_keys.string());
     }
     auto server_context = tls::make_server_context(server_options);
     if (!server_context) {
@@ -464,7 +503,7 @@ void Gateway::run(bool handle_signals) {
     // Every record, decisions included, is committed and the chain's head
     // signed before run() returns (and `serve` reports a clean exit).
     if (g.audit) {
-        g.audit->close();
+        g.close_audit();
         const auto st = g.audit->stats();
         spdlog::info("audit trail closed: {} records written, {} dropped, {} checkpoints",
                      st.written, st.dropped, st.checkpoints);

@@ -24,6 +24,7 @@
 #include <future>
 #include <thread>
 #include "pqmcp/audit/audit.hpp"
+#include "pqmcp/cluster/cluster.hpp"
 #include "pqmcp/core/bytes.hpp"
 #include "pqmcp/crypto/util.hpp"
 #include "pqmcp/gateway/gateway.hpp"
@@ -77,6 +78,7 @@ struct Gateway::Impl {
     std::vector<crypto::SslCtxPtr> upstream_contexts;
     std::unique_ptr<transport::HttpServer> server;
     std::unique_ptr<audit::Writer> audit;           // null: turned off
+    std::unique_ptr<cluster::Shipper> shipper;      // null: no cluster.postgres or no audit
     std::unique_ptr<observe::Dashboard> dashboard;  // null: turned off
     std::unique_ptr<Recorder> recorder;
     std::unique_ptr<observe::MetricsServer> metrics;  // null: no --metrics
@@ -91,6 +93,8 @@ struct Gateway::Impl {
     void begin_shutdown();
     Status start_observing();  // the audit writer, the dashboard, the recorder
     Status start_sandbox();    // checks every stdio upstream's sandbox; the supervisor
+    Status start_cluster();    // shared rates on Redis, the audit shipped to PostgreSQL
+    void close_audit();        // the writer's last records, then their shipping
     Status apply_policy(bool initial);
     void watch_policy();
     void sweep_started();  // "started" audit records of requests in flight

@@ -168,7 +168,9 @@ Status Gateway::Impl::start_observing() {
     const GatewayConfig& c = config;
     if (c.audit.enabled) {
         audit::WriterOptions o;
-        o.path = c.audit.path.empty() ? c.identity / "audit.db" : c.audit.path;
+        o.path = c.audit_path();
+        std::error_code ec;
+        std::filesystem::create_directories(o.path.parent_path(), ec);
         o.queue_capacity = c.audit.queue;
         o.flush_interval = c.audit.flush_interval;
         o.checkpoint_records = c.audit.checkpoint_records;
@@ -233,6 +235,61 @@ Status Gateway::Impl::start_observing() {
     recorder = std::make_unique<Recorder>(c, audit.get(), dashboard.get(), std::move(gauges));
     shared.recorder = recorder.get();
     return {};
+}
+
+Status Gateway::Impl::start_cluster() {
+    const ClusterConfig& k = config.cluster;
+    observe::Registry& registry = recorder->metrics();
+    if (!k.redis.empty()) {
+        cluster::RedisOptions o;
+        o.url = k.redis;
+        o.timeout = k.redis_timeout;
+        auto store = cluster::redis_counts(o);
+        if (!store) {
+            return fail(Errc::invalid_config, "cluster.redis: " + store.error().detail);
+        }
+        const auto fallback = k.fail == "local" ? policy::Fallback::local : policy::Fallback::closed;
+        spdlog::info("rates and quotas: counted in {} (replica {}; a decision waits at most {} ms "
+                     "there, then {})",
+                     (*store)->describe(), config.replica_name(), k.redis_timeout.count(),
+                     fallback == policy::Fallback::closed ? "refuses (fail: closed)"
+                                                          : "counts here alone (fail: local)");
+        shared.limiter.share(std::move(*store), fallback);
+        registry.counter_fn("pqmcp_shared_state_fallbacks_total",
+                           "Rate and quota decisions Redis did not answer in time (each took the "
+                           "fallback, cluster.fail)",
+                           [this] { return static_cast<double>(shared.limiter.fallbacks()); });
+    }
+    if (!k.postgres.empty() && audit) {
+        cluster::ShipperOptions o;
+        o.conninfo = k.postgres;
+        o.local = info.audit;
+        o.replica = config.replica_name();
+        auto shipper_started = cluster::Shipper::start(std::move(o));
+        if (!shipper_started) {
+            return fail(Errc::invalid_config,
+                        "cluster.postgres: " + shipper_started.error().detail);
+        }
+        shipper = std::move(*shipper_started);
+        spdlog::info("audit trail: shipped to PostgreSQL as replica {}", config.replica_name());
+        registry.gauge("pqmcp_audit_shipped_seq",
+                      "The last audit record of this replica PostgreSQL has",
+                      [this] { return static_cast<double>(shipper->stats().shipped_seq); });
+        registry.counter_fn("pqmcp_audit_ship_failures_total",
+                           "Rounds of audit shipping to PostgreSQL that failed (retried)",
+                           [this] { return static_cast<double>(shipper->stats().failures); });
+    }
+    return {};
+}
+
+void Gateway::Impl::close_audit() {
+    if (!audit) {
+        return;
+    }
+    audit->close();
+    if (shipper) {
+        shipper->stop();  // one last round: the closing records too
+    }
 }
 
 Status Gateway::Impl::start_sandbox() {

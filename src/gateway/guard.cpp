@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/json.hpp>
 
+#include "pqmcp/cluster/cluster.hpp"
 #include "pqmcp/integrity/jcs.hpp"
 
 namespace pqmcp::gateway {
@@ -102,12 +103,15 @@ Result<std::unique_ptr<Guard>> Guard::create(const GatewayConfig& config,
         }
         scanner = std::make_shared<const integrity::Scanner>(std::move(*loaded));
     }
-    const auto state = c.state.empty() ? config.identity / "state.db" : c.state;
-    std::error_code ec;
-    if (state.has_parent_path()) {
-        std::filesystem::create_directories(state.parent_path(), ec);
+    const std::string state = config.state_spec();
+    if (!cluster::is_postgres(state)) {
+        const std::filesystem::path file(state);
+        std::error_code ec;
+        if (file.has_parent_path()) {
+            std::filesystem::create_directories(file.parent_path(), ec);
+        }
     }
-    auto pins = integrity::PinStore::open(state);
+    auto pins = cluster::open_pins(state);
     if (!pins) {
         return fail(Errc::startup_failed, pins.error().message());
     }
@@ -134,7 +138,8 @@ Result<std::unique_ptr<Guard>> Guard::create(const GatewayConfig& config,
         guard->manifests_[u.name] = std::move(*m);
     }
     spdlog::info("tool integrity: pins in {}, {} scanner rules, {} at or above {}, rug pulls: {}{}",
-                 state.string(), guard->scanner_->rule_count(), to_string(c.on_finding),
+                 guard->pins_.describe() == "sqlite" ? state : guard->pins_.describe(),
+                 guard->scanner_->rule_count(), to_string(c.on_finding),
                  c.threshold, to_string(c.on_change), c.sign_lists ? ", lists signed" : "");
     return guard;
 }

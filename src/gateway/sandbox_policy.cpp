@@ -115,7 +115,7 @@ std::vector<fs::path> protected_paths(const GatewayConfig& c) {
         add(out, fs::absolute(c.identity).lexically_normal());
     }
     with_siblings(c.integrity.state.empty() ? c.identity / "state.db" : c.integrity.state);
-    with_siblings(c.audit.path.empty() ? c.identity / "audit.db" : c.audit.path);
+    with_siblings(c.audit_path());
     for (const fs::path* p : {&c.config_file, &c.policy_file, &c.known_peers, &c.ca,
                               &c.integrity.scanner_rules, &c.observe.dashboard_token_file}) {
         if (!p->empty()) {

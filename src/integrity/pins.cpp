@@ -123,96 +123,6 @@ void diff_into(std::vector<std::string>& lines, const std::string& at, const jso
 
 }  // namespace
 
-struct PinStore::Db {
-    // The connection is opened without SQLite's own mutex, and a statement's
-    // bind, step and reset are one use: each call holds this for all of it.
-    std::mutex mutex;
-    std::unique_ptr<sqlite3, DbDeleter> handle;
-    Stmt select;
-    Stmt insert;
-    Stmt set_pending;
-    Stmt data_version;
-    std::int64_t version = -1;
-    std::map<PinKey, std::string> cache;  // key -> pinned digest, valid for `version`
-
-    [[nodiscard]] tl::unexpected<Error> failure(std::string_view what) const {
-        return fail(Errc::store_failed, fmt::format("{}: {}", what, sqlite3_errmsg(handle.get())));
-    }
-
-    Result<Stmt> prepare(std::string_view sql) const {
-        sqlite3_stmt* s = nullptr;
-        if (sqlite3_prepare_v2(handle.get(), sql.data(), static_cast<int>(sql.size()), &s,
-                               nullptr) != SQLITE_OK) {
-            return failure("prepare");
-        }
-        return Stmt(s);
-    }
-
-    // Another connection (`pqmcp tools approve`) committed: forget the cache.
-    Status refresh() {
-        sqlite3_stmt* s = data_version.get();
-        sqlite3_reset(s);
-        if (sqlite3_step(s) != SQLITE_ROW) {
-            return failure("data_version");
-        }
-        const std::int64_t v = sqlite3_column_int64(s, 0);
-        if (v != version) {
-            cache.clear();
-            version = v;
-        }
-        return {};
-    }
-};
-
-PinStore::PinStore(std::unique_ptr<Db> db) : db_(std::move(db)) {}
-PinStore::PinStore(PinStore&&) noexcept = default;
-PinStore& PinStore::operator=(PinStore&&) noexcept = default;
-PinStore::~PinStore() = default;
-
-Result<PinStore> PinStore::open(const std::filesystem::path& file) {
-    auto db = std::make_unique<Db>();
-    sqlite3* h = nullptr;
-    const int rc =
-        sqlite3_open_v2(file.c_str(), &h,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-    db->handle.reset(h);
-    if (rc != SQLITE_OK) {
-        return fail(
-            Errc::store_failed,
-            fmt::format("{}: {}", file.string(), h != nullptr ? sqlite3_errmsg(h) : "cannot open"));
-    }
-    sqlite3_busy_timeout(h, 5000);
-    const std::string setup =
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;" + std::string(k_schema);
-    char* err = nullptr;
-    if (sqlite3_exec(h, setup.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-        std::string why = err != nullptr ? err : "setup failed";
-        sqlite3_free(err);
-        return fail(Errc::store_failed, fmt::format("{}: {}", file.string(), why));
-    }
-    auto select = db->prepare(
-        "SELECT digest, definition, first_seen, pending_digest FROM pins "
-        "WHERE upstream=?1 AND kind=?2 AND name=?3");
-    auto insert = db->prepare(
-        "INSERT INTO pins(upstream, kind, name, digest, definition, first_seen) "
-        "VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
-    auto set_pending = db->prepare(
-        "UPDATE pins SET pending_digest=?4, pending_definition=?5, pending_seen=?6 "
-        "WHERE upstream=?1 AND kind=?2 AND name=?3");
-    auto version = db->prepare("PRAGMA data_version");
-    if (!select || !insert || !set_pending || !version) {
-        return tl::unexpected(!select        ? select.error()
-                              : !insert      ? insert.error()
-                              : !set_pending ? set_pending.error()
-                                             : version.error());
-    }
-    db->select = std::move(*select);
-    db->insert = std::move(*insert);
-    db->set_pending = std::move(*set_pending);
-    db->data_version = std::move(*version);
-    return PinStore(std::move(db));
-}
-
 namespace {
 
 void bind_key(sqlite3_stmt* s, const PinKey& key) {
@@ -226,7 +136,215 @@ void bind_text(sqlite3_stmt* s, int i, std::string_view text) {
     sqlite3_bind_text(s, i, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
 }
 
+// The pins in a local SQLite file (WAL), opened without SQLite's own mutex:
+// the store calls one at a time.
+class SqlitePins final : public PinBackend {
+  public:
+    static Result<std::unique_ptr<SqlitePins>> open(const std::filesystem::path& file) {
+        auto db = std::unique_ptr<SqlitePins>(new SqlitePins());
+        sqlite3* h = nullptr;
+        const int rc = sqlite3_open_v2(
+            file.c_str(), &h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+            nullptr);
+        db->handle_.reset(h);
+        if (rc != SQLITE_OK) {
+            return fail(Errc::store_failed,
+                        fmt::format("{}: {}", file.string(),
+                                    h != nullptr ? sqlite3_errmsg(h) : "cannot open"));
+        }
+        sqlite3_busy_timeout(h, 5000);
+        const std::string setup =
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;" + std::string(k_schema);
+        char* err = nullptr;
+        if (sqlite3_exec(h, setup.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+            std::string why = err != nullptr ? err : "setup failed";
+            sqlite3_free(err);
+            return fail(Errc::store_failed, fmt::format("{}: {}", file.string(), why));
+        }
+        auto select = db->prepare(
+            "SELECT digest, definition, first_seen, pending_digest FROM pins "
+            "WHERE upstream=?1 AND kind=?2 AND name=?3");
+        auto insert = db->prepare(
+            "INSERT OR IGNORE INTO pins(upstream, kind, name, digest, definition, first_seen) "
+            "VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
+        auto set_pending = db->prepare(
+            "UPDATE pins SET pending_digest=?4, pending_definition=?5, pending_seen=?6 "
+            "WHERE upstream=?1 AND kind=?2 AND name=?3");
+        auto version = db->prepare("PRAGMA data_version");
+        if (!select || !insert || !set_pending || !version) {
+            return tl::unexpected(!select        ? select.error()
+                                  : !insert      ? insert.error()
+                                  : !set_pending ? set_pending.error()
+                                                 : version.error());
+        }
+        db->select_ = std::move(*select);
+        db->insert_ = std::move(*insert);
+        db->set_pending_ = std::move(*set_pending);
+        db->data_version_ = std::move(*version);
+        return db;
+    }
+
+    // Another connection (`pqmcp tools approve`) committed since the last look.
+    Result<bool> changed() override {
+        sqlite3_stmt* s = data_version_.get();
+        sqlite3_reset(s);
+        if (sqlite3_step(s) != SQLITE_ROW) {
+            return failure("data_version");
+        }
+        const std::int64_t v = sqlite3_column_int64(s, 0);
+        const bool moved = v != version_;
+        version_ = v;
+        return moved;
+    }
+
+    Result<std::optional<PinRow>> find(const PinKey& key) override {
+        sqlite3_stmt* sel = select_.get();
+        sqlite3_reset(sel);
+        bind_key(sel, key);
+        const int rc = sqlite3_step(sel);
+        if (rc == SQLITE_DONE) {
+            return std::optional<PinRow>{};
+        }
+        if (rc != SQLITE_ROW) {
+            return failure("select pin");
+        }
+        PinRow row{column(sel, 0), column(sel, 1), column(sel, 2), column(sel, 3)};
+        sqlite3_reset(sel);
+        return std::optional<PinRow>(std::move(row));
+    }
+
+    Result<bool> insert(const PinKey& key, std::string_view digest, std::string_view definition,
+                        std::string_view first_seen) override {
+        sqlite3_stmt* ins = insert_.get();
+        sqlite3_reset(ins);
+        bind_key(ins, key);
+        bind_text(ins, 4, digest);
+        bind_text(ins, 5, definition);
+        bind_text(ins, 6, first_seen);
+        if (sqlite3_step(ins) != SQLITE_DONE) {
+            return failure("insert pin");
+        }
+        return sqlite3_changes(handle_.get()) == 1;
+    }
+
+    Status set_pending(const PinKey& key, std::string_view digest, std::string_view definition,
+                       std::string_view seen) override {
+        sqlite3_stmt* up = set_pending_.get();
+        sqlite3_reset(up);
+        bind_key(up, key);
+        bind_text(up, 4, digest);
+        bind_text(up, 5, definition);
+        bind_text(up, 6, seen);
+        if (sqlite3_step(up) != SQLITE_DONE) {
+            return failure("record pending definition");
+        }
+        return {};
+    }
+
+    Result<std::size_t> approve(std::string_view upstream, std::optional<std::string_view> name,
+                                std::string_view when) override {
+        auto stmt = prepare(
+            "UPDATE pins SET digest=pending_digest, definition=pending_definition, approved=?3, "
+            "pending_digest='', pending_definition='', pending_seen='' "
+            "WHERE upstream=?1 AND pending_digest!='' AND (?2 IS NULL OR name=?2)");
+        if (!stmt) {
+            return tl::unexpected(stmt.error());
+        }
+        sqlite3_stmt* s = stmt->get();
+        bind_text(s, 1, upstream);
+        if (name) {
+            bind_text(s, 2, *name);
+        } else {
+            sqlite3_bind_null(s, 2);
+        }
+        bind_text(s, 3, when);
+        if (sqlite3_step(s) != SQLITE_DONE) {
+            return failure("approve");
+        }
+        return static_cast<std::size_t>(sqlite3_changes(handle_.get()));
+    }
+
+    Result<std::vector<PinRecord>> list(std::optional<std::string_view> upstream) override {
+        auto stmt = prepare(
+            "SELECT upstream, kind, name, digest, first_seen, approved, pending_digest, "
+            "pending_seen FROM pins WHERE (?1 IS NULL OR upstream=?1) ORDER BY upstream, kind, "
+            "name");
+        if (!stmt) {
+            return tl::unexpected(stmt.error());
+        }
+        sqlite3_stmt* s = stmt->get();
+        if (upstream) {
+            bind_text(s, 1, *upstream);
+        } else {
+            sqlite3_bind_null(s, 1);
+        }
+        std::vector<PinRecord> out;
+        int rc = 0;
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            out.push_back(PinRecord{PinKey{column(s, 0), column(s, 1), column(s, 2)},
+                                    column(s, 3), column(s, 4), column(s, 5), column(s, 6),
+                                    column(s, 7)});
+        }
+        if (rc != SQLITE_DONE) {
+            return failure("list pins");
+        }
+        return out;
+    }
+
+    [[nodiscard]] std::string describe() const override { return "sqlite"; }
+
+  private:
+    SqlitePins() = default;
+
+    [[nodiscard]] tl::unexpected<Error> failure(std::string_view what) const {
+        return fail(Errc::store_failed,
+                    fmt::format("{}: {}", what, sqlite3_errmsg(handle_.get())));
+    }
+
+    Result<Stmt> prepare(std::string_view sql) const {
+        sqlite3_stmt* s = nullptr;
+        if (sqlite3_prepare_v2(handle_.get(), sql.data(), static_cast<int>(sql.size()), &s,
+                               nullptr) != SQLITE_OK) {
+            return failure("prepare");
+        }
+        return Stmt(s);
+    }
+
+    std::unique_ptr<sqlite3, DbDeleter> handle_;
+    Stmt select_;
+    Stmt insert_;
+    Stmt set_pending_;
+    Stmt data_version_;
+    std::int64_t version_ = -1;
+};
+
 }  // namespace
+
+struct PinStore::Db {
+    // A backend's calls are one use each: every PinStore call holds this.
+    std::mutex mutex;
+    std::unique_ptr<PinBackend> backend;
+    std::map<PinKey, std::string> cache;  // key -> pinned digest, until the backend changes
+};
+
+PinStore::PinStore(std::unique_ptr<PinBackend> backend) : db_(std::make_unique<Db>()) {
+    db_->backend = std::move(backend);
+}
+PinStore::PinStore(PinStore&&) noexcept = default;
+PinStore& PinStore::operator=(PinStore&&) noexcept = default;
+PinStore::~PinStore() = default;
+
+Result<PinStore> PinStore::open(const std::filesystem::path& file) {
+    auto backend = SqlitePins::open(file);
+    if (!backend) {
+        return tl::unexpected(backend.error());
+    }
+    return PinStore(std::move(*backend));
+}
+
+std::string PinStore::describe() const {
+    return db_->backend->describe();
+}
 
 Result<PinCheck> PinStore::check(const PinKey& key, const json::object& definition) {
     Db& db = *db_;
@@ -237,115 +355,74 @@ Result<PinCheck> PinStore::check(const PinKey& key, const json::object& definiti
     }
     PinCheck out;
     out.digest = to_hex(crypto::sha256(as_bytes(*canonical)));
-    if (auto s = db.refresh(); !s) {
-        return tl::unexpected(s.error());
+    auto changed = db.backend->changed();
+    if (!changed) {
+        return tl::unexpected(changed.error());
+    }
+    if (*changed) {
+        db.cache.clear();
     }
     if (const auto it = db.cache.find(key); it != db.cache.end() && it->second == out.digest) {
         out.pinned = out.digest;
         return out;
     }
-    sqlite3_stmt* sel = db.select.get();
-    sqlite3_reset(sel);
-    bind_key(sel, key);
-    const int rc = sqlite3_step(sel);
-    if (rc == SQLITE_DONE) {
-        out.state = PinCheck::State::pinned_now;
-        out.pinned = out.digest;
-        out.first_seen = utc_now();
-        sqlite3_stmt* ins = db.insert.get();
-        sqlite3_reset(ins);
-        bind_key(ins, key);
-        bind_text(ins, 4, out.digest);
-        bind_text(ins, 5, *canonical);
-        bind_text(ins, 6, out.first_seen);
-        if (sqlite3_step(ins) != SQLITE_DONE) {
-            return db.failure("insert pin");
+    // Twice at most: another writer (a replica) may pin it between our look
+    // and our insert; then its pin is the one to compare with.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        auto row = db.backend->find(key);
+        if (!row) {
+            return tl::unexpected(row.error());
         }
-        db.cache[key] = out.digest;
+        if (!*row) {
+            out.state = PinCheck::State::pinned_now;
+            out.pinned = out.digest;
+            out.first_seen = utc_now();
+            auto inserted = db.backend->insert(key, out.digest, *canonical, out.first_seen);
+            if (!inserted) {
+                return tl::unexpected(inserted.error());
+            }
+            if (!*inserted) {
+                continue;
+            }
+            db.cache[key] = out.digest;
+            return out;
+        }
+        const PinRow& pin = **row;
+        out.state = PinCheck::State::unchanged;
+        out.pinned = pin.digest;
+        out.first_seen = pin.first_seen;
+        if (out.pinned == out.digest) {
+            db.cache[key] = out.digest;
+            return out;
+        }
+        out.state = PinCheck::State::changed;
+        boost::system::error_code ec;
+        const json::value before = json::parse(pin.definition, ec);
+        out.diff = ec ? std::string("(the pinned definition cannot be read)")
+                      : json_diff(before, definition);
+        if (pin.pending_digest != out.digest) {
+            if (auto s = db.backend->set_pending(key, out.digest, *canonical, utc_now()); !s) {
+                return tl::unexpected(s.error());
+            }
+        }
         return out;
     }
-    if (rc != SQLITE_ROW) {
-        return db.failure("select pin");
-    }
-    out.pinned = column(sel, 0);
-    const std::string pinned_definition = column(sel, 1);
-    out.first_seen = column(sel, 2);
-    const std::string pending = column(sel, 3);
-    sqlite3_reset(sel);
-    if (out.pinned == out.digest) {
-        db.cache[key] = out.digest;
-        return out;
-    }
-    out.state = PinCheck::State::changed;
-    boost::system::error_code ec;
-    const json::value before = json::parse(pinned_definition, ec);
-    out.diff =
-        ec ? std::string("(the pinned definition cannot be read)") : json_diff(before, definition);
-    if (pending != out.digest) {
-        sqlite3_stmt* up = db.set_pending.get();
-        sqlite3_reset(up);
-        bind_key(up, key);
-        bind_text(up, 4, out.digest);
-        bind_text(up, 5, *canonical);
-        bind_text(up, 6, utc_now());
-        if (sqlite3_step(up) != SQLITE_DONE) {
-            return db.failure("record pending definition");
-        }
-    }
-    return out;
+    return fail(Errc::store_failed, "the pin of " + key.name + " keeps changing under us");
 }
 
 Result<std::size_t> PinStore::approve(std::string_view upstream,
                                       std::optional<std::string_view> name) {
     Db& db = *db_;
     const std::lock_guard lock(db.mutex);
-    auto stmt = db.prepare(
-        "UPDATE pins SET digest=pending_digest, definition=pending_definition, approved=?3, "
-        "pending_digest='', pending_definition='', pending_seen='' "
-        "WHERE upstream=?1 AND pending_digest!='' AND (?2 IS NULL OR name=?2)");
-    if (!stmt) {
-        return tl::unexpected(stmt.error());
-    }
-    sqlite3_stmt* s = stmt->get();
-    bind_text(s, 1, upstream);
-    if (name) {
-        bind_text(s, 2, *name);
-    } else {
-        sqlite3_bind_null(s, 2);
-    }
-    bind_text(s, 3, utc_now());
-    if (sqlite3_step(s) != SQLITE_DONE) {
-        return db.failure("approve");
-    }
+    auto n = db.backend->approve(upstream, name, utc_now());
     db.cache.clear();
-    return static_cast<std::size_t>(sqlite3_changes(db.handle.get()));
+    return n;
 }
 
 Result<std::vector<PinRecord>> PinStore::list(std::optional<std::string_view> upstream) {
     Db& db = *db_;
     const std::lock_guard lock(db.mutex);
-    auto stmt = db.prepare(
-        "SELECT upstream, kind, name, digest, first_seen, approved, pending_digest, pending_seen "
-        "FROM pins WHERE (?1 IS NULL OR upstream=?1) ORDER BY upstream, kind, name");
-    if (!stmt) {
-        return tl::unexpected(stmt.error());
-    }
-    sqlite3_stmt* s = stmt->get();
-    if (upstream) {
-        bind_text(s, 1, *upstream);
-    } else {
-        sqlite3_bind_null(s, 1);
-    }
-    std::vector<PinRecord> out;
-    int rc = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        out.push_back(PinRecord{PinKey{column(s, 0), column(s, 1), column(s, 2)}, column(s, 3),
-                                column(s, 4), column(s, 5), column(s, 6), column(s, 7)});
-    }
-    if (rc != SQLITE_DONE) {
-        return db.failure("list pins");
-    }
-    return out;
+    return db.backend->list(upstream);
 }
 
 std::string json_diff(const json::value& before, const json::value& after, std::size_t max_value,

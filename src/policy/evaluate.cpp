@@ -359,19 +359,30 @@ Decision evaluate(const Policy& policy, const Request& request, Limiter* limiter
         Effect effect = rule.effect;
         std::string reason = rule.reason;
         if (limiter != nullptr && effect != Effect::deny) {
-            if (rule.rate &&
-                !limiter->take(rule.id, counting_key(rule.rate->per, request), *rule.rate, now)) {
+            Verdict verdict = Verdict::allowed;
+            bool rated = false;  // the rate, not the quota, decided
+            if (rule.rate) {
+                verdict = limiter->take(rule.id, counting_key(rule.rate->per, request), *rule.rate,
+                                        now);
+                rated = verdict != Verdict::allowed;
+            }
+            if (verdict == Verdict::allowed && rule.quota) {
+                verdict = limiter->count(rule.id, counting_key(rule.quota->per, request),
+                                         *rule.quota, now);
+            }
+            if (verdict == Verdict::refused) {
                 effect = Effect::deny;
-                reason = "rate limit of rule " + rule.id +
-                         " reached: " + std::to_string(rule.rate->limit) + " per " +
-                         window_text(rule.rate->window);
-            } else if (rule.quota &&
-                       !limiter->count(rule.id, counting_key(rule.quota->per, request), *rule.quota,
-                                       now)) {
+                reason = rated ? "rate limit of rule " + rule.id +
+                                     " reached: " + std::to_string(rule.rate->limit) + " per " +
+                                     window_text(rule.rate->window)
+                               : "quota of rule " + rule.id +
+                                     " used up: " + std::to_string(rule.quota->limit) + " per " +
+                                     window_text(rule.quota->window);
+            } else if (verdict == Verdict::unavailable) {
                 effect = Effect::deny;
-                reason = "quota of rule " + rule.id +
-                         " used up: " + std::to_string(rule.quota->limit) + " per " +
-                         window_text(rule.quota->window);
+                reason = "the shared " + std::string(rated ? "rate" : "quota") + " of rule " +
+                         rule.id + " cannot be counted (" + limiter->store()->describe() +
+                         " did not answer; the fallback is closed)";
             }
         }
         if (rule.mode == Mode::shadow) {

@@ -15,11 +15,48 @@ std::string slot(const std::string& rule, const std::string& key) {
 
 }  // namespace
 
-bool Limiter::take(const std::string& rule, const std::string& key, const Rate& rate,
-                   Clock::time_point now) {
+void Limiter::share(std::shared_ptr<SharedCounts> store, Fallback fallback) {
+    store_ = std::move(store);
+    fallback_ = fallback;
+}
+
+template <typename Local>
+Verdict Limiter::unanswered(Local&& local) {
+    fallbacks_.fetch_add(1, std::memory_order_relaxed);
+    if (fallback_ == Fallback::closed) {
+        return Verdict::unavailable;
+    }
+    return local() ? Verdict::allowed : Verdict::refused;
+}
+
+Verdict Limiter::take(const std::string& rule, const std::string& key, const Rate& rate,
+                      Clock::time_point now) {
+    const std::string s = slot(rule, key);
+    if (store_) {
+        if (const auto answer = store_->take(s, rate)) {
+            return *answer ? Verdict::allowed : Verdict::refused;
+        }
+        return unanswered([&] { return take_here(s, rate, now); });
+    }
+    return take_here(s, rate, now) ? Verdict::allowed : Verdict::refused;
+}
+
+Verdict Limiter::count(const std::string& rule, const std::string& key, const Quota& quota,
+                       Clock::time_point now) {
+    const std::string s = slot(rule, key);
+    if (store_) {
+        if (const auto answer = store_->count(s, quota)) {
+            return *answer ? Verdict::allowed : Verdict::refused;
+        }
+        return unanswered([&] { return count_here(s, quota, now); });
+    }
+    return count_here(s, quota, now) ? Verdict::allowed : Verdict::refused;
+}
+
+bool Limiter::take_here(const std::string& s, const Rate& rate, Clock::time_point now) {
     const std::lock_guard lock(mutex_);
     const double capacity = static_cast<double>(rate.limit);
-    auto [it, fresh] = buckets_.try_emplace(slot(rule, key));
+    auto [it, fresh] = buckets_.try_emplace(s);
     Bucket& b = it->second;
     if (fresh) {
         b.tokens = capacity;
@@ -43,10 +80,9 @@ bool Limiter::take(const std::string& rule, const std::string& key, const Rate& 
     return true;
 }
 
-bool Limiter::count(const std::string& rule, const std::string& key, const Quota& quota,
-                    Clock::time_point now) {
+bool Limiter::count_here(const std::string& s, const Quota& quota, Clock::time_point now) {
     const std::lock_guard lock(mutex_);
-    Window& w = windows_[slot(rule, key)];
+    Window& w = windows_[s];
     w.window = quota.window;
     while (!w.uses.empty() && now - w.uses.front() >= quota.window) {
         w.uses.pop_front();

@@ -1,9 +1,12 @@
 #include "ticket_keys.hpp"
 
+#include <array>
 #include <cstring>
+#include <string_view>
 #include <utility>
 
 #include <openssl/core_names.h>
+#include <openssl/kdf.h>
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
@@ -17,11 +20,13 @@ constexpr std::size_t k_mac_key_size = 32;
 
 }  // namespace
 
-TicketKeyManager::TicketKeyManager(std::chrono::seconds interval, TicketClock clock)
+TicketKeyManager::TicketKeyManager(std::chrono::seconds interval, TicketClock clock,
+                                   std::shared_ptr<const crypto::SecretBytes> shared)
     : interval_(interval.count() > 0 ? interval : std::chrono::seconds{1}),
       clock_(clock ? std::move(clock)
                    : TicketClock([] { return std::chrono::steady_clock::now(); })),
       start_(clock_()),
+      shared_(std::move(shared)),
       aes_(EVP_CIPHER_fetch(nullptr, "AES-256-CBC", nullptr)) {}
 
 TicketKeyManager::~TicketKeyManager() {
@@ -29,6 +34,11 @@ TicketKeyManager::~TicketKeyManager() {
 }
 
 std::int64_t TicketKeyManager::epoch_now() const {
+    if (shared_) {
+        // Every replica counts the same epochs: those of the wall clock.
+        const auto since = std::chrono::system_clock::now().time_since_epoch();
+        return since.count() < 0 ? 0 : static_cast<std::int64_t>(since / interval_);
+    }
     const auto elapsed = clock_() - start_;
     if (elapsed.count() < 0) {
         return 0;  // a clock that goes backwards keeps the current key
@@ -36,7 +46,50 @@ std::int64_t TicketKeyManager::epoch_now() const {
     return static_cast<std::int64_t>(elapsed / interval_);
 }
 
-std::optional<TicketKeyManager::Key> TicketKeyManager::new_key(std::int64_t epoch) {
+std::optional<TicketKeyManager::Key> TicketKeyManager::derived_key(std::int64_t epoch) const {
+    // HKDF-SHA256 (RFC 5869) of the shared secret, the epoch in the info:
+    // name, cipher key and MAC key, the same on every replica.
+    constexpr std::string_view salt = "pqmcp session ticket keys v1";
+    std::array<unsigned char, 8> info{};
+    for (std::size_t i = 0; i < info.size(); ++i) {
+        info.at(i) = static_cast<unsigned char>(static_cast<std::uint64_t>(epoch) >> (56 - 8 * i));
+    }
+    crypto::SecretBytes out(k_name_size + k_aes_key_size + k_mac_key_size);
+    EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
+    EVP_KDF_CTX* kctx = kdf != nullptr ? EVP_KDF_CTX_new(kdf) : nullptr;
+    EVP_KDF_free(kdf);
+    if (kctx == nullptr) {
+        return std::nullopt;
+    }
+    char digest[] = "SHA256";
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
+                                          const_cast<std::uint8_t*>(shared_->data()),
+                                          shared_->size()),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, const_cast<char*>(salt.data()),
+                                          salt.size()),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info.data(), info.size()),
+        OSSL_PARAM_construct_end(),
+    };
+    const bool ok = EVP_KDF_derive(kctx, out.data(), out.size(), params) == 1;
+    EVP_KDF_CTX_free(kctx);
+    if (!ok) {
+        return std::nullopt;
+    }
+    Key key;
+    key.epoch = epoch;
+    std::memcpy(key.name.data(), out.data(), k_name_size);
+    key.cipher_key = crypto::SecretBytes(ByteView(out.data() + k_name_size, k_aes_key_size));
+    key.mac_key = crypto::SecretBytes(
+        ByteView(out.data() + k_name_size + k_aes_key_size, k_mac_key_size));
+    return key;
+}
+
+std::optional<TicketKeyManager::Key> TicketKeyManager::new_key(std::int64_t epoch) const {
+    if (shared_) {
+        return derived_key(epoch);
+    }
     Key key;
     key.epoch = epoch;
     // The key name is public (it travels in the ticket); the keys are secret.
@@ -67,6 +120,11 @@ bool TicketKeyManager::rotate_to(std::int64_t epoch) {
         previous_.reset();  // more than one interval passed: the old key is too old too
     }
     current_ = std::move(fresh);
+    if (shared_ && !previous_ && epoch > 0) {
+        // The other replicas' previous key is ours too, even on a replica
+        // that just started: their tickets of the last interval still resume.
+        previous_ = derived_key(epoch - 1);
+    }
     return true;
 }
 

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <mutex>
+#include <memory>
 #include <optional>
 
 #include <openssl/evp.h>
@@ -24,7 +25,10 @@ class TicketKeyManager final {
   public:
     static constexpr std::size_t k_name_size = 16;
 
-    TicketKeyManager(std::chrono::seconds interval, TicketClock clock);
+    // `shared`: derive each epoch's keys from it (epochs of the wall clock)
+    // instead of drawing random ones.
+    TicketKeyManager(std::chrono::seconds interval, TicketClock clock,
+                     std::shared_ptr<const crypto::SecretBytes> shared = nullptr);
     ~TicketKeyManager();
     TicketKeyManager(const TicketKeyManager&) = delete;
     TicketKeyManager& operator=(const TicketKeyManager&) = delete;
@@ -47,13 +51,15 @@ class TicketKeyManager final {
     [[nodiscard]] std::int64_t epoch_now() const;
     // Brings current_/previous_ up to `epoch`; false if no randomness.
     [[nodiscard]] bool rotate_to(std::int64_t epoch);
-    [[nodiscard]] static std::optional<Key> new_key(std::int64_t epoch);
+    [[nodiscard]] std::optional<Key> new_key(std::int64_t epoch) const;
+    [[nodiscard]] std::optional<Key> derived_key(std::int64_t epoch) const;
     [[nodiscard]] bool init(const Key& key, unsigned char* iv, EVP_CIPHER_CTX* cipher,
                             EVP_MAC_CTX* mac, bool encrypt) const;
 
     std::chrono::seconds interval_;
     TicketClock clock_;
     std::chrono::steady_clock::time_point start_;
+    std::shared_ptr<const crypto::SecretBytes> shared_;
     EVP_CIPHER* aes_ = nullptr;
     std::mutex mutex_;
     std::optional<Key> current_;

@@ -18,12 +18,19 @@ class Tickets : public ::testing::Test {
                        test::make_identity(SigAlg::ml_dsa_65)};
     test::FakeClock clock_;
 
-    test::ContextPair contexts(bool enabled = true) {
+    test::ContextPair contexts(bool enabled = true,
+                               std::shared_ptr<const crypto::SecretBytes> shared = nullptr) {
         TicketOptions tickets;
         tickets.enabled = enabled;
         tickets.rotation_interval = k_interval;
         tickets.clock = clock_.clock();
+        tickets.shared_secret = std::move(shared);
         return test::make_pair(ProfileId::pq_hybrid, peers_, tickets);
+    }
+
+    static std::shared_ptr<const crypto::SecretBytes> secret(char fill) {
+        const std::string bytes(48, fill);
+        return std::make_shared<const crypto::SecretBytes>(as_bytes(bytes));
     }
 
     Result<ClientResult> connect(SSL_CTX* client, const EchoServer& server,
@@ -113,6 +120,31 @@ TEST_F(Tickets, TicketFromAnotherServerIsNotAccepted) {
     auto elsewhere = connect(ctx.client.get(), other_server, first->session.get());
     ASSERT_TRUE(elsewhere.has_value()) << elsewhere.error().message();
     EXPECT_FALSE(elsewhere->info.resumed);
+}
+
+// Replicas with the same ticket secret (cluster.ticket_keys) resume each
+// other's tickets; a replica with another secret does not.
+TEST_F(Tickets, SharedSecretResumesOnAnotherReplica) {
+    auto a = contexts(true, secret('a'));
+    auto b = contexts(true, secret('a'));
+    auto c = contexts(true, secret('c'));
+    EchoServer replica_a(a.server.get());
+    EchoServer replica_b(b.server.get());
+    EchoServer replica_c(c.server.get());
+    auto first = connect(a.client.get(), replica_a);
+    ASSERT_TRUE(first.has_value()) << first.error().message();
+    EXPECT_FALSE(first->info.resumed);
+    auto on_b = connect(a.client.get(), replica_b, first->session.get());
+    ASSERT_TRUE(on_b.has_value()) << on_b.error().message();
+    EXPECT_TRUE(on_b->info.resumed);
+    EXPECT_EQ(on_b->info.group, "X25519MLKEM768");
+    const auto events = replica_b.wait_for_events(1);
+    ASSERT_EQ(events.size(), 1U);
+    ASSERT_TRUE(events[0].result.has_value()) << events[0].result.error().message();
+    EXPECT_EQ(events[0].result->peer_id, peers_.client.id);  // the client, as A saw it
+    auto on_c = connect(a.client.get(), replica_c, first->session.get());
+    ASSERT_TRUE(on_c.has_value()) << on_c.error().message();
+    EXPECT_FALSE(on_c->info.resumed);
 }
 
 }  // namespace

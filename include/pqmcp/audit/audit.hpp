@@ -173,6 +173,38 @@ struct VerifyReport {
 [[nodiscard]] Result<VerifyReport> verify(const std::filesystem::path& db,
                                           const VerifyOptions& options = {});
 
+// A checkpoint as stored.
+struct StoredCheckpoint {
+    std::int64_t seq = 0;
+    std::string hash;
+    std::string ts;
+    std::string signer;
+    std::string alg;
+    std::string pub;
+    std::string sig;
+};
+
+// The checks of `verify` over a chain read from elsewhere (one replica's
+// records and checkpoints shipped to PostgreSQL). Keeps about 100 bytes per
+// record; the order of the calls does not matter.
+class ChainVerifier final {
+  public:
+    ChainVerifier();
+    ~ChainVerifier();
+    ChainVerifier(const ChainVerifier&) = delete;
+    ChainVerifier& operator=(const ChainVerifier&) = delete;
+    ChainVerifier(ChainVerifier&&) = delete;
+    ChainVerifier& operator=(ChainVerifier&&) = delete;
+    void record(std::int64_t seq, std::string_view body, std::string_view prev,
+                std::string_view hash);
+    void checkpoint(const StoredCheckpoint& cp);
+    [[nodiscard]] VerifyReport finish(const VerifyOptions& options = {});
+
+  private:
+    struct State;
+    std::unique_ptr<State> state_;
+};
+
 struct Query {
     std::int64_t after_seq = 0;        // records with seq > this
     std::optional<std::string> since;  // ts >= (RFC 3339, UTC)
@@ -184,6 +216,10 @@ struct Query {
 
 // Read-only access for tail/export. Errors: open_failed, not_an_audit_db.
 [[nodiscard]] Result<std::vector<Stored>> read(const std::filesystem::path& db, const Query& q);
+
+// The checkpoints after `after_seq`, in order. Errors: as read().
+[[nodiscard]] Result<std::vector<StoredCheckpoint>> read_checkpoints(
+    const std::filesystem::path& db, std::int64_t after_seq);
 
 // A time as records store it: "2026-11-24T10:00:00.123456Z" (UTC).
 [[nodiscard]] std::string format_time(std::chrono::system_clock::time_point t);

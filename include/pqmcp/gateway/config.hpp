@@ -154,6 +154,23 @@ struct Limits {
     std::size_t upstream_connections = 16;       // per HTTP upstream client, concurrent requests
 };
 
+// A tier of replicas behind one load balancer (docs/scale.md). Without a
+// shared store a gateway keeps everything in its own files.
+struct ClusterConfig {
+    // This replica's name: its audit chain in PostgreSQL, its local files
+    // (IDENTITY/replicas/NAME/). "" with a shared store set: HOSTNAME-PORT.
+    std::string replica;
+    std::string redis;  // redis://HOST[:PORT][/DB] or unix:///PATH: rates and quotas
+    std::chrono::milliseconds redis_timeout{25};  // the longest a decision waits on Redis
+    std::string fail = "closed";                  // when Redis does not answer: closed or local
+    // postgresql://...: pins, approvals and the audit trail's shipped copy.
+    std::string postgres;
+    // A file of at least 32 random bytes every replica has: session tickets
+    // of one resume on all ("" : this process's own random keys).
+    std::filesystem::path ticket_keys;
+    [[nodiscard]] bool shared() const { return !redis.empty() || !postgres.empty(); }
+};
+
 struct GatewayConfig {
     std::string listen = "127.0.0.1:8443";  // HOST:PORT ([v6]:PORT), numeric host
     std::filesystem::path identity;         // created with a new ML-DSA identity if missing
@@ -190,6 +207,7 @@ struct GatewayConfig {
     ObserveConfig observe{};
     Timeouts timeouts{};
     Limits limits{};
+    ClusterConfig cluster{};
 
     [[nodiscard]] std::string listen_host() const;
     // 127.0.0.0/8, ::1 or localhost.
@@ -198,6 +216,15 @@ struct GatewayConfig {
     // that is not loopback, true unless allow_any_client.
     [[nodiscard]] bool clients_must_be_known() const;
     [[nodiscard]] std::uint16_t listen_port() const;
+    // The replica's name: cluster.replica, or HOSTNAME-PORT.
+    [[nodiscard]] std::string replica_name() const;
+    // Where this replica's own files go: IDENTITY, or IDENTITY/replicas/NAME
+    // in a tier (replicas may share one identity directory).
+    [[nodiscard]] std::filesystem::path local_dir() const;
+    // audit.path, or LOCAL/audit.db.
+    [[nodiscard]] std::filesystem::path audit_path() const;
+    // The pin store: integrity.state, else cluster.postgres, else IDENTITY/state.db.
+    [[nodiscard]] std::string state_spec() const;
 };
 
 // Reads a YAML configuration file. Errors: invalid_config naming the file,

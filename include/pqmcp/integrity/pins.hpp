@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <string_view>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -50,10 +51,52 @@ struct PinRecord {
     std::string pending_seen;
 };
 
+// A pin as a backend stores it.
+struct PinRow {
+    std::string digest;
+    std::string definition;  // canonical JSON of the pinned definition
+    std::string first_seen;
+    std::string pending_digest;
+};
+
+// Where pins are kept: a local SQLite file (PinStore::open), or PostgreSQL
+// for a tier of replicas (src/cluster). A store calls its backend one call
+// at a time.
+class PinBackend {
+  public:
+    PinBackend() = default;
+    PinBackend(const PinBackend&) = delete;
+    PinBackend& operator=(const PinBackend&) = delete;
+    PinBackend(PinBackend&&) = delete;
+    PinBackend& operator=(PinBackend&&) = delete;
+    virtual ~PinBackend() = default;
+    // Whether another writer may have changed pins since the last call (the
+    // store then forgets what it cached).
+    [[nodiscard]] virtual Result<bool> changed() = 0;
+    [[nodiscard]] virtual Result<std::optional<PinRow>> find(const PinKey& key) = 0;
+    // False when another writer pinned the key first.
+    [[nodiscard]] virtual Result<bool> insert(const PinKey& key, std::string_view digest,
+                                              std::string_view definition,
+                                              std::string_view first_seen) = 0;
+    [[nodiscard]] virtual Status set_pending(const PinKey& key, std::string_view digest,
+                                             std::string_view definition,
+                                             std::string_view seen) = 0;
+    [[nodiscard]] virtual Result<std::size_t> approve(std::string_view upstream,
+                                                      std::optional<std::string_view> name,
+                                                      std::string_view when) = 0;
+    [[nodiscard]] virtual Result<std::vector<PinRecord>> list(
+        std::optional<std::string_view> upstream) = 0;
+    // For logs: "sqlite", "postgresql host=... dbname=...".
+    [[nodiscard]] virtual std::string describe() const = 0;
+};
+
+// Thread-safe: every call holds the store's lock.
 class PinStore final {
   public:
-    // Opens (creating if missing) the database; ":memory:" for tests.
+    // Opens (creating if missing) the SQLite database; ":memory:" for tests.
     [[nodiscard]] static Result<PinStore> open(const std::filesystem::path& file);
+    explicit PinStore(std::unique_ptr<PinBackend> backend);
+    [[nodiscard]] std::string describe() const;
 
     // Compares a definition with its pin; pins it on first sight and records
     // a changed one as pending (for `approve`).
@@ -74,7 +117,6 @@ class PinStore final {
 
   private:
     struct Db;
-    explicit PinStore(std::unique_ptr<Db> db);
     std::unique_ptr<Db> db_;
 };
 

@@ -2,36 +2,80 @@
 // state lives outside the policy, keyed by rule id and counting key, so that
 // a reloaded policy keeps counting where the old one was. Thread-safe: every
 // call takes the limiter's lock for as long as it counts.
+//
+// Replicas of one gateway tier count together in a shared store
+// (SharedCounts: Redis, src/cluster). A store that cannot answer within its
+// deadline leaves the decision to the fallback: `closed` refuses the call,
+// `local` counts it here, in this process alone.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "pqmcp/policy/policy.hpp"
 
 namespace pqmcp::policy {
 
+// Counts kept in a store every replica shares. Implementations are
+// thread-safe and bound every call by a deadline of their own.
+class SharedCounts {
+  public:
+    SharedCounts() = default;
+    SharedCounts(const SharedCounts&) = delete;
+    SharedCounts& operator=(const SharedCounts&) = delete;
+    SharedCounts(SharedCounts&&) = delete;
+    SharedCounts& operator=(SharedCounts&&) = delete;
+    virtual ~SharedCounts() = default;
+    // As Limiter::take and count, under `slot` (rule and key); nullopt when
+    // the store did not answer in time or failed.
+    [[nodiscard]] virtual std::optional<bool> take(const std::string& slot, const Rate& rate) = 0;
+    [[nodiscard]] virtual std::optional<bool> count(const std::string& slot,
+                                                    const Quota& quota) = 0;
+    // For logs: "redis 127.0.0.1:6379".
+    [[nodiscard]] virtual std::string describe() const = 0;
+};
+
+enum class Fallback : std::uint8_t { closed, local };
+
+enum class Verdict : std::uint8_t {
+    allowed,
+    refused,      // the rate or quota is used up
+    unavailable,  // the shared store did not answer and the fallback is closed
+};
+
 class Limiter final {
   public:
     using Clock = std::chrono::steady_clock;
 
-    // Takes one token of `rate` under `key`; false when the bucket is empty.
-    [[nodiscard]] bool take(const std::string& rule, const std::string& key, const Rate& rate,
-                            Clock::time_point now);
-    // Counts one use of `quota` under `key`; false when `limit` uses already
-    // fall within the window ending now.
-    [[nodiscard]] bool count(const std::string& rule, const std::string& key, const Quota& quota,
-                             Clock::time_point now);
+    // Count in `store` from now on (null: here); before any other call.
+    void share(std::shared_ptr<SharedCounts> store, Fallback fallback);
+
+    // Takes one token of `rate` under `key`; refused when the bucket is empty.
+    [[nodiscard]] Verdict take(const std::string& rule, const std::string& key, const Rate& rate,
+                               Clock::time_point now);
+    // Counts one use of `quota` under `key`; refused when `limit` uses
+    // already fall within the window ending now.
+    [[nodiscard]] Verdict count(const std::string& rule, const std::string& key,
+                                const Quota& quota, Clock::time_point now);
     // Forgets keys untouched for longer than their window (bounded memory).
     void sweep(Clock::time_point now);
     [[nodiscard]] std::size_t size() const {
         const std::lock_guard lock(mutex_);
         return buckets_.size() + windows_.size();
     }
+    // Decisions the shared store did not answer (each then took the fallback).
+    [[nodiscard]] std::uint64_t fallbacks() const noexcept {
+        return fallbacks_.load(std::memory_order_relaxed);
+    }
+    [[nodiscard]] const SharedCounts* store() const noexcept { return store_.get(); }
 
   private:
     struct Bucket {
@@ -43,6 +87,15 @@ class Limiter final {
         std::deque<Clock::time_point> uses;
         std::chrono::milliseconds window{0};
     };
+    bool take_here(const std::string& slot, const Rate& rate, Clock::time_point now);
+    bool count_here(const std::string& slot, const Quota& quota, Clock::time_point now);
+    // What the fallback makes of a call the store did not answer.
+    template <typename Local>
+    Verdict unanswered(Local&& local);
+
+    std::shared_ptr<SharedCounts> store_;
+    Fallback fallback_ = Fallback::closed;
+    std::atomic<std::uint64_t> fallbacks_{0};
     mutable std::mutex mutex_;
     std::map<std::string, Bucket> buckets_;
     std::map<std::string, Window> windows_;

@@ -22,12 +22,14 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <openssl/ssl.h>
 
 #include "pqmcp/core/error.hpp"
+#include "pqmcp/crypto/secret.hpp"
 #include "pqmcp/crypto/ossl.hpp"
 #include "pqmcp/identity/identity.hpp"
 #include "pqmcp/identity/known_peers.hpp"
@@ -66,6 +68,12 @@ struct TicketOptions {
     // accepted (and replaced), older ones are not: a ticket lives at most two intervals.
     std::chrono::seconds rotation_interval{std::chrono::hours{12}};
     TicketClock clock;  // empty: std::chrono::steady_clock::now (tests inject one)
+    // Replicas behind one address resume each other's tickets when they share
+    // this secret (at least 32 bytes): each interval's keys are then derived
+    // from it with HKDF-SHA256 and the interval's number on the wall clock
+    // (UNIX time / interval), so every replica has the same keys and rotates
+    // them at the same moment. Null: random keys of this process alone.
+    std::shared_ptr<const crypto::SecretBytes> shared_secret;
 };
 
 // A certificate and its private key (non-owning; the context takes its own references).
