@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -182,6 +183,44 @@ struct Writer::Impl {
     std::uint64_t failures = 0;  // failed commits so far
     bool finished = false;       // the thread is done
     std::string error;
+    // append_then(): what runs once the first `ticket` records are committed.
+    std::deque<std::pair<std::uint64_t, std::function<void(bool)>>> waiters;
+
+    // Takes the waiters that are answered (committed, or never will be) out
+    // of the list; the caller runs them without the lock.
+    std::vector<std::function<void(bool)>> answered(bool* ok) {
+        std::vector<std::function<void(bool)>> out;
+        while (!waiters.empty() && waiters.front().first <= written) {
+            out.push_back(std::move(waiters.front().second));
+            waiters.pop_front();
+        }
+        *ok = true;
+        if (out.empty() && finished) {
+            for (auto& w : waiters) {
+                out.push_back(std::move(w.second));
+            }
+            waiters.clear();
+            *ok = false;
+        }
+        return out;
+    }
+
+    void run_answered() {
+        for (;;) {
+            bool ok = true;
+            std::vector<std::function<void(bool)>> ready;
+            {
+                std::lock_guard lk(mu);
+                ready = answered(&ok);
+            }
+            if (ready.empty()) {
+                return;
+            }
+            for (auto& f : ready) {
+                f(ok);
+            }
+        }
+    }
 
     std::mutex close_mu;  // serialises close()
     bool closed = false;  // under close_mu
@@ -422,6 +461,7 @@ struct Writer::Impl {
                 }
             }
             committed.notify_all();
+            run_answered();
             batch.clear();
             if (last) {
                 return;
@@ -581,6 +621,7 @@ Result<std::unique_ptr<Writer>> Writer::open(WriterOptions options,
                 raw->queue.clear();
             }
             raw->committed.notify_all();
+            raw->run_answered();
         }
     });
     return std::unique_ptr<Writer>(new Writer(std::move(impl)));
@@ -604,6 +645,35 @@ bool Writer::append(json::object record) {
         ++s.accepted;
     }
     // The writer sleeps on an empty queue, or lingers on a short batch.
+    if (was_empty || full) {
+        s.wake.notify_one();
+    }
+    return true;
+}
+
+bool Writer::append_then(json::object record, std::function<void(bool)> done) {
+    Impl& s = *impl_;
+    const bool has_kind = !string_field(record, "kind").empty();
+    const auto now = std::chrono::system_clock::now();
+    bool was_empty = false;
+    bool full = false;
+    {
+        std::lock_guard lk(s.mu);
+        if (!has_kind || s.stopping || s.failed || s.queue.size() >= s.options.queue_capacity) {
+            ++s.dropped;
+        } else {
+            was_empty = s.queue.empty();
+            s.queue.emplace_back(std::move(record), now);
+            full = s.queue.size() == s.options.batch;
+            ++s.accepted;
+            s.waiters.emplace_back(s.accepted, std::move(done));
+            done = nullptr;
+        }
+    }
+    if (done) {
+        done(false);
+        return false;
+    }
     if (was_empty || full) {
         s.wake.notify_one();
     }

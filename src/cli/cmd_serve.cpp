@@ -62,6 +62,7 @@ struct ServeArgs {
     bool no_audit = false;
     std::string audit_arguments;
     std::string audit_on_failure;
+    std::string audit_acknowledge;
     std::vector<std::string> redact;
     std::string metrics;
     std::string log_format;
@@ -347,6 +348,9 @@ Result<gateway::GatewayConfig> build_config(const ServeArgs& a) {
         }
         c.audit.refuse_on_failure = a.audit_on_failure == "refuse";
     }
+    if (!a.audit_acknowledge.empty()) {
+        c.audit.acknowledge_committed = a.audit_acknowledge == "committed";
+    }
     for (const auto& pointer : a.redact) {
         c.audit.redact.push_back(pointer);
     }
@@ -562,6 +566,11 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
     serve->add_option("--audit-on-failure", args->audit_on_failure,
                       "when audit records cannot be committed: refuse (default; tools/call gets "
                       "-32013 until they can) or continue");
+    serve
+        ->add_option("--audit-acknowledge", args->audit_acknowledge,
+                     "queued (default): answers do not wait for the audit; committed: an answer "
+                     "leaves once its record is committed (every answered call is in the trail)")
+        ->check(CLI::IsMember({"queued", "committed"}));
     serve->add_option("--redact", args->redact,
                       "a JSON Pointer into tool arguments to blank in the audit (repeatable; "
                       "implies --audit-arguments redacted)");

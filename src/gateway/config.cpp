@@ -273,13 +273,20 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
     if (const auto& au = root["audit"]) {
         r.only(au, "audit",
                {"enabled", "path", "arguments", "redact", "flush_interval", "checkpoint_records",
-                "checkpoint_interval", "queue", "sync", "on_failure"});
+                "checkpoint_interval", "queue", "sync", "on_failure", "acknowledge"});
         auto& a = c.audit;
         if (au["enabled"]) {
             a.enabled = r.boolean(au["enabled"], "audit.enabled");
         }
         if (au["path"]) {
             a.path = r.string(au["path"], "audit.path");
+        }
+        if (au["acknowledge"]) {
+            const std::string ack = r.string(au["acknowledge"], "audit.acknowledge");
+            if (ack != "queued" && ack != "committed") {
+                r.error(au["acknowledge"], "audit.acknowledge", "expected queued or committed");
+            }
+            a.acknowledge_committed = ack == "committed";
         }
         if (au["arguments"]) {
             const auto mode = parse_audit_arguments(r.string(au["arguments"], "audit.arguments"));

@@ -203,6 +203,9 @@ Gateway::~Gateway() {
         shard->shared_clients.clear();
     }
     impl_->drain();
+    // The audit's last commit may post held answers (audit.acknowledge:
+    // committed) to the threads' contexts: they must still be there.
+    impl_->close_audit();
     impl_->keep_working.clear();
     // Every context's queues go before any context does.
     for (auto& w : impl_->workers) {
@@ -215,7 +218,6 @@ Gateway::~Gateway() {
         std::error_code ec;
         std::filesystem::remove_all(impl_->tmp_root, ec);
     }
-    impl_->close_audit();
 }
 
 const GatewayInfo& Gateway::info() const noexcept {

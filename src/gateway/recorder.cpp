@@ -175,7 +175,8 @@ void Recorder::session_closed(const std::string& session_id) {
     }
 }
 
-void Recorder::request(json::object record, const RequestOutcome& outcome) {
+void Recorder::request(json::object record, const RequestOutcome& outcome,
+                       std::function<void()> then) {
     stamp(record);
     // Labels from a bounded set only: a client's own method names count as "other".
     requests_->inc({std::string(mcp::method::known_or_other(outcome.method)),
@@ -184,7 +185,18 @@ void Recorder::request(json::object record, const RequestOutcome& outcome) {
         dashboard_->request(record, std::string(outcome.session), outcome.refused,
                             std::chrono::system_clock::now());
     }
+    if (then && holds_answers()) {
+        // Committed or not (a record the trail refused is counted there and
+        // refused calls follow), the answer goes once the writer is done with it.
+        if (!audit_->append_then(std::move(record), [then = std::move(then)](bool) { then(); })) {
+            audit_refused_->inc({});
+        }
+        return;
+    }
     write(std::move(record));
+    if (then) {
+        then();
+    }
 }
 
 void Recorder::request_started(json::object record) {

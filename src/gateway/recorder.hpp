@@ -57,7 +57,11 @@ class Recorder final {
     void session_opened(const transport::ServerSession& session);
     void session_closed(const std::string& session_id);
     // A request's audit record (kind "request", complete) and its outcome.
-    void request(boost::json::object record, const RequestOutcome& outcome);
+    // `then` (if given) runs once the record is committed when the answer
+    // waits for it (audit.acknowledge: committed), on the writer's thread;
+    // else at once, here.
+    void request(boost::json::object record, const RequestOutcome& outcome,
+                 std::function<void()> then = nullptr);
     // The record of a request still in flight ("phase": "started"): audit only.
     void request_started(boost::json::object record);
     void upstream_latency(const std::string& upstream, std::string_view method,
@@ -78,6 +82,11 @@ class Recorder final {
     // The audit record's view of a request's arguments, per configuration:
     // {"args_sha256": ...}, {"args": <redacted copy>} or nothing.
     void describe_arguments(boost::json::object& record, const boost::json::value* arguments) const;
+
+    // Answers wait for their record's commit (audit.acknowledge: committed).
+    [[nodiscard]] bool holds_answers() const noexcept {
+        return audit_ != nullptr && audit_config_.acknowledge_committed;
+    }
 
   private:
     static void stamp(boost::json::object& record);  // "ts" now, unless it has one

@@ -4,12 +4,14 @@
 #include <set>
 
 #include <spdlog/spdlog.h>
+#include <boost/asio/post.hpp>
 
 #include "pqmcp/mcp/protocol.hpp"
 #include "pqmcp/transport/http_util.hpp"
 
 namespace pqmcp::gateway {
 
+namespace asio = boost::asio;
 namespace json = boost::json;
 using transport::k_standalone_stream;
 using transport::StreamId;
@@ -78,6 +80,21 @@ void GatewaySession::respond(StreamId stream, json::object message) {
             // Cancelled by the client meanwhile, or never accepted: "the
             // receiver of the cancellation notification SHOULD NOT send a
             // response for the cancelled request" (MCP, cancellation).
+            return;
+        }
+        if (!traces_.empty() && shared_.recorder != nullptr &&
+            shared_.recorder->holds_answers() && traces_.contains(key)) {
+            // The answer leaves once its record is committed: the writer's
+            // thread posts it back here.
+            auto held = std::make_shared<json::object>(std::move(message));
+            auto& io = downstream_.context();
+            finish_trace(key, *held, [this, alive = alive_, &io, stream, held] {
+                asio::post(io, [this, alive, stream, held] {
+                    if (*alive) {
+                        downstream_.send(stream, std::move(*held));
+                    }
+                });
+            });
             return;
         }
         if (!traces_.empty()) {
@@ -205,7 +222,8 @@ json::object GatewaySession::trace_record(const std::string& key, const Trace& t
     return record;
 }
 
-void GatewaySession::finish_trace(const std::string& key, const json::object& message) {
+void GatewaySession::finish_trace(const std::string& key, const json::object& message,
+                                  std::function<void()> then) {
     const auto it = traces_.find(key);
     if (it == traces_.end()) {
         return;
@@ -230,8 +248,9 @@ void GatewaySession::finish_trace(const std::string& key, const json::object& me
         record["outcome"] = "ok";
     }
     const Disposition d = t.decision.disposition;
-    shared_.recorder->request(
-        std::move(record), RequestOutcome{t.method, t.upstream, to_string(d), log_id_, refused(d)});
+    shared_.recorder->request(std::move(record),
+                              RequestOutcome{t.method, t.upstream, to_string(d), log_id_, refused(d)},
+                              std::move(then));
 }
 
 void GatewaySession::on_message(mcp::Message message, StreamId stream) {

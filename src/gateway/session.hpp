@@ -169,7 +169,8 @@ class GatewaySession final : public transport::SessionHandler,
     // Cancellations of ids not (yet) in flight, the latest few.
     std::deque<std::string> early_cancels_;
     static constexpr std::size_t k_max_early_cancels = 256;
-    void finish_trace(const std::string& key, const boost::json::object& message);
+    void finish_trace(const std::string& key, const boost::json::object& message,
+                      std::function<void()> then = nullptr);
 };
 
 }  // namespace pqmcp::gateway

@@ -78,6 +78,10 @@ TEST(Config, ErrorsNameTheFileLineAndKey) {
         {"upstreams:\n  - name: x\n    command: a\n    isolation: sometimes\n",
          "gw.yaml:4: upstreams[0].isolation"},
         {"listen: [unclosed\n", "gw.yaml:"},
+        {"audit:\n  acknowledge: maybe\n",
+         "gw.yaml:2: audit.acknowledge: expected queued or committed"},
+        {"cluster:\n  redis_timeout: soon\n", "gw.yaml:2: cluster.redis_timeout"},
+        {"cluster:\n  sentinel: x\n", "gw.yaml:2: cluster.sentinel: unknown key"},
     };
     for (const auto& c : cases) {
         auto r = parse_config(c.yaml, "gw.yaml");
@@ -113,6 +117,24 @@ TEST(Config, SetReachesAnyKey) {
     EXPECT_EQ(c->upstreams[0].env[0].second, "fast");
     EXPECT_EQ(c->upstreams[1].name, "demo");
     EXPECT_FALSE(c->audit.refuse_on_failure);
+
+    // The tier's keys, and where a replica's own files go.
+    const std::vector<std::string> tier{"cluster.replica=r1", "cluster.redis=unix:///run/r.sock",
+                                        "cluster.fail=local", "cluster.redis_timeout=10ms",
+                                        "cluster.postgres=postgresql://db/pqmcp",
+                                        "audit.acknowledge=committed", "identity=/srv/id"};
+    auto k = parse_config("", "--set", tier);
+    ASSERT_TRUE(k) << k.error().message();
+    EXPECT_EQ(k->cluster.replica, "r1");
+    EXPECT_EQ(k->cluster.fail, "local");
+    EXPECT_EQ(k->cluster.redis_timeout, std::chrono::milliseconds{10});
+    EXPECT_TRUE(k->audit.acknowledge_committed);
+    EXPECT_EQ(k->audit_path(), std::filesystem::path("/srv/id/replicas/r1/audit.db"));
+    EXPECT_EQ(k->state_spec(), "postgresql://db/pqmcp");
+    GatewayConfig single;
+    single.identity = "/srv/id";
+    EXPECT_EQ(single.audit_path(), std::filesystem::path("/srv/id/audit.db"));
+    EXPECT_EQ(single.state_spec(), "/srv/id/state.db");
 
     // Without a file.
     const std::vector<std::string> alone{"listen=127.0.0.1:9000"};
@@ -188,6 +210,14 @@ TEST(Config, ValidationCatchesWhatCannotWork) {
     };
     const Case cases[] = {
         {[](GatewayConfig& c) { c.upstreams.clear(); }, "no upstream"},
+        {[](GatewayConfig& c) { c.cluster.fail = "open"; },
+         "cluster.fail: expected closed or local, not \"open\""},
+        {[](GatewayConfig& c) { c.cluster.redis = "http://x"; }, "cluster.redis: expected redis://"},
+        {[](GatewayConfig& c) { c.cluster.postgres = "pg.example"; },
+         "cluster.postgres: expected a postgresql:// address"},
+        {[](GatewayConfig& c) { c.cluster.replica = "../a"; }, "cluster.replica: 1 to 64 of"},
+        {[](GatewayConfig& c) { c.cluster.redis_timeout = std::chrono::seconds{9}; },
+         "cluster.redis_timeout: from 1ms to 5s"},
         {[](GatewayConfig& c) { c.listen = "localhost"; }, "listen: expected HOST:PORT"},
         {[](GatewayConfig& c) { c.profile = "pq-maximal"; }, "profile:"},
         {[](GatewayConfig& c) { c.require_client_identity = true; }, "needs known_peers or ca"},

@@ -100,6 +100,11 @@ class Writer final {
     // RFC 3339 with microseconds) if absent. Never blocks on disk; false when
     // dropped (queue full or the writer stopped after an error).
     bool append(boost::json::object record);
+    // As append(), and `done` runs once the record is committed (true), or
+    // once it never will be (false: dropped now, or lost when the writer
+    // gave up). It runs on the writer thread (here when dropped), so it must
+    // be quick: post the real work elsewhere.
+    bool append_then(boost::json::object record, std::function<void(bool)> done);
     // Blocks until every record queued before the call is committed (or the
     // timeout passes). True when all were.
     bool flush(std::chrono::milliseconds timeout = std::chrono::seconds{10});

@@ -117,6 +117,10 @@ struct AuditConfig {
     // When records cannot be committed (a full disk, a failing database):
     // refuse tools/call (-32013) until they can again, or carry on.
     bool refuse_on_failure = true;
+    // committed: an answer leaves only once its request's record is committed
+    // (so every call a client saw answered is in the trail, kill -9 or not;
+    // it costs the answer one group commit). queued: answers do not wait.
+    bool acknowledge_committed = false;
 };
 
 // Metrics, logs and the dashboard (docs/observability.md).
