@@ -406,8 +406,10 @@ struct Writer::Impl {
                 // Linger a quarter of the flush interval after the oldest
                 // record so that a steady trickle is committed in batches,
                 // not one transaction per record; flush() and close() cut it
-                // short, a full batch too.
-                if (!queue.empty() && !stopping && !hurry) {
+                // short, a full batch too, and so does an answer that waits
+                // for its record (append_then): those commit at once, with
+                // whatever arrived during the commit before.
+                if (!queue.empty() && !stopping && !hurry && waiters.empty()) {
                     const auto linger = options.flush_interval / 4;
                     wake.wait_until(lk, queue.front().at + linger, [this] {
                         return stopping || hurry || queue.size() >= options.batch;
@@ -655,16 +657,12 @@ bool Writer::append_then(json::object record, std::function<void(bool)> done) {
     Impl& s = *impl_;
     const bool has_kind = !string_field(record, "kind").empty();
     const auto now = std::chrono::system_clock::now();
-    bool was_empty = false;
-    bool full = false;
     {
         std::lock_guard lk(s.mu);
         if (!has_kind || s.stopping || s.failed || s.queue.size() >= s.options.queue_capacity) {
             ++s.dropped;
         } else {
-            was_empty = s.queue.empty();
             s.queue.emplace_back(std::move(record), now);
-            full = s.queue.size() == s.options.batch;
             ++s.accepted;
             s.waiters.emplace_back(s.accepted, std::move(done));
             done = nullptr;
@@ -674,9 +672,7 @@ bool Writer::append_then(json::object record, std::function<void(bool)> done) {
         done(false);
         return false;
     }
-    if (was_empty || full) {
-        s.wake.notify_one();
-    }
+    s.wake.notify_one();  // a lingering writer commits now: an answer waits
     return true;
 }
 

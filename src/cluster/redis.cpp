@@ -9,62 +9,21 @@
 #include <string>
 #include <vector>
 
-#include <boost/url/parse.hpp>
-#include <boost/url/url_view.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "pqmcp/cluster/cluster.hpp"
-#include "pqmcp/core/bytes.hpp"
-#include "pqmcp/crypto/util.hpp"
+#include "redis_common.hpp"
 
 namespace pqmcp::cluster {
 
 namespace {
 
-// Token bucket. KEYS[1]: the bucket (a hash); ARGV: limit, window (ms).
-// Refills at limit per window since it was last touched, on Redis's clock.
-constexpr std::string_view k_rate_script = R"lua(
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local cap = tonumber(ARGV[1])
-local window = math.max(tonumber(ARGV[2]), 1)
-local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(b[1])
-local ts = tonumber(b[2])
-if tokens == nil or ts == nil then
-  tokens = cap
-  ts = now
-else
-  tokens = math.min(cap, tokens + math.max(now - ts, 0) * cap / window)
-  ts = math.max(ts, now)
-end
-local ok = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-  ok = 1
-end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(ts))
-redis.call('PEXPIRE', KEYS[1], window * 2)
-return ok
-)lua";
-
-// Sliding-window log. KEYS[1]: the uses (a sorted set scored by time in
-// microseconds), KEYS[2]: a counter naming each use; ARGV: limit, window (ms).
-constexpr std::string_view k_quota_script = R"lua(
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local window = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. tostring(now - window * 1000 + 1))
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
-  return 0
-end
-local n = redis.call('INCR', KEYS[2])
-redis.call('ZADD', KEYS[1], now, tostring(n))
-redis.call('PEXPIRE', KEYS[1], window)
-redis.call('PEXPIRE', KEYS[2], window)
-return 1
-)lua";
+using detail::Address;
+using detail::k_quota_script;
+using detail::k_rate_script;
+using detail::key_of;
+using detail::parse_address;
 
 struct ContextDeleter {
     void operator()(redisContext* c) const noexcept { redisFree(c); }
@@ -81,73 +40,6 @@ timeval to_timeval(std::chrono::milliseconds d) {
     tv.tv_sec = static_cast<decltype(tv.tv_sec)>(d.count() / 1000);
     tv.tv_usec = static_cast<decltype(tv.tv_usec)>((d.count() % 1000) * 1000);
     return tv;
-}
-
-struct Address {
-    std::string host;  // empty with a unix socket
-    int port = 6379;
-    std::string socket;
-    std::string user;
-    std::string password;
-    int db = 0;
-    std::string shown;  // for logs, without the password
-};
-
-Result<Address> parse_address(const std::string& url) {
-    const auto parsed = boost::urls::parse_uri(url);
-    if (!parsed) {
-        return fail(Errc::bad_address,
-                    fmt::format("{}: expected redis://HOST[:PORT][/DB] or unix:///PATH", url));
-    }
-    const boost::urls::url_view u = *parsed;
-    Address a;
-    if (u.scheme() == "unix") {
-        a.socket = std::string(u.path());
-        if (a.socket.empty() || a.socket.front() != '/') {
-            return fail(Errc::bad_address, fmt::format("{}: expected unix:///PATH", url));
-        }
-        a.shown = "redis unix:" + a.socket;
-        return a;
-    }
-    if (u.scheme() != "redis") {
-        return fail(Errc::bad_address,
-                    fmt::format("{}: the scheme must be redis or unix (rediss, Redis over TLS, "
-                                "is not supported: keep Redis on a private network or a socket)",
-                                url));
-    }
-    a.host = std::string(u.host());
-    if (a.host.empty()) {
-        return fail(Errc::bad_address, fmt::format("{}: no host", url));
-    }
-    if (u.has_port()) {
-        a.port = static_cast<int>(u.port_number());
-        if (a.port <= 0) {
-            return fail(Errc::bad_address, fmt::format("{}: bad port", url));
-        }
-    }
-    if (u.has_userinfo()) {
-        a.user = std::string(u.user());
-        a.password = std::string(u.password());
-    }
-    const std::string path(u.path());
-    if (!path.empty() && path != "/") {
-        try {
-            std::size_t used = 0;
-            a.db = std::stoi(path.substr(1), &used);
-            if (used != path.size() - 1 || a.db < 0) {
-                throw std::invalid_argument("db");
-            }
-        } catch (const std::exception&) {
-            return fail(Errc::bad_address, fmt::format("{}: the path must be a database number", url));
-        }
-    }
-    a.shown = fmt::format("redis {}:{}", a.host, a.port);
-    return a;
-}
-
-std::string key_of(std::string_view kind, const std::string& slot) {
-    const auto digest = crypto::sha256(as_bytes(slot));
-    return fmt::format("pqmcp:{}:{{{}}}", kind, to_hex(digest).substr(0, 32));
 }
 
 class RedisCounts final : public policy::SharedCounts {

@@ -167,6 +167,17 @@ void Gateway::Impl::make_shards() {
                                                           services.tls_contexts,
                                                           services.supervisor, services.tmp_root}));
     }
+    if (!config.cluster.redis.empty()) {
+        cluster::RedisOptions o;
+        o.url = config.cluster.redis;
+        o.timeout = config.cluster.redis_timeout;
+        for (auto& shard : shards) {
+            // validate() and start_cluster() checked the address already.
+            if (auto counts = cluster::AsyncCounts::create(shard->services.io, o)) {
+                shard->counts = std::move(*counts);
+            }
+        }
+    }
 }
 
 void Gateway::Impl::drain() {

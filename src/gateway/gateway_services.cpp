@@ -244,7 +244,7 @@ Status Gateway::Impl::start_cluster() {
         cluster::RedisOptions o;
         o.url = k.redis;
         o.timeout = k.redis_timeout;
-        auto store = cluster::redis_counts(o);
+        auto store = cluster::redis_counts(o);  // checks the address; the threads' clients count
         if (!store) {
             return fail(Errc::invalid_config, "cluster.redis: " + store.error().detail);
         }
@@ -254,11 +254,11 @@ Status Gateway::Impl::start_cluster() {
                      (*store)->describe(), config.replica_name(), k.redis_timeout.count(),
                      fallback == policy::Fallback::closed ? "refuses (fail: closed)"
                                                           : "counts here alone (fail: local)");
-        shared.limiter.share(std::move(*store), fallback);
+        shared.limiter.share(nullptr, fallback);
         registry.counter_fn("pqmcp_shared_state_fallbacks_total",
-                           "Rate and quota decisions Redis did not answer in time (each took the "
-                           "fallback, cluster.fail)",
-                           [this] { return static_cast<double>(shared.limiter.fallbacks()); });
+                            "Rate and quota decisions Redis did not answer in time (each took "
+                            "the fallback, cluster.fail)",
+                            [this] { return static_cast<double>(shared.limiter.fallbacks()); });
     }
     if (!k.postgres.empty() && audit) {
         cluster::ShipperOptions o;

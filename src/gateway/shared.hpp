@@ -14,6 +14,7 @@
 
 #include "guard.hpp"
 #include "pqmcp/policy/behaviour.hpp"
+#include "pqmcp/cluster/cluster.hpp"
 #include "pqmcp/policy/limiter.hpp"
 #include "pqmcp/policy/policy.hpp"
 #include "recorder.hpp"
@@ -32,6 +33,8 @@ struct Shard {
     // this thread (so one server process per thread).
     std::map<std::string, std::shared_ptr<UpstreamClient>> shared_clients;
     std::set<GatewaySession*> sessions;  // the live ones (for the audit's started records)
+    // Rates and quotas in Redis (cluster.redis), this thread's connection.
+    std::unique_ptr<cluster::AsyncCounts> counts;
 };
 
 // Gateway-wide state the sessions share, from every thread: each member is

@@ -2,6 +2,7 @@
 #include <fnmatch.h>
 
 #include <algorithm>
+#include <functional>
 #include <array>
 #include <cmath>
 
@@ -315,9 +316,8 @@ std::set<std::string> tags_of(const Policy& policy, std::string_view tool) {
     return out;
 }
 
-Decision evaluate(const Policy& policy, const Request& request, Limiter* limiter,
-                  std::chrono::steady_clock::time_point now) {
-    Decision d;
+std::vector<std::uint32_t> matching(const Policy& policy, const Request& request) {
+    std::vector<std::uint32_t> out;
     // The rules that can apply, in file order (all of them for a request
     // without a tool name).
     thread_local std::vector<std::uint32_t> candidates;
@@ -356,32 +356,40 @@ Decision evaluate(const Policy& policy, const Request& request, Limiter* limiter
             })) {
             continue;
         }
+        out.push_back(at);
+        if (rule.mode != Mode::shadow) {
+            break;  // it decides; shadow rules before it were recorded
+        }
+    }
+    return out;
+}
+
+bool counts(const Rule& rule) noexcept {
+    return rule.effect != Effect::deny && (rule.rate.has_value() || rule.quota.has_value());
+}
+
+Decision decide(const Policy& policy, const Request& request,
+                const std::vector<std::uint32_t>& matched,
+                const std::function<CountVerdict(const Rule&)>& count, std::string_view store) {
+    Decision d;
+    for (const std::uint32_t at : matched) {
+        const Rule& rule = policy.rules[at];
         Effect effect = rule.effect;
         std::string reason = rule.reason;
-        if (limiter != nullptr && effect != Effect::deny) {
-            Verdict verdict = Verdict::allowed;
-            bool rated = false;  // the rate, not the quota, decided
-            if (rule.rate) {
-                verdict = limiter->take(rule.id, counting_key(rule.rate->per, request), *rule.rate,
-                                        now);
-                rated = verdict != Verdict::allowed;
-            }
-            if (verdict == Verdict::allowed && rule.quota) {
-                verdict = limiter->count(rule.id, counting_key(rule.quota->per, request),
-                                         *rule.quota, now);
-            }
-            if (verdict == Verdict::refused) {
+        if (count && counts(rule)) {
+            const CountVerdict v = count(rule);
+            if (v.verdict == Verdict::refused) {
                 effect = Effect::deny;
-                reason = rated ? "rate limit of rule " + rule.id +
-                                     " reached: " + std::to_string(rule.rate->limit) + " per " +
-                                     window_text(rule.rate->window)
-                               : "quota of rule " + rule.id +
-                                     " used up: " + std::to_string(rule.quota->limit) + " per " +
-                                     window_text(rule.quota->window);
-            } else if (verdict == Verdict::unavailable) {
+                reason = v.by_rate ? "rate limit of rule " + rule.id +
+                                         " reached: " + std::to_string(rule.rate->limit) +
+                                         " per " + window_text(rule.rate->window)
+                                   : "quota of rule " + rule.id +
+                                         " used up: " + std::to_string(rule.quota->limit) +
+                                         " per " + window_text(rule.quota->window);
+            } else if (v.verdict == Verdict::unavailable) {
                 effect = Effect::deny;
-                reason = "the shared " + std::string(rated ? "rate" : "quota") + " of rule " +
-                         rule.id + " cannot be counted (" + limiter->store()->describe() +
+                reason = "the shared " + std::string(v.by_rate ? "rate" : "quota") + " of rule " +
+                         rule.id + " cannot be counted (" + std::string(store) +
                          " did not answer; the fallback is closed)";
             }
         }
@@ -417,6 +425,32 @@ Decision evaluate(const Policy& policy, const Request& request, Limiter* limiter
     d.reason = "no rule matches " + describe_request(request) + "; the default is " +
                std::string(to_string(policy.default_effect));
     return d;
+}
+
+CountVerdict count_with(Limiter& limiter, const Rule& rule, const Request& request,
+                        std::chrono::steady_clock::time_point now) {
+    CountVerdict v;
+    if (rule.rate) {
+        v.verdict = limiter.take(rule.id, counting_key(rule.rate->per, request), *rule.rate, now);
+        v.by_rate = v.verdict != Verdict::allowed;
+    }
+    if (v.verdict == Verdict::allowed && rule.quota) {
+        v.verdict =
+            limiter.count(rule.id, counting_key(rule.quota->per, request), *rule.quota, now);
+    }
+    return v;
+}
+
+Decision evaluate(const Policy& policy, const Request& request, Limiter* limiter,
+                  std::chrono::steady_clock::time_point now) {
+    const auto matched = matching(policy, request);
+    if (limiter == nullptr) {
+        return decide(policy, request, matched, nullptr, {});
+    }
+    const std::string store = limiter->store() != nullptr ? limiter->store()->describe() : "";
+    return decide(
+        policy, request, matched,
+        [&](const Rule& rule) { return count_with(*limiter, rule, request, now); }, store);
 }
 
 bool may_call(const Policy& policy, const Caller& caller, std::string_view upstream,

@@ -53,6 +53,29 @@ Verdict Limiter::count(const std::string& rule, const std::string& key, const Qu
     return count_here(s, quota, now) ? Verdict::allowed : Verdict::refused;
 }
 
+Verdict Limiter::settle_take(const std::string& rule, const std::string& key, const Rate& rate,
+                             std::optional<bool> answer, Clock::time_point now) {
+    if (answer) {
+        return *answer ? Verdict::allowed : Verdict::refused;
+    }
+    const std::string s = slot(rule, key);
+    return unanswered([&] { return take_here(s, rate, now); });
+}
+
+Verdict Limiter::settle_count(const std::string& rule, const std::string& key,
+                              const Quota& quota, std::optional<bool> answer,
+                              Clock::time_point now) {
+    if (answer) {
+        return *answer ? Verdict::allowed : Verdict::refused;
+    }
+    const std::string s = slot(rule, key);
+    return unanswered([&] { return count_here(s, quota, now); });
+}
+
+std::string slot_of(const std::string& rule, const std::string& key) {
+    return slot(rule, key);
+}
+
 bool Limiter::take_here(const std::string& s, const Rate& rate, Clock::time_point now) {
     const std::lock_guard lock(mutex_);
     const double capacity = static_cast<double>(rate.limit);

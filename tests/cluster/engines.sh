@@ -5,11 +5,13 @@
 #   tests/cluster/engines.sh start DIR   starts redis-server and PostgreSQL 15,
 #                                        prints  PQMCP_TEST_REDIS=unix:///...  and
 #                                        PQMCP_TEST_POSTGRES=postgresql:///...
-#   tests/cluster/engines.sh stop DIR    stops both (and removes nothing)
+#   tests/cluster/engines.sh stop DIR    stops both (and removes PostgreSQL's directory)
 #   tests/cluster/engines.sh redis-stop DIR / redis-start DIR
 #
 # PostgreSQL refuses to run as root: as root, its cluster belongs to the
-# postgres user Debian's package created, and runs as that user.
+# postgres user Debian's package created and runs as that user, in a
+# directory of its own under /tmp (DIR's parents may be closed to it), named
+# in DIR/pg-home.
 set -euo pipefail
 
 cmd="${1:?usage: engines.sh start|stop|redis-start|redis-stop DIR}"
@@ -47,33 +49,56 @@ redis_stop() {
   fi
 }
 
+pg_home() {
+  if [[ ! -f "$dir/pg-home" ]]; then
+    if [[ $(id -u) -eq 0 ]]; then
+      local home
+      home=$(mktemp -d /tmp/pqmcp-pg-XXXXXX)
+      chown postgres: "$home"
+      echo "$home" >"$dir/pg-home"
+    else
+      mkdir -p "$dir/pg"
+      echo "$dir/pg" >"$dir/pg-home"
+    fi
+  fi
+  cat "$dir/pg-home"
+}
+
 pg_start() {
   [[ -x "$pgbin/initdb" ]] || die "PostgreSQL is not installed (scripts/bootstrap.sh)"
-  mkdir -p "$dir/pg"
-  [[ $(id -u) -eq 0 ]] && chown postgres: "$dir/pg" && chmod 711 "$dir"
-  if [[ ! -f "$dir/pg/data/PG_VERSION" ]]; then
-    as_pg "$pgbin/initdb" -D "$dir/pg/data" -U pqmcp -A trust --no-sync >"$dir/pg-initdb.log" 2>&1 ||
+  local home
+  home=$(pg_home)
+  if [[ ! -f "$home/data/PG_VERSION" ]]; then
+    as_pg "$pgbin/initdb" -D "$home/data" -U pqmcp -A trust --no-sync >"$dir/pg-initdb.log" 2>&1 ||
       die "initdb failed (see $dir/pg-initdb.log)"
   fi
-  as_pg "$pgbin/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/log" -w -t 30 \
-    -o "-c listen_addresses='' -k $dir/pg -c fsync=off -c max_connections=200" start >/dev/null ||
-    die "PostgreSQL did not start (see $dir/pg/log)"
-  as_pg "$pgbin/createdb" -h "$dir/pg" -U pqmcp pqmcp 2>/dev/null || true
+  as_pg "$pgbin/pg_ctl" -D "$home/data" -l "$home/log" -w -t 30 \
+    -o "-c listen_addresses='' -k $home -c fsync=off -c max_connections=200" start >/dev/null ||
+    die "PostgreSQL did not start (see $home/log)"
+  as_pg "$pgbin/createdb" -h "$home" -U pqmcp pqmcp 2>/dev/null || true
+  echo "$home"
 }
 
 pg_stop() {
-  if [[ -f "$dir/pg/data/postmaster.pid" ]]; then
-    as_pg "$pgbin/pg_ctl" -D "$dir/pg/data" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
+  [[ -f "$dir/pg-home" ]] || return 0
+  local home
+  home=$(cat "$dir/pg-home")
+  if [[ -f "$home/data/postmaster.pid" ]]; then
+    as_pg "$pgbin/pg_ctl" -D "$home/data" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
   fi
+  if [[ "$home" == /tmp/pqmcp-pg-* ]]; then
+    rm -rf "$home"
+  fi
+  rm -f "$dir/pg-home"
 }
 
 case "$cmd" in
   start)
     mkdir -p "$dir"
     redis_start
-    pg_start
+    home=$(pg_start)
     echo "PQMCP_TEST_REDIS=unix://$dir/redis.sock"
-    echo "PQMCP_TEST_POSTGRES=postgresql:///pqmcp?host=$dir/pg&user=pqmcp"
+    echo "PQMCP_TEST_POSTGRES=postgresql:///pqmcp?host=$home&user=pqmcp"
     ;;
   stop) redis_stop; pg_stop ;;
   redis-start) redis_start ;;

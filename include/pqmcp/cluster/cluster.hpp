@@ -7,7 +7,9 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -17,6 +19,10 @@
 #include "pqmcp/core/error.hpp"
 #include "pqmcp/integrity/pins.hpp"
 #include "pqmcp/policy/limiter.hpp"
+
+namespace boost::asio {
+class io_context;
+}  // namespace boost::asio
 
 namespace pqmcp::cluster {
 
@@ -50,6 +56,36 @@ struct RedisOptions {
 // An unreachable server is not an error here: decisions take the fallback
 // until it answers.
 [[nodiscard]] Result<std::shared_ptr<policy::SharedCounts>> redis_counts(RedisOptions options);
+
+// The same counts without blocking a thread: one pipelined connection per
+// io_context (hiredis's asynchronous API on Asio), for the gateway's
+// threads. Every call answers exactly once, never from inside the call
+// (posted to `io`), within `timeout`: true (allowed), false (used up) or
+// nullopt (Redis did not answer; the caller's fallback decides). A call that
+// times out drops the connection (its other calls answer nullopt); the next
+// call after `retry` connects again. Use from `io`'s thread only.
+class AsyncCounts final {
+  public:
+    using Done = std::function<void(std::optional<bool>)>;
+    // Errors: bad_address.
+    [[nodiscard]] static Result<std::unique_ptr<AsyncCounts>> create(boost::asio::io_context& io,
+                                                                    RedisOptions options);
+    ~AsyncCounts();  // answers nothing more: calls under way are dropped unanswered
+    AsyncCounts(const AsyncCounts&) = delete;
+    AsyncCounts& operator=(const AsyncCounts&) = delete;
+    AsyncCounts(AsyncCounts&&) = delete;
+    AsyncCounts& operator=(AsyncCounts&&) = delete;
+
+    void take(const std::string& slot, const policy::Rate& rate, Done done);
+    void count(const std::string& slot, const policy::Quota& quota, Done done);
+    [[nodiscard]] std::string describe() const;
+
+    struct Impl;
+
+  private:
+    explicit AsyncCounts(std::shared_ptr<Impl> impl);
+    std::shared_ptr<Impl> impl_;
+};
 
 // ---- PostgreSQL ----
 

@@ -45,7 +45,7 @@ class SharedCounts {
 
 enum class Fallback : std::uint8_t { closed, local };
 
-enum class Verdict : std::uint8_t {
+enum class Verdict : std::uint8_t {  // declared in policy.hpp
     allowed,
     refused,      // the rate or quota is used up
     unavailable,  // the shared store did not answer and the fallback is closed
@@ -55,7 +55,8 @@ class Limiter final {
   public:
     using Clock = std::chrono::steady_clock;
 
-    // Count in `store` from now on (null: here); before any other call.
+    // Count in `store` from now on (null: here), with `fallback` when it does
+    // not answer (also for settle_take / settle_count); before any other call.
     void share(std::shared_ptr<SharedCounts> store, Fallback fallback);
 
     // Takes one token of `rate` under `key`; refused when the bucket is empty.
@@ -65,6 +66,15 @@ class Limiter final {
     // already fall within the window ending now.
     [[nodiscard]] Verdict count(const std::string& rule, const std::string& key,
                                 const Quota& quota, Clock::time_point now);
+    // The verdict of a count a shared store was asked for elsewhere (the
+    // gateway's asynchronous client): its answer, or, when it gave none
+    // (nullopt), the fallback's (counted in fallbacks()).
+    [[nodiscard]] Verdict settle_take(const std::string& rule, const std::string& key,
+                                      const Rate& rate, std::optional<bool> answer,
+                                      Clock::time_point now);
+    [[nodiscard]] Verdict settle_count(const std::string& rule, const std::string& key,
+                                       const Quota& quota, std::optional<bool> answer,
+                                       Clock::time_point now);
     // Forgets keys untouched for longer than their window (bounded memory).
     void sweep(Clock::time_point now);
     [[nodiscard]] std::size_t size() const {
@@ -100,6 +110,9 @@ class Limiter final {
     std::map<std::string, Bucket> buckets_;
     std::map<std::string, Window> windows_;
 };
+
+// The slot a count is kept under: the rule's id and the counting key.
+[[nodiscard]] std::string slot_of(const std::string& rule, const std::string& key);
 
 // The key a rate or quota counts under for this request.
 [[nodiscard]] std::string counting_key(Per per, const Request& request);

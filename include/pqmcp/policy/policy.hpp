@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -221,6 +222,24 @@ class Limiter;  // rate and quota state, kept across policy reloads (limiter.hpp
 // may be null (no rates counted); `now` is the limiter's clock.
 [[nodiscard]] Decision evaluate(const Policy& policy, const Request& request, Limiter* limiter,
                                 std::chrono::steady_clock::time_point now);
+
+// evaluate() in two steps, for counts that take a round trip (a shared
+// store): the rules that match, in file order (shadow rules, then the one
+// that decides, if any), then the decision once the counts are in.
+[[nodiscard]] std::vector<std::uint32_t> matching(const Policy& policy, const Request& request);
+// Whether a matching rule counts the request (a rate or a quota, and not deny).
+[[nodiscard]] bool counts(const Rule& rule) noexcept;
+enum class Verdict : std::uint8_t;
+struct CountVerdict {
+    Verdict verdict{};
+    bool by_rate = false;  // the rate, not the quota, said no
+};
+// `count` is asked for each matched rule that counts(); `store` names the
+// shared store in the reason of an unavailable count.
+[[nodiscard]] Decision decide(const Policy& policy, const Request& request,
+                              const std::vector<std::uint32_t>& matched,
+                              const std::function<CountVerdict(const Rule&)>& count,
+                              std::string_view store);
 
 // Listing and housekeeping methods (tools/list, prompts/list, resources/list,
 // resources/templates/list, logging/setLevel, resources/unsubscribe): rules

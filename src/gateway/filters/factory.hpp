@@ -32,6 +32,7 @@ struct SessionParts {
     Forwarder& forwarder;
     ChainSink& sink;
     ResourceRoutes& routes;
+    cluster::AsyncCounts* counts = nullptr;  // the thread's Redis client (cluster.redis)
 };
 
 // A session's chains and the state their filters share.

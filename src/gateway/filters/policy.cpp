@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <map>
+
 #include "pqmcp/mcp/protocol.hpp"
 #include "schema.hpp"
 
@@ -50,33 +52,143 @@ Step policy_refusal(const Exchange& x, const policy::Policy& policy, const std::
     return Step::deny(policy::k_denied_code, "Denied by policy: " + d.reason, std::move(data));
 }
 
-Step PolicyFilter::on_request(const std::shared_ptr<Exchange>& x, RequestChain& /*chain*/) {
-    if (!x->policy) {
-        return Step::next();
-    }
-    const policy::Policy& pol = *x->policy;
-    const mcp::Message& m = x->message;
+policy::Request PolicyFilter::request_of(const Exchange& x, std::string& purpose) const {
+    const mcp::Message& m = x.message;
     const bool tool_call = m.method == mcp::method::tools_call;
-    const std::string upstream =
-        x->link && *x->link < upstreams_.count() ? upstreams_.name(*x->link) : std::string{};
     // The purpose the call declares, and the one the policy gives its caller:
     // each rule says which counts (purpose_from).
-    const std::string session_purpose = policy::session_purpose(pol, caller_);
+    purpose = policy::session_purpose(*x.policy, caller_);
     policy::Request request;
     request.caller = caller_;
     request.session = session_id_;
     request.method = m.method;
-    request.upstream = upstream;
+    request.upstream = x.link && *x.link < upstreams_.count() ? std::string_view(upstreams_.name(*x.link))
+                                                              : std::string_view{};
     request.tool = (tool_call || m.method == mcp::method::prompts_get) ? std::string_view(m.name)
                                                                        : std::string_view{};
     request.uri = m.uri;
     request.arguments = call_arguments(m);
     request.call_purpose = declared_purpose(m);
-    request.session_purpose = session_purpose;
+    request.session_purpose = purpose;
     request.used_tags = &used_tags_;
-    request.findings = &x->assessment.findings;
-    request.anomaly_score = x->assessment.score;
-    policy::Decision decision = policy::evaluate(pol, request, &shared_.limiter, shared_.clock());
+    request.findings = &x.assessment.findings;
+    request.anomaly_score = x.assessment.score;
+    return request;
+}
+
+Step PolicyFilter::on_request(const std::shared_ptr<Exchange>& x, RequestChain& chain) {
+    if (!x->policy) {
+        return Step::next();
+    }
+    const policy::Policy& pol = *x->policy;
+    std::string purpose;
+    const policy::Request request = request_of(*x, purpose);
+    if (counts_ == nullptr) {
+        return conclude(x, policy::evaluate(pol, request, &shared_.limiter, shared_.clock()));
+    }
+    auto matched = policy::matching(pol, request);
+    std::vector<std::uint32_t> counted;
+    for (const std::uint32_t at : matched) {
+        if (policy::counts(pol.rules[at])) {
+            counted.push_back(at);
+        }
+    }
+    if (counted.empty()) {
+        return conclude(x, policy::decide(pol, request, matched, nullptr, {}));
+    }
+    count_shared(x, chain, std::move(matched), counted);
+    return Step::pause();
+}
+
+struct PolicyFilter::Counting {
+    std::shared_ptr<Exchange> x;
+    RequestChain* chain = nullptr;
+    std::vector<std::uint32_t> matched;
+    std::map<std::uint32_t, policy::CountVerdict> verdicts;
+    std::size_t waiting = 0;
+};
+
+void PolicyFilter::count_shared(const std::shared_ptr<Exchange>& x, RequestChain& chain,
+                                std::vector<std::uint32_t> matched,
+                                const std::vector<std::uint32_t>& counted) {
+    auto c = std::make_shared<Counting>();
+    c->x = x;
+    c->chain = &chain;
+    c->matched = std::move(matched);
+    c->waiting = counted.size();
+    for (const std::uint32_t at : counted) {
+        count_rule(c, at);
+    }
+}
+
+void PolicyFilter::count_rule(const std::shared_ptr<Counting>& c, std::uint32_t at) {
+    const policy::Rule& rule = c->x->policy->rules[at];
+    std::string purpose;
+    const policy::Request request = request_of(*c->x, purpose);
+    // A rate first; a quota only for what the rate let through (as evaluate()).
+    const auto quota = [this, c, at](std::string key) {
+        const policy::Rule& r = c->x->policy->rules[at];
+        counts_->count(policy::slot_of(r.id, key), *r.quota,
+                       [this, alive = alive_, c, at, key](std::optional<bool> answer) {
+                           if (!*alive) {
+                               return;
+                           }
+                           const policy::Rule& q = c->x->policy->rules[at];
+                           counted(c, at,
+                                   {shared_.limiter.settle_count(q.id, key, *q.quota, answer,
+                                                                 shared_.clock()),
+                                    false});
+                       });
+    };
+    if (rule.rate) {
+        std::string key = policy::counting_key(rule.rate->per, request);
+        std::string quota_key =
+            rule.quota ? policy::counting_key(rule.quota->per, request) : std::string{};
+        counts_->take(policy::slot_of(rule.id, key), *rule.rate,
+                      [this, alive = alive_, c, at, key, quota_key, quota](std::optional<bool> answer) {
+                          if (!*alive) {
+                              return;
+                          }
+                          const policy::Rule& r = c->x->policy->rules[at];
+                          const policy::Verdict v =
+                              shared_.limiter.settle_take(r.id, key, *r.rate, answer, shared_.clock());
+                          if (v == policy::Verdict::allowed && r.quota) {
+                              quota(quota_key);
+                              return;
+                          }
+                          counted(c, at, {v, v != policy::Verdict::allowed});
+                      });
+        return;
+    }
+    quota(policy::counting_key(rule.quota->per, request));
+}
+
+void PolicyFilter::counted(const std::shared_ptr<Counting>& c, std::uint32_t at,
+                           policy::CountVerdict v) {
+    c->verdicts[at] = v;
+    if (--c->waiting > 0) {
+        return;
+    }
+    std::string purpose;
+    const policy::Request request = request_of(*c->x, purpose);
+    const policy::Policy& pol = *c->x->policy;
+    const auto decision = policy::decide(
+        pol, request, c->matched,
+        [&](const policy::Rule& rule) {
+            const auto at_rule = static_cast<std::uint32_t>(&rule - pol.rules.data());
+            const auto it = c->verdicts.find(at_rule);
+            return it != c->verdicts.end() ? it->second : policy::CountVerdict{};
+        },
+        counts_->describe());
+    Step step = conclude(c->x, decision);
+    c->chain->resume(c->x, std::move(step));
+}
+
+Step PolicyFilter::conclude(const std::shared_ptr<Exchange>& x, const policy::Decision& decision_in) {
+    const policy::Policy& pol = *x->policy;
+    const mcp::Message& m = x->message;
+    const bool tool_call = m.method == mcp::method::tools_call;
+    policy::Decision decision = decision_in;
     if (shared_.recorder != nullptr) {
         for (const auto& [rule, effect] : decision.shadowed) {
             shared_.recorder->rule_hit(rule, policy::to_string(effect), "shadow");
