@@ -450,8 +450,8 @@ class Analysis final {
     std::unordered_map<Digest, const Row*, DigestHash> by_hash_;
 };
 
-Row make_row(std::int64_t seq, std::string_view body, std::string_view prev,
-             std::string_view hash, std::string& scratch) {
+Row make_row(std::int64_t seq, std::string_view body, std::string_view prev, std::string_view hash,
+             std::string& scratch) {
     Row r;
     r.seq = seq;
     r.valid = detail::record_hash(prev, body, scratch) == hash;
@@ -477,9 +477,9 @@ Result<std::vector<Row>> load_records(sqlite3* db) {
     std::string scratch;
     int rc = 0;
     while ((rc = sqlite3_step(s->get())) == SQLITE_ROW) {
-        rows.push_back(make_row(sqlite3_column_int64(s->get(), 0),
-                                detail::column_view(s->get(), 1), detail::column_view(s->get(), 2),
-                                detail::column_view(s->get(), 3), scratch));
+        rows.push_back(make_row(sqlite3_column_int64(s->get(), 0), detail::column_view(s->get(), 1),
+                                detail::column_view(s->get(), 2), detail::column_view(s->get(), 3),
+                                scratch));
     }
     if (rc != SQLITE_DONE) {
         return detail::sqlite_fail(Errc::open_failed, db, "reading records");
@@ -582,9 +582,8 @@ VerifyReport ChainVerifier::finish(const VerifyOptions& options) {
     std::stable_sort(rows.begin(), rows.end(),
                      [](const Row& a, const Row& b) { return a.seq < b.seq; });
     auto& cps = state_->checkpoints;
-    std::stable_sort(cps.begin(), cps.end(), [](const CheckpointRow& a, const CheckpointRow& b) {
-        return a.seq < b.seq;
-    });
+    std::stable_sort(cps.begin(), cps.end(),
+                     [](const CheckpointRow& a, const CheckpointRow& b) { return a.seq < b.seq; });
     return analyse(rows, cps, options);
 }
 

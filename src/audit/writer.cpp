@@ -9,8 +9,8 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
-#include <functional>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <utility>

@@ -110,8 +110,8 @@ int verify_shipped(const VerifyArgs& a, const audit::VerifyOptions& options) {
     if (a.json) {
         json::array out;
         for (const auto& r : *reports) {
-            out.push_back(json::object{{"replica", r.replica},
-                                       {"report", json::parse(r.report.to_json())}});
+            out.push_back(
+                json::object{{"replica", r.replica}, {"report", json::parse(r.report.to_json())}});
             ok = ok && r.report.ok();
         }
         std::cout << json::serialize(json::object{{"replicas", std::move(out)}}) << "\n";

@@ -558,7 +558,8 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
                     "no pins, scanner or signed lists (not recommended)");
     serve->add_flag("--no-sign-lists", args->no_sign_lists,
                     "serve tools/list and the other lists unsigned");
-    serve->add_option("--audit", args->audit, "audit database (default IDENTITY/audit.db; in a tier "
+    serve->add_option("--audit", args->audit,
+                      "audit database (default IDENTITY/audit.db; in a tier "
                       "IDENTITY/replicas/NAME/audit.db)");
     serve->add_flag("--no-audit", args->no_audit, "no audit trail (not recommended)");
     serve->add_option("--audit-arguments", args->audit_arguments,

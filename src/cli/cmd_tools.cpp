@@ -12,10 +12,10 @@
 
 #include "commands.hpp"
 #include "paths.hpp"
+#include "pqmcp/cluster/cluster.hpp"
 #include "pqmcp/gateway/config.hpp"
 #include "pqmcp/identity/identity.hpp"
 #include "pqmcp/integrity/errors.hpp"
-#include "pqmcp/cluster/cluster.hpp"
 #include "pqmcp/integrity/pins.hpp"
 #include "pqmcp/integrity/signing.hpp"
 
@@ -227,7 +227,8 @@ int run_verify(const VerifyArgs& a) {
 }
 
 void add_state_options(CLI::App* cmd, StateArgs& a) {
-    cmd->add_option("--state", a.state, "the gateway's state: a SQLite file or postgresql://... (default "
+    cmd->add_option("--state", a.state,
+                    "the gateway's state: a SQLite file or postgresql://... (default "
                     "IDENTITY/state.db)");
     cmd->add_option("--identity", a.identity,
                     "the gateway's identity directory (default ~/.config/pqmcp/gateway)");

@@ -121,9 +121,9 @@ struct Shipper::Impl {
             if (!local) {
                 return tl::unexpected(local.error());
             }
-            auto theirs = pg->exec(
-                "SELECT hash FROM pqmcp_audit_records WHERE replica=$1 AND seq=$2",
-                {options.replica, std::to_string(from)});
+            auto theirs =
+                pg->exec("SELECT hash FROM pqmcp_audit_records WHERE replica=$1 AND seq=$2",
+                         {options.replica, std::to_string(from)});
             if (!theirs) {
                 return tl::unexpected(theirs.error());
             }
@@ -137,8 +137,7 @@ struct Shipper::Impl {
             }
         }
         checked = true;
-        auto records =
-            audit::read(options.local, query(from, options.batch));
+        auto records = audit::read(options.local, query(from, options.batch));
         if (!records) {
             return tl::unexpected(records.error());
         }
@@ -176,8 +175,8 @@ struct Shipper::Impl {
             auto ins = pg->exec(
                 "INSERT INTO pqmcp_audit_checkpoints(replica, seq, hash, ts, signer, alg, pub, "
                 "sig) VALUES($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-                {options.replica, std::to_string(cp.seq), cp.hash, cp.ts, cp.signer, cp.alg,
-                 cp.pub, cp.sig});
+                {options.replica, std::to_string(cp.seq), cp.hash, cp.ts, cp.signer, cp.alg, cp.pub,
+                 cp.sig});
             if (!ins) {
                 return abort(ins.error());
             }
@@ -210,9 +209,10 @@ struct Shipper::Impl {
             if (!done) {
                 ++stats.failures;
                 if (!stats.failing) {
-                    spdlog::warn("audit: shipping replica {}'s chain to PostgreSQL fails ({}); "
-                                 "its records wait in {} and are shipped once it works",
-                                 options.replica, done.error().message(), options.local.string());
+                    spdlog::warn(
+                        "audit: shipping replica {}'s chain to PostgreSQL fails ({}); "
+                        "its records wait in {} and are shipped once it works",
+                        options.replica, done.error().message(), options.local.string());
                 }
                 stats.failing = true;
                 if (done.error().code == Errc::failed || done.error().code == Errc::unreachable) {
@@ -264,8 +264,7 @@ bool Shipper::flush(std::chrono::milliseconds timeout) {
     // A round that started after the call (not one already under way), and went well.
     const std::uint64_t asked = impl_->rounds + (impl_->in_round ? 1 : 0);
     const auto done = [&] {
-        return impl_->rounds > asked && !impl_->stats.failing &&
-               impl_->stats.shipped_seq >= target;
+        return impl_->rounds > asked && !impl_->stats.failing && impl_->stats.shipped_seq >= target;
     };
     impl_->wake.notify_all();
     return impl_->round.wait_for(lock, timeout, [&] {
@@ -293,7 +292,8 @@ ShipperStats Shipper::stats() const {
 Result<std::vector<ReplicaReport>> verify_postgres(const std::string& conninfo,
                                                    const audit::VerifyOptions& options) {
     if (!is_postgres(conninfo)) {
-        return fail(Errc::bad_address, fmt::format("{}: expected a postgresql:// address", conninfo));
+        return fail(Errc::bad_address,
+                    fmt::format("{}: expected a postgresql:// address", conninfo));
     }
     auto pg = Pg::connect(conninfo);
     if (!pg) {

@@ -42,7 +42,8 @@ Result<Pg> Pg::connect(const std::string& conninfo) {
                     fmt::format("postgresql: {}", why));
     }
     // NOTICEs ("relation ... already exists, skipping") are not for the log.
-    PQsetNoticeProcessor(c, [](void* /*arg*/, const char* /*message*/) {}, nullptr);
+    PQsetNoticeProcessor(
+        c, [](void* /*arg*/, const char* /*message*/) {}, nullptr);
     if (auto s = pg.setup(); !s) {
         return tl::unexpected(s.error());
     }
@@ -76,7 +77,8 @@ Result<PgResult> Pg::exec(std::string_view sql,
         if (PQstatus(conn_.get()) != CONNECTION_OK) {
             PQreset(conn_.get());
             if (PQstatus(conn_.get()) != CONNECTION_OK) {
-                return fail(Errc::unreachable, fmt::format("postgresql: {}", error_of(conn_.get())));
+                return fail(Errc::unreachable,
+                            fmt::format("postgresql: {}", error_of(conn_.get())));
             }
             reconnected_ = true;
             if (auto s = setup(); !s) {

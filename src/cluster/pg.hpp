@@ -32,8 +32,8 @@ class Pg final {
 
     // A statement with text parameters (nullopt: NULL). Reconnects once when
     // the connection was lost. Errors: unreachable, failed.
-    [[nodiscard]] Result<PgResult> exec(std::string_view sql,
-                                        std::initializer_list<std::optional<std::string_view>> params = {});
+    [[nodiscard]] Result<PgResult> exec(
+        std::string_view sql, std::initializer_list<std::optional<std::string_view>> params = {});
     // The channels of notifications that arrived (never blocks).
     [[nodiscard]] std::vector<std::string> notifications();
     // Reconnected since the last call (notifications may have been missed).

@@ -85,12 +85,11 @@ class RedisCounts final : public policy::SharedCounts {
             return nullptr;
         }
         if (!address_.password.empty()) {
-            Reply r(address_.user.empty()
-                        ? static_cast<redisReply*>(
-                              redisCommand(c.get(), "AUTH %s", address_.password.c_str()))
-                        : static_cast<redisReply*>(redisCommand(c.get(), "AUTH %s %s",
-                                                                address_.user.c_str(),
-                                                                address_.password.c_str())));
+            Reply r(address_.user.empty() ? static_cast<redisReply*>(redisCommand(
+                                                c.get(), "AUTH %s", address_.password.c_str()))
+                                          : static_cast<redisReply*>(redisCommand(
+                                                c.get(), "AUTH %s %s", address_.user.c_str(),
+                                                address_.password.c_str())));
             if (!ok(c.get(), r.get(), "AUTH")) {
                 return nullptr;
             }
@@ -121,8 +120,7 @@ class RedisCounts final : public policy::SharedCounts {
 
     bool load_scripts(redisContext* c) {
         for (const auto script : {Script::rate, Script::quota}) {
-            const std::string_view text =
-                script == Script::rate ? k_rate_script : k_quota_script;
+            const std::string_view text = script == Script::rate ? k_rate_script : k_quota_script;
             Reply r(static_cast<redisReply*>(
                 redisCommand(c, "SCRIPT LOAD %b", text.data(), text.size())));
             if (!ok(c, r.get(), "SCRIPT LOAD") || r->type != REDIS_REPLY_STRING) {

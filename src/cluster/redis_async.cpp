@@ -8,12 +8,12 @@
 #include <string>
 #include <vector>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "pqmcp/cluster/cluster.hpp"
 #include "redis_common.hpp"
@@ -27,8 +27,7 @@ namespace {
 enum class Script : std::uint8_t { rate, quota };
 
 struct Outcome {
-    explicit Outcome(asio::io_context& io, AsyncCounts::Done d)
-        : done(std::move(d)), timer(io) {}
+    explicit Outcome(asio::io_context& io, AsyncCounts::Done d) : done(std::move(d)), timer(io) {}
     AsyncCounts::Done done;
     asio::steady_timer timer;
     bool answered = false;
@@ -231,11 +230,10 @@ struct AsyncCounts::Impl : std::enable_shared_from_this<Impl> {
         // Queued before any count, on the same connection, in order.
         if (!address.password.empty()) {
             if (address.user.empty()) {
-                redisAsyncCommand(c, &Impl::on_setup, nullptr, "AUTH %s",
-                                  address.password.c_str());
+                redisAsyncCommand(c, &Impl::on_setup, nullptr, "AUTH %s", address.password.c_str());
             } else {
-                redisAsyncCommand(c, &Impl::on_setup, nullptr, "AUTH %s %s",
-                                  address.user.c_str(), address.password.c_str());
+                redisAsyncCommand(c, &Impl::on_setup, nullptr, "AUTH %s %s", address.user.c_str(),
+                                  address.password.c_str());
             }
         }
         if (address.db != 0) {
@@ -356,8 +354,8 @@ Result<std::unique_ptr<AsyncCounts>> AsyncCounts::create(asio::io_context& io,
     if (options.timeout.count() <= 0 || options.retry.count() < 0) {
         return fail(Errc::bad_address, "redis: the timeout must be positive");
     }
-    return std::unique_ptr<AsyncCounts>(new AsyncCounts(
-        std::make_shared<Impl>(io, std::move(*address), std::move(options))));
+    return std::unique_ptr<AsyncCounts>(
+        new AsyncCounts(std::make_shared<Impl>(io, std::move(*address), std::move(options))));
 }
 
 void AsyncCounts::take(const std::string& slot, const policy::Rate& rate, Done done) {

@@ -5,9 +5,9 @@
 #include <array>
 #include <stdexcept>
 
+#include <fmt/format.h>
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
-#include <fmt/format.h>
 
 #include "pqmcp/core/bytes.hpp"
 #include "pqmcp/crypto/util.hpp"
@@ -59,7 +59,8 @@ Result<Address> parse_address(const std::string& url) {
                 throw std::invalid_argument("db");
             }
         } catch (const std::exception&) {
-            return fail(Errc::bad_address, fmt::format("{}: the path must be a database number", url));
+            return fail(Errc::bad_address,
+                        fmt::format("{}: the path must be a database number", url));
         }
     }
     a.shown = fmt::format("redis {}:{}", a.host, a.port);

@@ -245,7 +245,8 @@ Status validate(const GatewayConfig& c) {
             return bad("cluster.fail: expected closed or local, not \"" + k.fail + "\"");
         }
         if (k.redis_timeout.count() <= 0 || k.redis_timeout > std::chrono::seconds{5}) {
-            return bad("cluster.redis_timeout: from 1ms to 5s (a decision waits this long at most)");
+            return bad(
+                "cluster.redis_timeout: from 1ms to 5s (a decision waits this long at most)");
         }
         if (!k.redis.empty() && !k.redis.starts_with("redis://") && !k.redis.starts_with("unix:")) {
             return bad("cluster.redis: expected redis://HOST[:PORT][/DB] or unix:///PATH, not \"" +
@@ -260,11 +261,12 @@ Status validate(const GatewayConfig& c) {
             return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '-' || ch == '_' ||
                    ch == '.';
         };
-        if (!k.replica.empty() &&
-            (k.replica.size() > 64 || k.replica.front() == '.' ||
-             !std::all_of(k.replica.begin(), k.replica.end(), name_ok))) {
-            return bad("cluster.replica: 1 to 64 of A-Z a-z 0-9 - _ . (not starting with a dot), "
-                       "not \"" + k.replica + "\"");
+        if (!k.replica.empty() && (k.replica.size() > 64 || k.replica.front() == '.' ||
+                                   !std::all_of(k.replica.begin(), k.replica.end(), name_ok))) {
+            return bad(
+                "cluster.replica: 1 to 64 of A-Z a-z 0-9 - _ . (not starting with a dot), "
+                "not \"" +
+                k.replica + "\"");
         }
     }
     const auto profile = tls::parse_profile(c.profile);

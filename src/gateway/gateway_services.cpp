@@ -248,12 +248,14 @@ Status Gateway::Impl::start_cluster() {
         if (!store) {
             return fail(Errc::invalid_config, "cluster.redis: " + store.error().detail);
         }
-        const auto fallback = k.fail == "local" ? policy::Fallback::local : policy::Fallback::closed;
-        spdlog::info("rates and quotas: counted in {} (replica {}; a decision waits at most {} ms "
-                     "there, then {})",
-                     (*store)->describe(), config.replica_name(), k.redis_timeout.count(),
-                     fallback == policy::Fallback::closed ? "refuses (fail: closed)"
-                                                          : "counts here alone (fail: local)");
+        const auto fallback =
+            k.fail == "local" ? policy::Fallback::local : policy::Fallback::closed;
+        spdlog::info(
+            "rates and quotas: counted in {} (replica {}; a decision waits at most {} ms "
+            "there, then {})",
+            (*store)->describe(), config.replica_name(), k.redis_timeout.count(),
+            fallback == policy::Fallback::closed ? "refuses (fail: closed)"
+                                                 : "counts here alone (fail: local)");
         shared.limiter.share(nullptr, fallback);
         registry.counter_fn("pqmcp_shared_state_fallbacks_total",
                             "Rate and quota decisions Redis did not answer in time (each took "
@@ -273,11 +275,11 @@ Status Gateway::Impl::start_cluster() {
         shipper = std::move(*shipper_started);
         spdlog::info("audit trail: shipped to PostgreSQL as replica {}", config.replica_name());
         registry.gauge("pqmcp_audit_shipped_seq",
-                      "The last audit record of this replica PostgreSQL has",
-                      [this] { return static_cast<double>(shipper->stats().shipped_seq); });
+                       "The last audit record of this replica PostgreSQL has",
+                       [this] { return static_cast<double>(shipper->stats().shipped_seq); });
         registry.counter_fn("pqmcp_audit_ship_failures_total",
-                           "Rounds of audit shipping to PostgreSQL that failed (retried)",
-                           [this] { return static_cast<double>(shipper->stats().failures); });
+                            "Rounds of audit shipping to PostgreSQL that failed (retried)",
+                            [this] { return static_cast<double>(shipper->stats().failures); });
     }
     return {};
 }

@@ -139,8 +139,8 @@ Result<std::unique_ptr<Guard>> Guard::create(const GatewayConfig& config,
     }
     spdlog::info("tool integrity: pins in {}, {} scanner rules, {} at or above {}, rug pulls: {}{}",
                  guard->pins_.describe() == "sqlite" ? state : guard->pins_.describe(),
-                 guard->scanner_->rule_count(), to_string(c.on_finding),
-                 c.threshold, to_string(c.on_change), c.sign_lists ? ", lists signed" : "");
+                 guard->scanner_->rule_count(), to_string(c.on_finding), c.threshold,
+                 to_string(c.on_change), c.sign_lists ? ", lists signed" : "");
     return guard;
 }
 

@@ -82,8 +82,8 @@ void GatewaySession::respond(StreamId stream, json::object message) {
             // response for the cancelled request" (MCP, cancellation).
             return;
         }
-        if (!traces_.empty() && shared_.recorder != nullptr &&
-            shared_.recorder->holds_answers() && traces_.contains(key)) {
+        if (!traces_.empty() && shared_.recorder != nullptr && shared_.recorder->holds_answers() &&
+            traces_.contains(key)) {
             // The answer leaves once its record is committed: the writer's
             // thread posts it back here.
             auto held = std::make_shared<json::object>(std::move(message));
@@ -248,9 +248,9 @@ void GatewaySession::finish_trace(const std::string& key, const json::object& me
         record["outcome"] = "ok";
     }
     const Disposition d = t.decision.disposition;
-    shared_.recorder->request(std::move(record),
-                              RequestOutcome{t.method, t.upstream, to_string(d), log_id_, refused(d)},
-                              std::move(then));
+    shared_.recorder->request(
+        std::move(record), RequestOutcome{t.method, t.upstream, to_string(d), log_id_, refused(d)},
+        std::move(then));
 }
 
 void GatewaySession::on_message(mcp::Message message, StreamId stream) {

@@ -13,8 +13,8 @@
 #include <utility>
 
 #include "guard.hpp"
-#include "pqmcp/policy/behaviour.hpp"
 #include "pqmcp/cluster/cluster.hpp"
+#include "pqmcp/policy/behaviour.hpp"
 #include "pqmcp/policy/limiter.hpp"
 #include "pqmcp/policy/policy.hpp"
 #include "recorder.hpp"

@@ -281,9 +281,8 @@ class SqlitePins final : public PinBackend {
         std::vector<PinRecord> out;
         int rc = 0;
         while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-            out.push_back(PinRecord{PinKey{column(s, 0), column(s, 1), column(s, 2)},
-                                    column(s, 3), column(s, 4), column(s, 5), column(s, 6),
-                                    column(s, 7)});
+            out.push_back(PinRecord{PinKey{column(s, 0), column(s, 1), column(s, 2)}, column(s, 3),
+                                    column(s, 4), column(s, 5), column(s, 6), column(s, 7)});
         }
         if (rc != SQLITE_DONE) {
             return failure("list pins");
@@ -297,8 +296,7 @@ class SqlitePins final : public PinBackend {
     SqlitePins() = default;
 
     [[nodiscard]] tl::unexpected<Error> failure(std::string_view what) const {
-        return fail(Errc::store_failed,
-                    fmt::format("{}: {}", what, sqlite3_errmsg(handle_.get())));
+        return fail(Errc::store_failed, fmt::format("{}: {}", what, sqlite3_errmsg(handle_.get())));
     }
 
     Result<Stmt> prepare(std::string_view sql) const {

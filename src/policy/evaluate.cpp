@@ -2,9 +2,9 @@
 #include <fnmatch.h>
 
 #include <algorithm>
-#include <functional>
 #include <array>
 #include <cmath>
+#include <functional>
 
 #include <re2/re2.h>
 #include <boost/json.hpp>
@@ -381,8 +381,8 @@ Decision decide(const Policy& policy, const Request& request,
             if (v.verdict == Verdict::refused) {
                 effect = Effect::deny;
                 reason = v.by_rate ? "rate limit of rule " + rule.id +
-                                         " reached: " + std::to_string(rule.rate->limit) +
-                                         " per " + window_text(rule.rate->window)
+                                         " reached: " + std::to_string(rule.rate->limit) + " per " +
+                                         window_text(rule.rate->window)
                                    : "quota of rule " + rule.id +
                                          " used up: " + std::to_string(rule.quota->limit) +
                                          " per " + window_text(rule.quota->window);

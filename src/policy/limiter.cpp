@@ -62,9 +62,8 @@ Verdict Limiter::settle_take(const std::string& rule, const std::string& key, co
     return unanswered([&] { return take_here(s, rate, now); });
 }
 
-Verdict Limiter::settle_count(const std::string& rule, const std::string& key,
-                              const Quota& quota, std::optional<bool> answer,
-                              Clock::time_point now) {
+Verdict Limiter::settle_count(const std::string& rule, const std::string& key, const Quota& quota,
+                              std::optional<bool> answer, Clock::time_point now) {
     if (answer) {
         return *answer ? Verdict::allowed : Verdict::refused;
     }

@@ -227,9 +227,8 @@ Result<crypto::SslCtxPtr> make_context(const ContextOptions& options, Role role)
         if (options.tickets.enabled) {
             const auto interval =
                 std::max(options.tickets.rotation_interval, std::chrono::seconds{1});
-            state->tickets =
-                std::make_unique<detail::TicketKeyManager>(interval, options.tickets.clock,
-                                                           options.tickets.shared_secret);
+            state->tickets = std::make_unique<detail::TicketKeyManager>(
+                interval, options.tickets.clock, options.tickets.shared_secret);
             // RFC 8446 section 4.6.1: "Servers MUST NOT use any value greater than
             // 604800 seconds (7 days)" for ticket_lifetime. A ticket outlives its
             // key by at most one interval.

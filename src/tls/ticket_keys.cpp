@@ -64,9 +64,8 @@ std::optional<TicketKeyManager::Key> TicketKeyManager::derived_key(std::int64_t 
     char digest[] = "SHA256";
     OSSL_PARAM params[] = {
         OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
-                                          const_cast<std::uint8_t*>(shared_->data()),
-                                          shared_->size()),
+        OSSL_PARAM_construct_octet_string(
+            OSSL_KDF_PARAM_KEY, const_cast<std::uint8_t*>(shared_->data()), shared_->size()),
         OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, const_cast<char*>(salt.data()),
                                           salt.size()),
         OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info.data(), info.size()),
@@ -81,8 +80,8 @@ std::optional<TicketKeyManager::Key> TicketKeyManager::derived_key(std::int64_t 
     key.epoch = epoch;
     std::memcpy(key.name.data(), out.data(), k_name_size);
     key.cipher_key = crypto::SecretBytes(ByteView(out.data() + k_name_size, k_aes_key_size));
-    key.mac_key = crypto::SecretBytes(
-        ByteView(out.data() + k_name_size + k_aes_key_size, k_mac_key_size));
+    key.mac_key =
+        crypto::SecretBytes(ByteView(out.data() + k_name_size + k_aes_key_size, k_mac_key_size));
     return key;
 }
 

@@ -10,8 +10,8 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <optional>
 
 #include <openssl/evp.h>

@@ -119,10 +119,13 @@ TEST(Config, SetReachesAnyKey) {
     EXPECT_FALSE(c->audit.refuse_on_failure);
 
     // The tier's keys, and where a replica's own files go.
-    const std::vector<std::string> tier{"cluster.replica=r1", "cluster.redis=unix:///run/r.sock",
-                                        "cluster.fail=local", "cluster.redis_timeout=10ms",
+    const std::vector<std::string> tier{"cluster.replica=r1",
+                                        "cluster.redis=unix:///run/r.sock",
+                                        "cluster.fail=local",
+                                        "cluster.redis_timeout=10ms",
                                         "cluster.postgres=postgresql://db/pqmcp",
-                                        "audit.acknowledge=committed", "identity=/srv/id"};
+                                        "audit.acknowledge=committed",
+                                        "identity=/srv/id"};
     auto k = parse_config("", "--set", tier);
     ASSERT_TRUE(k) << k.error().message();
     EXPECT_EQ(k->cluster.replica, "r1");
@@ -212,7 +215,8 @@ TEST(Config, ValidationCatchesWhatCannotWork) {
         {[](GatewayConfig& c) { c.upstreams.clear(); }, "no upstream"},
         {[](GatewayConfig& c) { c.cluster.fail = "open"; },
          "cluster.fail: expected closed or local, not \"open\""},
-        {[](GatewayConfig& c) { c.cluster.redis = "http://x"; }, "cluster.redis: expected redis://"},
+        {[](GatewayConfig& c) { c.cluster.redis = "http://x"; },
+         "cluster.redis: expected redis://"},
         {[](GatewayConfig& c) { c.cluster.postgres = "pg.example"; },
          "cluster.postgres: expected a postgresql:// address"},
         {[](GatewayConfig& c) { c.cluster.replica = "../a"; }, "cluster.replica: 1 to 64 of"},

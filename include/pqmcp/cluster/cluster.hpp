@@ -69,7 +69,7 @@ class AsyncCounts final {
     using Done = std::function<void(std::optional<bool>)>;
     // Errors: bad_address.
     [[nodiscard]] static Result<std::unique_ptr<AsyncCounts>> create(boost::asio::io_context& io,
-                                                                    RedisOptions options);
+                                                                     RedisOptions options);
     ~AsyncCounts();  // answers nothing more: calls under way are dropped unanswered
     AsyncCounts(const AsyncCounts&) = delete;
     AsyncCounts& operator=(const AsyncCounts&) = delete;

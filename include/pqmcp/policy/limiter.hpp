@@ -64,8 +64,8 @@ class Limiter final {
                                Clock::time_point now);
     // Counts one use of `quota` under `key`; refused when `limit` uses
     // already fall within the window ending now.
-    [[nodiscard]] Verdict count(const std::string& rule, const std::string& key,
-                                const Quota& quota, Clock::time_point now);
+    [[nodiscard]] Verdict count(const std::string& rule, const std::string& key, const Quota& quota,
+                                Clock::time_point now);
     // The verdict of a count a shared store was asked for elsewhere (the
     // gateway's asynchronous client): its answer, or, when it gave none
     // (nullopt), the fallback's (counted in fallbacks()).

@@ -29,8 +29,8 @@
 #include <openssl/ssl.h>
 
 #include "pqmcp/core/error.hpp"
-#include "pqmcp/crypto/secret.hpp"
 #include "pqmcp/crypto/ossl.hpp"
+#include "pqmcp/crypto/secret.hpp"
 #include "pqmcp/identity/identity.hpp"
 #include "pqmcp/identity/known_peers.hpp"
 #include "pqmcp/tls/errors.hpp"

@@ -62,8 +62,9 @@ policy::Request PolicyFilter::request_of(const Exchange& x, std::string& purpose
     request.caller = caller_;
     request.session = session_id_;
     request.method = m.method;
-    request.upstream = x.link && *x.link < upstreams_.count() ? std::string_view(upstreams_.name(*x.link))
-                                                              : std::string_view{};
+    request.upstream = x.link && *x.link < upstreams_.count()
+                           ? std::string_view(upstreams_.name(*x.link))
+                           : std::string_view{};
     request.tool = (tool_call || m.method == mcp::method::prompts_get) ? std::string_view(m.name)
                                                                        : std::string_view{};
     request.uri = m.uri;
@@ -128,36 +129,37 @@ void PolicyFilter::count_rule(const std::shared_ptr<Counting>& c, std::uint32_t 
     // A rate first; a quota only for what the rate let through (as evaluate()).
     const auto quota = [this, c, at](std::string key) {
         const policy::Rule& r = c->x->policy->rules[at];
-        counts_->count(policy::slot_of(r.id, key), *r.quota,
-                       [this, alive = alive_, c, at, key](std::optional<bool> answer) {
-                           if (!*alive) {
-                               return;
-                           }
-                           const policy::Rule& q = c->x->policy->rules[at];
-                           counted(c, at,
-                                   {shared_.limiter.settle_count(q.id, key, *q.quota, answer,
-                                                                 shared_.clock()),
-                                    false});
-                       });
+        counts_->count(
+            policy::slot_of(r.id, key), *r.quota,
+            [this, alive = alive_, c, at, key](std::optional<bool> answer) {
+                if (!*alive) {
+                    return;
+                }
+                const policy::Rule& q = c->x->policy->rules[at];
+                counted(c, at,
+                        {shared_.limiter.settle_count(q.id, key, *q.quota, answer, shared_.clock()),
+                         false});
+            });
     };
     if (rule.rate) {
         std::string key = policy::counting_key(rule.rate->per, request);
         std::string quota_key =
             rule.quota ? policy::counting_key(rule.quota->per, request) : std::string{};
-        counts_->take(policy::slot_of(rule.id, key), *rule.rate,
-                      [this, alive = alive_, c, at, key, quota_key, quota](std::optional<bool> answer) {
-                          if (!*alive) {
-                              return;
-                          }
-                          const policy::Rule& r = c->x->policy->rules[at];
-                          const policy::Verdict v =
-                              shared_.limiter.settle_take(r.id, key, *r.rate, answer, shared_.clock());
-                          if (v == policy::Verdict::allowed && r.quota) {
-                              quota(quota_key);
-                              return;
-                          }
-                          counted(c, at, {v, v != policy::Verdict::allowed});
-                      });
+        counts_->take(
+            policy::slot_of(rule.id, key), *rule.rate,
+            [this, alive = alive_, c, at, key, quota_key, quota](std::optional<bool> answer) {
+                if (!*alive) {
+                    return;
+                }
+                const policy::Rule& r = c->x->policy->rules[at];
+                const policy::Verdict v =
+                    shared_.limiter.settle_take(r.id, key, *r.rate, answer, shared_.clock());
+                if (v == policy::Verdict::allowed && r.quota) {
+                    quota(quota_key);
+                    return;
+                }
+                counted(c, at, {v, v != policy::Verdict::allowed});
+            });
         return;
     }
     quota(policy::counting_key(rule.quota->per, request));
@@ -184,7 +186,8 @@ void PolicyFilter::counted(const std::shared_ptr<Counting>& c, std::uint32_t at,
     c->chain->resume(c->x, std::move(step));
 }
 
-Step PolicyFilter::conclude(const std::shared_ptr<Exchange>& x, const policy::Decision& decision_in) {
+Step PolicyFilter::conclude(const std::shared_ptr<Exchange>& x,
+                            const policy::Decision& decision_in) {
     const policy::Policy& pol = *x->policy;
     const mcp::Message& m = x->message;
     const bool tool_call = m.method == mcp::method::tools_call;

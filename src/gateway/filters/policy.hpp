@@ -47,7 +47,8 @@ class PolicyFilter final : public RequestFilter {
     // Asks Redis for the counts of the matched rules that count, then
     // resumes the chain with the decision.
     void count_shared(const std::shared_ptr<Exchange>& x, RequestChain& chain,
-                      std::vector<std::uint32_t> matched, const std::vector<std::uint32_t>& counted);
+                      std::vector<std::uint32_t> matched,
+                      const std::vector<std::uint32_t>& counted);
     void count_rule(const std::shared_ptr<Counting>& c, std::uint32_t at);
     void counted(const std::shared_ptr<Counting>& c, std::uint32_t at, policy::CountVerdict v);
 
