@@ -16,9 +16,16 @@ namespace {
 Digest32 digest(const char* name, ByteView data) {
     Digest32 out{};
     unsigned int len = 0;
-    // EVP_Digest with an implicitly fetched digest: both are always available
-    // in the default provider, so failure here is a broken installation.
-    const EVP_MD* md = (std::string_view(name) == "SHA256") ? EVP_sha256() : EVP_sha3_256();
+    // Fetched once (explicitly: an implicit fetch looks the digest up in the
+    // provider's cache on every call). Both are always in the default
+    // provider, so failure here is a broken installation. Kept for the
+    // process's life.
+    static EVP_MD* const sha256_md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    static EVP_MD* const sha3_md = EVP_MD_fetch(nullptr, "SHA3-256", nullptr);
+    const EVP_MD* md = (std::string_view(name) == "SHA256") ? sha256_md : sha3_md;
+    if (md == nullptr) {
+        OPENSSL_die("digest unavailable", __FILE__, __LINE__);
+    }
     if (EVP_Digest(data.data(), data.size(), out.data(), &len, md, nullptr) != 1 ||
         len != out.size()) {
         OPENSSL_die("digest failed", __FILE__, __LINE__);
