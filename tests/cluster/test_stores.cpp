@@ -7,6 +7,7 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -14,6 +15,7 @@
 #include <map>
 #include <thread>
 
+#include <boost/asio/io_context.hpp>
 #include <boost/json.hpp>
 
 #include "../common/temp_dir.hpp"
@@ -195,6 +197,118 @@ TEST(RedisCounts, RecoversWhenRedisComesBack) {
     EXPECT_EQ(answer, std::optional<bool>(true));
 }
 
+// The gateway's client: one io_context per "thread", calls answered
+// without blocking. Two replicas' threads, 200 calls in flight at once each,
+// a quota of 50: exactly 50 allowed.
+TEST(AsyncCounts, QuotaIsExactAcrossThreadsWithCallsInFlight) {
+    const std::string slot = unique("async-quota");
+    const policy::Quota quota{policy::Per::global, 50, 60'000ms};
+    std::atomic<int> allowed{0};
+    std::atomic<int> unanswered{0};
+    std::atomic<int> answers{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 2; ++t) {
+        threads.emplace_back([&] {
+            boost::asio::io_context io;
+            RedisOptions o;
+            o.url = Engines::redis;
+            o.timeout = 2'000ms;
+            auto counts = AsyncCounts::create(io, o);
+            ASSERT_TRUE(counts.has_value()) << counts.error().message();
+            int mine = 0;
+            for (int i = 0; i < 200; ++i) {
+                (*counts)->count(slot, quota, [&](std::optional<bool> r) {
+                    ++mine;
+                    ++answers;
+                    if (!r) {
+                        ++unanswered;
+                    } else if (*r) {
+                        ++allowed;
+                    }
+                });
+            }
+            EXPECT_EQ(mine, 0) << "never answered from inside the call";
+            const auto until = std::chrono::steady_clock::now() + 10s;
+            while (mine < 200 && std::chrono::steady_clock::now() < until) {
+                io.run_one_for(1s);
+            }
+        });
+    }
+    for (auto& t : threads) {
+        t.join();
+    }
+    EXPECT_EQ(answers.load(), 400);
+    EXPECT_EQ(unanswered.load(), 0);
+    EXPECT_EQ(allowed.load(), 50);
+}
+
+TEST(AsyncCounts, RateBucketAndNoScriptRecovery) {
+    boost::asio::io_context io;
+    RedisOptions o;
+    o.url = Engines::redis;
+    auto counts = AsyncCounts::create(io, o);
+    ASSERT_TRUE(counts.has_value());
+    const std::string slot = unique("async-rate");
+    const policy::Rate rate{policy::Per::global, 3, 60'000ms};
+    std::vector<std::optional<bool>> got;
+    for (int i = 0; i < 5; ++i) {
+        (*counts)->take(slot, rate, [&](std::optional<bool> r) { got.push_back(r); });
+    }
+    while (got.size() < 5 && io.run_one_for(5s) > 0) {
+    }
+    ASSERT_EQ(got.size(), 5U);
+    EXPECT_EQ(std::count(got.begin(), got.end(), std::optional<bool>(true)), 3);
+    EXPECT_EQ(std::count(got.begin(), got.end(), std::optional<bool>(false)), 2);
+}
+
+// Nothing listening, then Redis stopped under a connection: answers come
+// (nullopt), within the deadline, and counting resumes once it is back.
+TEST(AsyncCounts, DownThenBack) {
+    boost::asio::io_context io;
+    RedisOptions bad;
+    bad.url = "unix:///nonexistent/redis.sock";
+    auto nowhere = AsyncCounts::create(io, bad);
+    ASSERT_TRUE(nowhere.has_value());
+    std::optional<std::optional<bool>> first;
+    (*nowhere)->count("x", {policy::Per::global, 1, 1'000ms},
+                      [&](std::optional<bool> r) { first = r; });
+    while (!first && io.run_one_for(2s) > 0) {
+    }
+    ASSERT_TRUE(first.has_value());
+    EXPECT_FALSE(first->has_value());
+
+    io.restart();
+    RedisOptions o;
+    o.url = Engines::redis;
+    o.timeout = 200ms;
+    o.retry = 100ms;
+    auto counts = AsyncCounts::create(io, o);
+    ASSERT_TRUE(counts.has_value());
+    const policy::Quota quota{policy::Per::global, 1'000, 60'000ms};
+    const auto ask = [&] {
+        std::optional<std::optional<bool>> answer;
+        (*counts)->count(unique("q"), quota, [&](std::optional<bool> r) { answer = r; });
+        io.restart();
+        while (!answer && io.run_one_for(3s) > 0) {
+        }
+        return answer;
+    };
+    EXPECT_EQ(ask(), std::optional<std::optional<bool>>(true));
+    Engines::redis_control("redis-stop");
+    const auto started = std::chrono::steady_clock::now();
+    const auto gone = ask();
+    ASSERT_TRUE(gone.has_value());
+    EXPECT_FALSE(gone->has_value());
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 1s);
+    Engines::redis_control("redis-start");
+    std::optional<std::optional<bool>> back;
+    for (int i = 0; i < 50 && back != std::optional<std::optional<bool>>(true); ++i) {
+        std::this_thread::sleep_for(50ms);
+        back = ask();
+    }
+    EXPECT_EQ(back, std::optional<std::optional<bool>>(true));
+}
+
 json::object tool(std::string_view description) {
     return json::object{{"name", "read"},
                         {"description", description},
@@ -347,8 +461,10 @@ TEST(Shipper, ChainsOfTwoReplicasShipAndVerifyThenTamperingIsFound) {
     EXPECT_TRUE(reports[ra].ok()) << reports[ra].to_json();
     EXPECT_EQ(reports[ra].records, 44);
 
-    psql("UPDATE pqmcp_audit_records SET body = replace(body, '\"call\":3', '\"call\":4') "
-         "WHERE replica = '" + ra + "' AND seq = 5");
+    psql(
+        "UPDATE pqmcp_audit_records SET body = replace(body, '\"call\":3', '\"call\":4') "
+        "WHERE replica = '" +
+        ra + "' AND seq = 5");
     reports = verify_all();
     ASSERT_FALSE(reports[ra].ok());
     EXPECT_EQ(reports[ra].problems.front().kind, "modified");
