@@ -36,5 +36,9 @@ echo "== threads: serve --threads 1 vs 2 (tools/call and full PQ handshakes; gat
 PQMCP_OPENSSL_BIN="$PQMCP_OPENSSL_ROOT/bin/openssl" "$HERE/mcp/threads.sh" "$BUILD" 20000 3 10
 
 echo
+echo "== cluster: Redis counts, audit shipping, acknowledged answers, HAProxy, 2 replicas (CPU per call)"
+"$HERE/mcp/cluster.sh" "$BUILD" 20000 3
+
+echo
 echo "== soak: 1,000 sessions over 10 minutes, RSS every 10 s (errors, growth, slope per hour)"
 "$HERE/soak.sh" "$BUILD"

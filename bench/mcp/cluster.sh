@@ -4,6 +4,8 @@
 # every call is counted):
 #   local    one replica, the quota counted in the process (today's default)
 #   redis    one replica, the quota counted in Redis (cluster.redis)
+#   +ack     redis, and answers wait for their audit commit (audit.acknowledge: committed)
+#   +ship    redis, and the audit shipped to PostgreSQL (cluster.postgres; pins there too)
 #   tier     one replica with everything a tier has: Redis, PostgreSQL (pins
 #            and audit shipping), audit.acknowledge: committed, and HAProxy in
 #            TCP mode in front of it
@@ -63,6 +65,8 @@ pin() { grep -o 'peer pq1[a-z2-7]*' "$work/ready-$1" | cut -d' ' -f2; }
 tier=(--redis "$PQMCP_TEST_REDIS" --postgres "$PQMCP_TEST_POSTGRES" --audit-acknowledge committed)
 start local --replica local
 start redis --replica redis --redis "$PQMCP_TEST_REDIS"
+start ack --replica ack --redis "$PQMCP_TEST_REDIS" --audit-acknowledge committed
+start ship --replica ship --redis "$PQMCP_TEST_REDIS" --postgres "$PQMCP_TEST_POSTGRES"
 start tier --replica tier "${tier[@]}"
 start tier-a --replica tier-a "${tier[@]}"
 start tier-b --replica tier-b "${tier[@]}"
@@ -119,6 +123,8 @@ run() {  # $1 label, $2 "gateway names whose CPU counts", then one port per clie
 for r in $(seq "$ROUNDS"); do
   run local "local" "$(cat "$work/port-local")"
   run redis "redis" "$(cat "$work/port-redis")"
+  run +ack "ack" "$(cat "$work/port-ack")"
+  run +ship "ship" "$(cat "$work/port-ship")"
   run tier "tier" "$front"
   run 2x "tier-a tier-b" "$(cat "$work/port-tier-a")" "$(cat "$work/port-tier-b")"
 done
