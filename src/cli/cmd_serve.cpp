@@ -48,6 +48,7 @@ struct ServeArgs {
     std::string redis;
     std::string redis_timeout;
     std::string redis_fail;
+    std::string redis_behaviour;
     std::string postgres;
     std::string ticket_keys;
     std::string policy;
@@ -276,7 +277,8 @@ Result<gateway::GatewayConfig> build_config(const ServeArgs& a) {
     auto& k = c.cluster;
     for (const auto& [flag, field] :
          {std::pair{&a.replica, &k.replica}, std::pair{&a.redis, &k.redis},
-          std::pair{&a.redis_fail, &k.fail}, std::pair{&a.postgres, &k.postgres}}) {
+          std::pair{&a.redis_fail, &k.fail}, std::pair{&a.redis_behaviour, &k.behaviour},
+          std::pair{&a.postgres, &k.postgres}}) {
         if (!flag->empty()) {
             *field = *flag;
         }
@@ -439,30 +441,33 @@ int run_serve(const ServeArgs& args) {
     }
     spdlog::info("{} thread{} serving connections and sessions", info.threads,
                  info.threads == 1 ? "" : "s");
-    std::string upstreams;
-    for (const auto& u : info.upstreams) {
-        upstreams += (upstreams.empty() ? "" : ",") + u;
-    }
-    // The one ready line: where, who, and what a client runs.
-    std::cout << "pqmcp serve: ready on " << info.url << " peer " << info.peer_id << " profile "
-              << info.profile << " upstreams " << upstreams
-              << "; connect with: " << self_executable() << " connect " << info.url
-              << " --identity " << default_identity_dir("client").string() << " --pin "
-              << info.peer_id << std::endl;
-    // The dashboard's address carries its token: stdout only, never the log.
-    if (!info.dashboard_url.empty()) {
-        std::cout << "pqmcp serve: dashboard " << info.dashboard_url << std::endl;
-    }
-    if (!info.metrics_url.empty()) {
-        std::cout << "pqmcp serve: metrics " << info.metrics_url << std::endl;
-    }
-    if (!info.browser_certificate_id.empty()) {
-        spdlog::info(
-            "browser certificate {} (ECDSA P-256) for clients that cannot verify ML-DSA; "
-            "their connections are audited with that signature",
-            info.browser_certificate_id);
-    }
-    (*gw)->run(true);
+    // The ready line once SIGTERM stops the gateway cleanly (a supervisor
+    // may send it the moment it reads the line).
+    (*gw)->run(true, [&info] {
+        std::string upstreams;
+        for (const auto& u : info.upstreams) {
+            upstreams += (upstreams.empty() ? "" : ",") + u;
+        }
+        // The one ready line: where, who, and what a client runs.
+        std::cout << "pqmcp serve: ready on " << info.url << " peer " << info.peer_id << " profile "
+                  << info.profile << " upstreams " << upstreams
+                  << "; connect with: " << self_executable() << " connect " << info.url
+                  << " --identity " << default_identity_dir("client").string() << " --pin "
+                  << info.peer_id << std::endl;
+        // The dashboard's address carries its token: stdout only, never the log.
+        if (!info.dashboard_url.empty()) {
+            std::cout << "pqmcp serve: dashboard " << info.dashboard_url << std::endl;
+        }
+        if (!info.metrics_url.empty()) {
+            std::cout << "pqmcp serve: metrics " << info.metrics_url << std::endl;
+        }
+        if (!info.browser_certificate_id.empty()) {
+            spdlog::info(
+                "browser certificate {} (ECDSA P-256) for clients that cannot verify ML-DSA; "
+                "their connections are audited with that signature",
+                info.browser_certificate_id);
+        }
+    });
     spdlog::info("stopped");
     return k_exit_ok;
 }
@@ -524,13 +529,16 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
                       "this replica's name in a tier (its audit chain, its local files under "
                       "IDENTITY/replicas/NAME; default HOSTNAME-PORT)");
     serve->add_option("--redis", args->redis,
-                      "redis://HOST[:PORT][/DB] or unix:///PATH: rates and quotas counted with "
-                      "the other replicas");
+                      "redis://HOST[:PORT][/DB] or unix:///PATH: rates, quotas and behaviour "
+                      "baselines shared with the other replicas");
     serve->add_option("--redis-timeout", args->redis_timeout,
                       "the longest a decision waits on Redis (default 25ms)");
     serve->add_option("--redis-fail", args->redis_fail,
                       "when Redis does not answer: closed (default; rated calls are refused) or "
                       "local (counted here alone)");
+    serve->add_option("--redis-behaviour", args->redis_behaviour,
+                      "behaviour baselines with --redis: shared (default; one per caller for the "
+                      "whole tier, in Redis) or local (each replica its own)");
     serve->add_option("--postgres", args->postgres,
                       "postgresql://...: pins and approvals shared with the other replicas, the "
                       "audit trail shipped there");

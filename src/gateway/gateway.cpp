@@ -175,6 +175,7 @@ void Gateway::Impl::make_shards() {
             // validate() and start_cluster() checked the address already.
             if (auto counts = cluster::AsyncCounts::create(shard->services.io, o)) {
                 shard->counts = std::move(*counts);
+                shard->shared_baselines = config.cluster.behaviour == "shared";
             }
         }
     }
@@ -477,7 +478,7 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayConfig config, std::stri
     return std::unique_ptr<Gateway>(new Gateway(std::move(impl)));
 }
 
-void Gateway::run(bool handle_signals) {
+void Gateway::run(bool handle_signals, const std::function<void()>& on_ready) {
     Impl& g = *impl_;
     std::optional<asio::signal_set> signals;
     std::function<void(const boost::system::error_code&, int)> on_signal;
@@ -497,6 +498,9 @@ void Gateway::run(bool handle_signals) {
             g.begin_shutdown();
         };
         signals->async_wait(on_signal);
+    }
+    if (on_ready) {
+        on_ready();
     }
     g.watch_policy();
     g.sweep_started();

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,8 +52,10 @@ class Gateway final {
 
     // Serves until shutdown() (or, with `handle_signals`, SIGINT/SIGTERM), then
     // ends every session, stops every upstream process and returns once they
-    // are reaped (or after their grace periods).
-    void run(bool handle_signals);
+    // are reaped (or after their grace periods). `on_ready` runs once the
+    // signals are handled, before serving: what it announces can be stopped
+    // with a signal at once.
+    void run(bool handle_signals, const std::function<void()>& on_ready = {});
     // Thread-safe: asks run() to finish.
     void shutdown();
     // Thread-safe: reads the policy again (as SIGHUP does); an invalid one is
