@@ -132,8 +132,8 @@ class RedisCounts final : public policy::SharedCounts {
         return true;
     }
 
-    std::optional<bool> run(Script script, std::vector<std::string> keys, std::uint64_t limit,
-                            std::chrono::milliseconds window) {
+    std::optional<bool> run(Script script, const std::vector<std::string>& keys,
+                            std::uint64_t limit, std::chrono::milliseconds window) {
         if (now_ms() < down_until_.load(std::memory_order_relaxed)) {
             return std::nullopt;  // failed a moment ago: the fallback, without waiting
         }

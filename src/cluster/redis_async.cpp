@@ -3,7 +3,10 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include <array>
 #include <chrono>
+#include <cmath>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,6 +19,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "pqmcp/cluster/cluster.hpp"
+#include "pqmcp/policy/behaviour.hpp"
 #include "redis_common.hpp"
 
 namespace pqmcp::cluster {
@@ -24,14 +28,73 @@ namespace asio = boost::asio;
 
 namespace {
 
-enum class Script : std::uint8_t { rate, quota };
+enum class Script : std::uint8_t { rate, quota, behaviour };
 
+// One call's answer on its way back: read() takes a reply into the caller's
+// value (false: not a reply of its kind), done() is posted once with whether
+// it did.
 struct Outcome {
-    explicit Outcome(asio::io_context& io, AsyncCounts::Done d) : done(std::move(d)), timer(io) {}
-    AsyncCounts::Done done;
+    using Read = std::function<bool(const redisReply&)>;
+    using Finish = std::function<void(bool)>;
+    Outcome(asio::io_context& io, Read r, Finish d)
+        : read(std::move(r)), done(std::move(d)), timer(io) {}
+    Read read;
+    Finish done;
     asio::steady_timer timer;
     bool answered = false;
 };
+
+// "1.5" (a script's number as a bulk string) -> 1.5; nullopt for anything else.
+std::optional<double> number_of(const redisReply& r) {
+    if (r.type != REDIS_REPLY_STRING) {
+        return std::nullopt;
+    }
+    try {
+        std::size_t used = 0;
+        const std::string text(r.str, r.len);
+        const double v = std::stod(text, &used);
+        return used == text.size() && std::isfinite(v) ? std::optional<double>(v) : std::nullopt;
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+}
+
+// The reply of k_behaviour_script for `slots` id slots.
+std::optional<policy::Snapshot> snapshot_of(const redisReply& r, std::size_t slots) {
+    if (r.type != REDIS_REPLY_ARRAY || r.elements != 6 + slots) {
+        return std::nullopt;
+    }
+    const auto integer = [&r](std::size_t i) -> std::optional<long long> {
+        const redisReply* e = r.element[i];
+        return e->type == REDIS_REPLY_INTEGER && e->integer >= 0
+                   ? std::optional<long long>(e->integer)
+                   : std::nullopt;
+    };
+    const auto calls = integer(0);
+    const auto rate = number_of(*r.element[1]);
+    const auto recent = integer(2);
+    const auto known = integer(3);
+    const auto mean = number_of(*r.element[4]);
+    const auto var = number_of(*r.element[5]);
+    if (!calls || !rate || !recent || !known || !mean || !var) {
+        return std::nullopt;
+    }
+    policy::Snapshot s;
+    s.calls = static_cast<std::uint64_t>(*calls);
+    s.baseline_per_minute = *rate;  // per tau for now; the caller scales it
+    s.recent = static_cast<std::size_t>(*recent);
+    s.tool_known = *known != 0;
+    s.size_mean = *mean;
+    s.size_var = *var;
+    for (std::size_t i = 0; i < slots; ++i) {
+        const auto run = integer(6 + i);
+        if (!run) {
+            return std::nullopt;
+        }
+        s.runs.push_back(static_cast<std::size_t>(*run));
+    }
+    return s;
+}
 
 }  // namespace
 
@@ -40,8 +103,21 @@ struct AsyncCounts::Impl : std::enable_shared_from_this<Impl> {
         : io(context),
           address(std::move(a)),
           options(std::move(o)),
-          rate_sha(detail::script_sha(detail::k_rate_script)),
-          quota_sha(detail::script_sha(detail::k_quota_script)) {}
+          shas{detail::script_sha(detail::k_rate_script),
+               detail::script_sha(detail::k_quota_script),
+               detail::script_sha(detail::k_behaviour_script)} {}
+
+    static std::string_view text_of(Script s) {
+        switch (s) {
+            case Script::rate:
+                return detail::k_rate_script;
+            case Script::quota:
+                return detail::k_quota_script;
+            case Script::behaviour:
+                return detail::k_behaviour_script;
+        }
+        return {};
+    }
 
     // One command in flight; hiredis owns it until its callback runs (once:
     // with the reply, or with none when the connection goes).
@@ -50,16 +126,14 @@ struct AsyncCounts::Impl : std::enable_shared_from_this<Impl> {
         std::shared_ptr<Outcome> outcome;
         Script script = Script::rate;
         std::vector<std::string> keys;
-        std::string limit;
-        std::string window;
+        std::vector<std::string> args;
         bool retried = false;  // sent again as EVAL after NOSCRIPT
     };
 
     asio::io_context& io;
     detail::Address address;
     RedisOptions options;
-    std::string rate_sha;
-    std::string quota_sha;
+    std::array<std::string, 3> shas;  // by Script
     redisAsyncContext* ac = nullptr;
     std::optional<asio::posix::stream_descriptor> socket;
     bool want_read = false;
@@ -71,13 +145,20 @@ struct AsyncCounts::Impl : std::enable_shared_from_this<Impl> {
     bool down = false;
     bool closing = false;
 
-    void answer(const std::shared_ptr<Outcome>& o, std::optional<bool> value) {
+    // Answers a call once: with `reply` read into its value, or (null) with none.
+    void answer(const std::shared_ptr<Outcome>& o, const redisReply* reply) {
         if (o->answered || closing) {
             return;
         }
+        const bool read = reply != nullptr && o->read(*reply);
+        if (reply != nullptr && !read) {
+            note_failure("EVALSHA: an unexpected reply");
+        } else if (read) {
+            note_success();
+        }
         o->answered = true;
         o->timer.cancel();
-        asio::post(io, [done = std::move(o->done), value] { done(value); });
+        asio::post(io, [done = std::move(o->done), read] { done(read); });
     }
 
     void note_failure(std::string_view why) {
@@ -250,7 +331,7 @@ struct AsyncCounts::Impl : std::enable_shared_from_this<Impl> {
         }
         const auto* reply = static_cast<const redisReply*>(r);
         if (reply == nullptr) {
-            s.answer(call->outcome, std::nullopt);  // the connection went
+            s.answer(call->outcome, nullptr);  // the connection went
             return;
         }
         if (reply->type == REDIS_REPLY_ERROR) {
@@ -263,27 +344,20 @@ struct AsyncCounts::Impl : std::enable_shared_from_this<Impl> {
                 return;
             }
             s.note_failure(fmt::format("EVALSHA: {}", error));
-            s.answer(call->outcome, std::nullopt);
+            s.answer(call->outcome, nullptr);
             return;
         }
-        if (reply->type != REDIS_REPLY_INTEGER) {
-            s.note_failure("EVALSHA: not an integer reply");
-            s.answer(call->outcome, std::nullopt);
-            return;
-        }
-        s.note_success();
-        s.answer(call->outcome, reply->integer == 1);
+        s.answer(call->outcome, reply);
     }
 
     void send(std::unique_ptr<Call> call) {
         if (!connect()) {
-            answer(call->outcome, std::nullopt);
+            answer(call->outcome, nullptr);
             return;
         }
         const bool eval = call->retried;
-        const std::string_view text =
-            call->script == Script::rate ? detail::k_rate_script : detail::k_quota_script;
-        const std::string& sha = call->script == Script::rate ? rate_sha : quota_sha;
+        const std::string_view text = text_of(call->script);
+        const std::string& sha = shas.at(static_cast<std::size_t>(call->script));
         const std::string nkeys = std::to_string(call->keys.size());
         std::vector<const char*> argv{eval ? "EVAL" : "EVALSHA", eval ? text.data() : sha.c_str(),
                                       nkeys.c_str()};
@@ -293,22 +367,22 @@ struct AsyncCounts::Impl : std::enable_shared_from_this<Impl> {
             argv.push_back(k.c_str());
             lens.push_back(k.size());
         }
-        argv.push_back(call->limit.c_str());
-        lens.push_back(call->limit.size());
-        argv.push_back(call->window.c_str());
-        lens.push_back(call->window.size());
+        for (const auto& a : call->args) {
+            argv.push_back(a.data());
+            lens.push_back(a.size());
+        }
         Call* raw = call.release();
         if (redisAsyncCommandArgv(ac, &Impl::on_reply, raw, static_cast<int>(argv.size()),
                                   argv.data(), lens.data()) != REDIS_OK) {
             std::unique_ptr<Call> back(raw);
             note_failure("the connection is closing");
-            answer(back->outcome, std::nullopt);
+            answer(back->outcome, nullptr);
         }
     }
 
-    void start(Script script, std::vector<std::string> keys, std::uint64_t limit,
-               std::chrono::milliseconds window, Done done) {
-        auto outcome = std::make_shared<Outcome>(io, std::move(done));
+    void start(Script script, std::vector<std::string> keys, std::vector<std::string> args,
+               Outcome::Read read, Outcome::Finish done) {
+        auto outcome = std::make_shared<Outcome>(io, std::move(read), std::move(done));
         outcome->timer.expires_after(options.timeout);
         outcome->timer.async_wait(
             [weak = weak_from_this(), outcome](const boost::system::error_code& ec) {
@@ -318,7 +392,7 @@ struct AsyncCounts::Impl : std::enable_shared_from_this<Impl> {
                 }
                 // No answer in time: the connection is stuck or the server
                 // is gone; drop it (its other calls answer too) and say so.
-                self->answer(outcome, std::nullopt);
+                self->answer(outcome, nullptr);
                 self->note_failure(
                     fmt::format("no answer within {} ms", self->options.timeout.count()));
                 asio::post(self->io, [weak] {
@@ -332,9 +406,27 @@ struct AsyncCounts::Impl : std::enable_shared_from_this<Impl> {
         call->outcome = std::move(outcome);
         call->script = script;
         call->keys = std::move(keys);
-        call->limit = std::to_string(limit);
-        call->window = std::to_string(std::max<std::int64_t>(window.count(), 1));
+        call->args = std::move(args);
         send(std::move(call));
+    }
+
+    // A count: true (allowed) or false (used up).
+    void start_count(Script script, std::vector<std::string> keys, std::uint64_t limit,
+                     std::chrono::milliseconds window, Done done) {
+        auto value = std::make_shared<bool>(false);
+        start(
+            script, std::move(keys),
+            {std::to_string(limit), std::to_string(std::max<std::int64_t>(window.count(), 1))},
+            [value](const redisReply& r) {
+                if (r.type != REDIS_REPLY_INTEGER) {
+                    return false;
+                }
+                *value = r.integer == 1;
+                return true;
+            },
+            [value, done = std::move(done)](bool read) {
+                done(read ? std::optional<bool>(*value) : std::nullopt);
+            });
     }
 };
 
@@ -359,13 +451,46 @@ Result<std::unique_ptr<AsyncCounts>> AsyncCounts::create(asio::io_context& io,
 }
 
 void AsyncCounts::take(const std::string& slot, const policy::Rate& rate, Done done) {
-    impl_->start(Script::rate, {detail::key_of("rate", slot)}, rate.limit, rate.window,
-                 std::move(done));
+    impl_->start_count(Script::rate, {detail::key_of("rate", slot)}, rate.limit, rate.window,
+                       std::move(done));
 }
 
 void AsyncCounts::count(const std::string& slot, const policy::Quota& quota, Done done) {
     const std::string base = detail::key_of("quota", slot);
-    impl_->start(Script::quota, {base, base + ":n"}, quota.limit, quota.window, std::move(done));
+    impl_->start_count(Script::quota, {base, base + ":n"}, quota.limit, quota.window,
+                       std::move(done));
+}
+
+void AsyncCounts::observe(const std::string& identity, const policy::CallFacts& facts,
+                          const policy::BehaviourSettings& settings, Observed done) {
+    const std::string base = detail::key_of("behaviour", identity);
+    const double tau = std::max(settings.half_life_seconds, 1.0) / std::log(2.0);
+    const auto lifetime =
+        std::chrono::duration_cast<std::chrono::milliseconds>(policy::baseline_lifetime(settings));
+    std::vector<std::string> args{
+        facts.tool, fmt::format("{}", facts.size), fmt::format("{}", tau),
+        std::to_string(lifetime.count()),
+        std::to_string(
+            std::chrono::duration_cast<std::chrono::milliseconds>(policy::k_burst_window).count())};
+    for (const auto& n : facts.numbered) {
+        args.push_back(n.slot);
+        args.push_back(std::to_string(n.n));
+    }
+    const std::size_t slots = facts.numbered.size();
+    auto value = std::make_shared<std::optional<policy::Snapshot>>();
+    impl_->start(
+        Script::behaviour, {base, base + ":recent", base + ":tools", base + ":ids"},
+        std::move(args),
+        [value, slots, tau](const redisReply& r) {
+            *value = snapshot_of(r, slots);
+            if (*value) {
+                (*value)->baseline_per_minute = (*value)->baseline_per_minute / tau * 60.0;
+            }
+            return value->has_value();
+        },
+        [value, done = std::move(done)](bool read) {
+            done(read ? std::move(*value) : std::nullopt);
+        });
 }
 
 std::string AsyncCounts::describe() const {

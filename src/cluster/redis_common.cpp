@@ -20,7 +20,7 @@ Result<Address> parse_address(const std::string& url) {
         return fail(Errc::bad_address,
                     fmt::format("{}: expected redis://HOST[:PORT][/DB] or unix:///PATH", url));
     }
-    const boost::urls::url_view u = *parsed;
+    const boost::urls::url_view& u = *parsed;
     Address a;
     if (u.scheme() == "unix") {
         a.socket = std::string(u.path());

@@ -197,8 +197,9 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
         c.threads = r.count(root["threads"], "threads");
     }
     if (const auto& cl = root["cluster"]) {
-        r.only(cl, "cluster",
-               {"replica", "redis", "redis_timeout", "fail", "postgres", "ticket_keys"});
+        r.only(
+            cl, "cluster",
+            {"replica", "redis", "redis_timeout", "fail", "behaviour", "postgres", "ticket_keys"});
         auto& k = c.cluster;
         if (cl["replica"]) {
             k.replica = r.string(cl["replica"], "cluster.replica");
@@ -211,6 +212,9 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
         }
         if (cl["fail"]) {
             k.fail = r.string(cl["fail"], "cluster.fail");
+        }
+        if (cl["behaviour"]) {
+            k.behaviour = r.string(cl["behaviour"], "cluster.behaviour");
         }
         if (cl["postgres"]) {
             k.postgres = r.string(cl["postgres"], "cluster.postgres");

@@ -244,6 +244,9 @@ Status validate(const GatewayConfig& c) {
         if (k.fail != "closed" && k.fail != "local") {
             return bad("cluster.fail: expected closed or local, not \"" + k.fail + "\"");
         }
+        if (k.behaviour != "shared" && k.behaviour != "local") {
+            return bad("cluster.behaviour: expected shared or local, not \"" + k.behaviour + "\"");
+        }
         if (k.redis_timeout.count() <= 0 || k.redis_timeout > std::chrono::seconds{5}) {
             return bad(
                 "cluster.redis_timeout: from 1ms to 5s (a decision waits this long at most)");

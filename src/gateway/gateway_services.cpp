@@ -261,6 +261,17 @@ Status Gateway::Impl::start_cluster() {
                             "Rate and quota decisions Redis did not answer in time (each took "
                             "the fallback, cluster.fail)",
                             [this] { return static_cast<double>(shared.limiter.fallbacks()); });
+        if (k.behaviour == "shared") {
+            spdlog::info(
+                "behaviour baselines: shared in {} (without an answer in time, a call is scored "
+                "against this replica's own)",
+                (*store)->describe());
+            registry.counter_fn(
+                "pqmcp_shared_baseline_fallbacks_total",
+                "tools/call scored against this replica's own behaviour baseline because Redis "
+                "did not answer in time",
+                [this] { return static_cast<double>(shared.behaviour.fallbacks()); });
+        }
     }
     if (!k.postgres.empty() && audit) {
         cluster::ShipperOptions o;

@@ -31,7 +31,8 @@ GatewaySession::GatewaySession(SharedState& shared, Shard& shard,
         caller_.verified = handshake.peer_verified;
     }
     chains_ = make_chains(SessionParts{shared_, caller_, session_id_, log_id_, *this, *this, *this,
-                                       *this, *this, *this, routes_, shard_.counts.get()});
+                                       *this, *this, *this, routes_, shard_.counts.get(),
+                                       shard_.shared_baselines ? shard_.counts.get() : nullptr});
 }
 
 GatewaySession::~GatewaySession() {

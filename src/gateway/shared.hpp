@@ -33,8 +33,9 @@ struct Shard {
     // this thread (so one server process per thread).
     std::map<std::string, std::shared_ptr<UpstreamClient>> shared_clients;
     std::set<GatewaySession*> sessions;  // the live ones (for the audit's started records)
-    // Rates and quotas in Redis (cluster.redis), this thread's connection.
+    // Rates, quotas and baselines in Redis (cluster.redis), this thread's connection.
     std::unique_ptr<cluster::AsyncCounts> counts;
+    bool shared_baselines = false;  // cluster.behaviour: shared
 };
 
 // Gateway-wide state the sessions share, from every thread: each member is

@@ -50,6 +50,11 @@ async function startTier(t, dir) {
     '    match: { tool: demo__echo }',
     '    quota: { per: global, limit: 50, window: 1h }',
     '    effect: allow',
+    '  - id: no-browsing',
+    '    match: { tool: demo__get_patient_record }',
+    '    when:',
+    '      - { anomaly: [enumeration] }',
+    '    effect: deny',
     '',
   ].join('\n'));
   const config = path.join(dir, 'tier.yaml');
@@ -83,6 +88,7 @@ async function startTier(t, dir) {
   for (const g of [a, b]) {
     const log = g.stderr.join('\n');
     assert.match(log, /rates and quotas: counted in redis unix:/);
+    assert.match(log, /behaviour baselines: shared in redis unix:/);
     assert.match(log, /audit trail: shipped to PostgreSQL as replica [ab]/);
     assert.match(log, /session tickets: keys derived from /);
   }
@@ -161,6 +167,25 @@ test('two replicas behind HAProxy on Redis and PostgreSQL', { timeout: 240000 },
     for (const r of results.filter((x) => !x.ok)) {
       assert.equal(r.rule, 'fifty-in-all', r.message);
     }
+  });
+
+  await t.test('one behaviour baseline per caller for the whole tier', async () => {
+    // One identity (one directory), a session on each replica; the records
+    // it asks for go up by one, half on each: only the tier sees the run.
+    const onA = (await client(t, tier, tier.ports.a, 'browser')).client;
+    const onB = (await client(t, tier, tier.ports.b, 'browser')).client;
+    const get = (c, n) => outcome(c.callTool({
+      name: 'demo__get_patient_record', arguments: { patient_id: `P000${n}`, purpose: 'care' },
+    }));
+    for (const [n, c] of [[1, onA], [2, onB], [3, onA]]) {
+      const r = await get(c, n);
+      assert.ok(r.ok, `P000${n}: ${r.message}`);
+    }
+    const fourth = await get(onB, 4);
+    assert.equal(fourth.ok, false, 'the fourth in a row is refused, on the replica that saw two');
+    assert.equal(fourth.rule, 'no-browsing');
+    assert.ok(tier.b.stderr.some((l) => /behaviour: enumeration \(4 calls of demo__get_patient_record with patient_id one apart\)/.test(l)),
+      tier.b.stderr.slice(-10).join('\n'));
   });
 
   await t.test('an approval made once applies on both replicas within a second', async () => {
@@ -242,7 +267,7 @@ test('two replicas behind HAProxy on Redis and PostgreSQL', { timeout: 240000 },
     const again = await tier.replica(victim);
     for (const g of [again, survivor]) {
       const exit = await g.stop();
-      assert.equal(exit.code, 0, g.stderr.slice(-20).join('\n'));
+      assert.equal(exit.code, 0, `signal ${exit.signal}:\n${g.stderr.slice(-20).join('\n')}`);
     }
     const verify = pqmcp(['audit', 'verify', tier.urls.PQMCP_TEST_POSTGRES]);
     assert.equal(verify.status, 0, verify.stdout + verify.stderr);

@@ -20,6 +20,7 @@
 
 #include "../common/temp_dir.hpp"
 #include "pqmcp/cluster/cluster.hpp"
+#include "pqmcp/policy/behaviour.hpp"
 
 namespace pqmcp::cluster {
 namespace {
@@ -101,6 +102,7 @@ TEST(RedisCounts, QuotaIsExactAcrossReplicas) {
     std::atomic<int> allowed{0};
     std::atomic<int> unanswered{0};
     std::vector<std::thread> threads;
+    threads.reserve(8);
     for (int t = 0; t < 8; ++t) {
         threads.emplace_back([&, store = t % 2 == 0 ? a : b] {
             for (int i = 0; i < 50; ++i) {
@@ -207,6 +209,7 @@ TEST(AsyncCounts, QuotaIsExactAcrossThreadsWithCallsInFlight) {
     std::atomic<int> unanswered{0};
     std::atomic<int> answers{0};
     std::vector<std::thread> threads;
+    threads.reserve(2);
     for (int t = 0; t < 2; ++t) {
         threads.emplace_back([&] {
             boost::asio::io_context io;
@@ -307,6 +310,166 @@ TEST(AsyncCounts, DownThenBack) {
         back = ask();
     }
     EXPECT_EQ(back, std::optional<std::optional<bool>>(true));
+}
+
+// ---- behaviour baselines shared in Redis ----
+
+// Asks `counts` for `identity`'s baseline with one call's facts, and waits.
+std::optional<policy::Snapshot> observe(boost::asio::io_context& io, AsyncCounts& counts,
+                                        const std::string& identity, const policy::CallFacts& facts,
+                                        const policy::BehaviourSettings& settings) {
+    std::optional<std::optional<policy::Snapshot>> got;
+    counts.observe(identity, facts, settings,
+                   [&](std::optional<policy::Snapshot> s) { got = std::move(s); });
+    io.restart();
+    while (!got && io.run_one_for(3s) > 0) {
+    }
+    EXPECT_TRUE(got.has_value()) << "answered";
+    return got ? *got : std::nullopt;
+}
+
+policy::BehaviourSettings baseline_settings() {
+    policy::BehaviourSettings s;
+    s.warmup_calls = 5;
+    s.burst_min_per_minute = 30;
+    s.enumeration_run = 4;
+    s.size_min_bytes = 200;
+    return s;
+}
+
+bool found(const policy::Behaviour::Assessment& a, std::string_view kind) {
+    return std::any_of(a.findings.begin(), a.findings.end(),
+                       [kind](const policy::Finding& f) { return f.kind == kind; });
+}
+
+// Two replicas (two clients, two io_contexts) see one caller's calls in
+// turn: the baseline is one, so what neither sees alone is found.
+TEST(SharedBaselines, OneBaselineForEveryReplica) {
+    boost::asio::io_context io_a;
+    boost::asio::io_context io_b;
+    RedisOptions o;
+    o.url = Engines::redis;
+    o.timeout = 2'000ms;
+    auto a = AsyncCounts::create(io_a, o);
+    auto b = AsyncCounts::create(io_b, o);
+    ASSERT_TRUE(a && b);
+    const auto s = baseline_settings();
+    const std::string caller = unique("pq1caller");
+    const auto call = [&](int i, const std::string& tool, const std::string& args) {
+        const json::value v = json::parse(args);
+        const auto facts = policy::Behaviour::facts(tool, &v);
+        auto snap = i % 2 == 0 ? observe(io_a, **a, caller, facts, s)
+                               : observe(io_b, **b, caller, facts, s);
+        EXPECT_TRUE(snap.has_value()) << i;
+        return std::pair{
+            snap.value_or(policy::Snapshot{}),
+            snap ? policy::Behaviour::score(s, facts, *snap) : policy::Behaviour::Assessment{}};
+    };
+    // Enumeration across the replicas: P0001 on a, P0002 on b, ...
+    for (int i = 1; i <= 4; ++i) {
+        const auto [snap, verdict] =
+            call(i, "demo__get_patient_record",
+                 R"({"patient_id":"P000)" + std::to_string(i) + R"(","why":"care"})");
+        EXPECT_EQ(snap.calls, static_cast<std::uint64_t>(i - 1));
+        ASSERT_EQ(snap.runs.size(), 1U) << "patient_id only: 'care' has no number";
+        EXPECT_EQ(snap.runs[0], static_cast<std::size_t>(i));
+        EXPECT_EQ(found(verdict, "enumeration"), i == 4) << i;
+        if (i == 4) {
+            const auto e =
+                std::find_if(verdict.findings.begin(), verdict.findings.end(),
+                             [](const policy::Finding& f) { return f.kind == "enumeration"; });
+            ASSERT_NE(e, verdict.findings.end());
+            EXPECT_EQ(e->detail, "4 calls of demo__get_patient_record with patient_id one apart");
+        }
+    }
+    // A jump ends the run.
+    EXPECT_EQ(call(5, "demo__get_patient_record", R"({"patient_id":"P0009"})").first.runs[0], 1U);
+    // Past warm-up: a first use, then a large argument, each on the other replica.
+    const auto first = call(6, "demo__echo", R"({"message":"hi"})");
+    EXPECT_TRUE(first.first.calls >= s.warmup_calls);
+    EXPECT_FALSE(first.first.tool_known);
+    EXPECT_TRUE(found(first.second, "first_use"));
+    EXPECT_FALSE(found(call(7, "demo__echo", R"({"message":"hi"})").second, "first_use"));
+    const auto large = call(8, "demo__echo", R"({"message":")" + std::string(2'000, 'x') + "\"}");
+    EXPECT_TRUE(found(large.second, "large_argument")) << large.first.size_mean;
+    // Calls in quick succession: the recent window holds them all, and
+    // with a quiet baseline before, a burst is found.
+    std::size_t recent = 0;
+    bool burst = false;
+    for (int i = 0; i < 12; ++i) {
+        const auto [snap, verdict] = call(9 + i, "demo__echo", R"({"message":"hi"})");
+        recent = snap.recent;
+        burst = burst || found(verdict, "burst");
+    }
+    EXPECT_GE(recent, 19U) << "every call of the last 10 s, from both replicas";
+    EXPECT_TRUE(burst);
+    // Another caller starts from nothing.
+    const json::value v = json::parse(R"({"message":"hi"})");
+    const auto other =
+        observe(io_a, **a, unique("pq1other"), policy::Behaviour::facts("demo__echo", &v), s);
+    ASSERT_TRUE(other.has_value());
+    EXPECT_EQ(other->calls, 0U);
+}
+
+// The same calls scored against Redis and against the in-process baseline
+// find the same things (the clocks differ; these findings do not depend on them).
+TEST(SharedBaselines, ScoresAsTheInProcessBaselineDoes) {
+    boost::asio::io_context io;
+    RedisOptions o;
+    o.url = Engines::redis;
+    o.timeout = 2'000ms;
+    auto counts = AsyncCounts::create(io, o);
+    ASSERT_TRUE(counts);
+    const auto s = baseline_settings();
+    policy::Behaviour here(s);
+    const std::string caller = unique("pq1same");
+    auto t = std::chrono::steady_clock::time_point{} + std::chrono::hours{1};
+    for (int i = 0; i < 30; ++i) {
+        const std::string tool = i == 20 ? "demo__add" : "demo__echo";
+        const std::string args = i == 25 ? R"({"message":")" + std::string(3'000, 'y') + "\"}"
+                                         : R"({"id":)" + std::to_string(i < 10 ? i : 100) + "}";
+        const json::value v = json::parse(args);
+        const auto facts = policy::Behaviour::facts(tool, &v);
+        const auto snap = observe(io, **counts, caller, facts, s);
+        ASSERT_TRUE(snap.has_value());
+        auto kinds = [](const policy::Behaviour::Assessment& a) {
+            std::vector<std::string> k;
+            for (const auto& f : a.findings) {
+                if (f.kind != "burst") {  // depends on the clock
+                    k.push_back(f.kind);
+                }
+            }
+            return k;
+        };
+        t += std::chrono::seconds{30};
+        EXPECT_EQ(kinds(policy::Behaviour::score(s, facts, *snap)),
+                  kinds(here.observe(caller, tool, &v, t)))
+            << "call " << i;
+    }
+}
+
+// Redis gone: the call is scored against the replica's own baseline, which
+// learnt from every call, and the fallback is counted.
+TEST(SharedBaselines, WithoutRedisTheReplicasOwnBaselineScores) {
+    boost::asio::io_context io;
+    RedisOptions bad;
+    bad.url = "unix:///nonexistent/redis.sock";
+    auto nowhere = AsyncCounts::create(io, bad);
+    ASSERT_TRUE(nowhere);
+    const auto s = baseline_settings();
+    policy::Behaviour here(s);
+    auto t = std::chrono::steady_clock::time_point{} + std::chrono::hours{1};
+    bool enumeration = false;
+    for (int i = 1; i <= 4; ++i) {
+        const json::value v = json::parse(R"({"n":)" + std::to_string(i) + "}");
+        const auto facts = policy::Behaviour::facts("demo__add", &v);
+        const auto snap = observe(io, **nowhere, "pq1x", facts, s);
+        EXPECT_FALSE(snap.has_value());
+        t += std::chrono::seconds{1};
+        enumeration = found(here.observe("pq1x", facts, t, snap), "enumeration");
+    }
+    EXPECT_TRUE(enumeration);
+    EXPECT_EQ(here.fallbacks(), 4U);
 }
 
 json::object tool(std::string_view description) {

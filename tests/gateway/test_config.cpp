@@ -119,17 +119,16 @@ TEST(Config, SetReachesAnyKey) {
     EXPECT_FALSE(c->audit.refuse_on_failure);
 
     // The tier's keys, and where a replica's own files go.
-    const std::vector<std::string> tier{"cluster.replica=r1",
-                                        "cluster.redis=unix:///run/r.sock",
-                                        "cluster.fail=local",
-                                        "cluster.redis_timeout=10ms",
-                                        "cluster.postgres=postgresql://db/pqmcp",
-                                        "audit.acknowledge=committed",
-                                        "identity=/srv/id"};
+    const std::vector<std::string> tier{
+        "cluster.replica=r1",          "cluster.redis=unix:///run/r.sock",
+        "cluster.fail=local",          "cluster.behaviour=local",
+        "cluster.redis_timeout=10ms",  "cluster.postgres=postgresql://db/pqmcp",
+        "audit.acknowledge=committed", "identity=/srv/id"};
     auto k = parse_config("", "--set", tier);
     ASSERT_TRUE(k) << k.error().message();
     EXPECT_EQ(k->cluster.replica, "r1");
     EXPECT_EQ(k->cluster.fail, "local");
+    EXPECT_EQ(k->cluster.behaviour, "local");
     EXPECT_EQ(k->cluster.redis_timeout, std::chrono::milliseconds{10});
     EXPECT_TRUE(k->audit.acknowledge_committed);
     EXPECT_EQ(k->audit_path(), std::filesystem::path("/srv/id/replicas/r1/audit.db"));
@@ -215,6 +214,8 @@ TEST(Config, ValidationCatchesWhatCannotWork) {
         {[](GatewayConfig& c) { c.upstreams.clear(); }, "no upstream"},
         {[](GatewayConfig& c) { c.cluster.fail = "open"; },
          "cluster.fail: expected closed or local, not \"open\""},
+        {[](GatewayConfig& c) { c.cluster.behaviour = "global"; },
+         "cluster.behaviour: expected shared or local, not \"global\""},
         {[](GatewayConfig& c) { c.cluster.redis = "http://x"; },
          "cluster.redis: expected redis://"},
         {[](GatewayConfig& c) { c.cluster.postgres = "pg.example"; },

@@ -1,5 +1,5 @@
 // State that replicas of one gateway tier share, on real engines
-// (docs/scale.md): rates and quotas on Redis (hiredis), pins and approvals
+// (docs/scale.md): rates, quotas and behaviour baselines on Redis (hiredis), pins and approvals
 // on PostgreSQL (libpq), each replica's audit chain shipped to PostgreSQL.
 // A single gateway needs none of it: its state stays in its own files.
 #pragma once
@@ -18,6 +18,7 @@
 #include "pqmcp/audit/audit.hpp"
 #include "pqmcp/core/error.hpp"
 #include "pqmcp/integrity/pins.hpp"
+#include "pqmcp/policy/behaviour.hpp"
 #include "pqmcp/policy/limiter.hpp"
 
 namespace boost::asio {
@@ -57,16 +58,18 @@ struct RedisOptions {
 // until it answers.
 [[nodiscard]] Result<std::shared_ptr<policy::SharedCounts>> redis_counts(RedisOptions options);
 
-// The same counts without blocking a thread: one pipelined connection per
-// io_context (hiredis's asynchronous API on Asio), for the gateway's
-// threads. Every call answers exactly once, never from inside the call
-// (posted to `io`), within `timeout`: true (allowed), false (used up) or
-// nullopt (Redis did not answer; the caller's fallback decides). A call that
-// times out drops the connection (its other calls answer nullopt); the next
-// call after `retry` connects again. Use from `io`'s thread only.
+// The same counts, and behaviour baselines, without blocking a thread: one
+// pipelined connection per io_context (hiredis's asynchronous API on Asio),
+// for the gateway's threads. Every call answers exactly once, never from
+// inside the call (posted to `io`), within `timeout`: a count true (allowed)
+// or false (used up), a baseline its snapshot, or nullopt (Redis did not
+// answer; the caller's fallback decides). A call that times out drops the
+// connection (its other calls answer nullopt); the next call after `retry`
+// connects again. Use from `io`'s thread only.
 class AsyncCounts final {
   public:
     using Done = std::function<void(std::optional<bool>)>;
+    using Observed = std::function<void(std::optional<policy::Snapshot>)>;
     // Errors: bad_address.
     [[nodiscard]] static Result<std::unique_ptr<AsyncCounts>> create(boost::asio::io_context& io,
                                                                      RedisOptions options);
@@ -78,6 +81,13 @@ class AsyncCounts final {
 
     void take(const std::string& slot, const policy::Rate& rate, Done done);
     void count(const std::string& slot, const policy::Quota& quota, Done done);
+    // `identity`'s behaviour baseline, shared by every replica (keys
+    // "pqmcp:behaviour:{H}..." with H from the identity, kept for
+    // policy::baseline_lifetime after its last call): the snapshot a call is
+    // scored against (policy::Behaviour::score), and the baseline learns
+    // from the call, in one script on Redis's clock.
+    void observe(const std::string& identity, const policy::CallFacts& facts,
+                 const policy::BehaviourSettings& settings, Observed done);
     [[nodiscard]] std::string describe() const;
 
     struct Impl;

@@ -167,6 +167,9 @@ struct ClusterConfig {
     std::string redis;  // redis://HOST[:PORT][/DB] or unix:///PATH: rates and quotas
     std::chrono::milliseconds redis_timeout{25};  // the longest a decision waits on Redis
     std::string fail = "closed";                  // when Redis does not answer: closed or local
+    // Behaviour baselines with Redis set: "shared" (in Redis, one per caller
+    // for the whole tier) or "local" (each replica its own, no round trip).
+    std::string behaviour = "shared";
     // postgresql://...: pins, approvals and the audit trail's shipped copy.
     std::string postgres;
     // A file of at least 32 random bytes every replica has: session tickets

@@ -3,6 +3,11 @@
 // ids it has been asking for. Each call is scored against its caller's
 // baseline before the baseline learns from it. Deterministic under the clock
 // it is given.
+//
+// The baseline can also live elsewhere (a tier keeps it in Redis, shared by
+// every replica: cluster::AsyncCounts::observe). Either way a call is scored
+// the same: facts() reads the call, a store turns its baseline into a
+// Snapshot (what it was before the call) and learns, score() judges.
 #pragma once
 
 #include <chrono>
@@ -22,6 +27,30 @@
 
 namespace pqmcp::policy {
 
+// What one tools/call brings to its caller's baseline.
+struct CallFacts {
+    struct Numbered {
+        std::string field;   // the top-level argument's name
+        std::string slot;    // "field|prefix": "patient_id|P" for "P0042"
+        std::int64_t n = 0;  // 42 (|n| < 2^53, so any store holds it exactly)
+    };
+    std::string tool;
+    double size = 0;                 // bytes of the serialized arguments
+    std::vector<Numbered> numbered;  // at most k_max_numbered, in the arguments' order
+};
+
+// A baseline as it was just before a call, and what the call did to its id runs.
+struct Snapshot {
+    std::uint64_t calls = 0;         // calls before this one
+    double baseline_per_minute = 0;  // the decayed call rate, per minute
+    std::size_t recent = 0;          // calls in the 10 s before this one
+    bool tool_known = false;         // the tool was called before
+    double size_mean = 0;            // argument bytes, moving mean
+    double size_var = 0;             // and variance
+    std::vector<std::size_t>
+        runs;  // by CallFacts::numbered: the run of +1 steps, this call included
+};
+
 class Behaviour final {
   public:
     using Clock = std::chrono::steady_clock;
@@ -31,6 +60,10 @@ class Behaviour final {
     void configure(const BehaviourSettings& settings) {
         const std::lock_guard lock(mutex_);
         settings_ = settings;
+    }
+    [[nodiscard]] BehaviourSettings settings() const {
+        const std::lock_guard lock(mutex_);
+        return settings_;
     }
 
     struct Assessment {
@@ -42,6 +75,18 @@ class Behaviour final {
     // learns from it.
     [[nodiscard]] Assessment observe(const std::string& identity, const std::string& tool,
                                      const boost::json::value* arguments, Clock::time_point now);
+    // The same for a call whose baseline is kept elsewhere too: learns here
+    // (so this baseline is ready when the other is not), and scores against
+    // `shared` when it came, or else against this one (counted in fallbacks()).
+    [[nodiscard]] Assessment observe(const std::string& identity, const CallFacts& facts,
+                                     Clock::time_point now, const std::optional<Snapshot>& shared);
+
+    // The facts of a call, and a baseline's verdict on them.
+    static constexpr std::size_t k_max_numbered = 64;
+    [[nodiscard]] static CallFacts facts(const std::string& tool,
+                                         const boost::json::value* arguments);
+    [[nodiscard]] static Assessment score(const BehaviourSettings& settings, const CallFacts& facts,
+                                          const Snapshot& before);
 
     [[nodiscard]] std::size_t identities() const {
         const std::lock_guard lock(mutex_);
@@ -49,6 +94,11 @@ class Behaviour final {
     }
     // The most tools one identity's baseline tracks (beyond: the least used goes).
     [[nodiscard]] std::size_t tools_of(const std::string& identity) const;
+    // Calls scored here because the shared baseline did not answer.
+    [[nodiscard]] std::uint64_t fallbacks() const {
+        const std::lock_guard lock(mutex_);
+        return fallbacks_;
+    }
 
     // Memory is bounded: at most this many identities (the least recently
     // seen goes first), tools per identity, and tools with id runs per identity.
@@ -70,11 +120,19 @@ class Behaviour final {
         std::map<std::string, std::map<std::string, std::pair<std::int64_t, std::size_t>>> ids;
         std::list<std::string>::iterator recency;  // its place in recency_
     };
+    // Under the lock: the baseline before the call, then learns from it.
+    Snapshot learn(const std::string& identity, const CallFacts& facts, Clock::time_point now);
 
     mutable std::mutex mutex_;
     BehaviourSettings settings_;
     std::map<std::string, Baseline> baselines_;
     std::list<std::string> recency_;  // identities, most recently seen first
+    std::uint64_t fallbacks_ = 0;
 };
+
+// The burst window every store uses, and how long a shared baseline is kept
+// after its caller's last call.
+inline constexpr std::chrono::seconds k_burst_window{10};
+[[nodiscard]] std::chrono::seconds baseline_lifetime(const BehaviourSettings& settings);
 
 }  // namespace pqmcp::policy

@@ -19,7 +19,7 @@ std::unique_ptr<SessionChains> make_chains(const SessionParts& p) {
     in.push_back(std::make_unique<AuditGateFilter>(std::move(writable)));
     in.push_back(std::make_unique<IntegrityCheck>(c->integrity, p.upstreams, p.lister, p.log_id));
     in.push_back(std::make_unique<SchemaCheck>(c->schemas, p.log_id));
-    in.push_back(std::make_unique<BehaviourFilter>(p.shared, p.caller, p.log_id));
+    in.push_back(std::make_unique<BehaviourFilter>(p.shared, p.caller, p.log_id, p.baselines));
     in.push_back(std::make_unique<PolicyFilter>(p.shared, p.caller, p.session_id, p.upstreams,
                                                 p.log_id, p.counts));
     in.push_back(std::make_unique<AskFilter>(p.asker, p.log_id));

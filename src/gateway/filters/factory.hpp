@@ -33,6 +33,9 @@ struct SessionParts {
     ChainSink& sink;
     ResourceRoutes& routes;
     cluster::AsyncCounts* counts = nullptr;  // the thread's Redis client (cluster.redis)
+    // The same client when behaviour baselines are shared there
+    // (cluster.behaviour: shared); null: each replica keeps its own.
+    cluster::AsyncCounts* baselines = nullptr;
 };
 
 // A session's chains and the state their filters share.

@@ -127,7 +127,7 @@ void PolicyFilter::count_rule(const std::shared_ptr<Counting>& c, std::uint32_t 
     std::string purpose;
     const policy::Request request = request_of(*c->x, purpose);
     // A rate first; a quota only for what the rate let through (as evaluate()).
-    const auto quota = [this, c, at](std::string key) {
+    const auto quota = [this, c, at](const std::string& key) {
         const policy::Rule& r = c->x->policy->rules[at];
         counts_->count(
             policy::slot_of(r.id, key), *r.quota,
