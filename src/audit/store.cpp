@@ -1,5 +1,6 @@
 #include "store.hpp"
 
+#include <array>
 #include <ctime>
 #include <system_error>
 
@@ -58,11 +59,34 @@ std::string format_utc(std::chrono::system_clock::time_point t) {
         frac += 1'000'000;
         --secs;
     }
-    const auto tt = static_cast<std::time_t>(secs);
-    std::tm tm{};
-    gmtime_r(&tt, &tm);
-    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", tm.tm_year + 1900,
-                       tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    // Every record is stamped: the date and time of the last second are
+    // kept per thread, so a stamp in the same second only writes its digits.
+    struct Second {
+        std::int64_t secs = -1;
+        std::string text;  // "YYYY-MM-DDTHH:MM:SS"
+    };
+    thread_local Second last;
+    if (secs != last.secs) {
+        const auto tt = static_cast<std::time_t>(secs);
+        std::tm tm{};
+        gmtime_r(&tt, &tm);
+        last.text = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", tm.tm_year + 1900,
+                                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        last.secs = secs;
+    }
+    std::string out;
+    out.reserve(last.text.size() + 8);
+    out += last.text;
+    out += '.';
+    std::array<char, 6> digits{};
+    auto f = static_cast<std::uint32_t>(frac);
+    for (std::size_t i = digits.size(); i-- > 0;) {
+        digits[i] = static_cast<char>('0' + f % 10);
+        f /= 10;
+    }
+    out.append(digits.data(), digits.size());
+    out += 'Z';
+    return out;
 }
 
 std::string_view column_view(sqlite3_stmt* s, int i) {

@@ -37,11 +37,11 @@ int base32_value(char c) {
 }  // namespace
 
 std::string to_hex(ByteView data) {
-    std::string out;
-    out.reserve(data.size() * 2);
+    std::string out(data.size() * 2, '\0');
+    std::size_t i = 0;
     for (const std::uint8_t b : data) {
-        out.push_back(k_hex_digits[b >> 4U]);
-        out.push_back(k_hex_digits[b & 0x0FU]);
+        out[i++] = k_hex_digits[b >> 4U];
+        out[i++] = k_hex_digits[b & 0x0FU];
     }
     return out;
 }

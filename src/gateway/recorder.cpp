@@ -179,8 +179,8 @@ void Recorder::request(json::object record, const RequestOutcome& outcome,
                        std::function<void()> then) {
     stamp(record);
     // Labels from a bounded set only: a client's own method names count as "other".
-    requests_->inc({std::string(mcp::method::known_or_other(outcome.method)),
-                    std::string(outcome.upstream), std::string(outcome.decision)});
+    requests_->inc(
+        {mcp::method::known_or_other(outcome.method), outcome.upstream, outcome.decision});
     if (dashboard_ != nullptr) {
         dashboard_->request(record, std::string(outcome.session), outcome.refused,
                             std::chrono::system_clock::now());
@@ -206,12 +206,12 @@ void Recorder::request_started(json::object record) {
 
 void Recorder::upstream_latency(const std::string& upstream, std::string_view method,
                                 std::chrono::nanoseconds elapsed) {
-    upstream_seconds_->observe({upstream, std::string(mcp::method::known_or_other(method))},
+    upstream_seconds_->observe({upstream, mcp::method::known_or_other(method)},
                                std::chrono::duration<double>(elapsed).count());
 }
 
 void Recorder::rule_hit(std::string_view rule, std::string_view effect, std::string_view mode) {
-    rule_hits_->inc({std::string(rule), std::string(effect), std::string(mode)});
+    rule_hits_->inc({rule, effect, mode});
 }
 
 void Recorder::integrity(json::object record) {

@@ -262,6 +262,13 @@ std::string serialize(const json::value& message) {
 }
 
 std::string id_text(const json::value& id) {
+    // Integers (what most clients send) without a serializer: the same text.
+    if (id.is_int64()) {
+        return std::to_string(id.get_int64());
+    }
+    if (id.is_uint64()) {
+        return std::to_string(id.get_uint64());
+    }
     return json::serialize(id);
 }
 

@@ -170,7 +170,18 @@ void Dashboard::request(const json::object& record, const std::string& session, 
     if (denied) {
         ++series_.back().denied;
     }
-    push_bounded(decisions_, record, options_.recent);
+    const auto text = [&record](std::string_view key) {
+        const auto* v = record.if_contains(key);
+        return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string{};
+    };
+    const auto* latency = record.if_contains("latency_us");
+    decisions_.push_back(RecentDecision{
+        text("ts"), text("session"), text("identity"), text("method"), text("target"),
+        text("decision"), text("rule"),
+        latency != nullptr && latency->is_int64() ? latency->get_int64() : std::int64_t{0}});
+    while (decisions_.size() > options_.recent) {
+        decisions_.pop_front();
+    }
     if (const auto it = sessions_.find(session); it != sessions_.end()) {
         ++it->second.requests;
         if (denied) {
@@ -216,7 +227,22 @@ std::string Dashboard::data_json(Clock::time_point now) const {
                                   {"classical_signatures", classical_signatures_},
                                   {"by_group", std::move(groups)}};
     out["connections"] = newest_first(connections_);
-    out["decisions"] = newest_first(decisions_);
+    json::array decisions;
+    decisions.reserve(decisions_.size());
+    const auto or_null = [](const std::string& s) {
+        return s.empty() ? json::value(nullptr) : json::value(s);
+    };
+    for (auto it = decisions_.rbegin(); it != decisions_.rend(); ++it) {
+        decisions.emplace_back(json::object{{"ts", it->ts},
+                                            {"session", it->session},
+                                            {"identity", or_null(it->identity)},
+                                            {"method", it->method},
+                                            {"target", it->target},
+                                            {"decision", it->decision},
+                                            {"rule", or_null(it->rule)},
+                                            {"latency_us", it->latency_us}});
+    }
+    out["decisions"] = std::move(decisions);
     out["alerts"] = newest_first(alerts_);
     // The chart: every interval of the window, empty ones included.
     const std::int64_t width = options_.interval.count();

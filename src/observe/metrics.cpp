@@ -104,17 +104,32 @@ Counter::Counter(std::string name, std::string help, std::vector<std::string> la
     check_name(name_);
 }
 
-void Counter::inc(const Labels& values, double by) {
-    const std::lock_guard lock(mutex_);
-    series_[values] += by;
+namespace {
+
+// The series of `values`, made when it is new.
+template <typename Map>
+typename Map::mapped_type& series_of(Map& series, LabelValues values) {
+    auto it = series.find(values);
+    if (it == series.end()) {
+        it =
+            series.emplace(Labels(values.begin(), values.end()), typename Map::mapped_type{}).first;
+    }
+    return it->second;
 }
 
-void Counter::touch(const Labels& values) {
+}  // namespace
+
+void Counter::inc(LabelValues values, double by) {
     const std::lock_guard lock(mutex_);
-    series_.try_emplace(values, 0.0);
+    series_of(series_, values) += by;
 }
 
-double Counter::value(const Labels& values) const {
+void Counter::touch(LabelValues values) {
+    const std::lock_guard lock(mutex_);
+    (void)series_of(series_, values);
+}
+
+double Counter::value(LabelValues values) const {
     const std::lock_guard lock(mutex_);
     const auto it = series_.find(values);
     return it == series_.end() ? 0.0 : it->second;
@@ -143,11 +158,10 @@ Histogram::Histogram(std::string name, std::string help, std::vector<std::string
     }
 }
 
-void Histogram::observe(const Labels& values, double sample) {
+void Histogram::observe(LabelValues values, double sample) {
     const std::lock_guard lock(mutex_);
-    auto [it, created] = series_.try_emplace(values);
-    Series& s = it->second;
-    if (created) {
+    Series& s = series_of(series_, values);
+    if (s.buckets.empty()) {
         s.buckets.assign(bounds_.size(), 0);
     }
     const auto at = std::lower_bound(bounds_.begin(), bounds_.end(), sample);
@@ -158,7 +172,7 @@ void Histogram::observe(const Labels& values, double sample) {
     s.sum += sample;
 }
 
-std::uint64_t Histogram::count(const Labels& values) const {
+std::uint64_t Histogram::count(LabelValues values) const {
     const std::lock_guard lock(mutex_);
     const auto it = series_.find(values);
     return it == series_.end() ? 0 : it->second.count;

@@ -36,6 +36,17 @@ TEST(AuditParseTime, AbsoluteTimes) {
     EXPECT_EQ(ok("2026-12-31T23:59:60Z"), "2026-12-31T23:59:59.999999Z");
 }
 
+TEST(AuditFormatTime, MicrosecondsAndTheSecondsAround) {
+    using std::chrono::microseconds;
+    // Within one second (the date is written once per second and thread), then the next.
+    EXPECT_EQ(format_time(at(k_now) + microseconds{7}), "2026-11-24T10:00:00.000007Z");
+    EXPECT_EQ(format_time(at(k_now) + microseconds{999'999}), "2026-11-24T10:00:00.999999Z");
+    EXPECT_EQ(format_time(at(k_now + 1)), "2026-11-24T10:00:01.000000Z");
+    EXPECT_EQ(format_time(at(k_now) + microseconds{123'456}), "2026-11-24T10:00:00.123456Z");
+    EXPECT_EQ(format_time(at(0)), "1970-01-01T00:00:00.000000Z");
+    EXPECT_EQ(format_time(at(0) - microseconds{1}), "1969-12-31T23:59:59.999999Z");
+}
+
 TEST(AuditParseTime, DurationsBackFromNow) {
     const auto now = at(k_now);
     EXPECT_EQ(*parse_time("30s", now), "2026-11-24T09:59:30.000000Z");

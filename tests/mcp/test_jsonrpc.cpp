@@ -155,6 +155,12 @@ TEST(JsonRpc, BuildersAndSerializationStayOnOneLine) {
     EXPECT_EQ(mcp::serialize(make_notification("notifications/initialized", {})),
               R"({"jsonrpc":"2.0","method":"notifications/initialized"})");
     EXPECT_EQ(id_text(json::value("a")), "\"a\"");
+    // The same text json::serialize gives, for every kind of id.
+    for (const auto& id : {json::value(0), json::value(-7), json::value(std::uint64_t{1} << 63U),
+                           json::value(9'007'199'254'740'993LL), json::value("1"), json::value(1.5),
+                           json::value(nullptr)}) {
+        EXPECT_EQ(id_text(id), json::serialize(id));
+    }
 }
 
 TEST(Protocol, NegotiatesAsTheLifecycleSays) {

@@ -101,10 +101,11 @@ TEST(Dashboard, DataHasSessionsPostureDecisionsAlertsAndSeries) {
     d.connection(json::object{{"result", "ok"}, {"group", "X25519"}, {"quantum_safe", false}});
     d.connection(json::object{{"result", "failed"}, {"error", "no shared group"}});
     for (int i = 0; i < 5; ++i) {
-        d.request(
-            json::object{
-                {"method", "tools/call"}, {"decision", i == 4 ? "deny" : "allow"}, {"n", i}},
-            "1a2b3c4d", i == 4, now);
+        d.request(json::object{{"method", "tools/call"},
+                               {"decision", i == 4 ? "deny" : "allow"},
+                               {"target", "t" + std::to_string(i)},
+                               {"args", json::object{{"big", std::string(100, 'x')}}}},
+                  "1a2b3c4d", i == 4, now);
     }
     d.alert(json::object{{"event", "rug_pull"}, {"item", "demo__echo"}});
     const auto v = json::parse(d.data_json(now)).as_object();
@@ -123,7 +124,9 @@ TEST(Dashboard, DataHasSessionsPostureDecisionsAlertsAndSeries) {
     // Recent lists are bounded and newest first.
     const auto& decisions = v.at("decisions").as_array();
     ASSERT_EQ(decisions.size(), 3U);
-    EXPECT_EQ(decisions[0].at("n").as_int64(), 4);
+    EXPECT_EQ(decisions[0].at("target").as_string(), "t4");
+    EXPECT_EQ(decisions[0].at("decision").as_string(), "deny");
+    EXPECT_FALSE(decisions[0].as_object().contains("args")) << "only what the page shows";
     EXPECT_EQ(v.at("alerts").as_array().size(), 1U);
     const auto& points = v.at("series").at("points").as_array();
     EXPECT_EQ(points.size(), 60U);

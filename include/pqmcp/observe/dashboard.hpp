@@ -96,7 +96,19 @@ class Dashboard final {
     boost::json::object gateway_;
     std::map<std::string, DashboardSession> sessions_;
     std::deque<boost::json::object> connections_;
-    std::deque<boost::json::object> decisions_;
+    // What the page shows of a request: its record's displayed fields only
+    // (kept for every request, so copied cheaply, rendered when asked).
+    struct RecentDecision {
+        std::string ts;
+        std::string session;
+        std::string identity;
+        std::string method;
+        std::string target;
+        std::string decision;
+        std::string rule;
+        std::int64_t latency_us = 0;
+    };
+    std::deque<RecentDecision> decisions_;
     std::deque<boost::json::object> alerts_;
     std::map<std::string, std::uint64_t> by_group_;  // successful handshakes per group
     std::uint64_t handshakes_ = 0;

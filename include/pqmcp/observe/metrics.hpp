@@ -5,6 +5,7 @@
 // thread uses the registry; a gauge's reader may look at other threads' atomics.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -18,15 +19,29 @@
 namespace pqmcp::observe {
 
 using Labels = std::vector<std::string>;  // values, in the family's label order
+// Label values as callers give them: looked up without a copy; copied once,
+// when the series is new.
+using LabelValues = std::initializer_list<std::string_view>;
+
+// Orders label sets whether they are kept (Labels) or asked for (LabelValues).
+struct LabelsLess {
+    using is_transparent = void;
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+        return std::lexicographical_compare(
+            a.begin(), a.end(), b.begin(), b.end(),
+            [](const auto& x, const auto& y) { return std::string_view(x) < std::string_view(y); });
+    }
+};
 
 class Counter final {
   public:
     Counter(std::string name, std::string help, std::vector<std::string> label_names);
     // Adds `by` to the series with these label values (created at 0).
-    void inc(const Labels& values, double by = 1.0);
+    void inc(LabelValues values, double by = 1.0);
     // Creates the series (at 0) so that it is exposed before its first event.
-    void touch(const Labels& values);
-    [[nodiscard]] double value(const Labels& values) const;
+    void touch(LabelValues values);
+    [[nodiscard]] double value(LabelValues values) const;
     void expose(std::string& out) const;
 
   private:
@@ -34,7 +49,7 @@ class Counter final {
     std::string help_;
     std::vector<std::string> label_names_;
     mutable std::mutex mutex_;
-    std::map<Labels, double> series_;
+    std::map<Labels, double, LabelsLess> series_;
 };
 
 class Histogram final {
@@ -42,8 +57,8 @@ class Histogram final {
     // `bounds`: upper bounds of the buckets, ascending (+Inf is implied).
     Histogram(std::string name, std::string help, std::vector<std::string> label_names,
               std::vector<double> bounds);
-    void observe(const Labels& values, double sample);
-    [[nodiscard]] std::uint64_t count(const Labels& values) const;
+    void observe(LabelValues values, double sample);
+    [[nodiscard]] std::uint64_t count(LabelValues values) const;
     void expose(std::string& out) const;
 
   private:
@@ -57,7 +72,7 @@ class Histogram final {
     std::vector<std::string> label_names_;
     std::vector<double> bounds_;
     mutable std::mutex mutex_;
-    std::map<Labels, Series> series_;
+    std::map<Labels, Series, LabelsLess> series_;
 };
 
 // A value read when scraped: a gauge, or a counter kept elsewhere (an atomic
