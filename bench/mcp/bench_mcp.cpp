@@ -438,23 +438,30 @@ int run_sessions(const Options& o) {
 
     // Active sessions, N more: each its own client, initialize, then
     // notifications/initialized opens its GET stream (held open from then on),
-    // then one tools/call. Opened in waves of 50.
-    for (std::size_t i = 0; i < o.count; ++i) {
-        sessions[i].client = make(i);
-        sessions[i].client->send(initialize_request(1));
-        if (i % 50 == 49) {
-            run_until([&] { return initialized + failed >= i + 1; });
+    // then one tools/call. Opened in waves of 100, each wave started once the
+    // last one's sessions are initialized: the gateway closes a POST
+    // connection a keep-alive interval after its call, so at any time only
+    // the last second's POST connections are open besides the N GET streams
+    // (10,000 active sessions fit in 20,000 descriptors on each side).
+    constexpr std::size_t k_wave = 100;
+    for (std::size_t start = 0; start < o.count; start += k_wave) {
+        const std::size_t end = std::min(o.count, start + k_wave);
+        for (std::size_t i = start; i < end; ++i) {
+            sessions[i].client = make(i);
+            sessions[i].client->send(initialize_request(1));
         }
-    }
-    run_until([&] { return initialized + failed >= o.count; });
-    for (std::size_t i = 0; i < o.count; ++i) {
-        if (sessions[i].failed) {
-            continue;
+        run_until([&] { return initialized + failed >= end; });
+        for (std::size_t i = start; i < end; ++i) {
+            if (sessions[i].failed || !sessions[i].initialized) {
+                continue;
+            }
+            sessions[i].client->send(
+                pqmcp::mcp::make_notification("notifications/initialized", {}));
+            sessions[i].client->send(pqmcp::mcp::make_request(
+                2, "tools/call",
+                json::object{{"name", o.tool},
+                             {"arguments", json::object{{"message", "active"}}}}));
         }
-        sessions[i].client->send(pqmcp::mcp::make_notification("notifications/initialized", {}));
-        sessions[i].client->send(pqmcp::mcp::make_request(
-            2, "tools/call",
-            json::object{{"name", o.tool}, {"arguments", json::object{{"message", "active"}}}}));
     }
     run_until([&] { return called + failed >= o.count; });
     std::cout << "active " << called << std::endl;

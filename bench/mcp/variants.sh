@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Gateway variants side by side in one run, alternating rounds: tools/call
+# demo__echo over HTTPS to `serve --demo --threads 1`, one bench_mcp client
+# with IN_FLIGHT calls in flight (default 8, over as many connections). For
+# each variant: the wall-clock rate, the median latency and the gateway's
+# own CPU per 1,000 calls (utime + stime of the process from /proc, its audit
+# writer thread included), and each as a ratio to the first variant of the
+# same round.
+#
+#   [IN_FLIGHT=8] bench/mcp/variants.sh BUILD_DIR REQUESTS ROUNDS 'NAME[=FLAGS]' ...
+#
+# FLAGS are `serve` flags; "env:K=V" words among them are set in the
+# gateway's environment instead (say env:LD_PRELOAD=/usr/lib/.../libjemalloc.so.2).
+#   bench/mcp/variants.sh build 40000 3 defaults 'off=--no-audit --no-integrity'
+set -euo pipefail
+BUILD="$(cd "${1:?BUILD_DIR}" && pwd)"
+N=${2:-20000}
+ROUNDS=${3:-3}
+shift 3
+[[ $# -ge 1 ]] || { echo "variants: name at least one variant" >&2; exit 2; }
+IN_FLIGHT=${IN_FLIGHT:-8}
+PQMCP="$BUILD/pqmcp"
+BENCH="$BUILD/bench/mcp/bench_mcp"
+TICK=$(getconf CLK_TCK)
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+
+names=()
+for spec in "$@"; do
+  name=${spec%%=*}
+  flags=""
+  [[ "$spec" == *=* ]] && flags=${spec#*=}
+  envs=()
+  args=()
+  for word in $flags; do
+    if [[ "$word" == env:* ]]; then envs+=("${word#env:}"); else args+=("$word"); fi
+  done
+  env "${envs[@]}" "$PQMCP" serve --demo --listen 127.0.0.1:0 --identity "$work/gw-$name" \
+    --log-level warn --threads 1 "${args[@]}" >"$work/ready-$name" 2>"$work/log-$name" &
+  echo $! >"$work/pid-$name"
+  for _ in $(seq 100); do grep -q 'ready on' "$work/ready-$name" 2>/dev/null && break; sleep 0.1; done
+  grep -q 'ready on' "$work/ready-$name" || { cat "$work/log-$name" >&2; exit 1; }
+  names+=("$name")
+done
+
+cpu() { awk '{print $14 + $15}' "/proc/$(cat "$work/pid-$1")/stat"; }
+url() { grep -o 'https://[^ ]*/mcp' "$work/ready-$1" | head -1; }
+pin() { grep -o 'peer pq1[a-z2-7]*' "$work/ready-$1" | cut -d' ' -f2; }
+
+for r in $(seq "$ROUNDS"); do
+  base_rps=""
+  base_cpu=""
+  for name in "${names[@]}"; do
+    c0=$(cpu "$name")
+    out=$("$BENCH" http "$(url "$name")" --pin "$(pin "$name")" --identity "$work/client" \
+      --requests "$N" --concurrency "$IN_FLIGHT" --tool demo__echo --label "$name round $r")
+    c1=$(cpu "$name")
+    rps=$(sed -E 's/.*"rps":([0-9.eE+-]+).*/\1/' <<<"$out")
+    p50=$(sed -E 's/.*"p50_us":([0-9.eE+-]+).*/\1/' <<<"$out")
+    errors=$(sed -E 's/.*"errors":([0-9]+).*/\1/' <<<"$out")
+    per=$(awk -v c="$((c1 - c0))" -v t="$TICK" -v n="$((N + 200))" 'BEGIN { printf "%.2f", 1000 * 1000 * (c / t) / n }')
+    [[ -z "$base_rps" ]] && base_rps=$rps && base_cpu=$per
+    awk -v name="$name" -v r="$r" -v rps="$rps" -v p50="$p50" -v per="$per" -v br="$base_rps" \
+      -v bc="$base_cpu" -v e="$errors" -v f="$IN_FLIGHT" 'BEGIN {
+      printf "{\"variant\":\"%s\",\"round\":%d,\"in_flight\":%d,\"rps\":%.0f,\"p50_us\":%.0f,\"cpu_ms_per_1000\":%.2f,\"rps_ratio\":%.3f,\"cpu_ratio\":%.3f,\"errors\":%d}\n",
+        name, r, f, rps, p50, per, rps / br, (bc > 0 ? per / bc : 0), e }'
+  done
+done
