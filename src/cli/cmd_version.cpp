@@ -1,5 +1,6 @@
 #include <dlfcn.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
@@ -13,16 +14,25 @@
 namespace pqmcp::cli {
 namespace {
 
-// The directory of the libcrypto this process actually loaded.
-std::string loaded_libcrypto() {
+// The file a loaded function comes from.
+std::string library_of(void* function) {
     Dl_info info{};
-    if (dladdr(reinterpret_cast<void*>(&OpenSSL_version), &info) != 0 &&
-        info.dli_fname != nullptr) {
+    if (dladdr(function, &info) != 0 && info.dli_fname != nullptr) {
         std::error_code ec;
         const auto path = std::filesystem::canonical(info.dli_fname, ec);
         return ec ? std::string(info.dli_fname) : path.string();
     }
     return "unknown";
+}
+
+// The libcrypto this process actually loaded.
+std::string loaded_libcrypto() {
+    return library_of(reinterpret_cast<void*>(&OpenSSL_version));
+}
+
+// Where this process's malloc comes from (jemalloc, or the C library).
+std::string loaded_malloc() {
+    return library_of(reinterpret_cast<void*>(&std::malloc));
 }
 
 boost::json::array to_array(const std::vector<std::string>& items) {
@@ -61,13 +71,16 @@ int run_version(bool json) {
         out["kems"] = to_array(info.kems);
         out["signatures"] = to_array(info.signatures);
         out["tls_groups"] = to_array(groups);
+        out["allocator"] = boost::json::object{{"name", PQMCP_ALLOCATOR_NAME},
+                                               {"library", loaded_malloc()}};
         std::cout << boost::json::serialize(out) << "\n";
         return k_exit_ok;
     }
     std::cout << "pqmcp " << PQMCP_VERSION << "\n"
               << info.version << "\n"
               << "library: " << library << "\n"
-              << "OPENSSLDIR: " << info.openssl_dir << "\n";
+              << "OPENSSLDIR: " << info.openssl_dir << "\n"
+              << "allocator: " << PQMCP_ALLOCATOR_NAME << " (" << loaded_malloc() << ")\n";
     print_list("KEMs", info.kems);
     print_list("signatures", info.signatures);
     print_list("TLS groups", groups);

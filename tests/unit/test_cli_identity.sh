@@ -62,6 +62,9 @@ assert "ML-KEM-768" in v["kems"], v["kems"]
 assert "ML-DSA-65" in v["signatures"], v["signatures"]
 assert "X25519MLKEM768" in v["tls_groups"], v["tls_groups"]
 assert "/.cache/" in v["openssl"]["library"] or "openssl-" in v["openssl"]["library"], v["openssl"]
+a = v["allocator"]
+assert a["name"] in ("jemalloc", "system"), a
+assert ("libjemalloc" in a["library"]) == (a["name"] == "jemalloc"), a
 ' "$T/version.json"
 check "version (text)" expect_rc 0 "$T/out" "$PQMCP" version
 
