@@ -402,8 +402,11 @@ asio::awaitable<bool> serve_stream(HttpServer::Impl& server, TlsStream& stream, 
     auto executor = co_await asio::this_coro::executor;
     Signal signal(executor);
     // A client that goes away while the stream waits (it closed the
-    // connection: a cancelled request, a crash) is noticed now, not at the
+    // connection: a cancelled request, a crash) is noticed, not only at the
     // next keep-alive write: the socket turns readable and shows end of file.
+    // Watched only once an answer takes longer than k_watch_after: most come
+    // within microseconds, and arming the watch costs each request a system
+    // call (the reactor re-registers the socket) and a cancelled handler.
     struct Watch {
         bool gone = false;
         Signal* signal = nullptr;
@@ -411,36 +414,43 @@ asio::awaitable<bool> serve_stream(HttpServer::Impl& server, TlsStream& stream, 
     auto watch = std::make_shared<Watch>();
     watch->signal = &signal;
     auto& socket = beast::get_lowest_layer(stream).socket();
-    // On this coroutine's executor: the connection may belong to another
-    // shard than the session this stream is of.
-    socket.async_wait(tcp::socket::wait_read,
-                      asio::bind_executor(executor, [watch, fd = socket.native_handle()](
-                                                        const boost::system::error_code& ec) {
-                          if (ec || watch->signal == nullptr) {
-                              return;
-                          }
-                          char c = 0;
-                          const ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-                          if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
-                              watch->gone = true;
-                              watch->signal->notify();
-                          }
-                      }));
+    bool watching = false;
+    const auto arm_watch = [&] {
+        watching = true;
+        // On this coroutine's executor: the connection may belong to another
+        // shard than the session this stream is of.
+        socket.async_wait(tcp::socket::wait_read,
+                          asio::bind_executor(executor, [watch, fd = socket.native_handle()](
+                                                            const boost::system::error_code& ec) {
+                              if (ec || watch->signal == nullptr) {
+                                  return;
+                              }
+                              char c = 0;
+                              const ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+                              if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+                                  watch->gone = true;
+                                  watch->signal->notify();
+                              }
+                          }));
+    };
     struct Unwatch {
         std::shared_ptr<Watch> w;
         tcp::socket& s;
+        const bool& armed;
         ~Unwatch() {
             w->signal = nullptr;
-            boost::system::error_code ignored;
-            s.cancel(ignored);
+            if (armed) {
+                boost::system::error_code ignored;
+                s.cancel(ignored);
+            }
         }
-        Unwatch(std::shared_ptr<Watch> watch_state, tcp::socket& sock)
-            : w(std::move(watch_state)), s(sock) {}
+        Unwatch(std::shared_ptr<Watch> watch_state, tcp::socket& sock, const bool& is_armed)
+            : w(std::move(watch_state)), s(sock), armed(is_armed) {}
         Unwatch(const Unwatch&) = delete;
         Unwatch& operator=(const Unwatch&) = delete;
         Unwatch(Unwatch&&) = delete;
         Unwatch& operator=(Unwatch&&) = delete;
-    } unwatch(watch, socket);
+    } unwatch(watch, socket, watching);
     auto found = session.streams_.find(outcome.stream);
     if (found == session.streams_.end()) {
         co_return false;
@@ -608,6 +618,12 @@ asio::awaitable<bool> serve_stream(HttpServer::Impl& server, TlsStream& stream, 
         if (server.stopped) {
             ok = false;
             break;
+        }
+        if (!watching) {
+            if (co_await signal.wait(std::min(k_watch_after, timeouts.keepalive))) {
+                continue;
+            }
+            arm_watch();
         }
         const bool woken = co_await signal.wait(timeouts.keepalive);
         if (watch->gone) {

@@ -40,6 +40,9 @@ constexpr std::string_view k_version_header = "MCP-Protocol-Version";
 constexpr std::string_view k_last_event_header = "Last-Event-ID";
 // How long a stream whose client went away is kept for Last-Event-ID.
 constexpr auto k_stream_linger = std::chrono::minutes{5};
+// How long a stream waits for its answer before it watches its connection
+// for a client that went away.
+constexpr auto k_watch_after = std::chrono::milliseconds{20};
 
 struct Event {
     std::uint64_t seq = 0;
