@@ -71,8 +71,8 @@ int run_version(bool json) {
         out["kems"] = to_array(info.kems);
         out["signatures"] = to_array(info.signatures);
         out["tls_groups"] = to_array(groups);
-        out["allocator"] = boost::json::object{{"name", PQMCP_ALLOCATOR_NAME},
-                                               {"library", loaded_malloc()}};
+        out["allocator"] =
+            boost::json::object{{"name", PQMCP_ALLOCATOR_NAME}, {"library", loaded_malloc()}};
         std::cout << boost::json::serialize(out) << "\n";
         return k_exit_ok;
     }
