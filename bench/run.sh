@@ -32,6 +32,11 @@ echo "== MCP end to end: connect -> serve -> demo vs demo-server direct vs super
 "$HERE/mcp/e2e.sh" "$BUILD"
 
 echo
+echo "== the cost of one request: defaults against audit, integrity and the dashboard off (8 and 1 in flight)"
+"$HERE/mcp/variants.sh" "$BUILD" 40000 3 defaults "off=--no-audit --no-integrity --dashboard off" "noaudit=--no-audit"
+IN_FLIGHT=1 "$HERE/mcp/variants.sh" "$BUILD" 10000 3 defaults "off=--no-audit --no-integrity --dashboard off"
+
+echo
 echo "== threads: serve --threads 1 vs 2 (tools/call and full PQ handshakes; gateway CPU per 1,000)"
 PQMCP_OPENSSL_BIN="$PQMCP_OPENSSL_ROOT/bin/openssl" "$HERE/mcp/threads.sh" "$BUILD" 20000 3 10
 

@@ -10,7 +10,8 @@
 #   [IN_FLIGHT=8] bench/mcp/variants.sh BUILD_DIR REQUESTS ROUNDS 'NAME[=FLAGS]' ...
 #
 # FLAGS are `serve` flags; "env:K=V" words among them are set in the
-# gateway's environment instead (say env:LD_PRELOAD=/usr/lib/.../libjemalloc.so.2).
+# gateway's environment instead (say env:LD_PRELOAD=/usr/lib/.../libjemalloc.so.2),
+# and "bin:PATH" runs another pqmcp binary (another build) for that variant.
 #   bench/mcp/variants.sh build 40000 3 defaults 'off=--no-audit --no-integrity'
 set -euo pipefail
 BUILD="$(cd "${1:?BUILD_DIR}" && pwd)"
@@ -32,10 +33,15 @@ for spec in "$@"; do
   [[ "$spec" == *=* ]] && flags=${spec#*=}
   envs=()
   args=()
+  binary="$PQMCP"
   for word in $flags; do
-    if [[ "$word" == env:* ]]; then envs+=("${word#env:}"); else args+=("$word"); fi
+    case "$word" in
+      env:*) envs+=("${word#env:}") ;;
+      bin:*) binary="${word#bin:}" ;;
+      *) args+=("$word") ;;
+    esac
   done
-  env "${envs[@]}" "$PQMCP" serve --demo --listen 127.0.0.1:0 --identity "$work/gw-$name" \
+  env "${envs[@]}" "$binary" serve --demo --listen 127.0.0.1:0 --identity "$work/gw-$name" \
     --log-level warn --threads 1 "${args[@]}" >"$work/ready-$name" 2>"$work/log-$name" &
   echo $! >"$work/pid-$name"
   for _ in $(seq 100); do grep -q 'ready on' "$work/ready-$name" 2>/dev/null && break; sleep 0.1; done
