@@ -82,7 +82,7 @@ test-tsan: build-tsan interop-deps
 # seed corpus in tests/fuzz/corpus (clang 16 from Debian 12: clang 14 cannot
 # compile the project's coroutines under the sanitizers; every test run
 # replays the corpus anyway, under ASan/UBSan in test-sanitize).
-FUZZ_TARGETS := jsonrpc sse http_util scanner config policy pem client_config http_request
+FUZZ_TARGETS := jsonrpc sse http_util scanner config policy pem client_config http_request openapi
 fuzz: export PQMCP_EXTRA_PACKAGES = clang-16 libclang-rt-16-dev
 fuzz: bootstrap
 	@prefix=$$(scripts/bootstrap.sh --prefix); \

@@ -41,6 +41,10 @@ echo "== threads: serve --threads 1 vs 2 (tools/call and full PQ handshakes; gat
 PQMCP_OPENSSL_BIN="$PQMCP_OPENSSL_ROOT/bin/openssl" "$HERE/mcp/threads.sh" "$BUILD" 20000 3 10
 
 echo
+echo "== OpenAPI upstreams: loading 1,000 operations, listing them, tools/call through the gateway and straight to Prism"
+"$HERE/openapi/openapi.sh" "$BUILD" 2000 3
+
+echo
 echo "== cluster: Redis counts, audit shipping, acknowledged answers, HAProxy, 2 replicas (CPU per call)"
 "$HERE/mcp/cluster.sh" "$BUILD" 20000 3
 

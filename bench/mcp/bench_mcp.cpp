@@ -7,7 +7,8 @@
 //   bench_mcp sessions URL --pin ID --identity DIR --count N
 //
 // Options: --requests N (default 2000), --concurrency C (requests in flight,
-// default 1), --warmup N (default 200), --tool NAME (default echo), --label L.
+// default 1), --warmup N (default 200), --tool NAME (default echo), --arguments
+// JSON (default: the demo tools' own), --label L.
 // Prints one JSON line per run: requests per second and latency percentiles.
 //
 // `sessions` opens N idle sessions (initialize only, all over one connection),
@@ -51,6 +52,7 @@ struct Options {
     std::string pin;
     std::string identity;
     std::string tool = "echo";
+    std::string arguments;  // JSON object; empty: the demo tools' own
     std::string label;
     std::size_t requests = 2000;
     std::size_t concurrency = 1;
@@ -95,6 +97,8 @@ Options parse(int argc, char** argv) {
             o.identity = value();
         } else if (a == "--tool") {
             o.tool = value();
+        } else if (a == "--arguments") {
+            o.arguments = value();
         } else if (a == "--label") {
             o.label = value();
         } else if (a == "--requests") {
@@ -253,7 +257,9 @@ class Driver {
             ++issued_;
             const std::int64_t id = next_id_++;
             json::object args;
-            if (o_.tool.ends_with("echo")) {
+            if (!o_.arguments.empty()) {
+                args = json::parse(o_.arguments).as_object();
+            } else if (o_.tool.ends_with("echo")) {
                 args["message"] = "post-quantum hello";
             } else if (o_.tool.ends_with("add")) {
                 args = json::object{{"a", 2}, {"b", 3}};

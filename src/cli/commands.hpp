@@ -23,5 +23,6 @@ void add_policy_commands(CLI::App& app, int& exit_code);    // policy lint, poli
 void add_tools_commands(CLI::App& app, int& exit_code);     // tools approve, sign, verify
 void add_scan_command(CLI::App& app, int& exit_code);       // scan
 void add_audit_commands(CLI::App& app, int& exit_code);     // audit verify, tail, export
+void add_openapi_commands(CLI::App& app, int& exit_code);   // openapi inspect, policy
 
 }  // namespace pqmcp::cli

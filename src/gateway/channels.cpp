@@ -10,6 +10,7 @@
 
 #include <unistd.h>
 
+#include "openapi_upstream.hpp"
 #include "pqmcp/demo/demo_server.hpp"
 #include "pqmcp/mcp/protocol.hpp"
 #include "pqmcp/observe/log.hpp"
@@ -368,6 +369,14 @@ Result<std::unique_ptr<Channel>> open_channel(Services& services, const Upstream
         case UpstreamKind::demo:
             return std::unique_ptr<Channel>(
                 std::make_unique<DemoChannel>(services.io, std::move(events)));
+        case UpstreamKind::openapi: {
+            const auto it = services.openapi.find(upstream.name);
+            if (it == services.openapi.end()) {
+                return fail(Errc::startup_failed,
+                            "openapi upstream " + upstream.name + " is not loaded");
+            }
+            return open_openapi(services.io, it->second, std::move(events));
+        }
     }
     return fail(Errc::startup_failed, "unknown upstream kind");
 }

@@ -80,19 +80,134 @@ void read_sandbox(const Reader& r, const YAML::Node& node, const std::string& wh
     }
 }
 
+OpenApiFilter read_filter(const Reader& r, const YAML::Node& node, const std::string& where) {
+    r.only(node, where, {"tags", "paths", "methods", "operations"});
+    OpenApiFilter f;
+    if (node["tags"]) {
+        f.tags = r.strings(node["tags"], where + ".tags");
+    }
+    if (node["paths"]) {
+        f.paths = r.strings(node["paths"], where + ".paths");
+    }
+    if (node["methods"]) {
+        f.methods = r.strings(node["methods"], where + ".methods");
+    }
+    if (node["operations"]) {
+        f.operations = r.strings(node["operations"], where + ".operations");
+    }
+    return f;
+}
+
+void read_openapi(const Reader& r, const YAML::Node& node, const std::string& where,
+                  OpenApiUpstreamConfig& o) {
+    if (node.IsScalar()) {
+        o.spec = r.string(node, where);  // openapi: spec.yaml
+        return;
+    }
+    r.only(node, where,
+           {"spec", "base_url", "follow_servers", "auth", "include", "exclude", "max_tools",
+            "name_max_length", "description_max_length", "output_schema", "max_spec_bytes",
+            "max_response_bytes", "timeout", "max_connections", "ca"});
+    if (!node["spec"]) {
+        r.error(node, where, "spec: the OpenAPI description's file is required");
+    }
+    o.spec = r.string(node["spec"], where + ".spec");
+    if (node["base_url"]) {
+        o.base_url = r.string(node["base_url"], where + ".base_url");
+    }
+    if (node["follow_servers"]) {
+        o.follow_servers = r.boolean(node["follow_servers"], where + ".follow_servers");
+    }
+    if (const auto& list = node["auth"]) {
+        // One credential, or a list of them.
+        const auto read_auth = [&r](const YAML::Node& a, const std::string& at) {
+            r.only(a, at, {"type", "in", "name", "username", "value", "value_file", "value_env"});
+            OpenApiAuth auth;
+            if (a["type"]) {
+                auth.type = r.string(a["type"], at + ".type");
+            }
+            if (a["in"]) {
+                auth.in = r.string(a["in"], at + ".in");
+            }
+            if (a["name"]) {
+                auth.name = r.string(a["name"], at + ".name");
+            }
+            if (a["username"]) {
+                auth.username = r.string(a["username"], at + ".username");
+            }
+            if (a["value"]) {
+                auth.value = r.string(a["value"], at + ".value");
+            }
+            if (a["value_file"]) {
+                auth.value_file = r.string(a["value_file"], at + ".value_file");
+            }
+            if (a["value_env"]) {
+                auth.value_env = r.string(a["value_env"], at + ".value_env");
+            }
+            return auth;
+        };
+        if (list.IsSequence()) {
+            for (std::size_t i = 0; i < list.size(); ++i) {
+                o.auth.push_back(read_auth(list[i], where + ".auth[" + std::to_string(i) + "]"));
+            }
+        } else {
+            o.auth.push_back(read_auth(list, where + ".auth"));
+        }
+    }
+    if (node["include"]) {
+        o.include = read_filter(r, node["include"], where + ".include");
+    }
+    if (node["exclude"]) {
+        o.exclude = read_filter(r, node["exclude"], where + ".exclude");
+    }
+    if (node["max_tools"]) {
+        o.max_tools = r.size(node["max_tools"], where + ".max_tools", 1, 10'000);
+    }
+    if (node["name_max_length"]) {
+        o.name_max_length = r.size(node["name_max_length"], where + ".name_max_length", 16, 128);
+    }
+    if (node["description_max_length"]) {
+        o.description_max_length =
+            r.size(node["description_max_length"], where + ".description_max_length", 16, 65'536);
+    }
+    if (node["output_schema"]) {
+        o.output_schema = r.boolean(node["output_schema"], where + ".output_schema");
+    }
+    if (node["max_spec_bytes"]) {
+        o.max_spec_bytes =
+            r.size(node["max_spec_bytes"], where + ".max_spec_bytes", 1'024, 256U << 20U);
+    }
+    if (node["max_response_bytes"]) {
+        o.max_response_bytes =
+            r.size(node["max_response_bytes"], where + ".max_response_bytes", 1'024, 256U << 20U);
+    }
+    if (node["timeout"]) {
+        o.timeout = r.duration(node["timeout"], where + ".timeout");
+    }
+    if (node["max_connections"]) {
+        o.max_connections = r.size(node["max_connections"], where + ".max_connections", 1, 1'024);
+    }
+    if (node["ca"]) {
+        o.ca = r.string(node["ca"], where + ".ca");
+    }
+}
+
 UpstreamConfig read_upstream(const Reader& r, const YAML::Node& node, std::size_t index) {
     const std::string where = "upstreams[" + std::to_string(index) + "]";
-    r.only(node, where,
-           {"name", "command", "args", "env", "env_passthrough", "cwd", "isolation", "sandbox",
-            "url", "profile", "pin", "ca", "headers", "builtin", "publisher", "manifest"});
+    r.only(
+        node, where,
+        {"name", "command", "args", "env", "env_passthrough", "cwd", "isolation", "sandbox", "url",
+         "profile", "pin", "ca", "headers", "builtin", "openapi", "publisher", "manifest"});
     UpstreamConfig u;
     if (!node["name"]) {
         r.error(node, where, "every upstream needs a name");
     }
     u.name = r.string(node["name"], where + ".name");
-    const int kinds = (node["command"] ? 1 : 0) + (node["url"] ? 1 : 0) + (node["builtin"] ? 1 : 0);
+    const int kinds = (node["command"] ? 1 : 0) + (node["url"] ? 1 : 0) +
+                      (node["builtin"] ? 1 : 0) + (node["openapi"] ? 1 : 0);
     if (kinds != 1) {
-        r.error(node, where, "give exactly one of command (stdio), url (HTTP) and builtin");
+        r.error(node, where,
+                "give exactly one of command (stdio), url (HTTP), openapi and builtin");
     }
     if (node["command"]) {
         u.kind = UpstreamKind::stdio;
@@ -135,6 +250,9 @@ UpstreamConfig read_upstream(const Reader& r, const YAML::Node& node, std::size_
         if (node["headers"]) {
             u.headers = r.map(node["headers"], where + ".headers");
         }
+    } else if (node["openapi"]) {
+        u.kind = UpstreamKind::openapi;
+        read_openapi(r, node["openapi"], where + ".openapi", u.openapi);
     } else {
         const std::string builtin = r.string(node["builtin"], where + ".builtin");
         if (builtin != "demo") {
@@ -578,6 +696,15 @@ Result<GatewayConfig> load_config(const std::filesystem::path& file,
         for (auto& u : config->upstreams) {
             if (!u.manifest.empty() && u.manifest.is_relative()) {
                 u.manifest = file.parent_path() / u.manifest;
+            }
+            std::vector<std::filesystem::path*> paths{&u.openapi.spec, &u.openapi.ca};
+            for (auto& a : u.openapi.auth) {
+                paths.push_back(&a.value_file);
+            }
+            for (auto* path : paths) {
+                if (!path->empty() && path->is_relative()) {
+                    *path = file.parent_path() / *path;
+                }
             }
             for (auto* list : {&u.sandbox.read, &u.sandbox.write}) {
                 for (auto& p : *list) {

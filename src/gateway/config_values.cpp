@@ -190,7 +190,8 @@ Result<UpstreamConfig> parse_upstream_flag(std::string_view text) {
     const auto eq = text.find('=');
     if (eq == std::string_view::npos || eq == 0) {
         return fail(Errc::invalid_config, "--upstream " + std::string(text) +
-                                              ": expected NAME=stdio:COMMAND ARGS... or NAME=URL");
+                                              ": expected NAME=stdio:COMMAND ARGS..., NAME=URL "
+                                              "or NAME=openapi:SPEC [BASE_URL]");
     }
     UpstreamConfig u;
     u.name = std::string(text.substr(0, eq));
@@ -203,12 +204,25 @@ Result<UpstreamConfig> parse_upstream_flag(std::string_view text) {
         u.kind = UpstreamKind::stdio;
         u.command = words.front();
         u.args.assign(words.begin() + 1, words.end());
+    } else if (spec.rfind("openapi:", 0) == 0) {
+        auto words = split_command(spec.substr(8));
+        if (words.empty() || words.size() > 2) {
+            return fail(Errc::invalid_config,
+                        "--upstream " + u.name + ": expected openapi:SPEC [BASE_URL]");
+        }
+        u.kind = UpstreamKind::openapi;
+        u.openapi.spec = words.front();
+        if (words.size() == 2) {
+            u.openapi.base_url = words[1];
+        }
     } else if (spec.rfind("http://", 0) == 0 || spec.rfind("https://", 0) == 0) {
         u.kind = UpstreamKind::http;
         u.url = std::string(spec);
     } else {
-        return fail(Errc::invalid_config,
-                    "--upstream " + u.name + ": expected stdio:COMMAND ARGS... or an http(s) URL");
+        return fail(
+            Errc::invalid_config,
+            "--upstream " + u.name +
+                ": expected stdio:COMMAND ARGS..., an http(s) URL or openapi:SPEC [BASE_URL]");
     }
     return u;
 }
@@ -334,6 +348,48 @@ Status validate(const GatewayConfig& c) {
         }
         if (u.kind == UpstreamKind::stdio && u.command.empty()) {
             return bad("upstream " + u.name + ": no command");
+        }
+        if (u.kind == UpstreamKind::openapi) {
+            const auto& o = u.openapi;
+            const std::string at = "upstream " + u.name + ": openapi.";
+            if (o.spec.empty()) {
+                return bad(at + "spec: the OpenAPI description's file is required");
+            }
+            if (o.base_url.empty() && !o.follow_servers) {
+                return bad(at +
+                           "base_url: where the API is (the spec's servers are followed "
+                           "only with follow_servers: true)");
+            }
+            if (!o.base_url.empty()) {
+                if (auto url = transport::parse_url(o.base_url); !url) {
+                    return bad(at + "base_url: " + url.error().detail);
+                }
+            }
+            for (const auto& a : o.auth) {
+                if (a.type != "api_key" && a.type != "bearer" && a.type != "basic") {
+                    return bad(at + "auth.type: expected api_key, bearer or basic, not \"" +
+                               a.type + "\"");
+                }
+                if (a.type == "api_key" &&
+                    (a.name.empty() || (a.in != "header" && a.in != "query" && a.in != "cookie"))) {
+                    return bad(at +
+                               "auth: an api_key needs a name and in: header, query or cookie");
+                }
+                if (a.type == "basic" && a.username.empty()) {
+                    return bad(at + "auth: basic needs a username");
+                }
+                const int sources = (a.value.empty() ? 0 : 1) + (a.value_file.empty() ? 0 : 1) +
+                                    (a.value_env.empty() ? 0 : 1);
+                if (sources != 1) {
+                    return bad(at + "auth: give the secret once: value, value_file or value_env");
+                }
+            }
+            if (o.name_max_length < 16 + u.name.size() + c.separator.size()) {
+                return bad(at +
+                           "name_max_length: leaves fewer than 16 characters after the "
+                           "prefix " +
+                           u.name + c.separator);
+            }
         }
         if (u.kind == UpstreamKind::http) {
             auto url = transport::parse_url(u.url);

@@ -1,6 +1,7 @@
 // Starting, running and stopping the gateway: identities and TLS contexts,
 // the listener and its sessions, signals, the orderly shutdown.
 #include "gateway_impl.hpp"
+#include "openapi_upstream.hpp"
 
 #include <openssl/crypto.h>
 
@@ -163,9 +164,9 @@ void Gateway::Impl::make_shards() {
     for (std::size_t i = 1; i < n; ++i) {
         workers.push_back(std::make_unique<ShardContext>(1));
         keep_working.push_back(asio::make_work_guard(*workers.back()));
-        shards.push_back(std::make_unique<Shard>(Services{*workers.back(), config, children,
-                                                          services.tls_contexts,
-                                                          services.supervisor, services.tmp_root}));
+        shards.push_back(std::make_unique<Shard>(
+            Services{*workers.back(), config, children, services.tls_contexts, services.supervisor,
+                     services.tmp_root, services.openapi}));
     }
     if (!config.cluster.redis.empty()) {
         cluster::RedisOptions o;
@@ -369,6 +370,18 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayConfig config, std::stri
         g.services.tls_contexts[u.name] = ctx->get();
         g.upstream_contexts.push_back(std::move(*ctx));
     }
+    // OpenAPI upstreams: their specs are read now; one that cannot be read
+    // stops the start with its error.
+    for (const auto& u : c.upstreams) {
+        if (u.kind != UpstreamKind::openapi) {
+            continue;
+        }
+        auto service = OpenApiService::create(u, c);
+        if (!service) {
+            return tl::unexpected(service.error());
+        }
+        g.services.openapi[u.name] = std::move(*service);
+    }
 
     transport::HttpServerOptions http;
     http.host = c.listen_host();
@@ -491,6 +504,10 @@ void Gateway::run(bool handle_signals, const std::function<void()>& on_ready) {
             if (signal == SIGHUP) {
                 spdlog::info("SIGHUP: reading the policy again");
                 (void)g.apply_policy(false);
+                for (const auto& [name, service] : g.services.openapi) {
+                    spdlog::info("SIGHUP: reading upstream {}'s OpenAPI description again", name);
+                    (void)service->reload();
+                }
                 signals->async_wait(on_signal);
                 return;
             }

@@ -247,6 +247,16 @@ void GatewaySession::finish_trace(const std::string& key, const json::object& me
         }
     } else {
         record["outcome"] = "ok";
+        // An OpenAPI upstream's HTTP exchange: its status and TLS (group, protocol).
+        const auto* result = message.if_contains("result");
+        const auto* meta = result != nullptr && result->is_object()
+                               ? result->as_object().if_contains("_meta")
+                               : nullptr;
+        if (meta != nullptr && meta->is_object()) {
+            if (const auto* http = meta->as_object().if_contains("pqmcp/upstream_http")) {
+                record["upstream_http"] = *http;
+            }
+        }
     }
     const Disposition d = t.decision.disposition;
     shared_.recorder->request(

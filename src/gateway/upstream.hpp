@@ -54,6 +54,8 @@ class ChildCount {
     std::map<std::string, std::size_t> by_owner_;
 };
 
+class OpenApiService;
+
 // What every upstream needs from the gateway: one per thread (its io), the
 // rest shared and fixed once the gateway runs.
 struct Services {
@@ -66,6 +68,8 @@ struct Services {
     sandbox::Supervisor* supervisor = nullptr;
     // Where sandboxed children get their private TMPDIR ("" for none).
     std::filesystem::path tmp_root;
+    // The OpenAPI upstreams' shared parts, by upstream name.
+    std::map<std::string, std::shared_ptr<OpenApiService>> openapi;
 };
 
 // The environment of a child of `u`: PATH, HOME, LANG, the passthrough

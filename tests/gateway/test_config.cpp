@@ -182,11 +182,85 @@ TEST(Config, UpstreamFlags) {
     auto u = parse_upstream_flag("api=https://h:1/mcp");
     ASSERT_TRUE(u);
     EXPECT_EQ(u->kind, UpstreamKind::http);
-    for (const char* bad : {"noequals", "=stdio:x", "x=stdio:", "x=ftp://h/"}) {
+    auto o = parse_upstream_flag("pets=openapi:specs/pets.yaml https://api.example/v2");
+    ASSERT_TRUE(o);
+    EXPECT_EQ(o->kind, UpstreamKind::openapi);
+    EXPECT_EQ(o->openapi.spec, std::filesystem::path("specs/pets.yaml"));
+    EXPECT_EQ(o->openapi.base_url, "https://api.example/v2");
+    for (const char* bad :
+         {"noequals", "=stdio:x", "x=stdio:", "x=ftp://h/", "x=openapi:", "x=openapi:a b c"}) {
         auto r = parse_upstream_flag(bad);
         ASSERT_FALSE(r) << bad;
         EXPECT_EQ(r.error().code, Errc::invalid_config);
     }
+}
+
+TEST(Config, OpenApiUpstreams) {
+    auto c = parse_config(R"(
+upstreams:
+  - name: pets
+    openapi:
+      spec: pets.yaml
+      base_url: https://api.example/v2
+      auth:
+        - { type: api_key, in: query, name: key, value_env: PETS_KEY }
+        - { type: basic, username: bot, value_file: pass.txt }
+      include: { tags: [pets], methods: [get] }
+      exclude: { paths: ["/admin/*"] }
+      max_tools: 20
+      timeout: 5s
+  - name: short
+    openapi: other.json
+)",
+                          "gw.yaml");
+    ASSERT_TRUE(c) << c.error().message();
+    const auto& p = c->upstreams[0].openapi;
+    EXPECT_EQ(c->upstreams[0].kind, UpstreamKind::openapi);
+    ASSERT_EQ(p.auth.size(), 2U);
+    EXPECT_EQ(p.auth[0].in, "query");
+    EXPECT_EQ(p.auth[1].username, "bot");
+    EXPECT_EQ(p.include.tags, std::vector<std::string>{"pets"});
+    EXPECT_EQ(p.exclude.paths, std::vector<std::string>{"/admin/*"});
+    EXPECT_EQ(p.max_tools, 20U);
+    EXPECT_EQ(p.timeout, std::chrono::seconds{5});
+    EXPECT_EQ(c->upstreams[1].openapi.spec, std::filesystem::path("other.json"));
+    // Unknown keys are named; a missing base URL, a secret given twice, a bad auth are refused.
+    auto unknown = parse_config("upstreams:\n  - name: x\n    openapi: { spec: a, redirects: 3 }\n",
+                                "gw.yaml");
+    ASSERT_FALSE(unknown);
+    EXPECT_NE(unknown.error().detail.find("upstreams[0].openapi.redirects: unknown key"),
+              std::string::npos)
+        << unknown.error().detail;
+    GatewayConfig base;
+    base.identity = "/tmp/id";
+    UpstreamConfig u;
+    u.name = "pets";
+    u.kind = UpstreamKind::openapi;
+    u.openapi.spec = "pets.yaml";
+    base.upstreams = {u};
+    const auto why = [&](const std::function<void(OpenApiUpstreamConfig&)>& change) {
+        GatewayConfig cfg = base;
+        change(cfg.upstreams[0].openapi);
+        auto v = validate(cfg);
+        return v ? std::string{} : v.error().detail;
+    };
+    EXPECT_NE(why([](auto&) {}).find("base_url: where the API is"), std::string::npos);
+    EXPECT_EQ(why([](auto& o) { o.follow_servers = true; }), "");
+    EXPECT_NE(why([](auto& o) {
+                  o.base_url = "https://a";
+                  o.auth.push_back({"api_key", "body", "k", "", "v", {}, ""});
+              }).find("in: header, query or cookie"),
+              std::string::npos);
+    EXPECT_NE(why([](auto& o) {
+                  o.base_url = "https://a";
+                  o.auth.push_back({"bearer", "header", "", "", "v", "f", ""});
+              }).find("give the secret once"),
+              std::string::npos);
+    EXPECT_NE(why([](auto& o) {
+                  o.base_url = "https://a";
+                  o.auth.push_back({"oauth", "header", "", "", "v", {}, ""});
+              }).find("expected api_key, bearer or basic"),
+              std::string::npos);
 }
 
 TEST(Config, Durations) {

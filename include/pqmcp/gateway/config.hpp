@@ -31,7 +31,51 @@ inline std::error_code make_error_code(Errc e) noexcept {
     return {static_cast<int>(e), gateway_category()};
 }
 
-enum class UpstreamKind { stdio, http, demo };
+enum class UpstreamKind { stdio, http, demo, openapi };
+
+// Which operations of an OpenAPI description become tools (docs/openapi.md):
+// every non-empty list must match, globs for paths and operationIds.
+struct OpenApiFilter {
+    std::vector<std::string> tags;
+    std::vector<std::string> paths;
+    std::vector<std::string> methods;
+    std::vector<std::string> operations;
+};
+
+// The API's credentials: never in a tool's schema, a result, a log line or
+// the audit. Its secret comes from `value`, a file or the environment.
+struct OpenApiAuth {
+    std::string type;           // "" (none), api_key, bearer, basic
+    std::string in = "header";  // api_key: header, query or cookie
+    std::string name;           // api_key: the header, query or cookie name
+    std::string username;       // basic
+    std::string value;          // the key, token or password itself (prefer a file or variable)
+    std::filesystem::path value_file;
+    std::string value_env;
+};
+
+// An upstream made from an OpenAPI description: the gateway is its MCP server.
+struct OpenApiUpstreamConfig {
+    std::filesystem::path spec;  // OpenAPI 3.0/3.1 or Swagger 2.0, JSON or YAML
+    // Where the API is: requests go here and nowhere else. Empty: the spec's
+    // first server, only with follow_servers.
+    std::string base_url;
+    bool follow_servers = false;
+    // Credentials, each sent with every request (an API that wants a key
+    // for some operations and a token for others gets both).
+    std::vector<OpenApiAuth> auth;
+    OpenApiFilter include;
+    OpenApiFilter exclude;
+    std::size_t max_tools = 128;
+    std::size_t name_max_length = 64;  // of a tool's name as clients see it, prefix included
+    std::size_t description_max_length = 1'024;
+    bool output_schema = true;
+    std::size_t max_spec_bytes = 16U << 20U;
+    std::size_t max_response_bytes = 8U << 20U;
+    std::chrono::milliseconds timeout{30'000};  // one call to the API, connect included
+    std::size_t max_connections = 8;            // to the API, per gateway thread
+    std::filesystem::path ca;                   // https: CA file (default: the system's store)
+};
 
 // What paths named in a stdio server's arguments are granted by its sandbox.
 enum class ArgumentAccess { write, read, none };
@@ -69,6 +113,8 @@ struct UpstreamConfig {
     std::vector<std::string> pins;      // https: pinned peer ids of the server
     std::filesystem::path ca;           // https: CA file for a server that is not pinned
     std::vector<std::pair<std::string, std::string>> headers;  // sent with every request
+    OpenApiUpstreamConfig openapi;  // openapi: the description and the API behind it
+
     // Publisher signature (docs/integrity.md): only tools, prompts and resource
     // templates whose definitions match this manifest, signed by `publisher`
     // (`pqmcp tools sign`), are admitted.
