@@ -702,6 +702,10 @@ Result<GatewayConfig> load_config(const std::filesystem::path& file,
                 paths.push_back(&a.value_file);
             }
             for (auto* path : paths) {
+                const std::string shown = path->string();
+                if (shown.starts_with("https://") || shown.starts_with("http://")) {
+                    continue;  // a spec served over HTTP
+                }
                 if (!path->empty() && path->is_relative()) {
                     *path = file.parent_path() / *path;
                 }

@@ -155,9 +155,79 @@ Result<std::shared_ptr<OpenApiService>> OpenApiService::create(const UpstreamCon
     return s;
 }
 
+namespace {
+
+// A description served over HTTP(S): fetched once (at start, on reload) with
+// the same limits as a file, over the public-web TLS profile; its $refs may
+// not name files (there is no directory to stay under), nor the network.
+Result<std::string> fetch_spec(const std::string& address, const OpenApiUpstreamConfig& o) {
+    auto url = transport::parse_url(address);
+    if (!url) {
+        return tl::unexpected(url.error());
+    }
+    crypto::SslCtxPtr ctx;
+    if (url->tls) {
+        tls::WebClientOptions web;
+        web.ca_file = o.ca;
+        auto made = tls::make_web_client_context(web);
+        if (!made) {
+            return tl::unexpected(made.error());
+        }
+        ctx = std::move(*made);
+    }
+    asio::io_context io;
+    transport::RestClientOptions options;
+    options.base = *url;
+    options.tls = ctx.get();
+    options.request_timeout = o.timeout;
+    options.max_response_bytes = o.max_spec_bytes;
+    options.max_connections = 1;
+    std::optional<Result<transport::RestResponse>> answer;
+    {
+        transport::RestClient client(io.get_executor(), options);
+        transport::RestRequest get;
+        get.method = "GET";
+        get.target = url->target;
+        get.headers.emplace_back("Accept", "application/json, application/yaml, text/yaml, */*");
+        client.send(std::move(get),
+                    [&answer](Result<transport::RestResponse> r) { answer = std::move(r); });
+        io.run_for(o.timeout + std::chrono::seconds{1});
+    }
+    if (!answer) {
+        return fail(Errc::invalid_config, address + ": no answer within the timeout");
+    }
+    if (!*answer) {
+        return tl::unexpected(answer->error());
+    }
+    if ((*answer)->truncated) {
+        return fail(Errc::invalid_config,
+                    fmt::format("{}: over the limit of {} bytes (openapi.max_spec_bytes)", address,
+                                o.max_spec_bytes));
+    }
+    if ((*answer)->status != 200) {
+        return fail(Errc::invalid_config,
+                    fmt::format("{}: HTTP {} {} (redirects are not followed)", address,
+                                (*answer)->status, (*answer)->reason));
+    }
+    return std::move((*answer)->body);
+}
+
+}  // namespace
+
 Result<openapi::Catalog> OpenApiService::read() const {
     const auto started = std::chrono::steady_clock::now();
-    auto catalog = openapi::load(upstream_.openapi.spec, options_);
+    const std::string spec = upstream_.openapi.spec.string();
+    Result<openapi::Catalog> catalog = fail(Errc::invalid_config, "not read");
+    if (spec.starts_with("https://") || spec.starts_with("http://")) {
+        auto text = fetch_spec(spec, upstream_.openapi);
+        if (!text) {
+            return fail(Errc::invalid_config, fmt::format("upstream {}: openapi.spec: {}",
+                                                          upstream_.name, text.error().detail));
+        }
+        catalog = openapi::parse(*text, spec, {}, options_);
+    } else {
+        catalog = openapi::load(upstream_.openapi.spec, options_);
+    }
     if (!catalog) {
         return fail(Errc::invalid_config, fmt::format("upstream {}: openapi.spec: {}",
                                                       upstream_.name, catalog.error().detail));

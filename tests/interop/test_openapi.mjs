@@ -8,7 +8,7 @@
 // by `policy lint`.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -161,7 +161,7 @@ function makeCa(dir) {
 async function sServer(t, dir, groups) {
   const port = await freePort();
   const child = spawn(OPENSSL, ['s_server', '-accept', String(port), '-cert', 'api.crt', '-key', 'api.key',
-    '-WWW', '-groups', groups, '-naccept', '5'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    '-WWW', '-groups', groups, '-naccept', '50'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   t.after(() => child.kill('SIGKILL'));
   await waitForPort(port);
   return port;
@@ -195,7 +195,11 @@ test('an API over TLS: hybrid when it can, X25519 when not, its name verified', 
   writeFileSync(config, ['upstreams:',
     ...upstream('pq', `https://localhost:${hybrid}`),
     ...upstream('old', `https://localhost:${classical}`),
-    ...upstream('wrong', `https://127.0.0.1:${hybrid}`), ''].join('\n'));
+    ...upstream('wrong', `https://127.0.0.1:${hybrid}`),
+    // The description itself served over HTTPS (read at start, as a file would be).
+    '  - name: fetched', '    openapi:', `      spec: https://localhost:${hybrid}/status.yaml`,
+    `      base_url: https://localhost:${hybrid}`, `      ca: ${path.join(www, 'ca.crt')}`, ''].join('\n'));
+  writeFileSync(path.join(www, 'status.yaml'), readFileSync(spec));
   const gateway = await startGateway(t, ['--config', config], { dir });
   const c = await client(t, gateway);
   const pq = await c.callTool({ name: 'pq__status', arguments: {} });
@@ -207,6 +211,9 @@ test('an API over TLS: hybrid when it can, X25519 when not, its name verified', 
   assert.equal(old._meta['pqmcp/upstream_http'].tls.group.toLowerCase(), 'x25519');
   assert.equal(old._meta['pqmcp/upstream_http'].tls.quantum_safe_group, false);
   // The certificate is for localhost, not for 127.0.0.1.
+  const fetched = await c.callTool({ name: 'fetched__status', arguments: {} });
+  assert.ok(!fetched.isError, text(fetched));
+  assert.equal(fetched.structuredContent.ok, true);
   const wrong = await c.callTool({ name: 'wrong__status', arguments: {} });
   assert.equal(wrong.isError, true);
   assert.match(text(wrong), /the server's certificate is refused/);
@@ -214,7 +221,17 @@ test('an API over TLS: hybrid when it can, X25519 when not, its name verified', 
   const records = auditRecords(path.join(gateway.home, 'gateway', 'audit.db'), 'request')
     .filter((r) => r.method === 'tools/call' && r.outcome === 'ok' && r.upstream_http);
   assert.deepEqual(records.map((r) => [r.target, r.upstream_http.tls.group.toLowerCase()]).sort(),
-    [['old__status', 'x25519'], ['pq__status', 'x25519mlkem768']]);
+    [['fetched__status', 'x25519mlkem768'], ['old__status', 'x25519'], ['pq__status', 'x25519mlkem768']]);
+  // A description that is not there stops the start, with its address (s_server
+  // answers a missing file with a 200 and an error page: not a description).
+  const missing = path.join(dir, 'missing.yaml');
+  writeFileSync(missing, ['upstreams:', '  - name: gone', '    openapi:',
+    `      spec: https://localhost:${hybrid}/nothing.yaml`, `      base_url: https://localhost:${hybrid}`,
+    `      ca: ${path.join(www, 'ca.crt')}`, ''].join('\n'));
+  const refused = spawnSync(PQMCP, ['serve', '--config', missing, '--listen', '127.0.0.1:0', '--identity',
+    path.join(dir, 'gw2')], { encoding: 'utf8', timeout: 30000 });
+  assert.notEqual(refused.status, 0);
+  assert.match(refused.stderr, /upstream gone: openapi\.spec: .*https:\/\/localhost:\d+\/nothing\.yaml/);
 });
 
 test('openapi inspect and policy, as an operator runs them', { timeout: 60000 }, (t) => {
