@@ -4,6 +4,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -193,6 +194,11 @@ int run_connect(ConnectArgs a) {
         return usage(
             "say how to trust the gateway: --pin PEER_ID, --known-peers FILE or --ca FILE");
     }
+    for (const auto& pin : a.pins) {
+        if (auto id = identity::PeerId::parse(pin); !id) {
+            return usage("--pin " + pin + ": " + id.error().detail);
+        }
+    }
     if (!a.print_config.empty()) {
         return print_config(a);
     }
@@ -333,6 +339,26 @@ int run_connect(ConnectArgs a) {
     // stdin on a thread of its own (it may be a pipe, a file or a terminal).
     // What it read and the network side has not taken yet is bounded: the
     // reader waits (the client's writes block) until there is room.
+    // At the end of input: wait (polling, bounded) until every request is
+    // answered, then end the session and stop.
+    asio::steady_timer drain_timer(io);
+    std::chrono::steady_clock::time_point drain_deadline;
+    std::function<void()> drain = [&] {
+        if (client.pending_requests() > 0 && std::chrono::steady_clock::now() < drain_deadline &&
+            !out.gone()) {
+            drain_timer.expires_after(std::chrono::milliseconds{10});
+            drain_timer.async_wait([&drain](const boost::system::error_code& waited) {
+                if (!waited) {
+                    drain();
+                }
+            });
+            return;
+        }
+        auto stop = std::make_shared<asio::steady_timer>(io, std::chrono::seconds{3});
+        stop->async_wait([&io, stop](const boost::system::error_code&) { io.stop(); });
+        client.close([&io] { io.stop(); });
+    };
+
     std::mutex inbound_mutex;
     std::condition_variable inbound_room;
     std::size_t inbound = 0;
@@ -380,11 +406,11 @@ int run_connect(ConnectArgs a) {
                 }
             });
         }
-        // End of input: the client is done. End the session, then exit.
+        // End of input: the client is done. What it asked is answered first
+        // (each request is bounded by --timeout); then the session ends.
         asio::post(io, [&] {
-            auto stop = std::make_shared<asio::steady_timer>(io, std::chrono::seconds{3});
-            stop->async_wait([&io, stop](const boost::system::error_code&) { io.stop(); });
-            client.close([&io] { io.stop(); });
+            drain_deadline = std::chrono::steady_clock::now() + *timeout;
+            drain();
         });
     });
     io.run();

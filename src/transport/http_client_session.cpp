@@ -3,6 +3,8 @@
 // server forgot the session, the GET stream, and DELETE at the end.
 #include "http_client_impl.hpp"
 
+#include <algorithm>
+
 namespace pqmcp::transport {
 
 asio::awaitable<void> McpHttpClient::Impl::post(json::object message, bool bypass) {
@@ -41,6 +43,12 @@ asio::awaitable<void> McpHttpClient::Impl::post(json::object message, bool bypas
         holding = true;
         hold.impl = this;
         co_await open_listener();
+    } else if (method == mcp::method::initialize && !internal) {
+        // What the client sends before the answer names the session waits for
+        // it (sent without the session, it would get "Mcp-Session-Id header
+        // is required").
+        holding = true;
+        hold.impl = this;
     }
     const json::value* request_id = is_request(message) ? member(message, "id") : nullptr;
     const std::string key = request_id != nullptr ? mcp::id_text(*request_id) : std::string{};
@@ -373,6 +381,12 @@ void McpHttpClient::send(json::object message) {
     if (cancelled) {
         cancel(*cancelled);
     }
+}
+
+std::size_t McpHttpClient::pending_requests() const {
+    const Impl& s = *impl_;
+    return s.posted.size() +
+           static_cast<std::size_t>(std::count_if(s.held.begin(), s.held.end(), is_request));
 }
 
 void McpHttpClient::cancel(const json::value& id) {

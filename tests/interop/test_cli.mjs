@@ -11,7 +11,9 @@ import { promisify } from 'node:util';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 
-import { EVERYTHING, NODE, PQMCP, connectTransport, startGateway, tempDir, text } from './lib.mjs';
+import {
+  EVERYTHING, NODE, PQMCP, connectArgs, connectTransport, startGateway, tempDir, text,
+} from './lib.mjs';
 
 const run = promisify(execFile);
 
@@ -66,6 +68,40 @@ test('connect --print-config prints the JSON a desktop client needs', async (t) 
   assert.equal(server.command, PQMCP);
   assert.deepEqual(server.args, ['connect', 'https://gw.example:8443/mcp', '--identity', path.join(home, 'id'),
     '--pin', 'pq1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa']);
+});
+
+test('connect --print-config refuses a malformed --pin', async (t) => {
+  const home = tempDir(t);
+  await assert.rejects(run(PQMCP, ['connect', 'https://gw.example:8443/mcp', '--identity',
+    path.join(home, 'id'), '--pin', 'pq1bogus', '--print-config', 'x']), (err) => {
+    assert.equal(err.code, 2);
+    assert.match(err.stderr, /--pin pq1bogus: 'pq1bogus' is not a peer id/);
+    assert.equal(err.stdout, '', 'no configuration printed');
+    return true;
+  });
+});
+
+// A client that writes its requests and closes its input at once (printf |
+// pqmcp connect), and one that does not wait for the initialize result: every
+// request is answered before connect exits, none gets "Mcp-Session-Id header is required".
+test('connect answers what was asked before input ended, and holds requests until the session exists', async (t) => {
+  const gateway = await startGateway(t, ['--demo']);
+  const lines = [
+    { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'printf', version: '1' } } },
+    { jsonrpc: '2.0', id: 2, method: 'tools/list' },
+    { jsonrpc: '2.0', method: 'notifications/initialized' },
+    { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'demo__echo', arguments: { message: 'before the session' } } },
+  ].map((m) => JSON.stringify(m)).join('\n') + '\n';
+  const child = execFile(PQMCP, connectArgs(gateway), { timeout: 30000 });
+  child.stdin.end(lines);
+  let stdout = '';
+  child.stdout.on('data', (d) => { stdout += d; });
+  const code = await new Promise((resolve) => child.on('exit', resolve));
+  assert.equal(code, 0);
+  const answers = stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  assert.deepEqual(answers.map((a) => a.id).sort(), [1, 2, 3], stdout);
+  assert.ok(answers.every((a) => a.result), stdout);
+  assert.equal(answers.find((a) => a.id === 3).result.content[0].text, 'before the session');
 });
 
 test('connect refuses to run without a way to trust the gateway, and refuses http://', async () => {

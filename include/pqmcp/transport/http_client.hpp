@@ -91,6 +91,9 @@ class McpHttpClient final {
     // stream; `done` runs when finished. Pending requests fail with `closed`.
     void close(std::function<void()> done = {});
 
+    // Requests sent and not yet answered or failed (held ones included).
+    [[nodiscard]] std::size_t pending_requests() const;
+
     [[nodiscard]] const std::string& session_id() const noexcept;
     [[nodiscard]] const std::string& protocol_version() const noexcept;
 
