@@ -391,13 +391,7 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayConfig config, std::stri
         std::max(c.limits.http.max_body_bytes, c.limits.message.max_message_bytes);
     http.timeouts = c.timeouts.http;
     http.message_limits = c.limits.message;
-    http.allowed_origins = c.allowed_origins;
-    if (http.port != 0) {
-        // The gateway's own pages (a dashboard) may call it.
-        const std::string port = std::to_string(http.port);
-        http.allowed_origins.push_back("https://localhost:" + port);
-        http.allowed_origins.push_back("https://" + c.listen);
-    }
+    http.allowed_origins = c.allowed_origins;  // and its own origin (HttpServer::start)
     http.open_session = [&g](transport::ServerSession& session)
         -> Result<std::unique_ptr<transport::SessionHandler>> {
         const auto& peer = session.peer();

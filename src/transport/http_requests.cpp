@@ -83,8 +83,11 @@ std::variant<std::shared_ptr<Session>, Outcome> find_session(HttpServer::Impl& s
     const std::string_view version = header(req, k_version_header);
     // "If the server receives a request with an invalid or unsupported
     // MCP-Protocol-Version, it MUST respond with 400 Bad Request."
-    if (!version.empty() && (!mcp::is_supported_version(version) ||
-                             (!session->version_.empty() && version != session->version_))) {
+    // A supported version other than the negotiated one is neither invalid
+    // nor unsupported: the request is served with the session's semantics
+    // ("The protocol version sent by the client SHOULD be the one negotiated
+    // during initialization": a SHOULD for the client, no MUST to refuse).
+    if (!version.empty() && !mcp::is_supported_version(version)) {
         return http_error(req, http::status::bad_request, mcp::code::invalid_request,
                           "Bad Request: unsupported MCP-Protocol-Version " + std::string(version) +
                               (session->version_.empty()

@@ -460,6 +460,25 @@ Result<std::uint16_t> HttpServer::start() {
     if (!port) {
         return fail(Errc::listen_failed, port.error());
     }
+    // The server's own origin is never a DNS-rebinding page: the pages of
+    // https://HOST:PORT are this server's own (its dashboard), and nothing can
+    // serve a page from http://HOST:PORT, a TLS-only port. A rebinding page
+    // has another host name, and stays refused.
+    std::string host = first.options.host;
+    if (host.find(':') != std::string::npos) {
+        host = "[" + host + "]";
+    }
+    std::vector<std::string> hosts{host};
+    if (host == "127.0.0.1" || host == "[::1]") {
+        hosts.emplace_back("localhost");
+    }
+    for (const auto& shard : shards_) {
+        for (const auto& h : hosts) {
+            for (const char* scheme : {"https://", "http://"}) {
+                shard->origins.add(scheme + h + ":" + std::to_string(*port));
+            }
+        }
+    }
     asio::co_spawn(first.io, first.accept_loop(), asio::detached);
     for (const auto& shard : shards_) {
         asio::co_spawn(shard->io, shard->sweep_loop(), asio::detached);

@@ -209,6 +209,14 @@ OriginPolicy::OriginPolicy(const std::vector<std::string>& allowed) {
     }
 }
 
+void OriginPolicy::add(std::string_view origin) {
+    std::string normalized = normalize_origin(origin);
+    if (!normalized.empty() &&
+        std::find(allowed_.begin(), allowed_.end(), normalized) == allowed_.end()) {
+        allowed_.push_back(std::move(normalized));
+    }
+}
+
 bool OriginPolicy::allows(std::string_view origin_header) const {
     if (origin_header.empty()) {
         return true;

@@ -41,6 +41,7 @@ class OriginPolicy final {
     // True when the request carries no Origin header (not a browser) or an allowed one.
     [[nodiscard]] bool allows(std::string_view origin_header) const;
     [[nodiscard]] const std::vector<std::string>& allowed() const noexcept { return allowed_; }
+    void add(std::string_view origin);
 
   private:
     std::vector<std::string> allowed_;  // normalised
