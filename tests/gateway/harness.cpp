@@ -438,7 +438,9 @@ json::object McpClient::request(const std::string& method, json::object params,
     const std::string key = std::to_string(id);
     s.client->send(mcp::make_request(id, method, std::move(params)));
     if (!s.run_until([&] { return s.responses.contains(key); }, timeout)) {
+        // Marked apart from any answer: a success has no error code either.
         return json::object{
+            {"timed_out", true},
             {"error", json::object{{"code", 0}, {"message", "no response in time"}}}};
     }
     auto out = std::move(s.responses.at(key));

@@ -1,6 +1,11 @@
 // The gateway configuration: YAML, flags, validation, with the errors users see.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+
 #include "pqmcp/gateway/config.hpp"
 
 namespace pqmcp::gateway {
@@ -322,6 +327,103 @@ TEST(Config, ValidationCatchesWhatCannotWork) {
         auto r = validate(config);
         ASSERT_FALSE(r) << c.expected;
         EXPECT_NE(r.error().detail.find(c.expected), std::string::npos) << r.error().detail;
+    }
+}
+
+// The defaults docs/gateway.md states, read back from its table and compared
+// with what an empty configuration gets: the documentation cannot drift.
+TEST(Config, TheDocumentedDefaultsAreTheDefaults) {
+    std::ifstream in(std::string(PQMCP_SOURCE_DIR) + "/docs/gateway.md");
+    ASSERT_TRUE(in) << "docs/gateway.md";
+    std::map<std::string, std::string> documented;  // YAML key -> default column
+    const auto unquote = [](std::string cell) {
+        std::string out;
+        for (const char ch : cell) {
+            if (ch != '`') {
+                out += ch;
+            }
+        }
+        const auto first = out.find_first_not_of(' ');
+        const auto last = out.find_last_not_of(' ');
+        return first == std::string::npos ? std::string{} : out.substr(first, last - first + 1);
+    };
+    for (std::string line; std::getline(in, line);) {
+        if (line.rfind("| `--", 0) != 0) {
+            continue;
+        }
+        // | flag | key | default | meaning |: split on " | " (flags hold "\|").
+        std::vector<std::string> cells;
+        std::size_t at = 1;
+        for (std::size_t next; (next = line.find(" | ", at)) != std::string::npos; at = next + 3) {
+            cells.push_back(line.substr(at, next - at));
+        }
+        if (cells.size() >= 3) {
+            documented[unquote(cells[1])] = unquote(cells[2]);
+        }
+    }
+    auto c = parse_config("upstreams: [{name: demo, builtin: demo}]\n", "gw.yaml");
+    ASSERT_TRUE(c) << c.error().message();
+    const auto ms = [](std::chrono::milliseconds d) { return d; };
+    const auto duration = [](const std::string& text) {
+        auto d = parse_duration(text);
+        return d ? *d : std::chrono::milliseconds{-1};
+    };
+    const std::map<std::string, std::function<bool(const std::string&)>> actual{
+        {"listen", [&](const std::string& d) { return c->listen == d; }},
+        {"profile", [&](const std::string& d) { return c->profile == d; }},
+        {"namespacing.separator", [&](const std::string& d) { return c->separator == d; }},
+        {"limits.max_sessions",
+         [&](const std::string& d) { return std::to_string(c->limits.http.max_sessions) == d; }},
+        {"limits.max_children",
+         [&](const std::string& d) { return std::to_string(c->limits.max_children) == d; }},
+        {"limits.max_message_bytes",
+         [&](const std::string& d) {
+             return d == "4 MiB" && c->limits.message.max_message_bytes == 4U << 20U;
+         }},
+        {"timeouts.upstream_request",
+         [&](const std::string& d) { return ms(c->timeouts.upstream_request) == duration(d); }},
+        {"timeouts.session_idle",
+         [&](const std::string& d) { return ms(c->timeouts.http.session_idle) == duration(d); }},
+        {"log_level", [&](const std::string& d) { return c->log_level == d; }},
+        {"threads", [&](const std::string& d) { return d == "one per core" && c->threads == 0; }},
+        {"cluster.redis_timeout",
+         [&](const std::string& d) { return ms(c->cluster.redis_timeout) == duration(d); }},
+        {"cluster.fail", [&](const std::string& d) { return c->cluster.fail == d; }},
+        {"cluster.behaviour", [&](const std::string& d) { return c->cluster.behaviour == d; }},
+        {"integrity.on_change",
+         [&](const std::string& d) { return to_string(c->integrity.on_change) == d; }},
+        {"integrity.on_finding",
+         [&](const std::string& d) { return to_string(c->integrity.on_finding) == d; }},
+        {"integrity.threshold", [&](const std::string& d) { return c->integrity.threshold == d; }},
+        {"audit.acknowledge",
+         [&](const std::string& d) {
+             return d == (c->audit.acknowledge_committed ? "committed" : "queued");
+         }},
+        {"audit.arguments",
+         [&](const std::string& d) {
+             return d == "digest" && c->audit.arguments == AuditArguments::digest;
+         }},
+        {"audit.on_failure",
+         [&](const std::string& d) {
+             return d == (c->audit.refuse_on_failure ? "refuse" : "continue");
+         }},
+        {"log_format", [&](const std::string& d) { return c->observe.log_format == d; }},
+        {"dashboard.access", [&](const std::string& d) { return c->observe.dashboard == d; }},
+        {"upstreams[].sandbox.enabled",
+         [&](const std::string& d) { return d == "on" && c->upstreams.at(0).sandbox.enabled; }},
+        {"upstreams[].sandbox.network",
+         [&](const std::string& d) {
+             return sandbox::to_string(c->upstreams.at(0).sandbox.network) == d;
+         }},
+        {"upstreams[].sandbox.arguments",
+         [&](const std::string& d) {
+             return d == "write" && c->upstreams.at(0).sandbox.arguments == ArgumentAccess::write;
+         }},
+    };
+    for (const auto& [key, matches] : actual) {
+        const auto it = documented.find(key);
+        ASSERT_NE(it, documented.end()) << key << " is not in docs/gateway.md's table";
+        EXPECT_TRUE(matches(it->second)) << key << ": documented default " << it->second;
     }
 }
 

@@ -9,6 +9,7 @@
 #include <boost/json.hpp>
 
 #include "harness.hpp"
+#include "pqmcp/audit/audit.hpp"
 #include "pqmcp/integrity/pins.hpp"
 #include "pqmcp/integrity/scanner.hpp"
 #include "pqmcp/integrity/signing.hpp"
@@ -89,11 +90,31 @@ TEST(IntegrityGateway, RugPullIsBlockedUntilApproved) {
 TEST(IntegrityGateway, RugPullWithAlertStaysUsable) {
     Harness h({fixture_in_mode("fx", "rugpull")},
               [](GatewayConfig& c) { c.integrity.on_change = IntegrityAction::alert; });
-    McpClient c(h);
-    c.initialize();
-    (void)c.request("tools/list");
-    EXPECT_TRUE(has(tool_names(c.request("tools/list")), "fx__whoami"));
-    EXPECT_TRUE(call(c, "fx__whoami").contains("result"));
+    const auto db = h.dir() / "gateway" / "audit.db";
+    {
+        McpClient c(h);
+        c.initialize();
+        (void)c.request("tools/list");
+        EXPECT_TRUE(has(tool_names(c.request("tools/list")), "fx__whoami"));
+        EXPECT_TRUE(call(c, "fx__whoami").contains("result"));
+    }
+    h.stop();  // every record committed
+    // Let through, but not silently: the change is in the audit trail as an alert.
+    audit::Query q;
+    q.kind = "integrity";
+    const auto stored = audit::read(db, q);
+    ASSERT_TRUE(stored) << stored.error().message();
+    int alerts = 0;
+    for (const auto& r : *stored) {
+        const auto body = json::parse(r.body).as_object();
+        if (body.at("event") == "rug_pull") {
+            EXPECT_EQ(body.at("action"), "alert");
+            EXPECT_EQ(body.at("upstream"), "fx");
+            EXPECT_FALSE(body.at("detail").as_string().empty());
+            ++alerts;
+        }
+    }
+    EXPECT_GE(alerts, 1);
 }
 
 TEST(IntegrityGateway, PoisonedToolIsBlocked) {

@@ -95,7 +95,8 @@ probe_against() {  # probe_against GROUPS -> JSON on stdout (exit code kept in $
 probe_against X25519MLKEM768 >"$T/p1.json"
 check "probe: X25519MLKEM768 only is quantum-safe" grep -q '"verdict":"quantum-safe"' "$T/p1.json"
 check "  exit 0" test "$(cat "$T/rc")" -eq 0
-check "  group and signature reported" grep -q '"group":"X25519MLKEM768".*' "$T/p1.json"
+check "  group reported" grep -q '"group":"X25519MLKEM768"' "$T/p1.json"
+check "  signature reported (the certificate's ML-DSA-65)" grep -Eqi '"signature":"(mldsa65|ML-DSA-65)"' "$T/p1.json"
 check "  accepts_classical false" grep -q '"accepts_classical":false' "$T/p1.json"
 probe_against X25519MLKEM768:X25519 >"$T/p2.json"
 check "probe: hybrid plus X25519 is hybrid-optional" grep -q '"verdict":"hybrid-optional"' "$T/p2.json"

@@ -1,5 +1,6 @@
-// Who the gateway refuses, and how clearly: clients without ML-KEM (Node's own
-// https, openssl s_client offering only X25519), a wrong pin on the client
+// Who the gateway refuses, and how clearly: clients that offer no ML-KEM
+// (Node's own https told to offer classical groups only, openssl s_client
+// offering only X25519), a wrong pin on the client
 // side, an unknown client identity on the server side.
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
@@ -22,11 +23,14 @@ import {
 
 const run = promisify(execFile);
 
-test("Node's own https (no ML-KEM) is refused by serve with a clear error", async (t) => {
+test("Node's own https offering classical groups only is refused by serve with a clear error", async (t) => {
   const gateway = await startGateway(t, ['--demo']);
   const error = await new Promise((resolve) => {
     const req = https.request({
       host: '127.0.0.1', port: gateway.port, path: '/mcp', method: 'POST',
+      // Classical by configuration, whatever the Node's OpenSSL could offer
+      // (Node 24's can do X25519MLKEM768).
+      ecdhCurve: 'X25519:P-256', minVersion: 'TLSv1.3',
       rejectUnauthorized: false, timeout: 10000,
     }, (res) => resolve(new Error(`unexpected HTTP ${res.statusCode}`)));
     req.on('error', resolve);

@@ -279,8 +279,11 @@ test('https servers get the probe verdict as their TLS posture', async (t) => {
   const { code, stdout, stderr } = await pqmcp(['scan', '--config', config, '--json', '--timeout', '10s']);
   assert.equal(code, 0, stderr);
   const secure = byName(JSON.parse(stdout), 'secure');
-  assert.ok(['quantum-safe', 'hybrid-optional', 'classical'].includes(secure.tls.posture), secure.tls.posture);
-  assert.equal(secure.tls.probe.verdict, secure.tls.posture);
+  // tls-serve's default profile (pq-hybrid) offers X25519MLKEM768 and refuses classical groups.
+  assert.equal(secure.tls.posture, 'quantum-safe');
+  assert.equal(secure.tls.probe.verdict, 'quantum-safe');
+  assert.equal(secure.tls.probe.group, 'X25519MLKEM768');
+  assert.equal(secure.tls.probe.accepts_classical, false);
   assert.equal(secure.tls.probe.port, port);
   assert.equal(secure.tls.networked, false);
   assert.equal(secure.hndl.rating, 'low');
