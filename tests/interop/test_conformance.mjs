@@ -17,7 +17,24 @@ import { promisify } from 'node:util';
 import { PQMCP, freePort, startGateway, tempDir, waitForPort } from './lib.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const SHARED = path.resolve(here, '..', '..', '..', 'shared', 'conformance-server');
+// PQMCP_CONFORMANCE_SERVER, else shared/conformance-server beside the
+// checkout or beside one of its parent directories (a CI clone may sit
+// deeper than the working tree).
+function findShared() {
+  if (process.env.PQMCP_CONFORMANCE_SERVER) {
+    return process.env.PQMCP_CONFORMANCE_SERVER;
+  }
+  let dir = path.resolve(here, '..', '..');
+  for (;;) {
+    const parent = path.dirname(dir);
+    const candidate = path.join(parent, 'shared', 'conformance-server');
+    if (existsSync(path.join(candidate, 'package-lock.json')) || parent === dir) {
+      return candidate;
+    }
+    dir = parent;
+  }
+}
+const SHARED = findShared();
 const SUITE = path.join(here, 'node_modules', '@modelcontextprotocol', 'conformance', 'dist', 'index.js');
 const UNDICI = path.join(here, 'node_modules', 'undici', 'index.js');
 // Where the gateway answers differently from the reference server in a way
