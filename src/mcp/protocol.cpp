@@ -9,6 +9,12 @@ bool is_supported_version(std::string_view version) noexcept {
            k_protocol_versions.end();
 }
 
+std::vector<std::string_view> all_versions() {
+    std::vector<std::string_view> out{k_stateless_version};
+    out.insert(out.end(), k_protocol_versions.begin(), k_protocol_versions.end());
+    return out;
+}
+
 std::string_view negotiate_version(std::string_view requested) noexcept {
     for (const std::string_view v : k_protocol_versions) {
         if (v == requested) {
@@ -44,6 +50,8 @@ std::string_view method::known_or_other(std::string_view m) noexcept {
                                          sampling_create_message,
                                          elicitation_create,
                                          roots_list,
+                                         server_discover,
+                                         subscriptions_listen,
                                          initialized,
                                          cancelled,
                                          progress,

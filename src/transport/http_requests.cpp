@@ -5,8 +5,6 @@
 
 namespace pqmcp::transport {
 
-namespace {
-
 http::response<http::string_body> make_response(const Request& req, http::status status,
                                                 std::string_view content_type, std::string body) {
     http::response<http::string_body> res{status, req.version()};
@@ -25,12 +23,15 @@ http::response<http::string_body> make_response(const Request& req, http::status
 // section allows ("The HTTP response body MAY comprise a JSON-RPC error response
 // that has no id").
 Outcome http_error(const Request& req, http::status status, int rpc_code,
-                   const std::string& message) {
+                   const std::string& message, json::value data) {
     Outcome out;
-    out.response = make_response(req, status, "application/json",
-                                 mcp::serialize(mcp::make_error(nullptr, rpc_code, message)));
+    out.response =
+        make_response(req, status, "application/json",
+                      mcp::serialize(mcp::make_error(nullptr, rpc_code, message, std::move(data))));
     return out;
 }
+
+namespace {
 
 Outcome plain(const Request& req, http::status status, std::string body) {
     Outcome out;
@@ -73,7 +74,9 @@ std::variant<std::shared_ptr<Session>, Outcome> find_session(HttpServer::Impl& s
     const auto it = server.sessions.find(std::string(id));
     // A session belongs to the TLS identity that opened it; for anyone else it
     // does not exist.
-    if (it == server.sessions.end() || !same_peer(it->second->peer_, peer)) {
+    // (The sessions kept for 2026-07-28 callers are never named to a client.)
+    if (it == server.sessions.end() || !same_peer(it->second->peer_, peer) ||
+        it->second->stateless_) {
         // "...after which it MUST respond to requests containing that session ID
         // with HTTP 404 Not Found."
         return http_error(req, http::status::not_found, mcp::code::invalid_request,
@@ -98,6 +101,37 @@ std::variant<std::shared_ptr<Session>, Outcome> find_session(HttpServer::Impl& s
     return session;
 }
 
+// A POST without a session that is not initialize, when it shows another
+// revision than the session ones: a version nobody here speaks, or a
+// 2026-07-28 body without its header. (Otherwise the caller is told a
+// session is needed, as before.)
+std::optional<Outcome> refuse_sessionless(const Request& req, const mcp::Parsed& parsed,
+                                          std::string_view version) {
+    if (!version.empty() && !mcp::is_supported_version(version)) {
+        // 2026-07-28: an unsupported version gets -32022 with the versions
+        // the server does support, so the client can pick one.
+        json::array supported;
+        for (const auto v : mcp::all_versions()) {
+            supported.emplace_back(v);
+        }
+        return http_error(
+            req, http::status::bad_request, mcp::code::unsupported_version,
+            "Unsupported protocol version " + std::string(version),
+            json::object{{"supported", std::move(supported)}, {"requested", std::string(version)}});
+    }
+    if (version.empty() && !parsed.batch && parsed.items.front()) {
+        const auto* params = parsed.items.front()->params();
+        const auto* meta = params != nullptr ? params->if_contains("_meta") : nullptr;
+        if (meta != nullptr && meta->is_object() &&
+            meta->as_object().contains(mcp::k_meta_protocol_version)) {
+            return http_error(req, http::status::bad_request, mcp::code::header_mismatch,
+                              "HeaderMismatch: a request of the stateless revision must carry "
+                              "the MCP-Protocol-Version header");
+        }
+    }
+    return std::nullopt;
+}
+
 Outcome handle_post(HttpServer::Impl& server, const Request& req, const PeerInfo& peer) {
     if (!is_json_content(header(req, "Content-Type"))) {
         return http_error(req, http::status::unsupported_media_type, mcp::code::invalid_request,
@@ -117,6 +151,15 @@ Outcome handle_post(HttpServer::Impl& server, const Request& req, const PeerInfo
         out.response = make_response(req, http::status::bad_request, "application/json",
                                      mcp::serialize(mcp::make_error(parsed.error())));
         return out;
+    }
+    const std::string_view version = header(req, k_version_header);
+    if (version == mcp::k_stateless_version) {
+        return handle_stateless(server, req, peer, std::move(*parsed));
+    }
+    if (header(req, k_session_header).empty()) {
+        if (auto refused = refuse_sessionless(req, *parsed, version)) {
+            return std::move(*refused);
+        }
     }
     const bool is_initialize = !parsed->batch && parsed->items.front() &&
                                parsed->items.front()->is_request() &&
@@ -361,6 +404,15 @@ Outcome handle(HttpServer::Impl& server, const Request& req, const PeerInfo& pee
             }
         }
         return plain(req, http::status::not_found, "not found\n");
+    }
+    // 2026-07-28 has no GET stream and no session to DELETE
+    // (subscriptions/listen replaces the one; the other has no session).
+    if (req.method() != http::verb::post &&
+        header(req, k_version_header) == mcp::k_stateless_version) {
+        Outcome out = http_error(req, http::status::method_not_allowed, mcp::code::invalid_request,
+                                 "Method Not Allowed: protocol version 2026-07-28 uses POST only");
+        out.response.set(http::field::allow, "POST");
+        return out;
     }
     switch (req.method()) {
         case http::verb::post:

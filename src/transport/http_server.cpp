@@ -55,6 +55,20 @@ void HttpServer::Impl::remove_session(const std::string& id) {
     session_count = sessions.size();
 }
 
+std::shared_ptr<HttpServer::Impl> HttpServer::Impl::stateless_home(const PeerInfo& peer) {
+    if (group->size() > 1) {
+        const std::string caller =
+            peer.handshake.peer_id ? peer.handshake.peer_id->str() : peer.remote;
+        const std::size_t shard = std::hash<std::string>{}(caller) % group->size();
+        if (shard != index) {
+            if (auto other = group->shards[shard].lock()) {
+                return other;
+            }
+        }
+    }
+    return shared_from_this();
+}
+
 std::shared_ptr<HttpServer::Impl> HttpServer::Impl::home(std::string_view session_id) {
     if (group->size() > 1 && !session_id.empty()) {
         if (const auto shard = home_of(session_id, group->size()); shard && *shard != index) {
@@ -241,7 +255,12 @@ asio::awaitable<void> HttpServer::Impl::serve(tcp::socket socket, std::string ad
         set_phase(tcp, Phase::busy);
         // A session's requests are answered on its home shard: this
         // coroutine waits while another one uses the connection there.
-        auto shard = home(header(req, k_session_header));
+        // A 2026-07-28 caller's requests, on the home of the session kept
+        // for it (one per caller for the whole server).
+        auto shard = header(req, k_session_header).empty() &&
+                             header(req, k_version_header) == mcp::k_stateless_version
+                         ? stateless_home(peer)
+                         : home(header(req, k_session_header));
         bool keep = false;
         if (shard.get() == this) {
             keep = co_await respond(stream, req, peer);

@@ -61,6 +61,9 @@ struct Stream {
     std::uint64_t delivered = 0;  // highest seq written to some connection
     Signal* writer = nullptr;     // the attached connection, if any
     Clock::time_point detached_at = Clock::now();
+    // A 2026-07-28 request's method: its result is shaped for that revision
+    // (resultType, and the cache hints of list results). "" otherwise.
+    std::string stateless_method;
 
     [[nodiscard]] bool finished() const noexcept { return !standalone && pending == 0; }
     [[nodiscard]] std::uint64_t last_seq() const noexcept { return next_seq - 1; }
@@ -176,6 +179,9 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     tcp::acceptor acceptor;  // open on shard 0 only
     asio::steady_timer sweeper;
     std::unordered_map<std::string, std::shared_ptr<Session>> sessions;
+    // 2026-07-28: the session this shard keeps for a caller (its key:
+    // identity and capabilities, see stateless_key) -> its id in `sessions`.
+    std::unordered_map<std::string, std::string> stateless;
     enum class Phase { handshake, idle, reading, busy };
     struct Conn {
         std::string address;
@@ -252,6 +258,9 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     // The shard a request belongs on: the home of the session it names
     // (this one when it names none, or one that cannot be ours).
     [[nodiscard]] std::shared_ptr<Impl> home(std::string_view session_id);
+    // Where a 2026-07-28 caller's kept session lives: its identity (or, for
+    // an anonymous caller, its address and port) hashed over the shards.
+    [[nodiscard]] std::shared_ptr<Impl> stateless_home(const PeerInfo& peer);
     asio::awaitable<void> accept_loop();
     // Takes a connection dealt to this shard: the limits, then serve().
     void admit(tcp::socket socket, std::string address);
@@ -296,6 +305,10 @@ class Session final : public ServerSession {
         if (closed_) {
             return false;
         }
+        if (stateless_ && stream_id == init_stream_ && !message.contains("method")) {
+            stateless_initialized(std::move(message));
+            return true;
+        }
         const auto it = streams_.find(stream_id);
         if (it == streams_.end()) {
             spdlog::debug("session {}: stream {} is gone; message dropped", short_id(), stream_id);
@@ -303,6 +316,9 @@ class Session final : public ServerSession {
         }
         Stream& stream = it->second;
         const bool response = !message.contains("method");
+        if (response && !stream.stateless_method.empty()) {
+            shape_stateless_result(message, stream.stateless_method);
+        }
         if (response && stream_id == init_stream_) {
             if (const auto* result = message.if_contains("result"); result != nullptr) {
                 if (const auto* v = result->as_object().if_contains("protocolVersion");
@@ -417,6 +433,20 @@ class Session final : public ServerSession {
     bool closed_ = false;
     Clock::time_point last_activity_ = Clock::now();
     std::size_t attached_ = 0;
+
+    // 2026-07-28 (http_stateless.cpp): a session the server keeps for a
+    // caller of the stateless revision, opened with an initialize of its own
+    // and never named to the client (a request naming its id gets 404).
+    bool stateless_ = false;
+    bool stateless_ready_ = false;
+    json::object init_result_;  // the handler's answer to that initialize
+    // Requests that came before that answer, in order.
+    std::vector<std::pair<mcp::Message, StreamId>> waiting_;
+    void stateless_initialized(json::object response);
+    // Hands `message` of `stream` to the handler (server/discover is answered here).
+    void stateless_deliver(mcp::Message message, StreamId stream);
+    // resultType on every result; ttlMs and cacheScope on cacheable ones.
+    static void shape_stateless_result(json::object& message, std::string_view method);
 };
 
 // ---- http_requests.cpp ----
@@ -440,6 +470,15 @@ struct Outcome {
 };
 
 Outcome handle(HttpServer::Impl& server, const Request& req, const PeerInfo& peer);
+http::response<http::string_body> make_response(const Request& req, http::status status,
+                                                std::string_view content_type, std::string body);
+// An HTTP error with a JSON-RPC error body without an id.
+Outcome http_error(const Request& req, http::status status, int rpc_code,
+                   const std::string& message, json::value data = nullptr);
+// http_stateless.cpp: a POST of the 2026-07-28 revision (MCP-Protocol-Version
+// 2026-07-28), already parsed.
+Outcome handle_stateless(HttpServer::Impl& server, const Request& req, const PeerInfo& peer,
+                         mcp::Parsed parsed);
 // A header's value ("" when the request has none).
 std::string_view header(const Request& req, std::string_view name);
 asio::awaitable<bool> serve_stream(HttpServer::Impl& server, TlsStream& stream, const Request& req,

@@ -336,7 +336,7 @@ TEST(Config, TheDocumentedDefaultsAreTheDefaults) {
     std::ifstream in(std::string(PQMCP_SOURCE_DIR) + "/docs/gateway.md");
     ASSERT_TRUE(in) << "docs/gateway.md";
     std::map<std::string, std::string> documented;  // YAML key -> default column
-    const auto unquote = [](std::string cell) {
+    const auto unquote = [](const std::string& cell) {
         std::string out;
         for (const char ch : cell) {
             if (ch != '`') {

@@ -47,6 +47,65 @@ TEST(StreamableHttp, InitializeGivesASessionIdAndJson) {
     EXPECT_NE(h.open_session(), session);
 }
 
+// 2026-07-28: each POST stands alone. Requests of one caller arriving on
+// connections of either thread reach the one session the gateway keeps for
+// it (on the thread its identity hashes to), never named to the client.
+TEST(StreamableHttp, StatelessRequestsShareTheCallersKeptSession) {
+    Harness h;
+    const auto stateless = [&](const std::string& method, const std::string& params,
+                               const std::string& name = {}) {
+        std::vector<Header> headers = k_post_headers;
+        headers.push_back({"MCP-Protocol-Version", "2026-07-28"});
+        headers.push_back({"Mcp-Method", method});
+        if (!name.empty()) {
+            headers.push_back({"Mcp-Name", name});
+        }
+        const std::string meta =
+            R"("_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",)"
+            R"("io.modelcontextprotocol/clientCapabilities":{}})";
+        return h.http("POST", "/mcp", headers,
+                      R"({"jsonrpc":"2.0","id":7,"method":")" + method + R"(","params":{)" +
+                          params + (params.empty() ? "" : ",") + meta + "}}");
+    };
+    const auto discover = stateless("server/discover", "");
+    ASSERT_EQ(discover.status, 200U) << discover.body;
+    EXPECT_EQ(discover.header("mcp-session-id"), "");
+    const auto d = discover.json().at("result");
+    EXPECT_EQ(d.at("supportedVersions").at(0), json::value("2026-07-28"));
+    EXPECT_TRUE(d.at("capabilities").as_object().contains("tools"));
+    EXPECT_EQ(d.at("cacheScope"), json::value("private"));
+    for (int i = 0; i < 6; ++i) {  // fresh connections, dealt to both threads in turn
+        const auto list = stateless("tools/list", "");
+        ASSERT_EQ(list.status, 200U) << list.body;
+        EXPECT_EQ(list.json().at("result").at("tools").as_array().size(), 5U);
+        EXPECT_EQ(list.json().at("result").at("resultType"), json::value("complete"));
+        const auto echo = stateless(
+            "tools/call", R"("name":"demo__echo","arguments":{"message":"s"})", "demo__echo");
+        ASSERT_EQ(echo.status, 200U) << echo.body;
+        EXPECT_EQ(echo.json().at("result").at("content").at(0).at("text"), json::value("s"));
+    }
+    EXPECT_EQ(h.gateway().stats().sessions, 1U);
+    // Another identity gets a kept session of its own.
+    const Client other = h.make_client();
+    std::vector<Header> headers = k_post_headers;
+    headers.push_back({"MCP-Protocol-Version", "2026-07-28"});
+    headers.push_back({"Mcp-Method", "tools/list"});
+    const auto theirs = h.http(
+        "POST", "/mcp", headers,
+        R"({"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}})",
+        &other);
+    ASSERT_EQ(theirs.status, 200U) << theirs.body;
+    EXPECT_EQ(h.gateway().stats().sessions, 2U);
+    // A header that disagrees with the body: 400, HeaderMismatch, the request's id.
+    headers.back().value = "prompts/list";
+    const auto wrong = h.http(
+        "POST", "/mcp", headers,
+        R"({"jsonrpc":"2.0","id":5,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}})");
+    EXPECT_EQ(wrong.status, 400U);
+    EXPECT_EQ(rpc_code(wrong), -32020);
+    EXPECT_EQ(wrong.json().at("id"), json::value(5));
+}
+
 TEST(StreamableHttp, NotificationsAre202AndRequestsAnswer) {
     Harness h;
     const auto session = h.open_session();

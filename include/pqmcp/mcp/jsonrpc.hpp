@@ -57,6 +57,10 @@ inline constexpr int unverified_list = -32012;
 // The audit trail cannot be written and audit.on_failure is refuse: the
 // gateway does not act without a record.
 inline constexpr int audit_unavailable = -32013;
+// 2026-07-28: an Mcp-Method or Mcp-Name header that disagrees with the body
+// (or is missing), and a protocol version the server does not speak.
+inline constexpr int header_mismatch = -32020;
+inline constexpr int unsupported_version = -32022;
 }  // namespace code
 
 // The JSON-RPC code a parse failure is answered with.

@@ -3,6 +3,7 @@
 
 #include <array>
 #include <string_view>
+#include <vector>
 
 namespace pqmcp::mcp {
 
@@ -16,6 +17,21 @@ inline constexpr std::string_view k_latest_version = k_protocol_versions.front()
 inline constexpr std::string_view k_default_http_version = "2025-03-26";
 
 [[nodiscard]] bool is_supported_version(std::string_view version) noexcept;
+
+// The stateless revision (2026-07-28): no sessions, no initialize; every
+// request carries its version and the client's capabilities in _meta, and
+// server/discover says what the server supports. Served per request beside
+// the session versions above (a caller's requests reach the gateway's own
+// session for it, see docs/design.md).
+inline constexpr std::string_view k_stateless_version = "2026-07-28";
+// The _meta keys a 2026-07-28 request carries.
+inline constexpr std::string_view k_meta_protocol_version =
+    "io.modelcontextprotocol/protocolVersion";
+inline constexpr std::string_view k_meta_client_capabilities =
+    "io.modelcontextprotocol/clientCapabilities";
+inline constexpr std::string_view k_meta_client_info = "io.modelcontextprotocol/clientInfo";
+// server/discover's supportedVersions: the stateless revision, then the rest.
+[[nodiscard]] std::vector<std::string_view> all_versions();
 
 // Lifecycle, "Version Negotiation": "If the server supports the requested
 // protocol version, it MUST respond with the same version. Otherwise, the
@@ -45,6 +61,8 @@ inline constexpr std::string_view logging_set_level = "logging/setLevel";
 inline constexpr std::string_view sampling_create_message = "sampling/createMessage";
 inline constexpr std::string_view elicitation_create = "elicitation/create";
 inline constexpr std::string_view roots_list = "roots/list";
+inline constexpr std::string_view server_discover = "server/discover";
+inline constexpr std::string_view subscriptions_listen = "subscriptions/listen";
 
 inline constexpr std::string_view initialized = "notifications/initialized";
 inline constexpr std::string_view cancelled = "notifications/cancelled";

@@ -1,0 +1,408 @@
+// The 2026-07-28 revision on the same /mcp as the session revisions: each
+// POST stands alone (its version and the client's capabilities in _meta, its
+// method and name repeated in headers), server/discover instead of
+// initialize, no GET stream and no DELETE.
+//
+// Behind it the gateway is unchanged: this shard keeps one session of its
+// own per caller (TLS identity and declared capabilities), opened with an
+// initialize it writes itself, never named to the client, expiring like any
+// idle session. A stateless client therefore reaches the same handler, with
+// the same policy, integrity and audit, as a 2025-11-25 client; when the
+// kept session expires the next request opens another, and the client never
+// notices.
+#include "http_server_impl.hpp"
+
+namespace pqmcp::transport {
+
+namespace {
+
+constexpr std::string_view k_method_header = "Mcp-Method";
+constexpr std::string_view k_name_header = "Mcp-Name";
+// The id of the initialize the server writes for a kept session.
+constexpr std::string_view k_init_id = "pqmcp-stateless-initialize";
+
+bool same_caller(const PeerInfo& a, const PeerInfo& b) {
+    return a.handshake.peer_id ? a.handshake.peer_id == b.handshake.peer_id
+                               : !b.handshake.peer_id && a.remote == b.remote;
+}
+
+// A refusal of one request: HTTP 400 with a JSON-RPC error that carries the
+// request's id (a client matches it to the request it sent).
+Outcome refuse(const Request& req, const json::value& id, int code, const std::string& message,
+               json::value data = nullptr) {
+    Outcome out;
+    out.response =
+        make_response(req, http::status::bad_request, "application/json",
+                      mcp::serialize(mcp::make_error(id, code, message, std::move(data))));
+    return out;
+}
+
+Outcome mismatch(const Request& req, const json::value& id, const std::string& header_value,
+                 const std::string& what) {
+    return refuse(req, id, mcp::code::header_mismatch, "HeaderMismatch: " + what,
+                  json::object{{"mismatch", json::object{{"header", header_value}}}});
+}
+
+// What Mcp-Name must repeat for a method: params.name or params.uri ("" none).
+std::string_view named_by(const mcp::Message& m) {
+    if (m.method == mcp::method::tools_call || m.method == mcp::method::prompts_get) {
+        return "name";
+    }
+    if (m.method == mcp::method::resources_read || m.method == mcp::method::resources_subscribe ||
+        m.method == mcp::method::resources_unsubscribe) {
+        return "uri";
+    }
+    return {};
+}
+
+// The key of a caller's kept session on this shard. Callers with a verified
+// or proven identity are told apart by it; anonymous callers (no client
+// certificate) by their connection, so that two of them never share an
+// upstream process. Declared capabilities are part of it: an upstream learns
+// them once, at its initialize.
+std::string stateless_key(const PeerInfo& peer, const json::object& capabilities) {
+    std::string key =
+        peer.handshake.peer_id ? "id " + peer.handshake.peer_id->str() : "anonymous " + peer.remote;
+    key += '\n';
+    key += json::serialize(capabilities);
+    return key;
+}
+
+// Removes the revision's own keys from params._meta before the request goes
+// on (upstreams of the session revisions do not know them).
+void strip_meta(mcp::Message& m) {
+    auto* params = m.params();
+    if (params == nullptr) {
+        return;
+    }
+    auto* meta = params->if_contains("_meta");
+    if (meta == nullptr || !meta->is_object()) {
+        return;
+    }
+    auto& o = meta->as_object();
+    for (const auto key :
+         {mcp::k_meta_protocol_version, mcp::k_meta_client_capabilities, mcp::k_meta_client_info}) {
+        o.erase(key);
+    }
+    if (o.empty()) {
+        params->erase("_meta");
+    }
+    if (params->empty()) {
+        m.body.erase("params");
+    }
+}
+
+// The kept session for a caller, opened if there is none (or an HTTP error).
+std::variant<std::shared_ptr<Session>, Outcome> kept_session(HttpServer::Impl& server,
+                                                             const Request& req,
+                                                             const PeerInfo& peer,
+                                                             const json::object& meta) {
+    const auto* caps = meta.if_contains(mcp::k_meta_client_capabilities);
+    const std::string key = stateless_key(peer, caps->as_object());
+    if (const auto it = server.stateless.find(key); it != server.stateless.end()) {
+        const auto s = server.sessions.find(it->second);
+        if (s != server.sessions.end() && !s->second->closed_ && !s->second->init_failed_) {
+            s->second->last_activity_ = Clock::now();
+            return s->second;
+        }
+        server.stateless.erase(it);
+    }
+    std::string id = new_session_id(server.index, server.group->size());
+    if (id.empty()) {
+        return http_error(req, http::status::internal_server_error, mcp::code::internal_error,
+                          "cannot draw a session id from the random number generator");
+    }
+    auto session = std::make_shared<Session>(server.shared_from_this(), std::move(id), peer);
+    session->stateless_ = true;
+    std::size_t count = 0;
+    if (session->reserve(server.options.limits, count) != Session::Refusal::none) {
+        Outcome out = http_error(req, http::status::service_unavailable, mcp::code::over_limit,
+                                 "Service Unavailable: " + std::to_string(count) +
+                                     " sessions open, the limit (limits.max_sessions or "
+                                     "limits.max_sessions_per_identity)");
+        out.response.set(http::field::retry_after, "5");
+        return out;
+    }
+    if (!server.options.open_session) {
+        return http_error(req, http::status::internal_server_error, mcp::code::internal_error,
+                          "no session handler");
+    }
+    auto handler = server.options.open_session(*session);
+    if (!handler) {
+        return http_error(req, http::status::service_unavailable, mcp::code::over_limit,
+                          handler.error().message());
+    }
+    session->handler_ = std::move(*handler);
+    server.add_session(session);
+    server.stateless[key] = session->id_;
+    // Its initialize, on a stream nobody reads: the answer is kept
+    // (Session::send hands it to stateless_initialized).
+    Stream init;
+    init.id = session->next_stream_++;
+    init.pending = 1;
+    session->init_stream_ = init.id;
+    const StreamId init_id = init.id;
+    session->streams_.emplace(init_id, std::move(init));
+    json::object params{{"protocolVersion", std::string(mcp::k_latest_version)},
+                        {"capabilities", caps->as_object()}};
+    if (const auto* info = meta.if_contains(mcp::k_meta_client_info);
+        info != nullptr && info->is_object()) {
+        params["clientInfo"] = info->as_object();
+    } else {
+        params["clientInfo"] = json::object{{"name", "stateless client"}, {"version", "0"}};
+    }
+    auto init_message = mcp::classify(json::value(mcp::make_request(
+        json::value(json::string(k_init_id)), mcp::method::initialize, std::move(params))));
+    asio::post(server.io, [session, init_id, m = std::move(*init_message)]() mutable {
+        if (!session->closed_) {
+            session->handler_->on_message(std::move(m), init_id);
+        }
+    });
+    return session;
+}
+
+}  // namespace
+
+Outcome handle_stateless(HttpServer::Impl& server, const Request& req, const PeerInfo& peer,
+                         mcp::Parsed parsed) {
+    if (parsed.batch) {
+        return http_error(req, http::status::bad_request, mcp::code::invalid_request,
+                          "Invalid Request: JSON-RPC batches are not part of protocol version "
+                          "2026-07-28");
+    }
+    if (!header(req, k_session_header).empty()) {
+        return http_error(req, http::status::bad_request, mcp::code::invalid_request,
+                          "Bad Request: protocol version 2026-07-28 has no sessions; a request "
+                          "must not carry Mcp-Session-Id");
+    }
+    auto& item = parsed.items.front();
+    if (!item) {
+        Outcome out;
+        out.response = make_response(req, http::status::bad_request, "application/json",
+                                     mcp::serialize(mcp::make_error(item.error())));
+        return out;
+    }
+    mcp::Message message = std::move(*item);
+    if (message.is_response()) {
+        return http_error(req, http::status::bad_request, mcp::code::invalid_request,
+                          "Invalid Request: a 2026-07-28 client answers the server's requests "
+                          "in a retried request (inputResponses), not as a JSON-RPC response");
+    }
+    // "Clients MUST include the Mcp-Method header ... Servers MUST reject a
+    // request whose Mcp-Method header is missing or does not match the method
+    // in the body, with 400 Bad Request and the HeaderMismatch error."
+    // (Notifications need not carry it; one that does must agree.)
+    const std::string_view method_header = header(req, k_method_header);
+    if (method_header.empty() && message.is_request()) {
+        return mismatch(req, message.id, "(missing)",
+                        "the body names method " + message.method +
+                            " but the required Mcp-Method header is absent");
+    }
+    if (!method_header.empty() && method_header != message.method) {
+        return mismatch(req, message.id, std::string(method_header),
+                        "the body names method " + message.method +
+                            " but the Mcp-Method header names " + std::string(method_header));
+    }
+    // "... and the Mcp-Name header for tools/call, prompts/get and
+    // resources/read, matching params.name or params.uri."
+    if (const std::string_view field = named_by(message); !field.empty()) {
+        const std::string& value = field == "name" ? message.name : message.uri;
+        const std::string_view name_header = header(req, k_name_header);
+        if (name_header.empty()) {
+            return mismatch(req, message.id, "(missing)",
+                            "the body carries params." + std::string(field) + " " + value +
+                                " but the required Mcp-Name header is absent");
+        }
+        if (name_header != value) {
+            return mismatch(req, message.id, std::string(name_header),
+                            "the body carries params." + std::string(field) + " " + value +
+                                " but the Mcp-Name header names " + std::string(name_header));
+        }
+    }
+    if (message.is_notification()) {
+        // Notifications (a cancellation) go to the caller's kept session,
+        // if it has one; there is nothing to answer.
+        for (const auto& [key, id] : server.stateless) {
+            const auto s = server.sessions.find(id);
+            if (s != server.sessions.end() && s->second->stateless_ready_ && !s->second->closed_ &&
+                same_caller(s->second->peer_, peer)) {
+                strip_meta(message);
+                s->second->handler_->on_message(std::move(message), k_standalone_stream);
+                break;
+            }
+        }
+        Outcome out;
+        out.response = make_response(req, http::status::accepted, {}, {});
+        return out;
+    }
+    // "Every request MUST carry io.modelcontextprotocol/protocolVersion and
+    // io.modelcontextprotocol/clientCapabilities in _meta"; the server
+    // answers a request without them with -32602 (400).
+    const auto* params = message.params();
+    const auto* meta_value = params != nullptr ? params->if_contains("_meta") : nullptr;
+    const json::object* meta =
+        meta_value != nullptr && meta_value->is_object() ? &meta_value->as_object() : nullptr;
+    const auto* version =
+        meta != nullptr ? meta->if_contains(mcp::k_meta_protocol_version) : nullptr;
+    const auto* caps =
+        meta != nullptr ? meta->if_contains(mcp::k_meta_client_capabilities) : nullptr;
+    if (version == nullptr || !version->is_string() || caps == nullptr || !caps->is_object()) {
+        json::array missing;
+        if (version == nullptr || !version->is_string()) {
+            missing.emplace_back(mcp::k_meta_protocol_version);
+        }
+        if (caps == nullptr || !caps->is_object()) {
+            missing.emplace_back(mcp::k_meta_client_capabilities);
+        }
+        return refuse(req, message.id, mcp::code::invalid_params,
+                      "Invalid params: a request of protocol version 2026-07-28 must carry _meta." +
+                          std::string(mcp::k_meta_protocol_version) + " and _meta." +
+                          std::string(mcp::k_meta_client_capabilities),
+                      json::object{{"envelope", json::object{{"missing", std::move(missing)}}}});
+    }
+    // The version in _meta and the header say the same, or the header lies.
+    if (version->get_string() != mcp::k_stateless_version) {
+        return mismatch(req, message.id, std::string(mcp::k_stateless_version),
+                        "the body envelope names protocol version " +
+                            std::string(version->get_string()) +
+                            " but the MCP-Protocol-Version header names 2026-07-28");
+    }
+    if (message.method == mcp::method::initialize) {
+        return refuse(req, message.id, mcp::code::invalid_request,
+                      "Invalid Request: protocol version 2026-07-28 has no initialize; use "
+                      "server/discover");
+    }
+    auto found = kept_session(server, req, peer, *meta);
+    if (auto* error = std::get_if<Outcome>(&found)) {
+        return std::move(*error);
+    }
+    auto session = std::get<std::shared_ptr<Session>>(std::move(found));
+    if (session->attached_ >= server.options.limits.max_streams_per_session) {
+        return http_error(req, http::status::too_many_requests, mcp::code::over_limit,
+                          "Too Many Requests: " + std::to_string(session->attached_) +
+                              " requests of this caller at once, the limit "
+                              "(limits.max_streams_per_session)");
+    }
+    strip_meta(message);
+    const StreamId id = session->next_stream_++;
+    Stream stream;
+    stream.id = id;
+    stream.pending = 1;
+    stream.stateless_method = message.method;
+    session->streams_.emplace(id, std::move(stream));
+    Outcome out;
+    out.session = session;
+    out.stream = id;
+    if (session->stateless_ready_) {
+        asio::post(server.io, [session, id, m = std::move(message)]() mutable {
+            session->stateless_deliver(std::move(m), id);
+        });
+    } else {
+        session->waiting_.emplace_back(std::move(message), id);
+    }
+    return out;
+}
+
+void Session::stateless_initialized(json::object response) {
+    if (const auto init = streams_.find(init_stream_); init != streams_.end()) {
+        erase_stream(init);
+    }
+    if (const auto* result = response.if_contains("result");
+        result != nullptr && result->is_object()) {
+        init_result_ = result->as_object();
+        if (const auto* v = init_result_.if_contains("protocolVersion");
+            v != nullptr && v->is_string()) {
+            version_ = std::string(v->get_string());
+        }
+        stateless_ready_ = true;
+    } else {
+        init_failed_ = true;
+    }
+    // The rest from the event loop: the handler may be what called send().
+    asio::post(*io_, [server = server_, id = id_, response = std::move(response)]() mutable {
+        auto shard = server.lock();
+        if (!shard) {
+            return;
+        }
+        const auto it = shard->sessions.find(id);
+        if (it == shard->sessions.end()) {
+            return;
+        }
+        const auto self = it->second;  // alive while this runs
+        auto waiting = std::move(self->waiting_);
+        self->waiting_.clear();
+        if (!self->stateless_ready_) {
+            // The caller's requests get the initialize's error (an upstream
+            // that cannot start, a limit), and the next request tries again.
+            const auto* error = response.if_contains("error");
+            for (auto& [message, stream] : waiting) {
+                json::object answer{{"jsonrpc", "2.0"}, {"id", message.id}};
+                answer["error"] = error != nullptr
+                                      ? *error
+                                      : json::object{{"code", mcp::code::internal_error},
+                                                     {"message", "the session did not start"}};
+                self->send(stream, std::move(answer));
+            }
+            self->close("its initialize failed");
+            return;
+        }
+        self->handler_->on_message(
+            *mcp::classify(json::value(mcp::make_notification(mcp::method::initialized, {}))),
+            k_standalone_stream);
+        for (auto& [message, stream] : waiting) {
+            if (self->closed_) {
+                return;
+            }
+            self->stateless_deliver(std::move(message), stream);
+        }
+    });
+}
+
+void Session::stateless_deliver(mcp::Message message, StreamId stream) {
+    if (closed_) {
+        return;
+    }
+    if (message.method != mcp::method::server_discover) {
+        handler_->on_message(std::move(message), stream);
+        return;
+    }
+    // server/discover, answered from what the kept session's initialize said.
+    json::array versions;
+    for (const auto v : mcp::all_versions()) {
+        versions.emplace_back(v);
+    }
+    json::object result{{"supportedVersions", std::move(versions)}};
+    const auto* caps = init_result_.if_contains("capabilities");
+    result["capabilities"] = caps != nullptr ? *caps : json::object{};
+    if (const auto* instructions = init_result_.if_contains("instructions")) {
+        result["instructions"] = *instructions;
+    }
+    if (const auto* info = init_result_.if_contains("serverInfo")) {
+        result["_meta"] = json::object{{"io.modelcontextprotocol/serverInfo", *info}};
+    }
+    send(stream, mcp::make_result(message.id, std::move(result)));
+}
+
+void Session::shape_stateless_result(json::object& message, std::string_view method) {
+    auto* result = message.if_contains("result");
+    if (result == nullptr || !result->is_object()) {
+        return;
+    }
+    auto& r = result->as_object();
+    if (!r.contains("resultType")) {
+        r["resultType"] = "complete";
+    }
+    // Cache hints: what the gateway lists depends on who asks (policy,
+    // integrity, the caller's own upstream processes), so a list is never
+    // shared across callers, and it can change with a policy reload at any
+    // moment: "private", fresh for no time. An upstream's own hints are
+    // overridden for the same reason.
+    if (method == mcp::method::tools_list || method == mcp::method::prompts_list ||
+        method == mcp::method::resources_list || method == mcp::method::resources_templates_list ||
+        method == mcp::method::resources_read || method == mcp::method::server_discover) {
+        r["ttlMs"] = 0;
+        r["cacheScope"] = "private";
+    }
+}
+
+}  // namespace pqmcp::transport

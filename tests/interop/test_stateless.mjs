@@ -1,0 +1,206 @@
+// MCP 2026-07-28 (the stateless revision) on the gateway's /mcp, beside the
+// session revisions: the official SDK's v2 client pinned to 2026-07-28
+// straight to `pqmcp serve` on Node 24 (server/discover, lists with their
+// cache hints, calls, a policy denial, the audit trail), and the revision's
+// rules checked by hand: Mcp-Method and Mcp-Name against the body, the _meta
+// envelope, an unsupported version, GET and DELETE, no session header.
+// Run with Node 24 (CMake does).
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+
+import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from '@modelcontextprotocol/client';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { fetch as undiciFetch } from 'undici';
+
+import { PQMCP, auditRecords, startGateway, tempDir, text } from './lib.mjs';
+import { peerIdOf, pinnedAgent } from './lib24.mjs';
+
+const V = '2026-07-28';
+
+// A gateway in front of the demo server with a policy, and an ML-DSA client
+// identity it knows by name; an undici agent that pins the gateway.
+async function setup(t) {
+  assert.match(process.versions.openssl, /^3\.[5-9]/, 'run with Node 24');
+  const dir = tempDir(t);
+  const ids = path.join(dir, 'client-id');
+  assert.equal(spawnSync(PQMCP, ['keygen', '--out', ids]).status, 0);
+  const cert = readFileSync(path.join(ids, 'identity.crt'), 'utf8');
+  const key = readFileSync(path.join(ids, 'identity.key'), 'utf8');
+  const peer = peerIdOf(cert);
+  const known = path.join(dir, 'known_peers');
+  assert.equal(spawnSync(PQMCP, ['peers', 'add', '--file', known, peer, 'stateless-agent']).status, 0);
+  const policy = path.join(dir, 'policy.yaml');
+  writeFileSync(policy, [
+    'default: allow',
+    'rules:',
+    '  - id: no-big-refunds',
+    '    match: { tool: demo__process_refund }',
+    '    when:',
+    '      - { arg: /amount, min: 500.01 }',
+    '    effect: deny',
+    '    reason: refunds over 500 need a person',
+    '',
+  ].join('\n'));
+  const gateway = await startGateway(t, ['--demo', '--known-peers', known, '--policy', policy], { dir });
+  const gatewayCert = readFileSync(path.join(dir, 'gateway', 'identity.crt'), 'utf8');
+  const agent = pinnedAgent(gatewayCert, gateway.peer, { key, cert });
+  t.after(() => agent.close());
+  const fetchVia = (url, init) => undiciFetch(url, { ...init, dispatcher: agent });
+  return { dir, gateway, agent, peer, fetchVia };
+}
+
+// One hand-made POST of the revision: headers as a client sends them unless
+// `headers` overrides them (a value of null leaves that header out).
+async function post(ctx, body, headers = {}) {
+  const base = {
+    'content-type': 'application/json',
+    accept: 'application/json, text/event-stream',
+    'mcp-protocol-version': V,
+  };
+  if (body.method && body.id !== undefined) {
+    base['mcp-method'] = body.method;
+  }
+  const all = { ...base, ...headers };
+  for (const [k, v] of Object.entries(all)) {
+    if (v === null) delete all[k];
+  }
+  const res = await ctx.fetchVia(ctx.gateway.url, { method: 'POST', headers: all, body: JSON.stringify(body) });
+  const raw = await res.text();
+  return { status: res.status, headers: res.headers, raw, json: raw && res.headers.get('content-type')?.includes('json') ? JSON.parse(raw) : null };
+}
+
+const envelope = (extra = {}) => ({
+  'io.modelcontextprotocol/protocolVersion': V,
+  'io.modelcontextprotocol/clientCapabilities': {},
+  'io.modelcontextprotocol/clientInfo': { name: 'by-hand', version: '0' },
+  ...extra,
+});
+
+test('the v2 SDK client pinned to 2026-07-28 straight to serve', { timeout: 120000 }, async (t) => {
+  const ctx = await setup(t);
+  const client = new ClientV2({ name: 'stateless-v2', version: '1.0.0' }, {
+    versionNegotiation: { mode: { pin: V } },
+  });
+  await client.connect(new TransportV2(new URL(ctx.gateway.url), { fetch: ctx.fetchVia }));
+  const { tools } = await client.listTools();
+  assert.ok(tools.some((x) => x.name === 'demo__echo'), JSON.stringify(tools.map((x) => x.name)));
+  const echo = await client.callTool({ name: 'demo__echo', arguments: { message: 'stateless' } });
+  assert.equal(text(echo), 'stateless');
+  // The policy decides for a stateless caller as for any other.
+  await assert.rejects(
+    client.callTool({ name: 'demo__process_refund', arguments: { amount: 900, currency: 'USD', order_id: 'A1', reason: 'broken on arrival' } }),
+    (e) => e.code === -32010 && /refunds over 500/.test(e.message),
+  );
+  const refund = await client.callTool({ name: 'demo__process_refund', arguments: { amount: 5, currency: 'USD', order_id: 'A2', reason: 'late delivery' } });
+  assert.ok(!refund.isError, JSON.stringify(refund));
+  await assert.rejects(client.callTool({ name: 'demo__nope', arguments: {} }), (e) => e.code === -32602);
+  // Many requests, one kept session behind them (the client never sees it).
+  for (let i = 0; i < 5; i += 1) {
+    assert.equal(text(await client.callTool({ name: 'demo__echo', arguments: { message: `n${i}` } })), `n${i}`);
+  }
+  await client.close();
+
+  await ctx.gateway.stop();
+  const db = path.join(ctx.dir, 'gateway', 'audit.db');
+  const calls = auditRecords(db, 'request').filter((r) => r.method === 'tools/call');
+  assert.ok(calls.length >= 8, `${calls.length} calls audited`);
+  for (const c of calls) {
+    assert.equal(c.identity, ctx.peer);
+    assert.equal(c.identity_name, 'stateless-agent');
+  }
+  const denied = calls.find((r) => r.target === 'demo__process_refund' && r.decision === 'deny');
+  assert.ok(denied, JSON.stringify(calls.map((r) => [r.target, r.decision])));
+  assert.equal(new Set(calls.map((r) => r.session)).size, 1, 'one kept session for one caller');
+});
+
+test('the 2026-07-28 rules, by hand', { timeout: 120000 }, async (t) => {
+  const ctx = await setup(t);
+  // server/discover: the versions, the gateway's capabilities, cache hints.
+  const discover = await post(ctx, { jsonrpc: '2.0', id: 1, method: 'server/discover', params: { _meta: envelope() } });
+  assert.equal(discover.status, 200, discover.raw);
+  assert.equal(discover.headers.get('mcp-session-id'), null);
+  const d = discover.json.result;
+  assert.deepEqual(d.supportedVersions, [V, '2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05']);
+  assert.ok(d.capabilities.tools, JSON.stringify(d));
+  assert.equal(d.resultType, 'complete');
+  assert.equal(d.cacheScope, 'private');
+  assert.equal(d.ttlMs, 0);
+  assert.equal(d._meta['io.modelcontextprotocol/serverInfo'].name, 'pqmcp');
+
+  const list = await post(ctx, { jsonrpc: '2.0', id: 2, method: 'tools/list', params: { _meta: envelope() } });
+  assert.equal(list.status, 200, list.raw);
+  assert.equal(list.json.id, 2);
+  assert.equal(list.json.result.resultType, 'complete');
+  assert.equal(list.json.result.cacheScope, 'private');
+  assert.equal(list.json.result.ttlMs, 0);
+
+  const call = (headers, params = { name: 'demo__echo', arguments: { message: 'x' }, _meta: envelope() }) =>
+    post(ctx, { jsonrpc: '2.0', id: 3, method: 'tools/call', params }, { 'mcp-name': 'demo__echo', ...headers });
+  const ok = await call({});
+  assert.equal(ok.status, 200, ok.raw);
+  assert.equal(ok.json.result.content[0].text, 'x');
+  assert.equal(ok.json.result.resultType, 'complete');
+
+  const expectError = (r, status, code, pattern) => {
+    assert.equal(r.status, status, r.raw);
+    assert.equal(r.json.error.code, code, r.raw);
+    assert.match(r.json.error.message, pattern, r.raw);
+  };
+  expectError(await call({ 'mcp-method': null }), 400, -32020, /Mcp-Method header is absent/);
+  expectError(await call({ 'mcp-method': 'tools/list' }), 400, -32020, /Mcp-Method header names tools\/list/);
+  expectError(await call({ 'mcp-name': null }), 400, -32020, /Mcp-Name header is absent/);
+  expectError(await call({ 'mcp-name': 'demo__other' }), 400, -32020, /Mcp-Name header names demo__other/);
+  const noCaps = await call({}, { name: 'demo__echo', arguments: { message: 'x' }, _meta: { 'io.modelcontextprotocol/protocolVersion': V } });
+  expectError(noCaps, 400, -32602, /clientCapabilities/);
+  assert.deepEqual(noCaps.json.error.data.envelope.missing, ['io.modelcontextprotocol/clientCapabilities']);
+  assert.equal(noCaps.json.id, 3, 'the refusal names the request');
+  expectError(await call({}, { name: 'demo__echo', arguments: {} }), 400, -32602, /must carry _meta/);
+  // The header and the body disagree on the version.
+  const otherVersion = await call({}, { name: 'demo__echo', arguments: {}, _meta: envelope({ 'io.modelcontextprotocol/protocolVersion': '2025-11-25' }) });
+  expectError(otherVersion, 400, -32020, /names protocol version 2025-11-25/);
+  // A version nobody speaks: the supported ones, to pick from.
+  const unsupported = await call({ 'mcp-protocol-version': '2099-01-01' });
+  expectError(unsupported, 400, -32022, /Unsupported protocol version 2099-01-01/);
+  assert.ok(unsupported.json.error.data.supported.includes(V));
+  // A 2026-07-28 body without its version header.
+  expectError(await call({ 'mcp-protocol-version': null }), 400, -32020, /must carry the MCP-Protocol-Version header/);
+  // No sessions in this revision.
+  expectError(await call({ 'mcp-session-id': 'a'.repeat(32) }), 400, -32600, /has no sessions/);
+  // No initialize either.
+  const init = await post(ctx, { jsonrpc: '2.0', id: 4, method: 'initialize', params: { protocolVersion: V, capabilities: {}, clientInfo: { name: 'x', version: '0' }, _meta: envelope() } });
+  expectError(init, 400, -32600, /no initialize; use server\/discover/);
+  // Notifications need no Mcp-Method, and get 202.
+  const note = await post(ctx, { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 99, _meta: envelope() } });
+  assert.equal(note.status, 202, note.raw);
+  // GET and DELETE: 405, POST allowed.
+  for (const method of ['GET', 'DELETE']) {
+    const r = await ctx.fetchVia(ctx.gateway.url, { method, headers: { accept: 'text/event-stream', 'mcp-protocol-version': V } });
+    assert.equal(r.status, 405, method);
+    assert.equal(r.headers.get('allow'), 'POST');
+    await r.text();
+  }
+});
+
+test('2025-11-25 clients are unchanged beside stateless ones', { timeout: 120000 }, async (t) => {
+  const ctx = await setup(t);
+  // A v1 client (sessions) and a v2 client in auto mode at the same time.
+  const v1 = new Client({ name: 'sessions', version: '1.0.0' });
+  await v1.connect(new StreamableHTTPClientTransport(new URL(ctx.gateway.url), { fetch: ctx.fetchVia }));
+  const v2 = new ClientV2({ name: 'auto', version: '1.0.0' }, { versionNegotiation: { mode: 'auto' } });
+  await v2.connect(new TransportV2(new URL(ctx.gateway.url), { fetch: ctx.fetchVia }));
+  assert.equal(text(await v1.callTool({ name: 'demo__echo', arguments: { message: 'one' } })), 'one');
+  assert.equal(text(await v2.callTool({ name: 'demo__echo', arguments: { message: 'two' } })), 'two');
+  // The v2 client in auto mode found 2026-07-28 through server/discover.
+  assert.equal(typeof v2.getProtocolEra, 'function');
+  assert.equal(v2.getProtocolEra(), 'modern');
+  await v1.close();
+  await v2.close();
+  await ctx.gateway.stop();
+  const calls = auditRecords(path.join(ctx.dir, 'gateway', 'audit.db'), 'request').filter((r) => r.method === 'tools/call');
+  assert.equal(calls.length, 2);
+  assert.notEqual(calls[0].session, calls[1].session, 'a session of its own for each');
+});
