@@ -309,6 +309,12 @@ class Session final : public ServerSession {
             stateless_initialized(std::move(message));
             return true;
         }
+        if (stateless_ && stream_id == k_standalone_stream) {
+            // No GET stream in 2026-07-28: what the server says outside a
+            // request reaches the caller's subscriptions/listen streams.
+            stateless_fan_out(std::move(message));
+            return true;
+        }
         const auto it = streams_.find(stream_id);
         if (it == streams_.end()) {
             spdlog::debug("session {}: stream {} is gone; message dropped", short_id(), stream_id);
@@ -447,6 +453,23 @@ class Session final : public ServerSession {
     void stateless_deliver(mcp::Message message, StreamId stream);
     // resultType on every result; ttlMs and cacheScope on cacheable ones.
     static void shape_stateless_result(json::object& message, std::string_view method);
+    // subscriptions/listen: a stream that stays open, acknowledged first,
+    // carrying only the notification types it asked for (and the server has).
+    struct Listener {
+        StreamId stream = 0;
+        json::value id;  // the listen request's id: the subscription's
+        bool tools = false;
+        bool prompts = false;
+        bool resources = false;
+        std::set<std::string> uris;
+    };
+    std::vector<Listener> listeners_;
+    std::uint64_t internal_ids_ = 0;
+    void stateless_listen(const mcp::Message& message, StreamId stream);
+    void stateless_fan_out(json::object message);
+    // Ends the listen whose request id is `id` (notifications/cancelled);
+    // false when there is none.
+    bool stateless_unlisten(const json::value& id);
 };
 
 // ---- http_requests.cpp ----

@@ -220,16 +220,24 @@ Outcome handle_stateless(HttpServer::Impl& server, const Request& req, const Pee
         }
     }
     if (message.is_notification()) {
-        // Notifications (a cancellation) go to the caller's kept session,
-        // if it has one; there is nothing to answer.
+        // Notifications go to the caller's kept sessions, if it has any:
+        // a cancellation ends a subscriptions/listen of theirs, or reaches
+        // the handler; there is nothing to answer.
+        const auto* params = message.params();
+        const auto* request_id = params != nullptr ? params->if_contains("requestId") : nullptr;
         for (const auto& [key, id] : server.stateless) {
             const auto s = server.sessions.find(id);
-            if (s != server.sessions.end() && s->second->stateless_ready_ && !s->second->closed_ &&
-                same_caller(s->second->peer_, peer)) {
-                strip_meta(message);
-                s->second->handler_->on_message(std::move(message), k_standalone_stream);
+            if (s == server.sessions.end() || !s->second->stateless_ready_ || s->second->closed_ ||
+                !same_caller(s->second->peer_, peer)) {
+                continue;
+            }
+            if (message.method == mcp::method::cancelled && request_id != nullptr &&
+                s->second->stateless_unlisten(*request_id)) {
                 break;
             }
+            mcp::Message copy = message;
+            strip_meta(copy);
+            s->second->handler_->on_message(std::move(copy), k_standalone_stream);
         }
         Outcome out;
         out.response = make_response(req, http::status::accepted, {}, {});
@@ -362,6 +370,10 @@ void Session::stateless_deliver(mcp::Message message, StreamId stream) {
     if (closed_) {
         return;
     }
+    if (message.method == mcp::method::subscriptions_listen) {
+        stateless_listen(message, stream);
+        return;
+    }
     if (message.method != mcp::method::server_discover) {
         handler_->on_message(std::move(message), stream);
         return;
@@ -381,6 +393,159 @@ void Session::stateless_deliver(mcp::Message message, StreamId stream) {
         result["_meta"] = json::object{{"io.modelcontextprotocol/serverInfo", *info}};
     }
     send(stream, mcp::make_result(message.id, std::move(result)));
+}
+
+namespace {
+
+constexpr std::string_view k_subscription_id = "io.modelcontextprotocol/subscriptionId";
+// Listen streams one kept session holds at once; one more ends the oldest.
+constexpr std::size_t k_max_listeners = 16;
+
+bool wants(const json::object& filter, std::string_view key) {
+    const auto* v = filter.if_contains(key);
+    return v != nullptr && v->is_bool() && v->get_bool();
+}
+
+bool offers(const json::object& capabilities, std::string_view kind, std::string_view flag) {
+    const auto* c = capabilities.if_contains(kind);
+    if (c == nullptr || !c->is_object()) {
+        return false;
+    }
+    const auto* f = c->as_object().if_contains(flag);
+    return f != nullptr && f->is_bool() && f->get_bool();
+}
+
+}  // namespace
+
+void Session::stateless_listen(const mcp::Message& message, StreamId stream) {
+    // "The server MUST NOT send a notification type the client has not
+    // explicitly requested", and it acknowledges what it will send: the
+    // types asked for that the gateway's capabilities offer.
+    const auto* params = message.params();
+    const auto* filter_value = params != nullptr ? params->if_contains("notifications") : nullptr;
+    if (filter_value == nullptr || !filter_value->is_object()) {
+        send(stream, mcp::make_error(message.id, mcp::code::invalid_params,
+                                     "Invalid params: subscriptions/listen needs "
+                                     "params.notifications"));
+        return;
+    }
+    const auto& filter = filter_value->as_object();
+    json::object caps;
+    if (const auto* c = init_result_.if_contains("capabilities"); c != nullptr && c->is_object()) {
+        caps = c->as_object();
+    }
+    Listener l;
+    l.stream = stream;
+    l.id = message.id;
+    l.tools = wants(filter, "toolsListChanged") && offers(caps, "tools", "listChanged");
+    l.prompts = wants(filter, "promptsListChanged") && offers(caps, "prompts", "listChanged");
+    l.resources = wants(filter, "resourcesListChanged") && offers(caps, "resources", "listChanged");
+    json::object accepted;
+    if (l.tools) {
+        accepted["toolsListChanged"] = true;
+    }
+    if (l.prompts) {
+        accepted["promptsListChanged"] = true;
+    }
+    if (l.resources) {
+        accepted["resourcesListChanged"] = true;
+    }
+    if (const auto* uris = filter.if_contains("resourceSubscriptions");
+        uris != nullptr && uris->is_array() && offers(caps, "resources", "subscribe")) {
+        json::array kept;
+        for (const auto& u : uris->as_array()) {
+            if (!u.is_string() || l.uris.size() >= 256) {
+                continue;
+            }
+            const std::string uri(u.get_string());
+            const bool held = std::any_of(listeners_.begin(), listeners_.end(),
+                                          [&](const Listener& x) { return x.uris.contains(uri); });
+            if (!held) {
+                // The upstream's subscription, once per resource; its answer
+                // goes to a stream that does not exist (dropped).
+                const std::string id = "pqmcp-listen-" + std::to_string(++internal_ids_);
+                handler_->on_message(
+                    *mcp::classify(json::value(mcp::make_request(json::value(json::string(id)),
+                                                                 mcp::method::resources_subscribe,
+                                                                 json::object{{"uri", uri}}))),
+                    next_stream_++);
+            }
+            l.uris.insert(uri);
+            kept.push_back(u);
+        }
+        accepted["resourceSubscriptions"] = std::move(kept);
+    }
+    if (listeners_.size() >= k_max_listeners) {
+        (void)stateless_unlisten(json::value(listeners_.front().id));
+    }
+    listeners_.push_back(std::move(l));
+    const auto it = streams_.find(stream);
+    if (it == streams_.end()) {
+        return;
+    }
+    // The acknowledgement first; then the stream stays open (its request
+    // is answered only when it ends).
+    push(it->second,
+         mcp::serialize(mcp::make_notification(
+             "notifications/subscriptions/acknowledged",
+             json::object{{"notifications", std::move(accepted)},
+                          {"_meta", json::object{{k_subscription_id, message.id}}}})),
+         false);
+}
+
+void Session::stateless_fan_out(json::object message) {
+    const auto* method_value = message.if_contains("method");
+    if (method_value == nullptr || !method_value->is_string() || message.contains("id")) {
+        // A request of the server's outside any request (roots/list, ping):
+        // a 2026-07-28 client has no channel for it.
+        spdlog::debug("session {}: a server request with no stream to go to; dropped", short_id());
+        return;
+    }
+    const std::string_view method = method_value->get_string();
+    std::string uri;
+    if (const auto* p = message.if_contains("params"); p != nullptr && p->is_object()) {
+        if (const auto* u = p->as_object().if_contains("uri"); u != nullptr && u->is_string()) {
+            uri = std::string(u->get_string());
+        }
+    }
+    for (auto l = listeners_.begin(); l != listeners_.end();) {
+        const auto stream = streams_.find(l->stream);
+        if (stream == streams_.end()) {
+            l = listeners_.erase(l);
+            continue;
+        }
+        const bool match = (method == mcp::method::tools_list_changed && l->tools) ||
+                           (method == mcp::method::prompts_list_changed && l->prompts) ||
+                           (method == mcp::method::resources_list_changed && l->resources) ||
+                           (method == mcp::method::resources_updated && l->uris.contains(uri));
+        if (match) {
+            json::object copy = message;
+            auto& params = copy["params"];
+            if (!params.is_object()) {
+                params = json::object{};
+            }
+            auto& meta = params.as_object()["_meta"];
+            if (!meta.is_object()) {
+                meta = json::object{};
+            }
+            meta.as_object()[k_subscription_id] = l->id;
+            push(stream->second, mcp::serialize(copy), false);
+        }
+        ++l;
+    }
+}
+
+bool Session::stateless_unlisten(const json::value& id) {
+    const auto l = std::find_if(listeners_.begin(), listeners_.end(),
+                                [&](const Listener& x) { return x.id == id; });
+    if (l == listeners_.end()) {
+        return false;
+    }
+    const StreamId stream = l->stream;
+    listeners_.erase(l);
+    // Its request will get no answer: the stream ends.
+    forgo_response(stream);
+    return true;
 }
 
 void Session::shape_stateless_result(json::object& message, std::string_view method) {

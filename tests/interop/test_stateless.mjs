@@ -204,3 +204,71 @@ test('2025-11-25 clients are unchanged beside stateless ones', { timeout: 120000
   assert.equal(calls.length, 2);
   assert.notEqual(calls[0].session, calls[1].session, 'a session of its own for each');
 });
+
+test('subscriptions/listen: acknowledged first, then only what was asked for', { timeout: 120000 }, async (t) => {
+  assert.match(process.versions.openssl, /^3\.[5-9]/, 'run with Node 24');
+  const dir = tempDir(t);
+  const ids = path.join(dir, 'client-id');
+  assert.equal(spawnSync(PQMCP, ['keygen', '--out', ids]).status, 0);
+  const cert = readFileSync(path.join(ids, 'identity.crt'), 'utf8');
+  const key = readFileSync(path.join(ids, 'identity.key'), 'utf8');
+  // The scripted fixture: its `changed` tool sends notifications/tools/list_changed.
+  const gateway = await startGateway(t, ['--upstream', `fx=stdio:${process.env.PQMCP_FIXTURE_BIN}`], { dir });
+  const agent = pinnedAgent(readFileSync(path.join(dir, 'gateway', 'identity.crt'), 'utf8'), gateway.peer, { key, cert });
+  t.after(() => agent.close());
+  const fetchVia = (url, init) => undiciFetch(url, { ...init, dispatcher: agent });
+
+  const client = new ClientV2({ name: 'listener', version: '1.0.0' }, { versionNegotiation: { mode: { pin: V } } });
+  await client.connect(new TransportV2(new URL(gateway.url), { fetch: fetchVia }));
+  const changed = [];
+  client.setNotificationHandler('notifications/tools/list_changed', (n) => { changed.push(n); });
+  const sub = await client.listen({ toolsListChanged: true, promptsListChanged: true });
+  // Acknowledged: tools (the fixture's tools have listChanged), not prompts (it has none).
+  assert.deepEqual(sub.honoredFilter, { toolsListChanged: true });
+  const r = await client.callTool({ name: 'fx__changed', arguments: {} });
+  assert.equal(text(r), 'ok');
+  const deadline = Date.now() + 10000;
+  while (changed.length === 0 && Date.now() < deadline) {
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  assert.equal(changed.length, 1, 'the list_changed notification reached the listen stream');
+  assert.match(changed[0].params._meta['io.modelcontextprotocol/subscriptionId'], /^listen:/);
+  await sub.close();
+  await client.close();
+
+  // By hand: the acknowledgement is the first event of an SSE stream that stays open.
+  const res = await fetchVia(gateway.url, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json', accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': V, 'mcp-method': 'subscriptions/listen',
+    },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 'L1', method: 'subscriptions/listen', params: {
+      notifications: { toolsListChanged: true, resourcesListChanged: true },
+      _meta: envelope() } }),
+  });
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type'), /text\/event-stream/);
+  const reader = res.body.getReader();
+  let seen = '';
+  while (!seen.includes('acknowledged')) {
+    const { value, done } = await reader.read();
+    assert.ok(!done, 'the stream stays open');
+    seen += Buffer.from(value).toString('utf8');
+  }
+  const ack = JSON.parse(seen.split('\n').find((l) => l.startsWith('data: {')).slice(6));
+  assert.equal(ack.method, 'notifications/subscriptions/acknowledged');
+  assert.deepEqual(ack.params.notifications, { toolsListChanged: true });
+  assert.equal(ack.params._meta['io.modelcontextprotocol/subscriptionId'], 'L1');
+  // Cancelled: the stream ends.
+  const cancel = await fetchVia(gateway.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': V },
+    body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 'L1', _meta: envelope() } }),
+  });
+  assert.equal(cancel.status, 202);
+  for (;;) {
+    const { done } = await reader.read();
+    if (done) break;
+  }
+});
