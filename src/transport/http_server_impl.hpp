@@ -20,6 +20,7 @@
 #include "beast.hpp"
 #include "pqmcp/core/bytes.hpp"
 #include "pqmcp/core/descriptor.hpp"
+#include "pqmcp/crypto/aead.hpp"
 #include "pqmcp/crypto/util.hpp"
 #include "pqmcp/mcp/protocol.hpp"
 #include "pqmcp/tls/context.hpp"
@@ -64,6 +65,8 @@ struct Stream {
     // A 2026-07-28 request's method: its result is shaped for that revision
     // (resultType, and the cache hints of list results). "" otherwise.
     std::string stateless_method;
+    json::value stateless_id;      // its request's id
+    std::string stateless_digest;  // of its method and params (what a retry must repeat)
 
     [[nodiscard]] bool finished() const noexcept { return !standalone && pending == 0; }
     [[nodiscard]] std::uint64_t last_seq() const noexcept { return next_seq - 1; }
@@ -182,6 +185,9 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     // 2026-07-28: the session this shard keeps for a caller (its key:
     // identity and capabilities, see stateless_key) -> its id in `sessions`.
     std::unordered_map<std::string, std::string> stateless;
+    // Seals the requestState of this shard's input_required results (a
+    // caller's requests always come to the same shard).
+    crypto::Sealer sealer;
     enum class Phase { handshake, idle, reading, busy };
     struct Conn {
         std::string address;
@@ -304,6 +310,9 @@ class Session final : public ServerSession {
     bool send(StreamId stream_id, json::object message) override {
         if (closed_) {
             return false;
+        }
+        if (stateless_ && !stateless_route(stream_id, message)) {
+            return true;  // held for a retry, or turned into input_required
         }
         if (stateless_ && stream_id == init_stream_ && !message.contains("method")) {
             stateless_initialized(std::move(message));
@@ -464,6 +473,35 @@ class Session final : public ServerSession {
         std::set<std::string> uris;
     };
     std::vector<Listener> listeners_;
+    // Multi round-trip requests. A server request (an upstream's
+    // elicitation or sampling, the policy's ask) on a stateless request's
+    // stream answers that request with input_required; what comes for it
+    // until the client retries is held; the retry's stream then takes over
+    // (redirected, the final response given the retry's id).
+    struct Pending {
+        StreamId stream = 0;  // the stream the input_required answered
+        std::vector<std::pair<std::string, json::value>> inputs;  // key -> the server request's id
+        std::string digest;
+        Clock::time_point expires;
+    };
+    std::map<std::string, Pending> pending_;              // by the requestState's token id
+    std::map<StreamId, std::vector<json::object>> held_;  // what came for an answered stream
+    struct Redirect {
+        StreamId to = 0;
+        json::value id;
+    };
+    std::map<StreamId, Redirect> redirects_;
+    // False when `message` was taken care of (held, or sent as input_required);
+    // otherwise `stream_id` and `message` are where and what to deliver.
+    bool stateless_route(StreamId& stream_id, json::object& message);
+    void stateless_input_required(Stream& stream, json::object request);
+    // A retry with requestState: checks it, gives the answers to the
+    // handler and redirects what remains of the first request to `stream`.
+    // An error message for the client otherwise.
+    std::optional<std::string> stateless_resume(const std::string& token_id,
+                                                const json::object& params, StreamId stream,
+                                                const json::value& id);
+    void stateless_expire();
     std::uint64_t internal_ids_ = 0;
     void stateless_listen(const mcp::Message& message, StreamId stream);
     void stateless_fan_out(json::object message);

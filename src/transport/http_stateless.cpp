@@ -12,6 +12,10 @@
 // notices.
 #include "http_server_impl.hpp"
 
+#include <boost/json/parse.hpp>
+
+#include "pqmcp/crypto/util.hpp"
+
 namespace pqmcp::transport {
 
 namespace {
@@ -55,14 +59,40 @@ std::string_view named_by(const mcp::Message& m) {
     return {};
 }
 
+// Who a caller is, for the binding of its requestState.
+std::string caller_of(const PeerInfo& peer) {
+    return peer.handshake.peer_id ? "id " + peer.handshake.peer_id->str()
+                                  : "anonymous " + peer.remote;
+}
+
+// What a retry must repeat of its first request: the method and the params
+// without _meta and the round's own fields.
+std::string request_digest(const mcp::Message& m) {
+    json::object params;
+    if (const auto* p = m.params()) {
+        params = *p;
+    }
+    for (const auto* key : {"_meta", "inputResponses", "requestState"}) {
+        params.erase(key);
+    }
+    const std::string text = m.method + "\n" + json::serialize(params);
+    return to_hex(crypto::sha256(as_bytes(text)));
+}
+
+// How long a requestState can be used (an elicitation waits for a person).
+constexpr auto k_input_window = std::chrono::minutes{5};
+// input_required answers one kept session has waiting at once.
+constexpr std::size_t k_max_pending_inputs = 64;
+// Messages held for one answered stream until its retry.
+constexpr std::size_t k_max_held = 64;
+
 // The key of a caller's kept session on this shard. Callers with a verified
 // or proven identity are told apart by it; anonymous callers (no client
 // certificate) by their connection, so that two of them never share an
 // upstream process. Declared capabilities are part of it: an upstream learns
 // them once, at its initialize.
 std::string stateless_key(const PeerInfo& peer, const json::object& capabilities) {
-    std::string key =
-        peer.handshake.peer_id ? "id " + peer.handshake.peer_id->str() : "anonymous " + peer.remote;
+    std::string key = caller_of(peer);
     key += '\n';
     key += json::serialize(capabilities);
     return key;
@@ -297,10 +327,59 @@ Outcome handle_stateless(HttpServer::Impl& server, const Request& req, const Pee
     stream.id = id;
     stream.pending = 1;
     stream.stateless_method = message.method;
+    stream.stateless_id = message.id;
+    stream.stateless_digest = request_digest(message);
+    const std::string digest = stream.stateless_digest;
     session->streams_.emplace(id, std::move(stream));
     Outcome out;
     out.session = session;
     out.stream = id;
+    // A retry of a request answered input_required: "the server MUST
+    // verify requestState's integrity" before acting on it; the gateway's is
+    // sealed (AES-256-GCM) and bound to the caller and the request, expires,
+    // and is good for one retry.
+    const auto* retried = message.params();
+    if (const auto* state = retried != nullptr ? retried->if_contains("requestState") : nullptr) {
+        const auto refused = [&](const std::string& why) {
+            session->streams_.erase(id);
+            return refuse(req, message.id, mcp::code::invalid_params,
+                          "Invalid params: requestState " + why);
+        };
+        if (!state->is_string()) {
+            return refused("must be a string");
+        }
+        const std::string aad = caller_of(peer) + "\n" + digest;
+        auto plain = server.sealer.open(state->get_string(), as_bytes(aad));
+        if (!plain) {
+            return refused(
+                "does not verify: altered, from another caller, for another request, or too old");
+        }
+        boost::system::error_code ec;
+        const auto parsed_state = json::parse(
+            std::string_view(reinterpret_cast<const char*>(plain->data()), plain->size()), ec);
+        const auto* o = parsed_state.if_object();
+        const auto* token = o != nullptr ? o->if_contains("t") : nullptr;
+        const auto* sid = o != nullptr ? o->if_contains("s") : nullptr;
+        const auto* expires = o != nullptr ? o->if_contains("e") : nullptr;
+        if (ec || token == nullptr || !token->is_string() || sid == nullptr || !sid->is_string() ||
+            expires == nullptr || !expires->is_int64()) {
+            return refused("is malformed");
+        }
+        const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+        if (now_ms > expires->get_int64()) {
+            return refused("has expired");
+        }
+        if (sid->get_string() != session->id_) {
+            return refused("belongs to another session of this caller (other capabilities?)");
+        }
+        if (auto why = session->stateless_resume(std::string(token->get_string()), *retried, id,
+                                                 message.id)) {
+            return refused(*why);
+        }
+        return out;
+    }
     if (session->stateless_ready_) {
         asio::post(server.io, [session, id, m = std::move(message)]() mutable {
             session->stateless_deliver(std::move(m), id);
@@ -546,6 +625,158 @@ bool Session::stateless_unlisten(const json::value& id) {
     // Its request will get no answer: the stream ends.
     forgo_response(stream);
     return true;
+}
+
+bool Session::stateless_route(StreamId& stream_id, json::object& message) {
+    const bool is_response = !message.contains("method");
+    const bool is_request = !is_response && message.contains("id");
+    // A stream answered input_required whose retry came: what is left of its
+    // request goes to the retry's stream, the final answer with its id.
+    for (int hops = 0; hops < 64; ++hops) {
+        const auto r = redirects_.find(stream_id);
+        if (r == redirects_.end()) {
+            break;
+        }
+        stream_id = r->second.to;
+        if (is_response) {
+            message["id"] = r->second.id;
+            redirects_.erase(r);
+        }
+    }
+    if (const auto h = held_.find(stream_id); h != held_.end()) {
+        if (h->second.size() < k_max_held) {
+            h->second.push_back(std::move(message));
+        } else {
+            spdlog::warn("session {}: more than {} messages wait for a client's retry; dropped",
+                         short_id(), k_max_held);
+        }
+        return false;
+    }
+    if (is_request) {
+        const auto it = streams_.find(stream_id);
+        if (it != streams_.end() && !it->second.stateless_method.empty()) {
+            stateless_input_required(it->second, std::move(message));
+            return false;
+        }
+    }
+    return true;
+}
+
+namespace {
+
+// Hands `message` to the handler of session `id` of `server` from the event
+// loop (not from inside a call of that handler).
+void post_to_handler(const std::weak_ptr<HttpServer::Impl>& server, asio::io_context& io,
+                     const std::string& id, mcp::Message message) {
+    asio::post(io, [server, id, m = std::move(message)]() mutable {
+        auto shard = server.lock();
+        if (!shard) {
+            return;
+        }
+        const auto s = shard->sessions.find(id);
+        if (s != shard->sessions.end() && !s->second->closed_) {
+            s->second->handler_->on_message(std::move(m), k_standalone_stream);
+        }
+    });
+}
+
+}  // namespace
+
+void Session::stateless_input_required(Stream& stream, json::object request) {
+    stateless_expire();
+    const json::value server_id = request.at("id");
+    auto shard = server_.lock();
+    auto token_bytes = crypto::random_bytes(16);
+    std::optional<std::string> sealed;
+    const std::string token = token_bytes ? to_hex(*token_bytes) : std::string{};
+    if (shard && token_bytes && pending_.size() < k_max_pending_inputs) {
+        const auto expires_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(
+                (std::chrono::system_clock::now() + k_input_window).time_since_epoch())
+                .count();
+        const std::string plain =
+            json::serialize(json::object{{"t", token}, {"s", id_}, {"e", expires_ms}});
+        const std::string aad = caller_of(peer_) + "\n" + stream.stateless_digest;
+        if (auto s = shard->sealer.seal(as_bytes(plain), as_bytes(aad))) {
+            sealed = std::move(*s);
+        }
+    }
+    if (!sealed) {
+        post_to_handler(server_, *io_, id_,
+                        *mcp::classify(json::value(mcp::make_error(
+                            server_id, mcp::code::internal_error,
+                            "the client cannot be asked now (too many questions waiting)"))));
+        return;
+    }
+    const std::string key = "pqmcp-" + std::to_string(++internal_ids_);
+    json::object input{{"method", request.at("method")}};
+    if (const auto* p = request.if_contains("params")) {
+        input["params"] = *p;
+    }
+    pending_[token] = Pending{
+        stream.id, {{key, server_id}}, stream.stateless_digest, Clock::now() + k_input_window};
+    held_[stream.id];
+    json::object result{{"resultType", "input_required"},
+                        {"inputRequests", json::object{{key, std::move(input)}}},
+                        {"requestState", std::move(*sealed)}};
+    push(stream, mcp::serialize(mcp::make_result(stream.stateless_id, std::move(result))), true);
+}
+
+std::optional<std::string> Session::stateless_resume(const std::string& token_id,
+                                                     const json::object& params, StreamId stream,
+                                                     const json::value& id) {
+    stateless_expire();
+    const auto it = pending_.find(token_id);
+    if (it == pending_.end()) {
+        return "was used already or has expired (it is good for one retry)";
+    }
+    Pending p = std::move(it->second);
+    pending_.erase(it);  // single use
+    redirects_[p.stream] = Redirect{stream, id};
+    const json::object* answers = nullptr;
+    if (const auto* r = params.if_contains("inputResponses"); r != nullptr && r->is_object()) {
+        answers = &r->as_object();
+    }
+    for (const auto& [key, server_id] : p.inputs) {
+        const json::value* answer = answers != nullptr ? answers->if_contains(key) : nullptr;
+        auto message = mcp::classify(json::value(
+            answer != nullptr && answer->is_object()
+                ? mcp::make_result(server_id, *answer)
+                : mcp::make_error(server_id, mcp::code::invalid_params,
+                                  "the client's retry has no answer for this request")));
+        post_to_handler(server_, *io_, id_, std::move(*message));
+    }
+    // What came for the first request meanwhile, now for the retry.
+    auto held = std::move(held_[p.stream]);
+    held_.erase(p.stream);
+    if (const auto first = streams_.find(p.stream);
+        first != streams_.end() && first->second.writer == nullptr && first->second.finished()) {
+        erase_stream(first);
+    }
+    for (auto& m : held) {
+        send(p.stream, std::move(m));
+    }
+    return std::nullopt;
+}
+
+void Session::stateless_expire() {
+    const auto now = Clock::now();
+    for (auto it = pending_.begin(); it != pending_.end();) {
+        if (it->second.expires > now) {
+            ++it;
+            continue;
+        }
+        // Nobody came back: the questions are answered with an error, so
+        // that what asked them does not wait for ever.
+        for (const auto& [key, server_id] : it->second.inputs) {
+            post_to_handler(
+                server_, *io_, id_,
+                *mcp::classify(json::value(mcp::make_error(server_id, mcp::code::internal_error,
+                                                           "the client did not answer in time"))));
+        }
+        held_.erase(it->second.stream);
+        it = pending_.erase(it);
+    }
 }
 
 void Session::shape_stateless_result(json::object& message, std::string_view method) {

@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 
 #include "pqmcp/core/bytes.hpp"
+#include "pqmcp/crypto/aead.hpp"
 #include "pqmcp/crypto/algorithms.hpp"
 #include "pqmcp/crypto/errors.hpp"
 #include "pqmcp/crypto/mlkem.hpp"
@@ -648,3 +649,59 @@ TEST(Errors, MessageNamesTheCategory) {
 }
 
 }  // namespace
+
+namespace pqmcp::crypto {
+namespace {
+
+TEST(Sealer, OpensWhatItSealedAndNothingElse) {
+    Sealer sealer;
+    const std::string secret = R"({"jti":"abc","exp":1})";
+    const std::string aad = "pq1caller\nrequest digest";
+    auto token = sealer.seal(as_bytes(secret), as_bytes(aad));
+    ASSERT_TRUE(token) << token.error().message();
+    EXPECT_EQ(token->find(secret), std::string::npos);  // not readable
+    auto opened = sealer.open(*token, as_bytes(aad));
+    ASSERT_TRUE(opened) << opened.error().message();
+    EXPECT_EQ(std::string(opened->begin(), opened->end()), secret);
+    // Each seal draws a fresh nonce.
+    EXPECT_NE(*sealer.seal(as_bytes(secret), as_bytes(aad)), *token);
+
+    // Another caller or request (other associated data): refused.
+    auto other = sealer.open(*token, as_bytes(std::string("pq1other\nrequest digest")));
+    ASSERT_FALSE(other);
+    EXPECT_EQ(other.error().code, make_error_code(Errc::signature_invalid));
+    // Any character changed: refused.
+    for (const std::size_t at :
+         {std::size_t{0}, std::size_t{5}, token->size() / 2, token->size() - 1}) {
+        std::string altered = *token;
+        altered[at] = altered[at] == 'a' ? 'b' : 'a';
+        auto r = sealer.open(altered, as_bytes(aad));
+        EXPECT_FALSE(r) << "position " << at;
+    }
+    // Not a token at all.
+    auto junk = sealer.open("not base32!", as_bytes(aad));
+    ASSERT_FALSE(junk);
+    EXPECT_EQ(junk.error().code, make_error_code(Errc::invalid_argument));
+    EXPECT_FALSE(sealer.open("", as_bytes(aad)));
+    // Another sealer's token (another key): refused.
+    Sealer stranger;
+    auto foreign = stranger.seal(as_bytes(secret), as_bytes(aad));
+    ASSERT_TRUE(foreign);
+    EXPECT_FALSE(sealer.open(*foreign, as_bytes(aad)));
+}
+
+TEST(Sealer, ATokenOutlivesOneRotationNotTwo) {
+    Sealer sealer;
+    const std::string aad = "x";
+    auto token = sealer.seal(as_bytes(std::string("state")), as_bytes(aad));
+    ASSERT_TRUE(token);
+    sealer.rotate();
+    EXPECT_TRUE(sealer.open(*token, as_bytes(aad)));
+    sealer.rotate();
+    auto gone = sealer.open(*token, as_bytes(aad));
+    ASSERT_FALSE(gone);
+    EXPECT_EQ(gone.error().code, make_error_code(Errc::signature_invalid));
+}
+
+}  // namespace
+}  // namespace pqmcp::crypto

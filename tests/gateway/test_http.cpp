@@ -106,6 +106,53 @@ TEST(StreamableHttp, StatelessRequestsShareTheCallersKeptSession) {
     EXPECT_EQ(wrong.json().at("id"), json::value(5));
 }
 
+// 2026-07-28 multi round-trip: the policy's ask reaches a stateless client as
+// input_required; its requestState works once, for this caller and request.
+TEST(StreamableHttp, StatelessAskIsInputRequiredWithASealedSingleUseState) {
+    Harness h({demo_upstream()}, [](GatewayConfig& c) {
+        c.policy_file = std::filesystem::path(PQMCP_SOURCE_DIR) / "examples/policies/demo.yaml";
+    });
+    std::vector<Header> headers = k_post_headers;
+    headers.push_back({"MCP-Protocol-Version", "2026-07-28"});
+    headers.push_back({"Mcp-Method", "tools/call"});
+    headers.push_back({"Mcp-Name", "demo__process_refund"});
+    const auto call = [&](int id, const std::string& extra, const Client* who = nullptr) {
+        return h.http(
+            "POST", "/mcp", headers,
+            R"({"jsonrpc":"2.0","id":)" + std::to_string(id) +
+                R"(,"method":"tools/call","params":{"name":"demo__process_refund","arguments":{"order_id":"O1","amount":900,"currency":"USD","reason":"damaged in transit"})" +
+                extra +
+                R"(,"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{"form":{}}}}}})",
+            who);
+    };
+    const auto first = call(1, "");
+    ASSERT_EQ(first.status, 200U) << first.body;
+    const auto result = first.json().at("result").as_object();
+    ASSERT_EQ(result.at("resultType"), json::value("input_required")) << first.body;
+    const auto& inputs = result.at("inputRequests").as_object();
+    ASSERT_EQ(inputs.size(), 1U);
+    const std::string key(inputs.begin()->key());
+    EXPECT_EQ(inputs.begin()->value().at("method"), json::value("elicitation/create"));
+    const std::string state(result.at("requestState").as_string());
+    const std::string answer =
+        R"(,"inputResponses":{")" + key +
+        R"(":{"action":"accept","content":{"approve":true}}},"requestState":")";
+    std::string tampered = state;
+    tampered[10] = tampered[10] == 'a' ? 'b' : 'a';
+    const auto bad = call(2, answer + tampered + "\"");
+    EXPECT_EQ(bad.status, 400U);
+    EXPECT_EQ(rpc_code(bad), -32602);
+    const Client other = h.make_client();
+    EXPECT_EQ(call(3, answer + state + "\"", &other).status, 400U);
+    const auto done = call(4, answer + state + "\"");
+    ASSERT_EQ(done.status, 200U) << done.body;
+    EXPECT_EQ(done.json().at("id"), json::value(4));
+    EXPECT_EQ(done.json().at("result").at("resultType"), json::value("complete")) << done.body;
+    const auto replay = call(5, answer + state + "\"");
+    EXPECT_EQ(replay.status, 400U);
+    EXPECT_NE(replay.body.find("used already"), std::string::npos) << replay.body;
+}
+
 TEST(StreamableHttp, NotificationsAre202AndRequestsAnswer) {
     Harness h;
     const auto session = h.open_session();

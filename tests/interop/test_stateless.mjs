@@ -272,3 +272,129 @@ test('subscriptions/listen: acknowledged first, then only what was asked for', {
     if (done) break;
   }
 });
+
+// A gateway whose policy asks a person before a refund over 500; two client
+// identities; for hand-made requests, the envelope with the elicitation capability.
+async function askingGateway(t) {
+  assert.match(process.versions.openssl, /^3\.[5-9]/, 'run with Node 24');
+  const dir = tempDir(t);
+  const policy = path.join(dir, 'policy.yaml');
+  writeFileSync(policy, [
+    'default: allow',
+    'rules:',
+    '  - id: large-refunds-ask',
+    '    match: { tool: demo__process_refund }',
+    '    when:',
+    '      - { arg: /amount, min: 500.01 }',
+    '    effect: ask',
+    '',
+  ].join('\n'));
+  const gateway = await startGateway(t, ['--demo', '--policy', policy], { dir });
+  const gatewayCert = readFileSync(path.join(dir, 'gateway', 'identity.crt'), 'utf8');
+  const identity = (name) => {
+    const ids = path.join(dir, name);
+    assert.equal(spawnSync(PQMCP, ['keygen', '--out', ids]).status, 0);
+    const agent = pinnedAgent(gatewayCert, gateway.peer, {
+      key: readFileSync(path.join(ids, 'identity.key'), 'utf8'),
+      cert: readFileSync(path.join(ids, 'identity.crt'), 'utf8'),
+    });
+    t.after(() => agent.close());
+    return { gateway, fetchVia: (url, init) => undiciFetch(url, { ...init, dispatcher: agent }) };
+  };
+  return { dir, gateway, alice: identity('alice'), mallory: identity('mallory') };
+}
+
+const refundArgs = (amount, order = 'R1') => ({ order_id: order, amount, currency: 'USD', reason: 'damaged in transit' });
+const withElicitation = () => envelope({ 'io.modelcontextprotocol/clientCapabilities': { elicitation: { form: {} } } });
+const refundCall = (id, amount, extra = {}) => ({
+  jsonrpc: '2.0', id, method: 'tools/call',
+  params: { name: 'demo__process_refund', arguments: refundArgs(amount), _meta: withElicitation(), ...extra },
+});
+
+test("input_required: the policy's ask answered by the v2 SDK's elicitation handler", { timeout: 120000 }, async (t) => {
+  const { gateway, alice } = await askingGateway(t);
+  const client = new ClientV2({ name: 'approver', version: '1.0.0' }, {
+    capabilities: { elicitation: { form: {} } },
+    versionNegotiation: { mode: { pin: V } },
+  });
+  const asked = [];
+  client.setRequestHandler('elicitation/create', (request) => {
+    asked.push(request.params);
+    return { action: 'accept', content: { approve: true } };
+  });
+  await client.connect(new TransportV2(new URL(gateway.url), { fetch: alice.fetchVia }));
+  const result = await client.callTool({ name: 'demo__process_refund', arguments: refundArgs(900) });
+  assert.ok(!result.isError, JSON.stringify(result));
+  assert.match(text(result), /refund/i);
+  assert.equal(asked.length, 1, 'one question, answered once');
+  assert.match(asked[0].message, /large-refunds-ask|process_refund/);
+  // Declined: refused by the policy, with its code.
+  client.setRequestHandler('elicitation/create', () => ({ action: 'decline' }));
+  await assert.rejects(client.callTool({ name: 'demo__process_refund', arguments: refundArgs(950, 'R2') }),
+    (e) => e.code === -32010);
+  await client.close();
+});
+
+test('input_required by hand: requestState sealed, bound, single-use', { timeout: 120000 }, async (t) => {
+  const { alice, mallory } = await askingGateway(t);
+  const first = await post(alice, refundCall(1, 900), { 'mcp-name': 'demo__process_refund' });
+  assert.equal(first.status, 200, first.raw);
+  const r = first.json.result;
+  assert.equal(r.resultType, 'input_required', first.raw);
+  const [key] = Object.keys(r.inputRequests);
+  assert.equal(r.inputRequests[key].method, 'elicitation/create');
+  assert.equal(typeof r.requestState, 'string');
+  const answer = { [key]: { action: 'accept', content: { approve: true } } };
+  const retry = (who, id, state, amount = 900, responses = answer) =>
+    post(who, refundCall(id, amount, { inputResponses: responses, requestState: state }), { 'mcp-name': 'demo__process_refund' });
+  const refused = (res, pattern) => {
+    assert.equal(res.status, 400, res.raw);
+    assert.equal(res.json.error.code, -32602, res.raw);
+    assert.match(res.json.error.message, pattern, res.raw);
+  };
+  // Tampered: one character changed.
+  const tampered = r.requestState.slice(0, 20) + (r.requestState[20] === 'a' ? 'b' : 'a') + r.requestState.slice(21);
+  refused(await retry(alice, 2, tampered), /requestState does not verify/);
+  // Another identity with the genuine state.
+  refused(await retry(mallory, 3, r.requestState), /requestState does not verify/);
+  // Another request (the amount changed) with the genuine state.
+  refused(await retry(alice, 4, r.requestState, 9000), /requestState does not verify/);
+  // The genuine retry: the first request's answer, under the retry's id.
+  const done = await retry(alice, 5, r.requestState);
+  assert.equal(done.status, 200, done.raw);
+  assert.equal(done.json.id, 5);
+  assert.equal(done.json.result.resultType, 'complete', done.raw);
+  assert.ok(!done.json.result.isError, done.raw);
+  // Replayed: used once already.
+  refused(await retry(alice, 6, r.requestState), /was used already/);
+  // Not a string, not a token.
+  refused(await retry(alice, 7, 42), /must be a string/);
+  refused(await retry(alice, 8, 'not-a-token'), /does not verify/);
+});
+
+test("input_required: an upstream's sampling request answered by the v2 SDK's handler", { timeout: 120000 }, async (t) => {
+  assert.match(process.versions.openssl, /^3\.[5-9]/, 'run with Node 24');
+  const dir = tempDir(t);
+  const ids = path.join(dir, 'client-id');
+  assert.equal(spawnSync(PQMCP, ['keygen', '--out', ids]).status, 0);
+  const gateway = await startGateway(t, ['--upstream', `fx=stdio:${process.env.PQMCP_FIXTURE_BIN}`], { dir });
+  const agent = pinnedAgent(readFileSync(path.join(dir, 'gateway', 'identity.crt'), 'utf8'), gateway.peer, {
+    key: readFileSync(path.join(ids, 'identity.key'), 'utf8'),
+    cert: readFileSync(path.join(ids, 'identity.crt'), 'utf8'),
+  });
+  t.after(() => agent.close());
+  const client = new ClientV2({ name: 'sampler', version: '1.0.0' }, {
+    capabilities: { sampling: {} },
+    versionNegotiation: { mode: { pin: V } },
+  });
+  let sampled = 0;
+  client.setRequestHandler('sampling/createMessage', () => {
+    sampled += 1;
+    return { role: 'assistant', content: { type: 'text', text: 'sampled by the client' }, model: 'test-model' };
+  });
+  await client.connect(new TransportV2(new URL(gateway.url), { fetch: (url, init) => undiciFetch(url, { ...init, dispatcher: agent }) }));
+  const r = await client.callTool({ name: 'fx__ask_client', arguments: { method: 'sampling/createMessage' } });
+  assert.equal(sampled, 1);
+  assert.match(text(r), /sampled by the client/, JSON.stringify(r));
+  await client.close();
+});
