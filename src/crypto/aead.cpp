@@ -20,13 +20,14 @@ struct CtxFree {
 using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CtxFree>;
 
 int as_int(std::size_t n) {
-    return n > static_cast<std::size_t>(std::numeric_limits<int>::max()) ? -1
-                                                                         : static_cast<int>(n);
+    return n > static_cast<std::size_t>(std::numeric_limits<int>::max()) ? -1 : static_cast<int>(n);
 }
 
 }  // namespace
 
-Sealer::Sealer(std::chrono::milliseconds rotation) : rotation_(rotation) { rotate(); }
+Sealer::Sealer(std::chrono::milliseconds rotation) : rotation_(rotation) {
+    rotate();
+}
 
 void Sealer::rotate() {
     auto key = random_secret(k_key);
@@ -103,8 +104,8 @@ Result<Bytes> Sealer::open(std::string_view token, ByteView aad) {
         (!aad.empty() &&
          EVP_DecryptUpdate(ctx.get(), nullptr, &n, aad.data(), as_int(aad.size())) != 1) ||
         EVP_DecryptUpdate(ctx.get(), out.data(), &n, body, as_int(length)) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, static_cast<int>(k_tag),
-                            tag.data()) != 1) {
+        EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, static_cast<int>(k_tag), tag.data()) !=
+            1) {
         return fail(Errc::operation_failed, "AES-256-GCM open failed");
     }
     if (EVP_DecryptFinal_ex(ctx.get(), out.data() + n, &tail) != 1) {

@@ -192,6 +192,10 @@ class HttpChannel final : public Channel {
             o.tls = it->second;
         }
         o.headers = u.headers;
+        o.revision = u.protocol == "auto" ? transport::HttpClientOptions::Revision::discover
+                     : u.protocol == "2026-07-28"
+                         ? transport::HttpClientOptions::Revision::stateless
+                         : transport::HttpClientOptions::Revision::sessions;
         o.message_limits = services.config.limits.message;
         o.response_timeout = services.config.timeouts.upstream_request;
         o.request_deadline = services.config.timeouts.upstream_deadline;

@@ -194,10 +194,10 @@ void read_openapi(const Reader& r, const YAML::Node& node, const std::string& wh
 
 UpstreamConfig read_upstream(const Reader& r, const YAML::Node& node, std::size_t index) {
     const std::string where = "upstreams[" + std::to_string(index) + "]";
-    r.only(
-        node, where,
-        {"name", "command", "args", "env", "env_passthrough", "cwd", "isolation", "sandbox", "url",
-         "profile", "pin", "ca", "headers", "builtin", "openapi", "publisher", "manifest"});
+    r.only(node, where,
+           {"name", "command", "args", "env", "env_passthrough", "cwd", "isolation", "sandbox",
+            "url", "profile", "pin", "ca", "headers", "protocol", "builtin", "openapi", "publisher",
+            "manifest"});
     UpstreamConfig u;
     if (!node["name"]) {
         r.error(node, where, "every upstream needs a name");
@@ -249,6 +249,13 @@ UpstreamConfig read_upstream(const Reader& r, const YAML::Node& node, std::size_
         }
         if (node["headers"]) {
             u.headers = r.map(node["headers"], where + ".headers");
+        }
+        if (node["protocol"]) {
+            u.protocol = r.string(node["protocol"], where + ".protocol");
+            if (u.protocol != "auto" && u.protocol != "2025-11-25" && u.protocol != "2026-07-28") {
+                r.error(node["protocol"], where + ".protocol",
+                        "expected auto, 2025-11-25 or 2026-07-28, not \"" + u.protocol + "\"");
+            }
         }
     } else if (node["openapi"]) {
         u.kind = UpstreamKind::openapi;

@@ -153,6 +153,23 @@ void McpHttpClient::Impl::deliver(json::value&& value, const json::value* reques
         if (request_id != nullptr && m.id == *request_id) {
             exchange.response_seen = true;
         }
+        if (m.id.is_string() && m.id.get_string() == discover_id) {
+            internal_ids.erase(discover_id);
+            if (const auto* r = m.body.if_contains("result"); r != nullptr && r->is_object()) {
+                discovered = r->as_object();
+            }
+            return;
+        }
+        if (stateless) {
+            if (stateless_input_required(m)) {
+                return;
+            }
+            stateless_sent.erase(mcp::id_text(m.id));
+            // The revision's own fields mean nothing to a caller of the older ones.
+            if (auto* r = m.body.if_contains("result"); r != nullptr && r->is_object()) {
+                r->as_object().erase("resultType");
+            }
+        }
         if (m.id.is_string() && internal_ids.erase(std::string(m.id.get_string())) > 0) {
             // The answer to our own re-initialization.
             if (const auto* r = m.body.if_contains("result"); r != nullptr && r->is_object()) {

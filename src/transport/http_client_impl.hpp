@@ -170,6 +170,30 @@ struct McpHttpClient::Impl : std::enable_shared_from_this<McpHttpClient::Impl> {
     bool holding = false;
     std::vector<json::object> held;
 
+    // 2026-07-28 (options.revision): whether this client speaks it (decided
+    // at the caller's initialize), and the server/discover answer.
+    bool stateless = false;
+    std::string discover_id;
+    std::optional<json::object> discovered;
+    // Requests posted in stateless mode, for a retry after input_required.
+    std::map<std::string, json::object> stateless_sent;
+    struct Round {
+        json::object request;                     // to retry, with the answers
+        json::value state;                        // requestState, echoed
+        std::map<std::string, std::string> keys;  // our question id -> the server's key
+        json::object answers;
+    };
+    std::map<std::string, Round> rounds;           // by the request's id text
+    std::map<std::string, std::string> questions;  // question id -> the request's id text
+    // Adds the revision's _meta envelope and headers to a stateless message.
+    void stateless_envelope(json::object& message) const;
+    static void stateless_headers(http::request<http::string_body>& req,
+                                  const json::object& message);
+    // An input_required result: its questions go to the caller as requests.
+    bool stateless_input_required(const mcp::Message& m);
+    // A caller's answer to one of those questions (false: not one of them).
+    bool stateless_answer(const json::object& message);
+
     // The GET stream.
     bool listening = false;
     bool listen_opened = false;  // the current GET got its response header (or failed)

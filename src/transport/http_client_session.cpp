@@ -20,6 +20,82 @@ asio::awaitable<void> McpHttpClient::Impl::post(json::object message, bool bypas
         init_request = message;
         session_id.clear();
         version.clear();
+        stateless = false;
+        if (options.revision != HttpClientOptions::Revision::sessions) {
+            // 2026-07-28 first, if the server offers it: server/discover in
+            // place of initialize, whose answer is made from it.
+            holding = true;
+            discover_id = "pqmcp-discover-" + std::to_string(++internal_counter);
+            internal_ids.insert(discover_id);
+            discovered.reset();
+            stateless = true;  // the probe is a request of that revision
+            co_await post(mcp::make_request(json::value(json::string(discover_id)),
+                                            mcp::method::server_discover, {}),
+                          true);
+            stateless = false;
+            internal_ids.erase(discover_id);
+            bool offered = false;
+            if (discovered) {
+                if (const auto* v = discovered->if_contains("supportedVersions");
+                    v != nullptr && v->is_array()) {
+                    for (const auto& x : v->as_array()) {
+                        offered = offered || x == json::value(mcp::k_stateless_version);
+                    }
+                }
+            }
+            if (offered) {
+                stateless = true;
+                version = std::string(mcp::k_stateless_version);
+                json::object result;
+                const auto* params = member(message, "params");
+                const json::object* p =
+                    params != nullptr && params->is_object() ? &params->as_object() : nullptr;
+                const auto* requested = p != nullptr ? p->if_contains("protocolVersion") : nullptr;
+                result["protocolVersion"] = mcp::negotiate_version(
+                    requested != nullptr && requested->is_string() ? requested->get_string()
+                                                                   : mcp::k_latest_version);
+                const auto* caps = discovered->if_contains("capabilities");
+                result["capabilities"] = caps != nullptr ? *caps : json::object{};
+                json::value info = json::object{{"name", options.url.host}, {"version", ""}};
+                if (const auto* meta = discovered->if_contains("_meta");
+                    meta != nullptr && meta->is_object()) {
+                    if (const auto* i =
+                            meta->as_object().if_contains("io.modelcontextprotocol/serverInfo")) {
+                        info = *i;
+                    }
+                }
+                result["serverInfo"] = std::move(info);
+                if (const auto* instructions = discovered->if_contains("instructions")) {
+                    result["instructions"] = *instructions;
+                }
+                spdlog::info("{}: speaks MCP 2026-07-28 (server/discover); no session",
+                             options.url.str());
+                if (callbacks.on_message) {
+                    callbacks.on_message(*mcp::classify(
+                        json::value(mcp::make_result(message.at("id"), std::move(result)))));
+                }
+                release_hold();
+                co_return;
+            }
+            if (options.revision == HttpClientOptions::Revision::stateless) {
+                holding = false;
+                fail(message,
+                     Error{make_error_code(Errc::protocol_error),
+                           "the server does not offer protocol version 2026-07-28 through "
+                           "server/discover"},
+                     nullptr);
+                co_return;
+            }
+        }
+    }
+    if (stateless) {
+        if (method == mcp::method::initialized) {
+            co_return;  // no lifecycle in 2026-07-28
+        }
+        if (!internal && is_request(message)) {
+            stateless_sent[mcp::id_text(message.at("id"))] = message;
+        }
+        stateless_envelope(message);
     }
     // Until this notification is through, later messages wait (the server may
     // act on it: server-everything registers tools then).
@@ -53,6 +129,9 @@ asio::awaitable<void> McpHttpClient::Impl::post(json::object message, bool bypas
     const json::value* request_id = is_request(message) ? member(message, "id") : nullptr;
     const std::string key = request_id != nullptr ? mcp::id_text(*request_id) : std::string{};
     auto req = make_request(http::verb::post, mcp::serialize(message));
+    if (stateless) {
+        stateless_headers(req, message);
+    }
     // The overall deadline of a request: its connection is closed when it
     // passes, whatever keeps the stream alive.
     std::optional<asio::steady_timer> deadline;
@@ -350,6 +429,164 @@ asio::awaitable<void> McpHttpClient::Impl::terminate(std::function<void()> done)
     }
 }
 
+void McpHttpClient::Impl::stateless_envelope(json::object& message) const {
+    auto& params = message["params"];
+    if (!params.is_object()) {
+        params = json::object{};
+    }
+    auto& meta = params.as_object()["_meta"];
+    if (!meta.is_object()) {
+        meta = json::object{};
+    }
+    json::object& m = meta.as_object();
+    m[mcp::k_meta_protocol_version] = mcp::k_stateless_version;
+    json::value caps = json::object{};
+    json::value info = json::object{{"name", "pqmcp"}, {"version", ""}};
+    if (init_request) {
+        if (const auto* p = init_request->if_contains("params"); p != nullptr && p->is_object()) {
+            if (const auto* c = p->as_object().if_contains("capabilities")) {
+                caps = *c;
+            }
+            if (const auto* i = p->as_object().if_contains("clientInfo")) {
+                info = *i;
+            }
+        }
+    }
+    m[mcp::k_meta_client_capabilities] = std::move(caps);
+    m[mcp::k_meta_client_info] = std::move(info);
+}
+
+void McpHttpClient::Impl::stateless_headers(http::request<http::string_body>& req,
+                                            const json::object& message) {
+    req.set(beast::string_view(k_version_header.data(), k_version_header.size()),
+            std::string(mcp::k_stateless_version));
+    if (!is_request(message)) {
+        return;
+    }
+    const std::string method = method_of(message);
+    req.set("Mcp-Method", method);
+    const auto* params = member(message, "params");
+    if (params == nullptr || !params->is_object()) {
+        return;
+    }
+    const char* field = nullptr;
+    if (method == mcp::method::tools_call || method == mcp::method::prompts_get) {
+        field = "name";
+    } else if (method == mcp::method::resources_read ||
+               method == mcp::method::resources_subscribe ||
+               method == mcp::method::resources_unsubscribe) {
+        field = "uri";
+    }
+    if (field != nullptr) {
+        if (const auto* v = params->as_object().if_contains(field);
+            v != nullptr && v->is_string()) {
+            req.set("Mcp-Name", std::string(v->get_string()));
+        }
+    }
+}
+
+bool McpHttpClient::Impl::stateless_input_required(const mcp::Message& m) {
+    const auto* result = m.body.if_contains("result");
+    if (result == nullptr || !result->is_object()) {
+        return false;
+    }
+    const auto& r = result->as_object();
+    const auto* type = r.if_contains("resultType");
+    if (type == nullptr || *type != json::value("input_required")) {
+        return false;
+    }
+    const std::string key = mcp::id_text(m.id);
+    const auto sent = stateless_sent.find(key);
+    if (sent == stateless_sent.end()) {
+        return false;
+    }
+    Round round;
+    round.request = sent->second;
+    if (const auto* state = r.if_contains("requestState")) {
+        round.state = *state;
+    }
+    std::vector<json::object> asks;
+    if (const auto* inputs = r.if_contains("inputRequests");
+        inputs != nullptr && inputs->is_object()) {
+        for (const auto& [name, ask] : inputs->as_object()) {
+            if (!ask.is_object() || asks.size() >= 16) {
+                continue;
+            }
+            const std::string qid = "pqmcp-input-" + std::to_string(++internal_counter);
+            round.keys[qid] = std::string(name);
+            questions[qid] = key;
+            json::object request{{"jsonrpc", "2.0"}, {"id", qid}};
+            if (const auto* method = ask.as_object().if_contains("method")) {
+                request["method"] = *method;
+            }
+            if (const auto* params = ask.as_object().if_contains("params")) {
+                request["params"] = *params;
+            }
+            asks.push_back(std::move(request));
+        }
+    }
+    if (asks.empty()) {
+        // requestState alone: the server wants the request again as it is.
+        json::object retry = round.request;
+        if (!round.state.is_null()) {
+            retry["params"].as_object()["requestState"] = round.state;
+        }
+        asio::co_spawn(ex, post(std::move(retry)), asio::detached);
+        return true;
+    }
+    rounds[key] = std::move(round);
+    for (auto& a : asks) {
+        auto item = mcp::classify(json::value(std::move(a)));
+        if (item && callbacks.on_message) {
+            callbacks.on_message(std::move(*item));
+        } else if (!item) {
+            spdlog::warn("{}: an input request that is not a request: {}", options.url.str(),
+                         item.error().reason);
+        }
+    }
+    return true;
+}
+
+bool McpHttpClient::Impl::stateless_answer(const json::object& message) {
+    const auto* id = member(message, "id");
+    if (id == nullptr || !id->is_string()) {
+        return false;
+    }
+    const auto q = questions.find(std::string(id->get_string()));
+    if (q == questions.end()) {
+        return false;
+    }
+    const std::string key = q->second;
+    questions.erase(q);
+    const auto r = rounds.find(key);
+    if (r == rounds.end()) {
+        return true;
+    }
+    Round& round = r->second;
+    const auto k = round.keys.find(std::string(id->get_string()));
+    if (k != round.keys.end()) {
+        if (const auto* result = message.if_contains("result")) {
+            round.answers[k->second] = *result;
+        }
+        round.keys.erase(k);
+    }
+    if (!round.keys.empty()) {
+        return true;  // more answers to come
+    }
+    json::object retry = std::move(round.request);
+    auto& params = retry["params"];
+    if (!params.is_object()) {
+        params = json::object{};
+    }
+    params.as_object()["inputResponses"] = std::move(round.answers);
+    if (!round.state.is_null()) {
+        params.as_object()["requestState"] = std::move(round.state);
+    }
+    rounds.erase(r);
+    asio::co_spawn(ex, post(std::move(retry)), asio::detached);
+    return true;
+}
+
 McpHttpClient::McpHttpClient(const asio::any_io_executor& executor, HttpClientOptions options,
                              HttpClientCallbacks callbacks)
     : impl_(std::make_shared<Impl>(executor, std::move(options), std::move(callbacks))) {}
@@ -376,6 +613,9 @@ void McpHttpClient::send(json::object message) {
                 cancelled = *rid;
             }
         }
+    }
+    if (s.stateless && !message.contains("method") && s.stateless_answer(message)) {
+        return;  // an answer to a question of an input_required result
     }
     asio::co_spawn(s.ex, s.post(std::move(message)), asio::detached);
     if (cancelled) {

@@ -330,6 +330,25 @@ TEST(Config, ValidationCatchesWhatCannotWork) {
     }
 }
 
+TEST(Config, UpstreamProtocol) {
+    auto c = parse_config(
+        "upstreams:\n  - { name: a, url: http://127.0.0.1:1/mcp }\n"
+        "  - { name: b, url: http://127.0.0.1:2/mcp, protocol: auto }\n"
+        "  - { name: c, url: http://127.0.0.1:3/mcp, protocol: 2026-07-28 }\n",
+        "gw.yaml");
+    ASSERT_TRUE(c) << c.error().message();
+    EXPECT_EQ(c->upstreams[0].protocol, "2025-11-25");
+    EXPECT_EQ(c->upstreams[1].protocol, "auto");
+    EXPECT_EQ(c->upstreams[2].protocol, "2026-07-28");
+    auto bad = parse_config(
+        "upstreams:\n  - { name: a, url: http://127.0.0.1:1/mcp, protocol: 2099 }\n", "gw.yaml");
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().message().find(
+                  "upstreams[0].protocol: expected auto, 2025-11-25 or 2026-07-28, not \"2099\""),
+              std::string::npos)
+        << bad.error().message();
+}
+
 // The defaults docs/gateway.md states, read back from its table and compared
 // with what an empty configuration gets: the documentation cannot drift.
 TEST(Config, TheDocumentedDefaultsAreTheDefaults) {

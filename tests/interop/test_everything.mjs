@@ -2,6 +2,8 @@
 // -> @modelcontextprotocol/server-everything, over stdio and over Streamable
 // HTTP, compared with a direct connection to the same server.
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -11,7 +13,7 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 
 import {
-  EVERYTHING, NODE, connectTransport, startEverythingHttp, startGateway, text, until,
+  EVERYTHING, NODE, connectTransport, startEverythingHttp, startGateway, tempDir, text, until,
 } from './lib.mjs';
 
 async function directTools() {
@@ -125,5 +127,14 @@ test('without namespacing, a single upstream is exactly the direct server', asyn
 test('SDK client with server-everything as a Streamable HTTP upstream', async (t) => {
   const url = await startEverythingHttp(t);
   const gateway = await startGateway(t, ['--upstream', `everything=${url}`]);
+  await exercise(gateway, 'everything__', { expectListChanged: true });
+});
+
+test('protocol: auto in front of a server of 2025-11-25 only falls back to a session', async (t) => {
+  const url = await startEverythingHttp(t);
+  const dir = tempDir(t);
+  const config = path.join(dir, 'gw.yaml');
+  writeFileSync(config, ['upstreams:', '  - name: everything', `    url: ${url}`, '    protocol: auto', ''].join('\n'));
+  const gateway = await startGateway(t, ['--config', config], { dir });
   await exercise(gateway, 'everything__', { expectListChanged: true });
 });

@@ -398,3 +398,74 @@ test("input_required: an upstream's sampling request answered by the v2 SDK's ha
   assert.match(text(r), /sampled by the client/, JSON.stringify(r));
   await client.close();
 });
+
+// A server of the v2 SDK (createMcpHandler: 2026-07-28, and a session-less
+// fallback for initialize), on plain HTTP on loopback: echo, and `ask`, which
+// asks its client's name with an input_required result.
+async function v2Server(t) {
+  const { McpServer, createMcpHandler, inputRequired, acceptedContent } = await import('@modelcontextprotocol/server');
+  const { toNodeHandler } = await import('@modelcontextprotocol/node');
+  const z = await import('zod');
+  const seen = [];
+  const factory = () => {
+    const s = new McpServer({ name: 'v2-upstream', version: '1.0.0' });
+    s.registerTool('echo', { description: 'echo', inputSchema: z.object({ message: z.string() }) },
+      async ({ message }) => ({ content: [{ type: 'text', text: message }] }));
+    s.registerTool('ask', { description: 'asks the caller its name' }, async (ctx) => {
+      const answer = acceptedContent(ctx.mcpReq.inputResponses, 'name');
+      if (!answer) {
+        return inputRequired({
+          inputRequests: { name: inputRequired.elicit({ message: 'Your name?',
+            requestedSchema: { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] } }) },
+          requestState: 'round-1',
+        });
+      }
+      return { content: [{ type: 'text', text: `hello ${answer.name} (${ctx.mcpReq.requestState()})` }] };
+    });
+    return s;
+  };
+  const handler = toNodeHandler(createMcpHandler(factory));
+  const http = await import('node:http');
+  const server = http.createServer((req, res) => {
+    seen.push({ method: req.method, version: req.headers['mcp-protocol-version'], mcpMethod: req.headers['mcp-method'], session: req.headers['mcp-session-id'] });
+    void handler(req, res);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => server.close());
+  return { url: `http://127.0.0.1:${server.address().port}/mcp`, seen };
+}
+
+for (const protocol of ['2026-07-28', 'auto']) {
+  test(`a 2025-11-25 client in front of a 2026-07-28 upstream (protocol: ${protocol})`, { timeout: 120000 }, async (t) => {
+    const upstream = await v2Server(t);
+    const dir = tempDir(t);
+    const config = path.join(dir, 'gw.yaml');
+    writeFileSync(config, ['upstreams:', '  - name: v2', `    url: ${upstream.url}`, `    protocol: ${protocol}`, ''].join('\n'));
+    const gateway = await startGateway(t, ['--config', config], { dir });
+    const ids = path.join(dir, 'client-id');
+    assert.equal(spawnSync(PQMCP, ['keygen', '--out', ids]).status, 0);
+    const agent = pinnedAgent(readFileSync(path.join(dir, 'gateway', 'identity.crt'), 'utf8'), gateway.peer, {
+      key: readFileSync(path.join(ids, 'identity.key'), 'utf8'),
+      cert: readFileSync(path.join(ids, 'identity.crt'), 'utf8'),
+    });
+    t.after(() => agent.close());
+    const { ElicitRequestSchema } = await import('@modelcontextprotocol/sdk/types.js');
+    const client = new Client({ name: 'v1-sessions', version: '1.0.0' }, { capabilities: { elicitation: {} } });
+    client.setRequestHandler(ElicitRequestSchema, () => ({ action: 'accept', content: { name: 'Alice' } }));
+    await client.connect(new StreamableHTTPClientTransport(new URL(gateway.url), {
+      fetch: (url, init) => undiciFetch(url, { ...init, dispatcher: agent }),
+    }));
+    const { tools } = await client.listTools();
+    assert.deepEqual(tools.map((x) => x.name).sort(), ['v2__ask', 'v2__echo']);
+    assert.equal(text(await client.callTool({ name: 'v2__echo', arguments: { message: 'across revisions' } })), 'across revisions');
+    // The upstream's input_required became an elicitation of this client, and its answer the retry.
+    assert.equal(text(await client.callTool({ name: 'v2__ask', arguments: {} })), 'hello Alice (round-1)');
+    await client.close();
+    // What the upstream saw: 2026-07-28 requests with their headers, no session, no GET.
+    const posts = upstream.seen.filter((r) => r.method === 'POST');
+    assert.ok(posts.length >= 4, JSON.stringify(upstream.seen));
+    assert.ok(posts.every((r) => r.version === V && r.session === undefined), JSON.stringify(posts));
+    assert.equal(posts[0].mcpMethod, 'server/discover');
+    assert.ok(!upstream.seen.some((r) => r.method === 'GET'), JSON.stringify(upstream.seen));
+  });
+}

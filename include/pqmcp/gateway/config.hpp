@@ -113,6 +113,10 @@ struct UpstreamConfig {
     std::vector<std::string> pins;      // https: pinned peer ids of the server
     std::filesystem::path ca;           // https: CA file for a server that is not pinned
     std::vector<std::pair<std::string, std::string>> headers;  // sent with every request
+    // The MCP revision to speak to it: "2025-11-25" (sessions), "2026-07-28"
+    // (stateless; refused at start if server/discover does not offer it) or
+    // "auto" (2026-07-28 when server/discover offers it, else sessions).
+    std::string protocol = "2025-11-25";
     OpenApiUpstreamConfig openapi;  // openapi: the description and the API behind it
 
     // Publisher signature (docs/integrity.md): only tools, prompts and resource

@@ -54,6 +54,14 @@ struct HttpClientOptions {
     bool reinitialize = true;         // on 404, start a new session and resend
     std::size_t resume_attempts = 3;  // GET Last-Event-ID retries for a cut POST stream
     std::chrono::milliseconds reconnect_max{30'000};  // GET stream back-off ceiling
+    // Which revision to speak. sessions: initialize and a session (2025-11-25
+    // and before). stateless: 2026-07-28 (server/discover instead of
+    // initialize, every request with its version, capabilities and headers;
+    // an input_required result is turned into requests of the server's,
+    // answered by the caller, and the request retried with the answers).
+    // discover: stateless if server/discover offers 2026-07-28, else sessions.
+    enum class Revision { sessions, stateless, discover };
+    Revision revision = Revision::sessions;
 };
 
 struct HttpClientCallbacks {
