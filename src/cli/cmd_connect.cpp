@@ -52,6 +52,7 @@ struct ConnectArgs {
     std::string log_level = "warn";
     std::string print_config;
     bool strict_tools = false;
+    std::string protocol = "auto";  // auto, 2025-11-25 or 2026-07-28
 };
 
 // Lines to stdout from a thread of their own, so a client slow to read never
@@ -143,6 +144,33 @@ class StdoutWriter final {
     std::thread thread_;
 };
 
+// --protocol held to: a message of the other revision is answered here
+// (nullopt: send it). A client that negotiates tries the one it is offered.
+std::optional<json::object> refuse_revision(const std::string& protocol, const mcp::Message& m) {
+    if (!m.is_request()) {
+        return std::nullopt;
+    }
+    const bool stateless = mcp::envelope_version(m.body) == mcp::k_stateless_version;
+    if (protocol == "2025-11-25" && stateless) {
+        json::array supported;
+        for (const auto v : mcp::k_protocol_versions) {
+            supported.emplace_back(v);
+        }
+        return mcp::make_error(
+            m.id, mcp::code::unsupported_version,
+            "Unsupported protocol version 2026-07-28 (pqmcp connect --protocol 2025-11-25)",
+            json::object{{"supported", std::move(supported)}, {"requested", "2026-07-28"}});
+    }
+    if (protocol == "2026-07-28" && m.method == mcp::method::initialize) {
+        return mcp::make_error(
+            m.id, mcp::code::unsupported_version,
+            "pqmcp connect --protocol 2026-07-28: no initialize; use server/discover",
+            json::object{{"supported", json::array{"2026-07-28"}},
+                         {"requested", mcp::k_latest_version}});
+    }
+    return std::nullopt;
+}
+
 int print_config(const ConnectArgs& a) {
     json::array argv{"connect", a.url, "--identity",
                      std::filesystem::absolute(a.identity).lexically_normal().string()};
@@ -164,6 +192,10 @@ int print_config(const ConnectArgs& a) {
     }
     if (a.strict_tools) {
         argv.push_back("--strict-tools");
+    }
+    if (a.protocol != "auto") {
+        argv.push_back("--protocol");
+        argv.push_back(json::value(a.protocol));
     }
     const json::object server{{"command", self_executable()}, {"args", std::move(argv)}};
     const json::object config{{"mcpServers", json::object{{a.print_config, server}}}};
@@ -269,6 +301,9 @@ int run_connect(ConnectArgs a) {
     // long as it would for an answer.
     http.pool_wait = *timeout;
     http.message_limits = limits;
+    // A local client of 2026-07-28 (its requests carry the envelope) is
+    // relayed in that revision; one of 2025-11-25 and before gets a session.
+    http.pass_stateless = a.protocol != "2025-11-25";
     transport::HttpClientCallbacks callbacks;
     // Lists the gateway signs (docs/integrity.md): verified against the
     // identity this connection authenticated; --strict-tools refuses a list
@@ -391,6 +426,8 @@ int run_connect(ConnectArgs a) {
                 for (auto& item : parsed->items) {
                     if (!item) {
                         out.write(mcp::serialize(mcp::make_error(item.error())));
+                    } else if (auto refusal = refuse_revision(a.protocol, *item)) {
+                        out.write(mcp::serialize(*refusal));
                     } else {
                         if (item->kind == mcp::Kind::request &&
                             (item->method == mcp::method::initialize ||
@@ -447,6 +484,11 @@ void add_connect_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--log-level", args->log_level, "stderr log level (default warn)");
     cmd->add_option("--print-config", args->print_config,
                     "print the mcpServers JSON for a desktop client under NAME, and exit");
+    cmd->add_option("--protocol", args->protocol,
+                    "MCP revision towards the gateway: auto (the local client's: 2026-07-28 "
+                    "requests relayed as such, others in a session), 2025-11-25 or 2026-07-28 "
+                    "(default auto)")
+        ->check(CLI::IsMember({"auto", "2025-11-25", "2026-07-28"}));
     cmd->add_flag("--strict-tools", args->strict_tools,
                   "refuse tools/list, prompts/list and resources/templates/list results the "
                   "gateway did not sign (or whose signature does not verify)");

@@ -1,4 +1,5 @@
 #include "pqmcp/mcp/jsonrpc.hpp"
+#include "pqmcp/mcp/protocol.hpp"
 
 #include <boost/json/error.hpp>
 #include <boost/json/parse.hpp>
@@ -270,6 +271,16 @@ std::string id_text(const json::value& id) {
         return std::to_string(id.get_uint64());
     }
     return json::serialize(id);
+}
+
+std::string_view envelope_version(const json::object& message) noexcept {
+    const auto* p = message.if_contains("params");
+    const auto* meta =
+        p != nullptr && p->is_object() ? p->as_object().if_contains("_meta") : nullptr;
+    const auto* v = meta != nullptr && meta->is_object()
+                        ? meta->as_object().if_contains(k_meta_protocol_version)
+                        : nullptr;
+    return v != nullptr && v->is_string() ? std::string_view(v->get_string()) : std::string_view{};
 }
 
 }  // namespace pqmcp::mcp

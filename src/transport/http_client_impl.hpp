@@ -54,6 +54,11 @@ inline bool is_request(const json::object& m) {
     return m.contains("method") && m.contains("id");
 }
 
+// Whether a message carries the 2026-07-28 envelope (params._meta's version).
+inline bool carries_stateless_envelope(const json::object& m) {
+    return mcp::envelope_version(m) == mcp::k_stateless_version;
+}
+
 inline std::string method_of(const json::object& m) {
     const auto* v = member(m, "method");
     return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string{};

@@ -11,11 +11,16 @@ asio::awaitable<void> McpHttpClient::Impl::post(json::object message, bool bypas
     const auto self = shared_from_this();
     const bool internal = is_internal(message);
     const std::string method = method_of(message);
+    // A caller of 2026-07-28 (pass_stateless): nothing of the session applies.
+    const bool passed = options.pass_stateless && carries_stateless_envelope(message);
+    if (passed) {
+        bypass = true;
+    }
     if (holding && !bypass && !internal) {
         held.push_back(std::move(message));
         co_return;
     }
-    if (method == mcp::method::initialize && !internal) {
+    if (method == mcp::method::initialize && !internal && !passed) {
         // A new session from the client itself.
         init_request = message;
         session_id.clear();
@@ -129,8 +134,11 @@ asio::awaitable<void> McpHttpClient::Impl::post(json::object message, bool bypas
     const json::value* request_id = is_request(message) ? member(message, "id") : nullptr;
     const std::string key = request_id != nullptr ? mcp::id_text(*request_id) : std::string{};
     auto req = make_request(http::verb::post, mcp::serialize(message));
-    if (stateless) {
+    if (stateless || passed) {
         stateless_headers(req, message);
+    }
+    if (passed) {
+        req.erase(beast::string_view(k_session_header.data(), k_session_header.size()));
     }
     // The overall deadline of a request: its connection is closed when it
     // passes, whatever keeps the stream alive.
@@ -223,7 +231,8 @@ asio::awaitable<void> McpHttpClient::Impl::post(json::object message, bool bypas
     if (method == mcp::method::initialize && ex_result.status == 200) {
         session_id = ex_result.session_header;
     }
-    if (ex_result.status == 404 && !session_id.empty() && method != mcp::method::initialize) {
+    if (ex_result.status == 404 && !session_id.empty() && method != mcp::method::initialize &&
+        !passed) {
         if (options.reinitialize && init_request && !internal) {
             held.push_back(std::move(message));
             if (!reinitializing) {

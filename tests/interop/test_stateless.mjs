@@ -16,7 +16,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { fetch as undiciFetch } from 'undici';
 
-import { PQMCP, auditRecords, startGateway, tempDir, text } from './lib.mjs';
+import { PQMCP, auditRecords, connectArgs, startGateway, tempDir, text } from './lib.mjs';
 import { peerIdOf, pinnedAgent } from './lib24.mjs';
 
 const V = '2026-07-28';
@@ -469,3 +469,37 @@ for (const protocol of ['2026-07-28', 'auto']) {
     assert.ok(!upstream.seen.some((r) => r.method === 'GET'), JSON.stringify(upstream.seen));
   });
 }
+
+test('the v2 SDK client pinned to 2026-07-28 through pqmcp connect', { timeout: 120000 }, async (t) => {
+  const { StdioClientTransport: StdioV2 } = await import('@modelcontextprotocol/client/stdio');
+  const { gateway, dir } = await askingGateway(t);
+  const transport = (extra) => new StdioV2({ command: PQMCP, args: connectArgs(gateway, extra), stderr: 'pipe' });
+  const client = new ClientV2({ name: 'stdio-2026', version: '1.0.0' }, {
+    capabilities: { elicitation: { form: {} } },
+    versionNegotiation: { mode: { pin: V } },
+  });
+  client.setRequestHandler('elicitation/create', () => ({ action: 'accept', content: { approve: true } }));
+  await client.connect(transport([]));
+  assert.equal(client.getProtocolEra(), 'modern');
+  const { tools } = await client.listTools();
+  assert.ok(tools.some((x) => x.name === 'demo__echo'));
+  assert.equal(text(await client.callTool({ name: 'demo__echo', arguments: { message: 'via connect' } })), 'via connect');
+  // The policy's ask, answered by the SDK (input_required relayed by connect as it is).
+  const refund = await client.callTool({ name: 'demo__process_refund', arguments: refundArgs(900) });
+  assert.ok(!refund.isError, JSON.stringify(refund));
+  await client.close();
+
+  // --protocol 2025-11-25: a pinned 2026-07-28 client is told which versions there are.
+  const pinned = new ClientV2({ name: 'stdio-pinned', version: '1.0.0' }, { versionNegotiation: { mode: { pin: V } } });
+  await assert.rejects(pinned.connect(transport(['--protocol', '2025-11-25'])), /2026-07-28|-32022|not offer|unsupported/i);
+  // ... and one in auto mode falls back to a session there.
+  const auto = new ClientV2({ name: 'stdio-auto', version: '1.0.0' }, { versionNegotiation: { mode: 'auto' } });
+  await auto.connect(transport(['--protocol', '2025-11-25']));
+  assert.equal(auto.getProtocolEra(), 'legacy');
+  assert.equal(text(await auto.callTool({ name: 'demo__echo', arguments: { message: 'session' } })), 'session');
+  await auto.close();
+
+  await gateway.stop();
+  const calls = auditRecords(path.join(dir, 'gateway', 'audit.db'), 'request').filter((r) => r.method === 'tools/call');
+  assert.equal(calls.length, 3, JSON.stringify(calls.map((r) => r.target)));
+});

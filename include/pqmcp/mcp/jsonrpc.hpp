@@ -139,6 +139,10 @@ struct Parsed {
 [[nodiscard]] std::string serialize(const boost::json::object& message);
 [[nodiscard]] std::string serialize(const boost::json::value& message);
 
+// The protocol version a message of the stateless revision names in
+// params._meta ("io.modelcontextprotocol/protocolVersion"); "" when none.
+[[nodiscard]] std::string_view envelope_version(const boost::json::object& message) noexcept;
+
 // A JSON-RPC id for display in logs: "7", "\"abc\"".
 [[nodiscard]] std::string id_text(const boost::json::value& id);
 

@@ -62,6 +62,10 @@ struct HttpClientOptions {
     // discover: stateless if server/discover offers 2026-07-28, else sessions.
     enum class Revision { sessions, stateless, discover };
     Revision revision = Revision::sessions;
+    // pqmcp connect: a message that already carries the 2026-07-28 envelope
+    // (its caller speaks that revision) is posted as it is, with the headers
+    // its body calls for and no session, whatever `revision` says.
+    bool pass_stateless = false;
 };
 
 struct HttpClientCallbacks {
