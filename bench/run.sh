@@ -35,6 +35,11 @@ echo
 echo "== the cost of one request: defaults against audit, integrity and the dashboard off (8 and 1 in flight)"
 "$HERE/mcp/variants.sh" "$BUILD" 40000 3 defaults "off=--no-audit --no-integrity --dashboard off" "noaudit=--no-audit"
 IN_FLIGHT=1 "$HERE/mcp/variants.sh" "$BUILD" 10000 3 defaults "off=--no-audit --no-integrity --dashboard off"
+echo "== MCP 2026-07-28 against 2025-11-25: tools/call through serve, side by side"
+IN_FLIGHT=8 "$HERE/mcp/variants.sh" "$BUILD" 30000 4 sessions "stateless=cli:--revision cli:2026-07-28"
+IN_FLIGHT=1 "$HERE/mcp/variants.sh" "$BUILD" 20000 3 sessions "stateless=cli:--revision cli:2026-07-28"
+echo "== parsing a body against reading the 2026-07-28 headers"
+"$BUILD/bench/mcp/bench_parse" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 
 echo
 echo "== threads: serve --threads 1 vs 2 (tools/call and full PQ handshakes; gateway CPU per 1,000)"

@@ -8,7 +8,8 @@
 //
 // Options: --requests N (default 2000), --concurrency C (requests in flight,
 // default 1), --warmup N (default 200), --tool NAME (default echo), --arguments
-// JSON (default: the demo tools' own), --label L.
+// JSON (default: the demo tools' own), --label L, --revision 2025-11-25|2026-07-28
+// (http: with a session, or the stateless revision).
 // Prints one JSON line per run: requests per second and latency percentiles.
 //
 // `sessions` opens N idle sessions (initialize only, all over one connection),
@@ -58,6 +59,7 @@ struct Options {
     std::size_t concurrency = 1;
     std::size_t warmup = 200;
     std::size_t count = 1000;
+    std::string revision = "2025-11-25";  // http: or 2026-07-28 (no session)
 };
 
 [[noreturn]] void usage(const std::string& why) {
@@ -109,6 +111,11 @@ Options parse(int argc, char** argv) {
             o.warmup = std::stoul(value());
         } else if (a == "--count") {
             o.count = std::stoul(value());
+        } else if (a == "--revision") {
+            o.revision = value();
+            if (o.revision != "2025-11-25" && o.revision != "2026-07-28") {
+                usage("--revision: 2025-11-25 or 2026-07-28");
+            }
         } else {
             usage("unknown option " + a);
         }
@@ -335,6 +342,10 @@ int run_http(const Options& o) {
     h.url = *url;
     h.tls = ctx.get();
     h.max_connections = std::max<std::size_t>(o.concurrency, 1);
+    if (o.revision == "2026-07-28") {
+        // server/discover, then every call a request of its own, no session.
+        h.revision = pqmcp::transport::HttpClientOptions::Revision::stateless;
+    }
     pqmcp::transport::HttpClientCallbacks cb;
     cb.on_message = [&driver](const Message& m) { driver.on_message(m); };
     cb.on_failure = [&io](const json::object&, const pqmcp::Error& e, const json::object*) {
@@ -345,7 +356,7 @@ int run_http(const Options& o) {
     driver.attach(Link{[&client](json::object m) { client.send(std::move(m)); }});
     driver.start();
     io.run();
-    driver.report("http");
+    driver.report(o.revision == "2026-07-28" ? "http-2026-07-28" : "http");
     bool closed = false;
     io.restart();
     client.close([&closed] { closed = true; });

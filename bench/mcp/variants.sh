@@ -11,7 +11,8 @@
 #
 # FLAGS are `serve` flags; "env:K=V" words among them are set in the
 # gateway's environment instead (say env:LD_PRELOAD=/usr/lib/.../libjemalloc.so.2),
-# and "bin:PATH" runs another pqmcp binary (another build) for that variant.
+# "bin:PATH" runs another pqmcp binary (another build) for that variant, and
+# "cli:WORD" words go to the bench_mcp client instead (cli:--revision cli:2026-07-28).
 #   bench/mcp/variants.sh build 40000 3 defaults 'off=--no-audit --no-integrity'
 set -euo pipefail
 BUILD="$(cd "${1:?BUILD_DIR}" && pwd)"
@@ -34,16 +35,19 @@ for spec in "$@"; do
   envs=()
   args=()
   binary="$PQMCP"
+  cli=()
   for word in $flags; do
     case "$word" in
       env:*) envs+=("${word#env:}") ;;
       bin:*) binary="${word#bin:}" ;;
+      cli:*) cli+=("${word#cli:}") ;;
       *) args+=("$word") ;;
     esac
   done
   env "${envs[@]}" "$binary" serve --demo --listen 127.0.0.1:0 --identity "$work/gw-$name" \
     --log-level warn --threads 1 "${args[@]}" >"$work/ready-$name" 2>"$work/log-$name" &
   echo $! >"$work/pid-$name"
+  echo "${cli[*]}" >"$work/cli-$name"
   for _ in $(seq 100); do grep -q 'ready on' "$work/ready-$name" 2>/dev/null && break; sleep 0.1; done
   grep -q 'ready on' "$work/ready-$name" || { cat "$work/log-$name" >&2; exit 1; }
   names+=("$name")
@@ -59,7 +63,8 @@ for r in $(seq "$ROUNDS"); do
   for name in "${names[@]}"; do
     c0=$(cpu "$name")
     out=$("$BENCH" http "$(url "$name")" --pin "$(pin "$name")" --identity "$work/client" \
-      --requests "$N" --concurrency "$IN_FLIGHT" --tool demo__echo --label "$name round $r")
+      --requests "$N" --concurrency "$IN_FLIGHT" --tool demo__echo --label "$name round $r" \
+      $(cat "$work/cli-$name") | grep '^{')
     c1=$(cpu "$name")
     rps=$(sed -E 's/.*"rps":([0-9.eE+-]+).*/\1/' <<<"$out")
     p50=$(sed -E 's/.*"p50_us":([0-9.eE+-]+).*/\1/' <<<"$out")
