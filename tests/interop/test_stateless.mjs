@@ -503,3 +503,42 @@ test('the v2 SDK client pinned to 2026-07-28 through pqmcp connect', { timeout: 
   const calls = auditRecords(path.join(dir, 'gateway', 'audit.db'), 'request').filter((r) => r.method === 'tools/call');
   assert.equal(calls.length, 3, JSON.stringify(calls.map((r) => r.target)));
 });
+
+test('2026-07-28 end to end: the v2 client pinned, serve in front of server-everything and a v2 server', { timeout: 120000 }, async (t) => {
+  const { EVERYTHING, NODE } = await import('./lib.mjs');
+  const upstream = await v2Server(t);
+  const dir = tempDir(t);
+  const config = path.join(dir, 'gw.yaml');
+  writeFileSync(config, [
+    'upstreams:',
+    '  - name: everything',
+    `    command: ${NODE}`,
+    `    args: [${JSON.stringify(EVERYTHING)}]`,
+    '  - name: v2',
+    `    url: ${upstream.url}`,
+    '    protocol: 2026-07-28',
+    '',
+  ].join('\n'));
+  const gateway = await startGateway(t, ['--config', config], { dir });
+  const ids = path.join(dir, 'client-id');
+  assert.equal(spawnSync(PQMCP, ['keygen', '--out', ids]).status, 0);
+  const agent = pinnedAgent(readFileSync(path.join(dir, 'gateway', 'identity.crt'), 'utf8'), gateway.peer, {
+    key: readFileSync(path.join(ids, 'identity.key'), 'utf8'),
+    cert: readFileSync(path.join(ids, 'identity.crt'), 'utf8'),
+  });
+  t.after(() => agent.close());
+  const client = new ClientV2({ name: 'end-to-end', version: '1.0.0' }, {
+    capabilities: { elicitation: { form: {} } },
+    versionNegotiation: { mode: { pin: V } },
+  });
+  client.setRequestHandler('elicitation/create', () => ({ action: 'accept', content: { name: 'Bob' } }));
+  await client.connect(new TransportV2(new URL(gateway.url), { fetch: (url, init) => undiciFetch(url, { ...init, dispatcher: agent }) }));
+  const names = (await client.listTools()).tools.map((x) => x.name);
+  assert.ok(names.includes('everything__echo') && names.includes('v2__echo') && names.includes('v2__ask'), JSON.stringify(names));
+  assert.match(text(await client.callTool({ name: 'everything__echo', arguments: { message: 'old' } })), /old/);
+  assert.equal(text(await client.callTool({ name: 'v2__echo', arguments: { message: 'new' } })), 'new');
+  // The v2 server's input_required, through the gateway's session to this
+  // stateless client as input_required again, answered, and back.
+  assert.equal(text(await client.callTool({ name: 'v2__ask', arguments: {} })), 'hello Bob (round-1)');
+  await client.close();
+});
