@@ -481,15 +481,16 @@ void McpHttpClient::Impl::stateless_headers(http::request<http::string_body>& re
     const char* field = nullptr;
     if (method == mcp::method::tools_call || method == mcp::method::prompts_get) {
         field = "name";
-    } else if (method == mcp::method::resources_read ||
-               method == mcp::method::resources_subscribe ||
-               method == mcp::method::resources_unsubscribe) {
+    } else if (method == mcp::method::resources_read) {
         field = "uri";
     }
     if (field != nullptr) {
         if (const auto* v = params->as_object().if_contains(field);
             v != nullptr && v->is_string()) {
-            req.set("Mcp-Name", std::string(v->get_string()));
+            // "If the `Mcp-Name` source value cannot be safely represented as a
+            // plain ASCII header value, clients **MUST** encode it using the
+            // Base64 sentinel format"
+            req.set("Mcp-Name", encode_header_value(v->get_string()));
         }
     }
 }

@@ -108,8 +108,8 @@ std::variant<std::shared_ptr<Session>, Outcome> find_session(HttpServer::Impl& s
 std::optional<Outcome> refuse_sessionless(const Request& req, const mcp::Parsed& parsed,
                                           std::string_view version) {
     if (!version.empty() && !mcp::is_supported_version(version)) {
-        // 2026-07-28: an unsupported version gets -32022 with the versions
-        // the server does support, so the client can pick one.
+        // 2026-07-28: "it **MUST** respond with `400 Bad Request` and an
+        // `UnsupportedProtocolVersionError` listing its supported versions."
         json::array supported;
         for (const auto v : mcp::all_versions()) {
             supported.emplace_back(v);
@@ -405,8 +405,10 @@ Outcome handle(HttpServer::Impl& server, const Request& req, const PeerInfo& pee
         }
         return plain(req, http::status::not_found, "not found\n");
     }
-    // 2026-07-28 has no GET stream and no session to DELETE
-    // (subscriptions/listen replaces the one; the other has no session).
+    // 2026-07-28 has no GET stream and no session to DELETE: "HTTP GET or
+    // DELETE to the MCP endpoint: respond with `405 Method Not Allowed`" (a
+    // SHOULD, for a server of that revision only; here for a request that
+    // names it).
     if (req.method() != http::verb::post &&
         header(req, k_version_header) == mcp::k_stateless_version) {
         Outcome out = http_error(req, http::status::method_not_allowed, mcp::code::invalid_request,

@@ -52,8 +52,7 @@ std::string_view named_by(const mcp::Message& m) {
     if (m.method == mcp::method::tools_call || m.method == mcp::method::prompts_get) {
         return "name";
     }
-    if (m.method == mcp::method::resources_read || m.method == mcp::method::resources_subscribe ||
-        m.method == mcp::method::resources_unsubscribe) {
+    if (m.method == mcp::method::resources_read) {
         return "uri";
     }
     return {};
@@ -218,10 +217,14 @@ Outcome handle_stateless(HttpServer::Impl& server, const Request& req, const Pee
                           "Invalid Request: a 2026-07-28 client answers the server's requests "
                           "in a retried request (inputResponses), not as a JSON-RPC response");
     }
-    // "Clients MUST include the Mcp-Method header ... Servers MUST reject a
-    // request whose Mcp-Method header is missing or does not match the method
-    // in the body, with 400 Bad Request and the HeaderMismatch error."
-    // (Notifications need not carry it; one that does must agree.)
+    // Streamable HTTP (2026-07-28): "The client **MUST** include the request
+    // metadata headers on each POST request." "Servers that process the
+    // request body **MUST** reject requests where the values specified in the
+    // headers do not match the corresponding values in the request body."
+    // "When rejecting a request due to header validation failure, servers
+    // **MUST** return HTTP status `400 Bad Request` and **MUST** include a
+    // JSON-RPC error response" (-32020, HeaderMismatch).
+    // (Notifications need not carry Mcp-Method; one that does must agree.)
     const std::string_view method_header = header(req, k_method_header);
     if (method_header.empty() && message.is_request()) {
         return mismatch(req, message.id, "(missing)",
@@ -233,20 +236,28 @@ Outcome handle_stateless(HttpServer::Impl& server, const Request& req, const Pee
                         "the body names method " + message.method +
                             " but the Mcp-Method header names " + std::string(method_header));
     }
-    // "... and the Mcp-Name header for tools/call, prompts/get and
-    // resources/read, matching params.name or params.uri."
+    // Mcp-Name: "`params.name` or `params.uri`" for "`tools/call`,
+    // `resources/read`, `prompts/get` requests"; "servers **MUST** decode an
+    // encoded `Mcp-Name` ... value before comparing it to the corresponding
+    // request body value".
     if (const std::string_view field = named_by(message); !field.empty()) {
         const std::string& value = field == "name" ? message.name : message.uri;
-        const std::string_view name_header = header(req, k_name_header);
+        const std::string_view raw_name = header(req, k_name_header);
+        const auto decoded = decode_header_value(raw_name);
+        if (!decoded) {
+            return mismatch(req, message.id, std::string(raw_name),
+                            "the Mcp-Name header's Base64 value does not decode");
+        }
+        const std::string& name_header = *decoded;
         if (name_header.empty()) {
             return mismatch(req, message.id, "(missing)",
                             "the body carries params." + std::string(field) + " " + value +
                                 " but the required Mcp-Name header is absent");
         }
         if (name_header != value) {
-            return mismatch(req, message.id, std::string(name_header),
+            return mismatch(req, message.id, name_header,
                             "the body carries params." + std::string(field) + " " + value +
-                                " but the Mcp-Name header names " + std::string(name_header));
+                                " but the Mcp-Name header names " + name_header);
         }
     }
     if (message.is_notification()) {
@@ -273,9 +284,11 @@ Outcome handle_stateless(HttpServer::Impl& server, const Request& req, const Pee
         out.response = make_response(req, http::status::accepted, {}, {});
         return out;
     }
-    // "Every request MUST carry io.modelcontextprotocol/protocolVersion and
-    // io.modelcontextprotocol/clientCapabilities in _meta"; the server
-    // answers a request without them with -32602 (400).
+    // "fields marked as required **MUST** be included on every request" (the
+    // version and the client's capabilities); "A request missing any required
+    // field is malformed; the server **MUST** reject it with JSON-RPC error
+    // code `-32602` (Invalid params). On HTTP, the response status **MUST** be
+    // `400 Bad Request`."
     const auto* params = message.params();
     const auto* meta_value = params != nullptr ? params->if_contains("_meta") : nullptr;
     const json::object* meta =
@@ -298,7 +311,10 @@ Outcome handle_stateless(HttpServer::Impl& server, const Request& req, const Pee
                           std::string(mcp::k_meta_client_capabilities),
                       json::object{{"envelope", json::object{{"missing", std::move(missing)}}}});
     }
-    // The version in _meta and the header say the same, or the header lies.
+    // "The header value **MUST** match the
+    // `io.modelcontextprotocol/protocolVersion` field carried in the request
+    // body's `_meta`. If the values do not match, the server **MUST** reject
+    // the request with `400 Bad Request` and a `HeaderMismatch` JSON-RPC error"
     if (version->get_string() != mcp::k_stateless_version) {
         return mismatch(req, message.id, std::string(mcp::k_stateless_version),
                         "the body envelope names protocol version " +
@@ -334,10 +350,14 @@ Outcome handle_stateless(HttpServer::Impl& server, const Request& req, const Pee
     Outcome out;
     out.session = session;
     out.stream = id;
-    // A retry of a request answered input_required: "the server MUST
-    // verify requestState's integrity" before acting on it; the gateway's is
-    // sealed (AES-256-GCM) and bound to the caller and the request, expires,
-    // and is good for one retry.
+    // A retry of a request answered input_required. "servers **MUST** treat
+    // `requestState` as an attacker-controlled input. If `requestState`
+    // influences authorization, resource access, or business logic, servers
+    // **MUST** protect its integrity (e.g. HMAC or AEAD) and **MUST** reject
+    // state that fails verification." (Here: AES-256-GCM, bound to the
+    // caller and the request, expiring, and good for one retry, which covers
+    // what the specification's SHOULD on replay lists: the principal, a short
+    // expiry, the originating request.)
     const auto* retried = message.params();
     if (const auto* state = retried != nullptr ? retried->if_contains("requestState") : nullptr) {
         const auto refused = [&](const std::string& why) {
@@ -497,9 +517,9 @@ bool offers(const json::object& capabilities, std::string_view kind, std::string
 }  // namespace
 
 void Session::stateless_listen(const mcp::Message& message, StreamId stream) {
-    // "The server MUST NOT send a notification type the client has not
-    // explicitly requested", and it acknowledges what it will send: the
-    // types asked for that the gateway's capabilities offer.
+    // "The server **MUST NOT** send notification types the client has not
+    // explicitly requested." It acknowledges what it will send: the types
+    // asked for that the gateway's capabilities offer.
     const auto* params = message.params();
     const auto* filter_value = params != nullptr ? params->if_contains("notifications") : nullptr;
     if (filter_value == nullptr || !filter_value->is_object()) {
@@ -562,8 +582,9 @@ void Session::stateless_listen(const mcp::Message& message, StreamId stream) {
     if (it == streams_.end()) {
         return;
     }
-    // The acknowledgement first; then the stream stays open (its request
-    // is answered only when it ends).
+    // "This notification MUST be the first message the server sends carrying
+    // the subscription's ID in `io.modelcontextprotocol/subscriptionId`."
+    // Then the stream stays open (its request is answered only when it ends).
     push(it->second,
          mcp::serialize(mcp::make_notification(
              "notifications/subscriptions/acknowledged",
@@ -598,6 +619,8 @@ void Session::stateless_fan_out(json::object message) {
                            (method == mcp::method::resources_list_changed && l->resources) ||
                            (method == mcp::method::resources_updated && l->uris.contains(uri));
         if (match) {
+            // "the server **MUST** include `io.modelcontextprotocol/subscriptionId`
+            // in `_meta` so the client can correlate the notification"
             json::object copy = message;
             auto& params = copy["params"];
             if (!params.is_object()) {
@@ -785,6 +808,8 @@ void Session::shape_stateless_result(json::object& message, std::string_view met
         return;
     }
     auto& r = result->as_object();
+    // "The `result` **MUST** include a `resultType` field to indicate the type
+    // of the result."
     if (!r.contains("resultType")) {
         r["resultType"] = "complete";
     }

@@ -1,5 +1,7 @@
 #include "pqmcp/transport/http_util.hpp"
 
+#include <openssl/evp.h>
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -227,6 +229,53 @@ bool OriginPolicy::allows(std::string_view origin_header) const {
     const std::string normalized = normalize_origin(origin_header);
     return !normalized.empty() &&
            std::find(allowed_.begin(), allowed_.end(), normalized) != allowed_.end();
+}
+
+namespace {
+constexpr std::string_view k_b64_open = "=?base64?";
+constexpr std::string_view k_b64_close = "?=";
+}  // namespace
+
+std::string encode_header_value(std::string_view value) {
+    const bool plain =
+        !value.empty() && value.front() != ' ' && value.front() != '\t' && value.back() != ' ' &&
+        value.back() != '\t' &&
+        std::all_of(value.begin(), value.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
+    if (plain || value.empty()) {
+        return std::string(value);
+    }
+    std::string out(4 * ((value.size() + 2) / 3) + 1, '\0');
+    const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(value.data()),
+                                  static_cast<int>(value.size()));
+    out.resize(static_cast<std::size_t>(std::max(n, 0)));
+    return std::string(k_b64_open) + out + std::string(k_b64_close);
+}
+
+std::optional<std::string> decode_header_value(std::string_view value) {
+    if (!value.starts_with(k_b64_open) || !value.ends_with(k_b64_close) ||
+        value.size() < k_b64_open.size() + k_b64_close.size()) {
+        return std::string(value);
+    }
+    const std::string_view b64 =
+        value.substr(k_b64_open.size(), value.size() - k_b64_open.size() - k_b64_close.size());
+    if (b64.size() % 4 != 0 || b64.size() > (1U << 20U)) {
+        return std::nullopt;
+    }
+    std::string out(b64.size() / 4 * 3, '\0');
+    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(b64.data()),
+                                  static_cast<int>(b64.size()));
+    if (n < 0) {
+        return std::nullopt;
+    }
+    // EVP_DecodeBlock counts the padding as data.
+    std::size_t size = static_cast<std::size_t>(n);
+    for (std::size_t i = b64.size(); i > 0 && b64[i - 1] == '=' && size > 0; --i) {
+        --size;
+    }
+    out.resize(size);
+    return out;
 }
 
 }  // namespace pqmcp::transport

@@ -130,6 +130,23 @@ TEST(Origin, AllowsListedOriginsAndRequestsWithoutOne) {
 
 namespace {
 
+// 2026-07-28: header values that are not plain ASCII travel Base64-encoded
+// in a sentinel; the server compares what they decode to.
+TEST(HeaderValues, TheBase64SentinelRoundTrips) {
+    using pqmcp::transport::decode_header_value;
+    using pqmcp::transport::encode_header_value;
+    EXPECT_EQ(encode_header_value("demo__echo"), "demo__echo");
+    EXPECT_EQ(encode_header_value("eu-west \xc3\xa9"), "=?base64?ZXUtd2VzdCDDqQ==?=");
+    EXPECT_EQ(encode_header_value(" padded"), "=?base64?IHBhZGRlZA==?=");
+    for (const std::string v : {"x", "ab", "abc", "file:///caf\xc3\xa9", " lead", "trail\t"}) {
+        EXPECT_EQ(decode_header_value(encode_header_value(v)), v) << v;
+    }
+    EXPECT_EQ(decode_header_value("plain"), "plain");
+    EXPECT_EQ(decode_header_value("=?base64?ZXUtd2VzdCDDqQ==?="), "eu-west \xc3\xa9");
+    EXPECT_FALSE(decode_header_value("=?base64?abc?="));   // not a multiple of 4
+    EXPECT_FALSE(decode_header_value("=?base64?ab!d?="));  // not Base64
+}
+
 TEST(ResourceUri, NormalizedBeforeAnyoneComparesIt) {
     using pqmcp::transport::normalize_resource_uri;
     const std::pair<const char*, const char*> same[] = {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,6 +31,13 @@ struct Url {
 // Wildcards ("*/*", "application/*") match; a range with q=0 excludes. An
 // absent header (empty) admits everything.
 [[nodiscard]] bool accepts(std::string_view accept, std::string_view media_type);
+
+// 2026-07-28 header values (Mcp-Name, Mcp-Param-*): one that is not plain
+// printable ASCII, or that starts or ends with whitespace, travels as
+// "=?base64?<Base64 of its UTF-8>?=".
+[[nodiscard]] std::string encode_header_value(std::string_view value);
+// What a header value says, the sentinel decoded; nullopt for a malformed one.
+[[nodiscard]] std::optional<std::string> decode_header_value(std::string_view value);
 
 // The Origin allow-list: exact origins ("https://app.example:8443") compared
 // after lower-casing scheme and host and dropping a default port, or "*".
