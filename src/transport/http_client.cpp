@@ -164,7 +164,16 @@ void McpHttpClient::Impl::deliver(json::value&& value, const json::value* reques
             if (stateless_input_required(m)) {
                 return;
             }
-            stateless_sent.erase(mcp::id_text(m.id));
+            if (const auto sent = stateless_sent.find(mcp::id_text(m.id));
+                sent != stateless_sent.end()) {
+                if (method_of(sent->second) == mcp::method::tools_list) {
+                    if (const auto* r = m.body.if_contains("result");
+                        r != nullptr && r->is_object()) {
+                        learn_param_headers(r->as_object());
+                    }
+                }
+                stateless_sent.erase(sent);
+            }
             // The revision's own fields mean nothing to a caller of the older ones.
             if (auto* r = m.body.if_contains("result"); r != nullptr && r->is_object()) {
                 r->as_object().erase("resultType");

@@ -190,6 +190,13 @@ struct McpHttpClient::Impl : std::enable_shared_from_this<McpHttpClient::Impl> {
     };
     std::map<std::string, Round> rounds;           // by the request's id text
     std::map<std::string, std::string> questions;  // question id -> the request's id text
+    // Tools whose inputSchema marks properties with x-mcp-header (from the
+    // tools/list results seen): tool -> [(header name, property)], so that
+    // tools/call carries Mcp-Param-{Name} as the specification asks.
+    std::map<std::string, std::vector<std::pair<std::string, std::string>>> param_headers;
+    void learn_param_headers(const json::object& result);
+    void add_param_headers(http::request<http::string_body>& req,
+                           const json::object& message) const;
     // Adds the revision's _meta envelope and headers to a stateless message.
     void stateless_envelope(json::object& message) const;
     static void stateless_headers(http::request<http::string_body>& req,

@@ -137,6 +137,9 @@ asio::awaitable<void> McpHttpClient::Impl::post(json::object message, bool bypas
     if (stateless || passed) {
         stateless_headers(req, message);
     }
+    if (stateless && !passed) {
+        add_param_headers(req, message);
+    }
     if (passed) {
         req.erase(beast::string_view(k_session_header.data(), k_session_header.size()));
     }
@@ -492,6 +495,74 @@ void McpHttpClient::Impl::stateless_headers(http::request<http::string_body>& re
             // Base64 sentinel format"
             req.set("Mcp-Name", encode_header_value(v->get_string()));
         }
+    }
+}
+
+void McpHttpClient::Impl::learn_param_headers(const json::object& result) {
+    const auto* tools = result.if_contains("tools");
+    if (tools == nullptr || !tools->is_array()) {
+        return;
+    }
+    for (const auto& t : tools->as_array()) {
+        const auto* tool = t.if_object();
+        const auto* name = tool != nullptr ? tool->if_contains("name") : nullptr;
+        const auto* schema = tool != nullptr ? tool->if_contains("inputSchema") : nullptr;
+        if (name == nullptr || !name->is_string() || schema == nullptr || !schema->is_object()) {
+            continue;
+        }
+        std::vector<std::pair<std::string, std::string>> marked;
+        if (const auto* props = schema->as_object().if_contains("properties");
+            props != nullptr && props->is_object()) {
+            for (const auto& [prop, def] : props->as_object()) {
+                const auto* d = def.if_object();
+                const auto* header = d != nullptr ? d->if_contains("x-mcp-header") : nullptr;
+                if (header != nullptr && header->is_string() && !header->get_string().empty() &&
+                    marked.size() < 32) {
+                    marked.emplace_back(std::string(header->get_string()), std::string(prop));
+                }
+            }
+        }
+        if (marked.empty()) {
+            param_headers.erase(std::string(name->get_string()));
+        } else if (param_headers.size() < 4096) {
+            param_headers[std::string(name->get_string())] = std::move(marked);
+        }
+    }
+}
+
+void McpHttpClient::Impl::add_param_headers(http::request<http::string_body>& req,
+                                            const json::object& message) const {
+    if (method_of(message) != mcp::method::tools_call) {
+        return;
+    }
+    const auto* params = member(message, "params");
+    const auto* p = params != nullptr ? params->if_object() : nullptr;
+    const auto* name = p != nullptr ? p->if_contains("name") : nullptr;
+    const auto* args = p != nullptr ? p->if_contains("arguments") : nullptr;
+    if (name == nullptr || !name->is_string() || args == nullptr || !args->is_object()) {
+        return;
+    }
+    const auto it = param_headers.find(std::string(name->get_string()));
+    if (it == param_headers.end()) {
+        return;
+    }
+    // Streamable HTTP, custom headers: a marked property's value goes in
+    // Mcp-Param-{Name} (strings as they are, integers and booleans as JSON),
+    // in the Base64 sentinel when it is not plain ASCII; null or absent: none.
+    for (const auto& [header, prop] : it->second) {
+        const auto* v = args->as_object().if_contains(prop);
+        if (v == nullptr || v->is_null()) {
+            continue;
+        }
+        std::string text;
+        if (v->is_string()) {
+            text = std::string(v->get_string());
+        } else if (v->is_int64() || v->is_uint64() || v->is_bool()) {
+            text = mcp::serialize(*v);
+        } else {
+            continue;
+        }
+        req.set("Mcp-Param-" + header, encode_header_value(text));
     }
 }
 

@@ -411,6 +411,10 @@ async function v2Server(t) {
     const s = new McpServer({ name: 'v2-upstream', version: '1.0.0' });
     s.registerTool('echo', { description: 'echo', inputSchema: z.object({ message: z.string() }) },
       async ({ message }) => ({ content: [{ type: 'text', text: message }] }));
+    // A property routed in a header (x-mcp-header): a 2026-07-28 server
+    // refuses a call without Mcp-Param-Region matching it.
+    s.registerTool('region', { description: 'x-mcp-header', inputSchema: z.object({ region: z.string().meta({ 'x-mcp-header': 'Region' }), q: z.string() }) },
+      async ({ region, q }) => ({ content: [{ type: 'text', text: `${region}:${q}` }] }));
     s.registerTool('ask', { description: 'asks the caller its name' }, async (ctx) => {
       const answer = acceptedContent(ctx.mcpReq.inputResponses, 'name');
       if (!answer) {
@@ -427,7 +431,7 @@ async function v2Server(t) {
   const handler = toNodeHandler(createMcpHandler(factory));
   const http = await import('node:http');
   const server = http.createServer((req, res) => {
-    seen.push({ method: req.method, version: req.headers['mcp-protocol-version'], mcpMethod: req.headers['mcp-method'], session: req.headers['mcp-session-id'] });
+    seen.push({ method: req.method, version: req.headers['mcp-protocol-version'], mcpMethod: req.headers['mcp-method'], session: req.headers['mcp-session-id'], region: req.headers['mcp-param-region'] });
     void handler(req, res);
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
@@ -456,7 +460,9 @@ for (const protocol of ['2026-07-28', 'auto']) {
       fetch: (url, init) => undiciFetch(url, { ...init, dispatcher: agent }),
     }));
     const { tools } = await client.listTools();
-    assert.deepEqual(tools.map((x) => x.name).sort(), ['v2__ask', 'v2__echo']);
+    assert.deepEqual(tools.map((x) => x.name).sort(), ['v2__ask', 'v2__echo', 'v2__region']);
+    // Mcp-Param-Region sent by the gateway from the tool's schema, Base64 for the accent.
+    assert.equal(text(await client.callTool({ name: 'v2__region', arguments: { region: 'eu-west é', q: 'x' } })), 'eu-west é:x');
     assert.equal(text(await client.callTool({ name: 'v2__echo', arguments: { message: 'across revisions' } })), 'across revisions');
     // The upstream's input_required became an elicitation of this client, and its answer the retry.
     assert.equal(text(await client.callTool({ name: 'v2__ask', arguments: {} })), 'hello Alice (round-1)');
@@ -467,6 +473,7 @@ for (const protocol of ['2026-07-28', 'auto']) {
     assert.ok(posts.every((r) => r.version === V && r.session === undefined), JSON.stringify(posts));
     assert.equal(posts[0].mcpMethod, 'server/discover');
     assert.ok(!upstream.seen.some((r) => r.method === 'GET'), JSON.stringify(upstream.seen));
+    assert.ok(upstream.seen.some((r) => r.region === '=?base64?ZXUtd2VzdCDDqQ==?='), JSON.stringify(upstream.seen));
   });
 }
 
