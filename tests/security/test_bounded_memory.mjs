@@ -170,7 +170,9 @@ test('past half the connection limit, handshake deadlines shrink (connections fr
   t.after(() => client.close());
   assert.equal(text(await client.callTool({ name: 'demo__add', arguments: { a: 1, b: 1 } })), '2');
   let open = full;
-  while (open > 101 && Date.now() - held < 6000) {
+  // Within 9 s: under the unshrunk 10 s deadline, with room for a loaded
+  // machine (the full suite runs the soak test beside this one).
+  while (open > 101 && Date.now() - held < 9000) {
     await new Promise((r) => setTimeout(r, 200));
     open = await scrape('pqmcp_connections_open');
   }
