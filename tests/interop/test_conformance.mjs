@@ -19,7 +19,7 @@ import { PQMCP, freePort, startGateway, tempDir, waitForPort } from './lib.mjs';
 const here = path.dirname(fileURLToPath(import.meta.url));
 // PQMCP_CONFORMANCE_SERVER, else shared/conformance-server beside the
 // checkout or beside one of its parent directories (a CI clone may sit
-// deeper than the working tree).
+// deeper than the working tree), else the team machine's /work/shared.
 function findShared() {
   if (process.env.PQMCP_CONFORMANCE_SERVER) {
     return process.env.PQMCP_CONFORMANCE_SERVER;
@@ -28,8 +28,12 @@ function findShared() {
   for (;;) {
     const parent = path.dirname(dir);
     const candidate = path.join(parent, 'shared', 'conformance-server');
-    if (existsSync(path.join(candidate, 'package-lock.json')) || parent === dir) {
+    if (existsSync(path.join(candidate, 'package-lock.json'))) {
       return candidate;
+    }
+    if (parent === dir) {
+      // A clone elsewhere on the team's machine: its shared fixtures' place.
+      return '/work/shared/conformance-server';
     }
     dir = parent;
   }
