@@ -91,39 +91,12 @@ std::string_view string_member(const json::object& o, std::string_view key) {
 
 }  // namespace
 
-std::string to_base64(ByteView data) {
-    std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
-    const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data.data(),
-                                  static_cast<int>(data.size()));
-    out.resize(static_cast<std::size_t>(n));
-    return out;
-}
-
-std::optional<Bytes> from_base64(std::string_view text) {
-    if (text.size() % 4 != 0) {
-        return std::nullopt;
-    }
-    Bytes out(text.size() / 4 * 3);
-    const int n = EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(text.data()),
-                                  static_cast<int>(text.size()));
-    if (n < 0) {
-        return std::nullopt;
-    }
-    // EVP_DecodeBlock counts the bytes the padding stands for.
-    std::size_t size = static_cast<std::size_t>(n);
-    for (std::size_t i = text.size(); i > 0 && text[i - 1] == '=' && size > 0; --i) {
-        --size;
-    }
-    out.resize(size);
-    return out;
-}
-
 Result<Signer> make_signer(const identity::Identity& id) {
     auto der = crypto::public_key_der(id.key.get());
     if (!der) {
         return tl::unexpected(der.error());
     }
-    return Signer{id.key.get(), id.algorithm, id.id.str(), to_base64(*der)};
+    return Signer{id.key.get(), id.algorithm, id.id.str(), crypto::to_base64(*der)};
 }
 
 Status sign_result(json::object& result, std::string_view method, const Signer& signer,
@@ -149,7 +122,7 @@ Status sign_result(json::object& result, std::string_view method, const Signer& 
                                                         {"kid", signer.kid},
                                                         {"pub", signer.public_b64},
                                                         {"ts", timestamp},
-                                                        {"sig", to_base64(*sig)}};
+                                                        {"sig", crypto::to_base64(*sig)}};
     return {};
 }
 
@@ -183,8 +156,8 @@ Result<Verified> verify_result(const json::object& result, std::string_view meth
         return fail(Errc::signature_invalid,
                     fmt::format("signed by {}, not by the pinned {}", kid->str(), expected->str()));
     }
-    const auto pub = from_base64(pub_b64);
-    const auto sig = from_base64(sig_b64);
+    const auto pub = crypto::from_base64(pub_b64);
+    const auto sig = crypto::from_base64(sig_b64);
     if (!pub || !sig) {
         return fail(Errc::bad_signature, "pub or sig is not base64");
     }

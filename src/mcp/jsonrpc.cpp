@@ -273,6 +273,22 @@ std::string id_text(const json::value& id) {
     return json::serialize(id);
 }
 
+json::object& writable_params(json::object& message) {
+    auto& params = message["params"];
+    if (!params.is_object()) {
+        params = json::object{};
+    }
+    return params.as_object();
+}
+
+json::object& writable_meta(json::object& message) {
+    auto& meta = writable_params(message)["_meta"];
+    if (!meta.is_object()) {
+        meta = json::object{};
+    }
+    return meta.as_object();
+}
+
 std::string_view envelope_version(const json::object& message) noexcept {
     const auto* p = message.if_contains("params");
     const auto* meta =

@@ -169,6 +169,9 @@ asio::awaitable<void> McpHttpClient::Impl::post(json::object message, bool bypas
                 impl->active.erase(key);
                 impl->cancelled.erase(key);
                 impl->posted.erase(key);
+                // (A stateless request answered input_required lives on in
+                // its Round; one that failed needs no retry.)
+                impl->stateless_sent.erase(key);
             }
         }
         Untrack(Impl* i, std::string k) : impl(i), key(std::move(k)) {
@@ -442,15 +445,7 @@ asio::awaitable<void> McpHttpClient::Impl::terminate(std::function<void()> done)
 }
 
 void McpHttpClient::Impl::stateless_envelope(json::object& message) const {
-    auto& params = message["params"];
-    if (!params.is_object()) {
-        params = json::object{};
-    }
-    auto& meta = params.as_object()["_meta"];
-    if (!meta.is_object()) {
-        meta = json::object{};
-    }
-    json::object& m = meta.as_object();
+    json::object& m = mcp::writable_meta(message);
     m[mcp::k_meta_protocol_version] = mcp::k_stateless_version;
     json::value caps = json::object{};
     json::value info = json::object{{"name", "pqmcp"}, {"version", ""}};
@@ -610,7 +605,7 @@ bool McpHttpClient::Impl::stateless_input_required(const mcp::Message& m) {
         // requestState alone: the server wants the request again as it is.
         json::object retry = round.request;
         if (!round.state.is_null()) {
-            retry["params"].as_object()["requestState"] = round.state;
+            mcp::writable_params(retry)["requestState"] = round.state;
         }
         asio::co_spawn(ex, post(std::move(retry)), asio::detached);
         return true;
@@ -655,13 +650,10 @@ bool McpHttpClient::Impl::stateless_answer(const json::object& message) {
         return true;  // more answers to come
     }
     json::object retry = std::move(round.request);
-    auto& params = retry["params"];
-    if (!params.is_object()) {
-        params = json::object{};
-    }
-    params.as_object()["inputResponses"] = std::move(round.answers);
+    json::object& params = mcp::writable_params(retry);
+    params["inputResponses"] = std::move(round.answers);
     if (!round.state.is_null()) {
-        params.as_object()["requestState"] = std::move(round.state);
+        params["requestState"] = std::move(round.state);
     }
     rounds.erase(r);
     asio::co_spawn(ex, post(std::move(retry)), asio::detached);

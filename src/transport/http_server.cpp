@@ -51,6 +51,14 @@ void HttpServer::Impl::add_session(const std::shared_ptr<Session>& session) {
 }
 
 void HttpServer::Impl::remove_session(const std::string& id) {
+    if (const auto it = sessions.find(id); it != sessions.end() && it->second->stateless_) {
+        if (const auto c = stateless.find(it->second->stateless_caller_); c != stateless.end()) {
+            c->second.erase(it->second->stateless_caps_);
+            if (c->second.empty()) {
+                stateless.erase(c);
+            }
+        }
+    }
     sessions.erase(id);
     session_count = sessions.size();
 }

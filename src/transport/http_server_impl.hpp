@@ -182,9 +182,11 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     tcp::acceptor acceptor;  // open on shard 0 only
     asio::steady_timer sweeper;
     std::unordered_map<std::string, std::shared_ptr<Session>> sessions;
-    // 2026-07-28: the session this shard keeps for a caller (its key:
-    // identity and capabilities, see stateless_key) -> its id in `sessions`.
-    std::unordered_map<std::string, std::string> stateless;
+    // 2026-07-28: the sessions this shard keeps for stateless callers:
+    // caller (peer id, or an anonymous caller's connection) -> declared
+    // capabilities (their JSON) -> id in `sessions`. An entry goes when its
+    // session does (remove_session).
+    std::unordered_map<std::string, std::map<std::string, std::string>> stateless;
     // Seals the requestState of this shard's input_required results (a
     // caller's requests always come to the same shard).
     crypto::Sealer sealer;
@@ -453,6 +455,8 @@ class Session final : public ServerSession {
     // caller of the stateless revision, opened with an initialize of its own
     // and never named to the client (a request naming its id gets 404).
     bool stateless_ = false;
+    std::string stateless_caller_;  // its keys in HttpServer::Impl::stateless
+    std::string stateless_caps_;
     bool stateless_ready_ = false;
     json::object init_result_;  // the handler's answer to that initialize
     // Requests that came before that answer, in order.

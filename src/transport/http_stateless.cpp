@@ -25,11 +25,6 @@ constexpr std::string_view k_name_header = "Mcp-Name";
 // The id of the initialize the server writes for a kept session.
 constexpr std::string_view k_init_id = "pqmcp-stateless-initialize";
 
-bool same_caller(const PeerInfo& a, const PeerInfo& b) {
-    return a.handshake.peer_id ? a.handshake.peer_id == b.handshake.peer_id
-                               : !b.handshake.peer_id && a.remote == b.remote;
-}
-
 // A refusal of one request: HTTP 400 with a JSON-RPC error that carries the
 // request's id (a client matches it to the request it sent).
 Outcome refuse(const Request& req, const json::value& id, int code, const std::string& message,
@@ -85,18 +80,6 @@ constexpr std::size_t k_max_pending_inputs = 64;
 // Messages held for one answered stream until its retry.
 constexpr std::size_t k_max_held = 64;
 
-// The key of a caller's kept session on this shard. Callers with a verified
-// or proven identity are told apart by it; anonymous callers (no client
-// certificate) by their connection, so that two of them never share an
-// upstream process. Declared capabilities are part of it: an upstream learns
-// them once, at its initialize.
-std::string stateless_key(const PeerInfo& peer, const json::object& capabilities) {
-    std::string key = caller_of(peer);
-    key += '\n';
-    key += json::serialize(capabilities);
-    return key;
-}
-
 // Removes the revision's own keys from params._meta before the request goes
 // on (upstreams of the session revisions do not know them).
 void strip_meta(mcp::Message& m) {
@@ -126,15 +109,21 @@ std::variant<std::shared_ptr<Session>, Outcome> kept_session(HttpServer::Impl& s
                                                              const Request& req,
                                                              const PeerInfo& peer,
                                                              const json::object& meta) {
+    // Callers with a verified or proven identity are told apart by it;
+    // anonymous callers (no client certificate) by their connection, so that
+    // two of them never share an upstream process. Declared capabilities
+    // count too: an upstream learns them once, at its initialize.
     const auto* caps = meta.if_contains(mcp::k_meta_client_capabilities);
-    const std::string key = stateless_key(peer, caps->as_object());
-    if (const auto it = server.stateless.find(key); it != server.stateless.end()) {
-        const auto s = server.sessions.find(it->second);
-        if (s != server.sessions.end() && !s->second->closed_ && !s->second->init_failed_) {
-            s->second->last_activity_ = Clock::now();
-            return s->second;
+    std::string caller = caller_of(peer);
+    std::string declared = json::serialize(caps->as_object());
+    if (const auto c = server.stateless.find(caller); c != server.stateless.end()) {
+        if (const auto it = c->second.find(declared); it != c->second.end()) {
+            const auto s = server.sessions.find(it->second);
+            if (s != server.sessions.end() && !s->second->closed_ && !s->second->init_failed_) {
+                s->second->last_activity_ = Clock::now();
+                return s->second;
+            }
         }
-        server.stateless.erase(it);
     }
     std::string id = new_session_id(server.index, server.group->size());
     if (id.empty()) {
@@ -143,6 +132,8 @@ std::variant<std::shared_ptr<Session>, Outcome> kept_session(HttpServer::Impl& s
     }
     auto session = std::make_shared<Session>(server.shared_from_this(), std::move(id), peer);
     session->stateless_ = true;
+    session->stateless_caller_ = caller;
+    session->stateless_caps_ = declared;
     std::size_t count = 0;
     if (session->reserve(server.options.limits, count) != Session::Refusal::none) {
         Outcome out = http_error(req, http::status::service_unavailable, mcp::code::over_limit,
@@ -163,7 +154,7 @@ std::variant<std::shared_ptr<Session>, Outcome> kept_session(HttpServer::Impl& s
     }
     session->handler_ = std::move(*handler);
     server.add_session(session);
-    server.stateless[key] = session->id_;
+    server.stateless[std::move(caller)][std::move(declared)] = session->id_;
     // Its initialize, on a stream nobody reads: the answer is kept
     // (Session::send hands it to stateless_initialized).
     Stream init;
@@ -266,10 +257,17 @@ Outcome handle_stateless(HttpServer::Impl& server, const Request& req, const Pee
         // the handler; there is nothing to answer.
         const auto* params = message.params();
         const auto* request_id = params != nullptr ? params->if_contains("requestId") : nullptr;
-        for (const auto& [key, id] : server.stateless) {
+        // (Their ids first: a handler may end its session, and the index with it.)
+        std::vector<std::string> ids;
+        if (const auto mine = server.stateless.find(caller_of(peer));
+            mine != server.stateless.end()) {
+            for (const auto& [declared, id] : mine->second) {
+                ids.push_back(id);
+            }
+        }
+        for (const auto& id : ids) {
             const auto s = server.sessions.find(id);
-            if (s == server.sessions.end() || !s->second->stateless_ready_ || s->second->closed_ ||
-                !same_caller(s->second->peer_, peer)) {
+            if (s == server.sessions.end() || !s->second->stateless_ready_ || s->second->closed_) {
                 continue;
             }
             if (message.method == mcp::method::cancelled && request_id != nullptr &&
@@ -622,15 +620,7 @@ void Session::stateless_fan_out(json::object message) {
             // "the server **MUST** include `io.modelcontextprotocol/subscriptionId`
             // in `_meta` so the client can correlate the notification"
             json::object copy = message;
-            auto& params = copy["params"];
-            if (!params.is_object()) {
-                params = json::object{};
-            }
-            auto& meta = params.as_object()["_meta"];
-            if (!meta.is_object()) {
-                meta = json::object{};
-            }
-            meta.as_object()[k_subscription_id] = l->id;
+            mcp::writable_meta(copy)[k_subscription_id] = l->id;
             push(stream->second, mcp::serialize(copy), false);
         }
         ++l;

@@ -1,6 +1,6 @@
 #include "pqmcp/transport/http_util.hpp"
 
-#include <openssl/evp.h>
+#include "pqmcp/crypto/util.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -244,12 +244,7 @@ std::string encode_header_value(std::string_view value) {
     if (plain || value.empty()) {
         return std::string(value);
     }
-    std::string out(4 * ((value.size() + 2) / 3) + 1, '\0');
-    const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                  reinterpret_cast<const unsigned char*>(value.data()),
-                                  static_cast<int>(value.size()));
-    out.resize(static_cast<std::size_t>(std::max(n, 0)));
-    return std::string(k_b64_open) + out + std::string(k_b64_close);
+    return std::string(k_b64_open) + crypto::to_base64(as_bytes(value)) + std::string(k_b64_close);
 }
 
 std::optional<std::string> decode_header_value(std::string_view value) {
@@ -259,23 +254,14 @@ std::optional<std::string> decode_header_value(std::string_view value) {
     }
     const std::string_view b64 =
         value.substr(k_b64_open.size(), value.size() - k_b64_open.size() - k_b64_close.size());
-    if (b64.size() % 4 != 0 || b64.size() > (1U << 20U)) {
+    if (b64.size() > (1U << 20U)) {
         return std::nullopt;
     }
-    std::string out(b64.size() / 4 * 3, '\0');
-    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                  reinterpret_cast<const unsigned char*>(b64.data()),
-                                  static_cast<int>(b64.size()));
-    if (n < 0) {
+    auto bytes = crypto::from_base64(b64);
+    if (!bytes) {
         return std::nullopt;
     }
-    // EVP_DecodeBlock counts the padding as data.
-    std::size_t size = static_cast<std::size_t>(n);
-    for (std::size_t i = b64.size(); i > 0 && b64[i - 1] == '=' && size > 0; --i) {
-        --size;
-    }
-    out.resize(size);
-    return out;
+    return std::string(bytes->begin(), bytes->end());
 }
 
 }  // namespace pqmcp::transport

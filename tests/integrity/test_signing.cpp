@@ -5,6 +5,7 @@
 
 #include <boost/json.hpp>
 
+#include "pqmcp/crypto/util.hpp"
 #include "pqmcp/integrity/scanner.hpp"
 #include "pqmcp/integrity/signing.hpp"
 
@@ -175,10 +176,10 @@ TEST(Signing, Base64RoundTrips) {
         for (std::size_t i = 0; i < n; ++i) {
             data[i] = static_cast<std::uint8_t>(0xF0 + i);
         }
-        const auto text = integrity::to_base64(data);
-        const auto back = integrity::from_base64(text);
+        const auto text = pqmcp::crypto::to_base64(data);
+        const auto back = pqmcp::crypto::from_base64(text);
         ASSERT_TRUE(back) << text;
         EXPECT_EQ(*back, data) << text;
     }
-    EXPECT_FALSE(integrity::from_base64("abc"));
+    EXPECT_FALSE(pqmcp::crypto::from_base64("abc"));
 }

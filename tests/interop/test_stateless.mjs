@@ -21,16 +21,30 @@ import { peerIdOf, pinnedAgent } from './lib24.mjs';
 
 const V = '2026-07-28';
 
+// A new ML-DSA client identity in `dir/name`.
+function newIdentity(dir, name = 'client-id') {
+  const ids = path.join(dir, name);
+  assert.equal(spawnSync(PQMCP, ['keygen', '--out', ids]).status, 0);
+  const cert = readFileSync(path.join(ids, 'identity.crt'), 'utf8');
+  return { cert, key: readFileSync(path.join(ids, 'identity.key'), 'utf8'), peer: peerIdOf(cert) };
+}
+
+// fetch() over an undici agent that pins `gateway` (whose identity is in
+// dir/gateway) and presents `identity`.
+function fetchFor(t, dir, gateway, identity) {
+  const agent = pinnedAgent(readFileSync(path.join(dir, 'gateway', 'identity.crt'), 'utf8'), gateway.peer,
+    { key: identity.key, cert: identity.cert });
+  t.after(() => agent.close());
+  return (url, init) => undiciFetch(url, { ...init, dispatcher: agent });
+}
+
 // A gateway in front of the demo server with a policy, and an ML-DSA client
 // identity it knows by name; an undici agent that pins the gateway.
 async function setup(t) {
   assert.match(process.versions.openssl, /^3\.[5-9]/, 'run with Node 24');
   const dir = tempDir(t);
-  const ids = path.join(dir, 'client-id');
-  assert.equal(spawnSync(PQMCP, ['keygen', '--out', ids]).status, 0);
-  const cert = readFileSync(path.join(ids, 'identity.crt'), 'utf8');
-  const key = readFileSync(path.join(ids, 'identity.key'), 'utf8');
-  const peer = peerIdOf(cert);
+  const me = newIdentity(dir);
+  const { peer } = me;
   const known = path.join(dir, 'known_peers');
   assert.equal(spawnSync(PQMCP, ['peers', 'add', '--file', known, peer, 'stateless-agent']).status, 0);
   const policy = path.join(dir, 'policy.yaml');
@@ -46,11 +60,7 @@ async function setup(t) {
     '',
   ].join('\n'));
   const gateway = await startGateway(t, ['--demo', '--known-peers', known, '--policy', policy], { dir });
-  const gatewayCert = readFileSync(path.join(dir, 'gateway', 'identity.crt'), 'utf8');
-  const agent = pinnedAgent(gatewayCert, gateway.peer, { key, cert });
-  t.after(() => agent.close());
-  const fetchVia = (url, init) => undiciFetch(url, { ...init, dispatcher: agent });
-  return { dir, gateway, agent, peer, fetchVia };
+  return { dir, gateway, peer, fetchVia: fetchFor(t, dir, gateway, me) };
 }
 
 // One hand-made POST of the revision: headers as a client sends them unless
@@ -208,15 +218,9 @@ test('2025-11-25 clients are unchanged beside stateless ones', { timeout: 120000
 test('subscriptions/listen: acknowledged first, then only what was asked for', { timeout: 120000 }, async (t) => {
   assert.match(process.versions.openssl, /^3\.[5-9]/, 'run with Node 24');
   const dir = tempDir(t);
-  const ids = path.join(dir, 'client-id');
-  assert.equal(spawnSync(PQMCP, ['keygen', '--out', ids]).status, 0);
-  const cert = readFileSync(path.join(ids, 'identity.crt'), 'utf8');
-  const key = readFileSync(path.join(ids, 'identity.key'), 'utf8');
   // The scripted fixture: its `changed` tool sends notifications/tools/list_changed.
   const gateway = await startGateway(t, ['--upstream', `fx=stdio:${process.env.PQMCP_FIXTURE_BIN}`], { dir });
-  const agent = pinnedAgent(readFileSync(path.join(dir, 'gateway', 'identity.crt'), 'utf8'), gateway.peer, { key, cert });
-  t.after(() => agent.close());
-  const fetchVia = (url, init) => undiciFetch(url, { ...init, dispatcher: agent });
+  const fetchVia = fetchFor(t, dir, gateway, newIdentity(dir));
 
   const client = new ClientV2({ name: 'listener', version: '1.0.0' }, { versionNegotiation: { mode: { pin: V } } });
   await client.connect(new TransportV2(new URL(gateway.url), { fetch: fetchVia }));
@@ -290,17 +294,7 @@ async function askingGateway(t) {
     '',
   ].join('\n'));
   const gateway = await startGateway(t, ['--demo', '--policy', policy], { dir });
-  const gatewayCert = readFileSync(path.join(dir, 'gateway', 'identity.crt'), 'utf8');
-  const identity = (name) => {
-    const ids = path.join(dir, name);
-    assert.equal(spawnSync(PQMCP, ['keygen', '--out', ids]).status, 0);
-    const agent = pinnedAgent(gatewayCert, gateway.peer, {
-      key: readFileSync(path.join(ids, 'identity.key'), 'utf8'),
-      cert: readFileSync(path.join(ids, 'identity.crt'), 'utf8'),
-    });
-    t.after(() => agent.close());
-    return { gateway, fetchVia: (url, init) => undiciFetch(url, { ...init, dispatcher: agent }) };
-  };
+  const identity = (name) => ({ gateway, fetchVia: fetchFor(t, dir, gateway, newIdentity(dir, name)) });
   return { dir, gateway, alice: identity('alice'), mallory: identity('mallory') };
 }
 
@@ -375,14 +369,8 @@ test('input_required by hand: requestState sealed, bound, single-use', { timeout
 test("input_required: an upstream's sampling request answered by the v2 SDK's handler", { timeout: 120000 }, async (t) => {
   assert.match(process.versions.openssl, /^3\.[5-9]/, 'run with Node 24');
   const dir = tempDir(t);
-  const ids = path.join(dir, 'client-id');
-  assert.equal(spawnSync(PQMCP, ['keygen', '--out', ids]).status, 0);
   const gateway = await startGateway(t, ['--upstream', `fx=stdio:${process.env.PQMCP_FIXTURE_BIN}`], { dir });
-  const agent = pinnedAgent(readFileSync(path.join(dir, 'gateway', 'identity.crt'), 'utf8'), gateway.peer, {
-    key: readFileSync(path.join(ids, 'identity.key'), 'utf8'),
-    cert: readFileSync(path.join(ids, 'identity.crt'), 'utf8'),
-  });
-  t.after(() => agent.close());
+  const fetchVia = fetchFor(t, dir, gateway, newIdentity(dir));
   const client = new ClientV2({ name: 'sampler', version: '1.0.0' }, {
     capabilities: { sampling: {} },
     versionNegotiation: { mode: { pin: V } },
@@ -392,7 +380,7 @@ test("input_required: an upstream's sampling request answered by the v2 SDK's ha
     sampled += 1;
     return { role: 'assistant', content: { type: 'text', text: 'sampled by the client' }, model: 'test-model' };
   });
-  await client.connect(new TransportV2(new URL(gateway.url), { fetch: (url, init) => undiciFetch(url, { ...init, dispatcher: agent }) }));
+  await client.connect(new TransportV2(new URL(gateway.url), { fetch: fetchVia }));
   const r = await client.callTool({ name: 'fx__ask_client', arguments: { method: 'sampling/createMessage' } });
   assert.equal(sampled, 1);
   assert.match(text(r), /sampled by the client/, JSON.stringify(r));
@@ -446,18 +434,12 @@ for (const protocol of ['2026-07-28', 'auto']) {
     const config = path.join(dir, 'gw.yaml');
     writeFileSync(config, ['upstreams:', '  - name: v2', `    url: ${upstream.url}`, `    protocol: ${protocol}`, ''].join('\n'));
     const gateway = await startGateway(t, ['--config', config], { dir });
-    const ids = path.join(dir, 'client-id');
-    assert.equal(spawnSync(PQMCP, ['keygen', '--out', ids]).status, 0);
-    const agent = pinnedAgent(readFileSync(path.join(dir, 'gateway', 'identity.crt'), 'utf8'), gateway.peer, {
-      key: readFileSync(path.join(ids, 'identity.key'), 'utf8'),
-      cert: readFileSync(path.join(ids, 'identity.crt'), 'utf8'),
-    });
-    t.after(() => agent.close());
+    const fetchVia = fetchFor(t, dir, gateway, newIdentity(dir));
     const { ElicitRequestSchema } = await import('@modelcontextprotocol/sdk/types.js');
     const client = new Client({ name: 'v1-sessions', version: '1.0.0' }, { capabilities: { elicitation: {} } });
     client.setRequestHandler(ElicitRequestSchema, () => ({ action: 'accept', content: { name: 'Alice' } }));
     await client.connect(new StreamableHTTPClientTransport(new URL(gateway.url), {
-      fetch: (url, init) => undiciFetch(url, { ...init, dispatcher: agent }),
+      fetch: fetchVia,
     }));
     const { tools } = await client.listTools();
     assert.deepEqual(tools.map((x) => x.name).sort(), ['v2__ask', 'v2__echo', 'v2__region']);
@@ -527,19 +509,13 @@ test('2026-07-28 end to end: the v2 client pinned, serve in front of server-ever
     '',
   ].join('\n'));
   const gateway = await startGateway(t, ['--config', config], { dir });
-  const ids = path.join(dir, 'client-id');
-  assert.equal(spawnSync(PQMCP, ['keygen', '--out', ids]).status, 0);
-  const agent = pinnedAgent(readFileSync(path.join(dir, 'gateway', 'identity.crt'), 'utf8'), gateway.peer, {
-    key: readFileSync(path.join(ids, 'identity.key'), 'utf8'),
-    cert: readFileSync(path.join(ids, 'identity.crt'), 'utf8'),
-  });
-  t.after(() => agent.close());
+  const fetchVia = fetchFor(t, dir, gateway, newIdentity(dir));
   const client = new ClientV2({ name: 'end-to-end', version: '1.0.0' }, {
     capabilities: { elicitation: { form: {} } },
     versionNegotiation: { mode: { pin: V } },
   });
   client.setRequestHandler('elicitation/create', () => ({ action: 'accept', content: { name: 'Bob' } }));
-  await client.connect(new TransportV2(new URL(gateway.url), { fetch: (url, init) => undiciFetch(url, { ...init, dispatcher: agent }) }));
+  await client.connect(new TransportV2(new URL(gateway.url), { fetch: fetchVia }));
   const names = (await client.listTools()).tools.map((x) => x.name);
   assert.ok(names.includes('everything__echo') && names.includes('v2__echo') && names.includes('v2__ask'), JSON.stringify(names));
   assert.match(text(await client.callTool({ name: 'everything__echo', arguments: { message: 'old' } })), /old/);

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <array>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pqmcp/core/bytes.hpp"
@@ -17,6 +19,11 @@ using Digest32 = std::array<std::uint8_t, 32>;
 
 [[nodiscard]] Digest32 sha256(ByteView data);
 [[nodiscard]] Digest32 sha3_256(ByteView data);
+
+// RFC 4648 Base64 with padding (OpenSSL's EVP_EncodeBlock/EVP_DecodeBlock);
+// nullopt for text that is not a whole number of Base64 quanta.
+[[nodiscard]] std::string to_base64(ByteView data);
+[[nodiscard]] std::optional<Bytes> from_base64(std::string_view text);
 
 // From OpenSSL's CSPRNG; Errc::operation_failed if it is not seeded.
 [[nodiscard]] Result<Bytes> random_bytes(std::size_t n);

@@ -61,7 +61,4 @@ struct Verified {
                                              std::string_view method,
                                              const identity::PeerId* expected);
 
-[[nodiscard]] std::string to_base64(ByteView data);
-[[nodiscard]] std::optional<Bytes> from_base64(std::string_view text);
-
 }  // namespace pqmcp::integrity

@@ -139,6 +139,11 @@ struct Parsed {
 [[nodiscard]] std::string serialize(const boost::json::object& message);
 [[nodiscard]] std::string serialize(const boost::json::value& message);
 
+// A message's params, and its params._meta, as objects to write into (made
+// objects when missing or of another type).
+[[nodiscard]] boost::json::object& writable_params(boost::json::object& message);
+[[nodiscard]] boost::json::object& writable_meta(boost::json::object& message);
+
 // The protocol version a message of the stateless revision names in
 // params._meta ("io.modelcontextprotocol/protocolVersion"); "" when none.
 [[nodiscard]] std::string_view envelope_version(const boost::json::object& message) noexcept;
