@@ -180,6 +180,10 @@ class HttpChannel final : public Channel {
                   callbacks(u.name, events)) {}
 
     void send(const json::object& message) override { client_.send(message); }
+    void send_request(const json::object& message,
+                      const ParamHeaderValues& param_headers) override {
+        client_.send(message, param_headers);
+    }
     void stop() override { client_.close(); }
     void abandon(const json::value& id) override { client_.cancel(id); }
 

@@ -495,7 +495,8 @@ void GatewaySession::forward(std::size_t link, mcp::Message m, StreamId stream,
     };
     in_flight_[key] = InFlight{link, 0, stream, ++order_};
     const std::uint64_t handle = links_[link].client->request(
-        std::move(m.body), this, std::move(on_reply), std::move(on_progress));
+        std::move(m.body), this, std::move(on_reply), std::move(on_progress),
+        m.param_headers ? std::move(*m.param_headers) : ParamHeaderValues{});
     if (const auto it = in_flight_.find(key); it != in_flight_.end()) {
         it->second.handle = handle;
     }

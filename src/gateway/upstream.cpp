@@ -244,7 +244,7 @@ void UpstreamClient::list_all(std::string_view method, std::string_view key, Sub
 }
 
 std::uint64_t UpstreamClient::request(json::object message, Subscriber* owner, Reply reply,
-                                      Progress progress) {
+                                      Progress progress, ParamHeaderValues param_headers) {
     if (state_ == State::failed || state_ == State::stopped) {
         Failure f{mcp::code::upstream_unavailable,
                   failure_.empty() ? "upstream " + name() + " is stopped" : failure_};
@@ -272,11 +272,14 @@ std::uint64_t UpstreamClient::request(json::object message, Subscriber* owner, R
         }
     }
     message["id"] = id;
-    pending_.emplace(id, std::move(p));
-    arm(id);
     if (state_ == State::ready) {
-        send_now(message);
+        pending_.emplace(id, std::move(p));
+        arm(id);
+        channel_->send_request(message, param_headers);
     } else {
+        p.param_headers = std::move(param_headers);
+        pending_.emplace(id, std::move(p));
+        arm(id);
         queue_.emplace_back(id, std::move(message));
         if (state_ == State::idle) {
             launch();
@@ -454,8 +457,11 @@ void UpstreamClient::flush_queue() {
     auto queued = std::move(queue_);
     queue_.clear();
     for (auto& [id, message] : queued) {
-        if (id == 0 || pending_.contains(id)) {
+        if (id == 0) {
             channel_->send(message);
+        } else if (const auto it = pending_.find(id); it != pending_.end()) {
+            channel_->send_request(message, it->second.param_headers);
+            it->second.param_headers.clear();
         }
     }
 }

@@ -29,8 +29,11 @@
 #include "pqmcp/gateway/config.hpp"
 #include "pqmcp/mcp/jsonrpc.hpp"
 #include "pqmcp/sandbox/sandbox.hpp"
+#include "pqmcp/transport/param_headers.hpp"
 
 namespace pqmcp::gateway {
+
+using transport::ParamHeaderValues;
 
 // The stdio children of every thread's upstreams, counted against
 // limits.max_children and max_children_per_identity. Thread-safe; taken when a
@@ -92,6 +95,12 @@ class Channel {
     Channel(Channel&&) = delete;
     Channel& operator=(Channel&&) = delete;
     virtual void send(const boost::json::object& message) = 0;
+    // A request with the Mcp-Param-* headers its 2026-07-28 client sent, for a
+    // channel that passes on those it does not set itself (HTTP).
+    virtual void send_request(const boost::json::object& message,
+                              const ParamHeaderValues& /*param_headers*/) {
+        send(message);
+    }
     virtual void stop() = 0;  // graceful; on_closed may follow
     // The request with this id is given up (timeout, cancellation): a channel
     // that holds resources for it (an HTTP exchange) lets them go.
@@ -156,8 +165,10 @@ class UpstreamClient final : public std::enable_shared_from_this<UpstreamClient>
 
     // Sends a request (its id replaced by one of ours; a progress token too).
     // Returns a handle for cancel(). `owner` is the session it is for.
+    // `param_headers`: the client's Mcp-Param-* headers (2026-07-28), passed
+    // on by an HTTP channel.
     std::uint64_t request(boost::json::object message, Subscriber* owner, Reply reply,
-                          Progress progress = {});
+                          Progress progress = {}, ParamHeaderValues param_headers = {});
     // Every page of a list (`method` such as tools/list, its items under
     // `key`), following nextCursor up to `max_pages` pages. A cursor the
     // server repeats, or more pages than that, ends it with a note. Errors:
@@ -196,6 +207,7 @@ class UpstreamClient final : public std::enable_shared_from_this<UpstreamClient>
         boost::json::value client_token;   // the client's progress token
         std::uint64_t order = 0;
         bool internal = false;
+        ParamHeaderValues param_headers;  // to send with it once the upstream is ready
     };
 
     void launch();

@@ -149,6 +149,11 @@ void McpHttpClient::Impl::deliver(json::value&& value, const json::value* reques
         return;
     }
     mcp::Message& m = *item;
+    if (stateless && m.method == "notifications/subscriptions/acknowledged") {
+        spdlog::debug("{}: subscriptions/listen acknowledged: {}", options.url.str(),
+                      mcp::serialize(m.body));
+        return;
+    }
     if (m.is_response()) {
         if (request_id != nullptr && m.id == *request_id) {
             exchange.response_seen = true;
@@ -167,12 +172,14 @@ void McpHttpClient::Impl::deliver(json::value&& value, const json::value* reques
             if (const auto sent = stateless_sent.find(mcp::id_text(m.id));
                 sent != stateless_sent.end()) {
                 if (method_of(sent->second) == mcp::method::tools_list) {
-                    if (const auto* r = m.body.if_contains("result");
-                        r != nullptr && r->is_object()) {
+                    if (auto* r = m.body.if_contains("result"); r != nullptr && r->is_object()) {
                         learn_param_headers(r->as_object());
                     }
                 }
                 stateless_sent.erase(sent);
+            }
+            if (!forwarded.empty()) {
+                forwarded.erase(mcp::id_text(m.id));
             }
             // The revision's own fields mean nothing to a caller of the older ones.
             if (auto* r = m.body.if_contains("result"); r != nullptr && r->is_object()) {

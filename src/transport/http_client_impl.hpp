@@ -15,6 +15,7 @@
 #include "pqmcp/mcp/protocol.hpp"
 #include "pqmcp/tls/context.hpp"
 #include "pqmcp/transport/http_client.hpp"
+#include "pqmcp/transport/param_headers.hpp"
 #include "pqmcp/transport/sse.hpp"
 
 namespace pqmcp::transport {
@@ -191,12 +192,21 @@ struct McpHttpClient::Impl : std::enable_shared_from_this<McpHttpClient::Impl> {
     std::map<std::string, Round> rounds;           // by the request's id text
     std::map<std::string, std::string> questions;  // question id -> the request's id text
     // Tools whose inputSchema marks properties with x-mcp-header (from the
-    // tools/list results seen): tool -> [(header name, property)], so that
-    // tools/call carries Mcp-Param-{Name} as the specification asks.
-    std::map<std::string, std::vector<std::pair<std::string, std::string>>> param_headers;
-    void learn_param_headers(const json::object& result);
+    // tools/list results seen), so that tools/call carries Mcp-Param-{Name}
+    // as the specification asks.
+    std::map<std::string, std::vector<ParamHeader>> param_headers;
+    // A request's Mcp-Param-* headers from the gateway's client, by its id
+    // text, until its final answer, failure or cancellation (a retry after
+    // input_required sends them again).
+    std::map<std::string, ParamHeaderValues> forwarded;
+    // Learns the marks of a tools/list result, and takes out the tools whose
+    // marks are invalid.
+    void learn_param_headers(json::object& result);
     void add_param_headers(http::request<http::string_body>& req,
                            const json::object& message) const;
+    // Those of `forwarded` for this request that the tool's marks do not name.
+    void add_forwarded(http::request<http::string_body>& req, const json::object& message,
+                       const std::string& key) const;
     // Adds the revision's _meta envelope and headers to a stateless message.
     void stateless_envelope(json::object& message) const;
     static void stateless_headers(http::request<http::string_body>& req,
@@ -217,6 +227,9 @@ struct McpHttpClient::Impl : std::enable_shared_from_this<McpHttpClient::Impl> {
 
     void deliver(json::value&& value, const json::value* request_id, Exchange& exchange);
     void fail(const json::object& message, const Error& error, const json::object* server_error) {
+        if (const auto* id = member(message, "id"); id != nullptr && !forwarded.empty()) {
+            forwarded.erase(mcp::id_text(*id));
+        }
         if (callbacks.on_failure && !is_internal(message)) {
             callbacks.on_failure(message, error, server_error);
         }
@@ -257,9 +270,18 @@ struct McpHttpClient::Impl : std::enable_shared_from_this<McpHttpClient::Impl> {
     asio::awaitable<bool> resume(const json::object& message, std::string cursor);
     asio::awaitable<void> reinitialize();
     asio::awaitable<void> listen(std::uint64_t generation);
+    // 2026-07-28: what a subscriptions/listen asks for (the list changes the
+    // server's discovered capabilities offer), and its request.
+    [[nodiscard]] json::object listen_filter() const;
+    std::set<std::string> listen_uris;  // resources subscribed to (resourceSubscriptions)
+    // resources/subscribe or unsubscribe of a 2026-07-28 server: the set
+    // changes, the listen stream is reopened with it, and the request answered.
+    void resubscribe(const json::object& message);
+    http::request<http::string_body> listen_request();
     asio::awaitable<void> terminate(std::function<void()> done);
     void start_listening() {
-        if (!options.listen || listening || closed || session_id.empty()) {
+        if (!options.listen || listening || closed || (session_id.empty() && !stateless) ||
+            (stateless && listen_filter().empty())) {
             return;
         }
         listening = true;

@@ -4,6 +4,7 @@
 #include "http_client_impl.hpp"
 
 #include <algorithm>
+#include <array>
 
 namespace pqmcp::transport {
 
@@ -95,7 +96,18 @@ asio::awaitable<void> McpHttpClient::Impl::post(json::object message, bool bypas
     }
     if (stateless) {
         if (method == mcp::method::initialized) {
-            co_return;  // no lifecycle in 2026-07-28
+            // No lifecycle in 2026-07-28, and no GET stream: the list changes
+            // come on a subscriptions/listen stream.
+            start_listening();
+            co_return;
+        }
+        if (!passed && (method == mcp::method::resources_subscribe ||
+                        method == mcp::method::resources_unsubscribe)) {
+            // This revision has no resources/subscribe: a subscription is a
+            // URI in subscriptions/listen's resourceSubscriptions. The listen
+            // stream is reopened with the new set, and the request answered here.
+            resubscribe(message);
+            co_return;
         }
         if (!internal && is_request(message)) {
             stateless_sent[mcp::id_text(message.at("id"))] = message;
@@ -139,6 +151,7 @@ asio::awaitable<void> McpHttpClient::Impl::post(json::object message, bool bypas
     }
     if (stateless && !passed) {
         add_param_headers(req, message);
+        add_forwarded(req, message, key);
     }
     if (passed) {
         req.erase(beast::string_view(k_session_header.data(), k_session_header.size()));
@@ -364,7 +377,7 @@ asio::awaitable<void> McpHttpClient::Impl::reinitialize() {
 asio::awaitable<void> McpHttpClient::Impl::listen(std::uint64_t generation) {
     const auto self = shared_from_this();
     auto backoff = std::chrono::milliseconds{500};
-    while (!closed && generation == listen_generation && !session_id.empty()) {
+    while (!closed && generation == listen_generation && (stateless || !session_id.empty())) {
         auto conn = co_await connect();
         bool got_events = false;
         std::uint64_t retry = 0;
@@ -375,8 +388,8 @@ asio::awaitable<void> McpHttpClient::Impl::listen(std::uint64_t generation) {
         if (conn) {
             open.insert(conn->get());
             listener = conn->get();
-            auto req = make_request(http::verb::get, {});
-            if (!listen_cursor.empty()) {
+            auto req = stateless ? listen_request() : make_request(http::verb::get, {});
+            if (!stateless && !listen_cursor.empty()) {
                 req.set("Last-Event-ID", listen_cursor);
             }
             boost::system::error_code ignored;
@@ -419,6 +432,87 @@ asio::awaitable<void> McpHttpClient::Impl::listen(std::uint64_t generation) {
     if (generation == listen_generation) {
         listening = false;
     }
+}
+
+json::object McpHttpClient::Impl::listen_filter() const {
+    json::object filter;
+    const auto* caps = discovered ? discovered->if_contains("capabilities") : nullptr;
+    const auto* c = caps != nullptr ? caps->if_object() : nullptr;
+    if (c == nullptr) {
+        return filter;
+    }
+    static constexpr std::array<std::pair<std::string_view, std::string_view>, 3> k_kinds{{
+        {"tools", "toolsListChanged"},
+        {"prompts", "promptsListChanged"},
+        {"resources", "resourcesListChanged"},
+    }};
+    for (const auto& [kind, key] : k_kinds) {
+        const auto* k = c->if_contains(kind);
+        const auto* o = k != nullptr ? k->if_object() : nullptr;
+        const auto* changed = o != nullptr ? o->if_contains("listChanged") : nullptr;
+        if (changed != nullptr && changed->is_bool() && changed->get_bool()) {
+            filter[key] = true;
+        }
+    }
+    const auto* resources = c->if_contains("resources");
+    const auto* r = resources != nullptr ? resources->if_object() : nullptr;
+    const auto* subscribe = r != nullptr ? r->if_contains("subscribe") : nullptr;
+    if (!listen_uris.empty() && subscribe != nullptr && subscribe->is_bool() &&
+        subscribe->get_bool()) {
+        json::array uris;
+        for (const auto& u : listen_uris) {
+            uris.emplace_back(u);
+        }
+        filter["resourceSubscriptions"] = std::move(uris);
+    }
+    return filter;
+}
+
+void McpHttpClient::Impl::resubscribe(const json::object& message) {
+    const auto* params = member(message, "params");
+    const auto* p = params != nullptr ? params->if_object() : nullptr;
+    const auto* uri = p != nullptr ? p->if_contains("uri") : nullptr;
+    const auto* id = member(message, "id");
+    json::object answer;
+    if (uri == nullptr || !uri->is_string()) {
+        answer = mcp::make_error(id != nullptr ? *id : json::value(), mcp::code::invalid_params,
+                                 "params.uri is required");
+    } else if (method_of(message) == mcp::method::resources_unsubscribe) {
+        listen_uris.erase(std::string(uri->get_string()));
+        answer = mcp::make_result(id != nullptr ? *id : json::value(), json::object{});
+    } else if (listen_uris.size() >= 256) {
+        answer = mcp::make_error(id != nullptr ? *id : json::value(), mcp::code::over_limit,
+                                 "more than 256 resource subscriptions on this upstream");
+    } else {
+        listen_uris.insert(std::string(uri->get_string()));
+        answer = mcp::make_result(id != nullptr ? *id : json::value(), json::object{});
+    }
+    ++listen_generation;
+    if (listener != nullptr) {
+        listener->close();
+    }
+    listening = false;
+    start_listening();
+    if (id != nullptr && callbacks.on_message) {
+        if (auto item = mcp::classify(json::value(std::move(answer)))) {
+            callbacks.on_message(std::move(*item));
+        }
+    }
+}
+
+http::request<http::string_body> McpHttpClient::Impl::listen_request() {
+    // "subscriptions/listen": the stream stays open and carries the
+    // notification types asked for, after an acknowledgement (dropped in
+    // deliver()). Its id is internal: its end is nobody's answer.
+    const std::string id = "pqmcp-listen-" + std::to_string(listen_generation);
+    internal_ids.insert(id);
+    json::object message =
+        mcp::make_request(json::value(json::string(id)), mcp::method::subscriptions_listen,
+                          json::object{{"notifications", listen_filter()}});
+    stateless_envelope(message);
+    auto req = make_request(http::verb::post, mcp::serialize(message));
+    stateless_headers(req, message);
+    return req;
 }
 
 asio::awaitable<void> McpHttpClient::Impl::terminate(std::function<void()> done) {
@@ -493,35 +587,40 @@ void McpHttpClient::Impl::stateless_headers(http::request<http::string_body>& re
     }
 }
 
-void McpHttpClient::Impl::learn_param_headers(const json::object& result) {
-    const auto* tools = result.if_contains("tools");
+void McpHttpClient::Impl::learn_param_headers(json::object& result) {
+    auto* tools = result.if_contains("tools");
     if (tools == nullptr || !tools->is_array()) {
         return;
     }
-    for (const auto& t : tools->as_array()) {
-        const auto* tool = t.if_object();
+    auto& list = tools->as_array();
+    for (auto it = list.begin(); it != list.end();) {
+        const auto* tool = it->if_object();
         const auto* name = tool != nullptr ? tool->if_contains("name") : nullptr;
         const auto* schema = tool != nullptr ? tool->if_contains("inputSchema") : nullptr;
-        if (name == nullptr || !name->is_string() || schema == nullptr || !schema->is_object()) {
+        if (name == nullptr || !name->is_string() || schema == nullptr) {
+            ++it;
             continue;
         }
-        std::vector<std::pair<std::string, std::string>> marked;
-        if (const auto* props = schema->as_object().if_contains("properties");
-            props != nullptr && props->is_object()) {
-            for (const auto& [prop, def] : props->as_object()) {
-                const auto* d = def.if_object();
-                const auto* header = d != nullptr ? d->if_contains("x-mcp-header") : nullptr;
-                if (header != nullptr && header->is_string() && !header->get_string().empty() &&
-                    marked.size() < 32) {
-                    marked.emplace_back(std::string(header->get_string()), std::string(prop));
-                }
-            }
+        const std::string tool_name(name->get_string());
+        auto marks = param_headers_of(*schema);
+        if (!marks) {
+            // "Clients using the Streamable HTTP transport MUST reject tool
+            // definitions where any x-mcp-header value violates these
+            // constraints. Rejection means the client MUST exclude the
+            // invalid tool from the result of tools/list. Clients SHOULD log
+            // a warning when rejecting a tool definition, including the tool
+            // name and the reason for rejection."
+            spdlog::warn("{}: tool {} left out: {}", options.url.str(), tool_name, marks.error());
+            param_headers.erase(tool_name);
+            it = list.erase(it);
+            continue;
         }
-        if (marked.empty()) {
-            param_headers.erase(std::string(name->get_string()));
+        if (marks->empty()) {
+            param_headers.erase(tool_name);
         } else if (param_headers.size() < 4096) {
-            param_headers[std::string(name->get_string())] = std::move(marked);
+            param_headers[tool_name] = std::move(*marks);
         }
+        ++it;
     }
 }
 
@@ -534,30 +633,42 @@ void McpHttpClient::Impl::add_param_headers(http::request<http::string_body>& re
     const auto* p = params != nullptr ? params->if_object() : nullptr;
     const auto* name = p != nullptr ? p->if_contains("name") : nullptr;
     const auto* args = p != nullptr ? p->if_contains("arguments") : nullptr;
-    if (name == nullptr || !name->is_string() || args == nullptr || !args->is_object()) {
+    if (name == nullptr || !name->is_string() || args == nullptr) {
         return;
     }
     const auto it = param_headers.find(std::string(name->get_string()));
     if (it == param_headers.end()) {
         return;
     }
-    // Streamable HTTP, custom headers: a marked property's value goes in
-    // Mcp-Param-{Name} (strings as they are, integers and booleans as JSON),
-    // in the Base64 sentinel when it is not plain ASCII; null or absent: none.
-    for (const auto& [header, prop] : it->second) {
-        const auto* v = args->as_object().if_contains(prop);
-        if (v == nullptr || v->is_null()) {
+    // Streamable HTTP, custom headers: a marked argument's value goes in
+    // Mcp-Param-{Name}, in the Base64 sentinel when it is not plain ASCII;
+    // null or absent: none.
+    for (const auto& mark : it->second) {
+        if (const auto text = param_header_text(argument_at(*args, mark.path))) {
+            req.set(std::string(k_param_header_prefix) + mark.name, encode_header_value(*text));
+        }
+    }
+}
+
+void McpHttpClient::Impl::add_forwarded(http::request<http::string_body>& req,
+                                        const json::object& message, const std::string& key) const {
+    const auto it = forwarded.find(key);
+    if (it == forwarded.end()) {
+        return;
+    }
+    const auto* params = member(message, "params");
+    const auto* p = params != nullptr ? params->if_object() : nullptr;
+    const auto* name = p != nullptr ? p->if_contains("name") : nullptr;
+    const auto marks = name != nullptr && name->is_string()
+                           ? param_headers.find(std::string(name->get_string()))
+                           : param_headers.end();
+    // "Intermediate servers that do not recognize an `Mcp-Param-{Name}`
+    // header **MUST** forward it and otherwise ignore it"
+    for (const auto& [header, value] : it->second) {
+        if (marks != param_headers.end() && param_header_declared(marks->second, header)) {
             continue;
         }
-        std::string text;
-        if (v->is_string()) {
-            text = std::string(v->get_string());
-        } else if (v->is_int64() || v->is_uint64() || v->is_bool()) {
-            text = mcp::serialize(*v);
-        } else {
-            continue;
-        }
-        req.set("Mcp-Param-" + header, encode_header_value(text));
+        req.set(std::string(k_param_header_prefix) + header, value);
     }
 }
 
@@ -671,7 +782,8 @@ McpHttpClient::~McpHttpClient() {
     impl_->close_all();
 }
 
-void McpHttpClient::send(json::object message) {
+void McpHttpClient::send(json::object message,
+                         std::vector<std::pair<std::string, std::string>> param_headers) {
     Impl& s = *impl_;
     if (s.closed) {
         s.fail(message, Error{make_error_code(Errc::closed), "the client is closed"}, nullptr);
@@ -690,6 +802,11 @@ void McpHttpClient::send(json::object message) {
     if (s.stateless && !message.contains("method") && s.stateless_answer(message)) {
         return;  // an answer to a question of an input_required result
     }
+    if (s.stateless && !param_headers.empty() && is_request(message)) {
+        if (const auto* id = member(message, "id"); id != nullptr && s.forwarded.size() < 4096) {
+            s.forwarded[mcp::id_text(*id)] = std::move(param_headers);
+        }
+    }
     asio::co_spawn(s.ex, s.post(std::move(message)), asio::detached);
     if (cancelled) {
         cancel(*cancelled);
@@ -705,6 +822,7 @@ std::size_t McpHttpClient::pending_requests() const {
 void McpHttpClient::cancel(const json::value& id) {
     Impl& s = *impl_;
     const std::string key = mcp::id_text(id);
+    s.forwarded.erase(key);
     if (const auto it = s.active.find(key); it != s.active.end()) {
         s.cancelled.insert(key);
         it->second->close();  // its read fails; post() frees the connection

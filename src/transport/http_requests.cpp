@@ -605,8 +605,8 @@ asio::awaitable<bool> serve_stream(HttpServer::Impl& server, TlsStream& stream, 
                     body = s.events.back().data;
                 }
                 s.delivered = s.last_seq();
-                auto res =
-                    make_response(req, http::status::ok, "application/json", std::move(body));
+                auto res = make_response(req, static_cast<http::status>(s.status),
+                                         "application/json", std::move(body));
                 if (outcome.with_session_header && !session.init_failed_) {
                     res.set(beast::string_view(k_session_header.data(), k_session_header.size()),
                             session.id_);

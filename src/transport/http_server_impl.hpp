@@ -67,6 +67,9 @@ struct Stream {
     std::string stateless_method;
     json::value stateless_id;      // its request's id
     std::string stateless_digest;  // of its method and params (what a retry must repeat)
+    // The HTTP status its answer gets when it goes as one JSON object (a
+    // 2026-07-28 error may call for 400 or 404).
+    unsigned status = 200;
 
     [[nodiscard]] bool finished() const noexcept { return !standalone && pending == 0; }
     [[nodiscard]] std::uint64_t last_seq() const noexcept { return next_seq - 1; }
@@ -335,6 +338,7 @@ class Session final : public ServerSession {
         const bool response = !message.contains("method");
         if (response && !stream.stateless_method.empty()) {
             shape_stateless_result(message, stream.stateless_method);
+            stream.status = stateless_status(message);
         }
         if (response && stream_id == init_stream_) {
             if (const auto* result = message.if_contains("result"); result != nullptr) {
@@ -466,6 +470,9 @@ class Session final : public ServerSession {
     void stateless_deliver(mcp::Message message, StreamId stream);
     // resultType on every result; ttlMs and cacheScope on cacheable ones.
     static void shape_stateless_result(json::object& message, std::string_view method);
+    // The HTTP status of a 2026-07-28 answer: 400 for HeaderMismatch and an
+    // unsupported version, 404 for an unknown method, 200 otherwise.
+    static unsigned stateless_status(const json::object& message);
     // subscriptions/listen: a stream that stays open, acknowledged first,
     // carrying only the notification types it asked for (and the server has).
     struct Listener {

@@ -15,6 +15,7 @@
 #include <boost/json/parse.hpp>
 
 #include "pqmcp/crypto/util.hpp"
+#include "pqmcp/transport/param_headers.hpp"
 
 namespace pqmcp::transport {
 
@@ -250,6 +251,29 @@ Outcome handle_stateless(HttpServer::Impl& server, const Request& req, const Pee
                             "the body carries params." + std::string(field) + " " + value +
                                 " but the Mcp-Name header names " + name_header);
         }
+    }
+    if (message.is_request()) {
+        // The Mcp-Param-{Name} headers go with the request: the gateway knows
+        // the tool's x-mcp-header marks and checks them against the
+        // arguments (Server Behavior for Custom Headers), and passes on those
+        // it does not recognize ("Intermediate servers that do not recognize
+        // an `Mcp-Param-{Name}` header **MUST** forward it").
+        std::vector<std::pair<std::string, std::string>> params;
+        for (const auto& field : req) {
+            const std::string_view name(field.name_string().data(), field.name_string().size());
+            if (name.size() > k_param_header_prefix.size() &&
+                beast::iequals(name.substr(0, k_param_header_prefix.size()),
+                               k_param_header_prefix)) {
+                if (params.size() == k_max_param_headers) {
+                    return mismatch(req, message.id, "(too many)",
+                                    "more than " + std::to_string(k_max_param_headers) +
+                                        " Mcp-Param-* headers");
+                }
+                params.emplace_back(std::string(name.substr(k_param_header_prefix.size())),
+                                    std::string(field.value().data(), field.value().size()));
+            }
+        }
+        message.param_headers = std::move(params);
     }
     if (message.is_notification()) {
         // Notifications go to the caller's kept sessions, if it has any:
@@ -813,6 +837,29 @@ void Session::shape_stateless_result(json::object& message, std::string_view met
         method == mcp::method::resources_read || method == mcp::method::server_discover) {
         r["ttlMs"] = 0;
         r["cacheScope"] = "private";
+    }
+}
+
+unsigned Session::stateless_status(const json::object& message) {
+    const auto* error = message.if_contains("error");
+    const auto* o = error != nullptr ? error->if_object() : nullptr;
+    const auto* code = o != nullptr ? o->if_contains("code") : nullptr;
+    if (code == nullptr || !code->is_int64()) {
+        return 200;
+    }
+    switch (code->get_int64()) {
+        // "When rejecting a request due to header validation failure, servers
+        // **MUST** return HTTP status `400 Bad Request`"; an unsupported version:
+        // "it **MUST** respond with `400 Bad Request`".
+        case mcp::code::header_mismatch:
+        case mcp::code::unsupported_version:
+            return 400;
+        // "If the server does not implement the requested RPC method, it **MUST**
+        // respond with `404 Not Found` and a JSON-RPC error with code `-32601`"
+        case mcp::code::method_not_found:
+            return 404;
+        default:
+            return 200;
     }
 }
 

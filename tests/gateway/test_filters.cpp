@@ -21,6 +21,7 @@
 #include "filters/forward.hpp"
 #include "filters/integrity.hpp"
 #include "filters/namespacing.hpp"
+#include "filters/param_headers.hpp"
 #include "filters/policy.hpp"
 #include "filters/route.hpp"
 #include "filters/schema.hpp"
@@ -655,6 +656,66 @@ TEST(SchemaLearning, LearnsToolsUnderTheirGatewayNames) {
     EXPECT_TRUE(schemas.knows("a__echo"));
 }
 
+TEST(ParamHeaders, LearnedFromTheListAndInvalidMarksWithheld) {
+    ParamHeaderBook book;
+    const std::string log_id = "l";
+    ParamHeaderLearning filter(book, log_id);
+    json::object marked = tool("a__deploy");
+    marked["inputSchema"] = json::parse(R"({"type": "object", "properties": {
+        "region": {"type": "string", "x-mcp-header": "Region"}, "q": {"type": "string"}}})");
+    json::object invalid = tool("a__bad");
+    invalid["inputSchema"] = json::parse(R"({"type": "object", "properties": {
+        "amount": {"type": "number", "x-mcp-header": "Amount"}}})");
+    auto l = listing(ListKind::tools, {json::array{marked, invalid, tool("a__echo")}});
+    filter.on_items(l);
+    EXPECT_EQ(l.marks[0][0], Listing::Mark::keep);
+    EXPECT_EQ(l.marks[0][1], Listing::Mark::withheld);
+    EXPECT_EQ(l.marks[0][2], Listing::Mark::keep);
+    ASSERT_NE(book.find("a__deploy"), nullptr);
+    ASSERT_TRUE(*book.find("a__deploy"));
+    ASSERT_EQ((*book.find("a__deploy"))->size(), 1U);
+    EXPECT_EQ((*book.find("a__deploy"))->front().name, "Region");
+    ASSERT_NE(book.find("a__bad"), nullptr);
+    EXPECT_FALSE(*book.find("a__bad"));
+    EXPECT_EQ(book.find("a__unknown"), nullptr);
+}
+
+TEST(ParamHeaders, CheckedOnlyForRequestsThatCameWithThem) {
+    ParamHeaderBook book;
+    book.learn("a__deploy", std::vector<transport::ParamHeader>{{"Region", {"region"}, false}});
+    book.learn("a__bad", tl::unexpected(std::string("x-mcp-header Amount marks a number")));
+    const std::string log_id = "l";
+    ParamHeaderCheck check(book, log_id);
+    std::vector<std::string> log;
+    FakeSink sink;
+    auto chain = probes(log, sink, {});
+    const auto with = [](std::shared_ptr<Exchange> x, transport::ParamHeaderValues h) {
+        x->message.param_headers = std::move(h);
+        return x;
+    };
+    // A 2025-11-25 request (no headers to compare): not this filter's business.
+    EXPECT_EQ(check.on_request(call("a__deploy", {{"region", "eu"}}), *chain).kind,
+              Step::Kind::next);
+    EXPECT_EQ(
+        check.on_request(with(call("a__deploy", {{"region", "eu"}}), {{"region", "eu"}}), *chain)
+            .kind,
+        Step::Kind::next);
+    auto missing = with(call("a__deploy", {{"region", "eu"}}), {{"Tenant", "acme"}});
+    const Step s = check.on_request(missing, *chain);
+    EXPECT_EQ(s.kind, Step::Kind::deny);
+    EXPECT_EQ(s.code, mcp::code::header_mismatch);
+    EXPECT_EQ(s.message,
+              "HeaderMismatch: the arguments carry Region but the required Mcp-Param-Region "
+              "header is absent");
+    EXPECT_EQ(missing->decision.disposition, Disposition::invalid);
+    const Step bad = check.on_request(with(call("a__bad"), {}), *chain);
+    EXPECT_EQ(bad.code, mcp::code::invalid_params);
+    EXPECT_NE(bad.message.find("its definition is invalid"), std::string::npos) << bad.message;
+    // A tool never listed: the integrity filter has answered for it already.
+    EXPECT_EQ(check.on_request(with(call("a__other"), {{"X", "y"}}), *chain).kind,
+              Step::Kind::next);
+}
+
 TEST(Factory, TheChainsAreInTheDeclaredOrder) {
     boost::asio::io_context io;
     GatewayConfig config;
@@ -674,11 +735,11 @@ TEST(Factory, TheChainsAreInTheDeclaredOrder) {
     auto chains = make_chains(SessionParts{shared, caller, session_id, log_id, upstreams, router,
                                            lister, asker, forwarder, sink, routes});
     EXPECT_EQ(chains->requests->names(),
-              (std::vector<std::string_view>{"route", "audit", "integrity", "schema", "behaviour",
-                                             "policy", "ask", "upstream"}));
+              (std::vector<std::string_view>{"route", "audit", "integrity", "headers", "schema",
+                                             "behaviour", "policy", "ask", "upstream"}));
     EXPECT_EQ(chains->lists->names(),
-              (std::vector<std::string_view>{"integrity", "namespacing", "schema", "visibility",
-                                             "signing"}));
+              (std::vector<std::string_view>{"integrity", "namespacing", "headers", "schema",
+                                             "visibility", "signing"}));
     // Without integrity or a policy, a listed tool's call goes straight upstream.
     chains->integrity.note_listed("tool:a__echo");
     chains->integrity.mark_fetched(ListKind::tools, 0);

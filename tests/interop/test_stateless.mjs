@@ -186,6 +186,9 @@ test('the 2026-07-28 rules, by hand', { timeout: 120000 }, async (t) => {
   // Notifications need no Mcp-Method, and get 202.
   const note = await post(ctx, { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 99, _meta: envelope() } });
   assert.equal(note.status, 202, note.raw);
+  // A method nobody implements: "404 Not Found and a JSON-RPC error with code -32601".
+  const unknown = await post(ctx, { jsonrpc: '2.0', id: 5, method: 'nope/nothing', params: { _meta: envelope() } });
+  expectError(unknown, 404, -32601, /not found/i);
   // GET and DELETE: 405, POST allowed.
   for (const method of ['GET', 'DELETE']) {
     const r = await ctx.fetchVia(ctx.gateway.url, { method, headers: { accept: 'text/event-stream', 'mcp-protocol-version': V } });
@@ -395,8 +398,15 @@ async function v2Server(t) {
   const { toNodeHandler } = await import('@modelcontextprotocol/node');
   const z = await import('zod');
   const seen = [];
+  const state = { late: false, note: undefined };
   const factory = () => {
-    const s = new McpServer({ name: 'v2-upstream', version: '1.0.0' });
+    const s = new McpServer({ name: 'v2-upstream', version: '1.0.0' },
+      { capabilities: { resources: { subscribe: true, listChanged: true } } });
+    s.registerResource('note', 'mem://note', { description: 'a note' },
+      async (uri) => ({ contents: [{ uri: uri.href, text: state.note ?? 'first' }] }));
+    if (state.late) {
+      s.registerTool('late', { description: 'added while running' }, async () => ({ content: [{ type: 'text', text: 'late' }] }));
+    }
     s.registerTool('echo', { description: 'echo', inputSchema: z.object({ message: z.string() }) },
       async ({ message }) => ({ content: [{ type: 'text', text: message }] }));
     // A property routed in a header (x-mcp-header): a 2026-07-28 server
@@ -416,15 +426,25 @@ async function v2Server(t) {
     });
     return s;
   };
-  const handler = toNodeHandler(createMcpHandler(factory));
+  const mcp = createMcpHandler(factory);
+  const handler = toNodeHandler(mcp);
   const http = await import('node:http');
   const server = http.createServer((req, res) => {
-    seen.push({ method: req.method, version: req.headers['mcp-protocol-version'], mcpMethod: req.headers['mcp-method'], session: req.headers['mcp-session-id'], region: req.headers['mcp-param-region'] });
+    seen.push({ method: req.method, version: req.headers['mcp-protocol-version'], mcpMethod: req.headers['mcp-method'], session: req.headers['mcp-session-id'], region: req.headers['mcp-param-region'], tenant: req.headers['mcp-param-tenant'] });
     void handler(req, res);
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   t.after(() => server.close());
-  return { url: `http://127.0.0.1:${server.address().port}/mcp`, seen };
+  // A tool added while running, announced on the open subscriptions/listen streams.
+  const addTool = () => {
+    state.late = true;
+    mcp.notify.toolsChanged();
+  };
+  const editNote = (text) => {
+    state.note = text;
+    mcp.notify.resourceUpdated('mem://note');
+  };
+  return { url: `http://127.0.0.1:${server.address().port}/mcp`, seen, addTool, editNote };
 }
 
 for (const protocol of ['2026-07-28', 'auto']) {
@@ -458,6 +478,96 @@ for (const protocol of ['2026-07-28', 'auto']) {
     assert.ok(upstream.seen.some((r) => r.region === '=?base64?ZXUtd2VzdCDDqQ==?='), JSON.stringify(upstream.seen));
   });
 }
+
+test("a 2026-07-28 upstream's list changes reach a session client (subscriptions/listen upstream)", { timeout: 120000 }, async (t) => {
+  const upstream = await v2Server(t);
+  const dir = tempDir(t);
+  const config = path.join(dir, 'gw.yaml');
+  writeFileSync(config, ['upstreams:', '  - name: v2', `    url: ${upstream.url}`, '    protocol: 2026-07-28', ''].join('\n'));
+  const gateway = await startGateway(t, ['--config', config], { dir });
+  const fetchVia = fetchFor(t, dir, gateway, newIdentity(dir));
+  const client = new Client({ name: 'v1-listens', version: '1.0.0' });
+  let changed = 0;
+  const { ToolListChangedNotificationSchema } = await import('@modelcontextprotocol/sdk/types.js');
+  client.setNotificationHandler(ToolListChangedNotificationSchema, () => { changed += 1; });
+  await client.connect(new StreamableHTTPClientTransport(new URL(gateway.url), { fetch: fetchVia }));
+  assert.ok(!(await client.listTools()).tools.some((x) => x.name === 'v2__late'));
+  // The gateway listens upstream: one POST of subscriptions/listen, no GET.
+  const deadline = Date.now() + 30000;
+  while (!upstream.seen.some((r) => r.mcpMethod === 'subscriptions/listen') && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.ok(upstream.seen.some((r) => r.method === 'POST' && r.mcpMethod === 'subscriptions/listen'), JSON.stringify(upstream.seen));
+  assert.ok(!upstream.seen.some((r) => r.method === 'GET'), JSON.stringify(upstream.seen));
+  while (changed === 0 && Date.now() < deadline) {
+    upstream.addTool();
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.ok(changed >= 1, 'notifications/tools/list_changed reached the client');
+  assert.ok((await client.listTools()).tools.some((x) => x.name === 'v2__late'));
+  assert.equal(text(await client.callTool({ name: 'v2__late', arguments: {} })), 'late');
+  // resources/subscribe becomes a resourceSubscriptions of the upstream's listen stream.
+  const { ResourceUpdatedNotificationSchema } = await import('@modelcontextprotocol/sdk/types.js');
+  const updated = [];
+  client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => { updated.push(n.params.uri); });
+  assert.ok((await client.listResources()).resources.some((r) => r.uri === 'mem://note'));
+  await client.subscribeResource({ uri: 'mem://note' });
+  const listens = () => upstream.seen.filter((r) => r.mcpMethod === 'subscriptions/listen').length;
+  while (listens() < 2 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.ok(!upstream.seen.some((r) => r.mcpMethod === 'resources/subscribe'), JSON.stringify(upstream.seen));
+  // (The listen request is seen before the upstream registers its stream: announce until heard.)
+  while (updated.length === 0 && Date.now() < deadline) {
+    upstream.editNote('second');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.equal(updated[0], 'mem://note');
+  assert.equal((await client.readResource({ uri: 'mem://note' })).contents[0].text, 'second');
+  await client.close();
+});
+
+test('Mcp-Param headers: checked against the arguments, unknown ones passed on', { timeout: 120000 }, async (t) => {
+  const upstream = await v2Server(t);
+  const dir = tempDir(t);
+  const config = path.join(dir, 'gw.yaml');
+  writeFileSync(config, ['upstreams:', '  - name: v2', `    url: ${upstream.url}`, '    protocol: 2026-07-28', ''].join('\n'));
+  const gateway = await startGateway(t, ['--config', config], { dir });
+  const ctx = { gateway, fetchVia: fetchFor(t, dir, gateway, newIdentity(dir)) };
+  // The mark reaches the client in the gateway's list.
+  const list = await post(ctx, { jsonrpc: '2.0', id: 1, method: 'tools/list', params: { _meta: envelope() } });
+  const region = list.json.result.tools.find((x) => x.name === 'v2__region');
+  assert.equal(region.inputSchema.properties.region['x-mcp-header'], 'Region', JSON.stringify(region));
+  const call = (args, headers) => post(ctx, { jsonrpc: '2.0', id: 2, method: 'tools/call',
+    params: { name: 'v2__region', arguments: args, _meta: envelope() } }, { 'mcp-name': 'v2__region', ...headers });
+  const refused = (r, pattern) => {
+    assert.equal(r.status, 400, r.raw);
+    assert.equal(r.json.error.code, -32020, r.raw);
+    assert.equal(r.json.id, 2, r.raw);
+    assert.match(r.json.error.message, pattern, r.raw);
+  };
+  const calls = () => upstream.seen.filter((r) => r.mcpMethod === 'tools/call').length;
+  const before = calls();
+  refused(await call({ region: 'eu', q: 'x' }, {}), /Mcp-Param-Region header is absent/);
+  refused(await call({ region: 'eu', q: 'x' }, { 'mcp-param-region': 'us' }), /Mcp-Param-Region header does not match/);
+  refused(await call({ q: 'x' }, { 'mcp-param-region': 'eu' }), /no value for it/);
+  refused(await call({ region: 'eu', q: 'x' }, { 'mcp-param-region': '=?base64?***?=' }), /Base64 value does not decode/);
+  refused(await call({ region: 'é', q: 'x' }, { 'mcp-param-region': '=?base64?ZQ==?=' }), /does not match/);
+  assert.equal(calls(), before, 'no call reached the upstream');
+  // Matching (names ignore case, Base64 decoded first), with a header the
+  // tool does not declare: served, and the unknown header passed on as it came.
+  const ok = await call({ region: 'eu-west é', q: 'x' }, { 'MCP-PARAM-REGION': '=?base64?ZXUtd2VzdCDDqQ==?=', 'mcp-param-tenant': 'acme' });
+  assert.equal(ok.status, 200, ok.raw);
+  assert.equal(ok.json.result.content[0].text, 'eu-west é:x');
+  const last = upstream.seen.filter((r) => r.mcpMethod === 'tools/call').at(-1);
+  assert.equal(last.tenant, 'acme', JSON.stringify(last));
+  assert.equal(last.region, '=?base64?ZXUtd2VzdCDDqQ==?=', JSON.stringify(last));
+  // The v2 SDK client mirrors the mark itself and is served.
+  const client = new ClientV2({ name: 'param-headers', version: '1.0.0' }, { versionNegotiation: { mode: { pin: V } } });
+  await client.connect(new TransportV2(new URL(gateway.url), { fetch: ctx.fetchVia }));
+  assert.equal(text(await client.callTool({ name: 'v2__region', arguments: { region: 'ap', q: 'sdk' } })), 'ap:sdk');
+  await client.close();
+});
 
 test('the v2 SDK client pinned to 2026-07-28 through pqmcp connect', { timeout: 120000 }, async (t) => {
   const { StdioClientTransport: StdioV2 } = await import('@modelcontextprotocol/client/stdio');

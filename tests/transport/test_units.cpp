@@ -2,8 +2,16 @@
 // Accept negotiation, Origin checks.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <boost/json/parse.hpp>
+
 #include "pqmcp/transport/http_util.hpp"
 #include "pqmcp/transport/line_io.hpp"
+#include "pqmcp/transport/param_headers.hpp"
 #include "pqmcp/transport/sse.hpp"
 
 namespace pqmcp::transport {
@@ -145,6 +153,121 @@ TEST(HeaderValues, TheBase64SentinelRoundTrips) {
     EXPECT_EQ(decode_header_value("=?base64?ZXUtd2VzdCDDqQ==?="), "eu-west \xc3\xa9");
     EXPECT_FALSE(decode_header_value("=?base64?abc?="));   // not a multiple of 4
     EXPECT_FALSE(decode_header_value("=?base64?ab!d?="));  // not Base64
+}
+
+using pqmcp::transport::check_param_headers;
+using pqmcp::transport::k_max_param_headers;
+using pqmcp::transport::param_header_declared;
+using pqmcp::transport::param_header_text;
+using pqmcp::transport::param_headers_of;
+using pqmcp::transport::ParamHeader;
+using pqmcp::transport::ParamHeaderValues;
+
+boost::json::value schema(std::string_view text) {
+    return boost::json::parse(text);
+}
+
+TEST(ParamHeaders, MarksReachableThroughPropertiesAreRead) {
+    const auto marks = param_headers_of(schema(R"({"type": "object", "properties": {
+        "region": {"type": "string", "x-mcp-header": "Region"},
+        "count": {"type": "integer", "x-mcp-header": "Count"},
+        "flag": {"type": ["boolean", "null"], "x-mcp-header": "Flag"},
+        "nested": {"type": "object", "properties": {
+            "tenant": {"type": "string", "x-mcp-header": "Tenant-Id"}}},
+        "plain": {"type": "string", "default": {"x-mcp-header": "not a mark"}}}})"));
+    ASSERT_TRUE(marks) << marks.error();
+    ASSERT_EQ(marks->size(), 4U);
+    std::map<std::string, std::vector<std::string>> paths;
+    for (const auto& m : *marks) {
+        paths[m.name] = m.path;
+    }
+    EXPECT_EQ(paths["Tenant-Id"], (std::vector<std::string>{"nested", "tenant"}));
+    EXPECT_EQ(paths["Region"], (std::vector<std::string>{"region"}));
+    EXPECT_TRUE(std::any_of(marks->begin(), marks->end(),
+                            [](const ParamHeader& m) { return m.name == "Count" && m.integer; }));
+    EXPECT_TRUE(param_headers_of(schema(R"({"type": "object"})"))->empty());
+}
+
+TEST(ParamHeaders, InvalidMarksAreRefusedWithTheReason) {
+    const auto why = [](std::string_view text) {
+        auto marks = param_headers_of(schema(text));
+        return marks ? std::string("valid") : marks.error();
+    };
+    EXPECT_NE(why(R"({"properties": {"a": {"type": "number", "x-mcp-header": "A"}}})")
+                  .find("not a string, integer or boolean"),
+              std::string::npos);
+    EXPECT_NE(why(R"({"properties": {"a": {"x-mcp-header": "A"}}})").find("not a string"),
+              std::string::npos);
+    EXPECT_NE(why(R"({"properties": {"a": {"type": "string", "x-mcp-header": "A B"}}})")
+                  .find("not an HTTP token"),
+              std::string::npos);
+    EXPECT_NE(why(R"({"properties": {"a": {"type": "string", "x-mcp-header": ""}}})")
+                  .find("not an HTTP token"),
+              std::string::npos);
+    EXPECT_NE(why(R"({"properties": {"a": {"type": "string", "x-mcp-header": "Id"},
+                                     "b": {"type": "string", "x-mcp-header": "ID"}}})")
+                  .find("declared twice"),
+              std::string::npos);
+    EXPECT_NE(why(R"({"properties": {"a": {"type": "array", "items":
+                      {"type": "string", "x-mcp-header": "A"}}}})")
+                  .find("not reachable"),
+              std::string::npos);
+    EXPECT_NE(why(R"({"oneOf": [{"properties": {"a": {"type": "string", "x-mcp-header": "A"}}}]})")
+                  .find("not reachable"),
+              std::string::npos);
+    EXPECT_NE(
+        why(R"({"$defs": {"a": {"type": "string", "x-mcp-header": "A"}}})").find("not reachable"),
+        std::string::npos);
+    EXPECT_NE(why(R"({"type": "object", "x-mcp-header": "Root"})").find("not reachable"),
+              std::string::npos);
+    std::string many = R"({"properties": {)";
+    for (std::size_t i = 0; i <= k_max_param_headers; ++i) {
+        many += (i == 0 ? "" : ",") + std::string("\"p") + std::to_string(i) +
+                R"(": {"type": "string", "x-mcp-header": "P)" + std::to_string(i) + "\"}";
+    }
+    many += "}}";
+    EXPECT_NE(why(many).find("more than 64"), std::string::npos) << why(many);
+}
+
+TEST(ParamHeaders, HeadersAreCheckedAgainstTheArguments) {
+    const auto marks = *param_headers_of(schema(R"({"properties": {
+        "region": {"type": "string", "x-mcp-header": "Region"},
+        "count": {"type": "integer", "x-mcp-header": "Count"},
+        "flag": {"type": "boolean", "x-mcp-header": "Flag"}}})"));
+    const auto args = schema(R"({"region": "eu-west é", "count": 42, "flag": true})");
+    const ParamHeaderValues good = {
+        {"region", "=?base64?ZXUtd2VzdCDDqQ==?="}, {"COUNT", "42.0"}, {"Flag", "true"}};
+    EXPECT_EQ(check_param_headers(marks, args, good), "");
+    // Null and absent arguments get no header, and none is expected.
+    EXPECT_EQ(check_param_headers(marks, schema(R"({"region": null})"), {}), "");
+    EXPECT_EQ(check_param_headers(marks, args, {{"Count", "42"}, {"Flag", "true"}}),
+              "the arguments carry Region but the required Mcp-Param-Region header is absent");
+    EXPECT_EQ(check_param_headers(marks, args,
+                                  {{"Region", "eu-west"}, {"Count", "42"}, {"Flag", "true"}}),
+              "the Mcp-Param-Region header does not match the arguments");
+    EXPECT_EQ(check_param_headers(
+                  marks, args,
+                  {{"Region", "=?base64?ZXUtd2VzdCDDqQ==?="}, {"Count", "43"}, {"Flag", "true"}}),
+              "the Mcp-Param-Count header does not match the arguments");
+    EXPECT_EQ(
+        check_param_headers(marks, schema(R"({"count": 1})"), {{"Count", "1"}, {"Flag", "false"}}),
+        "the Mcp-Param-Flag header is present but the arguments carry no value for it");
+    EXPECT_EQ(check_param_headers(marks, schema(R"({"region": "x"})"), {{"Region", "x\x01"}}),
+              "the Mcp-Param-Region header carries characters a header value may not");
+    EXPECT_EQ(
+        check_param_headers(marks, schema(R"({"region": "x"})"), {{"Region", "=?base64?!?="}}),
+        "the Mcp-Param-Region header's Base64 value does not decode");
+    // Unknown headers are not this check's business.
+    EXPECT_EQ(check_param_headers(marks, schema("{}"), {{"Tenant", "acme"}}), "");
+    EXPECT_TRUE(param_header_declared(marks, "rEgIoN"));
+    EXPECT_FALSE(param_header_declared(marks, "Tenant"));
+    // What a client sends for each kind of value.
+    EXPECT_EQ(param_header_text(&args.as_object().at("count")), "42");
+    EXPECT_EQ(param_header_text(&args.as_object().at("flag")), "true");
+    const auto fraction = schema("1.5");
+    EXPECT_EQ(param_header_text(&fraction), std::nullopt);
+    const auto whole = schema("7.0");
+    EXPECT_EQ(param_header_text(&whole), "7");
 }
 
 TEST(ResourceUri, NormalizedBeforeAnyoneComparesIt) {

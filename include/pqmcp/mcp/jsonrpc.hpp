@@ -5,9 +5,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include <boost/json/object.hpp>
@@ -84,6 +86,10 @@ struct Message {
     std::string method;     // requests and notifications
     std::string name;       // params.name when it is a string (tools/call, prompts/get)
     std::string uri;        // params.uri when it is a string (resources/*)
+    // A 2026-07-28 request over Streamable HTTP: its Mcp-Param-{Name} headers
+    // ({Name} as sent, the raw value), for the gateway to check against the
+    // arguments and pass on; nullopt for a message that came another way.
+    std::optional<std::vector<std::pair<std::string, std::string>>> param_headers;
 
     [[nodiscard]] bool is_request() const noexcept { return kind == Kind::request; }
     [[nodiscard]] bool is_notification() const noexcept { return kind == Kind::notification; }

@@ -95,7 +95,12 @@ class McpHttpClient final {
 
     // Sends one message (a request, notification or response) to the server.
     // notifications/cancelled also gives up on the request it names (cancel()).
-    void send(boost::json::object message);
+    // `param_headers`: Mcp-Param-{Name} headers a 2026-07-28 client sent with
+    // the request; to a 2026-07-28 server those the tool's marks do not name
+    // are passed on as they came (the marked ones are the client's own, from
+    // the arguments).
+    void send(boost::json::object message,
+              std::vector<std::pair<std::string, std::string>> param_headers = {});
     // Gives up on the request with this id: its exchange is aborted and its
     // connection closed (freed for others); no failure is reported for it.
     void cancel(const boost::json::value& id);

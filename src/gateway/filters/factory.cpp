@@ -2,6 +2,7 @@
 
 #include "audit_gate.hpp"
 #include "behaviour.hpp"
+#include "param_headers.hpp"
 #include "policy.hpp"
 #include "schema.hpp"
 #include "signing.hpp"
@@ -18,6 +19,7 @@ std::unique_ptr<SessionChains> make_chains(const SessionParts& p) {
     }
     in.push_back(std::make_unique<AuditGateFilter>(std::move(writable)));
     in.push_back(std::make_unique<IntegrityCheck>(c->integrity, p.upstreams, p.lister, p.log_id));
+    in.push_back(std::make_unique<ParamHeaderCheck>(c->param_headers, p.log_id));
     in.push_back(std::make_unique<SchemaCheck>(c->schemas, p.log_id));
     in.push_back(std::make_unique<BehaviourFilter>(p.shared, p.caller, p.log_id, p.baselines));
     in.push_back(std::make_unique<PolicyFilter>(p.shared, p.caller, p.session_id, p.upstreams,
@@ -29,6 +31,7 @@ std::unique_ptr<SessionChains> make_chains(const SessionParts& p) {
     std::vector<std::unique_ptr<ListFilter>> out;
     out.push_back(std::make_unique<IntegrityReview>(c->integrity, p.shared.guard, p.upstreams));
     out.push_back(std::make_unique<Namespacing>(p.upstreams, p.routes, p.log_id));
+    out.push_back(std::make_unique<ParamHeaderLearning>(c->param_headers, p.log_id));
     out.push_back(std::make_unique<SchemaLearning>(c->schemas));
     out.push_back(std::make_unique<Visibility>(p.shared, p.caller, p.upstreams));
     out.push_back(std::make_unique<Signing>(p.shared.guard));

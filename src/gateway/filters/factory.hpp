@@ -14,6 +14,7 @@
 #include "forward.hpp"
 #include "integrity.hpp"
 #include "namespacing.hpp"
+#include "param_headers.hpp"
 #include "pqmcp/policy/schema.hpp"
 #include "route.hpp"
 
@@ -42,6 +43,7 @@ struct SessionParts {
 struct SessionChains {
     IntegrityState integrity;
     policy::SchemaCache schemas;
+    ParamHeaderBook param_headers;
     std::unique_ptr<RequestChain> requests;
     std::unique_ptr<ListChain> lists;
 };
