@@ -24,7 +24,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libhiredis-dev libpq-dev redis-server postgresql haproxy libjemalloc-dev
   chromium
-  clang-format clang-tidy python3
+  clang-format clang-tidy python3 curl
 )
 
 log() { printf 'bootstrap: %s\n' "$*" >&2; }

@@ -92,3 +92,67 @@ test('Node 24: the official SDK straight to serve over X25519MLKEM768 with ML-DS
   assert.equal(call.identity, clientPeer);
   assert.equal(call.identity_name, 'node-agent');
 });
+
+// Debian 12's curl and Python are built against OpenSSL 3.0, whose ABI 3.5
+// keeps: run with the bootstrap's OpenSSL 3.5 libraries first on the library
+// path, they negotiate X25519MLKEM768 and verify ML-DSA, and speak the
+// 2026-07-28 revision (one POST per request, no session) with no SDK at all.
+test('curl and Python on OpenSSL 3.5 straight to serve (2026-07-28, one POST each)', { timeout: 120000 }, async (t) => {
+  const { OPENSSL } = await import('./lib.mjs');
+  assert.ok(OPENSSL, 'PQMCP_OPENSSL_BIN names the bootstrap OpenSSL');
+  const libs = path.join(path.dirname(OPENSSL), '..', 'lib');
+  const env35 = { ...process.env, LD_LIBRARY_PATH: libs };
+  const dir = tempDir(t);
+  const ids = path.join(dir, 'client-id');
+  assert.equal(spawnSync(PQMCP, ['keygen', '--out', ids]).status, 0);
+  const clientPeer = peerIdOf(readFileSync(path.join(ids, 'identity.crt'), 'utf8'));
+  const known = path.join(dir, 'known_peers');
+  assert.equal(spawnSync(PQMCP, ['peers', 'add', '--file', known, clientPeer, 'shell-agent']).status, 0);
+  const gateway = await startGateway(t, ['--demo', '--known-peers', known], { dir });
+  const port = new URL(gateway.url).port;
+  const gw = path.join(dir, 'gateway');
+
+  const version = spawnSync('curl', ['-V'], { encoding: 'utf8', env: env35 });
+  assert.match(version.stdout, /OpenSSL\/3\.[5-9]/, version.stdout);
+  const envelope = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} };
+  const curl = (extra) => spawnSync('curl', ['-sS', '--max-time', '30', '--tlsv1.3', '--curves', 'X25519MLKEM768',
+    '--cacert', path.join(gw, 'identity.crt'), '--cert', path.join(ids, 'identity.crt'), '--key', path.join(ids, 'identity.key'),
+    // (serve's own identity names localhost and its listen address)
+    `https://127.0.0.1:${port}/mcp`,
+    '-H', 'Content-Type: application/json', '-H', 'Accept: application/json, text/event-stream',
+    '-H', 'MCP-Protocol-Version: 2026-07-28', '-H', 'Mcp-Method: tools/call', '-H', 'Mcp-Name: demo__echo',
+    '-d', JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'demo__echo', arguments: { message: 'from curl' }, _meta: envelope } }),
+    ...extra], { encoding: 'utf8', env: env35 });
+  const viaCurl = curl([]);
+  assert.equal(viaCurl.status, 0, viaCurl.stderr);
+  assert.equal(JSON.parse(viaCurl.stdout).result.content[0].text, 'from curl');
+  // Classical only: refused by the gateway (no silent fallback).
+  const classical = curl(['--curves', 'X25519']);
+  assert.notEqual(classical.status, 0, classical.stdout);
+
+  const script = path.join(path.dirname(new URL(import.meta.url).pathname), 'direct_client.py');
+  const python = '/usr/bin/python3';
+  const viaPython = spawnSync(python, [script, port, gw, ids, 'from python'], { encoding: 'utf8', env: env35 });
+  assert.equal(viaPython.status, 0, viaPython.stderr);
+  const out = JSON.parse(viaPython.stdout);
+  assert.match(out.openssl, /^OpenSSL 3\.[5-9]/);
+  assert.equal(out.status, 200);
+  assert.equal(out.version, 'TLSv1.3');
+  assert.equal(out.body.result.content[0].text, 'from python');
+  // The same Python on Debian's OpenSSL 3.0 cannot even read the ML-DSA certificate.
+  const old = spawnSync(python, [script, port, gw, ids, 'x'], { encoding: 'utf8', env: { ...process.env, LD_LIBRARY_PATH: '' } });
+  assert.notEqual(old.status, 0);
+
+  await gateway.stop();
+  const db = path.join(gw, 'audit.db');
+  const calls = auditRecords(db, 'request').filter((r) => r.method === 'tools/call');
+  assert.equal(calls.length, 2, JSON.stringify(calls));
+  assert.ok(calls.every((c) => c.identity === clientPeer), JSON.stringify(calls));
+  const connections = auditRecords(db, 'connection').filter((r) => r.result === 'ok');
+  assert.equal(connections.length, 2, JSON.stringify(connections));
+  for (const c of connections) {
+    assert.equal(c.group, 'X25519MLKEM768');
+    assert.equal(c.peer_id, clientPeer);
+    assert.equal(c.peer_verified, true);
+  }
+});
