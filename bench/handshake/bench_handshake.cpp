@@ -92,6 +92,7 @@ struct Setup {
     const char* client_groups = nullptr;   // narrow the client's groups
     const char* client_sigalgs = nullptr;  // narrow the client's signature algorithms
     bool plain_openssl = false;            // baseline contexts, see plain_context
+    bool x509 = false;  // certificates even between pinned peers (no RFC 7250 raw public keys)
 };
 
 struct Fixture {
@@ -166,6 +167,8 @@ Fixture make_fixture(const Setup& s) {
     tls::ContextOptions co;
     co.profile = s.profile;
     co.verify.pinned = {f.server_id->id};
+    so.verify.raw_public_keys = !s.x509;
+    co.verify.raw_public_keys = !s.x509;
     if (s.browser_certificate) {
         f.browser_id = std::make_unique<identity::Identity>(make_identity(SigAlg::ecdsa_p256));
         so.browser_certificate = {f.browser_id->certificate.get(), f.browser_id->key.get()};
@@ -305,6 +308,10 @@ int main(int argc, char** argv) {
     benchmark::Initialize(&argc, argv);
     const std::vector<Setup> setups{
         {"pq-hybrid/X25519MLKEM768+ML-DSA-65", tls::ProfileId::pq_hybrid, SigAlg::ml_dsa_65},
+        {.name = "pq-hybrid/X25519MLKEM768+ML-DSA-65/x509",
+         .profile = tls::ProfileId::pq_hybrid,
+         .server_alg = SigAlg::ml_dsa_65,
+         .x509 = true},
         {.name = "openssl/X25519MLKEM768+ML-DSA-65",
          .profile = tls::ProfileId::pq_hybrid,
          .server_alg = SigAlg::ml_dsa_65,
@@ -320,6 +327,11 @@ int main(int argc, char** argv) {
          false, false, nullptr, "ecdsa_secp256r1_sha256"},
         {"pq-hybrid/X25519MLKEM768+ML-DSA-65/mutual", tls::ProfileId::pq_hybrid, SigAlg::ml_dsa_65,
          false, true},
+        {.name = "pq-hybrid/X25519MLKEM768+ML-DSA-65/mutual/x509",
+         .profile = tls::ProfileId::pq_hybrid,
+         .server_alg = SigAlg::ml_dsa_65,
+         .mutual = true,
+         .x509 = true},
         {.name = "openssl/X25519MLKEM768+ML-DSA-65/mutual",
          .profile = tls::ProfileId::pq_hybrid,
          .server_alg = SigAlg::ml_dsa_65,

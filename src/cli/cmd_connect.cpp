@@ -365,8 +365,9 @@ int run_connect(ConnectArgs a) {
         gateway_id = info.peer_id;
         if (!announced) {
             announced = true;
-            spdlog::info("connected to {}: {} {} {}, gateway {}", a.url, info.protocol, info.group,
-                         info.peer_signature, info.peer_id ? info.peer_id->str() : "?");
+            spdlog::info("connected to {}: {} {} {}, gateway {} ({})", a.url, info.protocol,
+                         info.group, info.peer_signature, info.peer_id ? info.peer_id->str() : "?",
+                         info.certificate_type);
         }
     };
     transport::McpHttpClient client(io.get_executor(), http, std::move(callbacks));

@@ -53,6 +53,9 @@ void log_handshake(const std::string& remote, const Result<tls::HandshakeInfo>& 
             peer += " (" + *h.peer_name + ")";
         }
     }
+    if (h.certificate_type == "raw_public_key") {
+        peer += ", raw public key";
+    }
     spdlog::info("TLS from {}: {} {} {}, {}{}", remote, h.protocol, h.group, h.cipher, peer,
                  h.resumed ? ", resumed" : "");
 }

@@ -138,6 +138,7 @@ void Recorder::handshake(const std::string& remote, const Result<tls::HandshakeI
     record["own_signature"] = h.own_signature;
     record["peer_signature"] = h.peer_signature;
     record["peer_certificate_key"] = h.peer_certificate_key;
+    record["certificate_type"] = h.certificate_type;
     record["peer_id"] = h.peer_id ? json::value(h.peer_id->str()) : json::value(nullptr);
     record["peer_name"] = optional_string(h.peer_name);
     record["peer_verified"] = h.peer_verified;

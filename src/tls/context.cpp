@@ -1,6 +1,7 @@
 #include "pqmcp/tls/context.hpp"
 
 #include <algorithm>
+#include <array>
 #include <memory>
 #include <string>
 
@@ -207,6 +208,28 @@ Result<crypto::SslCtxPtr> make_context(const ContextOptions& options, Role role)
         mode = SSL_VERIFY_PEER;
     }
     SSL_CTX_set_verify(ctx.get(), mode, nullptr);
+    // RFC 7250: "server_certificate_type" and "client_certificate_type",
+    // raw public key first, X.509 as the fallback. A peer identified by key
+    // (pqmcp pins by the hash of the public key) needs nothing else, and the
+    // certificate's wrapper and self-signature (3.3 KB of ML-DSA-65) stay off
+    // the wire.
+    static constexpr std::array<unsigned char, 2> k_rpk_first{TLSEXT_cert_type_rpk,
+                                                              TLSEXT_cert_type_x509};
+    const bool by_key = verify.ca_file.empty();
+    if (verify.raw_public_keys) {
+        // Server: willing to send its bare key to a client that asks (only one
+        // that pins it does). Client: asks for it when it trusts by key.
+        if ((server || by_key) &&
+            SSL_CTX_set1_server_cert_type(ctx.get(), k_rpk_first.data(), k_rpk_first.size()) != 1) {
+            return openssl_failure("server certificate types");
+        }
+        // Server: takes a client's bare key when it trusts clients by key.
+        // Client: offers its bare key (a server that wants X.509 says so).
+        if (by_key && (!server || mode != SSL_VERIFY_NONE) &&
+            SSL_CTX_set1_client_cert_type(ctx.get(), k_rpk_first.data(), k_rpk_first.size()) != 1) {
+            return openssl_failure("client certificate types");
+        }
+    }
     // Idle connections (keep-alive, quiet SSE streams) give their record
     // buffers back; a gateway holds thousands of them.
     SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);

@@ -83,9 +83,18 @@ HandshakeInfo handshake_info(const SSL* ssl) {
     if (SSL_get0_signature_name(s, &sig) == 1 && sig != nullptr) {
         info.own_signature = sig;
     }
-    if (X509* cert = SSL_get0_peer_certificate(ssl)) {
-        info.peer_certificate_key = describe_key(X509_get0_pubkey(cert));
-        if (auto id = identity::PeerId::of_certificate(cert)) {
+    X509* cert = SSL_get0_peer_certificate(ssl);
+    EVP_PKEY* rpk = cert == nullptr ? SSL_get0_peer_rpk(ssl) : nullptr;
+    const bool we_serve = SSL_is_server(s) == 1;
+    const int type = we_serve ? SSL_get_negotiated_client_cert_type(ssl)
+                              : SSL_get_negotiated_server_cert_type(ssl);
+    if (cert != nullptr || rpk != nullptr) {
+        info.certificate_type = type == TLSEXT_cert_type_rpk ? "raw_public_key" : "x509";
+    }
+    if (cert != nullptr || rpk != nullptr) {
+        const EVP_PKEY* key = cert != nullptr ? X509_get0_pubkey(cert) : rpk;
+        info.peer_certificate_key = describe_key(key);
+        if (auto id = identity::PeerId::of_key(key)) {
             info.peer_id = std::move(*id);
             if (const auto* state = detail::context_state(SSL_get_SSL_CTX(ssl))) {
                 const std::string& peer = info.peer_id->str();
@@ -120,6 +129,7 @@ std::string HandshakeInfo::to_json() const {
     o["peer_signature"] = peer_signature;
     o["own_signature"] = own_signature;
     o["peer_certificate_key"] = peer_certificate_key;
+    o["certificate_type"] = certificate_type;
     o["peer_id"] = peer_id ? boost::json::value(peer_id->str()) : boost::json::value(nullptr);
     o["peer_name"] = peer_name ? boost::json::value(*peer_name) : boost::json::value(nullptr);
     o["peer_verified"] = peer_verified;

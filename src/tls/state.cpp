@@ -109,10 +109,14 @@ int cert_verify_callback(X509_STORE_CTX* store, void* /*arg*/) {
         return reject(X509_V_ERR_APPLICATION_VERIFICATION, "context has no verification policy");
     }
     X509* leaf = X509_STORE_CTX_get0_cert(store);
-    if (leaf == nullptr) {
+    // RFC 7250: a raw public key instead of a certificate; it is trusted by
+    // its key alone (pins, known_peers, or any key), never by a CA.
+    EVP_PKEY* rpk = leaf == nullptr ? X509_STORE_CTX_get0_rpk(store) : nullptr;
+    if (leaf == nullptr && rpk == nullptr) {
         return reject(X509_V_ERR_APPLICATION_VERIFICATION, "peer sent no certificate");
     }
-    auto id = identity::PeerId::of_certificate(leaf);
+    auto id =
+        leaf != nullptr ? identity::PeerId::of_certificate(leaf) : identity::PeerId::of_key(rpk);
     if (!id) {
         return reject(X509_V_ERR_CERT_REJECTED,
                       "peer certificate key is not usable as an identity: " + id.error().message());
@@ -130,7 +134,7 @@ int cert_verify_callback(X509_STORE_CTX* store, void* /*arg*/) {
         X509_STORE_CTX_set_error(store, X509_V_OK);
         return 1;
     };
-    if (state->policy.has_ca) {
+    if (state->policy.has_ca && rpk == nullptr) {
         if (X509_verify_cert(store) == 1) {
             if (conn != nullptr) {
                 conn->ca_verified = true;

@@ -110,6 +110,10 @@ test('Chromium opens the dashboard over X25519MLKEM768 + ML-DSA-65 and sees the 
   // And the MCP client's, with its identity.
   const identified = exportRecords(db, 'connection').filter((r) => r.peer_id === clientId);
   assert.ok(identified.length > 0);
+  // pqmcp connect pins the gateway: raw public keys both ways (RFC 7250);
+  // the browser gets a certificate.
+  assert.ok(identified.every((r) => r.certificate_type === 'raw_public_key'), JSON.stringify(identified));
+  assert.ok(browser.every((r) => r.certificate_type === ''), JSON.stringify(browser));
 });
 
 // --browser-cert: a TLS client that cannot verify ML-DSA (OpenSSL 3.5's

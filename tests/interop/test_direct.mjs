@@ -86,6 +86,7 @@ test('Node 24: the official SDK straight to serve over X25519MLKEM768 with ML-DS
     assert.equal(c.group, 'X25519MLKEM768');
     assert.equal(c.peer_id, clientPeer);
     assert.equal(c.peer_verified, true);
+    assert.equal(c.certificate_type, 'x509', 'Node offers no raw public keys');
   }
   assert.ok(auditRecords(db, 'connection').some((r) => r.result === 'failed'), 'the classical client is recorded as failed');
   const call = auditRecords(db, 'request').find((r) => r.target === 'demo__echo');

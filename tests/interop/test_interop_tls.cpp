@@ -158,6 +158,74 @@ TEST_F(SClient, MutualTlsWithOpensslMadeMlDsaCertificate) {
     EXPECT_EQ(events[0].result->peer_certificate_key, "ML-DSA-65");
 }
 
+// RFC 7250 both ways: s_client asks for the server's raw public key and
+// sends its own; pqmcp identifies it by the key alone (pinned), and the
+// handshake is smaller by a certificate each way.
+TEST_F(SClient, RawPublicKeysBothWays) {
+    const fs::path client_dir = dir_.path() / "client";
+    fs::create_directories(client_dir);
+    openssl_keypair(client_dir, "mldsa65", "s_client");
+    auto client_id = identity::peer_id_of_path(client_dir / "cert.pem");
+    ASSERT_TRUE(client_id.has_value()) << client_id.error().message();
+    auto ctx = server_context(*client_id);
+    test::EchoServer server(ctx.get());
+    const auto run = [&](std::vector<std::string> extra) {
+        auto args = s_client(server.port(), "X25519MLKEM768");
+        // s_client has no way to trust a bare key: it reports and goes on.
+        args.pop_back();  // -verify_return_error
+        args.insert(args.end(), {"-cert", (client_dir / "cert.pem").string(), "-key",
+                                 (client_dir / "key.pem").string()});
+        args.insert(args.end(), extra.begin(), extra.end());
+        ChildProcess client(args);
+        EXPECT_TRUE(client.wait_for_text("Verify return code", k_timeout)) << client.output();
+        client.close_stdin();
+        (void)client.wait(k_timeout);
+        return client.output();
+    };
+    const std::string rpk = run({"-enable_server_rpk", "-enable_client_rpk"});
+    EXPECT_NE(rpk.find("Server-to-client raw public key negotiated"), std::string::npos) << rpk;
+    EXPECT_NE(rpk.find("Client-to-server raw public key negotiated"), std::string::npos) << rpk;
+    EXPECT_NE(rpk.find("Negotiated TLS1.3 group: X25519MLKEM768"), std::string::npos) << rpk;
+    const std::string x509 = run({});
+    EXPECT_EQ(x509.find("raw public key negotiated"), std::string::npos) << x509;
+
+    const auto events = server.wait_for_events(2);
+    ASSERT_EQ(events.size(), 2U);
+    ASSERT_TRUE(events[0].result.has_value()) << events[0].result.error().message();
+    ASSERT_TRUE(events[1].result.has_value()) << events[1].result.error().message();
+    EXPECT_EQ(events[0].result->certificate_type, "raw_public_key");
+    EXPECT_EQ(events[0].result->peer_id, *client_id);
+    EXPECT_EQ(events[0].result->peer_certificate_key, "ML-DSA-65");
+    EXPECT_TRUE(events[0].result->peer_verified);
+    EXPECT_EQ(events[1].result->certificate_type, "x509");
+    EXPECT_EQ(events[1].result->peer_id, *client_id);
+    // Without the two certificates (their wrapping and self-signatures) on the wire.
+    EXPECT_LT(events[0].result->bytes_sent + events[0].result->bytes_received + 6'000,
+              events[1].result->bytes_sent + events[1].result->bytes_received);
+}
+
+// A raw public key that is not pinned is refused like a certificate.
+TEST_F(SClient, UnpinnedRawPublicKeyIsRefused) {
+    const fs::path client_dir = dir_.path() / "client";
+    fs::create_directories(client_dir);
+    openssl_keypair(client_dir, "mldsa65", "s_client");
+    auto ctx = server_context(server_id_.id);  // pins someone else
+    test::EchoServer server(ctx.get());
+    auto args = s_client(server.port(), "X25519MLKEM768");
+    args.pop_back();
+    args.insert(args.end(),
+                {"-cert", (client_dir / "cert.pem").string(), "-key",
+                 (client_dir / "key.pem").string(), "-enable_server_rpk", "-enable_client_rpk"});
+    ChildProcess client(args);
+    client.close_stdin();
+    (void)client.wait(k_timeout);
+    const auto events = server.wait_for_events(1);
+    ASSERT_EQ(events.size(), 1U);
+    ASSERT_FALSE(events[0].result.has_value());
+    EXPECT_NE(events[0].result.error().message().find("is not pinned"), std::string::npos)
+        << events[0].result.error().message();
+}
+
 // s_client offering only X25519 is refused with a handshake_failure alert.
 TEST_F(SClient, ClassicalOnlyClientIsRefused) {
     auto ctx = server_context(std::nullopt);
@@ -248,6 +316,37 @@ TEST_F(SServer, X25519OnlyIsClassical) {
     EXPECT_TRUE(report->accepts_classical);
     EXPECT_EQ(report->verdict, Verdict::classical);
     EXPECT_NE(report->to_json().find(R"("verdict":"classical")"), std::string::npos);
+}
+
+// pqmcp as the client of s_server -enable_server_rpk: it asks for the bare
+// key, pins it by its peer id, and is refused for a wrong pin.
+TEST_F(SServer, PinnedServerRawPublicKey) {
+    openssl_keypair(dir_.path(), "mldsa65", "localhost");
+    auto server_id = identity::peer_id_of_path(dir_.path() / "cert.pem");
+    ASSERT_TRUE(server_id.has_value()) << server_id.error().message();
+    auto args = s_server("X25519MLKEM768");
+    args.emplace_back("-enable_server_rpk");
+    ChildProcess server(args);
+    const std::uint16_t port = start(server);
+    ASSERT_NE(port, 0) << server.output();
+    const auto connect = [&](const identity::PeerId& pin) {
+        ContextOptions o;
+        o.verify.pinned = {pin};
+        auto ctx = make_client_context(o);
+        EXPECT_TRUE(ctx.has_value()) << ctx.error().message();
+        ClientOptions c;
+        c.timeout = std::chrono::milliseconds{10'000};
+        return connect_once(ctx->get(), "127.0.0.1", port, c);
+    };
+    auto ok = connect(*server_id);
+    ASSERT_TRUE(ok.has_value()) << ok.error().message();
+    EXPECT_EQ(ok->info.certificate_type, "raw_public_key");
+    EXPECT_EQ(ok->info.peer_id, *server_id);
+    EXPECT_EQ(ok->info.group, "X25519MLKEM768");
+    const identity::Identity other = test::make_identity(SigAlg::ml_dsa_65);
+    auto refused = connect(other.id);
+    ASSERT_FALSE(refused.has_value());
+    EXPECT_EQ(refused.error().code, Errc::peer_rejected) << refused.error().message();
 }
 
 // The certificate key type is reported whatever the key exchange.

@@ -58,6 +58,13 @@ struct PeerVerification {
     // carry; required for a client (make_client_context fails without it);
     // ignored for pinned and known peers, which are identified by key.
     std::string ca_host;
+    // RFC 7250 raw public keys where trust is by key: a client that trusts the
+    // server by pin or known_peers (no CA file) asks for the server's bare
+    // public key instead of its certificate, and offers its own; a server
+    // sends its bare key to a client that asks, and takes one from a client
+    // when it trusts clients by key (pins, known_peers or any key; no CA
+    // file). Everyone else (CA trust, browsers, other stacks) gets X.509.
+    bool raw_public_keys = true;
 };
 
 using TicketClock = std::function<std::chrono::steady_clock::time_point()>;

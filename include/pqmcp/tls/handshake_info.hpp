@@ -18,6 +18,8 @@ struct HandshakeInfo {
     std::string peer_signature;        // IANA scheme the peer signed with: "mldsa65" ("" if none)
     std::string own_signature;         // scheme we signed with ("" if we did not sign)
     std::string peer_certificate_key;  // "ML-DSA-65", "EC P-256", "RSA-3072", "Ed25519"
+    // How the peer presented its key: "x509", "raw_public_key" (RFC 7250), "" (not at all).
+    std::string certificate_type;
     std::optional<identity::PeerId> peer_id;  // of the peer certificate, if it sent one
     std::optional<std::string> peer_name;     // from known_peers, if listed there
     // The peer's id is pinned, in known_peers or CA-verified. False for a
@@ -33,7 +35,7 @@ struct HandshakeInfo {
     std::uint64_t bytes_received = 0;
 
     // {"protocol":..,"cipher":..,"group":..,"peer_signature":..,"own_signature":..,
-    //  "peer_certificate_key":..,"peer_id":..|null,"peer_name":..|null,"peer_verified":..,"resumed":..,
+    //  "peer_certificate_key":..,"certificate_type":..,"peer_id":..|null,"peer_name":..|null,"peer_verified":..,"resumed":..,
     //  "quantum_safe_group":..,"bytes_sent":..,"bytes_received":..}
     [[nodiscard]] std::string to_json() const;
 };
