@@ -84,15 +84,12 @@ HandshakeInfo handshake_info(const SSL* ssl) {
         info.own_signature = sig;
     }
     X509* cert = SSL_get0_peer_certificate(ssl);
-    EVP_PKEY* rpk = cert == nullptr ? SSL_get0_peer_rpk(ssl) : nullptr;
-    const bool we_serve = SSL_is_server(s) == 1;
-    const int type = we_serve ? SSL_get_negotiated_client_cert_type(ssl)
-                              : SSL_get_negotiated_server_cert_type(ssl);
-    if (cert != nullptr || rpk != nullptr) {
+    const EVP_PKEY* key = cert != nullptr ? X509_get0_pubkey(cert) : SSL_get0_peer_rpk(ssl);
+    if (key != nullptr) {
+        // The peer's certificate type: the one it sent, negotiated (RFC 7250).
+        const int type = SSL_is_server(s) == 1 ? SSL_get_negotiated_client_cert_type(ssl)
+                                               : SSL_get_negotiated_server_cert_type(ssl);
         info.certificate_type = type == TLSEXT_cert_type_rpk ? "raw_public_key" : "x509";
-    }
-    if (cert != nullptr || rpk != nullptr) {
-        const EVP_PKEY* key = cert != nullptr ? X509_get0_pubkey(cert) : rpk;
         info.peer_certificate_key = describe_key(key);
         if (auto id = identity::PeerId::of_key(key)) {
             info.peer_id = std::move(*id);

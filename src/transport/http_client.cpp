@@ -149,7 +149,7 @@ void McpHttpClient::Impl::deliver(json::value&& value, const json::value* reques
         return;
     }
     mcp::Message& m = *item;
-    if (stateless && m.method == "notifications/subscriptions/acknowledged") {
+    if (stateless && m.method == mcp::method::subscriptions_acknowledged) {
         spdlog::debug("{}: subscriptions/listen acknowledged: {}", options.url.str(),
                       mcp::serialize(m.body));
         return;
@@ -169,8 +169,8 @@ void McpHttpClient::Impl::deliver(json::value&& value, const json::value* reques
             if (stateless_input_required(m)) {
                 return;
             }
-            if (const auto sent = stateless_sent.find(mcp::id_text(m.id));
-                sent != stateless_sent.end()) {
+            const std::string key = mcp::id_text(m.id);
+            if (const auto sent = stateless_sent.find(key); sent != stateless_sent.end()) {
                 if (method_of(sent->second) == mcp::method::tools_list) {
                     if (auto* r = m.body.if_contains("result"); r != nullptr && r->is_object()) {
                         learn_param_headers(r->as_object());
@@ -178,9 +178,7 @@ void McpHttpClient::Impl::deliver(json::value&& value, const json::value* reques
                 }
                 stateless_sent.erase(sent);
             }
-            if (!forwarded.empty()) {
-                forwarded.erase(mcp::id_text(m.id));
-            }
+            forwarded.erase(key);
             // The revision's own fields mean nothing to a caller of the older ones.
             if (auto* r = m.body.if_contains("result"); r != nullptr && r->is_object()) {
                 r->as_object().erase("resultType");

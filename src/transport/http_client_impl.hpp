@@ -274,6 +274,7 @@ struct McpHttpClient::Impl : std::enable_shared_from_this<McpHttpClient::Impl> {
     // server's discovered capabilities offer), and its request.
     [[nodiscard]] json::object listen_filter() const;
     std::set<std::string> listen_uris;  // resources subscribed to (resourceSubscriptions)
+    std::string listen_id;              // the open subscriptions/listen request's (internal)
     // resources/subscribe or unsubscribe of a 2026-07-28 server: the set
     // changes, the listen stream is reopened with it, and the request answered.
     void resubscribe(const json::object& message);

@@ -505,7 +505,11 @@ http::request<http::string_body> McpHttpClient::Impl::listen_request() {
     // notification types asked for, after an acknowledgement (dropped in
     // deliver()). Its id is internal: its end is nobody's answer.
     const std::string id = "pqmcp-listen-" + std::to_string(listen_generation);
-    internal_ids.insert(id);
+    if (listen_id != id) {
+        internal_ids.erase(listen_id);  // the previous generation's stream is over
+        listen_id = id;
+        internal_ids.insert(id);
+    }
     json::object message =
         mcp::make_request(json::value(json::string(id)), mcp::method::subscriptions_listen,
                           json::object{{"notifications", listen_filter()}});

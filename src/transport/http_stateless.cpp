@@ -609,7 +609,7 @@ void Session::stateless_listen(const mcp::Message& message, StreamId stream) {
     // Then the stream stays open (its request is answered only when it ends).
     push(it->second,
          mcp::serialize(mcp::make_notification(
-             "notifications/subscriptions/acknowledged",
+             mcp::method::subscriptions_acknowledged,
              json::object{{"notifications", std::move(accepted)},
                           {"_meta", json::object{{k_subscription_id, message.id}}}})),
          false);

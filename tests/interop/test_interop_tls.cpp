@@ -76,6 +76,27 @@ class SClient : public ::testing::Test {
         return ctx ? std::move(*ctx) : nullptr;
     }
 
+    // An ML-DSA-65 key pair made by the openssl CLI for s_client (client/cert.pem,
+    // client/key.pem) and the peer id pqmcp computes for it.
+    fs::path client_dir_ = dir_.path() / "client";
+    identity::PeerId openssl_client() {
+        fs::create_directories(client_dir_);
+        openssl_keypair(client_dir_, "mldsa65", "s_client");
+        auto id = identity::peer_id_of_path(client_dir_ / "cert.pem");
+        EXPECT_TRUE(id.has_value()) << id.error().message();
+        return id ? *id : server_id_.id;
+    }
+    // s_client's arguments with that key pair as its identity.
+    std::vector<std::string> s_client_with_key(std::uint16_t port, bool verify = true) {
+        auto args = s_client(port, "X25519MLKEM768");
+        if (!verify) {
+            args.pop_back();  // -verify_return_error: s_client cannot trust a bare key
+        }
+        args.insert(args.end(), {"-cert", (client_dir_ / "cert.pem").string(), "-key",
+                                 (client_dir_ / "key.pem").string()});
+        return args;
+    }
+
     std::vector<std::string> s_client(std::uint16_t port, const std::string& groups) {
         return {k_openssl,
                 "s_client",
@@ -126,18 +147,11 @@ TEST_F(SClient, NegotiatesX25519MLKEM768AndVerifiesMlDsa65) {
 // Mutual TLS with a client certificate made by the openssl CLI: the server
 // pins its peer id (computed by pqmcp from the same certificate).
 TEST_F(SClient, MutualTlsWithOpensslMadeMlDsaCertificate) {
-    const fs::path client_dir = dir_.path() / "client";
-    fs::create_directories(client_dir);
-    openssl_keypair(client_dir, "mldsa65", "s_client");
-    auto client_id = identity::peer_id_of_path(client_dir / "cert.pem");
-    ASSERT_TRUE(client_id.has_value()) << client_id.error().message();
+    const auto client_id = openssl_client();
 
-    auto ctx = server_context(*client_id);
+    auto ctx = server_context(client_id);
     test::EchoServer server(ctx.get());
-    auto args = s_client(server.port(), "X25519MLKEM768");
-    args.insert(args.end(), {"-cert", (client_dir / "cert.pem").string(), "-key",
-                             (client_dir / "key.pem").string()});
-    ChildProcess client(args);
+    ChildProcess client(s_client_with_key(server.port()));
     ASSERT_TRUE(client.wait_for_text("Verify return code", k_timeout)) << client.output();
     ASSERT_TRUE(client.write_stdin("mutual\n"));
     EXPECT_TRUE(client.wait_for_output(
@@ -153,7 +167,7 @@ TEST_F(SClient, MutualTlsWithOpensslMadeMlDsaCertificate) {
     const auto events = server.wait_for_events(1);
     ASSERT_EQ(events.size(), 1U);
     ASSERT_TRUE(events[0].result.has_value()) << events[0].result.error().message();
-    EXPECT_EQ(events[0].result->peer_id, *client_id);
+    EXPECT_EQ(events[0].result->peer_id, client_id);
     EXPECT_EQ(events[0].result->peer_signature, "mldsa65");
     EXPECT_EQ(events[0].result->peer_certificate_key, "ML-DSA-65");
 }
@@ -162,19 +176,11 @@ TEST_F(SClient, MutualTlsWithOpensslMadeMlDsaCertificate) {
 // sends its own; pqmcp identifies it by the key alone (pinned), and the
 // handshake is smaller by a certificate each way.
 TEST_F(SClient, RawPublicKeysBothWays) {
-    const fs::path client_dir = dir_.path() / "client";
-    fs::create_directories(client_dir);
-    openssl_keypair(client_dir, "mldsa65", "s_client");
-    auto client_id = identity::peer_id_of_path(client_dir / "cert.pem");
-    ASSERT_TRUE(client_id.has_value()) << client_id.error().message();
-    auto ctx = server_context(*client_id);
+    const auto client_id = openssl_client();
+    auto ctx = server_context(client_id);
     test::EchoServer server(ctx.get());
     const auto run = [&](std::vector<std::string> extra) {
-        auto args = s_client(server.port(), "X25519MLKEM768");
-        // s_client has no way to trust a bare key: it reports and goes on.
-        args.pop_back();  // -verify_return_error
-        args.insert(args.end(), {"-cert", (client_dir / "cert.pem").string(), "-key",
-                                 (client_dir / "key.pem").string()});
+        auto args = s_client_with_key(server.port(), false);
         args.insert(args.end(), extra.begin(), extra.end());
         ChildProcess client(args);
         EXPECT_TRUE(client.wait_for_text("Verify return code", k_timeout)) << client.output();
@@ -194,11 +200,11 @@ TEST_F(SClient, RawPublicKeysBothWays) {
     ASSERT_TRUE(events[0].result.has_value()) << events[0].result.error().message();
     ASSERT_TRUE(events[1].result.has_value()) << events[1].result.error().message();
     EXPECT_EQ(events[0].result->certificate_type, "raw_public_key");
-    EXPECT_EQ(events[0].result->peer_id, *client_id);
+    EXPECT_EQ(events[0].result->peer_id, client_id);
     EXPECT_EQ(events[0].result->peer_certificate_key, "ML-DSA-65");
     EXPECT_TRUE(events[0].result->peer_verified);
     EXPECT_EQ(events[1].result->certificate_type, "x509");
-    EXPECT_EQ(events[1].result->peer_id, *client_id);
+    EXPECT_EQ(events[1].result->peer_id, client_id);
     // Without the two certificates (their wrapping and self-signatures) on the wire.
     EXPECT_LT(events[0].result->bytes_sent + events[0].result->bytes_received + 6'000,
               events[1].result->bytes_sent + events[1].result->bytes_received);
@@ -206,16 +212,11 @@ TEST_F(SClient, RawPublicKeysBothWays) {
 
 // A raw public key that is not pinned is refused like a certificate.
 TEST_F(SClient, UnpinnedRawPublicKeyIsRefused) {
-    const fs::path client_dir = dir_.path() / "client";
-    fs::create_directories(client_dir);
-    openssl_keypair(client_dir, "mldsa65", "s_client");
+    (void)openssl_client();
     auto ctx = server_context(server_id_.id);  // pins someone else
     test::EchoServer server(ctx.get());
-    auto args = s_client(server.port(), "X25519MLKEM768");
-    args.pop_back();
-    args.insert(args.end(),
-                {"-cert", (client_dir / "cert.pem").string(), "-key",
-                 (client_dir / "key.pem").string(), "-enable_server_rpk", "-enable_client_rpk"});
+    auto args = s_client_with_key(server.port(), false);
+    args.insert(args.end(), {"-enable_server_rpk", "-enable_client_rpk"});
     ChildProcess client(args);
     client.close_stdin();
     (void)client.wait(k_timeout);

@@ -447,14 +447,20 @@ async function v2Server(t) {
   return { url: `http://127.0.0.1:${server.address().port}/mcp`, seen, addTool, editNote };
 }
 
+// A v2 SDK server, and a gateway in front of it speaking `protocol` to it;
+// fetch() for a new client identity pinned to the gateway.
+async function gatewayBeforeV2(t, protocol = V) {
+  const upstream = await v2Server(t);
+  const dir = tempDir(t);
+  const config = path.join(dir, 'gw.yaml');
+  writeFileSync(config, ['upstreams:', '  - name: v2', `    url: ${upstream.url}`, `    protocol: ${protocol}`, ''].join('\n'));
+  const gateway = await startGateway(t, ['--config', config], { dir });
+  return { upstream, gateway, fetchVia: fetchFor(t, dir, gateway, newIdentity(dir)) };
+}
+
 for (const protocol of ['2026-07-28', 'auto']) {
   test(`a 2025-11-25 client in front of a 2026-07-28 upstream (protocol: ${protocol})`, { timeout: 120000 }, async (t) => {
-    const upstream = await v2Server(t);
-    const dir = tempDir(t);
-    const config = path.join(dir, 'gw.yaml');
-    writeFileSync(config, ['upstreams:', '  - name: v2', `    url: ${upstream.url}`, `    protocol: ${protocol}`, ''].join('\n'));
-    const gateway = await startGateway(t, ['--config', config], { dir });
-    const fetchVia = fetchFor(t, dir, gateway, newIdentity(dir));
+    const { upstream, gateway, fetchVia } = await gatewayBeforeV2(t, protocol);
     const { ElicitRequestSchema } = await import('@modelcontextprotocol/sdk/types.js');
     const client = new Client({ name: 'v1-sessions', version: '1.0.0' }, { capabilities: { elicitation: {} } });
     client.setRequestHandler(ElicitRequestSchema, () => ({ action: 'accept', content: { name: 'Alice' } }));
@@ -480,12 +486,7 @@ for (const protocol of ['2026-07-28', 'auto']) {
 }
 
 test("a 2026-07-28 upstream's list changes reach a session client (subscriptions/listen upstream)", { timeout: 120000 }, async (t) => {
-  const upstream = await v2Server(t);
-  const dir = tempDir(t);
-  const config = path.join(dir, 'gw.yaml');
-  writeFileSync(config, ['upstreams:', '  - name: v2', `    url: ${upstream.url}`, '    protocol: 2026-07-28', ''].join('\n'));
-  const gateway = await startGateway(t, ['--config', config], { dir });
-  const fetchVia = fetchFor(t, dir, gateway, newIdentity(dir));
+  const { upstream, gateway, fetchVia } = await gatewayBeforeV2(t);
   const client = new Client({ name: 'v1-listens', version: '1.0.0' });
   let changed = 0;
   const { ToolListChangedNotificationSchema } = await import('@modelcontextprotocol/sdk/types.js');
@@ -528,12 +529,8 @@ test("a 2026-07-28 upstream's list changes reach a session client (subscriptions
 });
 
 test('Mcp-Param headers: checked against the arguments, unknown ones passed on', { timeout: 120000 }, async (t) => {
-  const upstream = await v2Server(t);
-  const dir = tempDir(t);
-  const config = path.join(dir, 'gw.yaml');
-  writeFileSync(config, ['upstreams:', '  - name: v2', `    url: ${upstream.url}`, '    protocol: 2026-07-28', ''].join('\n'));
-  const gateway = await startGateway(t, ['--config', config], { dir });
-  const ctx = { gateway, fetchVia: fetchFor(t, dir, gateway, newIdentity(dir)) };
+  const { upstream, gateway, fetchVia } = await gatewayBeforeV2(t);
+  const ctx = { gateway, fetchVia };
   // The mark reaches the client in the gateway's list.
   const list = await post(ctx, { jsonrpc: '2.0', id: 1, method: 'tools/list', params: { _meta: envelope() } });
   const region = list.json.result.tools.find((x) => x.name === 'v2__region');

@@ -63,6 +63,8 @@ inline constexpr std::string_view elicitation_create = "elicitation/create";
 inline constexpr std::string_view roots_list = "roots/list";
 inline constexpr std::string_view server_discover = "server/discover";
 inline constexpr std::string_view subscriptions_listen = "subscriptions/listen";
+inline constexpr std::string_view subscriptions_acknowledged =
+    "notifications/subscriptions/acknowledged";
 
 inline constexpr std::string_view initialized = "notifications/initialized";
 inline constexpr std::string_view cancelled = "notifications/cancelled";
