@@ -5,6 +5,7 @@
 
 #include <openssl/evp.h>
 
+#include "pqmcp/crypto/ossl.hpp"
 #include "pqmcp/crypto/util.hpp"
 
 namespace pqmcp::crypto {
@@ -14,10 +15,7 @@ constexpr std::size_t k_key = 32;
 constexpr std::size_t k_nonce = 12;
 constexpr std::size_t k_tag = 16;
 
-struct CtxFree {
-    void operator()(EVP_CIPHER_CTX* c) const noexcept { EVP_CIPHER_CTX_free(c); }
-};
-using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CtxFree>;
+using CipherCtx = CipherCtxPtr;
 
 int as_int(std::size_t n) {
     return n > static_cast<std::size_t>(std::numeric_limits<int>::max()) ? -1 : static_cast<int>(n);
@@ -78,7 +76,7 @@ Result<std::string> Sealer::seal(ByteView plaintext, ByteView aad) {
 
 Result<Bytes> Sealer::open(std::string_view token, ByteView aad) {
     rotate_if_due();
-    const auto raw = from_base32(token);
+    auto raw = from_base32(token);
     if (!raw || raw->size() < 1 + k_nonce + k_tag) {
         return fail(Errc::invalid_argument, "not a sealed token");
     }
@@ -94,7 +92,7 @@ Result<Bytes> Sealer::open(std::string_view token, ByteView aad) {
     const std::uint8_t* nonce = raw->data() + 1;
     const std::uint8_t* body = nonce + k_nonce;
     const std::size_t length = raw->size() - 1 - k_nonce - k_tag;
-    Bytes tag(body + length, body + length + k_tag);
+    std::uint8_t* tag = raw->data() + 1 + k_nonce + length;  // in place
     Bytes out(length);
     CipherCtx ctx(EVP_CIPHER_CTX_new());
     int n = 0;
@@ -104,8 +102,7 @@ Result<Bytes> Sealer::open(std::string_view token, ByteView aad) {
         (!aad.empty() &&
          EVP_DecryptUpdate(ctx.get(), nullptr, &n, aad.data(), as_int(aad.size())) != 1) ||
         EVP_DecryptUpdate(ctx.get(), out.data(), &n, body, as_int(length)) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, static_cast<int>(k_tag), tag.data()) !=
-            1) {
+        EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, static_cast<int>(k_tag), tag) != 1) {
         return fail(Errc::operation_failed, "AES-256-GCM open failed");
     }
     if (EVP_DecryptFinal_ex(ctx.get(), out.data() + n, &tail) != 1) {

@@ -2,7 +2,7 @@
 // shares, and the in-process MCP server each session talks to.
 #include "openapi_upstream.hpp"
 
-#include <openssl/evp.h>
+#include "pqmcp/crypto/util.hpp"
 
 #include <cstdlib>
 #include <fstream>
@@ -37,15 +37,6 @@ std::string encode_query(std::string_view s) {
             out += k_hex[u & 0x0FU];
         }
     }
-    return out;
-}
-
-std::string base64(std::string_view data) {
-    std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
-    const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                  reinterpret_cast<const unsigned char*>(data.data()),
-                                  static_cast<int>(data.size()));
-    out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
     return out;
 }
 
@@ -284,8 +275,8 @@ void OpenApiService::authorize(transport::RestRequest& request) const {
         if (a.type == "bearer") {
             request.headers.emplace_back("Authorization", "Bearer " + secret);
         } else if (a.type == "basic") {
-            request.headers.emplace_back("Authorization",
-                                         "Basic " + base64(a.username + ":" + secret));
+            request.headers.emplace_back(
+                "Authorization", "Basic " + crypto::to_base64(as_bytes(a.username + ":" + secret)));
         } else if (a.in == "header") {
             request.headers.emplace_back(a.name, secret);
         } else if (a.in == "query") {

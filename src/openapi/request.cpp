@@ -1,14 +1,14 @@
 // A tools/call as the API's HTTP request (OpenAPI's parameter serialization
 // styles, RFC 3986 percent-encoding, JSON, form and text bodies), and the
 // API's answer as the tool's result.
-#include <openssl/evp.h>
-
 #include <algorithm>
 
 #include <fmt/format.h>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "pqmcp/core/bytes.hpp"
+#include "pqmcp/crypto/util.hpp"
 #include "pqmcp/openapi/openapi.hpp"
 
 namespace pqmcp::openapi {
@@ -267,15 +267,6 @@ std::string form_body(const json::value& v, std::string_view what) {
     return out;
 }
 
-std::string base64(std::string_view data) {
-    std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
-    const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                  reinterpret_cast<const unsigned char*>(data.data()),
-                                  static_cast<int>(data.size()));
-    out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
-    return out;
-}
-
 // At most `max` bytes of `s`, cut at a UTF-8 boundary.
 std::string excerpt(std::string_view s, std::size_t max) {
     if (s.size() <= max) {
@@ -471,7 +462,7 @@ json::object to_result(const Operation& op, const HttpAnswer& answer, std::strin
                                        {"mimeType", answer.content_type.empty()
                                                         ? std::string("application/octet-stream")
                                                         : answer.content_type},
-                                       {"blob", base64(answer.body)}}}}}}};
+                                       {"blob", crypto::to_base64(as_bytes(answer.body))}}}}}}};
 }
 
 }  // namespace pqmcp::openapi

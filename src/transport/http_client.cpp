@@ -178,7 +178,7 @@ void McpHttpClient::Impl::deliver(json::value&& value, const json::value* reques
                 }
                 stateless_sent.erase(sent);
             }
-            forwarded.erase(key);
+            forget_request(key);
             // The revision's own fields mean nothing to a caller of the older ones.
             if (auto* r = m.body.if_contains("result"); r != nullptr && r->is_object()) {
                 r->as_object().erase("resultType");

@@ -195,16 +195,26 @@ struct McpHttpClient::Impl : std::enable_shared_from_this<McpHttpClient::Impl> {
     // tools/list results seen), so that tools/call carries Mcp-Param-{Name}
     // as the specification asks.
     std::map<std::string, std::vector<ParamHeader>> param_headers;
-    // A request's Mcp-Param-* headers from the gateway's client, by its id
-    // text, until its final answer, failure or cancellation (a retry after
-    // input_required sends them again).
-    std::map<std::string, ParamHeaderValues> forwarded;
+    // What a stateless request carries until its final answer, failure or
+    // cancellation: the Mcp-Param-* headers of the gateway's client (a retry
+    // after input_required sends them again), and its input_required rounds.
+    struct StatelessRequest {
+        ParamHeaderValues forward;
+        unsigned rounds = 0;
+    };
+    std::map<std::string, StatelessRequest> stateless_requests;  // by the request's id text
+    static constexpr std::size_t k_max_stateless_requests = 4'096;
+    static constexpr unsigned k_max_input_rounds = 32;  // per request
+    static constexpr std::size_t k_max_rounds = 256;    // waiting for answers at once
+    // Drops what is kept for the request with this id text (its round, its
+    // questions, its headers).
+    void forget_request(const std::string& key);
     // Learns the marks of a tools/list result, and takes out the tools whose
     // marks are invalid.
     void learn_param_headers(json::object& result);
     void add_param_headers(http::request<http::string_body>& req,
                            const json::object& message) const;
-    // Those of `forwarded` for this request that the tool's marks do not name.
+    // Those of the request's forwarded headers that the tool's marks do not name.
     void add_forwarded(http::request<http::string_body>& req, const json::object& message,
                        const std::string& key) const;
     // Adds the revision's _meta envelope and headers to a stateless message.
@@ -227,8 +237,8 @@ struct McpHttpClient::Impl : std::enable_shared_from_this<McpHttpClient::Impl> {
 
     void deliver(json::value&& value, const json::value* request_id, Exchange& exchange);
     void fail(const json::object& message, const Error& error, const json::object* server_error) {
-        if (const auto* id = member(message, "id"); id != nullptr && !forwarded.empty()) {
-            forwarded.erase(mcp::id_text(*id));
+        if (const auto* id = member(message, "id"); id != nullptr) {
+            forget_request(mcp::id_text(*id));
         }
         if (callbacks.on_failure && !is_internal(message)) {
             callbacks.on_failure(message, error, server_error);

@@ -65,8 +65,7 @@ asio::awaitable<void> McpHttpClient::Impl::post(json::object message, bool bypas
                 json::value info = json::object{{"name", options.url.host}, {"version", ""}};
                 if (const auto* meta = discovered->if_contains("_meta");
                     meta != nullptr && meta->is_object()) {
-                    if (const auto* i =
-                            meta->as_object().if_contains("io.modelcontextprotocol/serverInfo")) {
+                    if (const auto* i = meta->as_object().if_contains(mcp::k_meta_server_info)) {
                         info = *i;
                     }
                 }
@@ -574,13 +573,7 @@ void McpHttpClient::Impl::stateless_headers(http::request<http::string_body>& re
     if (params == nullptr || !params->is_object()) {
         return;
     }
-    const char* field = nullptr;
-    if (method == mcp::method::tools_call || method == mcp::method::prompts_get) {
-        field = "name";
-    } else if (method == mcp::method::resources_read) {
-        field = "uri";
-    }
-    if (field != nullptr) {
+    if (const std::string_view field = mcp::method::named_field(method); !field.empty()) {
         if (const auto* v = params->as_object().if_contains(field);
             v != nullptr && v->is_string()) {
             // "If the `Mcp-Name` source value cannot be safely represented as a
@@ -654,10 +647,17 @@ void McpHttpClient::Impl::add_param_headers(http::request<http::string_body>& re
     }
 }
 
+void McpHttpClient::Impl::forget_request(const std::string& key) {
+    stateless_requests.erase(key);
+    if (rounds.erase(key) > 0) {
+        std::erase_if(questions, [&key](const auto& q) { return q.second == key; });
+    }
+}
+
 void McpHttpClient::Impl::add_forwarded(http::request<http::string_body>& req,
                                         const json::object& message, const std::string& key) const {
-    const auto it = forwarded.find(key);
-    if (it == forwarded.end()) {
+    const auto it = stateless_requests.find(key);
+    if (it == stateless_requests.end() || it->second.forward.empty()) {
         return;
     }
     const auto* params = member(message, "params");
@@ -668,7 +668,7 @@ void McpHttpClient::Impl::add_forwarded(http::request<http::string_body>& req,
                            : param_headers.end();
     // "Intermediate servers that do not recognize an `Mcp-Param-{Name}`
     // header **MUST** forward it and otherwise ignore it"
-    for (const auto& [header, value] : it->second) {
+    for (const auto& [header, value] : it->second.forward) {
         if (marks != param_headers.end() && param_header_declared(marks->second, header)) {
             continue;
         }
@@ -690,6 +690,18 @@ bool McpHttpClient::Impl::stateless_input_required(const mcp::Message& m) {
     const auto sent = stateless_sent.find(key);
     if (sent == stateless_sent.end()) {
         return false;
+    }
+    // Bounded: a server that keeps answering input_required (or that many
+    // requests wait for answers at once) ends the request with an error.
+    auto& tracked = stateless_requests[key];
+    if (++tracked.rounds > k_max_input_rounds || rounds.size() >= k_max_rounds ||
+        stateless_requests.size() > k_max_stateless_requests) {
+        fail(sent->second,
+             Error{make_error_code(Errc::protocol_error),
+                   "the server asked for input more than " + std::to_string(k_max_input_rounds) +
+                       " times, or too many requests wait for input"},
+             nullptr);
+        return true;
     }
     Round round;
     round.request = sent->second;
@@ -807,8 +819,9 @@ void McpHttpClient::send(json::object message,
         return;  // an answer to a question of an input_required result
     }
     if (s.stateless && !param_headers.empty() && is_request(message)) {
-        if (const auto* id = member(message, "id"); id != nullptr && s.forwarded.size() < 4096) {
-            s.forwarded[mcp::id_text(*id)] = std::move(param_headers);
+        if (const auto* id = member(message, "id");
+            id != nullptr && s.stateless_requests.size() < Impl::k_max_stateless_requests) {
+            s.stateless_requests[mcp::id_text(*id)].forward = std::move(param_headers);
         }
     }
     asio::co_spawn(s.ex, s.post(std::move(message)), asio::detached);
@@ -826,7 +839,7 @@ std::size_t McpHttpClient::pending_requests() const {
 void McpHttpClient::cancel(const json::value& id) {
     Impl& s = *impl_;
     const std::string key = mcp::id_text(id);
-    s.forwarded.erase(key);
+    s.forget_request(key);
     if (const auto it = s.active.find(key); it != s.active.end()) {
         s.cancelled.insert(key);
         it->second->close();  // its read fails; post() frees the connection

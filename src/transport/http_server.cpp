@@ -65,9 +65,7 @@ void HttpServer::Impl::remove_session(const std::string& id) {
 
 std::shared_ptr<HttpServer::Impl> HttpServer::Impl::stateless_home(const PeerInfo& peer) {
     if (group->size() > 1) {
-        const std::string caller =
-            peer.handshake.peer_id ? peer.handshake.peer_id->str() : peer.remote;
-        const std::size_t shard = std::hash<std::string>{}(caller) % group->size();
+        const std::size_t shard = std::hash<std::string>{}(stateless_caller(peer)) % group->size();
         if (shard != index) {
             if (auto other = group->shards[shard].lock()) {
                 return other;
@@ -431,6 +429,11 @@ asio::awaitable<void> HttpServer::Impl::sweep_loop() {
                 now - session->last_activity_ > options.timeouts.session_idle) {
                 expired.push_back(session);
                 continue;
+            }
+            // Questions of input_required results nobody came back for:
+            // answered with an error now, not at the session's next request.
+            if (session->stateless_) {
+                session->stateless_expire();
             }
             // Streams whose client left and never came back.
             for (auto it = session->streams_.begin(); it != session->streams_.end();) {

@@ -149,6 +149,13 @@ inline std::string identity_key(const PeerInfo& peer) {
     return peer.handshake.peer_id ? peer.handshake.peer_id->str() : std::string{};
 }
 
+// A 2026-07-28 caller: its peer id, or an anonymous caller's connection. Its
+// kept sessions, their shard and the binding of its requestState go by it.
+inline std::string stateless_caller(const PeerInfo& peer) {
+    return peer.handshake.peer_id ? "id " + peer.handshake.peer_id->str()
+                                  : "anonymous " + peer.remote;
+}
+
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     Impl(asio::io_context& io_context, SSL_CTX* ctx, HttpServerOptions opts,
          std::shared_ptr<ServerGroup> shards, std::size_t shard)
@@ -492,7 +499,6 @@ class Session final : public ServerSession {
     struct Pending {
         StreamId stream = 0;  // the stream the input_required answered
         std::vector<std::pair<std::string, json::value>> inputs;  // key -> the server request's id
-        std::string digest;
         Clock::time_point expires;
     };
     std::map<std::string, Pending> pending_;              // by the requestState's token id

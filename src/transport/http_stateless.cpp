@@ -43,34 +43,26 @@ Outcome mismatch(const Request& req, const json::value& id, const std::string& h
                   json::object{{"mismatch", json::object{{"header", header_value}}}});
 }
 
-// What Mcp-Name must repeat for a method: params.name or params.uri ("" none).
-std::string_view named_by(const mcp::Message& m) {
-    if (m.method == mcp::method::tools_call || m.method == mcp::method::prompts_get) {
-        return "name";
-    }
-    if (m.method == mcp::method::resources_read) {
-        return "uri";
-    }
-    return {};
-}
-
-// Who a caller is, for the binding of its requestState.
-std::string caller_of(const PeerInfo& peer) {
-    return peer.handshake.peer_id ? "id " + peer.handshake.peer_id->str()
-                                  : "anonymous " + peer.remote;
-}
-
 // What a retry must repeat of its first request: the method and the params
 // without _meta and the round's own fields.
+// (Serialized member by member, as json::serialize would write the object
+// without those keys, and without copying the params.)
 std::string request_digest(const mcp::Message& m) {
-    json::object params;
+    std::string text = m.method + "\n{";
+    bool first = true;
     if (const auto* p = m.params()) {
-        params = *p;
+        for (const auto& [key, value] : *p) {
+            if (key == "_meta" || key == "inputResponses" || key == "requestState") {
+                continue;
+            }
+            text += first ? "" : ",";
+            text += json::serialize(json::string_view(key));
+            text += ':';
+            text += json::serialize(value);
+            first = false;
+        }
     }
-    for (const auto* key : {"_meta", "inputResponses", "requestState"}) {
-        params.erase(key);
-    }
-    const std::string text = m.method + "\n" + json::serialize(params);
+    text += '}';
     return to_hex(crypto::sha256(as_bytes(text)));
 }
 
@@ -115,7 +107,7 @@ std::variant<std::shared_ptr<Session>, Outcome> kept_session(HttpServer::Impl& s
     // two of them never share an upstream process. Declared capabilities
     // count too: an upstream learns them once, at its initialize.
     const auto* caps = meta.if_contains(mcp::k_meta_client_capabilities);
-    std::string caller = caller_of(peer);
+    std::string caller = stateless_caller(peer);
     std::string declared = json::serialize(caps->as_object());
     if (const auto c = server.stateless.find(caller); c != server.stateless.end()) {
         if (const auto it = c->second.find(declared); it != c->second.end()) {
@@ -232,7 +224,7 @@ Outcome handle_stateless(HttpServer::Impl& server, const Request& req, const Pee
     // `resources/read`, `prompts/get` requests"; "servers **MUST** decode an
     // encoded `Mcp-Name` ... value before comparing it to the corresponding
     // request body value".
-    if (const std::string_view field = named_by(message); !field.empty()) {
+    if (const std::string_view field = mcp::method::named_field(message.method); !field.empty()) {
         const std::string& value = field == "name" ? message.name : message.uri;
         const std::string_view raw_name = header(req, k_name_header);
         const auto decoded = decode_header_value(raw_name);
@@ -283,7 +275,7 @@ Outcome handle_stateless(HttpServer::Impl& server, const Request& req, const Pee
         const auto* request_id = params != nullptr ? params->if_contains("requestId") : nullptr;
         // (Their ids first: a handler may end its session, and the index with it.)
         std::vector<std::string> ids;
-        if (const auto mine = server.stateless.find(caller_of(peer));
+        if (const auto mine = server.stateless.find(stateless_caller(peer));
             mine != server.stateless.end()) {
             for (const auto& [declared, id] : mine->second) {
                 ids.push_back(id);
@@ -390,7 +382,7 @@ Outcome handle_stateless(HttpServer::Impl& server, const Request& req, const Pee
         if (!state->is_string()) {
             return refused("must be a string");
         }
-        const std::string aad = caller_of(peer) + "\n" + digest;
+        const std::string aad = session->stateless_caller_ + "\n" + digest;
         auto plain = server.sealer.open(state->get_string(), as_bytes(aad));
         if (!plain) {
             return refused(
@@ -511,7 +503,7 @@ void Session::stateless_deliver(mcp::Message message, StreamId stream) {
         result["instructions"] = *instructions;
     }
     if (const auto* info = init_result_.if_contains("serverInfo")) {
-        result["_meta"] = json::object{{"io.modelcontextprotocol/serverInfo", *info}};
+        result["_meta"] = json::object{{mcp::k_meta_server_info, *info}};
     }
     send(stream, mcp::make_result(message.id, std::move(result)));
 }
@@ -733,7 +725,7 @@ void Session::stateless_input_required(Stream& stream, json::object request) {
                 .count();
         const std::string plain =
             json::serialize(json::object{{"t", token}, {"s", id_}, {"e", expires_ms}});
-        const std::string aad = caller_of(peer_) + "\n" + stream.stateless_digest;
+        const std::string aad = stateless_caller_ + "\n" + stream.stateless_digest;
         if (auto s = shard->sealer.seal(as_bytes(plain), as_bytes(aad))) {
             sealed = std::move(*s);
         }
@@ -750,8 +742,7 @@ void Session::stateless_input_required(Stream& stream, json::object request) {
     if (const auto* p = request.if_contains("params")) {
         input["params"] = *p;
     }
-    pending_[token] = Pending{
-        stream.id, {{key, server_id}}, stream.stateless_digest, Clock::now() + k_input_window};
+    pending_[token] = Pending{stream.id, {{key, server_id}}, Clock::now() + k_input_window};
     held_[stream.id];
     json::object result{{"resultType", "input_required"},
                         {"inputRequests", json::object{{key, std::move(input)}}},

@@ -20,6 +20,8 @@ struct OsslDeleter {
 using PkeyPtr = std::unique_ptr<EVP_PKEY, OsslDeleter<EVP_PKEY, EVP_PKEY_free>>;
 using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, OsslDeleter<EVP_PKEY_CTX, EVP_PKEY_CTX_free>>;
 using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, OsslDeleter<EVP_MD_CTX, EVP_MD_CTX_free>>;
+using CipherCtxPtr =
+    std::unique_ptr<EVP_CIPHER_CTX, OsslDeleter<EVP_CIPHER_CTX, EVP_CIPHER_CTX_free>>;
 using MdPtr = std::unique_ptr<EVP_MD, OsslDeleter<EVP_MD, EVP_MD_free>>;
 using SignaturePtr = std::unique_ptr<EVP_SIGNATURE, OsslDeleter<EVP_SIGNATURE, EVP_SIGNATURE_free>>;
 using BioPtr = std::unique_ptr<BIO, OsslDeleter<BIO, BIO_free_all>>;

@@ -30,6 +30,8 @@ inline constexpr std::string_view k_meta_protocol_version =
 inline constexpr std::string_view k_meta_client_capabilities =
     "io.modelcontextprotocol/clientCapabilities";
 inline constexpr std::string_view k_meta_client_info = "io.modelcontextprotocol/clientInfo";
+// ... and server/discover's result.
+inline constexpr std::string_view k_meta_server_info = "io.modelcontextprotocol/serverInfo";
 // server/discover's supportedVersions: the stateless revision, then the rest.
 [[nodiscard]] std::vector<std::string_view> all_versions();
 
@@ -80,6 +82,15 @@ inline constexpr std::string_view roots_list_changed = "notifications/roots/list
 // the specification), else "other": what a metric label may carry, so that
 // a client's made-up methods cannot grow it.
 [[nodiscard]] std::string_view known_or_other(std::string_view m) noexcept;
+
+// The params field a 2026-07-28 request's Mcp-Name header repeats: "name"
+// (tools/call, prompts/get), "uri" (resources/read), "" for other methods.
+[[nodiscard]] constexpr std::string_view named_field(std::string_view m) noexcept {
+    if (m == tools_call || m == prompts_get) {
+        return "name";
+    }
+    return m == resources_read ? "uri" : "";
+}
 }  // namespace method
 
 }  // namespace pqmcp::mcp
