@@ -209,6 +209,10 @@ struct McpHttpClient::Impl : std::enable_shared_from_this<McpHttpClient::Impl> {
     // Drops what is kept for the request with this id text (its round, its
     // questions, its headers).
     void forget_request(const std::string& key);
+    // A retry after input_required goes out once the post it retries has
+    // ended (it reuses the request's id, and the post's bookkeeping with it).
+    std::map<std::string, json::object> retries;
+    void send_retry(const std::string& key, json::object retry);
     // Learns the marks of a tools/list result, and takes out the tools whose
     // marks are invalid.
     void learn_param_headers(json::object& result);

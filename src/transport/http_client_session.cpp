@@ -184,6 +184,13 @@ asio::awaitable<void> McpHttpClient::Impl::post(json::object message, bool bypas
                 // (A stateless request answered input_required lives on in
                 // its Round; one that failed needs no retry.)
                 impl->stateless_sent.erase(key);
+                // Its retry, if it was made before this post ended: the two
+                // share the id, and with it this bookkeeping.
+                if (const auto r = impl->retries.find(key); r != impl->retries.end()) {
+                    auto retry = std::move(r->second);
+                    impl->retries.erase(r);
+                    asio::co_spawn(impl->ex, impl->post(std::move(retry)), asio::detached);
+                }
             }
         }
         Untrack(Impl* i, std::string k) : impl(i), key(std::move(k)) {
@@ -647,8 +654,17 @@ void McpHttpClient::Impl::add_param_headers(http::request<http::string_body>& re
     }
 }
 
+void McpHttpClient::Impl::send_retry(const std::string& key, json::object retry) {
+    if (posted.contains(key)) {
+        retries[key] = std::move(retry);  // sent when the first post ends
+        return;
+    }
+    asio::co_spawn(ex, post(std::move(retry)), asio::detached);
+}
+
 void McpHttpClient::Impl::forget_request(const std::string& key) {
     stateless_requests.erase(key);
+    retries.erase(key);
     if (rounds.erase(key) > 0) {
         std::erase_if(questions, [&key](const auto& q) { return q.second == key; });
     }
@@ -734,7 +750,7 @@ bool McpHttpClient::Impl::stateless_input_required(const mcp::Message& m) {
         if (!round.state.is_null()) {
             mcp::writable_params(retry)["requestState"] = round.state;
         }
-        asio::co_spawn(ex, post(std::move(retry)), asio::detached);
+        send_retry(key, std::move(retry));
         return true;
     }
     rounds[key] = std::move(round);
@@ -783,7 +799,7 @@ bool McpHttpClient::Impl::stateless_answer(const json::object& message) {
         params["requestState"] = std::move(round.state);
     }
     rounds.erase(r);
-    asio::co_spawn(ex, post(std::move(retry)), asio::detached);
+    send_retry(key, std::move(retry));
     return true;
 }
 

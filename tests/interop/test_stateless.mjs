@@ -528,6 +528,47 @@ test("a 2026-07-28 upstream's list changes reach a session client (subscriptions
   await client.close();
 });
 
+test('an upstream that answers input_required for ever: the gateway gives up after 32 rounds', { timeout: 120000 }, async (t) => {
+  const http = await import('node:http');
+  let calls = 0;
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => {
+      const m = JSON.parse(body);
+      const reply = (result) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ jsonrpc: '2.0', id: m.id, result }));
+      };
+      if (m.method === 'server/discover') {
+        return reply({ supportedVersions: [V], capabilities: { tools: {} }, resultType: 'complete',
+          _meta: { 'io.modelcontextprotocol/serverInfo': { name: 'looping', version: '1' } } });
+      }
+      if (m.method === 'tools/list') {
+        return reply({ tools: [{ name: 'loop', inputSchema: { type: 'object' } }], resultType: 'complete' });
+      }
+      if (m.method === 'tools/call') {
+        calls += 1;
+        return reply({ resultType: 'input_required', requestState: `round-${calls}` });
+      }
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ jsonrpc: '2.0', id: m.id, error: { code: -32601, message: 'Method not found' } }));
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => server.close());
+  const dir = tempDir(t);
+  const config = path.join(dir, 'gw.yaml');
+  writeFileSync(config, ['upstreams:', '  - name: up', `    url: http://127.0.0.1:${server.address().port}/mcp`, `    protocol: ${V}`, ''].join('\n'));
+  const gateway = await startGateway(t, ['--config', config], { dir });
+  const client = new Client({ name: 'v1-loop', version: '1.0.0' });
+  await client.connect(new StreamableHTTPClientTransport(new URL(gateway.url), { fetch: fetchFor(t, dir, gateway, newIdentity(dir)) }));
+  const r = await client.callTool({ name: 'up__loop', arguments: {} }).then((x) => x, (e) => e);
+  assert.match(String(r.message ?? JSON.stringify(r)), /asked for input more than 32 times/);
+  assert.equal(calls, 33, 'the first call and 32 retries');
+  await client.close();
+});
+
 test('Mcp-Param headers: checked against the arguments, unknown ones passed on', { timeout: 120000 }, async (t) => {
   const { upstream, gateway, fetchVia } = await gatewayBeforeV2(t);
   const ctx = { gateway, fetchVia };
