@@ -31,6 +31,39 @@ Outcome http_error(const Request& req, http::status status, int rpc_code,
     return out;
 }
 
+std::variant<std::shared_ptr<Session>, Outcome> new_session(HttpServer::Impl& server,
+                                                            const Request& req,
+                                                            const PeerInfo& peer) {
+    std::string id = new_session_id(server.index, server.group->size());
+    if (id.empty()) {
+        return http_error(req, http::status::internal_server_error, mcp::code::internal_error,
+                          "cannot draw a session id from the random number generator");
+    }
+    auto session = std::make_shared<Session>(server.shared_from_this(), std::move(id), peer);
+    std::size_t count = 0;
+    switch (session->reserve(server.options.limits, count)) {
+        case Session::Refusal::identity: {
+            Outcome out = http_error(
+                req, http::status::too_many_requests, mcp::code::over_limit,
+                "Too Many Requests: this identity has " + std::to_string(count) +
+                    " sessions open, its limit (limits.max_sessions_per_identity); end one "
+                    "(DELETE) or let it expire");
+            out.response.set(http::field::retry_after, "5");
+            return out;
+        }
+        case Session::Refusal::total: {
+            Outcome out = http_error(req, http::status::service_unavailable, mcp::code::over_limit,
+                                     "Service Unavailable: the gateway has " +
+                                         std::to_string(count) + " sessions, its limit");
+            out.response.set(http::field::retry_after, "5");
+            return out;
+        }
+        case Session::Refusal::none:
+            break;
+    }
+    return session;
+}
+
 namespace {
 
 Outcome plain(const Request& req, http::status status, std::string body) {
@@ -171,34 +204,11 @@ Outcome handle_post(HttpServer::Impl& server, const Request& req, const PeerInfo
                               "Bad Request: initialize starts a new session and must not carry "
                               "an Mcp-Session-Id");
         }
-        std::string id = new_session_id(server.index, server.group->size());
-        if (id.empty()) {
-            return http_error(req, http::status::internal_server_error, mcp::code::internal_error,
-                              "cannot draw a session id from the random number generator");
+        auto made = new_session(server, req, peer);
+        if (auto* refused = std::get_if<Outcome>(&made)) {
+            return std::move(*refused);
         }
-        session = std::make_shared<Session>(server.shared_from_this(), std::move(id), peer);
-        std::size_t count = 0;
-        switch (session->reserve(server.options.limits, count)) {
-            case Session::Refusal::identity: {
-                Outcome out = http_error(
-                    req, http::status::too_many_requests, mcp::code::over_limit,
-                    "Too Many Requests: this identity has " + std::to_string(count) +
-                        " sessions open, its limit (limits.max_sessions_per_identity); end one "
-                        "(DELETE) or let it expire");
-                out.response.set(http::field::retry_after, "5");
-                return out;
-            }
-            case Session::Refusal::total: {
-                Outcome out =
-                    http_error(req, http::status::service_unavailable, mcp::code::over_limit,
-                               "Service Unavailable: the gateway has " + std::to_string(count) +
-                                   " sessions, its limit");
-                out.response.set(http::field::retry_after, "5");
-                return out;
-            }
-            case Session::Refusal::none:
-                break;
-        }
+        session = std::get<std::shared_ptr<Session>>(std::move(made));
         if (!server.options.open_session) {
             return http_error(req, http::status::internal_server_error, mcp::code::internal_error,
                               "no session handler");

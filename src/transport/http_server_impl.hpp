@@ -553,6 +553,13 @@ http::response<http::string_body> make_response(const Request& req, http::status
 // An HTTP error with a JSON-RPC error body without an id.
 Outcome http_error(const Request& req, http::status status, int rpc_code,
                    const std::string& message, json::value data = nullptr);
+// A new session for `peer` (not yet added to the server) and its place in
+// the session limits, or the HTTP answer that refuses it: 429 when the
+// peer's identity is at limits.max_sessions_per_identity, 503 at
+// limits.max_sessions, 500 without a random id.
+std::variant<std::shared_ptr<Session>, Outcome> new_session(HttpServer::Impl& server,
+                                                            const Request& req,
+                                                            const PeerInfo& peer);
 // http_stateless.cpp: a POST of the 2026-07-28 revision (MCP-Protocol-Version
 // 2026-07-28), already parsed.
 Outcome handle_stateless(HttpServer::Impl& server, const Request& req, const PeerInfo& peer,

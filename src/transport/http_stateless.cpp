@@ -118,24 +118,14 @@ std::variant<std::shared_ptr<Session>, Outcome> kept_session(HttpServer::Impl& s
             }
         }
     }
-    std::string id = new_session_id(server.index, server.group->size());
-    if (id.empty()) {
-        return http_error(req, http::status::internal_server_error, mcp::code::internal_error,
-                          "cannot draw a session id from the random number generator");
+    auto made = new_session(server, req, peer);
+    if (std::holds_alternative<Outcome>(made)) {
+        return made;
     }
-    auto session = std::make_shared<Session>(server.shared_from_this(), std::move(id), peer);
+    auto session = std::get<std::shared_ptr<Session>>(std::move(made));
     session->stateless_ = true;
     session->stateless_caller_ = caller;
     session->stateless_caps_ = declared;
-    std::size_t count = 0;
-    if (session->reserve(server.options.limits, count) != Session::Refusal::none) {
-        Outcome out = http_error(req, http::status::service_unavailable, mcp::code::over_limit,
-                                 "Service Unavailable: " + std::to_string(count) +
-                                     " sessions open, the limit (limits.max_sessions or "
-                                     "limits.max_sessions_per_identity)");
-        out.response.set(http::field::retry_after, "5");
-        return out;
-    }
     if (!server.options.open_session) {
         return http_error(req, http::status::internal_server_error, mcp::code::internal_error,
                           "no session handler");
