@@ -159,13 +159,14 @@ std::optional<json::object> refuse_revision(const std::string& protocol, const m
         return mcp::make_error(
             m.id, mcp::code::unsupported_version,
             "Unsupported protocol version 2026-07-28 (pqmcp connect --protocol 2025-11-25)",
-            json::object{{"supported", std::move(supported)}, {"requested", "2026-07-28"}});
+            json::object{{"supported", std::move(supported)},
+                         {"requested", json::string_view(mcp::k_stateless_version)}});
     }
     if (protocol == "2026-07-28" && m.method == mcp::method::initialize) {
         return mcp::make_error(
             m.id, mcp::code::unsupported_version,
             "pqmcp connect --protocol 2026-07-28: no initialize; use server/discover",
-            json::object{{"supported", json::array{"2026-07-28"}},
+            json::object{{"supported", json::array{json::string_view(mcp::k_stateless_version)}},
                          {"requested", mcp::k_latest_version}});
     }
     return std::nullopt;

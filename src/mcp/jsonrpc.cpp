@@ -70,16 +70,21 @@ json::object* Message::params() noexcept {
     return p != nullptr ? p->if_object() : nullptr;
 }
 
-const json::value* Message::progress_token() const noexcept {
+const json::object* Message::meta() const noexcept {
     const json::object* p = params();
-    if (p == nullptr) {
-        return nullptr;
-    }
-    const auto* meta = p->if_contains("_meta");
-    if (meta == nullptr || !meta->is_object()) {
-        return nullptr;
-    }
-    return meta->get_object().if_contains("progressToken");
+    const auto* m = p != nullptr ? p->if_contains("_meta") : nullptr;
+    return m != nullptr ? m->if_object() : nullptr;
+}
+
+json::object* Message::meta() noexcept {
+    json::object* p = params();
+    auto* m = p != nullptr ? p->if_contains("_meta") : nullptr;
+    return m != nullptr ? m->if_object() : nullptr;
+}
+
+const json::value* Message::progress_token() const noexcept {
+    const json::object* m = meta();
+    return m != nullptr ? m->if_contains("progressToken") : nullptr;
 }
 
 Item classify(json::value&& value) {

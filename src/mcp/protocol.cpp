@@ -9,9 +9,11 @@ bool is_supported_version(std::string_view version) noexcept {
            k_protocol_versions.end();
 }
 
-std::vector<std::string_view> all_versions() {
-    std::vector<std::string_view> out{k_stateless_version};
-    out.insert(out.end(), k_protocol_versions.begin(), k_protocol_versions.end());
+boost::json::array supported_versions() {
+    boost::json::array out{boost::json::string_view(k_stateless_version)};
+    for (const std::string_view v : k_protocol_versions) {
+        out.emplace_back(v);
+    }
     return out;
 }
 

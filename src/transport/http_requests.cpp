@@ -143,20 +143,14 @@ std::optional<Outcome> refuse_sessionless(const Request& req, const mcp::Parsed&
     if (!version.empty() && !mcp::is_supported_version(version)) {
         // 2026-07-28: "it **MUST** respond with `400 Bad Request` and an
         // `UnsupportedProtocolVersionError` listing its supported versions."
-        json::array supported;
-        for (const auto v : mcp::all_versions()) {
-            supported.emplace_back(v);
-        }
-        return http_error(
-            req, http::status::bad_request, mcp::code::unsupported_version,
-            "Unsupported protocol version " + std::string(version),
-            json::object{{"supported", std::move(supported)}, {"requested", std::string(version)}});
+        return http_error(req, http::status::bad_request, mcp::code::unsupported_version,
+                          "Unsupported protocol version " + std::string(version),
+                          json::object{{"supported", mcp::supported_versions()},
+                                       {"requested", std::string(version)}});
     }
     if (version.empty() && !parsed.batch && parsed.items.front()) {
-        const auto* params = parsed.items.front()->params();
-        const auto* meta = params != nullptr ? params->if_contains("_meta") : nullptr;
-        if (meta != nullptr && meta->is_object() &&
-            meta->as_object().contains(mcp::k_meta_protocol_version)) {
+        const auto* meta = parsed.items.front()->meta();
+        if (meta != nullptr && meta->contains(mcp::k_meta_protocol_version)) {
             return http_error(req, http::status::bad_request, mcp::code::header_mismatch,
                               "HeaderMismatch: a request of the stateless revision must carry "
                               "the MCP-Protocol-Version header");

@@ -76,20 +76,16 @@ constexpr std::size_t k_max_held = 64;
 // Removes the revision's own keys from params._meta before the request goes
 // on (upstreams of the session revisions do not know them).
 void strip_meta(mcp::Message& m) {
-    auto* params = m.params();
-    if (params == nullptr) {
+    auto* meta = m.meta();
+    if (meta == nullptr) {
         return;
     }
-    auto* meta = params->if_contains("_meta");
-    if (meta == nullptr || !meta->is_object()) {
-        return;
-    }
-    auto& o = meta->as_object();
     for (const auto key :
          {mcp::k_meta_protocol_version, mcp::k_meta_client_capabilities, mcp::k_meta_client_info}) {
-        o.erase(key);
+        meta->erase(key);
     }
-    if (o.empty()) {
+    auto* params = m.params();  // (there is one: it holds the _meta)
+    if (meta->empty()) {
         params->erase("_meta");
     }
     if (params->empty()) {
@@ -293,10 +289,7 @@ Outcome handle_stateless(HttpServer::Impl& server, const Request& req, const Pee
     // field is malformed; the server **MUST** reject it with JSON-RPC error
     // code `-32602` (Invalid params). On HTTP, the response status **MUST** be
     // `400 Bad Request`."
-    const auto* params = message.params();
-    const auto* meta_value = params != nullptr ? params->if_contains("_meta") : nullptr;
-    const json::object* meta =
-        meta_value != nullptr && meta_value->is_object() ? &meta_value->as_object() : nullptr;
+    const json::object* meta = message.meta();
     const auto* version =
         meta != nullptr ? meta->if_contains(mcp::k_meta_protocol_version) : nullptr;
     const auto* caps =
@@ -482,11 +475,7 @@ void Session::stateless_deliver(mcp::Message message, StreamId stream) {
         return;
     }
     // server/discover, answered from what the kept session's initialize said.
-    json::array versions;
-    for (const auto v : mcp::all_versions()) {
-        versions.emplace_back(v);
-    }
-    json::object result{{"supportedVersions", std::move(versions)}};
+    json::object result{{"supportedVersions", mcp::supported_versions()}};
     const auto* caps = init_result_.if_contains("capabilities");
     result["capabilities"] = caps != nullptr ? *caps : json::object{};
     if (const auto* instructions = init_result_.if_contains("instructions")) {

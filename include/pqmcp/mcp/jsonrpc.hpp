@@ -99,6 +99,9 @@ struct Message {
     // params as an object (nullptr if absent or not an object).
     [[nodiscard]] const boost::json::object* params() const noexcept;
     [[nodiscard]] boost::json::object* params() noexcept;
+    // params._meta as an object (nullptr if absent or not an object).
+    [[nodiscard]] const boost::json::object* meta() const noexcept;
+    [[nodiscard]] boost::json::object* meta() noexcept;
     // params._meta.progressToken (nullptr if absent).
     [[nodiscard]] const boost::json::value* progress_token() const noexcept;
 };

@@ -5,6 +5,8 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/json/array.hpp>
+
 namespace pqmcp::mcp {
 
 // Every version pqmcp speaks, newest first.
@@ -32,8 +34,9 @@ inline constexpr std::string_view k_meta_client_capabilities =
 inline constexpr std::string_view k_meta_client_info = "io.modelcontextprotocol/clientInfo";
 // ... and server/discover's result.
 inline constexpr std::string_view k_meta_server_info = "io.modelcontextprotocol/serverInfo";
-// server/discover's supportedVersions: the stateless revision, then the rest.
-[[nodiscard]] std::vector<std::string_view> all_versions();
+// server/discover's supportedVersions (and an UnsupportedProtocolVersionError's
+// `supported`): the stateless revision, then the rest.
+[[nodiscard]] boost::json::array supported_versions();
 
 // Lifecycle, "Version Negotiation": "If the server supports the requested
 // protocol version, it MUST respond with the same version. Otherwise, the
