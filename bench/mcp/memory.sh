@@ -4,7 +4,8 @@
 # (initialize only, over one connection), then with COUNT more active ones
 # (each its own TLS connection: initialize, its GET stream held open, one
 # tools/call answered), read 7 s later once their POST connections closed.
-#   bench/mcp/memory.sh [BUILD_DIR] [COUNT]
+#   bench/mcp/memory.sh [BUILD_DIR] [COUNT] [SERVE_ARGS...]
+# (SERVE_ARGS: more options of `pqmcp serve`, e.g. --no-raw-public-keys)
 set -euo pipefail
 BUILD="$(cd "${1:-build}" && pwd)"
 COUNT=${2:-10000}
@@ -20,7 +21,7 @@ limits: { max_sessions: $((2 * COUNT + 100)), max_connections: $((2 * COUNT + 10
 timeouts: { keep_alive: 1s }
 YAML
 "$PQMCP" serve --demo --listen 127.0.0.1:0 --identity "$work/gw" --log-level warn \
-  --config "$work/gw.yaml" >"$work/ready" 2>"$work/gw.log" &
+  --config "$work/gw.yaml" "${@:3}" >"$work/ready" 2>"$work/gw.log" &
 GW_PID=$!
 for _ in $(seq 100); do grep -q 'ready on' "$work/ready" 2>/dev/null && break; sleep 0.1; done
 URL=$(grep -o 'https://[^ ]*/mcp' "$work/ready" | head -1)

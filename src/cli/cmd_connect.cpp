@@ -52,6 +52,7 @@ struct ConnectArgs {
     std::string log_level = "warn";
     std::string print_config;
     bool strict_tools = false;
+    bool no_raw_public_keys = false;
     std::string protocol = "auto";  // auto, 2025-11-25 or 2026-07-28
 };
 
@@ -194,6 +195,9 @@ int print_config(const ConnectArgs& a) {
     if (a.strict_tools) {
         argv.push_back("--strict-tools");
     }
+    if (a.no_raw_public_keys) {
+        argv.push_back("--no-raw-public-keys");
+    }
     if (a.protocol != "auto") {
         argv.push_back("--protocol");
         argv.push_back(json::value(a.protocol));
@@ -278,6 +282,7 @@ int run_connect(ConnectArgs a) {
     }
     options.verify.known_peers = known ? &*known : nullptr;
     options.verify.ca_file = a.ca;
+    options.verify.raw_public_keys = !a.no_raw_public_keys;
     if (!a.ca.empty()) {
         options.verify.ca_host = url->host;
     }
@@ -491,6 +496,9 @@ void add_connect_command(CLI::App& app, int& exit_code) {
                     "requests relayed as such, others in a session), 2025-11-25 or 2026-07-28 "
                     "(default auto)")
         ->check(CLI::IsMember({"auto", "2025-11-25", "2026-07-28"}));
+    cmd->add_flag("--no-raw-public-keys", args->no_raw_public_keys,
+                  "ask the gateway for its X.509 certificate and send ours, even when pinning it "
+                  "(default: RFC 7250 raw public keys when trusting by --pin or --known-peers)");
     cmd->add_flag("--strict-tools", args->strict_tools,
                   "refuse tools/list, prompts/list and resources/templates/list results the "
                   "gateway did not sign (or whose signature does not verify)");

@@ -29,6 +29,7 @@ struct ServeArgs {
     std::vector<std::string> upstreams;
     bool demo = false;
     bool require_client_identity = false;
+    bool no_raw_public_keys = false;
     bool allow_any_client = false;
     std::vector<std::string> sets;  // --set KEY=VALUE, any key of the file
     std::string known_peers;
@@ -228,6 +229,9 @@ Result<gateway::GatewayConfig> build_config(const ServeArgs& a) {
     }
     if (a.require_client_identity) {
         c.require_client_identity = true;
+    }
+    if (a.no_raw_public_keys) {
+        c.raw_public_keys = false;
     }
     if (!a.known_peers.empty()) {
         c.known_peers = a.known_peers;
@@ -498,6 +502,9 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
                     "(without it, only --known-peers and --ca clients are accepted there)");
     serve->add_flag("--require-client-identity", args->require_client_identity,
                     "accept only clients whose identity is in --known-peers or issued by --ca");
+    serve->add_flag("--no-raw-public-keys", args->no_raw_public_keys,
+                    "X.509 certificates even with peers that trust by key (YAML "
+                    "raw_public_keys: false; default: RFC 7250 raw public keys with them)");
     serve->add_option("--known-peers", args->known_peers, "known_peers file of trusted clients")
         ->check(CLI::ExistingFile);
     serve->add_option("--ca", args->ca, "CA certificates (PEM) that vouch for clients")

@@ -286,7 +286,7 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
                       "allowed_origins",  "log_level",   "threads",  "namespacing",
                       "upstreams",        "limits",      "timeouts", "policy",
                       "integrity",        "audit",       "metrics",  "log_format",
-                      "dashboard",        "protect",     "cluster"});
+                      "dashboard",        "protect",     "cluster",  "raw_public_keys"});
     if (root["listen"]) {
         c.listen = r.string(root["listen"], "listen");
     }
@@ -298,6 +298,9 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
     }
     if (root["allow_any_client"]) {
         c.allow_any_client = r.boolean(root["allow_any_client"], "allow_any_client");
+    }
+    if (root["raw_public_keys"]) {
+        c.raw_public_keys = r.boolean(root["raw_public_keys"], "raw_public_keys");
     }
     if (root["require_client_identity"]) {
         c.require_client_identity =

@@ -62,7 +62,8 @@ void log_handshake(const std::string& remote, const Result<tls::HandshakeInfo>& 
 
 Result<crypto::SslCtxPtr> upstream_context(const UpstreamConfig& u, const transport::Url& url,
                                            const identity::Identity& own,
-                                           const identity::KnownPeers* known) {
+                                           const identity::KnownPeers* known,
+                                           bool raw_public_keys) {
     auto profile = tls::parse_profile(u.profile);
     if (!profile) {
         return tl::unexpected(profile.error());
@@ -83,6 +84,7 @@ Result<crypto::SslCtxPtr> upstream_context(const UpstreamConfig& u, const transp
     }
     o.verify.known_peers = known;
     o.verify.ca_file = u.ca;
+    o.verify.raw_public_keys = raw_public_keys;
     if (!u.ca.empty()) {
         o.verify.ca_host = url.host;
     }
@@ -333,6 +335,7 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayConfig config, std::stri
     server_options.verify.accept_unknown_peers = !c.clients_must_be_known();
     server_options.verify.known_peers = g.known ? &*g.known : nullptr;
     server_options.verify.ca_file = c.ca;
+    server_options.verify.raw_public_keys = c.raw_public_keys;
     if (g.browser) {
         server_options.browser_certificate = {g.browser->certificate.get(), g.browser->key.get()};
     }
@@ -366,7 +369,8 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayConfig config, std::stri
             }
             continue;
         }
-        auto ctx = upstream_context(u, *url, *g.own, g.known ? &*g.known : nullptr);
+        auto ctx =
+            upstream_context(u, *url, *g.own, g.known ? &*g.known : nullptr, c.raw_public_keys);
         if (!ctx) {
             return fail(Errc::startup_failed, ctx.error().message());
         }

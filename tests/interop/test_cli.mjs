@@ -162,3 +162,22 @@ test('identity kept across restarts; SIGTERM and SIGINT shut down cleanly, upstr
     }
   }
 });
+
+test('raw public keys between pqmcp ends by default; --no-raw-public-keys on either end keeps X.509', async (t) => {
+  const { auditRecords } = await import('./lib.mjs');
+  const types = async (serveArgs, connectExtra) => {
+    const dir = tempDir(t);
+    const gateway = await startGateway(t, ['--demo', ...serveArgs], { dir });
+    const client = new Client({ name: 'rpk-test', version: '1.0.0' });
+    await client.connect(connectTransport(gateway, connectExtra));
+    assert.equal(text(await client.callTool({ name: 'demo__echo', arguments: { message: 'k' } })), 'k');
+    await client.close();
+    await gateway.stop();
+    const ok = auditRecords(path.join(dir, 'gateway', 'audit.db'), 'connection').filter((r) => r.result === 'ok');
+    assert.ok(ok.length > 0);
+    return [...new Set(ok.map((r) => r.certificate_type))];
+  };
+  assert.deepEqual(await types([], []), ['raw_public_key']);
+  assert.deepEqual(await types(['--no-raw-public-keys'], []), ['x509']);
+  assert.deepEqual(await types([], ['--no-raw-public-keys']), ['x509']);
+});

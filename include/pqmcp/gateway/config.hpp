@@ -237,6 +237,9 @@ struct GatewayConfig {
     // that proves a key there takes allow_any_client.
     bool require_client_identity = false;
     bool allow_any_client = false;
+    // RFC 7250 raw public keys with peers that trust by key, for clients and
+    // pinned HTTPS upstreams alike (docs/tls.md); false: X.509 always.
+    bool raw_public_keys = true;
     std::filesystem::path known_peers;
     std::filesystem::path ca;
     // An extra ECDSA P-256 certificate for browsers that cannot verify ML-DSA
