@@ -189,7 +189,11 @@ asio::awaitable<void> McpHttpClient::Impl::post(json::object message, bool bypas
                 if (const auto r = impl->retries.find(key); r != impl->retries.end()) {
                     auto retry = std::move(r->second);
                     impl->retries.erase(r);
-                    asio::co_spawn(impl->ex, impl->post(std::move(retry)), asio::detached);
+                    try {
+                        asio::co_spawn(impl->ex, impl->post(std::move(retry)), asio::detached);
+                    } catch (...) {  // NOLINT(bugprone-empty-catch): out of memory; the
+                                     // request's deadline answers its caller
+                    }
                 }
             }
         }
