@@ -15,6 +15,10 @@ echo "== TLS 1.3 handshakes: PQ profiles vs classical, one process, loopback"
 "$BUILD/bench/handshake/bench_handshake" --benchmark_counters_tabular=true
 
 echo
+echo "== pqmcp bench: key exchange, signatures, handshakes per profile (the user's own run; report in $BUILD/bench-report)"
+"$BUILD/pqmcp" bench --out "$BUILD/bench-report"
+
+echo
 echo "== policy decisions: the example policy and 1,000 rules (p50/p99, allocations)"
 "$BUILD/bench/policy/bench_policy" --benchmark_counters_tabular=true --benchmark_min_time=1
 

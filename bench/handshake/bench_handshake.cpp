@@ -13,9 +13,6 @@
 // The openssl/ rows are the baseline: the same handshakes between contexts set
 // up directly with libssl (no pqmcp callbacks), the peer trusted through an
 // X509_STORE holding its self-signed certificate.
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <cstdio>
 #include <functional>
 #include <memory>
@@ -24,12 +21,12 @@
 #include <vector>
 
 #include <benchmark/benchmark.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include "pqmcp/crypto/signature.hpp"
 #include "pqmcp/identity/identity.hpp"
+#include "pqmcp/measure/handshake.hpp"
 #include "pqmcp/tls/client.hpp"
 #include "pqmcp/tls/context.hpp"
 #include "pqmcp/tls/profile.hpp"
@@ -192,86 +189,15 @@ Fixture make_fixture(const Setup& s) {
     return f;
 }
 
-struct Outcome {
-    bool ok = false;
-    bool resumed = false;
-    std::uint64_t client_to_server = 0;
-    std::uint64_t server_to_client = 0;
-    tls::SessionPtr session;
-    std::string error;
-};
-
 // One handshake over a fresh socket pair; with `want_session` the client also
 // reads the server's ticket and returns the session.
-Outcome handshake(const Fixture& f, SSL_SESSION* resume, bool want_session) {
-    Outcome out;
-    int fds[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0) {
-        out.error = "socketpair";
-        return out;
-    }
-    {
-        crypto::SslPtr client(SSL_new(f.client.get()));
-        crypto::SslPtr server(SSL_new(f.server.get()));
-        SSL_set_fd(client.get(), fds[0]);
-        SSL_set_fd(server.get(), fds[1]);
-        SSL_set_connect_state(client.get());
-        SSL_set_accept_state(server.get());
-        if (resume != nullptr) {
-            SSL_set_session(client.get(), resume);
-        }
-        if (f.setup.client_groups != nullptr) {
-            SSL_set1_groups_list(client.get(), f.setup.client_groups);
-        }
-        if (f.setup.client_sigalgs != nullptr) {
-            SSL_set1_sigalgs_list(client.get(), f.setup.client_sigalgs);
-        }
-        bool client_done = false;
-        bool server_done = false;
-        const auto step = [&out](SSL* ssl, bool& done, const char* who) {
-            const int r = SSL_do_handshake(ssl);
-            if (r == 1) {
-                done = true;
-                return true;
-            }
-            const int e = SSL_get_error(ssl, r);
-            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-                return true;
-            }
-            char buf[256];
-            ERR_error_string_n(ERR_get_error(), buf, sizeof buf);
-            out.error = std::string(who) + ": " + buf;
-            ERR_clear_error();
-            return false;
-        };
-        for (int rounds = 0; (!client_done || !server_done) && rounds < 64; ++rounds) {
-            if ((!client_done && !step(client.get(), client_done, "client")) ||
-                (!server_done && !step(server.get(), server_done, "server"))) {
-                break;
-            }
-        }
-        if (client_done && server_done) {
-            out.ok = true;
-            out.resumed = SSL_session_reused(client.get()) == 1;
-            out.client_to_server = BIO_number_written(SSL_get_wbio(client.get()));
-            out.server_to_client = BIO_number_written(SSL_get_wbio(server.get()));
-            if (want_session) {
-                char byte = 0;
-                (void)SSL_read(client.get(), &byte, 1);  // processes NewSessionTicket
-                ERR_clear_error();
-                out.session.reset(SSL_get1_session(client.get()));
-            }
-        } else if (out.error.empty()) {
-            out.error = "handshake did not finish";
-        }
-        // Without this SSL_free marks the session not resumable (an unclean
-        // close); the benchmark skips the close_notify exchange itself.
-        SSL_set_shutdown(client.get(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
-        SSL_set_shutdown(server.get(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
-    }
-    ::close(fds[0]);
-    ::close(fds[1]);
-    return out;
+measure::HandshakeOutcome handshake(const Fixture& f, SSL_SESSION* resume, bool want_session) {
+    measure::HandshakeTweaks tweaks;
+    tweaks.resume = resume;
+    tweaks.want_session = want_session;
+    tweaks.client_groups = f.setup.client_groups;
+    tweaks.client_sigalgs = f.setup.client_sigalgs;
+    return measure::handshake_once(f.client.get(), f.server.get(), tweaks);
 }
 
 void run(benchmark::State& state, const Fixture& f, bool resumed) {
@@ -284,7 +210,7 @@ void run(benchmark::State& state, const Fixture& f, bool resumed) {
         }
         session = std::move(first.session);
     }
-    Outcome last;
+    measure::HandshakeOutcome last;
     for (auto _ : state) {
         last = handshake(f, session.get(), false);
         if (!last.ok) {
@@ -341,7 +267,7 @@ int main(int argc, char** argv) {
     // Destroyed before main returns: OpenSSL's atexit cleanup drops the ex_data
     // callbacks that free the contexts' state.
     std::vector<Fixture> fixtures;
-    fixtures.reserve(setups.size() + 2);
+    fixtures.reserve(setups.size() + 3);
     try {
         for (const auto& s : setups) {
             fixtures.push_back(make_fixture(s));
@@ -349,6 +275,9 @@ int main(int argc, char** argv) {
         fixtures.push_back(
             make_fixture({"pq-hybrid/X25519MLKEM768+ML-DSA-65/resumed", tls::ProfileId::pq_hybrid,
                           SigAlg::ml_dsa_65, false, false, true}));
+        fixtures.push_back(
+            make_fixture({"pq-hybrid/X25519MLKEM768+ML-DSA-65/mutual/resumed",
+                          tls::ProfileId::pq_hybrid, SigAlg::ml_dsa_65, false, true, true}));
         fixtures.push_back(
             make_fixture({"classical/X25519+Ed25519/resumed", tls::ProfileId::classical,
                           SigAlg::ed25519, false, false, true}));

@@ -23,9 +23,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <deque>
 #include <iostream>
-#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,6 +33,7 @@
 
 #include "pqmcp/identity/identity.hpp"
 #include "pqmcp/mcp/jsonrpc.hpp"
+#include "pqmcp/measure/calls.hpp"
 #include "pqmcp/tls/context.hpp"
 #include "pqmcp/transport/child.hpp"
 #include "pqmcp/transport/http_client.hpp"
@@ -134,11 +133,6 @@ void raise_fd_limit() {
     }
 }
 
-// Whatever carries messages to the server.
-struct Link {
-    std::function<void(json::object)> send;
-};
-
 std::optional<pqmcp::identity::Identity> g_identity;
 
 pqmcp::crypto::SslCtxPtr client_context(const Options& o) {
@@ -174,126 +168,42 @@ json::object initialize_request(std::int64_t id) {
                      {"clientInfo", json::object{{"name", "bench_mcp"}, {"version", "1"}}}});
 }
 
-// Drives tools/call round trips with `concurrency` in flight.
-class Driver {
-  public:
-    Driver(asio::io_context& io, const Options& o) : io_(io), o_(o) {}
+pqmcp::measure::CallOptions call_options(const Options& o) {
+    pqmcp::measure::CallOptions c;
+    c.tool = o.tool;
+    c.arguments = o.arguments;
+    c.requests = o.requests;
+    c.concurrency = o.concurrency;
+    c.warmup = o.warmup;
+    c.client_name = "bench_mcp";
+    return c;
+}
 
-    void attach(Link link) { link_ = std::move(link); }
-
-    void on_message(const Message& m) {
-        if (!m.is_response() || !m.id.is_int64()) {
-            return;
-        }
-        const auto it = sent_.find(m.id.get_int64());
-        if (it == sent_.end()) {
-            return;
-        }
-        const auto elapsed = Clock::now() - it->second;
-        sent_.erase(it);
-        if (m.kind == pqmcp::mcp::Kind::error ||
-            m.body.at("result").as_object().contains("isError")) {
-            if (errors_++ == 0 && phase_ != Phase::init) {
-                std::cerr << "bench_mcp: first error: " << pqmcp::mcp::serialize(m.body) << "\n";
-            }
-        }
-        if (phase_ == Phase::init) {
-            phase_ = Phase::warmup;
-            link_.send(pqmcp::mcp::make_notification("notifications/initialized", {}));
-            fill();
-            return;
-        }
-        ++done_;
-        if (phase_ == Phase::measure) {
-            latencies_.push_back(std::chrono::duration<double, std::micro>(elapsed).count());
-        }
-        if (phase_ == Phase::warmup && done_ >= o_.warmup) {
-            phase_ = Phase::measure;
-            done_ = 0;
-            issued_ = 0;
-            errors_ = 0;
-            start_ = Clock::now();
-        }
-        if (phase_ == Phase::measure && done_ >= o_.requests) {
-            end_ = Clock::now();
-            io_.stop();
-            return;
-        }
-        fill();
+// One JSON line: requests per second and latency percentiles.
+void report(const Options& o, const pqmcp::measure::CallDriver& driver, const std::string& mode) {
+    const auto r = driver.results();
+    if (!r.first_error.empty()) {
+        std::cerr << "bench_mcp: first error: " << r.first_error << "\n";
     }
-
-    void start() {
-        const std::int64_t id = next_id_++;
-        sent_[id] = Clock::now();
-        link_.send(initialize_request(id));
-    }
-
-    void report(const std::string& mode) const {
-        auto sorted = latencies_;
-        std::sort(sorted.begin(), sorted.end());
-        const auto pct = [&sorted](double p) {
-            if (sorted.empty()) {
-                return 0.0;
-            }
-            const auto index = static_cast<std::size_t>(p * static_cast<double>(sorted.size() - 1));
-            return sorted[index];
-        };
-        const double seconds = std::chrono::duration<double>(end_ - start_).count();
-        json::object out{{"label", o_.label},
-                         {"mode", mode},
-                         {"tool", o_.tool},
-                         {"requests", done_},
-                         {"concurrency", o_.concurrency},
-                         {"seconds", seconds},
-                         {"rps", seconds > 0 ? static_cast<double>(done_) / seconds : 0.0},
-                         {"p50_us", pct(0.50)},
-                         {"p90_us", pct(0.90)},
-                         {"p99_us", pct(0.99)},
-                         {"errors", errors_}};
-        std::cout << json::serialize(out) << std::endl;
-    }
-
-    [[nodiscard]] bool finished() const { return phase_ == Phase::measure && done_ >= o_.requests; }
-
-  private:
-    enum class Phase { init, warmup, measure };
-
-    void fill() {
-        const std::size_t target = phase_ == Phase::warmup ? o_.warmup : o_.requests;
-        while (sent_.size() < o_.concurrency && issued_ < target) {
-            ++issued_;
-            const std::int64_t id = next_id_++;
-            json::object args;
-            if (!o_.arguments.empty()) {
-                args = json::parse(o_.arguments).as_object();
-            } else if (o_.tool.ends_with("echo")) {
-                args["message"] = "post-quantum hello";
-            } else if (o_.tool.ends_with("add")) {
-                args = json::object{{"a", 2}, {"b", 3}};
-            }
-            sent_[id] = Clock::now();
-            link_.send(pqmcp::mcp::make_request(
-                id, "tools/call", json::object{{"name", o_.tool}, {"arguments", std::move(args)}}));
-        }
-    }
-
-    asio::io_context& io_;
-    const Options& o_;
-    Link link_;
-    Phase phase_ = Phase::init;
-    std::map<std::int64_t, Clock::time_point> sent_;
-    std::int64_t next_id_ = 1;
-    std::size_t issued_ = 0;
-    std::size_t done_ = 0;
-    std::size_t errors_ = 0;
-    std::vector<double> latencies_;
-    Clock::time_point start_;
-    Clock::time_point end_;
-};
+    json::object out{{"label", o.label},
+                     {"mode", mode},
+                     {"tool", o.tool},
+                     {"requests", r.done},
+                     {"concurrency", o.concurrency},
+                     {"seconds", r.seconds},
+                     {"rps", r.rate()},
+                     {"p50_us", r.percentile(0.50)},
+                     {"p90_us", r.percentile(0.90)},
+                     {"p99_us", r.percentile(0.99)},
+                     {"errors", r.errors}};
+    std::cout << json::serialize(out) << std::endl;
+}
 
 int run_stdio(const Options& o) {
     asio::io_context io;
-    Driver driver(io, o);
+    std::function<void(json::object)> send;
+    pqmcp::measure::CallDriver driver(
+        call_options(o), [&send](json::object m) { send(std::move(m)); }, [&io] { io.stop(); });
     pqmcp::transport::ChildSpec spec;
     spec.command = o.command.front();
     spec.args.assign(o.command.begin() + 1, o.command.end());
@@ -319,11 +229,10 @@ int run_stdio(const Options& o) {
     if (!child) {
         usage(child.error().message());
     }
-    driver.attach(
-        Link{[&child](const json::object& m) { (void)(*child)->write(pqmcp::mcp::serialize(m)); }});
+    send = [&child](const json::object& m) { (void)(*child)->write(pqmcp::mcp::serialize(m)); };
     driver.start();
     io.run();
-    driver.report("stdio");
+    report(o, driver, "stdio");
     (*child)->stop();
     io.restart();
     io.run_for(std::chrono::seconds{5});
@@ -332,7 +241,9 @@ int run_stdio(const Options& o) {
 
 int run_http(const Options& o) {
     asio::io_context io;
-    Driver driver(io, o);
+    std::function<void(json::object)> send;
+    pqmcp::measure::CallDriver driver(
+        call_options(o), [&send](json::object m) { send(std::move(m)); }, [&io] { io.stop(); });
     auto ctx = client_context(o);
     pqmcp::transport::HttpClientOptions h;
     auto url = pqmcp::transport::parse_url(o.url);
@@ -353,10 +264,10 @@ int run_http(const Options& o) {
         io.stop();
     };
     pqmcp::transport::McpHttpClient client(io.get_executor(), h, std::move(cb));
-    driver.attach(Link{[&client](json::object m) { client.send(std::move(m)); }});
+    send = [&client](json::object m) { client.send(std::move(m)); };
     driver.start();
     io.run();
-    driver.report(o.revision == "2026-07-28" ? "http-2026-07-28" : "http");
+    report(o, driver, o.revision == "2026-07-28" ? "http-2026-07-28" : "http");
     bool closed = false;
     io.restart();
     client.close([&closed] { closed = true; });

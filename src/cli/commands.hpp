@@ -24,5 +24,6 @@ void add_tools_commands(CLI::App& app, int& exit_code);     // tools approve, si
 void add_scan_command(CLI::App& app, int& exit_code);       // scan
 void add_audit_commands(CLI::App& app, int& exit_code);     // audit verify, tail, export
 void add_openapi_commands(CLI::App& app, int& exit_code);   // openapi inspect, policy
+void add_bench_command(CLI::App& app, int& exit_code);      // bench
 
 }  // namespace pqmcp::cli

@@ -47,6 +47,7 @@ int run(int argc, char** argv) {
     pqmcp::cli::add_scan_command(app, exit_code);
     pqmcp::cli::add_audit_commands(app, exit_code);
     pqmcp::cli::add_openapi_commands(app, exit_code);
+    pqmcp::cli::add_bench_command(app, exit_code);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -99,6 +99,41 @@ TEST_F(Tickets, ALongPauseDropsEveryOldKey) {
     EXPECT_FALSE(later->info.resumed);
 }
 
+// RFC 8446 section 4.2.9: a client may offer psk_ke (resumption without a
+// fresh key exchange); the server keeps forward secrecy by choosing
+// psk_dhe_ke, so a resumed session still gets a new hybrid share.
+TEST_F(Tickets, AClientOfferingPskKeStillGetsAHybridShare) {
+    auto ctx = contexts();
+    SSL_CTX_set_options(ctx.client.get(), SSL_OP_ALLOW_NO_DHE_KEX);
+    EchoServer server(ctx.server.get());
+    auto first = connect(ctx.client.get(), server);
+    ASSERT_TRUE(first.has_value()) << first.error().message();
+    ASSERT_TRUE(first->session);
+    auto second = connect(ctx.client.get(), server, first->session.get());
+    ASSERT_TRUE(second.has_value()) << second.error().message();
+    EXPECT_TRUE(second->info.resumed);
+    EXPECT_EQ(second->info.group, "X25519MLKEM768");
+    EXPECT_TRUE(second->info.quantum_safe_group);
+}
+
+// With raw public keys the ticket carries the client's SubjectPublicKeyInfo
+// (1,974 bytes for ML-DSA-65) where it carried its whole certificate (about
+// 5.9 KB): OpenSSL's ticket holds the session's peer key, which the server
+// needs for the peer id after resuming.
+TEST_F(Tickets, TicketsOfPinnedPeersCarryTheKeyNotTheCertificate) {
+    auto ctx = contexts();
+    EchoServer server(ctx.server.get());
+    auto first = connect(ctx.client.get(), server);
+    ASSERT_TRUE(first.has_value()) << first.error().message();
+    ASSERT_TRUE(first->session);
+    EXPECT_EQ(first->info.certificate_type, "raw_public_key");
+    const unsigned char* ticket = nullptr;
+    std::size_t length = 0;
+    SSL_SESSION_get0_ticket(first->session.get(), &ticket, &length);
+    EXPECT_GT(length, 1974U);
+    EXPECT_LT(length, 2600U);
+}
+
 TEST_F(Tickets, DisabledMeansNoResumption) {
     auto ctx = contexts(false);
     EchoServer server(ctx.server.get());
