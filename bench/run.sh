@@ -50,6 +50,10 @@ echo "== threads: serve --threads 1 vs 2 (tools/call and full PQ handshakes; gat
 PQMCP_OPENSSL_BIN="$PQMCP_OPENSSL_ROOT/bin/openssl" "$HERE/mcp/threads.sh" "$BUILD" 20000 3 10
 
 echo
+echo "== OAuth: tools/call with a JWT access token checked per request, against no OAuth"
+"$HERE/mcp/oauth.sh" "$BUILD" 30000 5
+
+echo
 echo "== OpenAPI upstreams: loading 1,000 operations, listing them, tools/call through the gateway and straight to Prism"
 "$HERE/openapi/openapi.sh" "$BUILD" 2000 3
 

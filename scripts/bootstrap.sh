@@ -22,7 +22,7 @@ PACKAGES=(
   libboost1.81-all-dev libboost-json1.81-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
   libre2-dev libvalijson-dev libsqlite3-dev libicu-dev libexpected-dev libseccomp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libhiredis-dev libpq-dev redis-server postgresql haproxy libjemalloc-dev
+  libhiredis-dev libpq-dev redis-server postgresql haproxy libjemalloc-dev libcjose-dev libjansson-dev
   chromium
   clang-format clang-tidy python3 curl
 )

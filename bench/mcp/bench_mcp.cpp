@@ -9,7 +9,8 @@
 // Options: --requests N (default 2000), --concurrency C (requests in flight,
 // default 1), --warmup N (default 200), --tool NAME (default echo), --arguments
 // JSON (default: the demo tools' own), --label L, --revision 2025-11-25|2026-07-28
-// (http: with a session, or the stateless revision).
+// (http: with a session, or the stateless revision), --bearer-file FILE (http: an
+// OAuth access token, the file's first line, on every request).
 // Prints one JSON line per run: requests per second and latency percentiles.
 //
 // `sessions` opens N idle sessions (initialize only, all over one connection),
@@ -23,6 +24,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -59,6 +61,7 @@ struct Options {
     std::size_t warmup = 200;
     std::size_t count = 1000;
     std::string revision = "2025-11-25";  // http: or 2026-07-28 (no session)
+    std::string bearer_file;              // http: an OAuth access token for every request
 };
 
 [[noreturn]] void usage(const std::string& why) {
@@ -100,6 +103,8 @@ Options parse(int argc, char** argv) {
             o.tool = value();
         } else if (a == "--arguments") {
             o.arguments = value();
+        } else if (a == "--bearer-file") {
+            o.bearer_file = value();
         } else if (a == "--label") {
             o.label = value();
         } else if (a == "--requests") {
@@ -253,6 +258,14 @@ int run_http(const Options& o) {
     h.url = *url;
     h.tls = ctx.get();
     h.max_connections = std::max<std::size_t>(o.concurrency, 1);
+    if (!o.bearer_file.empty()) {
+        std::ifstream f(o.bearer_file);
+        std::string token;
+        if (!std::getline(f, token) || token.empty()) {
+            usage("--bearer-file: no token in " + o.bearer_file);
+        }
+        h.headers.emplace_back("Authorization", "Bearer " + token);
+    }
     if (o.revision == "2026-07-28") {
         // server/discover, then every call a request of its own, no session.
         h.revision = pqmcp::transport::HttpClientOptions::Revision::stateless;

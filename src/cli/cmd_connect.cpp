@@ -2,8 +2,12 @@
 // everything to a gateway over Streamable HTTP on PQ TLS.
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -54,7 +58,30 @@ struct ConnectArgs {
     bool strict_tools = false;
     bool no_raw_public_keys = false;
     std::string protocol = "auto";  // auto, 2025-11-25 or 2026-07-28
+    std::string token_file;         // an OAuth access token for the gateway
 };
+
+// The first line of the token file: an OAuth access token (RFC 6750 b64token
+// characters), at most 16 KiB. Never logged.
+Result<std::string> read_token(const std::string& path) {
+    std::ifstream f(path);
+    std::string token;
+    if (!f || !std::getline(f, token)) {
+        return fail(transport::Errc::connect_failed, "--token-file " + path + ": cannot read it");
+    }
+    while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) {
+        token.pop_back();
+    }
+    const bool b64token = !token.empty() && token.size() <= (16U << 10U) &&
+                          std::all_of(token.begin(), token.end(), [](unsigned char c) {
+                              return std::isalnum(c) != 0 || std::strchr("-._~+/=", c) != nullptr;
+                          });
+    if (!b64token) {
+        return fail(transport::Errc::connect_failed,
+                    "--token-file " + path + ": the first line is not an access token");
+    }
+    return token;
+}
 
 // Lines to stdout from a thread of their own, so a client slow to read never
 // stalls the network side, up to a bound: beyond `max_bytes` queued, write()
@@ -202,6 +229,10 @@ int print_config(const ConnectArgs& a) {
         argv.push_back("--protocol");
         argv.push_back(json::value(a.protocol));
     }
+    if (!a.token_file.empty()) {
+        argv.push_back("--token-file");
+        argv.push_back(json::value(std::filesystem::absolute(a.token_file).string()));
+    }
     const json::object server{{"command", self_executable()}, {"args", std::move(argv)}};
     const json::object config{{"mcpServers", json::object{{a.print_config, server}}}};
     std::cout << json::serialize(config) << "\n";
@@ -310,6 +341,15 @@ int run_connect(ConnectArgs a) {
     // A local client of 2026-07-28 (its requests carry the envelope) is
     // relayed in that revision; one of 2025-11-25 and before gets a session.
     http.pass_stateless = a.protocol != "2025-11-25";
+    if (!a.token_file.empty()) {
+        auto token = read_token(a.token_file);
+        if (!token) {
+            std::cerr << "pqmcp connect: " << token.error().detail << "\n";
+            return k_exit_error;
+        }
+        // Inside the PQ tunnel: the token is never on the wire in the clear.
+        http.headers.emplace_back("Authorization", "Bearer " + *token);
+    }
     transport::HttpClientCallbacks callbacks;
     // Lists the gateway signs (docs/integrity.md): verified against the
     // identity this connection authenticated; --strict-tools refuses a list
@@ -499,6 +539,10 @@ void add_connect_command(CLI::App& app, int& exit_code) {
     cmd->add_flag("--no-raw-public-keys", args->no_raw_public_keys,
                   "ask the gateway for its X.509 certificate and send ours, even when pinning it "
                   "(default: RFC 7250 raw public keys when trusting by --pin or --known-peers)");
+    cmd->add_option("--token-file", args->token_file,
+                    "a file whose first line is an OAuth access token for the gateway "
+                    "(sent as a bearer token on every request)")
+        ->check(CLI::ExistingFile);
     cmd->add_flag("--strict-tools", args->strict_tools,
                   "refuse tools/list, prompts/list and resources/templates/list results the "
                   "gateway did not sign (or whose signature does not verify)");

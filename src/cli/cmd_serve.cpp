@@ -31,6 +31,12 @@ struct ServeArgs {
     bool require_client_identity = false;
     bool no_raw_public_keys = false;
     bool allow_any_client = false;
+    std::string auth_require;
+    std::string oauth_issuer;
+    std::string oauth_jwks_uri;
+    std::string oauth_resource;
+    std::vector<std::string> oauth_scopes;
+    std::string oauth_clock_skew;
     std::vector<std::string> sets;  // --set KEY=VALUE, any key of the file
     std::string known_peers;
     std::string ca;
@@ -232,6 +238,29 @@ Result<gateway::GatewayConfig> build_config(const ServeArgs& a) {
     }
     if (a.no_raw_public_keys) {
         c.raw_public_keys = false;
+    }
+    if (!a.auth_require.empty()) {
+        c.auth.require = a.auth_require;
+    }
+    if (!a.oauth_issuer.empty()) {
+        c.auth.oauth.issuer = a.oauth_issuer;
+    }
+    if (!a.oauth_jwks_uri.empty()) {
+        c.auth.oauth.jwks_uri = a.oauth_jwks_uri;
+    }
+    if (!a.oauth_resource.empty()) {
+        c.auth.oauth.resource = a.oauth_resource;
+    }
+    if (!a.oauth_scopes.empty()) {
+        c.auth.oauth.scopes = a.oauth_scopes;
+    }
+    if (!a.oauth_clock_skew.empty()) {
+        auto skew = gateway::parse_duration(a.oauth_clock_skew);
+        if (!skew) {
+            return fail(gateway::Errc::invalid_config,
+                        "--oauth-clock-skew: " + skew.error().detail);
+        }
+        c.auth.oauth.clock_skew = std::chrono::duration_cast<std::chrono::seconds>(*skew);
     }
     if (!a.known_peers.empty()) {
         c.known_peers = a.known_peers;
@@ -505,6 +534,24 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
     serve->add_flag("--no-raw-public-keys", args->no_raw_public_keys,
                     "X.509 certificates even with peers that trust by key (YAML "
                     "raw_public_keys: false; default: RFC 7250 raw public keys with them)");
+    serve
+        ->add_option("--auth-require", args->auth_require,
+                     "who may call /mcp: tls (the client's TLS identity), oauth (an access "
+                     "token), both, or either (YAML auth.require; default tls, or oauth with "
+                     "--oauth-issuer)")
+        ->check(CLI::IsMember({"tls", "oauth", "both", "either"}));
+    serve->add_option("--oauth-issuer", args->oauth_issuer,
+                      "the OAuth authorization server whose JWT access tokens are accepted "
+                      "(auth.oauth.issuer)");
+    serve->add_option("--oauth-jwks-uri", args->oauth_jwks_uri,
+                      "its keys (default: from its metadata; auth.oauth.jwks_uri)");
+    serve->add_option("--oauth-resource", args->oauth_resource,
+                      "this gateway's resource URI, the tokens' audience (default: the "
+                      "listener's URL; auth.oauth.resource)");
+    serve->add_option("--oauth-scope", args->oauth_scopes,
+                      "a scope every token must carry (repeatable; auth.oauth.scopes)");
+    serve->add_option("--oauth-clock-skew", args->oauth_clock_skew,
+                      "clock skew allowed on a token's exp and nbf (default 30s)");
     serve->add_option("--known-peers", args->known_peers, "known_peers file of trusted clients")
         ->check(CLI::ExistingFile);
     serve->add_option("--ca", args->ca, "CA certificates (PEM) that vouch for clients")

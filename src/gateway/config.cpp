@@ -281,12 +281,32 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
     if (!root || root.IsNull()) {
         return c;
     }
-    r.only(root, "", {"listen",           "identity",    "profile",  "require_client_identity",
-                      "allow_any_client", "known_peers", "ca",       "browser_certificate",
-                      "allowed_origins",  "log_level",   "threads",  "namespacing",
-                      "upstreams",        "limits",      "timeouts", "policy",
-                      "integrity",        "audit",       "metrics",  "log_format",
-                      "dashboard",        "protect",     "cluster",  "raw_public_keys"});
+    r.only(root, "",
+           {"listen",
+            "identity",
+            "profile",
+            "require_client_identity",
+            "allow_any_client",
+            "known_peers",
+            "ca",
+            "browser_certificate",
+            "allowed_origins",
+            "log_level",
+            "threads",
+            "namespacing",
+            "upstreams",
+            "limits",
+            "timeouts",
+            "policy",
+            "integrity",
+            "audit",
+            "metrics",
+            "log_format",
+            "dashboard",
+            "protect",
+            "cluster",
+            "raw_public_keys",
+            "auth"});
     if (root["listen"]) {
         c.listen = r.string(root["listen"], "listen");
     }
@@ -323,6 +343,31 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
     }
     if (root["threads"]) {
         c.threads = r.count(root["threads"], "threads");
+    }
+    if (const auto& auth = root["auth"]) {
+        r.only(auth, "auth", {"require", "oauth"});
+        if (auth["require"]) {
+            c.auth.require = r.string(auth["require"], "auth.require");
+        }
+        if (const auto& o = auth["oauth"]) {
+            r.only(o, "auth.oauth", {"issuer", "jwks_uri", "resource", "scopes", "clock_skew"});
+            if (o["clock_skew"]) {
+                c.auth.oauth.clock_skew = std::chrono::duration_cast<std::chrono::seconds>(
+                    r.duration(o["clock_skew"], "auth.oauth.clock_skew"));
+            }
+            if (o["issuer"]) {
+                c.auth.oauth.issuer = r.string(o["issuer"], "auth.oauth.issuer");
+            }
+            if (o["jwks_uri"]) {
+                c.auth.oauth.jwks_uri = r.string(o["jwks_uri"], "auth.oauth.jwks_uri");
+            }
+            if (o["resource"]) {
+                c.auth.oauth.resource = r.string(o["resource"], "auth.oauth.resource");
+            }
+            if (o["scopes"]) {
+                c.auth.oauth.scopes = r.strings(o["scopes"], "auth.oauth.scopes");
+            }
+        }
     }
     if (const auto& cl = root["cluster"]) {
         r.only(

@@ -16,6 +16,7 @@
 #include "pqmcp/identity/identity.hpp"
 #include "pqmcp/integrity/scanner.hpp"
 #include "pqmcp/mcp/protocol.hpp"
+#include "pqmcp/oauth/resource.hpp"
 #include "pqmcp/observe/dashboard.hpp"
 #include "pqmcp/observe/log.hpp"
 #include "pqmcp/tls/profile.hpp"
@@ -82,7 +83,19 @@ bool GatewayConfig::listens_on_loopback() const {
 }
 
 bool GatewayConfig::clients_must_be_known() const {
-    return require_client_identity || (!listens_on_loopback() && !allow_any_client);
+    const std::string mode = auth.mode();
+    if (mode == "oauth" || mode == "either") {
+        return require_client_identity;
+    }
+    return require_client_identity || mode == "both" ||
+           (!listens_on_loopback() && !allow_any_client);
+}
+
+std::string AuthConfig::mode() const {
+    if (!require.empty()) {
+        return require;
+    }
+    return oauth.issuer.empty() ? "tls" : "oauth";
 }
 
 std::string GatewayConfig::replica_name() const {
@@ -294,6 +307,23 @@ Status validate(const GatewayConfig& c) {
         return bad(fmt::format(
             "browser_certificate: profile {} allows no classical certificate (pq-hybrid does)",
             (*profile)->name));
+    }
+    if (const std::string mode = c.auth.mode();
+        mode != "tls" && mode != "oauth" && mode != "both" && mode != "either") {
+        return bad("auth.require: \"" + mode + "\" is not tls, oauth, both or either");
+    } else if (mode != "tls" && c.auth.oauth.issuer.empty()) {
+        return bad("auth.require: " + mode + " needs auth.oauth.issuer (--oauth-issuer)");
+    } else if (mode == "tls" && !c.auth.oauth.issuer.empty()) {
+        return bad("auth.oauth is configured but auth.require is tls: tokens would be ignored");
+    }
+    if (!c.auth.oauth.issuer.empty()) {
+        oauth::ResourceOptions ro;
+        ro.issuer = c.auth.oauth.issuer;
+        ro.jwks_uri = c.auth.oauth.jwks_uri;
+        ro.resource = c.auth.oauth.resource;
+        if (auto ok = oauth::ResourceServer::validate(ro); !ok) {
+            return bad("auth.oauth: " + ok.error().detail);
+        }
     }
     if (c.require_client_identity && c.allow_any_client) {
         return bad("require_client_identity and allow_any_client contradict each other");

@@ -5,9 +5,46 @@
 
 #include <openssl/crypto.h>
 
+#include "pqmcp/tls/web.hpp"
+
 namespace pqmcp::gateway {
 
 namespace {
+
+// auth.require and auth.oauth (docs/gateway.md, Authorization): the resource
+// server, and the hook that lets each request to /mcp through or not.
+Status start_authorization(Gateway::Impl& g, transport::HttpServerOptions& http) {
+    const GatewayConfig& c = g.config;
+    const std::string mode = c.auth.mode();
+    if (mode == "tls") {
+        return {};
+    }
+    oauth::ResourceOptions ro;
+    ro.issuer = c.auth.oauth.issuer;
+    ro.jwks_uri = c.auth.oauth.jwks_uri;
+    ro.resource = c.auth.oauth.resource;
+    ro.required_scopes = c.auth.oauth.scopes;
+    ro.leeway = c.auth.oauth.clock_skew;
+    if (ro.issuer.starts_with("https:") || ro.jwks_uri.starts_with("https:")) {
+        auto web = tls::make_web_client_context({});
+        if (!web) {
+            return fail(Errc::startup_failed, "auth.oauth: " + web.error().message());
+        }
+        g.oauth_tls = std::move(*web);
+        ro.tls = g.oauth_tls.get();
+    }
+    g.oauth = std::make_unique<oauth::ResourceServer>(g.io.get_executor(), std::move(ro));
+    http.authorize = [&g, mode](std::string_view authorization,
+                                const transport::PeerInfo& peer) -> transport::AuthDecision {
+        // either: a known TLS client needs no token (one it sends is still checked).
+        if (mode == "either" && authorization.empty() && peer.handshake.peer_verified) {
+            return {};
+        }
+        // both: the listener already required a known client identity.
+        return g.oauth->decide(authorization);
+    };
+    return {};
+}
 
 // The session-ticket secret the replicas share: 32 to 4096 bytes of a file
 // only its owner may read.
@@ -413,9 +450,21 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayConfig config, std::stri
         log_handshake(remote, result);
         g.recorder->handshake(remote, result, elapsed);
     };
-    if (g.dashboard) {
+    if (const Status auth = start_authorization(g, http); !auth) {
+        return tl::unexpected(auth.error());
+    }
+    if (g.dashboard || g.oauth) {
         http.get_page = [&g](const transport::HttpServerOptions::PageRequest& request)
             -> std::optional<transport::HttpServerOptions::Page> {
+            // RFC 9728 section 3: the metadata at its well-known path.
+            if (g.oauth &&
+                g.oauth->is_metadata_path(request.target.substr(0, request.target.find('?')))) {
+                return transport::HttpServerOptions::Page{
+                    200, "application/json", g.oauth->metadata(), {}};
+            }
+            if (!g.dashboard) {
+                return std::nullopt;
+            }
             auto page = g.dashboard->serve(request.target, request.authorization,
                                            request.peer.handshake.peer_verified,
                                            std::chrono::system_clock::now());
@@ -450,6 +499,13 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayConfig config, std::stri
         host = "[" + host + "]";
     }
     g.info.url = "https://" + host + ":" + std::to_string(*port) + "/mcp";
+    if (g.oauth) {
+        g.oauth->set_resource(g.info.url);
+        g.oauth->start();
+        spdlog::info("oauth: resource {} trusts tokens of {} (auth.require {}; metadata {})",
+                     g.oauth->resource(), c.auth.oauth.issuer, c.auth.mode(),
+                     g.oauth->metadata_url());
+    }
     g.info.profile = c.profile;
     for (const auto& u : c.upstreams) {
         g.info.upstreams.push_back(u.name);

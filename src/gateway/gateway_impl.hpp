@@ -30,6 +30,7 @@
 #include "pqmcp/gateway/gateway.hpp"
 #include "pqmcp/identity/identity.hpp"
 #include "pqmcp/identity/known_peers.hpp"
+#include "pqmcp/oauth/resource.hpp"
 #include "pqmcp/observe/dashboard.hpp"
 #include "pqmcp/observe/metrics_server.hpp"
 #include "pqmcp/policy/policy.hpp"
@@ -76,6 +77,8 @@ struct Gateway::Impl {
     std::unique_ptr<Guard> guard;  // tool integrity (null: turned off); signs with `own`
     crypto::SslCtxPtr server_context;
     std::vector<crypto::SslCtxPtr> upstream_contexts;
+    crypto::SslCtxPtr oauth_tls;                   // for an https authorization server
+    std::unique_ptr<oauth::ResourceServer> oauth;  // null: no auth.oauth
     std::unique_ptr<transport::HttpServer> server;
     std::unique_ptr<audit::Writer> audit;           // null: turned off
     std::unique_ptr<cluster::Shipper> shipper;      // null: no cluster.postgres or no audit

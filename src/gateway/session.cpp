@@ -30,6 +30,11 @@ GatewaySession::GatewaySession(SharedState& shared, Shard& shard,
         caller_.name = handshake.peer_name.value_or("");
         caller_.verified = handshake.peer_verified;
     }
+    if (const auto& token = downstream.peer().token) {
+        caller_.token_subject = token->subject;
+        caller_.token_client = token->client_id;
+        caller_.token_scopes = token->scopes;
+    }
     chains_ = make_chains(SessionParts{shared_, caller_, session_id_, log_id_, *this, *this, *this,
                                        *this, *this, *this, routes_, shard_.counts.get(),
                                        shard_.shared_baselines ? shard_.counts.get() : nullptr});
@@ -211,6 +216,12 @@ json::object GatewaySession::trace_record(const std::string& key, const Trace& t
         {"mode", policy::to_string(t.decision.mode)}};
     if (!caller_.name.empty()) {
         record["identity_name"] = caller_.name;
+    }
+    if (!caller_.token_subject.empty()) {
+        // Both identities when the caller has both: the TLS peer id above
+        // and the access token's subject and client here.
+        record["token_subject"] = caller_.token_subject;
+        record["token_client"] = caller_.token_client;
     }
     for (const auto& [k, v] : t.arguments) {
         record[k] = v;

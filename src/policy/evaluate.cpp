@@ -47,6 +47,18 @@ bool any_glob(const std::vector<std::string>& patterns, std::string_view text) {
 }
 
 bool is_member(const std::string& member, const Caller& caller) {
+    // An access token's subject, client and scopes (docs/policy.md).
+    if (member.starts_with("oauth:")) {
+        return !caller.token_subject.empty() && member.substr(6) == caller.token_subject;
+    }
+    if (member.starts_with("client:")) {
+        return !caller.token_client.empty() && member.substr(7) == caller.token_client;
+    }
+    if (member.starts_with("scope:")) {
+        const std::string_view scope = std::string_view(member).substr(6);
+        return std::find(caller.token_scopes.begin(), caller.token_scopes.end(), scope) !=
+               caller.token_scopes.end();
+    }
     if (caller.peer_id.empty()) {
         return false;
     }
@@ -64,7 +76,7 @@ bool identity_matches(const Policy& p, const std::vector<std::string>& ids, cons
             return true;
         }
         if (id == "anonymous") {
-            if (caller.peer_id.empty()) {
+            if (caller.anonymous()) {
                 return true;
             }
             continue;

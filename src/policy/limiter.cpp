@@ -130,8 +130,7 @@ void Limiter::sweep(Clock::time_point now) {
 }
 
 std::string counting_key(Per per, const Request& request) {
-    const std::string identity =
-        request.caller.peer_id.empty() ? "anonymous" : request.caller.peer_id;
+    const std::string identity = request.caller.key();
     switch (per) {
         case Per::identity:
             return "identity:" + identity;

@@ -280,9 +280,13 @@ asio::awaitable<void> McpHttpClient::Impl::post(json::object message, bool bypas
     if (ex_result.status != 200 && ex_result.status != 202 && ex_result.status != 204) {
         boost::system::error_code ec;
         json::value body = json::parse(ex_result.error_body, ec);
-        const json::object* server_error =
-            !ec && body.is_object() && body.as_object().contains("error") ? &body.as_object()
-                                                                          : nullptr;
+        // A JSON-RPC error object, not any JSON with "error" (an OAuth error
+        // body of a 401 has a string there, RFC 6750 section 3).
+        const json::object* server_error = !ec && body.is_object() &&
+                                                   body.as_object().contains("error") &&
+                                                   body.as_object().at("error").is_object()
+                                               ? &body.as_object()
+                                               : nullptr;
         fail(message,
              Error{make_error_code(Errc::http_status),
                    describe_status(ex_result.status, "", ex_result.error_body)},

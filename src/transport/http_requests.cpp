@@ -89,8 +89,17 @@ bool is_json_content(std::string_view content_type) {
     return true;
 }
 
+// The same TLS identity and, for a session opened with an access token, a
+// token of the same subject and client from the same issuer.
 bool same_peer(const PeerInfo& a, const PeerInfo& b) {
-    return a.handshake.peer_id == b.handshake.peer_id;
+    if (a.handshake.peer_id != b.handshake.peer_id) {
+        return false;
+    }
+    if (!a.token) {
+        return true;
+    }
+    return b.token && a.token->issuer == b.token->issuer && a.token->subject == b.token->subject &&
+           a.token->client_id == b.token->client_id;
 }
 
 // Finds the session a request names; an Outcome with the HTTP error otherwise.
@@ -105,8 +114,8 @@ std::variant<std::shared_ptr<Session>, Outcome> find_session(HttpServer::Impl& s
                           "Bad Request: the Mcp-Session-Id header is required");
     }
     const auto it = server.sessions.find(std::string(id));
-    // A session belongs to the TLS identity that opened it; for anyone else it
-    // does not exist.
+    // A session belongs to the TLS identity (and token subject) that opened
+    // it; for anyone else it does not exist.
     // (The sessions kept for 2026-07-28 callers are never named to a client.)
     if (it == server.sessions.end() || !same_peer(it->second->peer_, peer) ||
         it->second->stateless_) {

@@ -259,20 +259,43 @@ asio::awaitable<void> HttpServer::Impl::serve(tcp::socket socket, std::string ad
         }
         Request req = parser.release();
         set_phase(tcp, Phase::busy);
+        // The authorization hook sees every request to the MCP path first; an
+        // allowed one carries its token's identity on.
+        const PeerInfo* who = &peer;
+        PeerInfo with_token;
+        if (options.authorize && target_path(req) == options.path) {
+            auto decision = co_await authorize(req, peer);
+            if (decision.status != 0) {
+                auto res = make_response(req, static_cast<http::status>(decision.status),
+                                         "application/json", std::move(decision.body));
+                for (const auto& [name, value] : decision.headers) {
+                    res.set(name, value);
+                }
+                if (!co_await write_response(stream, res, t.write) || !res.keep_alive()) {
+                    break;
+                }
+                continue;
+            }
+            if (decision.token) {
+                with_token = peer;
+                with_token.token = std::move(decision.token);
+                who = &with_token;
+            }
+        }
         // A session's requests are answered on its home shard: this
         // coroutine waits while another one uses the connection there.
         // A 2026-07-28 caller's requests, on the home of the session kept
         // for it (one per caller for the whole server).
         auto shard = header(req, k_session_header).empty() &&
                              header(req, k_version_header) == mcp::k_stateless_version
-                         ? stateless_home(peer)
+                         ? stateless_home(*who)
                          : home(header(req, k_session_header));
         bool keep = false;
         if (shard.get() == this) {
-            keep = co_await respond(stream, req, peer);
+            keep = co_await respond(stream, req, *who);
         } else {
             lend(tcp, true);
-            keep = co_await asio::co_spawn(shard->io, shard->respond(stream, req, peer),
+            keep = co_await asio::co_spawn(shard->io, shard->respond(stream, req, *who),
                                            asio::use_awaitable);
             lend(tcp, false);
         }
@@ -283,6 +306,39 @@ asio::awaitable<void> HttpServer::Impl::serve(tcp::socket socket, std::string ad
     // close_notify, bounded.
     beast::get_lowest_layer(stream).expires_after(std::chrono::milliseconds{1'000});
     (void)co_await stream.async_shutdown(use);
+}
+
+std::string_view target_path(const Request& req) {
+    const std::string_view target(req.target().data(), req.target().size());
+    return target.substr(0, target.find('?'));
+}
+
+// The hook's decision; a `wait` is waited for on this shard (the hook's
+// callback may run on any thread) and the hook asked once more.
+asio::awaitable<AuthDecision> HttpServer::Impl::authorize(const Request& req,
+                                                          const PeerInfo& peer) {
+    const std::string_view authorization = header(req, "Authorization");
+    AuthDecision decision = options.authorize(authorization, peer);
+    if (!decision.wait) {
+        co_return decision;
+    }
+    auto executor = co_await asio::this_coro::executor;
+    co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
+        [&decision, executor](auto handler) {
+            auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+            decision.wait(
+                [shared, executor] { asio::post(executor, [shared] { std::move (*shared)(); }); });
+        },
+        asio::use_awaitable);
+    decision = options.authorize(authorization, peer);
+    if (decision.wait) {
+        decision = AuthDecision{};
+        decision.status = 503;
+        decision.headers.emplace_back("Retry-After", "5");
+        decision.body =
+            R"({"error":"temporarily_unavailable","error_description":"the authorization server's keys could not be fetched"})";
+    }
+    co_return decision;
 }
 
 asio::awaitable<bool> HttpServer::Impl::respond(TlsStream& stream, const Request& req,

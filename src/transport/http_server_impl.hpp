@@ -139,21 +139,26 @@ struct ServerGroup {
     std::atomic<std::size_t> lent{0};                     // requests answered on another shard now
     std::mutex mutex;
     std::size_t sessions = 0;
-    std::map<std::string, std::size_t> by_identity;  // key: the peer id, "" for none
+    std::map<std::string, std::size_t> by_identity;  // key: identity_key()
 
     [[nodiscard]] std::size_t size() const noexcept { return count; }
 };
 
 // The key a session counts under for limits.max_sessions_per_identity.
 inline std::string identity_key(const PeerInfo& peer) {
-    return peer.handshake.peer_id ? peer.handshake.peer_id->str() : std::string{};
+    if (peer.handshake.peer_id) {
+        return peer.handshake.peer_id->str();
+    }
+    return peer.token ? "token " + peer.token->issuer + " " + peer.token->subject : std::string{};
 }
 
 // A 2026-07-28 caller: its peer id, or an anonymous caller's connection. Its
 // kept sessions, their shard and the binding of its requestState go by it.
 inline std::string stateless_caller(const PeerInfo& peer) {
-    return peer.handshake.peer_id ? "id " + peer.handshake.peer_id->str()
-                                  : "anonymous " + peer.remote;
+    const std::string token =
+        peer.token ? " token " + peer.token->issuer + " " + peer.token->subject : std::string{};
+    return peer.handshake.peer_id ? "id " + peer.handshake.peer_id->str() + token
+                                  : "anonymous " + peer.remote + token;
 }
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
@@ -284,6 +289,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     void admit(tcp::socket socket, std::string address);
     // Answers one request read from `stream` (on the session's home shard).
     asio::awaitable<bool> respond(TlsStream& stream, const Request& req, const PeerInfo& peer);
+    asio::awaitable<AuthDecision> authorize(const Request& req, const PeerInfo& peer);
     void stop_here();  // stop(), on this shard's thread
     void lend(beast::tcp_stream* tcp, bool out);
     void add_session(const std::shared_ptr<Session>& session);
@@ -570,6 +576,8 @@ asio::awaitable<bool> serve_stream(HttpServer::Impl& server, TlsStream& stream, 
                                    Outcome& outcome);
 asio::awaitable<bool> write_response(TlsStream& stream, http::response<http::string_body>& res,
                                      std::chrono::milliseconds timeout);
+// The path of a request's target, without its query.
+std::string_view target_path(const Request& req);
 std::optional<http::response<http::string_body>> read_failure(const boost::system::error_code& ec,
                                                               bool timed_out,
                                                               const HttpServerOptions& options);

@@ -58,7 +58,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         return std::make_unique<Answering>(s);
     };
     transport::HttpServer server(io, context(), options);
-    const transport::PeerInfo peer{"127.0.0.1:40000", {}};
+    const transport::PeerInfo peer{"127.0.0.1:40000", {}, std::nullopt};
     std::string rest(reinterpret_cast<const char*>(data), size);
     std::string session;
     for (int i = 0; i < 8 && !rest.empty(); ++i) {

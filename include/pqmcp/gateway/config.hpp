@@ -228,6 +228,25 @@ struct ClusterConfig {
     [[nodiscard]] bool shared() const { return !redis.empty() || !postgres.empty(); }
 };
 
+// Who may call the MCP endpoint (docs/gateway.md, Authorization):
+//   tls     the TLS client identity, as the listener requires it (the default
+//           without oauth:)
+//   oauth   a valid OAuth access token on every request (the default with oauth:)
+//   both    a known TLS client identity and a valid token
+//   either  a known TLS client identity, or a valid token
+struct OAuthConfig {
+    std::string issuer;                   // the authorization server (its tokens' "iss")
+    std::string jwks_uri;                 // "": from the issuer's metadata
+    std::string resource;                 // "": the listener's URL (https://HOST:PORT/mcp)
+    std::vector<std::string> scopes;      // every token must carry these
+    std::chrono::seconds clock_skew{30};  // allowed on a token's exp and nbf
+};
+struct AuthConfig {
+    std::string require;  // tls, oauth, both, either; "": the default above
+    OAuthConfig oauth{};
+    [[nodiscard]] std::string mode() const;
+};
+
 struct GatewayConfig {
     std::string listen = "127.0.0.1:8443";  // HOST:PORT ([v6]:PORT), numeric host
     std::filesystem::path identity;         // created with a new ML-DSA identity if missing
@@ -268,12 +287,14 @@ struct GatewayConfig {
     Timeouts timeouts{};
     Limits limits{};
     ClusterConfig cluster{};
+    AuthConfig auth{};
 
     [[nodiscard]] std::string listen_host() const;
     // 127.0.0.0/8, ::1 or localhost.
     [[nodiscard]] bool listens_on_loopback() const;
     // What require_client_identity is in effect: as set, or, on a listener
-    // that is not loopback, true unless allow_any_client.
+    // that is not loopback, true unless allow_any_client or an access token
+    // is what authenticates (auth.require oauth or either).
     [[nodiscard]] bool clients_must_be_known() const;
     [[nodiscard]] std::uint16_t listen_port() const;
     // The replica's name: cluster.replica, or HOSTNAME-PORT.

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <system_error>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <boost/json/value.hpp>
@@ -179,9 +180,29 @@ struct Policy {
 
 // Who is calling.
 struct Caller {
-    std::string peer_id;  // empty: anonymous (no client certificate)
+    Caller() = default;
+    Caller(std::string id, std::string known_name, bool is_verified)
+        : peer_id(std::move(id)), name(std::move(known_name)), verified(is_verified) {}
+
+    std::string peer_id;  // empty: no client certificate
     std::string name;     // from known_peers, if listed
     bool verified = false;
+    // From an OAuth access token the gateway validated (empty: none).
+    std::string token_subject;
+    std::string token_client;
+    std::vector<std::string> token_scopes;
+    // Neither a client certificate nor a token.
+    [[nodiscard]] bool anonymous() const noexcept {
+        return peer_id.empty() && token_subject.empty();
+    }
+    // The key rates, quotas and baselines count under: the peer id, else
+    // "oauth:" and the token's subject, else "anonymous".
+    [[nodiscard]] std::string key() const {
+        if (!peer_id.empty()) {
+            return peer_id;
+        }
+        return token_subject.empty() ? std::string("anonymous") : "oauth:" + token_subject;
+    }
 };
 
 // A finding of the behaviour analysis for one call.

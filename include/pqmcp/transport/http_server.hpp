@@ -42,10 +42,32 @@ namespace pqmcp::transport {
 using StreamId = std::uint64_t;
 inline constexpr StreamId k_standalone_stream = 0;
 
+// The caller an OAuth access token names (validated by the server's
+// `authorize` hook; see pqmcp::oauth).
+struct TokenIdentity {
+    std::string issuer;
+    std::string subject;    // "sub"
+    std::string client_id;  // "client_id" (RFC 9068), else "azp"
+    std::vector<std::string> scopes;
+};
+
 // Who is on the other end of the connection a message arrived on.
 struct PeerInfo {
-    std::string remote;            // "127.0.0.1:50412"
-    tls::HandshakeInfo handshake;  // peer_id empty: the client sent no certificate
+    std::string remote;                  // "127.0.0.1:50412"
+    tls::HandshakeInfo handshake;        // peer_id empty: the client sent no certificate
+    std::optional<TokenIdentity> token;  // the request's access token, when one was checked
+};
+
+// The answer of HttpServerOptions::authorize for one request to the MCP path.
+struct AuthDecision {
+    unsigned status = 0;  // 0: allowed; else the HTTP status to answer with (401, 403, 503)
+    std::vector<std::pair<std::string, std::string>> headers;  // WWW-Authenticate, ...
+    std::string body;                                          // JSON
+    std::optional<TokenIdentity> token;                        // allowed with this token
+    // Set: not decided yet (keys to fetch). The server calls it with a
+    // function to run (from any thread) once it is worth asking again, then
+    // asks once more; a second `wait` is answered 503.
+    std::function<void(std::function<void()>)> wait;
 };
 
 // The transport's side of one MCP session, as the handler sees it.
@@ -173,6 +195,10 @@ struct HttpServerOptions {
         const PeerInfo& peer;
     };
     std::function<std::optional<Page>(const PageRequest&)> get_page;
+    // Every request to `path`, before anything else of it is looked at: its
+    // Authorization header and its connection. Unset: everyone passes. Called
+    // on the connection's thread; must be thread-safe.
+    std::function<AuthDecision(std::string_view authorization, const PeerInfo& peer)> authorize;
 };
 
 struct HttpServerStats {

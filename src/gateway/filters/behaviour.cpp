@@ -8,7 +8,7 @@
 namespace pqmcp::gateway {
 
 std::string BehaviourFilter::who() const {
-    return caller_.peer_id.empty() ? std::string("anonymous") : caller_.peer_id;
+    return caller_.key();
 }
 
 void BehaviourFilter::log_findings(const Exchange& x, std::chrono::steady_clock::time_point now) {

@@ -1,0 +1,802 @@
+#include "pqmcp/oauth/resource.hpp"
+
+#include <cjose/cjose.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+#include <utility>
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/post.hpp>
+#include <boost/json.hpp>
+
+#include "pqmcp/transport/http_util.hpp"
+#include "pqmcp/transport/rest_client.hpp"
+
+namespace pqmcp::oauth {
+
+namespace json = boost::json;
+namespace asio = boost::asio;
+using SysClock = std::chrono::system_clock;
+using Steady = std::chrono::steady_clock;
+
+namespace {
+
+class OauthCategory final : public std::error_category {
+  public:
+    [[nodiscard]] const char* name() const noexcept override { return "oauth"; }
+    [[nodiscard]] std::string message(int code) const override {
+        switch (static_cast<Errc>(code)) {
+            case Errc::no_token:
+                return "no bearer token";
+            case Errc::invalid_token:
+                return "invalid token";
+            case Errc::insufficient_scope:
+                return "insufficient scope";
+            case Errc::unknown_key:
+                return "token signed with an unknown key";
+            case Errc::discovery_failed:
+                return "authorization server metadata unavailable";
+            case Errc::jwks_failed:
+                return "authorization server keys unavailable";
+            case Errc::invalid_options:
+                return "invalid OAuth options";
+        }
+        return "unknown oauth error";
+    }
+};
+
+struct JwkDeleter {
+    void operator()(cjose_jwk_t* k) const noexcept { cjose_jwk_release(k); }
+};
+struct JwsDeleter {
+    void operator()(cjose_jws_t* j) const noexcept { cjose_jws_release(j); }
+};
+using JwkPtr = std::unique_ptr<cjose_jwk_t, JwkDeleter>;
+using JwsPtr = std::unique_ptr<cjose_jws_t, JwsDeleter>;
+
+struct Key {
+    std::string kid;
+    std::string kty;  // "RSA", "EC"
+    std::string alg;  // "" when the key does not say
+    JwkPtr jwk;
+};
+
+struct KeySet {
+    std::vector<Key> keys;
+};
+
+// RFC 9068 section 2.1 and 4: asymmetric signatures only ("none" and the
+// HMAC algorithms never: a public key must not become a shared secret).
+std::optional<std::string_view> key_type_for(std::string_view alg) {
+    static const std::map<std::string_view, std::string_view> types{
+        {"RS256", "RSA"}, {"RS384", "RSA"}, {"RS512", "RSA"}, {"PS256", "RSA"}, {"PS384", "RSA"},
+        {"PS512", "RSA"}, {"ES256", "EC"},  {"ES384", "EC"},  {"ES512", "EC"}};
+    const auto it = types.find(alg);
+    if (it == types.end()) {
+        return std::nullopt;
+    }
+    return it->second;
+}
+
+std::string quote_param(std::string_view text) {
+    std::string out = "\"";
+    for (const char c : text) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+        }
+        out += c;
+    }
+    return out + "\"";
+}
+
+bool is_loopback(const std::string& host) {
+    return host == "127.0.0.1" || host == "::1" || host == "localhost";
+}
+
+Result<transport::Url> fetchable(const std::string& url, SSL_CTX* tls) {
+    auto parsed = transport::parse_url(url);
+    if (!parsed) {
+        return tl::unexpected(parsed.error());
+    }
+    if (!parsed->tls && !is_loopback(parsed->host)) {
+        return fail(Errc::invalid_options,
+                    url + ": the authorization server must be reached over https");
+    }
+    if (parsed->tls && tls == nullptr) {
+        return fail(Errc::invalid_options, url + ": no TLS context for https");
+    }
+    return parsed;
+}
+
+// RFC 8414 section 3.1: the well-known segment goes between the host and
+// the issuer's path.
+std::vector<std::string> metadata_urls(const std::string& issuer) {
+    std::vector<std::string> out;
+    const auto parsed = transport::parse_url(issuer);
+    if (!parsed) {
+        return out;
+    }
+    const std::string origin = (parsed->tls ? "https://" : "http://") + parsed->authority();
+    std::string path = parsed->target == "/" ? std::string{} : parsed->target;
+    out.push_back(origin + "/.well-known/oauth-authorization-server" + path);
+    out.push_back(origin + path + "/.well-known/openid-configuration");
+    return out;
+}
+
+// RFC 7515 section 7.1: three base64url parts without padding (RFC 7515
+// section 2), dots between them. A part of 4k+1 characters is no encoding.
+bool canonical_compact(std::string_view token) {
+    std::size_t dots = 0;
+    std::size_t part = 0;
+    for (const char c : token) {
+        if (c == '.') {
+            if (part % 4 == 1) {
+                return false;
+            }
+            ++dots;
+            part = 0;
+            continue;
+        }
+        if (std::isalnum(static_cast<unsigned char>(c)) == 0 && c != '-' && c != '_') {
+            return false;
+        }
+        ++part;
+    }
+    return dots == 2 && part % 4 != 1;
+}
+
+// The length of the third part once decoded.
+std::size_t signature_bytes(std::string_view token) {
+    const std::size_t chars = token.size() - token.rfind('.') - 1;
+    return chars * 3 / 4;
+}
+
+std::vector<std::string> split_scopes(std::string_view text) {
+    std::vector<std::string> out;
+    std::size_t i = 0;
+    while (i < text.size()) {
+        const auto j = text.find(' ', i);
+        const auto part = text.substr(i, j == std::string_view::npos ? j : j - i);
+        if (!part.empty()) {
+            out.emplace_back(part);
+        }
+        if (j == std::string_view::npos) {
+            break;
+        }
+        i = j + 1;
+    }
+    return out;
+}
+
+std::string join(const std::vector<std::string>& parts) {
+    std::string out;
+    for (const auto& p : parts) {
+        out += (out.empty() ? "" : " ") + p;
+    }
+    return out;
+}
+
+}  // namespace
+
+const std::error_category& oauth_category() noexcept {
+    static const OauthCategory category;
+    return category;
+}
+
+struct ResourceServer::Impl : std::enable_shared_from_this<Impl> {
+    Impl(asio::any_io_executor ex, ResourceOptions o)
+        : executor(std::move(ex)), options(std::move(o)) {
+        if (!options.now) {
+            options.now = [] { return SysClock::now(); };
+        }
+        if (options.scopes_supported.empty()) {
+            options.scopes_supported = options.required_scopes;
+        }
+    }
+
+    asio::any_io_executor executor;
+    ResourceOptions options;
+
+    mutable std::mutex mutex;
+    std::string resource;
+    std::shared_ptr<const KeySet> keys;  // null until the first fetch
+    std::string jwks_uri;                // from the options or the metadata
+    bool fetching = false;
+    // When an unknown key last made the keys be fetched (not counting the
+    // first fetch and the periodic ones).
+    std::optional<Steady::time_point> last_unknown_fetch;
+    Steady::time_point fetched{};  // when keys were last replaced
+    std::vector<std::function<void()>> waiters;
+    // Tokens already verified, by their text: a client sends the same token
+    // with every request until it expires, and the signature check is most
+    // of the cost. Only expiry is checked again; the set is emptied when the
+    // keys change (a key withdrawn ends its tokens at once).
+    struct Verified {
+        transport::TokenIdentity identity;
+        std::int64_t exp = 0;
+        std::optional<std::int64_t> nbf;
+    };
+    std::unordered_map<std::string, Verified> verified;
+    static constexpr std::size_t k_max_verified = 4096;
+
+    // ---- fetching (on the executor) ----------------------------------------
+
+    void fetch_locked() {
+        if (fetching) {
+            return;
+        }
+        fetching = true;
+        asio::post(executor, [self = shared_from_this()] { self->fetch_start(); });
+    }
+
+    void fetch_start() {
+        std::string uri;
+        {
+            const std::lock_guard lock(mutex);
+            uri = jwks_uri;
+        }
+        if (!uri.empty()) {
+            get(uri, [self = shared_from_this()](Result<std::string> body) {
+                self->on_jwks(std::move(body));
+            });
+            return;
+        }
+        discover(metadata_urls(options.issuer), 0);
+    }
+
+    void discover(std::vector<std::string> urls, std::size_t index) {
+        if (index >= urls.size()) {
+            finish(fail(Errc::discovery_failed, "no metadata for issuer " + options.issuer));
+            return;
+        }
+        const std::string url = urls[index];
+        get(url, [self = shared_from_this(), urls = std::move(urls), index,
+                  url](Result<std::string> body) mutable {
+            if (!body) {
+                spdlog::debug("oauth: {}: {}", url, body.error().message());
+                self->discover(std::move(urls), index + 1);
+                return;
+            }
+            boost::system::error_code ec;
+            const json::value doc = json::parse(*body, ec);
+            if (ec || !doc.is_object()) {
+                self->discover(std::move(urls), index + 1);
+                return;
+            }
+            const auto& o = doc.as_object();
+            // RFC 8414 section 3.3: "The "issuer" value returned MUST be
+            // identical to the authorization server's issuer identifier value
+            // into which the well-known URI string was inserted".
+            const auto* iss = o.if_contains("issuer");
+            if (iss == nullptr || !iss->is_string() || iss->as_string() != self->options.issuer) {
+                self->finish(fail(Errc::discovery_failed,
+                                  url + ": its issuer is not " + self->options.issuer));
+                return;
+            }
+            const auto* jwks = o.if_contains("jwks_uri");
+            if (jwks == nullptr || !jwks->is_string()) {
+                self->finish(fail(Errc::discovery_failed, url + ": no jwks_uri"));
+                return;
+            }
+            const std::string uri(jwks->as_string());
+            {
+                const std::lock_guard lock(self->mutex);
+                self->jwks_uri = uri;
+            }
+            self->get(uri, [self](Result<std::string> jwks_body) {
+                self->on_jwks(std::move(jwks_body));
+            });
+        });
+    }
+
+    void get(const std::string& url, std::function<void(Result<std::string>)> done) {
+        auto parsed = fetchable(url, options.tls);
+        if (!parsed) {
+            done(tl::unexpected(parsed.error()));
+            return;
+        }
+        transport::RestClientOptions ro;
+        ro.base = *parsed;
+        ro.tls = options.tls;
+        ro.request_timeout = options.fetch_timeout;
+        ro.connect_timeout = options.fetch_timeout;
+        ro.max_response_bytes = 1U << 20U;
+        ro.max_connections = 1;
+        auto client = std::make_shared<transport::RestClient>(executor, ro);
+        transport::RestRequest req;
+        req.method = "GET";
+        req.target = parsed->target;
+        req.headers.emplace_back("Accept", "application/json");
+        client->send(std::move(req), [client, url,
+                                      done = std::move(done)](Result<transport::RestResponse> r) {
+            if (!r) {
+                done(fail(Errc::jwks_failed, url + ": " + r.error().message()));
+                return;
+            }
+            if (r->status != 200 || r->truncated) {
+                done(fail(Errc::jwks_failed, url + ": HTTP " + std::to_string(r->status) +
+                                                 (r->truncated ? " (too large)" : "")));
+                return;
+            }
+            done(std::move(r->body));
+        });
+    }
+
+    void on_jwks(Result<std::string> body) {
+        if (!body) {
+            finish(tl::unexpected(body.error()));
+            return;
+        }
+        auto set = parse_keys(*body);
+        if (!set) {
+            finish(tl::unexpected(set.error()));
+            return;
+        }
+        {
+            const std::lock_guard lock(mutex);
+            keys = std::move(*set);
+            verified.clear();
+            fetched = Steady::now();
+        }
+        finish({});
+    }
+
+    static Result<std::shared_ptr<const KeySet>> parse_keys(std::string_view body) {
+        boost::system::error_code ec;
+        const json::value doc = json::parse(body, ec);
+        if (ec || !doc.is_object() || !doc.as_object().contains("keys") ||
+            !doc.at("keys").is_array()) {
+            return fail(Errc::jwks_failed, "the JWKS is not a JSON object with \"keys\"");
+        }
+        auto set = std::make_shared<KeySet>();
+        for (const auto& k : doc.at("keys").as_array()) {
+            if (!k.is_object()) {
+                continue;
+            }
+            const auto& o = k.as_object();
+            const auto str = [&o](const char* name) {
+                const auto* v = o.if_contains(name);
+                return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string{};
+            };
+            // Keys for other uses (encryption) are not signing keys.
+            if (const std::string use = str("use"); !use.empty() && use != "sig") {
+                continue;
+            }
+            const std::string serialized = json::serialize(o);
+            cjose_err err{};
+            JwkPtr jwk(cjose_jwk_import(serialized.c_str(), serialized.size(), &err));
+            if (!jwk) {
+                spdlog::warn("oauth: a key of the JWKS is not usable: {}",
+                             err.message != nullptr ? err.message : "?");
+                continue;
+            }
+            set->keys.push_back(Key{str("kid"), str("kty"), str("alg"), std::move(jwk)});
+        }
+        if (set->keys.empty()) {
+            return fail(Errc::jwks_failed, "the JWKS has no usable signing key");
+        }
+        return std::shared_ptr<const KeySet>(std::move(set));
+    }
+
+    void finish(Status status) {
+        if (!status) {
+            spdlog::warn("oauth: {}", status.error().message());
+        }
+        std::vector<std::function<void()>> ready;
+        {
+            const std::lock_guard lock(mutex);
+            fetching = false;
+            ready.swap(waiters);
+        }
+        for (auto& r : ready) {
+            r();
+        }
+    }
+
+    // ---- checking (any thread) -------------------------------------------
+
+    Check check(std::string_view authorization) {
+        // RFC 6750 section 2.1: "Authorization: Bearer <token>"; the scheme
+        // is case-insensitive (RFC 9110 section 11.1).
+        constexpr std::string_view scheme = "bearer ";
+        if (authorization.size() <= scheme.size() ||
+            !std::equal(scheme.begin(), scheme.end(), authorization.begin(), [](char a, char b) {
+                return a == std::tolower(static_cast<unsigned char>(b));
+            })) {
+            return {fail(Errc::no_token, "no bearer token"), false};
+        }
+        std::string_view token = authorization.substr(scheme.size());
+        while (!token.empty() && token.front() == ' ') {
+            token.remove_prefix(1);
+        }
+        if (token.empty() || token.size() > options.max_token_bytes) {
+            return {fail(Errc::invalid_token, "the token is empty or too long"), false};
+        }
+        if (!canonical_compact(token)) {
+            return {fail(Errc::invalid_token, "not a signed JWT"), false};
+        }
+        const std::string text(token);
+        {
+            const std::lock_guard lock(mutex);
+            if (const auto it = verified.find(text); it != verified.end()) {
+                if (auto time = times_check(it->second.exp, it->second.nbf); !time) {
+                    verified.erase(it);
+                    return {tl::unexpected(time.error()), false};
+                }
+                return {it->second.identity, false};
+            }
+        }
+        cjose_err err{};
+        JwsPtr jws(cjose_jws_import(token.data(), token.size(), &err));
+        if (!jws) {
+            return {fail(Errc::invalid_token, "not a signed JWT"), false};
+        }
+        cjose_header_t* header = cjose_jws_get_protected(jws.get());
+        const auto header_str = [header](const char* name) {
+            cjose_err e{};
+            const char* v = cjose_header_get(header, name, &e);
+            return v != nullptr ? std::string(v) : std::string{};
+        };
+        const std::string alg = header_str("alg");
+        const auto kty = key_type_for(alg);
+        if (!kty) {
+            return {fail(Errc::invalid_token, "signature algorithm \"" + alg + "\" not accepted"),
+                    false};
+        }
+        // RFC 9068 section 4: "Resource servers receiving a JWT access token
+        // MUST validate it ... verify that the "typ" header value is "at+jwt"
+        // or "application/at+jwt" and reject tokens carrying any other value."
+        std::string typ = header_str("typ");
+        std::transform(typ.begin(), typ.end(), typ.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        if (typ != "at+jwt" && typ != "application/at+jwt") {
+            return {fail(Errc::invalid_token, "not a JWT access token (typ \"" + typ + "\")"),
+                    false};
+        }
+        const std::string kid = header_str("kid");
+        // RFC 7518 section 3.4: an ECDSA JWS signature is R and S, each as
+        // long as the curve's order, concatenated (64, 96, 132 bytes). cjose
+        // ignores bytes beyond them; a token with more is not that token.
+        if (const auto bytes = signature_bytes(token);
+            alg.starts_with("ES") && bytes != (alg == "ES256"   ? 64U
+                                               : alg == "ES384" ? 96U
+                                                                : 132U)) {
+            return {fail(Errc::invalid_token, "the signature does not verify"), false};
+        }
+
+        std::shared_ptr<const KeySet> set;
+        {
+            const std::lock_guard lock(mutex);
+            set = keys;
+            if (set && Steady::now() - fetched > options.max_age) {
+                fetch_locked();  // in the background; these keys still serve
+            }
+        }
+        const Key* key = nullptr;
+        if (set) {
+            for (const auto& k : set->keys) {
+                if (k.kty == *kty && (kid.empty() || k.kid == kid) &&
+                    (k.alg.empty() || k.alg == alg)) {
+                    key = &k;
+                    break;
+                }
+            }
+        }
+        if (key == nullptr) {
+            const std::lock_guard lock(mutex);
+            if (fetching) {
+                return {fail(Errc::unknown_key, "keys are being fetched"), true};
+            }
+            const auto now = Steady::now();
+            if (!set || !last_unknown_fetch ||
+                now - *last_unknown_fetch >= options.refetch_interval) {
+                last_unknown_fetch = now;
+                fetch_locked();
+                return {fail(Errc::unknown_key, "keys are being fetched"), true};
+            }
+            return {fail(Errc::unknown_key, "no key \"" + kid + "\" for " + alg +
+                                                " in the authorization server's JWKS"),
+                    false};
+        }
+        if (!cjose_jws_verify(jws.get(), key->jwk.get(), &err)) {
+            return {fail(Errc::invalid_token, "the signature does not verify"), false};
+        }
+        std::uint8_t* plain = nullptr;
+        std::size_t plain_len = 0;
+        if (!cjose_jws_get_plaintext(jws.get(), &plain, &plain_len, &err)) {
+            return {fail(Errc::invalid_token, "no payload"), false};
+        }
+        boost::system::error_code ec;
+        const json::value claims =
+            json::parse(std::string_view(reinterpret_cast<const char*>(plain), plain_len), ec);
+        if (ec || !claims.is_object()) {
+            return {fail(Errc::invalid_token, "the payload is not a JSON object"), false};
+        }
+        Verified entry;
+        auto identity = claims_check(claims.as_object(), entry);
+        if (identity) {
+            entry.identity = *identity;
+            const std::lock_guard lock(mutex);
+            if (verified.size() >= k_max_verified) {
+                verified.clear();
+            }
+            verified.emplace(text, std::move(entry));
+        }
+        return {std::move(identity), false};
+    }
+
+    // RFC 9068 section 4: "The current time MUST be before the time
+    // represented by the "exp" claim."
+    Status times_check(std::int64_t exp, std::optional<std::int64_t> nbf) const {
+        const auto now =
+            std::chrono::duration_cast<std::chrono::seconds>(options.now().time_since_epoch())
+                .count();
+        const auto leeway = options.leeway.count();
+        if (now >= exp + leeway) {
+            return fail(Errc::invalid_token, "expired");
+        }
+        if (nbf && now + leeway < *nbf) {
+            return fail(Errc::invalid_token, "not valid yet");
+        }
+        return {};
+    }
+
+    Result<transport::TokenIdentity> claims_check(const json::object& c, Verified& times) const {
+        const auto str = [&c](const char* name) -> std::optional<std::string> {
+            const auto* v = c.if_contains(name);
+            if (v == nullptr || !v->is_string()) {
+                return std::nullopt;
+            }
+            return std::string(v->as_string());
+        };
+        const auto number = [&c](const char* name) -> std::optional<std::int64_t> {
+            const auto* v = c.if_contains(name);
+            if (v == nullptr || !v->is_number()) {
+                return std::nullopt;
+            }
+            boost::system::error_code e;
+            const auto n = v->to_number<std::int64_t>(e);
+            return e ? std::nullopt : std::optional<std::int64_t>(n);
+        };
+        // RFC 9068 section 4: "The issuer identifier for the authorization
+        // server ... MUST exactly match the value of the "iss" claim."
+        if (str("iss") != options.issuer) {
+            return fail(Errc::invalid_token,
+                        "issued by " + str("iss").value_or("nobody") + ", not " + options.issuer);
+        }
+        // MCP authorization, token handling: "MCP servers MUST validate that
+        // access tokens were issued specifically for them as the intended
+        // audience, according to RFC 8707 Section 2."
+        std::string own;
+        {
+            const std::lock_guard lock(mutex);
+            own = resource;
+        }
+        bool for_us = false;
+        if (const auto* aud = c.if_contains("aud")) {
+            if (aud->is_string()) {
+                for_us = aud->as_string() == own;
+            } else if (aud->is_array()) {
+                for (const auto& a : aud->as_array()) {
+                    for_us = for_us || (a.is_string() && a.as_string() == own);
+                }
+            }
+        }
+        if (!for_us || own.empty()) {
+            return fail(Errc::invalid_token, "not issued for " + own);
+        }
+        const auto exp = number("exp");
+        if (!exp) {
+            return fail(Errc::invalid_token, "no exp claim");
+        }
+        times.exp = *exp;
+        times.nbf = number("nbf");
+        if (auto time = times_check(times.exp, times.nbf); !time) {
+            return tl::unexpected(time.error());
+        }
+        transport::TokenIdentity id;
+        id.issuer = options.issuer;
+        id.subject = str("sub").value_or("");
+        id.client_id = str("client_id").value_or(str("azp").value_or(""));
+        if (id.subject.empty()) {
+            return fail(Errc::invalid_token, "no sub claim");
+        }
+        id.scopes = split_scopes(str("scope").value_or(""));
+        std::vector<std::string> missing;
+        for (const auto& s : options.required_scopes) {
+            if (std::find(id.scopes.begin(), id.scopes.end(), s) == id.scopes.end()) {
+                missing.push_back(s);
+            }
+        }
+        if (!missing.empty()) {
+            return fail(Errc::insufficient_scope, join(options.required_scopes));
+        }
+        return id;
+    }
+
+    // ---- answers ---------------------------------------------------------
+
+    [[nodiscard]] std::string metadata_url_locked() const {
+        const auto parsed = transport::parse_url(resource);
+        if (!parsed) {
+            return {};
+        }
+        const std::string origin = (parsed->tls ? "https://" : "http://") + parsed->authority();
+        return origin + "/.well-known/oauth-protected-resource" +
+               (parsed->target == "/" ? std::string{} : parsed->target);
+    }
+
+    transport::AuthDecision refuse(unsigned status, std::string_view error,
+                                   const std::string& description) const {
+        std::string url;
+        {
+            const std::lock_guard lock(mutex);
+            url = metadata_url_locked();
+        }
+        transport::AuthDecision d;
+        d.status = status;
+        // MCP authorization: "MCP servers MUST use the HTTP header
+        // WWW-Authenticate when returning a 401 Unauthorized to indicate the
+        // location of the resource server metadata URL".
+        std::string challenge = "Bearer resource_metadata=" + quote_param(url);
+        const std::string scope = join(options.required_scopes);
+        if (!scope.empty()) {
+            challenge += ", scope=" + quote_param(scope);
+        }
+        if (!error.empty()) {
+            challenge +=
+                ", error=" + quote_param(error) + ", error_description=" + quote_param(description);
+        }
+        d.headers.emplace_back("WWW-Authenticate", std::move(challenge));
+        json::object body;
+        body["error"] = error.empty() ? "invalid_request" : error;
+        body["error_description"] = description;
+        d.body = json::serialize(body);
+        return d;
+    }
+};
+
+ResourceServer::ResourceServer(asio::any_io_executor executor, ResourceOptions options)
+    : impl_(std::make_shared<Impl>(std::move(executor), std::move(options))) {
+    impl_->resource = impl_->options.resource;
+    impl_->jwks_uri = impl_->options.jwks_uri;
+}
+
+ResourceServer::~ResourceServer() = default;
+
+Status ResourceServer::validate(const ResourceOptions& options) {
+    const auto issuer = transport::parse_url(options.issuer);
+    if (options.issuer.empty() || !issuer) {
+        return fail(Errc::invalid_options, "oauth.issuer must be the authorization server's URL");
+    }
+    if (!issuer->tls && !is_loopback(issuer->host)) {
+        return fail(Errc::invalid_options, "oauth.issuer must be https (http only on loopback)");
+    }
+    if (!options.jwks_uri.empty()) {
+        const auto jwks = transport::parse_url(options.jwks_uri);
+        if (!jwks || (!jwks->tls && !is_loopback(jwks->host))) {
+            return fail(Errc::invalid_options, "oauth.jwks_uri must be an https URL");
+        }
+    }
+    if (!options.resource.empty() && !transport::parse_url(options.resource)) {
+        return fail(Errc::invalid_options, "oauth.resource must be an absolute URL");
+    }
+    return {};
+}
+
+void ResourceServer::set_resource(const std::string& resource) {
+    const std::lock_guard lock(impl_->mutex);
+    if (impl_->resource.empty()) {
+        impl_->resource = resource;
+    }
+}
+
+std::string ResourceServer::resource() const {
+    const std::lock_guard lock(impl_->mutex);
+    return impl_->resource;
+}
+
+void ResourceServer::start() {
+    const std::lock_guard lock(impl_->mutex);
+    impl_->fetch_locked();
+}
+
+Status ResourceServer::use_keys(std::string_view jwks) {
+    auto set = Impl::parse_keys(jwks);
+    if (!set) {
+        return fail(Errc::invalid_options, set.error().detail);
+    }
+    const std::lock_guard lock(impl_->mutex);
+    impl_->keys = std::move(*set);
+    impl_->verified.clear();
+    impl_->fetched = Steady::now();
+    return {};
+}
+
+Check ResourceServer::check(std::string_view authorization) {
+    return impl_->check(authorization);
+}
+
+transport::AuthDecision ResourceServer::decide(std::string_view authorization) {
+    auto checked = impl_->check(authorization);
+    if (checked.wait) {
+        transport::AuthDecision d;
+        std::weak_ptr<Impl> weak = impl_;
+        d.wait = [weak](std::function<void()> ready) {
+            if (auto impl = weak.lock()) {
+                const std::lock_guard lock(impl->mutex);
+                if (impl->fetching) {
+                    impl->waiters.push_back(std::move(ready));
+                    return;
+                }
+            }
+            ready();
+        };
+        return d;
+    }
+    if (checked.identity) {
+        transport::AuthDecision d;
+        d.token = std::move(*checked.identity);
+        return d;
+    }
+    const Error& e = checked.identity.error();
+    const auto code = static_cast<Errc>(e.code.value());
+    if (code == Errc::no_token) {
+        // RFC 6750 section 3.1: a request without authentication information
+        // gets a challenge without an error code.
+        return impl_->refuse(401, "", "a bearer token is required");
+    }
+    if (code == Errc::insufficient_scope) {
+        // RFC 6750 section 3.1 and MCP authorization (scope challenge): 403
+        // with the scopes needed.
+        return impl_->refuse(403, "insufficient_scope", "the token lacks a required scope");
+    }
+    return impl_->refuse(401, "invalid_token", e.detail);
+}
+
+transport::AuthDecision ResourceServer::challenge() const {
+    return impl_->refuse(401, "", "a bearer token is required");
+}
+
+std::string ResourceServer::metadata() const {
+    std::string resource;
+    {
+        const std::lock_guard lock(impl_->mutex);
+        resource = impl_->resource;
+    }
+    json::array scopes;
+    for (const auto& s : impl_->options.scopes_supported) {
+        scopes.emplace_back(s);
+    }
+    json::object doc{{"resource", resource},
+                     {"authorization_servers", json::array{json::value(impl_->options.issuer)}},
+                     {"bearer_methods_supported", json::array{"header"}},
+                     {"resource_name", "pqmcp gateway"}};
+    if (!scopes.empty()) {
+        doc["scopes_supported"] = std::move(scopes);
+    }
+    return json::serialize(doc);
+}
+
+bool ResourceServer::is_metadata_path(std::string_view path) const {
+    constexpr std::string_view base = "/.well-known/oauth-protected-resource";
+    if (path == base) {
+        return true;
+    }
+    const std::lock_guard lock(impl_->mutex);
+    const auto parsed = transport::parse_url(impl_->resource);
+    return parsed && path.starts_with(base) && path.substr(base.size()) == parsed->target;
+}
+
+std::string ResourceServer::metadata_url() const {
+    const std::lock_guard lock(impl_->mutex);
+    return impl_->metadata_url_locked();
+}
+
+}  // namespace pqmcp::oauth

@@ -1,0 +1,60 @@
+// A real OAuth 2.1 authorization server for the tests: oidc-provider (a
+// certified OpenID Connect implementation, exact version in the lockfile),
+// issuing RFC 9068 JWT access tokens by the client_credentials grant for the
+// resource a client names (RFC 8707). Node 22 or later.
+//
+//   node oauth_server.mjs              env: PORT (0: any), KEYS (a JSON file of
+//                                      private JWKs, created with one new EC
+//                                      P-256 key if missing)
+// Prints "issuer URL" once it listens.
+//
+// Clients (secret "secret"): agent (tools:call tools:list), lister
+// (tools:list only), short (tools:call, tokens that live one second).
+import { generateKeyPairSync } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+
+import Provider from 'oidc-provider';
+
+const keysFile = process.env.KEYS;
+if (!existsSync(keysFile)) {
+  const jwk = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
+  writeFileSync(keysFile, JSON.stringify([{ ...jwk, kid: `key-${Date.now()}`, alg: 'ES256', use: 'sig' }]));
+}
+const keys = JSON.parse(readFileSync(keysFile, 'utf8'));
+const scopes = ['tools:call', 'tools:list'];
+
+const server = createServer();
+await new Promise((resolve) => server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', resolve));
+const issuer = `http://127.0.0.1:${server.address().port}`;
+
+const client = (id, scope) => ({
+  client_id: id, client_secret: 'secret', grant_types: ['client_credentials'],
+  redirect_uris: [], response_types: [], scope,
+});
+const provider = new Provider(issuer, {
+  clients: [client('agent', 'tools:call tools:list'), client('lister', 'tools:list'), client('short', 'tools:call')],
+  jwks: { keys },
+  scopes,
+  clientDefaults: { id_token_signed_response_alg: 'ES256' },
+  // A function, so that each resource server's accessTokenTTL applies.
+  ttl: { ClientCredentials: (ctx, token) => token.resourceServer?.accessTokenTTL ?? 60 },
+  features: {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: () => undefined,
+      useGrantedResource: () => true,
+      getResourceServerInfo: (ctx, resource, c) => ({
+        scope: scopes.join(' '),
+        audience: resource,
+        accessTokenTTL: c.clientId === 'short' ? 1 : 60,
+        accessTokenFormat: 'jwt',
+        jwt: { sign: { alg: 'ES256' } },
+      }),
+    },
+  },
+});
+server.on('request', provider.callback());
+console.log(`issuer ${issuer}`);

@@ -1,0 +1,373 @@
+// The gateway as an OAuth 2.1 resource server (issue 17, items 1-3), against
+// a real authorization server (oidc-provider, oauth_server.mjs) issuing JWT
+// access tokens, and the official SDK's own OAuth support (its
+// client_credentials provider) over X25519MLKEM768 on Node 24. Every refusal
+// is checked for its status, its WWW-Authenticate challenge and its reason.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ClientCredentialsProvider } from '@modelcontextprotocol/sdk/client/auth-extensions.js';
+import { fetch as undiciFetch } from 'undici';
+
+import { PQMCP, auditRecords, connectTransport, startGateway, tempDir, text, until } from './lib.mjs';
+import { peerIdOf, pinnedAgent } from './lib24.mjs';
+
+const here = path.dirname(new URL(import.meta.url).pathname);
+
+// oidc-provider on 127.0.0.1; `port` to come back on the same issuer.
+async function startAuthorizationServer(t, keys, port = 0) {
+  const child = spawn(process.execPath, [path.join(here, 'oauth_server.mjs')], {
+    env: { ...process.env, PORT: String(port), KEYS: keys },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d) => { stderr += d; });
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+    }
+    await exited;
+  };
+  t.after(stop);
+  const issuer = await new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`no issuer line: ${stderr}`)), 30000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/issuer (http:\/\/\S+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+  });
+  return { issuer, stop, port: Number(new URL(issuer).port) };
+}
+
+async function token(as, client, resource, scope) {
+  const body = new URLSearchParams({ grant_type: 'client_credentials', resource });
+  if (scope) {
+    body.set('scope', scope);
+  }
+  const res = await fetch(`${as.issuer}/token`, {
+    method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from(`${client}:secret`).toString('base64')}` },
+    body,
+  });
+  const json = await res.json();
+  assert.equal(res.status, 200, JSON.stringify(json));
+  return json.access_token;
+}
+
+const initialize = {
+  jsonrpc: '2.0', id: 1, method: 'initialize',
+  params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'oauth-test', version: '1' } },
+};
+
+// One POST to the gateway's /mcp, with a bearer token if given.
+async function post(gateway, agent, body, { bearer, session } = {}) {
+  const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+  if (bearer) {
+    headers.authorization = `Bearer ${bearer}`;
+  }
+  if (session) {
+    headers['mcp-session-id'] = session;
+    headers['mcp-protocol-version'] = '2025-11-25';
+  }
+  const res = await undiciFetch(gateway.url, { method: 'POST', headers, body: JSON.stringify(body), dispatcher: agent });
+  return { status: res.status, headers: res.headers, text: await res.text() };
+}
+
+function challenge(res) {
+  return res.headers.get('www-authenticate') ?? '';
+}
+
+test('OAuth resource server: metadata, challenge, JWT access tokens from oidc-provider checked one by one', { timeout: 180000 }, async (t) => {
+  assert.match(process.versions.openssl, /^3\.[5-9]/, `run with Node 24 (OpenSSL ${process.versions.openssl})`);
+  const dir = tempDir(t);
+  const as = await startAuthorizationServer(t, path.join(dir, 'keys.json'));
+  const gateway = await startGateway(t, ['--demo', '--oauth-issuer', as.issuer, '--oauth-scope', 'tools:call',
+    '--oauth-clock-skew', '1s'], { dir });
+  const gatewayCert = readFileSync(path.join(dir, 'gateway', 'identity.crt'), 'utf8');
+  const agent = pinnedAgent(gatewayCert, gateway.peer);
+  t.after(() => agent.close());
+  const origin = new URL(gateway.url).origin;
+  const metadataUrl = `${origin}/.well-known/oauth-protected-resource/mcp`;
+
+  await t.test('Protected Resource Metadata (RFC 9728) at its well-known paths', async () => {
+    for (const url of [metadataUrl, `${origin}/.well-known/oauth-protected-resource`]) {
+      const res = await undiciFetch(url, { dispatcher: agent });
+      assert.equal(res.status, 200, url);
+      assert.deepEqual(await res.json(), {
+        resource: gateway.url,
+        authorization_servers: [as.issuer],
+        bearer_methods_supported: ['header'],
+        resource_name: 'pqmcp gateway',
+        scopes_supported: ['tools:call'],
+      });
+    }
+  });
+
+  await t.test('no token: 401 with the metadata URL and the scope needed, nothing reaches the session layer', async () => {
+    const res = await post(gateway, agent, initialize);
+    assert.equal(res.status, 401);
+    assert.equal(challenge(res), `Bearer resource_metadata="${metadataUrl}", scope="tools:call"`);
+    assert.equal(JSON.parse(res.text).error, 'invalid_request');
+  });
+
+  const good = await token(as, 'agent', gateway.url, 'tools:call tools:list');
+  let session;
+  await t.test('a valid token opens a session and calls a tool', async () => {
+    const init = await post(gateway, agent, initialize, { bearer: good });
+    assert.equal(init.status, 200, init.text);
+    session = init.headers.get('mcp-session-id');
+    assert.ok(session);
+    const call = await post(gateway, agent, { jsonrpc: '2.0', id: 2, method: 'tools/call',
+      params: { name: 'demo__echo', arguments: { message: 'with a token' } } }, { bearer: good, session });
+    assert.equal(call.status, 200, call.text);
+    assert.match(call.text, /with a token/);
+  });
+
+  await t.test('the same session without its token, or with another subject\'s: refused', async () => {
+    const none = await post(gateway, agent, { jsonrpc: '2.0', id: 3, method: 'tools/list' }, { session });
+    assert.equal(none.status, 401);
+    // A valid token of another subject: the session is not theirs (404, as
+    // for a session that does not exist).
+    const other = await token(as, 'short', gateway.url, 'tools:call');
+    const stolen = await post(gateway, agent, { jsonrpc: '2.0', id: 4, method: 'tools/list' }, { bearer: other, session });
+    assert.equal(stolen.status, 404, stolen.text);
+    assert.match(stolen.text, /Session not found/);
+  });
+
+  const refusals = [
+    ['an expired token', async () => {
+      const short = await token(as, 'short', gateway.url, 'tools:call');
+      await new Promise((r) => setTimeout(r, 2600));
+      return short;
+    }, 401, 'invalid_token', /expired/],
+    ['a token for another resource (audience)', async () => token(as, 'agent', 'https://elsewhere.example/mcp', 'tools:call'),
+      401, 'invalid_token', /not issued for/],
+    ['a tampered signature', async () => {
+      const [h, p, s] = good.split('.');
+      const flipped = (s[5] === 'A' ? 'B' : 'A');
+      return `${h}.${p}.${s.slice(0, 5)}${flipped}${s.slice(6)}`;
+    }, 401, 'invalid_token', /signature does not verify/],
+    ['a tampered payload (scope added)', async () => {
+      const [h, p, s] = good.split('.');
+      const claims = JSON.parse(Buffer.from(p, 'base64url'));
+      claims.scope += ' admin';
+      return `${h}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${s}`;
+    }, 401, 'invalid_token', /signature does not verify/],
+    ['a token without the required scope', async () => token(as, 'lister', gateway.url, 'tools:list'),
+      403, 'insufficient_scope', /lacks a required scope/],
+    ['an unsigned token (alg none)', async () => {
+      const [, p] = good.split('.');
+      return `${Buffer.from('{"alg":"none","typ":"at+jwt"}').toString('base64url')}.${p}.`;
+    }, 401, 'invalid_token', /not a signed JWT|not accepted/],
+    ['not a JWT', async () => 'opaque-token-value', 401, 'invalid_token', /not a signed JWT/],
+  ];
+  for (const [what, make, status, error, description] of refusals) {
+    await t.test(`${what}: ${status} ${error}`, async () => {
+      const res = await post(gateway, agent, initialize, { bearer: await make() });
+      assert.equal(res.status, status, res.text);
+      const body = JSON.parse(res.text);
+      assert.equal(body.error, error);
+      assert.match(body.error_description, description);
+      assert.ok(challenge(res).startsWith(`Bearer resource_metadata="${metadataUrl}", scope="tools:call", error="${error}"`), challenge(res));
+    });
+  }
+
+  await t.test('a token from another issuer with the same keys: 401, issuer named', async () => {
+    const other = await startAuthorizationServer(t, path.join(dir, 'keys.json'));
+    const foreign = await token(other, 'agent', gateway.url, 'tools:call');
+    const res = await post(gateway, agent, initialize, { bearer: foreign });
+    assert.equal(res.status, 401);
+    assert.match(JSON.parse(res.text).error_description, new RegExp(`issued by ${other.issuer}, not ${as.issuer}`));
+    await other.stop();
+  });
+
+  await t.test('key rotation: the authorization server comes back with a new key, the gateway fetches it', async () => {
+    await as.stop();
+    const rotated = await startAuthorizationServer(t, path.join(dir, 'rotated-keys.json'), as.port);
+    assert.equal(rotated.issuer, as.issuer);
+    // The first token with the new key makes the gateway fetch the keys
+    // again, and the request waits for them.
+    const fresh = await token(rotated, 'agent', gateway.url, 'tools:call');
+    const accepted = await post(gateway, agent, initialize, { bearer: fresh });
+    assert.equal(accepted.status, 200, accepted.text);
+    // The old key is gone from the JWKS: a token signed with it no longer verifies.
+    const res = await post(gateway, agent, initialize, { bearer: good });
+    assert.equal(res.status, 401);
+  });
+
+  await t.test('a key the JWKS does not have: 401 (the keys were fetched moments ago: not again for 30 s)', async () => {
+    const stranger = await startAuthorizationServer(t, path.join(dir, 'stranger-keys.json'));
+    const unknown = await token(stranger, 'agent', gateway.url, 'tools:call');
+    const res = await post(gateway, agent, initialize, { bearer: unknown });
+    assert.equal(res.status, 401);
+    assert.match(JSON.parse(res.text).error_description, /no key "key-\d+" for ES256/);
+    await stranger.stop();
+  });
+
+  await t.test('the audit records the token\'s subject and client with each call', async () => {
+    const db = path.join(dir, 'gateway', 'audit.db');
+    await until(() => auditRecords(db, 'request').some((r) => r.token_subject === 'agent'), 10000, 'audited');
+    const call = auditRecords(db, 'request').find((r) => r.method === 'tools/call' && r.token_subject === 'agent');
+    assert.ok(call);
+    assert.equal(call.token_client, 'agent');
+    assert.equal(call.identity, null);  // no client certificate on this connection
+  });
+});
+
+test('the official SDK\'s OAuth client (client_credentials) finds the authorization server through the gateway\'s challenge', { timeout: 120000 }, async (t) => {
+  const dir = tempDir(t);
+  const as = await startAuthorizationServer(t, path.join(dir, 'keys.json'));
+  const gateway = await startGateway(t, ['--demo', '--oauth-issuer', as.issuer, '--oauth-scope', 'tools:call'], { dir });
+  const gatewayCert = readFileSync(path.join(dir, 'gateway', 'identity.crt'), 'utf8');
+  const agent = pinnedAgent(gatewayCert, gateway.peer);
+  t.after(() => agent.close());
+  const provider = new ClientCredentialsProvider({
+    clientId: 'agent', clientSecret: 'secret', expectedIssuer: as.issuer, scope: 'tools:call tools:list',
+  });
+  const client = new Client({ name: 'sdk-oauth', version: '1.0.0' });
+  await client.connect(new StreamableHTTPClientTransport(new URL(gateway.url), {
+    authProvider: provider,
+    fetch: (url, init) => undiciFetch(url, { ...init, dispatcher: agent }),
+  }));
+  const echo = await client.callTool({ name: 'demo__echo', arguments: { message: 'sdk oauth' } });
+  assert.equal(text(echo), 'sdk oauth');
+  await client.close();
+  // The SDK asked for the gateway's own resource: the token it got names it.
+  const claims = JSON.parse(Buffer.from(provider.tokens().access_token.split('.')[1], 'base64url'));
+  assert.equal(claims.aud, gateway.url);
+});
+
+test('no token passthrough: the client\'s token never reaches an HTTP upstream', { timeout: 120000 }, async (t) => {
+  const dir = tempDir(t);
+  const as = await startAuthorizationServer(t, path.join(dir, 'keys.json'));
+  // A minimal MCP server over plain HTTP that keeps the headers it was sent.
+  const seen = [];
+  const upstream = createServer((req, res) => {
+    seen.push(req.headers);
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => {
+      if (req.method !== 'POST') {
+        res.writeHead(405).end();
+        return;
+      }
+      const msg = JSON.parse(body);
+      if (msg.id === undefined) {
+        res.writeHead(202).end();
+        return;
+      }
+      const result = msg.method === 'initialize'
+        ? { protocolVersion: '2025-11-25', capabilities: { tools: {} }, serverInfo: { name: 'headers', version: '1' } }
+        : msg.method === 'tools/list'
+          ? { tools: [{ name: 'hello', description: 'says hello', inputSchema: { type: 'object' } }] }
+          : { content: [{ type: 'text', text: 'hello' }] };
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result }));
+    });
+  });
+  await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
+  t.after(() => upstream.close());
+  const gateway = await startGateway(t, ['--upstream', `h=http://127.0.0.1:${upstream.address().port}/mcp`,
+    '--oauth-issuer', as.issuer], { dir });
+  const gatewayCert = readFileSync(path.join(dir, 'gateway', 'identity.crt'), 'utf8');
+  const agent = pinnedAgent(gatewayCert, gateway.peer);
+  t.after(() => agent.close());
+  const bearer = await token(as, 'agent', gateway.url, 'tools:call');
+  const init = await post(gateway, agent, initialize, { bearer });
+  assert.equal(init.status, 200, init.text);
+  const session = init.headers.get('mcp-session-id');
+  const call = await post(gateway, agent, { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'h__hello', arguments: {} } },
+    { bearer, session });
+  assert.equal(call.status, 200, call.text);
+  assert.match(call.text, /hello/);
+  assert.ok(seen.length > 0);
+  for (const headers of seen) {
+    assert.equal(headers.authorization, undefined, JSON.stringify(headers));
+    assert.ok(!JSON.stringify(headers).includes(bearer));
+  }
+});
+
+test('auth.require either and both: a known TLS client identity and a token, one or the other or both', { timeout: 120000 }, async (t) => {
+  const dir = tempDir(t);
+  const as = await startAuthorizationServer(t, path.join(dir, 'keys.json'));
+  const ids = path.join(dir, 'client-id');
+  const keygen = spawnSync(PQMCP, ['keygen', '--out', ids], { encoding: 'utf8' });
+  assert.equal(keygen.status, 0, keygen.stderr);
+  const clientCert = readFileSync(path.join(ids, 'identity.crt'), 'utf8');
+  const clientKey = readFileSync(path.join(ids, 'identity.key'), 'utf8');
+  const known = path.join(dir, 'known_peers');
+  const added = spawnSync(PQMCP, ['peers', 'add', '--file', known, peerIdOf(clientCert), 'node-agent'], { encoding: 'utf8' });
+  assert.equal(added.status, 0, added.stderr);
+
+  for (const mode of ['either', 'both']) {
+    await t.test(mode, async () => {
+      const home = path.join(dir, mode);
+      const gateway = await startGateway(t, ['--demo', '--known-peers', known, '--oauth-issuer', as.issuer,
+        '--auth-require', mode], { dir: home });
+      const gatewayCert = readFileSync(path.join(home, 'gateway', 'identity.crt'), 'utf8');
+      const withCert = pinnedAgent(gatewayCert, gateway.peer, { key: clientKey, cert: clientCert });
+      const withoutCert = pinnedAgent(gatewayCert, gateway.peer);
+      t.after(() => withCert.close());
+      t.after(() => withoutCert.close());
+      const bearer = await token(as, 'agent', gateway.url, 'tools:call');
+
+      const certOnly = await post(gateway, withCert, initialize);
+      assert.equal(certOnly.status, mode === 'either' ? 200 : 401, certOnly.text);
+      const both = await post(gateway, withCert, initialize, { bearer });
+      assert.equal(both.status, 200, both.text);
+      if (mode === 'either') {
+        const tokenOnly = await post(gateway, withoutCert, initialize, { bearer });
+        assert.equal(tokenOnly.status, 200, tokenOnly.text);
+        const neither = await post(gateway, withoutCert, initialize);
+        assert.equal(neither.status, 401);
+        // A token that is sent is checked, whatever the certificate.
+        const bad = await post(gateway, withCert, initialize, { bearer: `${bearer}x` });
+        assert.equal(bad.status, 401);
+      } else {
+        // both: the listener wants a known client before any HTTP.
+        await assert.rejects(post(gateway, withoutCert, initialize, { bearer }));
+      }
+      const db = path.join(home, 'gateway', 'audit.db');
+      await until(() => auditRecords(db, 'request').some((r) => r.token_subject === 'agent' && r.identity), 10000, 'audited with both');
+    });
+  }
+});
+
+test('pqmcp connect --token-file carries a token for the gateway inside the PQ tunnel', { timeout: 120000 }, async (t) => {
+  const dir = tempDir(t);
+  const as = await startAuthorizationServer(t, path.join(dir, 'keys.json'));
+  const gateway = await startGateway(t, ['--demo', '--oauth-issuer', as.issuer, '--oauth-scope', 'tools:call'], { dir });
+  const tokenFile = path.join(dir, 'token');
+  writeFileSync(tokenFile, `${await token(as, 'agent', gateway.url, 'tools:call')}\n`, { mode: 0o600 });
+
+  const client = new Client({ name: 'connect-oauth', version: '1.0.0' });
+  await client.connect(connectTransport(gateway, ['--token-file', tokenFile]));
+  const echo = await client.callTool({ name: 'demo__echo', arguments: { message: 'through connect' } });
+  assert.equal(text(echo), 'through connect');
+  await client.close();
+  const db = path.join(dir, 'gateway', 'audit.db');
+  await until(() => auditRecords(db, 'request').some((r) => r.token_subject === 'agent' && r.identity), 10000,
+    'the call audited with both the client\'s peer id and the token\'s subject');
+
+  // Without the token the bridge's requests are refused by the gateway.
+  const refused = new Client({ name: 'connect-no-token', version: '1.0.0' });
+  await assert.rejects(refused.connect(connectTransport(gateway)), /401|Unauthorized|token/i);
+
+  // A file that holds no token is refused before anything is sent.
+  const junk = path.join(dir, 'junk');
+  writeFileSync(junk, 'not a token at all\n');
+  const bad = spawnSync(PQMCP, ['connect', gateway.url, '--pin', gateway.peer, '--token-file', junk], { encoding: 'utf8', input: '' });
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /--token-file .*junk: the first line is not an access token/);
+});
