@@ -80,6 +80,7 @@ struct ServeArgs {
     // Per upstream, "NAME=VALUE".
     std::vector<std::string> pass_env;
     std::vector<std::string> upstream_env;
+    std::vector<std::string> upstream_oauth;  // NAME=CLIENT_ID:SECRET_FILE
     std::vector<std::string> sandbox;
     std::vector<std::string> sandbox_read;
     std::vector<std::string> sandbox_write;
@@ -198,6 +199,26 @@ Status apply_upstream_flags(const ServeArgs& a, gateway::GatewayConfig& c) {
         if (!ok) {
             return ok;
         }
+    }
+    // HTTP upstreams: the gateway's own OAuth client.
+    for (const auto& text : a.upstream_oauth) {
+        const auto eq = text.find('=');
+        const auto colon = text.find(':', eq == std::string::npos ? 0 : eq);
+        if (eq == std::string::npos || eq == 0 || colon == std::string::npos || colon == eq + 1 ||
+            colon + 1 == text.size()) {
+            return fail(
+                gateway::Errc::invalid_config,
+                fmt::format("--upstream-oauth {}: expected UPSTREAM=CLIENT_ID:SECRET_FILE", text));
+        }
+        const std::string name = text.substr(0, eq);
+        const auto it = std::find_if(c.upstreams.begin(), c.upstreams.end(),
+                                     [&name](const auto& u) { return u.name == name; });
+        if (it == c.upstreams.end() || it->kind != gateway::UpstreamKind::http) {
+            return fail(gateway::Errc::invalid_config,
+                        fmt::format("--upstream-oauth {}: no HTTP upstream named {}", text, name));
+        }
+        it->oauth.client_id = text.substr(eq + 1, colon - eq - 1);
+        it->oauth.client_secret_file = absolute(text.substr(colon + 1));
     }
     return {};
 }
@@ -652,6 +673,10 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
     serve->add_option("--pass-env", args->pass_env,
                       "UPSTREAM=VAR: pass the gateway's variable VAR to a stdio upstream "
                       "(repeatable; children get PATH, HOME, LANG and nothing else by default)");
+    serve->add_option("--upstream-oauth", args->upstream_oauth,
+                      "UPSTREAM=CLIENT_ID:SECRET_FILE: the gateway's own OAuth token for an HTTP "
+                      "upstream that asks for one (client_credentials; the secret is the file's "
+                      "first line; upstreams[].oauth)");
     serve->add_option("--upstream-env", args->upstream_env,
                       "UPSTREAM=KEY=VALUE: set a variable for a stdio upstream (repeatable)");
     serve->add_option("--sandbox", args->sandbox,

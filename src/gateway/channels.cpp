@@ -196,6 +196,12 @@ class HttpChannel final : public Channel {
             o.tls = it->second;
         }
         o.headers = u.headers;
+        // The gateway's own token for an upstream that wants one; a client's
+        // token never goes upstream.
+        if (const auto it = services.upstream_tokens.find(u.name);
+            it != services.upstream_tokens.end()) {
+            o.authorization = [source = it->second] { return source->authorization(); };
+        }
         o.revision = u.protocol == "auto" ? transport::HttpClientOptions::Revision::discover
                      : u.protocol == "2026-07-28"
                          ? transport::HttpClientOptions::Revision::stateless

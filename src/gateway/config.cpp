@@ -197,7 +197,7 @@ UpstreamConfig read_upstream(const Reader& r, const YAML::Node& node, std::size_
     r.only(node, where,
            {"name", "command", "args", "env", "env_passthrough", "cwd", "isolation", "sandbox",
             "url", "profile", "pin", "ca", "headers", "protocol", "builtin", "openapi", "publisher",
-            "manifest"});
+            "manifest", "oauth"});
     UpstreamConfig u;
     if (!node["name"]) {
         r.error(node, where, "every upstream needs a name");
@@ -246,6 +246,22 @@ UpstreamConfig read_upstream(const Reader& r, const YAML::Node& node, std::size_
         }
         if (node["ca"]) {
             u.ca = r.string(node["ca"], where + ".ca");
+        }
+        if (const auto& o = node["oauth"]) {
+            r.only(o, where + ".oauth", {"client_id", "client_secret_file", "issuer", "scopes"});
+            if (o["client_id"]) {
+                u.oauth.client_id = r.string(o["client_id"], where + ".oauth.client_id");
+            }
+            if (o["client_secret_file"]) {
+                u.oauth.client_secret_file =
+                    r.string(o["client_secret_file"], where + ".oauth.client_secret_file");
+            }
+            if (o["issuer"]) {
+                u.oauth.issuer = r.string(o["issuer"], where + ".oauth.issuer");
+            }
+            if (o["scopes"]) {
+                u.oauth.scopes = r.strings(o["scopes"], where + ".oauth.scopes");
+            }
         }
         if (node["headers"]) {
             u.headers = r.map(node["headers"], where + ".headers");
@@ -752,7 +768,8 @@ Result<GatewayConfig> load_config(const std::filesystem::path& file,
             if (!u.manifest.empty() && u.manifest.is_relative()) {
                 u.manifest = file.parent_path() / u.manifest;
             }
-            std::vector<std::filesystem::path*> paths{&u.openapi.spec, &u.openapi.ca};
+            std::vector<std::filesystem::path*> paths{&u.openapi.spec, &u.openapi.ca,
+                                                      &u.oauth.client_secret_file};
             for (auto& a : u.openapi.auth) {
                 paths.push_back(&a.value_file);
             }

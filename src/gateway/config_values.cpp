@@ -430,6 +430,12 @@ Status validate(const GatewayConfig& c) {
                 return bad("upstream " + u.name +
                            ": profile: " + tls::parse_profile(u.profile).error().detail);
             }
+            if (!u.oauth.client_id.empty() && u.oauth.client_secret_file.empty()) {
+                return bad("upstream " + u.name +
+                           ": oauth.client_id needs oauth.client_secret_file");
+            }
+        } else if (!u.oauth.client_id.empty()) {
+            return bad("upstream " + u.name + ": oauth is for HTTP upstreams");
         }
     }
     // "a" and "a__b": is "a__b__x" the tool b__x of a, or x of a__b? Every

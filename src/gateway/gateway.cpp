@@ -11,6 +11,62 @@ namespace pqmcp::gateway {
 
 namespace {
 
+// A web TLS context for authorization servers (made once, when one is https).
+Result<SSL_CTX*> oauth_web_context(Gateway::Impl& g) {
+    if (!g.oauth_tls) {
+        auto web = tls::make_web_client_context({});
+        if (!web) {
+            return fail(Errc::startup_failed, "OAuth: " + web.error().message());
+        }
+        g.oauth_tls = std::move(*web);
+    }
+    return g.oauth_tls.get();
+}
+
+// upstreams[].oauth: the gateway's own token for each, fetched now (an
+// authorization server that does not answer yet is tried again in the
+// background) and kept fresh.
+Status start_upstream_tokens(Gateway::Impl& g) {
+    for (const auto& u : g.config.upstreams) {
+        if (u.kind != UpstreamKind::http || u.oauth.client_id.empty()) {
+            continue;
+        }
+        std::ifstream file(u.oauth.client_secret_file);
+        std::string secret;
+        if (!file || !std::getline(file, secret) || secret.empty()) {
+            return fail(Errc::startup_failed, "upstream " + u.name + ": oauth.client_secret_file " +
+                                                  u.oauth.client_secret_file.string() +
+                                                  ": no secret in its first line");
+        }
+        auto web = oauth_web_context(g);
+        if (!web) {
+            return tl::unexpected(web.error());
+        }
+        oauth::ClientCredentials cc;
+        cc.resource = u.url;
+        cc.issuer = u.oauth.issuer;
+        cc.client_id = u.oauth.client_id;
+        cc.client_secret = std::move(secret);
+        cc.scopes = u.oauth.scopes;
+        cc.tls = *web;
+        if (const auto it = g.services.tls_contexts.find(u.name);
+            it != g.services.tls_contexts.end()) {
+            cc.resource_tls = it->second;
+        }
+        auto source = std::make_shared<oauth::TokenSource>(g.io.get_executor(), std::move(cc));
+        if (const Status got = source->fetch_now(); !got) {
+            spdlog::warn("upstream {}: no OAuth token yet ({}); trying again in the background",
+                         u.name, got.error().message());
+        } else {
+            spdlog::info("upstream {}: OAuth token from {} (client {})", u.name, source->issuer(),
+                         u.oauth.client_id);
+        }
+        source->keep_fresh();
+        g.services.upstream_tokens[u.name] = std::move(source);
+    }
+    return {};
+}
+
 // auth.require and auth.oauth (docs/gateway.md, Authorization): the resource
 // server, and the hook that lets each request to /mcp through or not.
 Status start_authorization(Gateway::Impl& g, transport::HttpServerOptions& http) {
@@ -26,12 +82,11 @@ Status start_authorization(Gateway::Impl& g, transport::HttpServerOptions& http)
     ro.required_scopes = c.auth.oauth.scopes;
     ro.leeway = c.auth.oauth.clock_skew;
     if (ro.issuer.starts_with("https:") || ro.jwks_uri.starts_with("https:")) {
-        auto web = tls::make_web_client_context({});
+        auto web = oauth_web_context(g);
         if (!web) {
-            return fail(Errc::startup_failed, "auth.oauth: " + web.error().message());
+            return tl::unexpected(web.error());
         }
-        g.oauth_tls = std::move(*web);
-        ro.tls = g.oauth_tls.get();
+        ro.tls = *web;
     }
     g.oauth = std::make_unique<oauth::ResourceServer>(g.io.get_executor(), std::move(ro));
     http.authorize = [&g, mode](std::string_view authorization,
@@ -208,7 +263,7 @@ void Gateway::Impl::make_shards() {
         keep_working.push_back(asio::make_work_guard(*workers.back()));
         shards.push_back(std::make_unique<Shard>(
             Services{*workers.back(), config, children, services.tls_contexts, services.supervisor,
-                     services.tmp_root, services.openapi}));
+                     services.tmp_root, services.openapi, services.upstream_tokens}));
     }
     if (!config.cluster.redis.empty()) {
         cluster::RedisOptions o;
@@ -413,6 +468,9 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayConfig config, std::stri
         }
         g.services.tls_contexts[u.name] = ctx->get();
         g.upstream_contexts.push_back(std::move(*ctx));
+    }
+    if (const Status tokens = start_upstream_tokens(g); !tokens) {
+        return tl::unexpected(tokens.error());
     }
     // OpenAPI upstreams: their specs are read now; one that cannot be read
     // stops the start with its error.

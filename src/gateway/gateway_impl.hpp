@@ -57,7 +57,7 @@ struct ShardContext : asio::io_context {
 struct Gateway::Impl {
     explicit Impl(GatewayConfig c, std::string version)
         : config(std::move(c)),
-          services{io, config, children, {}, nullptr, {}, {}},
+          services{io, config, children, {}, nullptr, {}, {}, {}},
           shared(services, std::move(version)) {}
 
     GatewayConfig config;

@@ -221,7 +221,7 @@ std::vector<Result<Inventory>> fetch_inventories(const std::vector<UpstreamConfi
     config.limits.max_children = upstreams.size() + 1;
     config.protect = options.protect;
     ChildCount children;
-    Services services{io, config, children, {}, nullptr, {}, {}};
+    Services services{io, config, children, {}, nullptr, {}, {}, {}};
     std::vector<UpstreamConfig> boxed = upstreams;
     for (auto& u : boxed) {
         u.sandbox.enabled = u.sandbox.enabled && options.sandbox;

@@ -28,6 +28,7 @@
 #include "pqmcp/core/error.hpp"
 #include "pqmcp/gateway/config.hpp"
 #include "pqmcp/mcp/jsonrpc.hpp"
+#include "pqmcp/oauth/client.hpp"
 #include "pqmcp/sandbox/sandbox.hpp"
 #include "pqmcp/transport/param_headers.hpp"
 
@@ -73,6 +74,8 @@ struct Services {
     std::filesystem::path tmp_root;
     // The OpenAPI upstreams' shared parts, by upstream name.
     std::map<std::string, std::shared_ptr<OpenApiService>> openapi;
+    // HTTP upstreams that want an OAuth token: the gateway's own, by upstream name.
+    std::map<std::string, std::shared_ptr<oauth::TokenSource>> upstream_tokens;
 };
 
 // The environment of a child of `u`: PATH, HOME, LANG, the passthrough

@@ -15,8 +15,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/json.hpp>
 
-#include "pqmcp/transport/http_util.hpp"
-#include "pqmcp/transport/rest_client.hpp"
+#include "fetch.hpp"
 
 namespace pqmcp::oauth {
 
@@ -93,40 +92,6 @@ std::string quote_param(std::string_view text) {
         out += c;
     }
     return out + "\"";
-}
-
-bool is_loopback(const std::string& host) {
-    return host == "127.0.0.1" || host == "::1" || host == "localhost";
-}
-
-Result<transport::Url> fetchable(const std::string& url, SSL_CTX* tls) {
-    auto parsed = transport::parse_url(url);
-    if (!parsed) {
-        return tl::unexpected(parsed.error());
-    }
-    if (!parsed->tls && !is_loopback(parsed->host)) {
-        return fail(Errc::invalid_options,
-                    url + ": the authorization server must be reached over https");
-    }
-    if (parsed->tls && tls == nullptr) {
-        return fail(Errc::invalid_options, url + ": no TLS context for https");
-    }
-    return parsed;
-}
-
-// RFC 8414 section 3.1: the well-known segment goes between the host and
-// the issuer's path.
-std::vector<std::string> metadata_urls(const std::string& issuer) {
-    std::vector<std::string> out;
-    const auto parsed = transport::parse_url(issuer);
-    if (!parsed) {
-        return out;
-    }
-    const std::string origin = (parsed->tls ? "https://" : "http://") + parsed->authority();
-    std::string path = parsed->target == "/" ? std::string{} : parsed->target;
-    out.push_back(origin + "/.well-known/oauth-authorization-server" + path);
-    out.push_back(origin + path + "/.well-known/openid-configuration");
-    return out;
 }
 
 // RFC 7515 section 7.1: three base64url parts without padding (RFC 7515
@@ -247,7 +212,7 @@ struct ResourceServer::Impl : std::enable_shared_from_this<Impl> {
             });
             return;
         }
-        discover(metadata_urls(options.issuer), 0);
+        discover(detail::metadata_urls(options.issuer), 0);
     }
 
     void discover(std::vector<std::string> urls, std::size_t index) {
@@ -296,36 +261,7 @@ struct ResourceServer::Impl : std::enable_shared_from_this<Impl> {
     }
 
     void get(const std::string& url, std::function<void(Result<std::string>)> done) {
-        auto parsed = fetchable(url, options.tls);
-        if (!parsed) {
-            done(tl::unexpected(parsed.error()));
-            return;
-        }
-        transport::RestClientOptions ro;
-        ro.base = *parsed;
-        ro.tls = options.tls;
-        ro.request_timeout = options.fetch_timeout;
-        ro.connect_timeout = options.fetch_timeout;
-        ro.max_response_bytes = 1U << 20U;
-        ro.max_connections = 1;
-        auto client = std::make_shared<transport::RestClient>(executor, ro);
-        transport::RestRequest req;
-        req.method = "GET";
-        req.target = parsed->target;
-        req.headers.emplace_back("Accept", "application/json");
-        client->send(std::move(req), [client, url,
-                                      done = std::move(done)](Result<transport::RestResponse> r) {
-            if (!r) {
-                done(fail(Errc::jwks_failed, url + ": " + r.error().message()));
-                return;
-            }
-            if (r->status != 200 || r->truncated) {
-                done(fail(Errc::jwks_failed, url + ": HTTP " + std::to_string(r->status) +
-                                                 (r->truncated ? " (too large)" : "")));
-                return;
-            }
-            done(std::move(r->body));
-        });
+        detail::get_json(executor, url, options.tls, options.fetch_timeout, std::move(done));
     }
 
     void on_jwks(Result<std::string> body) {
@@ -623,13 +559,7 @@ struct ResourceServer::Impl : std::enable_shared_from_this<Impl> {
     // ---- answers ---------------------------------------------------------
 
     [[nodiscard]] std::string metadata_url_locked() const {
-        const auto parsed = transport::parse_url(resource);
-        if (!parsed) {
-            return {};
-        }
-        const std::string origin = (parsed->tls ? "https://" : "http://") + parsed->authority();
-        return origin + "/.well-known/oauth-protected-resource" +
-               (parsed->target == "/" ? std::string{} : parsed->target);
+        return detail::resource_metadata_url(resource);
     }
 
     transport::AuthDecision refuse(unsigned status, std::string_view error,
@@ -675,12 +605,12 @@ Status ResourceServer::validate(const ResourceOptions& options) {
     if (options.issuer.empty() || !issuer) {
         return fail(Errc::invalid_options, "oauth.issuer must be the authorization server's URL");
     }
-    if (!issuer->tls && !is_loopback(issuer->host)) {
+    if (!issuer->tls && !detail::is_loopback(issuer->host)) {
         return fail(Errc::invalid_options, "oauth.issuer must be https (http only on loopback)");
     }
     if (!options.jwks_uri.empty()) {
         const auto jwks = transport::parse_url(options.jwks_uri);
-        if (!jwks || (!jwks->tls && !is_loopback(jwks->host))) {
+        if (!jwks || (!jwks->tls && !detail::is_loopback(jwks->host))) {
             return fail(Errc::invalid_options, "oauth.jwks_uri must be an https URL");
         }
     }

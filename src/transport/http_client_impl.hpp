@@ -356,6 +356,11 @@ inline http::request<http::string_body> McpHttpClient::Impl::make_request(http::
     for (const auto& [name, value] : options.headers) {
         req.set(name, value);
     }
+    if (options.authorization) {
+        if (std::string value = options.authorization(); !value.empty()) {
+            req.set(http::field::authorization, value);
+        }
+    }
     req.keep_alive(true);
     req.body() = std::move(body);
     req.prepare_payload();

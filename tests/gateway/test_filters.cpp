@@ -358,7 +358,7 @@ struct PolicyTest : ::testing::Test {
     boost::asio::io_context io;
     GatewayConfig config;
     ChildCount children;
-    Services services{io, config, children, {}, nullptr, {}, {}};
+    Services services{io, config, children, {}, nullptr, {}, {}, {}};
     SharedState shared{services};
     policy::Caller caller;
     std::string session_id = "s1";
@@ -610,7 +610,7 @@ TEST(IntegrityReview, NotesNamesAndWithholdsWhatTheGuardBlocks) {
     const std::string log_id = "test";
     boost::asio::io_context io;
     ChildCount children;
-    Services services{io, config, children, {}, nullptr, {}, {}};
+    Services services{io, config, children, {}, nullptr, {}, {}, {}};
     SharedState shared{services};
     policy::Caller caller;
     std::vector<std::unique_ptr<ListFilter>> filters;
@@ -634,7 +634,7 @@ TEST(Visibility, HidesToolsTheCallerMayNeverCall) {
     boost::asio::io_context io;
     GatewayConfig config;
     ChildCount children;
-    Services services{io, config, children, {}, nullptr, {}, {}};
+    Services services{io, config, children, {}, nullptr, {}, {}, {}};
     SharedState shared{services};
     auto p = policy::parse_policy(k_policy);
     ASSERT_TRUE(p);
@@ -720,7 +720,7 @@ TEST(Factory, TheChainsAreInTheDeclaredOrder) {
     boost::asio::io_context io;
     GatewayConfig config;
     ChildCount children;
-    Services services{io, config, children, {}, nullptr, {}, {}};
+    Services services{io, config, children, {}, nullptr, {}, {}, {}};
     SharedState shared{services};
     policy::Caller caller;
     const std::string session_id = "s";

@@ -9,7 +9,8 @@
 // Prints "issuer URL" once it listens.
 //
 // Clients (secret "secret"): agent (tools:call tools:list), lister
-// (tools:list only), short (tools:call, tokens that live one second).
+// (tools:list only), short (tools:call, tokens that live one second),
+// gateway (tools:call tools:list: the gateway's own, towards upstreams).
 import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -33,7 +34,8 @@ const client = (id, scope) => ({
   redirect_uris: [], response_types: [], scope,
 });
 const provider = new Provider(issuer, {
-  clients: [client('agent', 'tools:call tools:list'), client('lister', 'tools:list'), client('short', 'tools:call')],
+  clients: [client('agent', 'tools:call tools:list'), client('lister', 'tools:list'), client('short', 'tools:call'),
+    client('gateway', 'tools:call tools:list')],
   jwks: { keys },
   scopes,
   clientDefaults: { id_token_signed_response_alg: 'ES256' },

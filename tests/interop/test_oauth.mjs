@@ -14,6 +14,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ClientCredentialsProvider } from '@modelcontextprotocol/sdk/client/auth-extensions.js';
 import { fetch as undiciFetch } from 'undici';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
 
 import { PQMCP, auditRecords, connectTransport, startGateway, tempDir, text, until } from './lib.mjs';
 import { peerIdOf, pinnedAgent } from './lib24.mjs';
@@ -370,4 +371,81 @@ test('pqmcp connect --token-file carries a token for the gateway inside the PQ t
   const bad = spawnSync(PQMCP, ['connect', gateway.url, '--pin', gateway.peer, '--token-file', junk], { encoding: 'utf8', input: '' });
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /--token-file .*junk: the first line is not an access token/);
+});
+
+test('an upstream protected by the same authorization server: reached with the gateway\'s own token, never the client\'s', { timeout: 120000 }, async (t) => {
+  const dir = tempDir(t);
+  const as = await startAuthorizationServer(t, path.join(dir, 'keys.json'));
+  const jwks = createRemoteJWKSet(new URL(`${as.issuer}/jwks`));
+  // An MCP server that wants a token of this authorization server for itself
+  // (RFC 9728 metadata, 401 challenge), checked with jose.
+  const seen = [];
+  const upstream = createServer(async (req, res) => {
+    const resource = `http://127.0.0.1:${upstream.address().port}/mcp`;
+    if (req.method === 'GET' && req.url === '/.well-known/oauth-protected-resource/mcp') {
+      res.writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ resource, authorization_servers: [as.issuer] }));
+      return;
+    }
+    let body = '';
+    for await (const chunk of req) body += chunk;
+    const header = req.headers.authorization ?? '';
+    let claims = null;
+    try {
+      ({ payload: claims } = await jwtVerify(header.replace(/^Bearer /, ''), jwks,
+        { issuer: as.issuer, audience: resource, typ: 'at+jwt' }));
+    } catch {
+      claims = null;
+    }
+    seen.push({ header, claims });
+    if (!claims) {
+      res.writeHead(401, { 'www-authenticate': `Bearer resource_metadata="http://127.0.0.1:${upstream.address().port}/.well-known/oauth-protected-resource/mcp"` }).end();
+      return;
+    }
+    if (req.method !== 'POST') {
+      res.writeHead(405).end();
+      return;
+    }
+    const msg = JSON.parse(body);
+    if (msg.id === undefined) {
+      res.writeHead(202).end();
+      return;
+    }
+    const result = msg.method === 'initialize'
+      ? { protocolVersion: '2025-11-25', capabilities: { tools: {} }, serverInfo: { name: 'protected', version: '1' } }
+      : msg.method === 'tools/list'
+        ? { tools: [{ name: 'hello', description: 'says hello', inputSchema: { type: 'object' } }] }
+        : { content: [{ type: 'text', text: `hello, ${claims.sub}` }] };
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result }));
+  });
+  await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
+  t.after(() => upstream.close());
+  const secret = path.join(dir, 'gateway-secret');
+  writeFileSync(secret, 'secret\n', { mode: 0o600 });
+  const gateway = await startGateway(t, ['--upstream', `p=http://127.0.0.1:${upstream.address().port}/mcp`,
+    '--upstream-oauth', `p=gateway:${secret}`, '--oauth-issuer', as.issuer], { dir });
+  assert.ok(gateway.stderr.some((l) => l.includes(`upstream p: OAuth token from ${as.issuer} (client gateway)`)), gateway.stderr.join('\n'));
+  assert.ok(!gateway.stderr.join('\n').includes('secret\n'));
+  const gatewayCert = readFileSync(path.join(dir, 'gateway', 'identity.crt'), 'utf8');
+  const agent = pinnedAgent(gatewayCert, gateway.peer);
+  t.after(() => agent.close());
+
+  // The client comes with its own token (agent's), for the gateway.
+  const client = new Client({ name: 'sdk-oauth-upstream', version: '1.0.0' });
+  const provider = new ClientCredentialsProvider({ clientId: 'agent', clientSecret: 'secret', expectedIssuer: as.issuer, scope: 'tools:call' });
+  await client.connect(new StreamableHTTPClientTransport(new URL(gateway.url), {
+    authProvider: provider,
+    fetch: (url, init) => undiciFetch(url, { ...init, dispatcher: agent }),
+  }));
+  const hello = await client.callTool({ name: 'p__hello', arguments: {} });
+  assert.equal(text(hello), 'hello, gateway');
+  await client.close();
+
+  const clientToken = provider.tokens().access_token;
+  const posts = seen.filter((s) => s.claims);
+  assert.ok(posts.length >= 3, JSON.stringify(seen.map((s) => s.claims?.sub ?? 'refused')));
+  for (const s of seen) {
+    assert.ok(!s.header.includes(clientToken), 'the client\'s token reached the upstream');
+    assert.equal(s.claims?.client_id, 'gateway', JSON.stringify(s.claims));
+  }
 });

@@ -113,6 +113,14 @@ struct UpstreamConfig {
     std::vector<std::string> pins;      // https: pinned peer ids of the server
     std::filesystem::path ca;           // https: CA file for a server that is not pinned
     std::vector<std::pair<std::string, std::string>> headers;  // sent with every request
+    // http: the gateway's own OAuth token for this upstream (client_id empty:
+    // none), by the client_credentials grant (docs/gateway.md, Authorization).
+    struct OAuth {
+        std::string client_id;
+        std::filesystem::path client_secret_file;  // its first line; never logged
+        std::string issuer;  // "": from the upstream's Protected Resource Metadata
+        std::vector<std::string> scopes;
+    } oauth;
     // The MCP revision to speak to it: "2025-11-25" (sessions), "2026-07-28"
     // (stateless; refused at start if server/discover does not offer it) or
     // "auto" (2026-07-28 when server/discover offers it, else sessions).

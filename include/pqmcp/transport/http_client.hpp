@@ -50,6 +50,9 @@ struct HttpClientOptions {
     std::chrono::milliseconds request_deadline{30 * 60'000};
     mcp::Limits message_limits{};
     std::vector<std::pair<std::string, std::string>> headers;  // added to every request
+    // The Authorization header of each request, asked for each time (an
+    // OAuth token that is refreshed); "" or unset: none. Thread-safe.
+    std::function<std::string()> authorization;
     bool listen = true;               // open the GET stream after initialization
     bool reinitialize = true;         // on 404, start a new session and resend
     std::size_t resume_attempts = 3;  // GET Last-Event-ID retries for a cut POST stream
