@@ -324,6 +324,14 @@ Status validate(const GatewayConfig& c) {
         if (auto ok = oauth::ResourceServer::validate(ro); !ok) {
             return bad("auth.oauth: " + ok.error().detail);
         }
+        // The default resource is the listener's address as this machine
+        // names it: what remote clients use must be said.
+        if (c.auth.oauth.resource.empty() && !c.listens_on_loopback()) {
+            return bad(
+                "auth.oauth.resource (--oauth-resource): the URL clients reach this "
+                "gateway at, which their tokens must name, is needed on a listener that is "
+                "not loopback");
+        }
     }
     if (c.require_client_identity && c.allow_any_client) {
         return bad("require_client_identity and allow_any_client contradict each other");

@@ -33,7 +33,12 @@ Status start_upstream_tokens(Gateway::Impl& g) {
         }
         std::ifstream file(u.oauth.client_secret_file);
         std::string secret;
-        if (!file || !std::getline(file, secret) || secret.empty()) {
+        if (file && std::getline(file, secret)) {
+            while (!secret.empty() && (secret.back() == '\r' || secret.back() == ' ')) {
+                secret.pop_back();
+            }
+        }
+        if (secret.empty()) {
             return fail(Errc::startup_failed, "upstream " + u.name + ": oauth.client_secret_file " +
                                                   u.oauth.client_secret_file.string() +
                                                   ": no secret in its first line");
@@ -302,6 +307,11 @@ Gateway::Gateway(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Gateway::~Gateway() {
     if (impl_->server) {
         impl_->server->stop();
+    }
+    // Requests waiting for the authorization server's keys let go of their
+    // connections while the threads' contexts are still here.
+    if (impl_->oauth) {
+        impl_->oauth->stop();
     }
     // What the threads left in their queues (a closed session's on_closed,
     // say) runs now, here (they have ended), while what it refers to is

@@ -1,6 +1,7 @@
 #include "pqmcp/oauth/client.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <future>
 #include <mutex>
 #include <optional>
@@ -64,7 +65,7 @@ struct TokenSource::Impl : std::enable_shared_from_this<Impl> {
     Steady::time_point expires{};
     std::chrono::seconds lifetime{0};
     std::chrono::seconds backoff{1};
-    bool refreshing = false;
+    bool failed = false;  // the last attempt failed: wait the back-off
 
     using Done = std::function<void(Status)>;
 
@@ -203,7 +204,11 @@ struct TokenSource::Impl : std::enable_shared_from_this<Impl> {
                 }
                 const auto access = string_field(doc, "access_token");
                 const auto type = string_field(doc, "token_type");
-                if (!access || !type || (*type != "Bearer" && *type != "bearer")) {
+                // RFC 6749 section 7.1: the token type is case-insensitive.
+                std::string lower = type.value_or("");
+                std::transform(lower.begin(), lower.end(), lower.begin(),
+                               [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+                if (!access || lower != "bearer") {
                     done(fail(Errc::invalid_token, endpoint + ": no bearer access_token"));
                     return;
                 }
@@ -211,8 +216,10 @@ struct TokenSource::Impl : std::enable_shared_from_this<Impl> {
                 if (const auto* e = doc.as_object().if_contains("expires_in");
                     e != nullptr && e->is_number()) {
                     boost::system::error_code ne;
-                    expires_in =
-                        std::clamp<std::int64_t>(e->to_number<std::int64_t>(ne), 1, 86'400);
+                    const double seconds = e->to_number<double>(ne);
+                    expires_in = ne ? 3600
+                                    : std::clamp<std::int64_t>(static_cast<std::int64_t>(seconds),
+                                                               1, 86'400);
                 }
                 {
                     const std::lock_guard lock(self->mutex);
@@ -220,6 +227,7 @@ struct TokenSource::Impl : std::enable_shared_from_this<Impl> {
                     self->lifetime = std::chrono::seconds{expires_in};
                     self->expires = Steady::now() + self->lifetime;
                     self->backoff = std::chrono::seconds{1};
+                    self->failed = false;
                 }
                 done({});
             });
@@ -251,7 +259,7 @@ struct TokenSource::Impl : std::enable_shared_from_this<Impl> {
             const auto left =
                 std::chrono::duration_cast<std::chrono::seconds>(expires - Steady::now());
             // Two thirds of the way, or the back-off after a failure.
-            wait = token.empty() || left <= std::chrono::seconds{0}
+            wait = failed || token.empty() || left <= std::chrono::seconds{0}
                        ? backoff
                        : std::max(std::chrono::seconds{1}, left - lifetime / 3);
         }
@@ -266,7 +274,10 @@ struct TokenSource::Impl : std::enable_shared_from_this<Impl> {
                     spdlog::warn("oauth: a token for {}: {}", self->credentials.resource,
                                  got.error().detail);
                     const std::lock_guard lock(self->mutex);
-                    self->backoff = std::min(self->backoff * 2, std::chrono::seconds{60});
+                    if (self->failed) {
+                        self->backoff = std::min(self->backoff * 2, std::chrono::seconds{60});
+                    }
+                    self->failed = true;
                     if (Steady::now() >= self->expires) {
                         self->token.clear();  // expired: better none than a refused one
                     }

@@ -83,13 +83,16 @@ std::optional<std::string_view> key_type_for(std::string_view alg) {
     return it->second;
 }
 
+// RFC 6750 section 3: an auth-param value holds %x20-21 / %x23-5B / %x5D-7E
+// only. Anything else (a quote, a backslash, CR or LF from a token's header)
+// becomes '?': a token's text never shapes the response's headers.
 std::string quote_param(std::string_view text) {
     std::string out = "\"";
     for (const char c : text) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-        }
-        out += c;
+        const auto u = static_cast<unsigned char>(c);
+        const bool allowed =
+            u == 0x20 || u == 0x21 || (u >= 0x23 && u <= 0x5B) || (u >= 0x5D && u <= 0x7E);
+        out += allowed ? c : '?';
     }
     return out + "\"";
 }
@@ -176,6 +179,12 @@ struct ResourceServer::Impl : std::enable_shared_from_this<Impl> {
     // When an unknown key last made the keys be fetched (not counting the
     // first fetch and the periodic ones).
     std::optional<Steady::time_point> last_unknown_fetch;
+    // A failed fetch is not tried again before this back-off (1 s, doubling
+    // to 60 s): a failing server is not hammered by every request.
+    std::optional<Steady::time_point> failed_at;
+    std::chrono::seconds fetch_backoff{1};
+    std::uint64_t generation = 0;  // counts key sets: a verification under an old one is not kept
+    bool stopped = false;
     Steady::time_point fetched{};  // when keys were last replaced
     std::vector<std::function<void()>> waiters;
     // Tokens already verified, by their text: a client sends the same token
@@ -192,12 +201,17 @@ struct ResourceServer::Impl : std::enable_shared_from_this<Impl> {
 
     // ---- fetching (on the executor) ----------------------------------------
 
-    void fetch_locked() {
+    // Starts a fetch unless one is under way or failed too recently.
+    bool fetch_locked() {
         if (fetching) {
-            return;
+            return true;
+        }
+        if (stopped || (failed_at && Steady::now() - *failed_at < fetch_backoff)) {
+            return false;
         }
         fetching = true;
         asio::post(executor, [self = shared_from_this()] { self->fetch_start(); });
+        return true;
     }
 
     void fetch_start() {
@@ -277,6 +291,7 @@ struct ResourceServer::Impl : std::enable_shared_from_this<Impl> {
         {
             const std::lock_guard lock(mutex);
             keys = std::move(*set);
+            ++generation;
             verified.clear();
             fetched = Steady::now();
         }
@@ -328,6 +343,15 @@ struct ResourceServer::Impl : std::enable_shared_from_this<Impl> {
         {
             const std::lock_guard lock(mutex);
             fetching = false;
+            if (status) {
+                failed_at.reset();
+                fetch_backoff = std::chrono::seconds{1};
+            } else {
+                if (failed_at) {
+                    fetch_backoff = std::min(fetch_backoff * 2, std::chrono::seconds{60});
+                }
+                failed_at = Steady::now();
+            }
             ready.swap(waiters);
         }
         for (auto& r : ready) {
@@ -407,11 +431,13 @@ struct ResourceServer::Impl : std::enable_shared_from_this<Impl> {
         }
 
         std::shared_ptr<const KeySet> set;
+        std::uint64_t set_generation = 0;
         {
             const std::lock_guard lock(mutex);
             set = keys;
+            set_generation = generation;
             if (set && Steady::now() - fetched > options.max_age) {
-                fetch_locked();  // in the background; these keys still serve
+                (void)fetch_locked();  // in the background; these keys still serve
             }
         }
         const Key* key = nullptr;
@@ -432,9 +458,15 @@ struct ResourceServer::Impl : std::enable_shared_from_this<Impl> {
             const auto now = Steady::now();
             if (!set || !last_unknown_fetch ||
                 now - *last_unknown_fetch >= options.refetch_interval) {
-                last_unknown_fetch = now;
-                fetch_locked();
-                return {fail(Errc::unknown_key, "keys are being fetched"), true};
+                if (fetch_locked()) {
+                    last_unknown_fetch = now;
+                    return {fail(Errc::unknown_key, "keys are being fetched"), true};
+                }
+                if (!set) {
+                    return {
+                        fail(Errc::jwks_failed, "the authorization server's keys are unavailable"),
+                        false};
+                }
             }
             return {fail(Errc::unknown_key, "no key \"" + kid + "\" for " + alg +
                                                 " in the authorization server's JWKS"),
@@ -459,10 +491,12 @@ struct ResourceServer::Impl : std::enable_shared_from_this<Impl> {
         if (identity) {
             entry.identity = *identity;
             const std::lock_guard lock(mutex);
-            if (verified.size() >= k_max_verified) {
-                verified.clear();
+            if (generation == set_generation) {
+                if (verified.size() >= k_max_verified) {
+                    verified.clear();
+                }
+                verified.emplace(text, std::move(entry));
             }
-            verified.emplace(text, std::move(entry));
         }
         return {std::move(identity), false};
     }
@@ -634,7 +668,16 @@ std::string ResourceServer::resource() const {
 
 void ResourceServer::start() {
     const std::lock_guard lock(impl_->mutex);
-    impl_->fetch_locked();
+    (void)impl_->fetch_locked();
+}
+
+void ResourceServer::stop() {
+    std::vector<std::function<void()>> dropped;
+    {
+        const std::lock_guard lock(impl_->mutex);
+        impl_->stopped = true;
+        dropped.swap(impl_->waiters);
+    }
 }
 
 Status ResourceServer::use_keys(std::string_view jwks) {
@@ -644,6 +687,7 @@ Status ResourceServer::use_keys(std::string_view jwks) {
     }
     const std::lock_guard lock(impl_->mutex);
     impl_->keys = std::move(*set);
+    ++impl_->generation;
     impl_->verified.clear();
     impl_->fetched = Steady::now();
     return {};
@@ -661,6 +705,9 @@ transport::AuthDecision ResourceServer::decide(std::string_view authorization) {
         d.wait = [weak](std::function<void()> ready) {
             if (auto impl = weak.lock()) {
                 const std::lock_guard lock(impl->mutex);
+                if (impl->stopped) {
+                    return;  // shutting down: the request is dropped with its connection
+                }
                 if (impl->fetching) {
                     impl->waiters.push_back(std::move(ready));
                     return;
@@ -681,6 +728,14 @@ transport::AuthDecision ResourceServer::decide(std::string_view authorization) {
         // RFC 6750 section 3.1: a request without authentication information
         // gets a challenge without an error code.
         return impl_->refuse(401, "", "a bearer token is required");
+    }
+    if (code == Errc::jwks_failed) {
+        transport::AuthDecision d;
+        d.status = 503;
+        d.headers.emplace_back("Retry-After", "5");
+        d.body =
+            R"({"error":"temporarily_unavailable","error_description":"the authorization server's keys could not be fetched"})";
+        return d;
     }
     if (code == Errc::insufficient_scope) {
         // RFC 6750 section 3.1 and MCP authorization (scope challenge): 403

@@ -98,8 +98,10 @@ bool same_peer(const PeerInfo& a, const PeerInfo& b) {
     if (!a.token) {
         return true;
     }
+    // The scopes too: the caller the policy knows is the one that opened
+    // the session (a client with other scopes opens a session of its own).
     return b.token && a.token->issuer == b.token->issuer && a.token->subject == b.token->subject &&
-           a.token->client_id == b.token->client_id;
+           a.token->client_id == b.token->client_id && a.token->scopes == b.token->scopes;
 }
 
 // Finds the session a request names; an Outcome with the HTTP error otherwise.

@@ -145,8 +145,10 @@ struct ServerGroup {
 };
 
 // The key a session counts under for limits.max_sessions_per_identity.
+// A verified client identity, else a token's subject (a self-made key per
+// connection must not make a fresh identity), else an unverified key.
 inline std::string identity_key(const PeerInfo& peer) {
-    if (peer.handshake.peer_id) {
+    if (peer.handshake.peer_id && (peer.handshake.peer_verified || !peer.token)) {
         return peer.handshake.peer_id->str();
     }
     return peer.token ? "token " + peer.token->issuer + " " + peer.token->subject : std::string{};
@@ -155,10 +157,19 @@ inline std::string identity_key(const PeerInfo& peer) {
 // A 2026-07-28 caller: its peer id, or an anonymous caller's connection. Its
 // kept sessions, their shard and the binding of its requestState go by it.
 inline std::string stateless_caller(const PeerInfo& peer) {
-    const std::string token =
-        peer.token ? " token " + peer.token->issuer + " " + peer.token->subject : std::string{};
-    return peer.handshake.peer_id ? "id " + peer.handshake.peer_id->str() + token
-                                  : "anonymous " + peer.remote + token;
+    std::string token;
+    if (peer.token) {
+        token = " token " + peer.token->issuer + " " + peer.token->subject + " " +
+                peer.token->client_id;
+        for (const auto& s : peer.token->scopes) {
+            token += " " + s;
+        }
+    }
+    if (peer.handshake.peer_id) {
+        return "id " + peer.handshake.peer_id->str() + token;
+    }
+    // A caller known by its token is that caller on any connection.
+    return peer.token ? token.substr(1) : "anonymous " + peer.remote;
 }
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {

@@ -225,6 +225,40 @@ TEST_F(Resource, AnUnknownKeyFetchesTheKeysOnceThenRefuses) {
               "the signature does not verify");
 }
 
+// A token's header text reaches the challenge's error_description: nothing
+// of it may break the header (RFC 6750 section 3 characters only).
+TEST_F(Resource, TheChallengeCarriesNoTextOfTheTokenVerbatim) {
+    const std::string token =
+        sign(*key_, claims(), "ES256", "at+jwt", "x\r\nSet-Cookie: stolen=\"1\"");
+    EXPECT_TRUE(check(token).wait);
+    io_.run();
+    const auto d = server_->decide("Bearer " + token);
+    EXPECT_EQ(d.status, 401U);
+    ASSERT_EQ(d.headers.size(), 1U);
+    const std::string& h = d.headers[0].second;
+    EXPECT_EQ(h.find('\r'), std::string::npos) << h;
+    EXPECT_EQ(h.find('\n'), std::string::npos) << h;
+    EXPECT_NE(h.find("no key ?x??Set-Cookie: stolen=?1??"), std::string::npos) << h;
+}
+
+// Keys that cannot be fetched: the request that started the fetch waits for
+// it; afterwards requests get 503 at once, without a fetch each (back-off).
+TEST_F(Resource, KeysThatCannotBeFetchedAre503WithoutHammering) {
+    ResourceOptions o;
+    o.issuer = k_issuer;
+    o.jwks_uri = "https://as.example/jwks";
+    o.resource = k_resource;
+    ResourceServer bare(io_.get_executor(), o);
+    const std::string token = sign(*key_, claims());
+    EXPECT_TRUE(bare.check("Bearer " + token).wait);
+    io_.run();
+    io_.restart();
+    const auto d = bare.decide("Bearer " + token);
+    EXPECT_EQ(d.status, 503U);
+    EXPECT_FALSE(d.wait);
+    EXPECT_EQ(io_.poll(), 0U);  // no second fetch was queued
+}
+
 TEST_F(Resource, MetadataDocument) {
     const auto doc = json::parse(server_->metadata()).as_object();
     EXPECT_EQ(doc.at("resource").as_string(), k_resource);

@@ -91,6 +91,9 @@ class ResourceServer final {
     [[nodiscard]] std::string resource() const;
     // Fetches the metadata and the keys now (the first request need not wait).
     void start();
+    // No more fetches; requests waiting for one are dropped (shutdown: call
+    // it while the threads' contexts still exist).
+    void stop();
     // Uses this JWKS (a JSON document) as if fetched: for keys given out of
     // band, and tests. invalid_options when it has no usable signing key.
     Status use_keys(std::string_view jwks);

@@ -195,13 +195,17 @@ struct Caller {
     [[nodiscard]] bool anonymous() const noexcept {
         return peer_id.empty() && token_subject.empty();
     }
-    // The key rates, quotas and baselines count under: the peer id, else
-    // "oauth:" and the token's subject, else "anonymous".
+    // The key rates, quotas and baselines count under: a verified peer id,
+    // else "oauth:" and the token's subject (a self-made key per connection
+    // is no new caller), else an unverified peer id, else "anonymous".
     [[nodiscard]] std::string key() const {
-        if (!peer_id.empty()) {
+        if (!peer_id.empty() && (verified || token_subject.empty())) {
             return peer_id;
         }
-        return token_subject.empty() ? std::string("anonymous") : "oauth:" + token_subject;
+        if (!token_subject.empty()) {
+            return "oauth:" + token_subject;
+        }
+        return peer_id.empty() ? std::string("anonymous") : peer_id;
     }
 };
 
