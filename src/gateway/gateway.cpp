@@ -31,17 +31,10 @@ Status start_upstream_tokens(Gateway::Impl& g) {
         if (u.kind != UpstreamKind::http || u.oauth.client_id.empty()) {
             continue;
         }
-        std::ifstream file(u.oauth.client_secret_file);
-        std::string secret;
-        if (file && std::getline(file, secret)) {
-            while (!secret.empty() && (secret.back() == '\r' || secret.back() == ' ')) {
-                secret.pop_back();
-            }
-        }
-        if (secret.empty()) {
-            return fail(Errc::startup_failed, "upstream " + u.name + ": oauth.client_secret_file " +
-                                                  u.oauth.client_secret_file.string() +
-                                                  ": no secret in its first line");
+        auto secret = read_secret_line(u.oauth.client_secret_file,
+                                       "upstream " + u.name + ": oauth.client_secret_file");
+        if (!secret) {
+            return fail(Errc::startup_failed, secret.error().detail);
         }
         auto web = oauth_web_context(g);
         if (!web) {
@@ -51,7 +44,7 @@ Status start_upstream_tokens(Gateway::Impl& g) {
         cc.resource = u.url;
         cc.issuer = u.oauth.issuer;
         cc.client_id = u.oauth.client_id;
-        cc.client_secret = std::move(secret);
+        cc.client_secret = std::move(*secret);
         cc.scopes = u.oauth.scopes;
         cc.tls = *web;
         if (const auto it = g.services.tls_contexts.find(u.name);
@@ -465,7 +458,7 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayConfig config, std::stri
             return fail(Errc::invalid_config, "upstream " + u.name + ": " + url.error().detail);
         }
         if (!url->tls) {
-            if (url->host != "127.0.0.1" && url->host != "::1" && url->host != "localhost") {
+            if (!transport::is_loopback_host(url->host)) {
                 spdlog::warn("upstream {} is plain HTTP on {}: its traffic is not encrypted",
                              u.name, url->host);
             }

@@ -54,6 +54,11 @@ struct ShardContext : asio::io_context {
     using asio::io_context::io_context;
 };
 
+// The first line of a secret's file (a token, a client secret), trailing
+// CR and spaces removed; a file others may read, or an empty line, is
+// refused. `what` names the setting in errors.
+Result<std::string> read_secret_line(const std::filesystem::path& file, const std::string& what);
+
 struct Gateway::Impl {
     explicit Impl(GatewayConfig c, std::string version)
         : config(std::move(c)),

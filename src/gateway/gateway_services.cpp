@@ -133,29 +133,38 @@ void Gateway::Impl::sweep_started() {
     });
 }
 
-namespace {
-
-// The first line of a token file; a file others may read is refused.
-Result<std::string> read_token_file(const std::filesystem::path& file) {
+Result<std::string> read_secret_line(const std::filesystem::path& file, const std::string& what) {
     struct stat st {};
     if (::stat(file.c_str(), &st) != 0) {
-        return fail(Errc::invalid_config,
-                    "dashboard.token_file " + file.string() + ": " + std::strerror(errno));
+        return fail(Errc::invalid_config, what + " " + file.string() + ": " + std::strerror(errno));
     }
     if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-        return fail(Errc::invalid_config, "dashboard.token_file " + file.string() +
-                                              ": readable by others (chmod 600 it)");
+        return fail(Errc::invalid_config,
+                    what + " " + file.string() + ": readable by others (chmod 600 it)");
     }
     std::ifstream in(file);
     std::string line;
     if (!in || !std::getline(in, line)) {
-        return fail(Errc::invalid_config,
-                    "dashboard.token_file " + file.string() + ": cannot be read");
+        return fail(Errc::invalid_config, what + " " + file.string() + ": cannot be read");
     }
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) {
         line.pop_back();
     }
-    if (auto ok = check_dashboard_token(line); !ok) {
+    if (line.empty()) {
+        return fail(Errc::invalid_config, what + " " + file.string() + ": its first line is empty");
+    }
+    return line;
+}
+
+namespace {
+
+// The dashboard's token from its file.
+Result<std::string> read_token_file(const std::filesystem::path& file) {
+    auto line = read_secret_line(file, "dashboard.token_file");
+    if (!line) {
+        return line;
+    }
+    if (auto ok = check_dashboard_token(*line); !ok) {
         return fail(Errc::invalid_config,
                     "dashboard.token_file " + file.string() + ": " + ok.error().detail);
     }

@@ -129,7 +129,7 @@ Result<std::shared_ptr<OpenApiService>> OpenApiService::create(const UpstreamCon
                         fmt::format("upstream {}: TLS: {}", upstream.name, ctx.error().message()));
         }
         s->tls_ = std::move(*ctx);
-    } else if (url->host != "127.0.0.1" && url->host != "::1" && url->host != "localhost") {
+    } else if (!transport::is_loopback_host(url->host)) {
         spdlog::warn(
             "upstream {}: the API at {} is plain HTTP: its traffic and credentials are "
             "not encrypted",

@@ -9,6 +9,7 @@
 #include "pqmcp/measure/measure.hpp"
 #include "pqmcp/tls/context.hpp"
 #include "pqmcp/tls/profile.hpp"
+#include "rows.hpp"
 
 namespace pqmcp::measure {
 namespace {
@@ -78,20 +79,16 @@ Result<Row> handshake_row(const tls::Profile& profile, const identity::Identity&
     row.bytes = row.bytes_out + row.bytes_in;
     row.note = std::to_string(row.bytes_out) + " B client to server, " +
                std::to_string(row.bytes_in) + " B back";
-    if (progress) {
-        progress(row.name);
+    RowBuilder builder(budget, progress, row);
+    if (auto timed = builder.part("handshake", 1,
+                                  [&] {
+                                      const auto out = handshake_once(pair->client.get(),
+                                                                      pair->server.get(), tweaks);
+                                      return out.ok && out.resumed == resumed;
+                                  });
+        !timed) {
+        return tl::unexpected(timed.error());
     }
-    auto timing = time_operation(
-        [&] {
-            const auto out = handshake_once(pair->client.get(), pair->server.get(), tweaks);
-            return out.ok && out.resumed == resumed;
-        },
-        budget);
-    if (!timing) {
-        return fail(Errc::operation_failed, row.name + ": " + timing.error().detail);
-    }
-    row.timing = *timing;
-    row.parts.push_back(Part{"handshake", *timing});
     return row;
 }
 

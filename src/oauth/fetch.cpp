@@ -7,10 +7,6 @@
 
 namespace pqmcp::oauth::detail {
 
-bool is_loopback(const std::string& host) {
-    return host == "127.0.0.1" || host == "::1" || host == "localhost";
-}
-
 std::vector<std::string> metadata_urls(const std::string& issuer) {
     std::vector<std::string> out;
     const auto parsed = transport::parse_url(issuer);
@@ -42,7 +38,7 @@ void exchange(const boost::asio::any_io_executor& executor, const std::string& u
         done(tl::unexpected(parsed.error()));
         return;
     }
-    if (!parsed->tls && !is_loopback(parsed->host)) {
+    if (!parsed->tls && !transport::is_loopback_host(parsed->host)) {
         done(fail(Errc::invalid_options, url + ": OAuth endpoints must be reached over https"));
         return;
     }

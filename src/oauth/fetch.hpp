@@ -16,8 +16,6 @@
 
 namespace pqmcp::oauth::detail {
 
-[[nodiscard]] bool is_loopback(const std::string& host);
-
 // RFC 8414 section 3.1 (the well-known segment between the host and the
 // issuer's path), then OpenID Connect discovery.
 [[nodiscard]] std::vector<std::string> metadata_urls(const std::string& issuer);

@@ -639,12 +639,12 @@ Status ResourceServer::validate(const ResourceOptions& options) {
     if (options.issuer.empty() || !issuer) {
         return fail(Errc::invalid_options, "oauth.issuer must be the authorization server's URL");
     }
-    if (!issuer->tls && !detail::is_loopback(issuer->host)) {
+    if (!issuer->tls && !transport::is_loopback_host(issuer->host)) {
         return fail(Errc::invalid_options, "oauth.issuer must be https (http only on loopback)");
     }
     if (!options.jwks_uri.empty()) {
         const auto jwks = transport::parse_url(options.jwks_uri);
-        if (!jwks || (!jwks->tls && !detail::is_loopback(jwks->host))) {
+        if (!jwks || (!jwks->tls && !transport::is_loopback_host(jwks->host))) {
             return fail(Errc::invalid_options, "oauth.jwks_uri must be an https URL");
         }
     }

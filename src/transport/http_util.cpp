@@ -264,4 +264,8 @@ std::optional<std::string> decode_header_value(std::string_view value) {
     return std::string(bytes->begin(), bytes->end());
 }
 
+bool is_loopback_host(std::string_view host) noexcept {
+    return host == "127.0.0.1" || host == "::1" || host == "localhost";
+}
+
 }  // namespace pqmcp::transport

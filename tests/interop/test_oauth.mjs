@@ -90,6 +90,38 @@ function challenge(res) {
   return res.headers.get('www-authenticate') ?? '';
 }
 
+// A minimal MCP server over plain HTTP on 127.0.0.1: one tool, `hello`.
+// `gate(req)` runs first for each request: it answers and returns false to
+// stop there, or returns what the tool's text says.
+async function startMcpUpstream(t, gate) {
+  const server = createServer(async (req, res) => {
+    let body = '';
+    for await (const chunk of req) body += chunk;
+    const greeting = await gate(req, res);
+    if (greeting === false) {
+      return;
+    }
+    if (req.method !== 'POST') {
+      res.writeHead(405).end();
+      return;
+    }
+    const msg = JSON.parse(body);
+    if (msg.id === undefined) {
+      res.writeHead(202).end();
+      return;
+    }
+    const result = msg.method === 'initialize'
+      ? { protocolVersion: '2025-11-25', capabilities: { tools: {} }, serverInfo: { name: 'upstream', version: '1' } }
+      : msg.method === 'tools/list'
+        ? { tools: [{ name: 'hello', description: 'says hello', inputSchema: { type: 'object' } }] }
+        : { content: [{ type: 'text', text: greeting }] };
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result }));
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => server.close());
+  return server;
+}
+
 test('OAuth resource server: metadata, challenge, JWT access tokens from oidc-provider checked one by one', { timeout: 180000 }, async (t) => {
   assert.match(process.versions.openssl, /^3\.[5-9]/, `run with Node 24 (OpenSSL ${process.versions.openssl})`);
   const dir = tempDir(t);
@@ -253,32 +285,12 @@ test('the official SDK\'s OAuth client (client_credentials) finds the authorizat
 test('no token passthrough: the client\'s token never reaches an HTTP upstream', { timeout: 120000 }, async (t) => {
   const dir = tempDir(t);
   const as = await startAuthorizationServer(t, path.join(dir, 'keys.json'));
-  // A minimal MCP server over plain HTTP that keeps the headers it was sent.
+  // An MCP server that keeps the headers it was sent.
   const seen = [];
-  const upstream = createServer((req, res) => {
+  const upstream = await startMcpUpstream(t, (req) => {
     seen.push(req.headers);
-    let body = '';
-    req.on('data', (d) => { body += d; });
-    req.on('end', () => {
-      if (req.method !== 'POST') {
-        res.writeHead(405).end();
-        return;
-      }
-      const msg = JSON.parse(body);
-      if (msg.id === undefined) {
-        res.writeHead(202).end();
-        return;
-      }
-      const result = msg.method === 'initialize'
-        ? { protocolVersion: '2025-11-25', capabilities: { tools: {} }, serverInfo: { name: 'headers', version: '1' } }
-        : msg.method === 'tools/list'
-          ? { tools: [{ name: 'hello', description: 'says hello', inputSchema: { type: 'object' } }] }
-          : { content: [{ type: 'text', text: 'hello' }] };
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result }));
-    });
+    return 'hello';
   });
-  await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
-  t.after(() => upstream.close());
   const gateway = await startGateway(t, ['--upstream', `h=http://127.0.0.1:${upstream.address().port}/mcp`,
     '--oauth-issuer', as.issuer], { dir });
   const gatewayCert = readFileSync(path.join(dir, 'gateway', 'identity.crt'), 'utf8');
@@ -380,15 +392,14 @@ test('an upstream protected by the same authorization server: reached with the g
   // An MCP server that wants a token of this authorization server for itself
   // (RFC 9728 metadata, 401 challenge), checked with jose.
   const seen = [];
-  const upstream = createServer(async (req, res) => {
-    const resource = `http://127.0.0.1:${upstream.address().port}/mcp`;
+  const upstream = await startMcpUpstream(t, async (req, res) => {
+    const port = upstream.address().port;
+    const resource = `http://127.0.0.1:${port}/mcp`;
     if (req.method === 'GET' && req.url === '/.well-known/oauth-protected-resource/mcp') {
       res.writeHead(200, { 'content-type': 'application/json' })
         .end(JSON.stringify({ resource, authorization_servers: [as.issuer] }));
-      return;
+      return false;
     }
-    let body = '';
-    for await (const chunk of req) body += chunk;
     const header = req.headers.authorization ?? '';
     let claims = null;
     try {
@@ -399,27 +410,11 @@ test('an upstream protected by the same authorization server: reached with the g
     }
     seen.push({ header, claims });
     if (!claims) {
-      res.writeHead(401, { 'www-authenticate': `Bearer resource_metadata="http://127.0.0.1:${upstream.address().port}/.well-known/oauth-protected-resource/mcp"` }).end();
-      return;
+      res.writeHead(401, { 'www-authenticate': `Bearer resource_metadata="http://127.0.0.1:${port}/.well-known/oauth-protected-resource/mcp"` }).end();
+      return false;
     }
-    if (req.method !== 'POST') {
-      res.writeHead(405).end();
-      return;
-    }
-    const msg = JSON.parse(body);
-    if (msg.id === undefined) {
-      res.writeHead(202).end();
-      return;
-    }
-    const result = msg.method === 'initialize'
-      ? { protocolVersion: '2025-11-25', capabilities: { tools: {} }, serverInfo: { name: 'protected', version: '1' } }
-      : msg.method === 'tools/list'
-        ? { tools: [{ name: 'hello', description: 'says hello', inputSchema: { type: 'object' } }] }
-        : { content: [{ type: 'text', text: `hello, ${claims.sub}` }] };
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result }));
+    return `hello, ${claims.sub}`;
   });
-  await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
-  t.after(() => upstream.close());
   const secret = path.join(dir, 'gateway-secret');
   writeFileSync(secret, 'secret\n', { mode: 0o600 });
   const gateway = await startGateway(t, ['--upstream', `p=http://127.0.0.1:${upstream.address().port}/mcp`,

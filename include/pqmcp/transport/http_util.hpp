@@ -32,6 +32,10 @@ struct Url {
 // absent header (empty) admits everything.
 [[nodiscard]] bool accepts(std::string_view accept, std::string_view media_type);
 
+// A URL host that names this machine's loopback ("127.0.0.1", "::1",
+// "localhost"): where plain http is acceptable.
+[[nodiscard]] bool is_loopback_host(std::string_view host) noexcept;
+
 // 2026-07-28 header values (Mcp-Name, Mcp-Param-*): one that is not plain
 // printable ASCII, or that starts or ends with whitespace, travels as
 // "=?base64?<Base64 of its UTF-8>?=".
