@@ -1,6 +1,10 @@
 // Behaviour baselines under an injected clock, and inputSchema validation.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
 #include <boost/json/parse.hpp>
 
 #include "pqmcp/demo/demo_server.hpp"
@@ -148,6 +152,53 @@ TEST(Schema, ArgumentsAreCheckedAgainstTheToolsInputSchema) {
             R"({"name":"tool","inputSchema":{"type":"object","properties":{"a":{"$ref":"https://example.invalid/x"}}}})")
             .as_object());
     EXPECT_NE(check("bad__tool", R"({"a":1})"), "");
+}
+
+TEST(Schema, SessionsShareOneCompiledSchemaPerText) {
+    const json::object list = demo::DemoServer::tools_list();
+    const auto learn_all = [&list](SchemaCache& cache) {
+        for (const auto& tool : list.at("tools").as_array()) {
+            cache.learn("demo__" + std::string(tool.at("name").as_string()), tool.as_object());
+        }
+    };
+    const std::size_t before = SchemaCache::compiled_schemas();
+    std::size_t distinct = 0;
+    {
+        // A thousand sessions on four threads learn the same tools and check
+        // calls at once: one compiled schema per distinct text.
+        std::vector<SchemaCache> caches(1000);
+        std::vector<std::thread> threads;
+        threads.reserve(4);
+        std::atomic<int> accepted{0};  // calls that should have been refused
+        for (int t = 0; t < 4; ++t) {
+            threads.emplace_back([&, t] {
+                for (std::size_t i = static_cast<std::size_t>(t); i < caches.size(); i += 4) {
+                    learn_all(caches[i]);
+                    if (caches[i].check("demo__add", json::parse(R"({"a":"1","b":2})")).empty()) {
+                        ++accepted;
+                    }
+                }
+            });
+        }
+        for (auto& thread : threads) {
+            thread.join();
+        }
+        EXPECT_EQ(accepted.load(), 0);
+        distinct = SchemaCache::compiled_schemas() - before;
+        EXPECT_GT(distinct, 0U);
+        EXPECT_LE(distinct, list.at("tools").as_array().size());
+        // A session whose server changed a schema gets its own; the others keep theirs.
+        caches[0].learn(
+            "demo__add",
+            json::parse(
+                R"({"name":"add","inputSchema":{"type":"object","properties":{"a":{"type":"string"}}}})")
+                .as_object());
+        EXPECT_EQ(caches[0].check("demo__add", json::parse(R"({"a":"1","b":2})")), "");
+        EXPECT_NE(caches[1].check("demo__add", json::parse(R"({"a":"1","b":2})")), "");
+        EXPECT_EQ(SchemaCache::compiled_schemas() - before, distinct + 1);
+    }
+    // Forgotten once no session holds them.
+    EXPECT_EQ(SchemaCache::compiled_schemas(), before);
 }
 
 TEST(Behaviour, MemoryIsBoundedWhateverCallersSend) {

@@ -3,6 +3,7 @@
 // Schemas are compiled once per tool definition and kept until it changes.
 #pragma once
 
+#include <cstddef>
 #include <map>
 #include <memory>
 #include <string>
@@ -24,9 +25,13 @@ class SchemaCache final {
     SchemaCache& operator=(SchemaCache&&) noexcept;
 
     // Remembers the inputSchema of `tool` (a tools/list entry); a schema that
-    // cannot be compiled is remembered as such (calls are then refused).
+    // cannot be compiled is remembered as such (calls are then refused). The
+    // compiled schema is shared with every other cache that learned the same
+    // text, on any thread.
     void learn(const std::string& tool, const boost::json::object& definition);
     [[nodiscard]] bool knows(const std::string& tool) const;
+    // How many distinct compiled schemas the process holds (all caches).
+    [[nodiscard]] static std::size_t compiled_schemas();
 
     // Empty when `arguments` satisfy the schema (or the tool is unknown);
     // otherwise why not, naming the place ("/amount: ... ").
@@ -36,7 +41,7 @@ class SchemaCache final {
     struct Entry;
 
   private:
-    std::map<std::string, std::shared_ptr<Entry>> entries_;
+    std::map<std::string, std::shared_ptr<const Entry>> entries_;  // shared by every cache
 };
 
 }  // namespace pqmcp::policy
