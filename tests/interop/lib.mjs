@@ -94,9 +94,17 @@ export async function startGateway(t, args, { env = {}, dir, listen = '127.0.0.1
   const gateway = { child, home, stderr: [], stdout: '' };
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (d) => gateway.stderr.push(...d.split('\n').filter(Boolean)));
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  let stopping = false;
+  const exited = new Promise((resolve) => child.on('exit', (code, signal) => {
+    // A gateway that ends on its own says how, whatever the test then reports.
+    if (!stopping) {
+      console.error(`pqmcp serve ended before the test stopped it (code ${code}, signal ${signal}); its last log lines:\n${gateway.stderr.slice(-30).join('\n')}`);
+    }
+    resolve({ code, signal });
+  }));
   gateway.exited = exited;
   gateway.stop = async () => {
+    stopping = true;
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
     }
