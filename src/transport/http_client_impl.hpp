@@ -72,7 +72,9 @@ inline std::optional<Error> refusal(Connection& conn) {
         return std::nullopt;
     }
     const auto alerts = tls::last_alerts(conn.tls->native_handle());
-    if (alerts.received.empty()) {
+    // close_notify is a server ending the connection (an idle keep-alive one,
+    // say), not refusing it: the caller may try again on a new one.
+    if (alerts.received.empty() || alerts.received == "close notify") {
         return std::nullopt;
     }
     std::string detail = "the server refused the connection (TLS alert: " + alerts.received + ")";

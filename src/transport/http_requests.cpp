@@ -450,7 +450,7 @@ namespace {
 
 // Writes one chunk of an SSE body with the write timeout; an empty `data`
 // writes the last chunk, which ends the body.
-asio::awaitable<bool> write_chunk(TlsStream& stream, std::string_view data,
+asio::awaitable<bool> write_chunk(ServerTls& stream, std::string_view data,
                                   std::chrono::milliseconds timeout) {
     beast::get_lowest_layer(stream).expires_after(timeout);
     if (data.empty()) {
@@ -467,7 +467,7 @@ asio::awaitable<bool> write_chunk(TlsStream& stream, std::string_view data,
 // Serves a stream on a connection: a JSON response when the stream finishes
 // with nothing but responses before the keep-alive interval, SSE otherwise.
 // Returns whether the connection can be reused.
-asio::awaitable<bool> serve_stream(HttpServer::Impl& server, TlsStream& stream, const Request& req,
+asio::awaitable<bool> serve_stream(HttpServer::Impl& server, ServerTls& stream, const Request& req,
                                    Outcome& outcome) {
     Session& session = *outcome.session;
     const auto& timeouts = server.options.timeouts;
@@ -717,7 +717,7 @@ asio::awaitable<bool> serve_stream(HttpServer::Impl& server, TlsStream& stream, 
     co_return ok&& reusable;
 }
 
-asio::awaitable<bool> write_response(TlsStream& stream, http::response<http::string_body>& res,
+asio::awaitable<bool> write_response(ServerTls& stream, http::response<http::string_body>& res,
                                      std::chrono::milliseconds timeout) {
     beast::get_lowest_layer(stream).expires_after(timeout);
     auto [ec, n] = co_await http::async_write(stream, res, use);

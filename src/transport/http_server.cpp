@@ -3,6 +3,8 @@
 // deadlines, sessions swept when idle. The MCP rules per request are in
 // http_requests.cpp.
 #include "http_server_impl.hpp"
+
+#include <array>
 #include "pqmcp/tls/listener.hpp"
 
 namespace pqmcp::transport {
@@ -156,6 +158,36 @@ void Session::close(std::string_view reason) {
     }
 }
 
+namespace {
+
+// Half-closes `socket` and reads what the peer still sends until it closes
+// too, for at most half a second.
+asio::awaitable<void> drain_before_close(tcp::socket& socket) {
+    boost::system::error_code ignored;
+    socket.shutdown(tcp::socket::shutdown_send, ignored);
+    asio::steady_timer limit(socket.get_executor(), std::chrono::milliseconds{500});
+    limit.async_wait([&socket](const boost::system::error_code& ec) {
+        if (!ec) {
+            boost::system::error_code ignore;
+            socket.cancel(ignore);
+        }
+    });
+    std::array<char, 2048> sink{};
+    for (;;) {
+        auto [ec] = co_await socket.async_wait(tcp::socket::wait_read, use);
+        if (ec) {
+            break;
+        }
+        const auto n = socket.read_some(asio::buffer(sink), ec);
+        if (ec || n == 0) {
+            break;
+        }
+    }
+    limit.cancel();
+}
+
+}  // namespace
+
 asio::awaitable<void> HttpServer::Impl::serve(tcp::socket socket, std::string address) {
     auto self = shared_from_this();
     boost::system::error_code ignored;
@@ -163,7 +195,7 @@ asio::awaitable<void> HttpServer::Impl::serve(tcp::socket socket, std::string ad
     PeerInfo peer;
     peer.remote = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
     socket.set_option(tcp::no_delay(true), ignored);
-    TlsStream stream(beast::tcp_stream(std::move(socket)), ssl);
+    ServerTls stream(std::move(socket), ssl);
     auto* tcp = &beast::get_lowest_layer(stream);
     const ConnectionGuard guard(*this, *tcp, std::move(address));
     const auto& t = options.timeouts;
@@ -196,6 +228,13 @@ asio::awaitable<void> HttpServer::Impl::serve(tcp::socket socket, std::string ad
             options.on_handshake(peer.remote,
                                  fail(closed ? Errc::closed : Errc::connect_failed, detail),
                                  Clock::now() - accepted);
+        }
+        // A refused certificate: TLS 1.3 clients meet the alert only on their
+        // first read, after sending a request. Closing with that request
+        // unread would reset the connection and could lose the alert, so the
+        // request is drained first (briefly).
+        if (!tls::verification_failure(stream.native_handle()).empty()) {
+            co_await drain_before_close(stream.next_layer().socket());
         }
         co_return;
     }
@@ -341,7 +380,7 @@ asio::awaitable<AuthDecision> HttpServer::Impl::authorize(const Request& req,
     co_return decision;
 }
 
-asio::awaitable<bool> HttpServer::Impl::respond(TlsStream& stream, const Request& req,
+asio::awaitable<bool> HttpServer::Impl::respond(ServerTls& stream, const Request& req,
                                                 const PeerInfo& peer) {
     auto self = shared_from_this();
     Outcome out = handle(*this, req, peer);
@@ -451,7 +490,7 @@ asio::awaitable<void> HttpServer::Impl::pressure_loop() {
         const auto now = Clock::now();
         const auto handshake = scaled(options.timeouts.handshake);
         const auto idle = scaled(options.timeouts.idle);
-        std::vector<beast::tcp_stream*> late;
+        std::vector<DeadlineSocket*> late;
         for (auto& [tcp, c] : connections) {
             if (!c.evicted && ((c.phase == Phase::handshake && now - c.since > handshake) ||
                                (c.phase == Phase::idle && now - c.since > idle))) {
@@ -599,7 +638,7 @@ void HttpServer::Impl::stop_here() {
     }
 }
 
-void HttpServer::Impl::lend(beast::tcp_stream* tcp, bool out) {
+void HttpServer::Impl::lend(DeadlineSocket* tcp, bool out) {
     if (const auto it = connections.find(tcp); it != connections.end()) {
         it->second.lent = out;
     }

@@ -28,6 +28,7 @@
 #include "pqmcp/transport/http_server.hpp"
 #include "pqmcp/transport/http_util.hpp"
 #include "pqmcp/transport/sse.hpp"
+#include "server_tls.hpp"
 
 namespace pqmcp::transport {
 
@@ -226,14 +227,14 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         // there): only that shard touches it until it comes back.
         bool lent = false;
     };
-    std::map<beast::tcp_stream*, Conn> connections;
+    std::map<DeadlineSocket*, Conn> connections;
     std::map<std::string, std::size_t> handshaking;  // by address
     // Read by stats() from other threads; written here only.
     std::atomic<std::uint64_t> evicted{0};
     std::atomic<std::size_t> connection_count{0};
     std::atomic<std::size_t> session_count{0};
 
-    void set_phase(beast::tcp_stream* tcp, Phase phase) {
+    void set_phase(DeadlineSocket* tcp, Phase phase) {
         const auto it = connections.find(tcp);
         if (it == connections.end() || it->second.phase == phase) {
             return;
@@ -253,7 +254,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     // Closes the connection that has been in `phase` longest (of `address`
     // when given). False when there is none.
     bool evict_oldest(Phase phase, const std::string* address = nullptr) {
-        beast::tcp_stream* victim = nullptr;
+        DeadlineSocket* victim = nullptr;
         Clock::time_point oldest = Clock::time_point::max();
         for (auto& [tcp, c] : connections) {
             if (!c.evicted && c.phase == phase && (address == nullptr || c.address == *address) &&
@@ -299,10 +300,10 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     // Takes a connection dealt to this shard: the limits, then serve().
     void admit(tcp::socket socket, std::string address);
     // Answers one request read from `stream` (on the session's home shard).
-    asio::awaitable<bool> respond(TlsStream& stream, const Request& req, const PeerInfo& peer);
+    asio::awaitable<bool> respond(ServerTls& stream, const Request& req, const PeerInfo& peer);
     asio::awaitable<AuthDecision> authorize(const Request& req, const PeerInfo& peer);
     void stop_here();  // stop(), on this shard's thread
-    void lend(beast::tcp_stream* tcp, bool out);
+    void lend(DeadlineSocket* tcp, bool out);
     void add_session(const std::shared_ptr<Session>& session);
     void remove_session(const std::string& id);
     asio::awaitable<void> sweep_loop();
@@ -583,9 +584,9 @@ Outcome handle_stateless(HttpServer::Impl& server, const Request& req, const Pee
                          mcp::Parsed parsed);
 // A header's value ("" when the request has none).
 std::string_view header(const Request& req, std::string_view name);
-asio::awaitable<bool> serve_stream(HttpServer::Impl& server, TlsStream& stream, const Request& req,
+asio::awaitable<bool> serve_stream(HttpServer::Impl& server, ServerTls& stream, const Request& req,
                                    Outcome& outcome);
-asio::awaitable<bool> write_response(TlsStream& stream, http::response<http::string_body>& res,
+asio::awaitable<bool> write_response(ServerTls& stream, http::response<http::string_body>& res,
                                      std::chrono::milliseconds timeout);
 // The path of a request's target, without its query.
 std::string_view target_path(const Request& req);
@@ -596,7 +597,7 @@ std::optional<http::response<http::string_body>> read_failure(const boost::syste
 // Registers a connection for stop() and counts it against the limit.
 class ConnectionGuard final {
   public:
-    ConnectionGuard(HttpServer::Impl& server, beast::tcp_stream& tcp, std::string address)
+    ConnectionGuard(HttpServer::Impl& server, DeadlineSocket& tcp, std::string address)
         : server_(server), tcp_(tcp) {
         ++server_.handshaking[address];
         server_.connections.emplace(&tcp_, HttpServer::Impl::Conn{std::move(address)});
@@ -619,7 +620,7 @@ class ConnectionGuard final {
 
   private:
     HttpServer::Impl& server_;
-    beast::tcp_stream& tcp_;
+    DeadlineSocket& tcp_;
 };
 
 }  // namespace pqmcp::transport

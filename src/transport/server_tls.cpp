@@ -1,0 +1,214 @@
+#include "server_tls.hpp"
+
+#include <cerrno>
+#include <stdexcept>
+
+#include <sys/socket.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <boost/asio/ssl/error.hpp>
+
+namespace pqmcp::transport::detail {
+
+DeadlineSocket::DeadlineSocket(tcp::socket socket)
+    : state_(std::make_shared<State>(std::move(socket))) {}
+
+void DeadlineSocket::expires_after(std::chrono::steady_clock::duration after) {
+    State& s = *state_;
+    ++s.generation;
+    s.expired = false;
+    s.deadline = Clock::now() + after;
+    if (s.armed) {
+        s.armed = false;
+        s.timer.cancel();
+    }
+}
+
+void DeadlineSocket::expires_never() {
+    State& s = *state_;
+    ++s.generation;
+    s.expired = false;
+    s.deadline = Clock::time_point::max();
+    if (s.armed) {
+        s.armed = false;
+        s.timer.cancel();
+    }
+}
+
+// The BIO's side: the socket, read at each call (a closed socket reads and
+// writes nothing, whatever descriptor number it had), its end of input, and
+// the errno of the last failed call for SSL_ERROR_SYSCALL.
+struct SocketIo {
+    tcp::socket* socket = nullptr;
+    bool eof = false;
+    int error = 0;
+};
+
+namespace {
+
+// The classic BIO signatures: -1 is a failure (retryable when the retry flag
+// is set), which the record layer needs to tell a failed write from an empty one.
+int bio_write(BIO* bio, const char* data, int size) {
+    auto* io = static_cast<SocketIo*>(BIO_get_data(bio));
+    BIO_clear_retry_flags(bio);
+    if (!io->socket->is_open()) {
+        io->error = EBADF;
+        return -1;
+    }
+    // MSG_NOSIGNAL: a peer that went away is an error here, not SIGPIPE.
+    const ssize_t n =
+        ::send(io->socket->native_handle(), data, static_cast<std::size_t>(size), MSG_NOSIGNAL);
+    if (n >= 0) {
+        return static_cast<int>(n);
+    }
+    io->error = errno;
+    if (io->error == EAGAIN || io->error == EWOULDBLOCK || io->error == EINTR) {
+        BIO_set_retry_write(bio);
+    }
+    return -1;
+}
+
+int bio_read(BIO* bio, char* data, int size) {
+    auto* io = static_cast<SocketIo*>(BIO_get_data(bio));
+    BIO_clear_retry_flags(bio);
+    if (!io->socket->is_open()) {
+        io->error = EBADF;
+        return -1;
+    }
+    const ssize_t n = ::recv(io->socket->native_handle(), data, static_cast<std::size_t>(size), 0);
+    if (n > 0) {
+        return static_cast<int>(n);
+    }
+    if (n == 0) {
+        io->eof = true;
+        return 0;
+    }
+    io->error = errno;
+    if (io->error == EAGAIN || io->error == EWOULDBLOCK || io->error == EINTR) {
+        BIO_set_retry_read(bio);
+    }
+    return -1;
+}
+
+long bio_ctrl(BIO* bio, int command, long /*number*/,
+              void* /*pointer*/) {  // NOLINT(google-runtime-int): OpenSSL's type
+    switch (command) {
+        case BIO_CTRL_FLUSH:
+            return 1;
+        case BIO_CTRL_EOF:
+            return static_cast<SocketIo*>(BIO_get_data(bio))->eof ? 1 : 0;
+        default:
+            return 0;
+    }
+}
+
+int bio_create(BIO* bio) {
+    BIO_set_init(bio, 1);
+    return 1;
+}
+
+const BIO_METHOD* socket_method() {
+    static const BIO_METHOD* const method = [] {
+        BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "pqmcp socket");
+        if (m == nullptr || BIO_meth_set_write(m, bio_write) != 1 ||
+            BIO_meth_set_read(m, bio_read) != 1 || BIO_meth_set_ctrl(m, bio_ctrl) != 1 ||
+            BIO_meth_set_create(m, bio_create) != 1) {
+            throw std::runtime_error("OpenSSL: cannot make the socket BIO method");
+        }
+        return m;
+    }();
+    return method;
+}
+
+}  // namespace
+
+ServerTls::ServerTls(tcp::socket socket, asio::ssl::context& context)
+    : next_(std::move(socket)), io_(std::make_unique<SocketIo>()) {
+    io_->socket = &next_.socket();
+    next_.socket().non_blocking(true);
+    ssl_ = SSL_new(context.native_handle());
+    BIO* bio = BIO_new(socket_method());
+    if (ssl_ == nullptr || bio == nullptr) {
+        BIO_free(bio);
+        SSL_free(ssl_);
+        throw std::runtime_error("OpenSSL: cannot make a connection");
+    }
+    BIO_set_data(bio, io_.get());
+    SSL_set_bio(ssl_, bio, bio);  // the connection owns it
+    SSL_set_mode(ssl_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                           SSL_MODE_RELEASE_BUFFERS);
+    SSL_set_accept_state(ssl_);
+}
+
+ServerTls::~ServerTls() {
+    SSL_free(ssl_);
+}
+
+ServerTls::Step ServerTls::outcome(int ret, std::size_t bytes) {
+    if (ret > 0) {
+        return {{}, bytes};
+    }
+    switch (SSL_get_error(ssl_, ret)) {
+        case SSL_ERROR_WANT_READ:
+            return {{}, 0, Step::Want::read};
+        case SSL_ERROR_WANT_WRITE:
+            return {{}, 0, Step::Want::write};
+        case SSL_ERROR_ZERO_RETURN:
+            return {asio::error::eof};
+        case SSL_ERROR_SYSCALL:
+            // The socket failed, or the peer closed it without close_notify.
+            if (io_->error != 0 && !io_->eof) {
+                return {boost::system::error_code(io_->error, boost::system::system_category())};
+            }
+            return {asio::ssl::error::stream_truncated};
+        default: {
+            const unsigned long code =
+                ERR_get_error();  // NOLINT(google-runtime-int): OpenSSL's type
+            ERR_clear_error();
+            if (ERR_GET_REASON(code) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+                return {asio::ssl::error::stream_truncated};
+            }
+            return {
+                boost::system::error_code(static_cast<int>(code), asio::error::get_ssl_category())};
+        }
+    }
+}
+
+ServerTls::Step ServerTls::handshake_step() {
+    ERR_clear_error();
+    io_->error = 0;
+    return outcome(SSL_do_handshake(ssl_), 0);
+}
+
+ServerTls::Step ServerTls::read_step(asio::mutable_buffer into) {
+    if (into.size() == 0) {
+        return {};
+    }
+    ERR_clear_error();
+    io_->error = 0;
+    std::size_t read = 0;
+    const int ret = SSL_read_ex(ssl_, into.data(), into.size(), &read);
+    return outcome(ret, read);
+}
+
+ServerTls::Step ServerTls::write_step(asio::const_buffer from) {
+    if (from.size() == 0) {
+        return {};
+    }
+    ERR_clear_error();
+    io_->error = 0;
+    std::size_t written = 0;
+    const int ret = SSL_write_ex(ssl_, from.data(), from.size(), &written);
+    return outcome(ret, written);
+}
+
+ServerTls::Step ServerTls::shutdown_step() {
+    ERR_clear_error();
+    io_->error = 0;
+    const int ret = SSL_shutdown(ssl_);
+    // 0: our close_notify is out (the peer's is not waited for); 1: both.
+    return ret >= 0 ? Step{} : outcome(ret, 0);
+}
+
+}  // namespace pqmcp::transport::detail

@@ -1,0 +1,234 @@
+// The server side's TLS stream (ServerTls over DeadlineSocket) against Asio's
+// own ssl::stream as the client, on loopback: handshake, reads and gathered
+// writes, a record bigger than the socket buffers, close_notify and a bare
+// close, the deadline, and a socket closed under it.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/ssl/stream.hpp>
+
+#include "pqmcp/identity/identity.hpp"
+#include "pqmcp/tls/context.hpp"
+#include "server_tls.hpp"
+
+namespace pqmcp::transport::detail {
+namespace {
+
+namespace ssl = boost::asio::ssl;
+using ClientStream = ssl::stream<tcp::socket>;
+
+class ServerTlsTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        identity::KeygenOptions keygen;
+        keygen.algorithm = crypto::SigAlg::ml_dsa_65;
+        auto id = identity::generate(keygen);
+        ASSERT_TRUE(id.has_value()) << id.error().message();
+        identity_ = std::make_unique<identity::Identity>(std::move(*id));
+        tls::ContextOptions server;
+        server.identity = identity_.get();
+        server.verify.require_peer_certificate = false;
+        auto server_ctx = tls::make_server_context(server);
+        ASSERT_TRUE(server_ctx.has_value()) << server_ctx.error().message();
+        server_ctx_ = std::make_unique<asio::ssl::context>(server_ctx->release());
+        tls::ContextOptions client;
+        client.verify.pinned = {identity_->id};
+        auto client_ctx = tls::make_client_context(client);
+        ASSERT_TRUE(client_ctx.has_value()) << client_ctx.error().message();
+        client_ctx_ = std::make_unique<asio::ssl::context>(client_ctx->release());
+    }
+
+    // A connected pair: the server's socket and the client's TLS stream.
+    std::pair<tcp::socket, std::unique_ptr<ClientStream>> connect_pair() {
+        tcp::acceptor acceptor(io_, {asio::ip::make_address("127.0.0.1"), 0});
+        auto client = std::make_unique<ClientStream>(io_, *client_ctx_);
+        client->next_layer().connect(acceptor.local_endpoint());
+        return {acceptor.accept(), std::move(client)};
+    }
+
+    // Runs the server's handshake and the client's at once.
+    void handshake(ServerTls& server, ClientStream& client) {
+        boost::system::error_code server_ec = asio::error::would_block;
+        boost::system::error_code client_ec = asio::error::would_block;
+        server.async_handshake(asio::ssl::stream_base::server,
+                               [&](const boost::system::error_code& ec) { server_ec = ec; });
+        client.async_handshake(asio::ssl::stream_base::client,
+                               [&](const boost::system::error_code& ec) { client_ec = ec; });
+        run();
+        ASSERT_FALSE(server_ec) << server_ec.message();
+        ASSERT_FALSE(client_ec) << client_ec.message();
+    }
+
+    void run() {
+        io_.restart();
+        io_.run_for(std::chrono::seconds{20});
+    }
+
+    asio::io_context io_;
+    std::unique_ptr<identity::Identity> identity_;
+    std::unique_ptr<asio::ssl::context> server_ctx_;
+    std::unique_ptr<asio::ssl::context> client_ctx_;
+};
+
+TEST_F(ServerTlsTest, ReadsAndGatheredWritesBothWays) {
+    auto [socket, client] = connect_pair();
+    ServerTls server(std::move(socket), *server_ctx_);
+    handshake(server, *client);
+
+    // Client to server.
+    const std::string request = "GET / HTTP/1.1\r\n\r\n";
+    asio::write(*client, asio::buffer(request));
+    std::string got(64, '\0');
+    std::size_t read = 0;
+    server.async_read_some(asio::buffer(got),
+                           [&](const boost::system::error_code& ec, std::size_t n) {
+                               EXPECT_FALSE(ec) << ec.message();
+                               read = n;
+                           });
+    run();
+    EXPECT_EQ(got.substr(0, read), request);
+
+    // Server to client: three buffers gathered into one write.
+    const std::string a = "HTTP/1.1 200 OK\r\n";
+    const std::string b = "Content-Length: 2\r\n\r\n";
+    const std::string c = "ok";
+    const std::vector<asio::const_buffer> parts{asio::buffer(a), asio::buffer(b), asio::buffer(c)};
+    std::size_t written = 0;
+    server.async_write_some(parts, [&](const boost::system::error_code& ec, std::size_t n) {
+        EXPECT_FALSE(ec) << ec.message();
+        written = n;
+    });
+    run();
+    EXPECT_EQ(written, a.size() + b.size() + c.size());
+    std::string reply(written, '\0');
+    asio::read(*client, asio::buffer(reply));
+    EXPECT_EQ(reply, a + b + c);
+}
+
+TEST_F(ServerTlsTest, AWriteLargerThanTheSocketBuffersWaitsForTheReader) {
+    auto [socket, client] = connect_pair();
+    socket.set_option(asio::socket_base::send_buffer_size(16 * 1024));
+    ServerTls server(std::move(socket), *server_ctx_);
+    handshake(server, *client);
+    // 4 MiB: far more than the kernel holds, so the server waits for
+    // writability many times while the client reads.
+    std::string big(4U << 20U, 'x');
+    for (std::size_t i = 0; i < big.size(); i += 4099) {
+        big[i] = static_cast<char>('a' + (i % 26));
+    }
+    std::size_t sent = 0;
+    std::function<void()> send_more = [&] {
+        server.async_write_some(asio::buffer(big.data() + sent, big.size() - sent),
+                                [&](const boost::system::error_code& ec, std::size_t n) {
+                                    ASSERT_FALSE(ec) << ec.message();
+                                    sent += n;
+                                    if (sent < big.size()) {
+                                        send_more();
+                                    }
+                                });
+    };
+    send_more();
+    std::string received(big.size(), '\0');
+    asio::async_read(
+        *client, asio::buffer(received),
+        [](const boost::system::error_code& ec, std::size_t) { EXPECT_FALSE(ec) << ec.message(); });
+    run();
+    EXPECT_EQ(sent, big.size());
+    EXPECT_TRUE(received == big);
+}
+
+TEST_F(ServerTlsTest, CloseNotifyIsEofAndABareCloseIsTruncation) {
+    {
+        auto [socket, client] = connect_pair();
+        ServerTls server(std::move(socket), *server_ctx_);
+        handshake(server, *client);
+        // The client sends close_notify and waits for ours; the server reads
+        // end of stream, then answers with its own.
+        boost::system::error_code client_ec = asio::error::would_block;
+        client->async_shutdown([&](const boost::system::error_code& ec) { client_ec = ec; });
+        std::array<char, 16> buf{};
+        boost::system::error_code read_ec;
+        boost::system::error_code shutdown_ec = asio::error::would_block;
+        server.async_read_some(
+            asio::buffer(buf), [&](const boost::system::error_code& ec, std::size_t) {
+                read_ec = ec;
+                server.async_shutdown([&](const boost::system::error_code& e) { shutdown_ec = e; });
+            });
+        run();
+        EXPECT_EQ(read_ec, asio::error::eof) << read_ec.message();
+        EXPECT_FALSE(shutdown_ec) << shutdown_ec.message();
+        EXPECT_FALSE(client_ec) << client_ec.message();
+    }
+    {
+        auto [socket, client] = connect_pair();
+        ServerTls server(std::move(socket), *server_ctx_);
+        handshake(server, *client);
+        // No close_notify: the client's side just ends (its unread tickets
+        // would make a close a reset, which is another error).
+        client->next_layer().shutdown(tcp::socket::shutdown_send);
+        std::array<char, 16> buf{};
+        boost::system::error_code read_ec;
+        server.async_read_some(asio::buffer(buf), [&](const boost::system::error_code& ec,
+                                                      std::size_t) { read_ec = ec; });
+        run();
+        EXPECT_EQ(read_ec, asio::ssl::error::stream_truncated) << read_ec.message();
+    }
+}
+
+TEST_F(ServerTlsTest, TheDeadlineEndsAWaitingReadAndClosesTheSocket) {
+    auto [socket, client] = connect_pair();
+    ServerTls server(std::move(socket), *server_ctx_);
+    handshake(server, *client);
+    server.next_layer().expires_after(std::chrono::milliseconds{100});
+    std::array<char, 16> buf{};
+    boost::system::error_code read_ec;
+    const auto start = std::chrono::steady_clock::now();
+    server.async_read_some(asio::buffer(buf),
+                           [&](const boost::system::error_code& ec, std::size_t) { read_ec = ec; });
+    run();
+    EXPECT_EQ(read_ec, boost::beast::error::timeout) << read_ec.message();
+    EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds{100});
+    EXPECT_FALSE(server.next_layer().socket().is_open());
+    // Past the deadline, a new operation ends at once the same way.
+    boost::system::error_code again;
+    server.async_read_some(asio::buffer(buf),
+                           [&](const boost::system::error_code& ec, std::size_t) { again = ec; });
+    run();
+    EXPECT_EQ(again, boost::beast::error::timeout);
+    // A new deadline, and expires_never, clear it.
+    server.next_layer().expires_never();
+    EXPECT_FALSE(server.next_layer().expired());
+}
+
+TEST_F(ServerTlsTest, ASocketClosedUnderTheStreamReadsAndWritesNothing) {
+    auto [socket, client] = connect_pair();
+    ServerTls server(std::move(socket), *server_ctx_);
+    handshake(server, *client);
+    // Closed (as eviction does) while the client still has data on the way:
+    // the stream must not touch whatever descriptor has that number next.
+    server.next_layer().socket().close();
+    tcp::acceptor other(io_, {asio::ip::make_address("127.0.0.1"), 0});  // likely the same number
+    const std::string secret = "not for this stream";
+    std::size_t written = 1;
+    boost::system::error_code write_ec;
+    server.async_write_some(asio::buffer(secret),
+                            [&](const boost::system::error_code& ec, std::size_t n) {
+                                write_ec = ec;
+                                written = n;
+                            });
+    run();
+    EXPECT_TRUE(write_ec);
+    EXPECT_EQ(written, 0U);
+    EXPECT_TRUE(other.is_open());
+}
+
+}  // namespace
+}  // namespace pqmcp::transport::detail
