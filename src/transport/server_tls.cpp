@@ -1,7 +1,11 @@
 #include "server_tls.hpp"
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
+#include <cstring>
 #include <stdexcept>
+#include <string>
 
 #include <sys/socket.h>
 
@@ -37,10 +41,16 @@ void DeadlineSocket::expires_never() {
 }
 
 // The BIO's side: the socket, read at each call (a closed socket reads and
-// writes nothing, whatever descriptor number it had), its end of input, and
-// the errno of the last failed call for SSL_ERROR_SYSCALL.
+// writes nothing, whatever descriptor number it had); bytes for OpenSSL read
+// by an Asio operation while it waited; bytes from OpenSSL the socket would
+// not take yet (at most one write's worth: the BIO refuses more until they
+// are out); the end of input; the errno of the last failed call.
 struct SocketIo {
     tcp::socket* socket = nullptr;
+    std::array<char, 512> input{};
+    std::size_t input_begin = 0;
+    std::size_t input_end = 0;
+    std::string output;
     bool eof = false;
     int error = 0;
 };
@@ -52,31 +62,47 @@ namespace {
 int bio_write(BIO* bio, const char* data, int size) {
     auto* io = static_cast<SocketIo*>(BIO_get_data(bio));
     BIO_clear_retry_flags(bio);
+    if (!io->output.empty()) {
+        BIO_set_retry_write(bio);  // what is held goes first
+        return -1;
+    }
     if (!io->socket->is_open()) {
         io->error = EBADF;
         return -1;
     }
+    const auto length = static_cast<std::size_t>(size);
     // MSG_NOSIGNAL: a peer that went away is an error here, not SIGPIPE.
-    const ssize_t n =
-        ::send(io->socket->native_handle(), data, static_cast<std::size_t>(size), MSG_NOSIGNAL);
-    if (n >= 0) {
-        return static_cast<int>(n);
+    const ssize_t n = ::send(io->socket->native_handle(), data, length, MSG_NOSIGNAL);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        io->error = errno;
+        return -1;
     }
-    io->error = errno;
-    if (io->error == EAGAIN || io->error == EWOULDBLOCK || io->error == EINTR) {
-        BIO_set_retry_write(bio);
+    // What the socket did not take waits for an Asio write (ServerTls::Op).
+    const auto sent = static_cast<std::size_t>(std::max<ssize_t>(n, 0));
+    if (sent < length) {
+        io->output.assign(data + sent, length - sent);
     }
-    return -1;
+    return size;
 }
 
 int bio_read(BIO* bio, char* data, int size) {
     auto* io = static_cast<SocketIo*>(BIO_get_data(bio));
     BIO_clear_retry_flags(bio);
+    const auto length = static_cast<std::size_t>(size);
+    if (io->input_begin < io->input_end) {
+        const std::size_t n = std::min(length, io->input_end - io->input_begin);
+        std::memcpy(data, io->input.data() + io->input_begin, n);
+        io->input_begin += n;
+        return static_cast<int>(n);
+    }
+    if (io->eof) {
+        return 0;
+    }
     if (!io->socket->is_open()) {
         io->error = EBADF;
         return -1;
     }
-    const ssize_t n = ::recv(io->socket->native_handle(), data, static_cast<std::size_t>(size), 0);
+    const ssize_t n = ::recv(io->socket->native_handle(), data, length, 0);
     if (n > 0) {
         return static_cast<int>(n);
     }
@@ -143,6 +169,31 @@ ServerTls::ServerTls(tcp::socket socket, asio::ssl::context& context)
 
 ServerTls::~ServerTls() {
     SSL_free(ssl_);
+}
+
+bool ServerTls::has_output() const {
+    return !io_->output.empty();
+}
+
+asio::const_buffer ServerTls::output() const {
+    return asio::buffer(io_->output);
+}
+
+void ServerTls::output_sent() {
+    std::string().swap(io_->output);  // an idle connection holds none
+}
+
+asio::mutable_buffer ServerTls::input_space() {
+    return asio::buffer(io_->input);
+}
+
+void ServerTls::received(std::size_t bytes) {
+    io_->input_begin = 0;
+    io_->input_end = bytes;
+}
+
+void ServerTls::input_ended() {
+    io_->eof = true;
 }
 
 ServerTls::Step ServerTls::outcome(int ret, std::size_t bytes) {

@@ -7,10 +7,10 @@
 // between records, SSL_MODE_RELEASE_BUFFERS).
 //
 // ServerTls is an AsyncStream for Beast (async_read_some, async_write_some)
-// with async_handshake and async_shutdown; its lowest layer, DeadlineSocket,
-// keeps the part of beast::tcp_stream the server uses: the socket and a
-// deadline (expires_after, expires_never) after which the operations in
-// progress end with beast::error::timeout.
+// with async_handshake and async_shutdown, one operation at a time; its lowest layer,
+// DeadlineSocket, keeps the part of beast::tcp_stream the server uses: the socket and a deadline
+// (expires_after, expires_never) after which the operations in progress end with
+// beast::error::timeout.
 #pragma once
 
 #include <chrono>
@@ -18,7 +18,6 @@
 #include <memory>
 #include <type_traits>
 
-#include <boost/asio/append.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/buffer.hpp>
@@ -26,6 +25,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream_base.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
 
 #include <openssl/ssl.h>
@@ -50,28 +50,27 @@ class DeadlineSocket {  // not final, as ServerTls
     void expires_never();
     [[nodiscard]] bool expired() const { return state_->expired; }
 
-    // Calls handler(error_code) once the socket is ready for `what`, or with
-    // beast::error::timeout at the deadline, on the handler's executor.
-    template <class Handler>
-    void async_wait(tcp::socket::wait_type what, Handler&& handler) {
+    // Before an operation on the socket from `executor`'s thread: false when
+    // the deadline has passed; otherwise the deadline's timer is running
+    // (its handler on that executor, which the connection may be lent to:
+    // another shard's thread than the one that accepted it).
+    template <class Executor>
+    bool arm(const Executor& executor) {
         State& s = *state_;
         if (!s.expired && s.deadline != Clock::time_point::max() && Clock::now() >= s.deadline) {
             s.expired = true;
+            boost::system::error_code ignored;
+            s.socket.close(ignored);
         }
         if (s.expired) {
-            asio::post(asio::append(std::forward<Handler>(handler),
-                                    boost::system::error_code(beast::error::timeout)));
-            return;
+            return false;
         }
         if (s.deadline != Clock::time_point::max() && !s.armed) {
             s.armed = true;
             s.timer.expires_at(s.deadline);
-            // On the waiting operation's executor: the connection may be in
-            // use on another shard's thread than the one it was accepted on.
             s.timer.async_wait(asio::bind_executor(
-                asio::get_associated_executor(handler, s.socket.get_executor()),
-                [weak = std::weak_ptr<State>(state_),
-                 generation = s.generation](const boost::system::error_code& ec) {
+                executor, [weak = std::weak_ptr<State>(state_),
+                           generation = s.generation](const boost::system::error_code& ec) {
                     const auto state = weak.lock();
                     if (!state || state->generation != generation) {
                         return;
@@ -86,7 +85,7 @@ class DeadlineSocket {  // not final, as ServerTls
                     state->socket.close(ignored);
                 }));
         }
-        s.socket.async_wait(what, std::forward<Handler>(handler));
+        return true;
     }
 
   private:
@@ -181,8 +180,8 @@ class ServerTls {  // not final: Asio derives from it to find its executor
   private:
     static constexpr std::size_t k_record = std::size_t{16} * 1024;
 
-    // One call into OpenSSL: finished (with `bytes` or an error), or the
-    // socket readiness it waits for.
+    // One call into OpenSSL: finished (with `bytes` or an error), or what it
+    // waits for: input, or room for the output the BIO holds.
     struct Step {
         boost::system::error_code ec;
         std::size_t bytes = 0;
@@ -194,47 +193,122 @@ class ServerTls {  // not final: Asio derives from it to find its executor
     Step shutdown_step();
     Step outcome(int ret, std::size_t bytes);
 
-    // Repeats `step` until it is finished, waiting for the socket between
-    // tries; never completes inside the initiating call.
+    // What the BIO left for the socket when it would have blocked, and room
+    // for what the socket gives when OpenSSL waits for input.
+    [[nodiscard]] bool has_output() const;
+    [[nodiscard]] asio::const_buffer output() const;
+    void output_sent();
+    [[nodiscard]] asio::mutable_buffer input_space();
+    void received(std::size_t bytes);
+    void input_ended();
+
+    // Repeats `step` until it is finished. Between tries it waits with Asio's
+    // own socket operations (the BIO's pending output written, or some input
+    // read for the BIO), whose reactor registration cannot miss a readiness
+    // that arrives meanwhile, even when the connection is used from another
+    // thread than its socket's. Never completes inside the initiating call.
     template <class StepFn, bool Bytes>
     struct Op {
         ServerTls* tls = nullptr;
         StepFn step;
-        enum class Phase { start, waiting, finished } phase = Phase::start;
+        enum class Phase { start, reading, writing, finished } phase = Phase::start;
         Step result{};
 
         template <class Self>
-        void operator()(Self& self, boost::system::error_code ec = {}) {
-            if (phase == Phase::finished) {
-                finish(self);
-                return;
-            }
-            if (phase == Phase::waiting && ec) {
-                result.ec =
-                    tls->next_.expired() ? boost::system::error_code(beast::error::timeout) : ec;
-                finish(self);
-                return;
-            }
-            // Past the deadline nothing more is tried (the socket is closed).
-            result = tls->next_.expired() ? Step{boost::system::error_code(beast::error::timeout)}
-                                          : step();
-            if (result.want == Step::Want::nothing) {
-                if (phase == Phase::start) {
-                    phase = Phase::finished;
-                    asio::post(std::move(self));
+        void operator()(Self& self, boost::system::error_code ec = {}, std::size_t n = 0) {
+            switch (phase) {
+                case Phase::finished:
+                    finish(self);
                     return;
-                }
-                finish(self);
+                case Phase::reading:
+                    if (ec == asio::error::eof) {
+                        tls->input_ended();  // OpenSSL meets it on its next read
+                    } else if (ec) {
+                        fail(self, ec);
+                        return;
+                    } else {
+                        tls->received(n);
+                    }
+                    break;
+                case Phase::writing:
+                    tls->output_sent();
+                    if (ec) {
+                        fail(self, ec);
+                        return;
+                    }
+                    if (result.want == Step::Want::nothing) {
+                        finish(self);  // the step had ended; its output is out now
+                        return;
+                    }
+                    if (result.want == Step::Want::read) {
+                        wait_for_input(self);
+                        return;
+                    }
+                    break;  // room again for the BIO: try once more
+                case Phase::start:
+                    // One operation at a time (the server never reads and writes
+                    // a connection at once): the BIO's held bytes are one op's.
+                    if (tls->busy_) {
+                        result = Step{asio::error::in_progress};
+                        phase = Phase::finished;
+                        asio::post(std::move(self));
+                        return;
+                    }
+                    tls->busy_ = true;
+                    break;
+            }
+            if (!tls->next_.arm(self.get_executor())) {
+                fail(self, beast::error::timeout);
                 return;
             }
-            phase = Phase::waiting;
-            tls->next_.async_wait(
-                result.want == Step::Want::read ? tcp::socket::wait_read : tcp::socket::wait_write,
-                std::move(self));
+            result = step();
+            if (!result.ec && tls->has_output()) {
+                phase = Phase::writing;
+                asio::async_write(tls->next_.socket(), tls->output(), std::move(self));
+                return;
+            }
+            if (result.want == Step::Want::read) {
+                wait_for_input(self);
+                return;
+            }
+            if (result.want == Step::Want::write) {  // not with output pending; as a failure
+                result.ec = asio::error::would_block;
+            }
+            if (phase == Phase::start) {
+                phase = Phase::finished;
+                asio::post(std::move(self));
+                return;
+            }
+            finish(self);
+        }
+
+        template <class Self>
+        void wait_for_input(Self& self) {
+            if (!tls->next_.arm(self.get_executor())) {
+                fail(self, beast::error::timeout);
+                return;
+            }
+            phase = Phase::reading;
+            tls->next_.socket().async_read_some(tls->input_space(), std::move(self));
+        }
+
+        template <class Self>
+        void fail(Self& self, boost::system::error_code ec) {
+            result =
+                Step{tls->next_.expired() ? boost::system::error_code(beast::error::timeout) : ec};
+            if (phase == Phase::start) {
+                phase = Phase::finished;
+                asio::post(std::move(self));
+                return;
+            }
+            finish(self);
         }
 
         template <class Self>
         void finish(Self& self) {
+            if (result.ec != asio::error::in_progress) {
+                tls->busy_ = false;
+            }
             if constexpr (Bytes) {
                 self.complete(result.ec, result.bytes);
             } else {
@@ -253,6 +327,7 @@ class ServerTls {  // not final: Asio derives from it to find its executor
 
     DeadlineSocket next_;
     SSL* ssl_ = nullptr;
+    bool busy_ = false;  // an operation is in progress
     std::unique_ptr<SocketIo> io_;
 };
 

@@ -6,12 +6,16 @@
 
 #include <array>
 #include <functional>
+#include <future>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/ssl/stream.hpp>
 
@@ -228,6 +232,80 @@ TEST_F(ServerTlsTest, ASocketClosedUnderTheStreamReadsAndWritesNothing) {
     EXPECT_TRUE(write_ec);
     EXPECT_EQ(written, 0U);
     EXPECT_TRUE(other.is_open());
+}
+
+TEST_F(ServerTlsTest, OneOperationAtATime) {
+    auto [socket, client] = connect_pair();
+    ServerTls server(std::move(socket), *server_ctx_);
+    handshake(server, *client);
+    std::array<char, 16> buf{};
+    boost::system::error_code first = asio::error::would_block;
+    boost::system::error_code second = asio::error::would_block;
+    server.async_read_some(asio::buffer(buf),
+                           [&](const boost::system::error_code& ec, std::size_t) { first = ec; });
+    server.async_read_some(asio::buffer(buf),
+                           [&](const boost::system::error_code& ec, std::size_t) { second = ec; });
+    io_.restart();
+    io_.run_for(std::chrono::milliseconds{100});
+    EXPECT_EQ(second, asio::error::in_progress);
+    EXPECT_EQ(first, asio::error::would_block);  // still waiting for the client
+    asio::write(*client, asio::buffer(std::string("x")));
+    run();
+    EXPECT_FALSE(first) << first.message();
+}
+
+TEST_F(ServerTlsTest, UsedFromAnotherThreadThanItsSocketsItLosesNoReadiness) {
+    // The socket belongs to io_ (thread A, which runs its reactor); the
+    // operations are another shard's (thread B), as with a lent connection.
+    auto [socket, client] = connect_pair();
+    socket.set_option(asio::socket_base::send_buffer_size(8 * 1024));
+    ServerTls server(std::move(socket), *server_ctx_);
+    handshake(server, *client);
+    asio::io_context other;
+    auto guard_a = asio::make_work_guard(io_);
+    auto guard_b = asio::make_work_guard(other);
+    std::thread a([this] {
+        io_.restart();
+        io_.run();
+    });
+    std::thread b([&other] { other.run(); });
+    std::string big(8U << 20U, 'y');
+    std::size_t sent = 0;
+    bool on_b = true;
+    std::promise<boost::system::error_code> done;
+    std::function<void()> send_more = [&] {
+        server.async_write_some(
+            asio::buffer(big.data() + sent, big.size() - sent),
+            asio::bind_executor(other, [&](const boost::system::error_code& ec, std::size_t n) {
+                on_b = on_b && other.get_executor().running_in_this_thread();
+                sent += n;
+                if (ec || sent == big.size()) {
+                    done.set_value(ec);
+                    return;
+                }
+                send_more();
+            }));
+    };
+    asio::post(other, send_more);
+    // The client reads in small bites, so the server waits for room often.
+    std::string received;
+    std::array<char, 3000> bite{};
+    boost::system::error_code read_ec;
+    while (received.size() < big.size() && !read_ec) {
+        const std::size_t n = client->read_some(asio::buffer(bite), read_ec);
+        received.append(bite.data(), n);
+    }
+    auto result = done.get_future();
+    ASSERT_EQ(result.wait_for(std::chrono::seconds{20}), std::future_status::ready);
+    EXPECT_FALSE(result.get());
+    EXPECT_TRUE(on_b);
+    EXPECT_EQ(received.size(), big.size());
+    guard_a.reset();
+    guard_b.reset();
+    io_.stop();
+    other.stop();
+    a.join();
+    b.join();
 }
 
 }  // namespace
