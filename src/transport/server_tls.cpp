@@ -29,6 +29,15 @@ void DeadlineSocket::expires_after(std::chrono::steady_clock::duration after) {
     }
 }
 
+void DeadlineSocket::disarm() {
+    State& s = *state_;
+    if (s.armed) {
+        s.armed = false;
+        ++s.generation;
+        s.timer.cancel();
+    }
+}
+
 void DeadlineSocket::expires_never() {
     State& s = *state_;
     ++s.generation;

@@ -43,9 +43,10 @@ class DeadlineSocket {  // not final, as ServerTls
     tcp::socket& socket() { return state_->socket; }
     executor_type get_executor() { return state_->socket.get_executor(); }
 
-    // The operations in progress and those started later end with
-    // beast::error::timeout once `after` has passed (until changed); the
-    // socket is closed then, as beast::tcp_stream does.
+    // As beast::tcp_stream: an operation in progress when `after` has passed,
+    // or started later, ends with beast::error::timeout and the socket is
+    // closed; a deadline that passes while nothing is in progress does nothing
+    // until the next operation starts.
     void expires_after(std::chrono::steady_clock::duration after);
     void expires_never();
     [[nodiscard]] bool expired() const { return state_->expired; }
@@ -87,6 +88,8 @@ class DeadlineSocket {  // not final, as ServerTls
         }
         return true;
     }
+    // After the operation: its deadline's timer stops (the deadline stays).
+    void disarm();
 
   private:
     using Clock = std::chrono::steady_clock;
@@ -236,7 +239,7 @@ class ServerTls {  // not final: Asio derives from it to find its executor
                         fail(self, ec);
                         return;
                     }
-                    if (result.want == Step::Want::nothing) {
+                    if (result.ec || result.want == Step::Want::nothing) {
                         finish(self);  // the step had ended; its output is out now
                         return;
                     }
@@ -262,7 +265,9 @@ class ServerTls {  // not final: Asio derives from it to find its executor
                 return;
             }
             result = step();
-            if (!result.ec && tls->has_output()) {
+            // What OpenSSL wrote goes out first, an alert ending a failed
+            // handshake too.
+            if (tls->has_output()) {
                 phase = Phase::writing;
                 asio::async_write(tls->next_.socket(), tls->output(), std::move(self));
                 return;
@@ -308,6 +313,7 @@ class ServerTls {  // not final: Asio derives from it to find its executor
         void finish(Self& self) {
             if (result.ec != asio::error::in_progress) {
                 tls->busy_ = false;
+                tls->next_.disarm();
             }
             if constexpr (Bytes) {
                 self.complete(result.ec, result.bytes);

@@ -212,6 +212,31 @@ TEST_F(ServerTlsTest, TheDeadlineEndsAWaitingReadAndClosesTheSocket) {
     EXPECT_FALSE(server.next_layer().expired());
 }
 
+TEST_F(ServerTlsTest, ADeadlineThatPassesBetweenOperationsClosesNothing) {
+    // As beast::tcp_stream: a write's deadline that passes while the
+    // connection waits for something else (an SSE stream between events)
+    // does not end the connection; the next operation, if still past it, fails.
+    auto [socket, client] = connect_pair();
+    ServerTls server(std::move(socket), *server_ctx_);
+    handshake(server, *client);
+    server.next_layer().expires_after(std::chrono::milliseconds{50});
+    const std::string event = "data: 1\n\n";
+    boost::system::error_code write_ec = asio::error::would_block;
+    server.async_write_some(asio::buffer(event), [&](const boost::system::error_code& ec,
+                                                     std::size_t) { write_ec = ec; });
+    run();
+    EXPECT_FALSE(write_ec) << write_ec.message();
+    asio::steady_timer later(io_, std::chrono::milliseconds{150});
+    later.async_wait([](const boost::system::error_code&) {});
+    run();
+    EXPECT_TRUE(server.next_layer().socket().is_open());
+    // Still past it: the next write fails at once, as with Beast.
+    server.async_write_some(asio::buffer(event), [&](const boost::system::error_code& ec,
+                                                     std::size_t) { write_ec = ec; });
+    run();
+    EXPECT_EQ(write_ec, boost::beast::error::timeout);
+}
+
 TEST_F(ServerTlsTest, ASocketClosedUnderTheStreamReadsAndWritesNothing) {
     auto [socket, client] = connect_pair();
     ServerTls server(std::move(socket), *server_ctx_);
