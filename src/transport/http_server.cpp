@@ -166,8 +166,11 @@ asio::awaitable<void> drain_before_close(tcp::socket& socket) {
     boost::system::error_code ignored;
     socket.shutdown(tcp::socket::shutdown_send, ignored);
     asio::steady_timer limit(socket.get_executor(), std::chrono::milliseconds{500});
-    limit.async_wait([&socket](const boost::system::error_code& ec) {
-        if (!ec) {
+    // The timer may have fired as the loop ended: its handler then finds
+    // `done` and leaves the socket (gone by then) alone.
+    auto done = std::make_shared<bool>(false);
+    limit.async_wait([&socket, done](const boost::system::error_code& ec) {
+        if (!ec && !*done) {
             boost::system::error_code ignore;
             socket.cancel(ignore);
         }
@@ -179,10 +182,14 @@ asio::awaitable<void> drain_before_close(tcp::socket& socket) {
             break;
         }
         const auto n = socket.read_some(asio::buffer(sink), ec);
+        if (ec == asio::error::would_block) {
+            continue;
+        }
         if (ec || n == 0) {
             break;
         }
     }
+    *done = true;
     limit.cancel();
 }
 

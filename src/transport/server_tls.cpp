@@ -218,6 +218,7 @@ ServerTls::Step ServerTls::outcome(int ret, std::size_t bytes) {
             return {asio::error::eof};
         case SSL_ERROR_SYSCALL:
             // The socket failed, or the peer closed it without close_notify.
+            ERR_clear_error();
             if (io_->error != 0 && !io_->eof) {
                 return {boost::system::error_code(io_->error, boost::system::system_category())};
             }
@@ -228,6 +229,9 @@ ServerTls::Step ServerTls::outcome(int ret, std::size_t bytes) {
             ERR_clear_error();
             if (ERR_GET_REASON(code) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
                 return {asio::ssl::error::stream_truncated};
+            }
+            if (code == 0) {  // a want this stream does not serve (X.509 lookup, async...)
+                return {boost::system::errc::make_error_code(boost::system::errc::protocol_error)};
             }
             return {
                 boost::system::error_code(static_cast<int>(code), asio::error::get_ssl_category())};
@@ -266,9 +270,33 @@ ServerTls::Step ServerTls::write_step(asio::const_buffer from) {
 ServerTls::Step ServerTls::shutdown_step() {
     ERR_clear_error();
     io_->error = 0;
-    const int ret = SSL_shutdown(ssl_);
-    // 0: our close_notify is out (the peer's is not waited for); 1: both.
-    return ret >= 0 ? Step{} : outcome(ret, 0);
+    if ((SSL_get_shutdown(ssl_) & SSL_SENT_SHUTDOWN) == 0) {
+        const int ret = SSL_shutdown(ssl_);
+        if (ret != 0) {
+            return ret > 0 ? Step{} : outcome(ret, 0);  // 1: the peer's had come already
+        }
+    }
+    // Ours is out. What the peer still sends is read and dropped until its
+    // close_notify or its close: closing with input unread would reset the
+    // connection, which can destroy the response the peer has not read yet
+    // (RFC 9112, 9.6). The caller's deadline bounds the wait; a few records a
+    // step, so that a fast sender does not hold the thread, each read whole
+    // (a record's plaintext is at most 16 KiB), so OpenSSL holds none back.
+    std::array<char, 16'384> sink{};
+    for (int records = 0; records < 16; ++records) {
+        ERR_clear_error();
+        std::size_t dropped = 0;
+        const int ret = SSL_read_ex(ssl_, sink.data(), sink.size(), &dropped);
+        if (ret > 0) {
+            continue;
+        }
+        const Step step = outcome(ret, 0);
+        if (step.ec == asio::error::eof) {
+            return {};  // its close_notify
+        }
+        return step;  // wait for more, or the peer closed without one
+    }
+    return {{}, 0, Step::Want::read};
 }
 
 }  // namespace pqmcp::transport::detail

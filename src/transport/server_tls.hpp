@@ -13,6 +13,7 @@
 // beast::error::timeout.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <memory>
@@ -71,15 +72,17 @@ class DeadlineSocket {  // not final, as ServerTls
             s.timer.expires_at(s.deadline);
             s.timer.async_wait(asio::bind_executor(
                 executor, [weak = std::weak_ptr<State>(state_),
-                           generation = s.generation](const boost::system::error_code& ec) {
+                           generation = s.generation.load()](const boost::system::error_code& ec) {
+                    // A stopped timer's handler touches nothing: the
+                    // connection may be back on its own shard's thread by then.
+                    if (ec) {
+                        return;
+                    }
                     const auto state = weak.lock();
                     if (!state || state->generation != generation) {
                         return;
                     }
                     state->armed = false;
-                    if (ec) {
-                        return;
-                    }
                     // As beast::tcp_stream: the connection ends with its deadline.
                     state->expired = true;
                     boost::system::error_code ignored;
@@ -98,7 +101,10 @@ class DeadlineSocket {  // not final, as ServerTls
         tcp::socket socket;
         asio::steady_timer timer;
         Clock::time_point deadline = Clock::time_point::max();
-        std::uint64_t generation = 0;  // of the deadline; a timer of an older one does nothing
+        // Of the deadline; a timer of an older one does nothing. Atomic: a timer
+        // that fired as its operation ended on another shard's thread reads it
+        // there (and finds it changed) while this shard may set a new deadline.
+        std::atomic<std::uint64_t> generation{0};
         bool armed = false;
         bool expired = false;
     };

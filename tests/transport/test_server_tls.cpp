@@ -187,6 +187,47 @@ TEST_F(ServerTlsTest, CloseNotifyIsEofAndABareCloseIsTruncation) {
     }
 }
 
+TEST_F(ServerTlsTest, ShutdownDrainsWhatThePeerStillSendsSoTheLastResponseArrives) {
+    // A server refusing a large body answers at once and closes (a 413):
+    // the connection is destroyed as soon as the shutdown ends, while the
+    // client is still sending. Closing with its input unread would reset the
+    // connection and could destroy the answer before the client reads it.
+    auto [socket, client] = connect_pair();
+    auto server = std::make_unique<ServerTls>(std::move(socket), *server_ctx_);
+    handshake(*server, *client);
+    ClientStream& peer =
+        *client;  // (a lambda cannot capture a structured binding before C++20's fix)
+    server->next_layer().expires_after(std::chrono::seconds{10});
+    const std::string answer = "HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n\r\n";
+    const std::string body(4U << 20U, 'b');
+    boost::system::error_code client_write = asio::error::would_block;
+    boost::system::error_code client_read = asio::error::would_block;
+    boost::system::error_code shutdown_ec = asio::error::would_block;
+    std::string reply(answer.size(), '\0');
+    asio::async_write(
+        *client, asio::buffer(body), [&](const boost::system::error_code& ec, std::size_t) {
+            client_write = ec;
+            asio::async_read(peer, asio::buffer(reply),
+                             [&](const boost::system::error_code& e, std::size_t) {
+                                 client_read = e;
+                                 peer.async_shutdown([](const boost::system::error_code&) {});
+                             });
+        });
+    server->async_write_some(asio::buffer(answer),
+                             [&](const boost::system::error_code& ec, std::size_t) {
+                                 ASSERT_FALSE(ec) << ec.message();
+                                 server->async_shutdown([&](const boost::system::error_code& e) {
+                                     shutdown_ec = e;
+                                     server.reset();  // the socket closes now
+                                 });
+                             });
+    run();
+    EXPECT_FALSE(client_write) << client_write.message();
+    EXPECT_FALSE(client_read) << client_read.message();
+    EXPECT_EQ(reply, answer);
+    EXPECT_FALSE(shutdown_ec) << shutdown_ec.message() << " " << shutdown_ec.category().name();
+}
+
 TEST_F(ServerTlsTest, TheDeadlineEndsAWaitingReadAndClosesTheSocket) {
     auto [socket, client] = connect_pair();
     ServerTls server(std::move(socket), *server_ctx_);
