@@ -195,8 +195,8 @@ TEST_F(ServerTlsTest, ShutdownDrainsWhatThePeerStillSendsSoTheLastResponseArrive
     auto [socket, client] = connect_pair();
     auto server = std::make_unique<ServerTls>(std::move(socket), *server_ctx_);
     handshake(*server, *client);
-    ClientStream& peer =
-        *client;  // (a lambda cannot capture a structured binding before C++20's fix)
+    // (clang does not let a lambda capture a structured binding)
+    ClientStream& peer = *client;
     server->next_layer().expires_after(std::chrono::seconds{10});
     const std::string answer = "HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n\r\n";
     const std::string body(4U << 20U, 'b');
