@@ -19,14 +19,7 @@ DeadlineSocket::DeadlineSocket(tcp::socket socket)
     : state_(std::make_shared<State>(std::move(socket))) {}
 
 void DeadlineSocket::expires_after(std::chrono::steady_clock::duration after) {
-    State& s = *state_;
-    ++s.generation;
-    s.expired = false;
-    s.deadline = Clock::now() + after;
-    if (s.armed) {
-        s.armed = false;
-        s.timer.cancel();
-    }
+    set_deadline(Clock::now() + after);
 }
 
 void DeadlineSocket::disarm() {
@@ -39,14 +32,15 @@ void DeadlineSocket::disarm() {
 }
 
 void DeadlineSocket::expires_never() {
+    set_deadline(Clock::time_point::max());
+}
+
+void DeadlineSocket::set_deadline(Clock::time_point deadline) {
+    disarm();
     State& s = *state_;
     ++s.generation;
     s.expired = false;
-    s.deadline = Clock::time_point::max();
-    if (s.armed) {
-        s.armed = false;
-        s.timer.cancel();
-    }
+    s.deadline = deadline;
 }
 
 // The BIO's side: the socket, read at each call (a closed socket reads and

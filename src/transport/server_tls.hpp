@@ -96,6 +96,7 @@ class DeadlineSocket {  // not final, as ServerTls
 
   private:
     using Clock = std::chrono::steady_clock;
+    void set_deadline(Clock::time_point deadline);
     struct State {
         explicit State(tcp::socket s) : socket(std::move(s)), timer(socket.get_executor()) {}
         tcp::socket socket;
@@ -285,12 +286,7 @@ class ServerTls {  // not final: Asio derives from it to find its executor
             if (result.want == Step::Want::write) {  // not with output pending; as a failure
                 result.ec = asio::error::would_block;
             }
-            if (phase == Phase::start) {
-                phase = Phase::finished;
-                asio::post(std::move(self));
-                return;
-            }
-            finish(self);
+            end(self);
         }
 
         template <class Self>
@@ -307,6 +303,12 @@ class ServerTls {  // not final: Asio derives from it to find its executor
         void fail(Self& self, boost::system::error_code ec) {
             result =
                 Step{tls->next_.expired() ? boost::system::error_code(beast::error::timeout) : ec};
+            end(self);
+        }
+
+        // Completes now, or (still inside the initiating call) once posted.
+        template <class Self>
+        void end(Self& self) {
             if (phase == Phase::start) {
                 phase = Phase::finished;
                 asio::post(std::move(self));
