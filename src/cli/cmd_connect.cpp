@@ -1,9 +1,14 @@
 // `pqmcp connect`: an MCP server on stdio for a local client, forwarding
 // everything to a gateway over Streamable HTTP on PQ TLS.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <climits>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -18,6 +23,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/array.hpp>
@@ -83,10 +89,14 @@ Result<std::string> read_token(const std::string& path) {
     return token;
 }
 
-// Lines to stdout from a thread of their own, so a client slow to read never
-// stalls the network side, up to a bound: beyond `max_bytes` queued, write()
-// waits for the client (backpressure on the gateway) up to `max_wait`, then
-// gives the client up for gone.
+// Lines to stdout, so a client slow to read never stalls the network side.
+// When nothing waits, the caller writes a line at once if that cannot block:
+// stdout is a socket (a send that does not wait; what it could not take
+// waits here) or a pipe with room for the whole line (poll(2), at most
+// PIPE_BUF bytes). That is the usual case, and costs no hand-over between
+// threads per message. Otherwise a thread of its own writes, up to a bound:
+// beyond `max_bytes` queued, write() waits for the client (backpressure on
+// the gateway) up to `max_wait`, then gives the client up for gone.
 class StdoutWriter final {
   public:
     StdoutWriter(std::size_t max_bytes, std::chrono::milliseconds max_wait)
@@ -105,9 +115,15 @@ class StdoutWriter final {
     StdoutWriter& operator=(StdoutWriter&&) = delete;
 
     void write(std::string line) {
+        line.push_back('\n');
         {
             std::unique_lock lock(mutex_);
             if (gone_) {
+                return;
+            }
+            // The lock keeps the thread out while this writes: queued_ is 0
+            // only when it is not writing either.
+            if (queued_ == 0 && write_now(line)) {
                 return;
             }
             if (!room_.wait_for(lock, max_wait_, [this, &line] {
@@ -136,17 +152,59 @@ class StdoutWriter final {
     }
 
   private:
+    enum class Kind { socket, pipe, other };
+
+    static Kind kind_of(int fd) {
+        struct stat st {};
+        if (::fstat(fd, &st) != 0) {
+            return Kind::other;
+        }
+        return S_ISSOCK(st.st_mode)   ? Kind::socket
+               : S_ISFIFO(st.st_mode) ? Kind::pipe
+                                      : Kind::other;
+    }
+
+    // Writes what it can of `data` without waiting, and removes it from
+    // `data`; true when nothing is left for the thread. A failed write (the
+    // client is gone) marks it so.
+    bool write_now(std::string& data) {
+        if (stdout_ == Kind::socket) {
+            ssize_t n = 0;
+            do {
+                n = ::send(STDOUT_FILENO, data.data(), data.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+            } while (n < 0 && errno == EINTR);
+            if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+                gone_ = true;
+                return true;
+            }
+            data.erase(0, n > 0 ? static_cast<std::size_t>(n) : 0);
+            return data.empty();
+        }
+        if (stdout_ == Kind::pipe && data.size() <= PIPE_BUF) {
+            // poll(2) reports room when a pipe buffer is free, and a write
+            // of at most PIPE_BUF bytes never waits then.
+            pollfd p{STDOUT_FILENO, POLLOUT, 0};
+            if (::poll(&p, 1, 0) == 1 && (p.revents & (POLLOUT | POLLERR)) != 0) {
+                if (!transport::write_all(STDOUT_FILENO, data)) {
+                    gone_ = true;
+                }
+                return true;
+            }
+        }
+        return false;
+    }
+
     void loop() {
         std::unique_lock lock(mutex_);
         for (;;) {
             ready_.wait(lock, [this] { return done_ || !lines_.empty(); });
             while (!lines_.empty()) {
-                std::string line = std::move(lines_.front());
+                std::string data = std::move(lines_.front());
                 lines_.pop_front();
                 lock.unlock();
-                const bool ok = transport::write_line(STDOUT_FILENO, line).has_value();
+                const bool ok = transport::write_all(STDOUT_FILENO, data).has_value();
                 lock.lock();
-                queued_ -= std::min(queued_, line.size());
+                queued_ -= std::min(queued_, data.size());
                 if (!ok) {
                     lines_.clear();  // the client is gone
                     queued_ = 0;
@@ -162,6 +220,7 @@ class StdoutWriter final {
 
     std::size_t max_bytes_;
     std::chrono::milliseconds max_wait_;
+    Kind stdout_ = kind_of(STDOUT_FILENO);
     mutable std::mutex mutex_;
     std::condition_variable ready_;
     std::condition_variable room_;
@@ -418,9 +477,6 @@ int run_connect(ConnectArgs a) {
     };
     transport::McpHttpClient client(io.get_executor(), http, std::move(callbacks));
 
-    // stdin on a thread of its own (it may be a pipe, a file or a terminal).
-    // What it read and the network side has not taken yet is bounded: the
-    // reader waits (the client's writes block) until there is room.
     // At the end of input: wait (polling, bounded) until every request is
     // answered, then end the session and stop.
     asio::steady_timer drain_timer(io);
@@ -441,65 +497,141 @@ int run_connect(ConnectArgs a) {
         client.close([&io] { io.stop(); });
     };
 
+    // One line from the local client: parsed, then sent to the gateway or
+    // answered here.
+    const auto take = [&](Result<std::string> l) {
+        if (!l) {
+            out.write(mcp::serialize(
+                mcp::make_error(Error{make_error_code(mcp::Errc::too_large), l.error().detail})));
+            return;
+        }
+        auto parsed = mcp::parse(*l, limits);
+        if (!parsed) {
+            out.write(mcp::serialize(mcp::make_error(parsed.error())));
+            return;
+        }
+        for (auto& item : parsed->items) {
+            if (!item) {
+                out.write(mcp::serialize(mcp::make_error(item.error())));
+            } else if (auto refusal = refuse_revision(a.protocol, *item)) {
+                out.write(mcp::serialize(*refusal));
+            } else {
+                if (item->kind == mcp::Kind::request &&
+                    (item->method == mcp::method::initialize ||
+                     item->method == mcp::method::tools_list ||
+                     item->method == mcp::method::prompts_list ||
+                     item->method == mcp::method::resources_list ||
+                     item->method == mcp::method::resources_templates_list) &&
+                    list_requests.size() < 1024) {
+                    list_requests[mcp::id_text(item->id)] = item->method;
+                }
+                client.send(std::move(item->body));
+            }
+        }
+    };
+    // End of input: the client is done. What it asked is answered first
+    // (each request is bounded by --timeout); then the session ends.
+    const auto end_of_input = [&] {
+        drain_deadline = std::chrono::steady_clock::now() + *timeout;
+        drain();
+    };
+
+    // stdin, when it is a pipe or a socket (as MCP clients start a server),
+    // is read on this thread when the reactor reports it readable: no hand-over
+    // between threads per message. Anything else (a file, a terminal) is read
+    // on a thread of its own, which posts each line here; what it read and the
+    // network side has not taken yet is bounded: it waits (the client's writes
+    // block) until there is room.
+    transport::LineReader lines(STDIN_FILENO, limits.max_message_bytes);
+    std::optional<asio::posix::stream_descriptor> input;
+    if (struct stat st{};
+        ::fstat(STDIN_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+        // A duplicate for the reactor's registration; reads go to stdin itself,
+        // which stays blocking (its open file may be shared with other processes).
+        if (const int fd = ::fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3); fd >= 0) {
+            boost::system::error_code assigned;
+            input.emplace(io);
+            if (input->assign(fd, assigned); assigned) {
+                ::close(fd);
+                input.reset();
+            }
+        }
+    }
+    // Reading stdin here: the reactor's notice (edge-triggered) wakes a
+    // wait; the pump then reads while poll(2) says a read will not wait
+    // (stdin stays blocking), and waits again once it would. This thread runs
+    // the reactor too, so a notice that comes while the pump reads is seen
+    // after the wait is queued. A long burst yields to the network side.
+    std::function<void()> wait_input;
+    std::function<void()> pump = [&] {
+        for (int round = 0; round < 16; ++round) {
+            pollfd p{STDIN_FILENO, POLLIN, 0};
+            if (::poll(&p, 1, 0) != 1 || p.revents == 0) {
+                wait_input();
+                return;
+            }
+            std::vector<Result<std::string>> got;
+            const bool more = lines.read_once(got);
+            for (auto& l : got) {
+                if (!l && l.error().code == transport::Errc::io_error) {
+                    spdlog::error("stdin: {}", l.error().detail);
+                    continue;
+                }
+                take(std::move(l));
+            }
+            if (!more) {
+                // After the sends above have started (they are queued
+                // handlers too), as the reading thread does.
+                asio::post(io, end_of_input);
+                return;
+            }
+        }
+        asio::post(io, pump);
+    };
+    wait_input = [&] {
+        input->async_wait(asio::posix::stream_descriptor::wait_read,
+                          [&](const boost::system::error_code& waited) {
+                              if (waited) {
+                                  spdlog::error("stdin: {}", waited.message());
+                                  end_of_input();
+                              } else {
+                                  pump();
+                              }
+                          });
+    };
     std::mutex inbound_mutex;
     std::condition_variable inbound_room;
     std::size_t inbound = 0;
-    std::thread reader([&] {
-        transport::LineReader lines(STDIN_FILENO, limits.max_message_bytes);
-        while (auto line = lines.next()) {
-            const std::size_t size = *line ? (*line)->size() : 0;
-            {
-                std::unique_lock lock(inbound_mutex);
-                inbound_room.wait(
-                    lock, [&] { return inbound == 0 || inbound + size <= a.max_buffer_bytes; });
-                inbound += size;
-            }
-            asio::post(io, [&, size, l = std::move(*line)]() mutable {
+    std::thread reader;
+    if (input) {
+        asio::post(io, pump);
+    } else {
+        reader = std::thread([&] {
+            while (auto line = lines.next()) {
+                const std::size_t size = *line ? (*line)->size() : 0;
                 {
-                    const std::lock_guard lock(inbound_mutex);
-                    inbound -= size;
+                    std::unique_lock lock(inbound_mutex);
+                    inbound_room.wait(
+                        lock, [&] { return inbound == 0 || inbound + size <= a.max_buffer_bytes; });
+                    inbound += size;
                 }
-                inbound_room.notify_one();
-                if (!l) {
-                    out.write(mcp::serialize(mcp::make_error(
-                        Error{make_error_code(mcp::Errc::too_large), l.error().detail})));
-                    return;
-                }
-                auto parsed = mcp::parse(*l, limits);
-                if (!parsed) {
-                    out.write(mcp::serialize(mcp::make_error(parsed.error())));
-                    return;
-                }
-                for (auto& item : parsed->items) {
-                    if (!item) {
-                        out.write(mcp::serialize(mcp::make_error(item.error())));
-                    } else if (auto refusal = refuse_revision(a.protocol, *item)) {
-                        out.write(mcp::serialize(*refusal));
-                    } else {
-                        if (item->kind == mcp::Kind::request &&
-                            (item->method == mcp::method::initialize ||
-                             item->method == mcp::method::tools_list ||
-                             item->method == mcp::method::prompts_list ||
-                             item->method == mcp::method::resources_list ||
-                             item->method == mcp::method::resources_templates_list) &&
-                            list_requests.size() < 1024) {
-                            list_requests[mcp::id_text(item->id)] = item->method;
-                        }
-                        client.send(std::move(item->body));
+                asio::post(io, [&, size, l = std::move(*line)]() mutable {
+                    {
+                        const std::lock_guard lock(inbound_mutex);
+                        inbound -= size;
                     }
-                }
-            });
-        }
-        // End of input: the client is done. What it asked is answered first
-        // (each request is bounded by --timeout); then the session ends.
-        asio::post(io, [&] {
-            drain_deadline = std::chrono::steady_clock::now() + *timeout;
-            drain();
+                    inbound_room.notify_one();
+                    take(std::move(l));
+                });
+            }
+            asio::post(io, end_of_input);
         });
-    });
+    }
     io.run();
     // stdin has ended (io.stop() is only called after that); the reader is done.
-    reader.join();
+    if (reader.joinable()) {
+        reader.join();
+    }
     return k_exit_ok;
 }
 

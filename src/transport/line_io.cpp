@@ -76,23 +76,46 @@ std::optional<Result<std::string>> LineReader::next() {
     }
 }
 
-Status write_line(int fd, std::string_view line) {
-    std::string data;
-    data.reserve(line.size() + 1);
-    data.append(line);
-    data.push_back('\n');
-    std::string_view rest = data;
-    while (!rest.empty()) {
-        const ssize_t n = ::write(fd, rest.data(), rest.size());
+bool LineReader::read_once(std::vector<Result<std::string>>& out) {
+    std::array<char, 65'536> buffer{};
+    ssize_t n = 0;
+    do {
+        n = ::read(fd_, buffer.data(), buffer.size());
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        out.emplace_back(fail(Errc::io_error, std::strerror(errno)));
+        return false;
+    }
+    if (n == 0) {
+        if (auto last = splitter_.finish()) {
+            out.push_back(std::move(*last));
+        }
+        return false;
+    }
+    splitter_.feed(std::string_view(buffer.data(), static_cast<std::size_t>(n)), out);
+    return true;
+}
+
+Status write_all(int fd, std::string_view bytes) {
+    while (!bytes.empty()) {
+        const ssize_t n = ::write(fd, bytes.data(), bytes.size());
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
             }
             return fail(errno == EPIPE ? Errc::closed : Errc::io_error, std::strerror(errno));
         }
-        rest.remove_prefix(static_cast<std::size_t>(n));
+        bytes.remove_prefix(static_cast<std::size_t>(n));
     }
     return {};
+}
+
+Status write_line(int fd, std::string_view line) {
+    std::string data;
+    data.reserve(line.size() + 1);
+    data.append(line);
+    data.push_back('\n');
+    return write_all(fd, data);
 }
 
 }  // namespace pqmcp::transport

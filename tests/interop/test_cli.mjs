@@ -2,8 +2,8 @@
 // exact command it prints, --print-config, identities created once and kept,
 // graceful shutdown on SIGTERM and SIGINT with every upstream process gone.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
@@ -103,6 +103,55 @@ test('connect answers what was asked before input ended, and holds requests unti
   assert.ok(answers.every((a) => a.result), stdout);
   assert.equal(answers.find((a) => a.id === 3).result.content[0].text, 'before the session');
 });
+
+// What `connect` reads and writes as each kind of client wires it: a socket
+// pair (Node, as the SDK spawns it), pipes (a shell, Python), files. Each
+// gets 300 calls, small answers and answers larger than a pipe's atomic
+// write mixed, and reads nothing for the first 1.5 s: every answer arrives
+// whole, once.
+for (const wiring of ['socket', 'pipe', 'file']) {
+  test(`connect with ${wiring}s for stdin and stdout and a client slow to read: every answer whole`, async (t) => {
+    const gateway = await startGateway(t, ['--demo']);
+    const dir = tempDir(t);
+    const calls = 300;
+    const message = (i) => `${i}:`.padEnd(i % 3 === 0 ? 9000 : 100, 'x');
+    const lines = [
+      { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: wiring, version: '1' } } },
+      { jsonrpc: '2.0', method: 'notifications/initialized' },
+      ...Array.from({ length: calls }, (_, i) => ({
+        jsonrpc: '2.0', id: i + 1, method: 'tools/call', params: { name: 'demo__echo', arguments: { message: message(i + 1) } },
+      })),
+    ].map((m) => JSON.stringify(m)).join('\n') + '\n';
+    let stdout = '';
+    if (wiring === 'socket') {
+      const child = spawn(PQMCP, connectArgs(gateway), { stdio: ['pipe', 'pipe', 'ignore'] });
+      child.stdout.pause();
+      child.stdin.end(lines);
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      child.stdout.setEncoding('utf8');
+      child.stdout.on('data', (d) => { stdout += d; });
+      child.stdout.resume();
+      const code = await new Promise((resolve) => child.on('exit', resolve));
+      assert.equal(code, 0);
+    } else {
+      const input = path.join(dir, 'in.jsonl');
+      const output = path.join(dir, 'out.jsonl');
+      writeFileSync(input, lines);
+      const connect = connectArgs(gateway).map((a) => `'${a}'`).join(' ');
+      const script = wiring === 'pipe'
+        ? `cat '${input}' | '${PQMCP}' ${connect} | (sleep 1.5; cat) > '${output}'`
+        : `'${PQMCP}' ${connect} < '${input}' > '${output}'`;
+      await run('bash', ['-o', 'pipefail', '-c', script], { timeout: 60000 });
+      stdout = readFileSync(output, 'utf8');
+    }
+    const answers = stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    assert.equal(answers.length, calls + 1);
+    assert.deepEqual(answers.map((a) => a.id).sort((x, y) => x - y), Array.from({ length: calls + 1 }, (_, i) => i));
+    for (const a of answers.filter((x) => x.id > 0)) {
+      assert.equal(a.result?.content?.[0]?.text, message(a.id), `answer ${a.id}`);
+    }
+  });
+}
 
 test('connect refuses to run without a way to trust the gateway, and refuses http://', async () => {
   await assert.rejects(run(PQMCP, ['connect', 'https://127.0.0.1:1/mcp']), (err) => {

@@ -39,6 +39,12 @@ class LineReader final {
     // The next line; nullopt at end of input. Errors: too_large (the line is
     // skipped; reading may continue), io_error.
     [[nodiscard]] std::optional<Result<std::string>> next();
+    // One read(2), for a descriptor known to be readable (a pipe or socket
+    // the reactor reported: the read does not wait then): the lines it
+    // completed are appended to `out`. False at end of input, after the last
+    // line (one without a newline) was appended. A read error is appended as
+    // an io_error and ends the input.
+    [[nodiscard]] bool read_once(std::vector<Result<std::string>>& out);
 
   private:
     int fd_;
@@ -50,5 +56,8 @@ class LineReader final {
 
 // Writes `line` and a newline completely (retrying on EINTR and short writes).
 [[nodiscard]] Status write_line(int fd, std::string_view line);
+// Writes `bytes` completely (retrying on EINTR and short writes). Errors:
+// closed (EPIPE), io_error.
+[[nodiscard]] Status write_all(int fd, std::string_view bytes);
 
 }  // namespace pqmcp::transport
