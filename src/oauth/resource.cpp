@@ -419,6 +419,19 @@ struct ResourceServer::Impl : std::enable_shared_from_this<Impl> {
             return {fail(Errc::invalid_token, "not a JWT access token (typ \"" + typ + "\")"),
                     false};
         }
+        // RFC 7515 section 4.1.11: "If any of the listed extension Header
+        // Parameters are not understood and supported by the recipient, then
+        // the JWS is invalid." This resource server understands none.
+        {
+            cjose_err e{};
+            if (char* crit = cjose_header_get_raw(header, "crit", &e); crit != nullptr) {
+                cjose_get_dealloc()(crit);
+                return {fail(Errc::invalid_token,
+                             "the token names critical header parameters (crit) this gateway "
+                             "does not understand"),
+                        false};
+            }
+        }
         const std::string kid = header_str("kid");
         // RFC 7518 section 3.4: an ECDSA JWS signature is R and S, each as
         // long as the curve's order, concatenated (64, 96, 132 bytes). cjose

@@ -50,10 +50,15 @@ std::string jwks_of(std::initializer_list<const Jwk*> keys) {
 }
 
 std::string sign(const Jwk& key, const json::object& claims, const char* alg = "ES256",
-                 const char* typ = "at+jwt", const char* kid = nullptr) {
+                 const char* typ = "at+jwt", const char* kid = nullptr,
+                 const char* crit = nullptr) {
     cjose_err err{};
     cjose_header_t* header = cjose_header_new(&err);
     cjose_header_set(header, "alg", alg, &err);
+    if (crit != nullptr) {
+        cjose_header_set_raw(header, "crit", crit, &err);
+        cjose_header_set(header, "exp", "1", &err);
+    }
     if (typ != nullptr) {
         cjose_header_set(header, "typ", typ, &err);
     }
@@ -191,6 +196,16 @@ TEST_F(Resource, OnlyAsymmetricJwtAccessTokens) {
     cjose_jwk_set_kid(hmac.key, "k1", 2, &err);
     EXPECT_EQ(refused(sign(hmac, claims(), "HS256")), "signature algorithm \"HS256\" not accepted");
     EXPECT_EQ(refused("a.b"), "not a signed JWT") << "two parts";
+}
+
+TEST_F(Resource, CriticalHeaderParametersAreNotUnderstood) {
+    // RFC 7515 section 4.1.11: a JWS whose crit lists an extension the
+    // recipient does not understand is invalid, however well it is signed.
+    const auto* message =
+        "the token names critical header parameters (crit) this gateway does not understand";
+    EXPECT_EQ(refused(sign(*key_, claims(), "ES256", "at+jwt", nullptr, R"(["exp"])")), message);
+    EXPECT_EQ(refused(sign(*key_, claims(), "ES256", "at+jwt", nullptr, "[]")), message);
+    EXPECT_EQ(refused(sign(*key_, claims())), "accepted");
 }
 
 TEST_F(Resource, MalformedTokensAndSignatures) {
