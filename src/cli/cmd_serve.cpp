@@ -37,6 +37,9 @@ struct ServeArgs {
     std::string oauth_resource;
     std::vector<std::string> oauth_scopes;
     std::string oauth_clock_skew;
+    std::string oauth_introspection;  // CLIENT_ID:SECRET_FILE
+    std::string oauth_introspection_endpoint;
+    std::string oauth_introspection_cache;
     std::vector<std::string> sets;  // --set KEY=VALUE, any key of the file
     std::string known_peers;
     std::string ca;
@@ -282,6 +285,28 @@ Result<gateway::GatewayConfig> build_config(const ServeArgs& a) {
                         "--oauth-clock-skew: " + skew.error().detail);
         }
         c.auth.oauth.clock_skew = std::chrono::duration_cast<std::chrono::seconds>(*skew);
+    }
+    if (!a.oauth_introspection.empty()) {
+        const auto colon = a.oauth_introspection.find(':');
+        if (colon == std::string::npos || colon == 0 || colon + 1 == a.oauth_introspection.size()) {
+            return fail(gateway::Errc::invalid_config, "--oauth-introspection " +
+                                                           a.oauth_introspection +
+                                                           ": expected CLIENT_ID:SECRET_FILE");
+        }
+        c.auth.oauth.introspection.client_id = a.oauth_introspection.substr(0, colon);
+        c.auth.oauth.introspection.client_secret_file =
+            std::filesystem::absolute(a.oauth_introspection.substr(colon + 1)).lexically_normal();
+    }
+    if (!a.oauth_introspection_endpoint.empty()) {
+        c.auth.oauth.introspection.endpoint = a.oauth_introspection_endpoint;
+    }
+    if (!a.oauth_introspection_cache.empty()) {
+        auto cache = gateway::parse_duration(a.oauth_introspection_cache);
+        if (!cache) {
+            return fail(gateway::Errc::invalid_config,
+                        "--oauth-introspection-cache: " + cache.error().detail);
+        }
+        c.auth.oauth.introspection.cache = std::chrono::duration_cast<std::chrono::seconds>(*cache);
     }
     if (!a.known_peers.empty()) {
         c.known_peers = a.known_peers;
@@ -573,6 +598,14 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
                       "a scope every token must carry (repeatable; auth.oauth.scopes)");
     serve->add_option("--oauth-clock-skew", args->oauth_clock_skew,
                       "clock skew allowed on a token's exp and nbf (default 30s)");
+    serve->add_option("--oauth-introspection", args->oauth_introspection,
+                      "CLIENT_ID:SECRET_FILE: ask the authorization server about opaque tokens "
+                      "(RFC 7662) as this client, its secret the file's first line "
+                      "(auth.oauth.introspection)");
+    serve->add_option("--oauth-introspection-endpoint", args->oauth_introspection_endpoint,
+                      "its introspection endpoint (default: from its metadata)");
+    serve->add_option("--oauth-introspection-cache", args->oauth_introspection_cache,
+                      "use an answer about a token this long at most (default 60s)");
     serve->add_option("--known-peers", args->known_peers, "known_peers file of trusted clients")
         ->check(CLI::ExistingFile);
     serve->add_option("--ca", args->ca, "CA certificates (PEM) that vouch for clients")

@@ -366,7 +366,27 @@ GatewayConfig read_config(const Reader& r, const YAML::Node& root) {
             c.auth.require = r.string(auth["require"], "auth.require");
         }
         if (const auto& o = auth["oauth"]) {
-            r.only(o, "auth.oauth", {"issuer", "jwks_uri", "resource", "scopes", "clock_skew"});
+            r.only(o, "auth.oauth",
+                   {"issuer", "jwks_uri", "resource", "scopes", "clock_skew", "introspection"});
+            if (const auto& in = o["introspection"]) {
+                const std::string at = "auth.oauth.introspection";
+                r.only(in, at, {"client_id", "client_secret_file", "endpoint", "cache"});
+                auto& ci = c.auth.oauth.introspection;
+                if (in["client_id"]) {
+                    ci.client_id = r.string(in["client_id"], at + ".client_id");
+                }
+                if (in["client_secret_file"]) {
+                    ci.client_secret_file =
+                        r.string(in["client_secret_file"], at + ".client_secret_file");
+                }
+                if (in["endpoint"]) {
+                    ci.endpoint = r.string(in["endpoint"], at + ".endpoint");
+                }
+                if (in["cache"]) {
+                    ci.cache = std::chrono::duration_cast<std::chrono::seconds>(
+                        r.duration(in["cache"], at + ".cache"));
+                }
+            }
             if (o["clock_skew"]) {
                 c.auth.oauth.clock_skew = std::chrono::duration_cast<std::chrono::seconds>(
                     r.duration(o["clock_skew"], "auth.oauth.clock_skew"));
@@ -759,10 +779,12 @@ Result<GatewayConfig> load_config(const std::filesystem::path& file,
         if (!config->policy_file.empty() && config->policy_file.is_relative()) {
             config->policy_file = file.parent_path() / config->policy_file;
         }
-        // So are the rule file and the upstreams' manifests.
-        auto& rules = config->integrity.scanner_rules;
-        if (!rules.empty() && rules.is_relative()) {
-            rules = file.parent_path() / rules;
+        // So are the rule file, the introspection secret and the upstreams' manifests.
+        for (auto* path : {&config->integrity.scanner_rules,
+                           &config->auth.oauth.introspection.client_secret_file}) {
+            if (!path->empty() && path->is_relative()) {
+                *path = file.parent_path() / *path;
+            }
         }
         for (auto& u : config->upstreams) {
             if (!u.manifest.empty() && u.manifest.is_relative()) {

@@ -321,6 +321,17 @@ Status validate(const GatewayConfig& c) {
         ro.issuer = c.auth.oauth.issuer;
         ro.jwks_uri = c.auth.oauth.jwks_uri;
         ro.resource = c.auth.oauth.resource;
+        const auto& in = c.auth.oauth.introspection;
+        ro.introspection.client_id = in.client_id;
+        ro.introspection.endpoint = in.endpoint;
+        ro.introspection.cache = in.cache;
+        // Checked here for its presence; read when the gateway starts.
+        ro.introspection.client_secret = in.client_secret_file.empty() ? "" : "-";
+        if (in.client_id.empty() != in.client_secret_file.empty()) {
+            return bad(
+                "auth.oauth.introspection: client_id and client_secret_file go together "
+                "(--oauth-introspection CLIENT_ID:SECRET_FILE)");
+        }
         if (auto ok = oauth::ResourceServer::validate(ro); !ok) {
             return bad("auth.oauth: " + ok.error().detail);
         }

@@ -12,13 +12,9 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
-#include <boost/url/encode.hpp>
-#include <boost/url/rfc/unreserved_chars.hpp>
 #include <boost/url/url.hpp>
 
 #include "fetch.hpp"
-#include "pqmcp/core/bytes.hpp"
-#include "pqmcp/crypto/util.hpp"
 
 namespace pqmcp::oauth {
 
@@ -35,16 +31,6 @@ std::optional<std::string> string_field(const json::value& doc, const char* name
     const auto* v = doc.as_object().if_contains(name);
     return v != nullptr && v->is_string() ? std::optional<std::string>(std::string(v->as_string()))
                                           : std::nullopt;
-}
-
-// RFC 6749 section 2.3.1: the client id and secret are form-urlencoded
-// before they are joined and base64-encoded for HTTP Basic.
-std::string basic_credentials(const std::string& id, const std::string& secret) {
-    const auto encode = [](const std::string& s) {
-        return boost::urls::encode(s, boost::urls::unreserved_chars);
-    };
-    const std::string joined = encode(id) + ":" + encode(secret);
-    return "Basic " + crypto::to_base64(as_bytes(joined));
 }
 
 }  // namespace
@@ -183,7 +169,8 @@ struct TokenSource::Impl : std::enable_shared_from_this<Impl> {
         req.content_type = "application/x-www-form-urlencoded";
         req.headers.emplace_back("Accept", "application/json");
         req.headers.emplace_back(
-            "Authorization", basic_credentials(credentials.client_id, credentials.client_secret));
+            "Authorization",
+            detail::basic_credentials(credentials.client_id, credentials.client_secret));
         detail::exchange(
             ex, endpoint, credentials.tls, credentials.timeout, std::move(req),
             [self = shared_from_this(), endpoint,

@@ -3,6 +3,11 @@
 #include <memory>
 #include <utility>
 
+#include <boost/url/encode.hpp>
+#include <boost/url/rfc/unreserved_chars.hpp>
+
+#include "pqmcp/core/bytes.hpp"
+#include "pqmcp/crypto/util.hpp"
 #include "pqmcp/oauth/resource.hpp"
 
 namespace pqmcp::oauth::detail {
@@ -79,6 +84,14 @@ void get_json(const boost::asio::any_io_executor& executor, const std::string& u
                  }
                  done(std::move(r->body));
              });
+}
+
+std::string basic_credentials(const std::string& id, const std::string& secret) {
+    const auto encode = [](const std::string& s) {
+        return boost::urls::encode(s, boost::urls::unreserved_chars);
+    };
+    const std::string joined = encode(id) + ":" + encode(secret);
+    return "Basic " + crypto::to_base64(as_bytes(joined));
 }
 
 }  // namespace pqmcp::oauth::detail

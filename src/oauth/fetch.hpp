@@ -33,4 +33,9 @@ void exchange(const boost::asio::any_io_executor& executor, const std::string& u
 void get_json(const boost::asio::any_io_executor& executor, const std::string& url, SSL_CTX* tls,
               std::chrono::milliseconds timeout, std::function<void(Result<std::string>)> done);
 
+// RFC 6749 section 2.3.1 (client_secret_basic): the client id and secret
+// are form-urlencoded before they are joined and base64-encoded for HTTP
+// Basic. The Authorization header's value.
+[[nodiscard]] std::string basic_credentials(const std::string& id, const std::string& secret);
+
 }  // namespace pqmcp::oauth::detail

@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/post.hpp>
 #include <boost/json.hpp>
+#include <boost/url/url.hpp>
 
 #include "fetch.hpp"
 
@@ -43,6 +44,8 @@ class OauthCategory final : public std::error_category {
                 return "authorization server metadata unavailable";
             case Errc::jwks_failed:
                 return "authorization server keys unavailable";
+            case Errc::introspection_failed:
+                return "token introspection unavailable";
             case Errc::invalid_options:
                 return "invalid OAuth options";
         }
@@ -117,6 +120,20 @@ bool canonical_compact(std::string_view token) {
         ++part;
     }
     return dots == 2 && part % 4 != 1;
+}
+
+// RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" /
+// "~" / "+" / "/" ) *"=". Only such a token is sent to be introspected.
+bool b64token(std::string_view token) {
+    const auto end = token.find_last_not_of('=');
+    if (end == std::string_view::npos) {
+        return false;
+    }
+    return std::all_of(token.begin(), token.begin() + static_cast<std::ptrdiff_t>(end) + 1,
+                       [](char c) {
+                           return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' ||
+                                  c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
+                       });
 }
 
 // The length of the third part once decoded.
@@ -198,6 +215,19 @@ struct ResourceServer::Impl : std::enable_shared_from_this<Impl> {
     };
     std::unordered_map<std::string, Verified> verified;
     static constexpr std::size_t k_max_verified = 4096;
+    // RFC 7662: opaque tokens asked about, by their text: the answer (an
+    // identity or why not) until `until`, or the requests waiting for it.
+    std::string introspection_endpoint;  // from the options or the metadata
+    struct Asked {
+        bool done = false;
+        Result<transport::TokenIdentity> identity = fail(Errc::introspection_failed, "asking");
+        std::int64_t exp = 0;
+        std::optional<std::int64_t> nbf;
+        Steady::time_point until{};
+        std::vector<std::function<void()>> waiters;
+    };
+    std::unordered_map<std::string, Asked> asked;
+    static constexpr std::size_t k_max_asked = 4096;
 
     // ---- fetching (on the executor) ----------------------------------------
 
@@ -267,6 +297,11 @@ struct ResourceServer::Impl : std::enable_shared_from_this<Impl> {
             {
                 const std::lock_guard lock(self->mutex);
                 self->jwks_uri = uri;
+                const auto* endpoint = o.if_contains("introspection_endpoint");
+                if (self->introspection_endpoint.empty() && endpoint != nullptr &&
+                    endpoint->is_string()) {
+                    self->introspection_endpoint = std::string(endpoint->as_string());
+                }
             }
             self->get(uri, [self](Result<std::string> jwks_body) {
                 self->on_jwks(std::move(jwks_body));
@@ -361,24 +396,36 @@ struct ResourceServer::Impl : std::enable_shared_from_this<Impl> {
 
     // ---- checking (any thread) -------------------------------------------
 
-    Check check(std::string_view authorization) {
-        // RFC 6750 section 2.1: "Authorization: Bearer <token>"; the scheme
-        // is case-insensitive (RFC 9110 section 11.1).
+    // RFC 6750 section 2.1: "Authorization: Bearer <token>"; the scheme is
+    // case-insensitive (RFC 9110 section 11.1). nullopt: no bearer token.
+    static std::optional<std::string_view> bearer(std::string_view authorization) {
         constexpr std::string_view scheme = "bearer ";
         if (authorization.size() <= scheme.size() ||
             !std::equal(scheme.begin(), scheme.end(), authorization.begin(), [](char a, char b) {
                 return a == std::tolower(static_cast<unsigned char>(b));
             })) {
-            return {fail(Errc::no_token, "no bearer token"), false};
+            return std::nullopt;
         }
         std::string_view token = authorization.substr(scheme.size());
         while (!token.empty() && token.front() == ' ') {
             token.remove_prefix(1);
         }
+        return token;
+    }
+
+    Check check(std::string_view authorization) {
+        const auto given = bearer(authorization);
+        if (!given) {
+            return {fail(Errc::no_token, "no bearer token"), false};
+        }
+        const std::string_view token = *given;
         if (token.empty() || token.size() > options.max_token_bytes) {
             return {fail(Errc::invalid_token, "the token is empty or too long"), false};
         }
         if (!canonical_compact(token)) {
+            if (!options.introspection.client_id.empty() && b64token(token)) {
+                return introspect(std::string(token));
+            }
             return {fail(Errc::invalid_token, "not a signed JWT"), false};
         }
         const std::string text(token);
@@ -514,6 +561,160 @@ struct ResourceServer::Impl : std::enable_shared_from_this<Impl> {
         return {std::move(identity), false};
     }
 
+    // ---- introspection (RFC 7662) ---------------------------------------
+
+    // An opaque token: the remembered answer, or a question to the
+    // authorization server (the request waits for it).
+    Check introspect(const std::string& text) {
+        const std::lock_guard lock(mutex);
+        if (const auto it = asked.find(text); it != asked.end()) {
+            Asked& a = it->second;
+            if (!a.done) {
+                return {fail(Errc::introspection_failed, "asking the authorization server"), true};
+            }
+            if (Steady::now() < a.until) {
+                if (!a.identity) {
+                    return {tl::unexpected(a.identity.error()), false};
+                }
+                if (auto time = times_check(a.exp, a.nbf); !time) {
+                    return {tl::unexpected(time.error()), false};
+                }
+                return {a.identity, false};
+            }
+            asked.erase(it);
+        }
+        if (stopped) {
+            return {fail(Errc::introspection_failed, "shutting down"), false};
+        }
+        if (introspection_endpoint.empty()) {
+            // Not discovered yet: wait for the metadata, then ask again.
+            if (!keys) {
+                if (fetch_locked()) {
+                    return {
+                        fail(Errc::introspection_failed, "discovering the authorization server"),
+                        true};
+                }
+                return {fail(Errc::introspection_failed,
+                             "the authorization server's metadata is unavailable"),
+                        false};
+            }
+            return {fail(Errc::introspection_failed,
+                         "the authorization server's metadata names no introspection_endpoint"),
+                    false};
+        }
+        if (asked.size() >= k_max_asked) {
+            std::erase_if(asked, [](const auto& entry) { return entry.second.done; });
+        }
+        asked.emplace(text, Asked{});
+        asio::post(executor, [self = shared_from_this(), text, endpoint = introspection_endpoint] {
+            self->ask(text, endpoint);
+        });
+        return {fail(Errc::introspection_failed, "asking the authorization server"), true};
+    }
+
+    // RFC 7662 section 2.1: a POST of the token, form-encoded, by an
+    // authenticated client.
+    void ask(const std::string& text, const std::string& endpoint) {
+        boost::urls::url form;
+        form.params().append({"token", text});
+        form.params().append({"token_type_hint", "access_token"});
+        transport::RestRequest req;
+        req.method = "POST";
+        req.body = std::string(form.encoded_query());
+        req.content_type = "application/x-www-form-urlencoded";
+        req.headers.emplace_back("Accept", "application/json");
+        req.headers.emplace_back("Authorization",
+                                 detail::basic_credentials(options.introspection.client_id,
+                                                           options.introspection.client_secret));
+        detail::exchange(
+            executor, endpoint, options.tls, options.fetch_timeout, std::move(req),
+            [self = shared_from_this(), text, endpoint](Result<transport::RestResponse> r) {
+                self->answered(text, endpoint, std::move(r));
+            });
+    }
+
+    void answered(const std::string& text, const std::string& endpoint,
+                  Result<transport::RestResponse> r) {
+        Asked answer;
+        answer.done = true;
+        const auto now = Steady::now();
+        answer.until = now + options.introspection.cache;
+        boost::system::error_code ec;
+        const json::value doc = r ? json::parse(r->body, ec) : json::value();
+        if (!r || r->status != 200 || ec || !doc.is_object()) {
+            // Not an answer about the token: a short memory, so that a
+            // failing server is not asked by every request.
+            const std::string why =
+                !r ? r.error().message()
+                   : "HTTP " + std::to_string(r->status) + (ec ? " (not JSON)" : "");
+            spdlog::warn("oauth: token introspection at {}: {}", endpoint, why);
+            answer.identity = fail(Errc::introspection_failed, endpoint + ": " + why);
+            answer.until = now + std::chrono::seconds{1};
+        } else if (const auto* active = doc.as_object().if_contains("active");
+                   active == nullptr || !active->is_bool() || !active->as_bool()) {
+            // RFC 7662 section 2.2: "active" is REQUIRED; false for a token
+            // that is expired, revoked, unknown or not for this client.
+            answer.identity =
+                fail(Errc::invalid_token, "the authorization server says the token is not active");
+        } else {
+            // RFC 7662 makes the other members optional. The answer comes
+            // from the issuer itself; a token for no one in particular
+            // (client credentials) is its client's (RFC 9068 section 2.2);
+            // without exp it is used for the cache's time. The audience
+            // (RFC 8707), the scopes and the times are checked as for a JWT.
+            json::object claims = doc.as_object();
+            if (!claims.contains("iss")) {
+                claims["iss"] = options.issuer;
+            }
+            if (const auto* client = claims.if_contains("client_id");
+                !claims.contains("sub") && client != nullptr && client->is_string()) {
+                claims["sub"] = *client;
+            }
+            if (!claims.contains("exp")) {
+                claims["exp"] =
+                    std::chrono::duration_cast<std::chrono::seconds>(
+                        (options.now() + options.introspection.cache).time_since_epoch())
+                        .count();
+            }
+            Verified times;
+            answer.identity = claims_check(claims, times);
+            answer.exp = times.exp;
+            answer.nbf = times.nbf;
+        }
+        std::vector<std::function<void()>> ready;
+        {
+            const std::lock_guard lock(mutex);
+            Asked& entry = asked[text];
+            ready.swap(entry.waiters);
+            entry = std::move(answer);
+        }
+        for (auto& f : ready) {
+            f();
+        }
+    }
+
+    // Where a request that was told to wait waits: for the answer about its
+    // token, or for the keys. False: nothing to wait for, ask again now.
+    bool wait_for(std::string_view authorization, std::function<void()>& ready) {
+        const std::lock_guard lock(mutex);
+        if (stopped) {
+            ready = nullptr;  // shutting down: dropped with its connection
+            return true;
+        }
+        if (const auto token = bearer(authorization)) {
+            if (const auto it = asked.find(std::string(*token));
+                it != asked.end() && !it->second.done) {
+                it->second.waiters.push_back(std::move(ready));
+                return true;
+            }
+        }
+        if (fetching) {
+            waiters.push_back(std::move(ready));
+            return true;
+        }
+        return false;
+    }
+
     // RFC 9068 section 4: "The current time MUST be before the time
     // represented by the "exp" claim."
     Status times_check(std::int64_t exp, std::optional<std::int64_t> nbf) const {
@@ -643,6 +844,7 @@ ResourceServer::ResourceServer(asio::any_io_executor executor, ResourceOptions o
     : impl_(std::make_shared<Impl>(std::move(executor), std::move(options))) {
     impl_->resource = impl_->options.resource;
     impl_->jwks_uri = impl_->options.jwks_uri;
+    impl_->introspection_endpoint = impl_->options.introspection.endpoint;
 }
 
 ResourceServer::~ResourceServer() = default;
@@ -659,6 +861,25 @@ Status ResourceServer::validate(const ResourceOptions& options) {
         const auto jwks = transport::parse_url(options.jwks_uri);
         if (!jwks || (!jwks->tls && !transport::is_loopback_host(jwks->host))) {
             return fail(Errc::invalid_options, "oauth.jwks_uri must be an https URL");
+        }
+    }
+    if (const auto& in = options.introspection; !in.client_id.empty()) {
+        if (in.client_secret.empty()) {
+            return fail(Errc::invalid_options, "oauth.introspection needs the client's secret");
+        }
+        if (!in.endpoint.empty()) {
+            const auto url = transport::parse_url(in.endpoint);
+            if (!url || (!url->tls && !transport::is_loopback_host(url->host))) {
+                return fail(Errc::invalid_options,
+                            "oauth.introspection.endpoint must be an https URL");
+            }
+        } else if (!options.jwks_uri.empty()) {
+            return fail(Errc::invalid_options,
+                        "oauth.introspection.endpoint is needed with oauth.jwks_uri (the "
+                        "metadata that would name it is not read)");
+        }
+        if (in.cache.count() < 1 || in.cache.count() > 3600) {
+            return fail(Errc::invalid_options, "oauth.introspection.cache: from 1s to 1h");
         }
     }
     if (!options.resource.empty() && !transport::parse_url(options.resource)) {
@@ -690,6 +911,12 @@ void ResourceServer::stop() {
         const std::lock_guard lock(impl_->mutex);
         impl_->stopped = true;
         dropped.swap(impl_->waiters);
+        for (auto& [token, a] : impl_->asked) {
+            for (auto& w : a.waiters) {
+                dropped.push_back(std::move(w));
+            }
+            a.waiters.clear();
+        }
     }
 }
 
@@ -715,16 +942,9 @@ transport::AuthDecision ResourceServer::decide(std::string_view authorization) {
     if (checked.wait) {
         transport::AuthDecision d;
         std::weak_ptr<Impl> weak = impl_;
-        d.wait = [weak](std::function<void()> ready) {
-            if (auto impl = weak.lock()) {
-                const std::lock_guard lock(impl->mutex);
-                if (impl->stopped) {
-                    return;  // shutting down: the request is dropped with its connection
-                }
-                if (impl->fetching) {
-                    impl->waiters.push_back(std::move(ready));
-                    return;
-                }
+        d.wait = [weak, authorization = std::string(authorization)](std::function<void()> ready) {
+            if (auto impl = weak.lock(); impl && impl->wait_for(authorization, ready)) {
+                return;
             }
             ready();
         };
@@ -742,12 +962,17 @@ transport::AuthDecision ResourceServer::decide(std::string_view authorization) {
         // gets a challenge without an error code.
         return impl_->refuse(401, "", "a bearer token is required");
     }
-    if (code == Errc::jwks_failed) {
+    if (code == Errc::jwks_failed || code == Errc::introspection_failed) {
         transport::AuthDecision d;
         d.status = 503;
         d.headers.emplace_back("Retry-After", "5");
-        d.body =
-            R"({"error":"temporarily_unavailable","error_description":"the authorization server's keys could not be fetched"})";
+        json::object body{{"error", "temporarily_unavailable"},
+                          {"error_description", code == Errc::jwks_failed
+                                                    ? "the authorization server's keys could not "
+                                                      "be fetched"
+                                                    : "the authorization server could not be "
+                                                      "asked about the token"}};
+        d.body = json::serialize(body);
         return d;
     }
     if (code == Errc::insufficient_scope) {

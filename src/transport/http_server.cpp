@@ -382,7 +382,7 @@ asio::awaitable<AuthDecision> HttpServer::Impl::authorize(const Request& req,
         decision.status = 503;
         decision.headers.emplace_back("Retry-After", "5");
         decision.body =
-            R"({"error":"temporarily_unavailable","error_description":"the authorization server's keys could not be fetched"})";
+            R"({"error":"temporarily_unavailable","error_description":"the authorization server did not answer in time"})";
     }
     co_return decision;
 }

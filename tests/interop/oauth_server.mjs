@@ -10,7 +10,10 @@
 //
 // Clients (secret "secret"): agent (tools:call tools:list), lister
 // (tools:list only), short (tools:call, tokens that live one second),
-// gateway (tools:call tools:list: the gateway's own, towards upstreams).
+// gateway (tools:call tools:list: the gateway's own, towards upstreams; the
+// only client that may introspect tokens, RFC 7662), opaque (tools:call
+// tools:list, opaque access tokens: only introspection tells what they are;
+// revocable, RFC 7009).
 import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -35,7 +38,7 @@ const client = (id, scope) => ({
 });
 const provider = new Provider(issuer, {
   clients: [client('agent', 'tools:call tools:list'), client('lister', 'tools:list'), client('short', 'tools:call'),
-    client('gateway', 'tools:call tools:list')],
+    client('gateway', 'tools:call tools:list'), client('opaque', 'tools:call tools:list')],
   jwks: { keys },
   scopes,
   clientDefaults: { id_token_signed_response_alg: 'ES256' },
@@ -44,6 +47,8 @@ const provider = new Provider(issuer, {
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
+    introspection: { enabled: true, allowedPolicy: (ctx, c) => c.clientId === 'gateway' },
+    revocation: { enabled: true, allowedPolicy: (ctx, c, token) => c.clientId === token.clientId },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => undefined,
@@ -52,8 +57,9 @@ const provider = new Provider(issuer, {
         scope: scopes.join(' '),
         audience: resource,
         accessTokenTTL: c.clientId === 'short' ? 1 : 60,
-        accessTokenFormat: 'jwt',
-        jwt: { sign: { alg: 'ES256' } },
+        ...(c.clientId === 'opaque'
+          ? { accessTokenFormat: 'opaque' }
+          : { accessTokenFormat: 'jwt', jwt: { sign: { alg: 'ES256' } } }),
       }),
     },
   },

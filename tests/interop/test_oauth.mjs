@@ -122,6 +122,92 @@ async function startMcpUpstream(t, gate) {
   return server;
 }
 
+// RFC 7662: an opaque token means nothing to the gateway; it asks the
+// authorization server's introspection endpoint (found in its metadata),
+// authenticating as its own client, and keeps the answer at most `cache`.
+test('OAuth introspection: opaque tokens asked about at oidc-provider, refused once revoked', { timeout: 120000 }, async (t) => {
+  assert.match(process.versions.openssl, /^3\.[5-9]/, `run with Node 24 (OpenSSL ${process.versions.openssl})`);
+  const dir = tempDir(t);
+  const as = await startAuthorizationServer(t, path.join(dir, 'keys.json'));
+  const secret = path.join(dir, 'introspection-secret');
+  writeFileSync(secret, 'secret\n', { mode: 0o600 });
+  const gateway = await startGateway(t, ['--demo', '--oauth-issuer', as.issuer, '--oauth-scope', 'tools:call',
+    '--oauth-introspection', `gateway:${secret}`, '--oauth-introspection-cache', '1s'], { dir });
+  const gatewayCert = readFileSync(path.join(dir, 'gateway', 'identity.crt'), 'utf8');
+  const agent = pinnedAgent(gatewayCert, gateway.peer);
+  t.after(() => agent.close());
+
+  const opaque = await token(as, 'opaque', gateway.url, 'tools:call tools:list');
+  assert.ok(!opaque.includes('.'), `an opaque token: ${opaque}`);
+  const init = await post(gateway, agent, initialize, { bearer: opaque });
+  assert.equal(init.status, 200, init.text);
+  const session = init.headers.get('mcp-session-id');
+  const call = await post(gateway, agent, { jsonrpc: '2.0', id: 2, method: 'tools/call',
+    params: { name: 'demo__echo', arguments: { message: 'opaque' } } }, { bearer: opaque, session });
+  assert.equal(call.status, 200, call.text);
+  assert.match(call.text, /opaque/);
+
+  // The caller is the token's client (a client-credentials token has no
+  // other subject), in the audit trail as for a JWT.
+  await until(() => auditRecords(path.join(dir, 'gateway', 'audit.db'), 'request').some((r) => r.target === 'demo__echo'));
+  const record = auditRecords(path.join(dir, 'gateway', 'audit.db'), 'request').find((r) => r.target === 'demo__echo');
+  assert.equal(record.token_subject, 'opaque');
+  assert.equal(record.token_client, 'opaque');
+
+  const refusals = [
+    ['an opaque token for another resource', async () => token(as, 'opaque', 'https://elsewhere.example/mcp', 'tools:call'),
+      401, 'invalid_token', /not issued for/],
+    ['an opaque token without the required scope', async () => token(as, 'opaque', gateway.url, 'tools:list'),
+      403, 'insufficient_scope', /lacks a required scope/],
+    ['a token the authorization server never issued', async () => 'NeverIssuedByThatServer0123456789abcdefghijk',
+      401, 'invalid_token', /not active/],
+  ];
+  for (const [what, make, status, error, description] of refusals) {
+    await t.test(`${what}: ${status} ${error}`, async () => {
+      const res = await post(gateway, agent, initialize, { bearer: await make() });
+      assert.equal(res.status, status, res.text);
+      const body = JSON.parse(res.text);
+      assert.equal(body.error, error);
+      assert.match(body.error_description, description);
+    });
+  }
+
+  await t.test('revoked (RFC 7009): refused once the cached answer is older than the cache', async () => {
+    const revoke = await fetch(`${as.issuer}/token/revocation`, {
+      method: 'POST',
+      headers: { authorization: `Basic ${Buffer.from('opaque:secret').toString('base64')}` },
+      body: new URLSearchParams({ token: opaque, token_type_hint: 'access_token' }),
+    });
+    assert.equal(revoke.status, 200);
+    await new Promise((r) => setTimeout(r, 1300));
+    const res = await post(gateway, agent, { jsonrpc: '2.0', id: 3, method: 'tools/list' }, { bearer: opaque, session });
+    assert.equal(res.status, 401, res.text);
+    assert.match(JSON.parse(res.text).error_description, /not active/);
+  });
+
+  await t.test('the authorization server gone: 503 with Retry-After, not a hang and not a 401', async () => {
+    const fresh = await token(as, 'opaque', gateway.url, 'tools:call');
+    await as.stop();
+    const res = await post(gateway, agent, initialize, { bearer: fresh });
+    assert.equal(res.status, 503, res.text);
+    assert.equal(res.headers.get('retry-after'), '5');
+    assert.match(JSON.parse(res.text).error_description, /could not be asked about the token/);
+  });
+});
+
+test('OAuth introspection: a secret without its client, or a bad endpoint, is refused at start', async (t) => {
+  const dir = tempDir(t);
+  const res = spawnSync(PQMCP, ['serve', '--demo', '--identity', path.join(dir, 'gw'), '--listen', '127.0.0.1:0',
+    '--oauth-issuer', 'http://127.0.0.1:9', '--oauth-introspection', 'gateway'], { encoding: 'utf8', timeout: 20000 });
+  assert.equal(res.status, 1, res.stderr);
+  assert.match(res.stderr, /--oauth-introspection gateway: expected CLIENT_ID:SECRET_FILE/);
+  const bad = spawnSync(PQMCP, ['serve', '--demo', '--identity', path.join(dir, 'gw'), '--listen', '127.0.0.1:0',
+    '--oauth-issuer', 'http://127.0.0.1:9', '--oauth-introspection', `gateway:${path.join(dir, 's')}`,
+    '--oauth-introspection-endpoint', 'http://as.example/introspect'], { encoding: 'utf8', timeout: 20000 });
+  assert.equal(bad.status, 1, bad.stderr);
+  assert.match(bad.stderr, /oauth.introspection.endpoint must be an https URL/);
+});
+
 test('OAuth resource server: metadata, challenge, JWT access tokens from oidc-provider checked one by one', { timeout: 180000 }, async (t) => {
   assert.match(process.versions.openssl, /^3\.[5-9]/, `run with Node 24 (OpenSSL ${process.versions.openssl})`);
   const dir = tempDir(t);

@@ -296,5 +296,34 @@ TEST(ResourceOptionsCheck, RefusesWhatCannotBeSafe) {
     EXPECT_FALSE(ResourceServer::validate(o).has_value());
 }
 
+TEST(ResourceOptionsCheck, IntrospectionNeedsItsSecretAndASafeEndpoint) {
+    ResourceOptions o;
+    o.issuer = "https://as.example";
+    o.introspection.client_id = "gateway";
+    const auto why = [&o] {
+        auto s = ResourceServer::validate(o);
+        return s ? std::string("ok") : s.error().detail;
+    };
+    EXPECT_EQ(why(), "oauth.introspection needs the client's secret");
+    o.introspection.client_secret = "s";
+    EXPECT_EQ(why(), "ok");  // the endpoint from the metadata
+    o.introspection.endpoint = "http://as.example/introspect";
+    EXPECT_EQ(why(), "oauth.introspection.endpoint must be an https URL");
+    o.introspection.endpoint.clear();
+    o.jwks_uri = "https://as.example/jwks";
+    EXPECT_EQ(why(),
+              "oauth.introspection.endpoint is needed with oauth.jwks_uri (the metadata that "
+              "would name it is not read)");
+    o.introspection.endpoint = "https://as.example/introspect";
+    o.introspection.cache = std::chrono::seconds{0};
+    EXPECT_EQ(why(), "oauth.introspection.cache: from 1s to 1h");
+    o.introspection.cache = std::chrono::seconds{60};
+    EXPECT_EQ(why(), "ok");
+}
+
+TEST_F(Resource, AnOpaqueTokenWithoutIntrospectionIsRefusedHere) {
+    EXPECT_EQ(refused("2YotnFZFEjr1zCsicMWpAA"), "not a signed JWT");
+}
+
 }  // namespace
 }  // namespace pqmcp::oauth

@@ -248,6 +248,14 @@ struct OAuthConfig {
     std::string resource;                 // "": the listener's URL (https://HOST:PORT/mcp)
     std::vector<std::string> scopes;      // every token must carry these
     std::chrono::seconds clock_skew{30};  // allowed on a token's exp and nbf
+    // RFC 7662: opaque tokens asked about at the authorization server, as
+    // this OAuth client (auth.oauth.introspection; none: opaque tokens refused).
+    struct Introspection {
+        std::string client_id;
+        std::filesystem::path client_secret_file;  // its first line
+        std::string endpoint;                      // "": from the issuer's metadata
+        std::chrono::seconds cache{60};            // an answer is used this long at most
+    } introspection;
 };
 struct AuthConfig {
     std::string require;  // tls, oauth, both, either; "": the default above

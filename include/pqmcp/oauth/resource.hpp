@@ -25,13 +25,14 @@
 namespace pqmcp::oauth {
 
 enum class Errc {
-    no_token = 1,        // no bearer token in the request
-    invalid_token,       // malformed, bad signature, wrong issuer or audience, expired, ...
-    insufficient_scope,  // valid, but without a scope the gateway requires
-    unknown_key,         // signed with a key the JWKS does not have
-    discovery_failed,    // the authorization server's metadata could not be read
-    jwks_failed,         // its JWKS could not be fetched or parsed
-    invalid_options,     // the configuration cannot work (no issuer, ...)
+    no_token = 1,          // no bearer token in the request
+    invalid_token,         // malformed, bad signature, wrong issuer or audience, expired, ...
+    insufficient_scope,    // valid, but without a scope the gateway requires
+    unknown_key,           // signed with a key the JWKS does not have
+    discovery_failed,      // the authorization server's metadata could not be read
+    jwks_failed,           // its JWKS could not be fetched or parsed
+    introspection_failed,  // its introspection endpoint could not be asked (RFC 7662)
+    invalid_options,       // the configuration cannot work (no issuer, ...)
 };
 const std::error_category& oauth_category() noexcept;
 inline std::error_code make_error_code(Errc e) noexcept {
@@ -65,12 +66,25 @@ struct ResourceOptions {
     SSL_CTX* tls = nullptr;
     // Time source (tests).
     std::function<std::chrono::system_clock::time_point()> now;
+    // RFC 7662: a token that is not a JWT (an opaque token) is asked about at
+    // the authorization server's introspection endpoint, this gateway
+    // authenticating as an OAuth client (client_secret_basic). Without a
+    // client id, opaque tokens are refused.
+    struct Introspection {
+        std::string endpoint;  // empty: the metadata's introspection_endpoint
+        std::string client_id;
+        std::string client_secret;
+        // An answer is used for this long at most (never past the token's
+        // exp): a token revoked at the authorization server stops working
+        // within it.
+        std::chrono::seconds cache{60};
+    } introspection;
 };
 
 // The verdict on one token.
 struct Check {
     Result<transport::TokenIdentity> identity;  // or the reason (Errc)
-    bool wait = false;  // the keys are being fetched: ask again once they are
+    bool wait = false;  // the keys are being fetched, or the token asked about: ask again then
 };
 
 class ResourceServer final {
