@@ -34,6 +34,7 @@ GatewaySession::GatewaySession(SharedState& shared, Shard& shard,
         caller_.token_subject = token->subject;
         caller_.token_client = token->client_id;
         caller_.token_scopes = token->scopes;
+        caller_.token_claims = token->claims;
     }
     chains_ = make_chains(SessionParts{shared_, caller_, session_id_, log_id_, *this, *this, *this,
                                        *this, *this, *this, routes_, shard_.counts.get(),

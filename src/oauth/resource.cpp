@@ -3,6 +3,7 @@
 #include <cjose/cjose.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cstdlib>
 #include <map>
@@ -155,6 +156,50 @@ std::vector<std::string> split_scopes(std::string_view text) {
             break;
         }
         i = j + 1;
+    }
+    return out;
+}
+
+// A token's claims as the policy matches them (claim:NAME=VALUE): every
+// top-level string, integer or boolean, and each such element of an array,
+// except the ones the gateway reads itself. At most 64 pairs, names of at
+// most 64 bytes and values of at most 256; the rest is not kept.
+std::vector<std::pair<std::string, std::string>> policy_claims(const json::object& claims) {
+    static constexpr std::array<std::string_view, 9> k_read{
+        "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope"};
+    constexpr std::size_t k_max_pairs = 64;
+    constexpr std::size_t k_max_name = 64;
+    constexpr std::size_t k_max_value = 256;
+    std::vector<std::pair<std::string, std::string>> out;
+    const auto text = [](const json::value& v) -> std::optional<std::string> {
+        if (v.is_string()) {
+            return std::string(v.as_string());
+        }
+        if (v.is_bool()) {
+            return v.as_bool() ? "true" : "false";
+        }
+        if (v.is_int64() || v.is_uint64()) {
+            return json::serialize(v);
+        }
+        return std::nullopt;  // objects, null and fractions are not matched
+    };
+    const auto add = [&out](std::string_view name, std::optional<std::string> value) {
+        if (value && value->size() <= k_max_value && out.size() < k_max_pairs) {
+            out.emplace_back(std::string(name), std::move(*value));
+        }
+    };
+    for (const auto& [name, value] : claims) {
+        if (name.size() > k_max_name ||
+            std::find(k_read.begin(), k_read.end(), std::string_view(name)) != k_read.end()) {
+            continue;
+        }
+        if (value.is_array()) {
+            for (const auto& element : value.as_array()) {
+                add(name, text(element));
+            }
+        } else {
+            add(name, text(value));
+        }
     }
     return out;
 }
@@ -792,6 +837,7 @@ struct ResourceServer::Impl : std::enable_shared_from_this<Impl> {
             return fail(Errc::invalid_token, "no sub claim");
         }
         id.scopes = split_scopes(str("scope").value_or(""));
+        id.claims = policy_claims(c);
         std::vector<std::string> missing;
         for (const auto& s : options.required_scopes) {
             if (std::find(id.scopes.begin(), id.scopes.end(), s) == id.scopes.end()) {

@@ -54,6 +54,20 @@ bool is_member(const std::string& member, const Caller& caller) {
     if (member.starts_with("client:")) {
         return !caller.token_client.empty() && member.substr(7) == caller.token_client;
     }
+    if (member.starts_with("claim:")) {
+        // claim:NAME=VALUE: the token has that claim with that value (an
+        // array: among its elements).
+        const std::string_view spec = std::string_view(member).substr(6);
+        const auto eq = spec.find('=');
+        if (eq == std::string_view::npos) {
+            return false;
+        }
+        const auto name = spec.substr(0, eq);
+        const auto value = spec.substr(eq + 1);
+        return std::any_of(
+            caller.token_claims.begin(), caller.token_claims.end(),
+            [name, value](const auto& c) { return c.first == name && c.second == value; });
+    }
     if (member.starts_with("scope:")) {
         const std::string_view scope = std::string_view(member).substr(6);
         return std::find(caller.token_scopes.begin(), caller.token_scopes.end(), scope) !=

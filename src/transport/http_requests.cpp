@@ -90,7 +90,7 @@ bool is_json_content(std::string_view content_type) {
 }
 
 // The same TLS identity and, for a session opened with an access token, a
-// token of the same subject and client from the same issuer.
+// token of the same subject, client, scopes and claims from the same issuer.
 bool same_peer(const PeerInfo& a, const PeerInfo& b) {
     if (a.handshake.peer_id != b.handshake.peer_id) {
         return false;
@@ -98,10 +98,10 @@ bool same_peer(const PeerInfo& a, const PeerInfo& b) {
     if (!a.token) {
         return true;
     }
-    // The scopes too: the caller the policy knows is the one that opened
-    // the session (a client with other scopes opens a session of its own).
-    return b.token && a.token->issuer == b.token->issuer && a.token->subject == b.token->subject &&
-           a.token->client_id == b.token->client_id && a.token->scopes == b.token->scopes;
+    // The scopes and claims too: the caller the policy knows is the one
+    // that opened the session (a client with other scopes or claims opens a
+    // session of its own).
+    return b.token && *a.token == *b.token;
 }
 
 // Finds the session a request names; an Outcome with the HTTP error otherwise.

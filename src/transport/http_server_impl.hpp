@@ -165,6 +165,9 @@ inline std::string stateless_caller(const PeerInfo& peer) {
         for (const auto& s : peer.token->scopes) {
             token += " " + s;
         }
+        for (const auto& [name, value] : peer.token->claims) {
+            token += " " + name + "=" + value;
+        }
     }
     if (peer.handshake.peer_id) {
         return "id " + peer.handshake.peer_id->str() + token;

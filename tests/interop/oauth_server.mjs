@@ -41,6 +41,10 @@ const provider = new Provider(issuer, {
     client('gateway', 'tools:call tools:list'), client('opaque', 'tools:call tools:list')],
   jwks: { keys },
   scopes,
+  // Claims a policy can match (claim:NAME=VALUE): agent's tenant and groups.
+  extraTokenClaims: (ctx, token) => (token.clientId === 'agent'
+    ? { tenant: 'acme', groups: ['readers', 'writers'] }
+    : token.clientId === 'short' ? { tenant: 'globex' } : undefined),
   clientDefaults: { id_token_signed_response_alg: 'ES256' },
   // A function, so that each resource server's accessTokenTTL applies.
   ttl: { ClientCredentials: (ctx, token) => token.resourceServer?.accessTokenTTL ?? 60 },

@@ -195,6 +195,47 @@ test('OAuth introspection: opaque tokens asked about at oidc-provider, refused o
   });
 });
 
+test('OAuth claims in the policy: claim:NAME=VALUE matches a token\'s claims from oidc-provider', { timeout: 120000 }, async (t) => {
+  assert.match(process.versions.openssl, /^3\.[5-9]/, `run with Node 24 (OpenSSL ${process.versions.openssl})`);
+  const dir = tempDir(t);
+  const as = await startAuthorizationServer(t, path.join(dir, 'keys.json'));
+  const policy = path.join(dir, 'policy.yaml');
+  writeFileSync(policy, [
+    'default: deny',
+    'groups:',
+    '  acme-writers: ["claim:groups=writers"]',
+    'rules:',
+    '  - id: acme-echo',
+    '    match: { identity: ["claim:tenant=acme"], tool: demo__echo }',
+    '    effect: allow',
+    '  - id: writers-add',
+    '    match: { identity: group:acme-writers, tool: demo__add }',
+    '    effect: allow',
+  ].join('\n'));
+  const gateway = await startGateway(t, ['--demo', '--oauth-issuer', as.issuer, '--policy', policy], { dir });
+  const gatewayCert = readFileSync(path.join(dir, 'gateway', 'identity.crt'), 'utf8');
+  const agent = pinnedAgent(gatewayCert, gateway.peer);
+  t.after(() => agent.close());
+
+  const call = async (bearer, name, args) => {
+    const init = await post(gateway, agent, initialize, { bearer });
+    assert.equal(init.status, 200, init.text);
+    const session = init.headers.get('mcp-session-id');
+    const res = await post(gateway, agent, { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name, arguments: args } },
+      { bearer, session });
+    assert.equal(res.status, 200, res.text);
+    return res.text;
+  };
+  // agent's tokens carry tenant "acme" and groups ["readers", "writers"];
+  // short's tenant "globex" (oauth_server.mjs).
+  const acme = await token(as, 'agent', gateway.url, 'tools:call');
+  const globex = await token(as, 'short', gateway.url, 'tools:call');
+  assert.equal(JSON.parse(Buffer.from(acme.split('.')[1], 'base64url')).tenant, 'acme');
+  assert.match(await call(acme, 'demo__echo', { message: 'tenant acme' }), /tenant acme/);
+  assert.match(await call(acme, 'demo__add', { a: 2, b: 3 }), /5/);
+  assert.match(await call(globex, 'demo__echo', { message: 'tenant globex' }), /Denied by policy: no rule matches tools\/call demo__echo/);
+});
+
 test('OAuth introspection: a secret without its client, or a bad endpoint, is refused at start', async (t) => {
   const dir = tempDir(t);
   const res = spawnSync(PQMCP, ['serve', '--demo', '--identity', path.join(dir, 'gw'), '--listen', '127.0.0.1:0',

@@ -308,6 +308,55 @@ rules:
     EXPECT_TRUE(list.rule.empty());
 }
 
+TEST(PolicyMatching, AccessTokensSubjectClientScopesAndClaims) {
+    const auto p = load(R"(
+default: deny
+groups:
+  acme-writers: ["claim:groups=writers"]
+rules:
+  - id: by-subject
+    match: { identity: "oauth:alice", tool: demo__add }
+    effect: allow
+  - id: by-client
+    match: { identity: "client:app", tool: demo__greet }
+    effect: allow
+  - id: by-scope
+    match: { identity: "scope:tools:admin", tool: "admin__*" }
+    effect: allow
+  - id: by-claim
+    match: { identity: ["claim:tenant=acme"], tool: demo__echo }
+    effect: allow
+  - id: by-claim-in-a-group
+    match: { identity: group:acme-writers, tool: demo__write }
+    effect: allow
+)");
+    ASSERT_TRUE(p);
+    Caller alice;
+    alice.token_subject = "alice";
+    alice.token_client = "app";
+    alice.token_scopes = {"tools:call"};
+    alice.token_claims = {{"tenant", "acme"}, {"groups", "readers"}, {"groups", "writers"}};
+    Caller bob;
+    bob.token_subject = "bob";
+    bob.token_client = "other";
+    bob.token_scopes = {"tools:call", "tools:admin"};
+    bob.token_claims = {{"tenant", "acme-labs"}, {"groups", "readers"}};
+    EXPECT_EQ(decide(*p, {.tool = "demo__add", .caller = alice}).rule, "by-subject");
+    EXPECT_EQ(decide(*p, {.tool = "demo__add", .caller = bob}).effect, Effect::deny);
+    EXPECT_EQ(decide(*p, {.tool = "demo__greet", .caller = alice}).rule, "by-client");
+    EXPECT_EQ(decide(*p, {.tool = "demo__greet", .caller = bob}).effect, Effect::deny);
+    EXPECT_EQ(decide(*p, {.tool = "admin__reset", .caller = bob}).rule, "by-scope");
+    EXPECT_EQ(decide(*p, {.tool = "admin__reset", .caller = alice}).effect, Effect::deny);
+    // A claim's value exactly (not a prefix), an array's elements each.
+    EXPECT_EQ(decide(*p, {.tool = "demo__echo", .caller = alice}).rule, "by-claim");
+    EXPECT_EQ(decide(*p, {.tool = "demo__echo", .caller = bob}).effect, Effect::deny);
+    EXPECT_EQ(decide(*p, {.tool = "demo__write", .caller = alice}).rule, "by-claim-in-a-group");
+    EXPECT_EQ(decide(*p, {.tool = "demo__write", .caller = bob}).effect, Effect::deny);
+    // A caller without a token has no claims.
+    EXPECT_EQ(decide(*p, {.tool = "demo__echo", .caller = Caller{"pq1x", "", true}}).effect,
+              Effect::deny);
+}
+
 TEST(PolicyModes, ShadowRulesAreRecordedAndSkipped) {
     const auto p = load(R"(
 default: allow

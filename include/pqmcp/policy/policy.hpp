@@ -191,6 +191,7 @@ struct Caller {
     std::string token_subject;
     std::string token_client;
     std::vector<std::string> token_scopes;
+    std::vector<std::pair<std::string, std::string>> token_claims;  // claim:NAME=VALUE
     // Neither a client certificate nor a token.
     [[nodiscard]] bool anonymous() const noexcept {
         return peer_id.empty() && token_subject.empty();

@@ -49,6 +49,11 @@ struct TokenIdentity {
     std::string subject;    // "sub"
     std::string client_id;  // "client_id" (RFC 9068), else "azp"
     std::vector<std::string> scopes;
+    // The token's other claims, for the policy (claim:NAME=VALUE): each
+    // top-level string, number or boolean as NAME and its text, an array's
+    // elements each as a pair of its own. Bounded (ResourceServer).
+    std::vector<std::pair<std::string, std::string>> claims;
+    friend bool operator==(const TokenIdentity&, const TokenIdentity&) = default;
 };
 
 // Who is on the other end of the connection a message arrived on.
