@@ -18,6 +18,8 @@
 #include <boost/url/url.hpp>
 
 #include "fetch.hpp"
+#include "pqmcp/core/bytes.hpp"
+#include "pqmcp/crypto/util.hpp"
 
 namespace pqmcp::oauth {
 
@@ -260,8 +262,11 @@ struct ResourceServer::Impl : std::enable_shared_from_this<Impl> {
     };
     std::unordered_map<std::string, Verified> verified;
     static constexpr std::size_t k_max_verified = 4096;
-    // RFC 7662: opaque tokens asked about, by their text: the answer (an
-    // identity or why not) until `until`, or the requests waiting for it.
+    // RFC 7662: opaque tokens asked about, by their SHA-256 (a token's text
+    // is not kept): the answer (an identity or why not) until `until`, or the
+    // requests waiting for it. At most k_max_asking questions are out at
+    // once: a flood of made-up tokens cannot make the gateway flood the
+    // authorization server (503 beyond it).
     std::string introspection_endpoint;  // from the options or the metadata
     struct Asked {
         bool done = false;
@@ -273,6 +278,12 @@ struct ResourceServer::Impl : std::enable_shared_from_this<Impl> {
     };
     std::unordered_map<std::string, Asked> asked;
     static constexpr std::size_t k_max_asked = 4096;
+    static constexpr std::size_t k_max_asking = 64;
+    std::size_t asking = 0;
+
+    static std::string token_key(std::string_view token) {
+        return to_hex(crypto::sha256(as_bytes(token)));
+    }
 
     // ---- fetching (on the executor) ----------------------------------------
 
@@ -611,8 +622,9 @@ struct ResourceServer::Impl : std::enable_shared_from_this<Impl> {
     // An opaque token: the remembered answer, or a question to the
     // authorization server (the request waits for it).
     Check introspect(const std::string& text) {
+        const std::string key = token_key(text);
         const std::lock_guard lock(mutex);
-        if (const auto it = asked.find(text); it != asked.end()) {
+        if (const auto it = asked.find(key); it != asked.end()) {
             Asked& a = it->second;
             if (!a.done) {
                 return {fail(Errc::introspection_failed, "asking the authorization server"), true};
@@ -647,10 +659,16 @@ struct ResourceServer::Impl : std::enable_shared_from_this<Impl> {
                          "the authorization server's metadata names no introspection_endpoint"),
                     false};
         }
+        if (asking >= k_max_asking) {
+            return {
+                fail(Errc::introspection_failed, "too many tokens are being asked about at once"),
+                false};
+        }
         if (asked.size() >= k_max_asked) {
             std::erase_if(asked, [](const auto& entry) { return entry.second.done; });
         }
-        asked.emplace(text, Asked{});
+        asked.emplace(key, Asked{});
+        ++asking;
         asio::post(executor, [self = shared_from_this(), text, endpoint = introspection_endpoint] {
             self->ask(text, endpoint);
         });
@@ -729,7 +747,8 @@ struct ResourceServer::Impl : std::enable_shared_from_this<Impl> {
         std::vector<std::function<void()>> ready;
         {
             const std::lock_guard lock(mutex);
-            Asked& entry = asked[text];
+            --asking;
+            Asked& entry = asked[token_key(text)];
             ready.swap(entry.waiters);
             entry = std::move(answer);
         }
@@ -747,7 +766,7 @@ struct ResourceServer::Impl : std::enable_shared_from_this<Impl> {
             return true;
         }
         if (const auto token = bearer(authorization)) {
-            if (const auto it = asked.find(std::string(*token));
+            if (const auto it = asked.find(token_key(*token));
                 it != asked.end() && !it->second.done) {
                 it->second.waiters.push_back(std::move(ready));
                 return true;
