@@ -321,6 +321,31 @@ TEST(ResourceOptionsCheck, IntrospectionNeedsItsSecretAndASafeEndpoint) {
     EXPECT_EQ(why(), "ok");
 }
 
+TEST_F(Resource, IntrospectionAsksAtMost64QuestionsAtOnce) {
+    ResourceOptions o;
+    o.issuer = k_issuer;
+    o.jwks_uri = "https://as.example/jwks";
+    o.resource = k_resource;
+    o.introspection.client_id = "gateway";
+    o.introspection.client_secret = "secret";
+    o.introspection.endpoint = "http://127.0.0.1:9/introspect";
+    // The executor is never run: every question stays out.
+    ResourceServer s(io_.get_executor(), o);
+    for (int i = 0; i < 64; ++i) {
+        const auto c = s.check("Bearer opaque-" + std::to_string(i));
+        EXPECT_TRUE(c.wait) << i;
+    }
+    EXPECT_TRUE(s.check("Bearer opaque-3").wait) << "the same token waits for the same answer";
+    const auto c = s.check("Bearer opaque-64");
+    EXPECT_FALSE(c.wait);
+    ASSERT_FALSE(c.identity.has_value());
+    EXPECT_EQ(c.identity.error().code, Errc::introspection_failed);
+    EXPECT_EQ(c.identity.error().detail, "too many tokens are being asked about at once");
+    EXPECT_EQ(s.decide("Bearer opaque-65").status, 503U);
+    // Not b64token characters: refused here, never asked about.
+    EXPECT_EQ(s.check("Bearer not;a;token").identity.error().detail, "not a signed JWT");
+}
+
 TEST_F(Resource, AnOpaqueTokenWithoutIntrospectionIsRefusedHere) {
     EXPECT_EQ(refused("2YotnFZFEjr1zCsicMWpAA"), "not a signed JWT");
 }
