@@ -731,7 +731,9 @@ struct ResourceServer::Impl : std::enable_shared_from_this<Impl> {
             }
             if (const auto* client = claims.if_contains("client_id");
                 !claims.contains("sub") && client != nullptr && client->is_string()) {
-                claims["sub"] = *client;
+                // A copy first: inserting may move the members `client` points into.
+                json::value subject = *client;
+                claims["sub"] = std::move(subject);
             }
             if (!claims.contains("exp")) {
                 claims["exp"] =
