@@ -64,7 +64,9 @@ TEST(Signatures, SizesOnTheWireAreTheAlgorithmsOwn) {
     EXPECT_EQ(section->rows[1].bytes, 1974U + 3309U);  // ML-DSA-65
     EXPECT_EQ(section->rows[2].bytes, 2614U + 4627U);  // ML-DSA-87
     EXPECT_EQ(section->rows[3].bytes, 44U + 64U);      // Ed25519
-    EXPECT_GE(section->rows[4].bytes, 91U + 70U);      // ECDSA P-256: DER signature
+    // ECDSA P-256: a DER signature, 72 bytes at most and usually 70-72, but
+    // shorter when r or s begins with zero bytes (69 about once in 128 runs).
+    EXPECT_GE(section->rows[4].bytes, 91U + 8U);
     EXPECT_LE(section->rows[4].bytes, 91U + 72U);
     EXPECT_EQ(section->rows[5].bytes, 422U + 384U);  // RSA-3072
 }
