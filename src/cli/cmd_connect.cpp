@@ -500,6 +500,10 @@ int run_connect(ConnectArgs a) {
     // One line from the local client: parsed, then sent to the gateway or
     // answered here.
     const auto take = [&](Result<std::string> l) {
+        if (!l && l.error().code == transport::Errc::io_error) {
+            spdlog::error("stdin: {}", l.error().detail);  // the input ends after it
+            return;
+        }
         if (!l) {
             out.write(mcp::serialize(
                 mcp::make_error(Error{make_error_code(mcp::Errc::too_large), l.error().detail})));
@@ -573,10 +577,6 @@ int run_connect(ConnectArgs a) {
             std::vector<Result<std::string>> got;
             const bool more = lines.read_once(got);
             for (auto& l : got) {
-                if (!l && l.error().code == transport::Errc::io_error) {
-                    spdlog::error("stdin: {}", l.error().detail);
-                    continue;
-                }
                 take(std::move(l));
             }
             if (!more) {

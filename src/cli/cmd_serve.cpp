@@ -117,6 +117,18 @@ Result<std::pair<gateway::UpstreamConfig*, std::string>> per_upstream(gateway::G
                 std::string(flag) + " " + text + ": no upstream named " + name);
 }
 
+// CLIENT_ID:SECRET_FILE, both present (an OAuth client of the gateway's own:
+// --upstream-oauth, --oauth-introspection); the file made absolute.
+std::optional<std::pair<std::string, std::filesystem::path>> client_and_secret(
+    std::string_view text) {
+    const auto colon = text.find(':');
+    if (colon == std::string_view::npos || colon == 0 || colon + 1 == text.size()) {
+        return std::nullopt;
+    }
+    return std::pair{std::string(text.substr(0, colon)),
+                     std::filesystem::absolute(text.substr(colon + 1)).lexically_normal()};
+}
+
 // The per-upstream flags, once every upstream is known.
 Status apply_upstream_flags(const ServeArgs& a, gateway::GatewayConfig& c) {
     if (a.no_sandbox) {
@@ -206,9 +218,10 @@ Status apply_upstream_flags(const ServeArgs& a, gateway::GatewayConfig& c) {
     // HTTP upstreams: the gateway's own OAuth client.
     for (const auto& text : a.upstream_oauth) {
         const auto eq = text.find('=');
-        const auto colon = text.find(':', eq == std::string::npos ? 0 : eq);
-        if (eq == std::string::npos || eq == 0 || colon == std::string::npos || colon == eq + 1 ||
-            colon + 1 == text.size()) {
+        const auto client = eq == std::string::npos
+                                ? std::nullopt
+                                : client_and_secret(std::string_view(text).substr(eq + 1));
+        if (eq == 0 || !client) {
             return fail(
                 gateway::Errc::invalid_config,
                 fmt::format("--upstream-oauth {}: expected UPSTREAM=CLIENT_ID:SECRET_FILE", text));
@@ -220,8 +233,8 @@ Status apply_upstream_flags(const ServeArgs& a, gateway::GatewayConfig& c) {
             return fail(gateway::Errc::invalid_config,
                         fmt::format("--upstream-oauth {}: no HTTP upstream named {}", text, name));
         }
-        it->oauth.client_id = text.substr(eq + 1, colon - eq - 1);
-        it->oauth.client_secret_file = absolute(text.substr(colon + 1));
+        it->oauth.client_id = client->first;
+        it->oauth.client_secret_file = client->second;
     }
     return {};
 }
@@ -287,15 +300,14 @@ Result<gateway::GatewayConfig> build_config(const ServeArgs& a) {
         c.auth.oauth.clock_skew = std::chrono::duration_cast<std::chrono::seconds>(*skew);
     }
     if (!a.oauth_introspection.empty()) {
-        const auto colon = a.oauth_introspection.find(':');
-        if (colon == std::string::npos || colon == 0 || colon + 1 == a.oauth_introspection.size()) {
+        const auto client = client_and_secret(a.oauth_introspection);
+        if (!client) {
             return fail(gateway::Errc::invalid_config, "--oauth-introspection " +
                                                            a.oauth_introspection +
                                                            ": expected CLIENT_ID:SECRET_FILE");
         }
-        c.auth.oauth.introspection.client_id = a.oauth_introspection.substr(0, colon);
-        c.auth.oauth.introspection.client_secret_file =
-            std::filesystem::absolute(a.oauth_introspection.substr(colon + 1)).lexically_normal();
+        c.auth.oauth.introspection.client_id = client->first;
+        c.auth.oauth.introspection.client_secret_file = client->second;
     }
     if (!a.oauth_introspection_endpoint.empty()) {
         c.auth.oauth.introspection.endpoint = a.oauth_introspection_endpoint;

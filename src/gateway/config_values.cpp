@@ -91,6 +91,22 @@ bool GatewayConfig::clients_must_be_known() const {
            (!listens_on_loopback() && !allow_any_client);
 }
 
+oauth::ResourceOptions resource_options(const OAuthConfig& o, std::string introspection_secret) {
+    oauth::ResourceOptions ro;
+    ro.issuer = o.issuer;
+    ro.jwks_uri = o.jwks_uri;
+    ro.resource = o.resource;
+    ro.required_scopes = o.scopes;
+    ro.leeway = o.clock_skew;
+    if (!o.introspection.client_id.empty()) {
+        ro.introspection.client_id = o.introspection.client_id;
+        ro.introspection.client_secret = std::move(introspection_secret);
+        ro.introspection.endpoint = o.introspection.endpoint;
+        ro.introspection.cache = o.introspection.cache;
+    }
+    return ro;
+}
+
 std::string AuthConfig::mode() const {
     if (!require.empty()) {
         return require;
@@ -317,16 +333,9 @@ Status validate(const GatewayConfig& c) {
         return bad("auth.oauth is configured but auth.require is tls: tokens would be ignored");
     }
     if (!c.auth.oauth.issuer.empty()) {
-        oauth::ResourceOptions ro;
-        ro.issuer = c.auth.oauth.issuer;
-        ro.jwks_uri = c.auth.oauth.jwks_uri;
-        ro.resource = c.auth.oauth.resource;
         const auto& in = c.auth.oauth.introspection;
-        ro.introspection.client_id = in.client_id;
-        ro.introspection.endpoint = in.endpoint;
-        ro.introspection.cache = in.cache;
-        // Checked here for its presence; read when the gateway starts.
-        ro.introspection.client_secret = in.client_secret_file.empty() ? "" : "-";
+        // The secret's file is only named here; it is read when the gateway starts.
+        const auto ro = resource_options(c.auth.oauth, in.client_secret_file.empty() ? "" : "-");
         if (in.client_id.empty() != in.client_secret_file.empty()) {
             return bad(
                 "auth.oauth.introspection: client_id and client_secret_file go together "

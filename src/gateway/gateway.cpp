@@ -73,23 +73,16 @@ Status start_authorization(Gateway::Impl& g, transport::HttpServerOptions& http)
     if (mode == "tls") {
         return {};
     }
-    oauth::ResourceOptions ro;
-    ro.issuer = c.auth.oauth.issuer;
-    ro.jwks_uri = c.auth.oauth.jwks_uri;
-    ro.resource = c.auth.oauth.resource;
-    ro.required_scopes = c.auth.oauth.scopes;
-    ro.leeway = c.auth.oauth.clock_skew;
+    std::string introspection_secret;
     if (const auto& in = c.auth.oauth.introspection; !in.client_id.empty()) {
         auto secret =
             read_secret_line(in.client_secret_file, "auth.oauth.introspection.client_secret_file");
         if (!secret) {
             return fail(Errc::startup_failed, secret.error().detail);
         }
-        ro.introspection.client_id = in.client_id;
-        ro.introspection.client_secret = std::move(*secret);
-        ro.introspection.endpoint = in.endpoint;
-        ro.introspection.cache = in.cache;
+        introspection_secret = std::move(*secret);
     }
+    oauth::ResourceOptions ro = resource_options(c.auth.oauth, std::move(introspection_secret));
     if (ro.issuer.starts_with("https:") || ro.jwks_uri.starts_with("https:") ||
         ro.introspection.endpoint.starts_with("https:")) {
         auto web = oauth_web_context(g);

@@ -58,21 +58,9 @@ std::optional<Result<std::string>> LineReader::next() {
         ready_.clear();
         consumed_ = 0;
         if (eof_) {
-            return splitter_.finish();
+            return std::nullopt;
         }
-        std::array<char, 65'536> buffer{};
-        const ssize_t n = ::read(fd_, buffer.data(), buffer.size());
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return Result<std::string>(fail(Errc::io_error, std::strerror(errno)));
-        }
-        if (n == 0) {
-            eof_ = true;
-            continue;
-        }
-        splitter_.feed(std::string_view(buffer.data(), static_cast<std::size_t>(n)), ready_);
+        eof_ = !read_once(ready_);
     }
 }
 

@@ -90,6 +90,24 @@ function challenge(res) {
   return res.headers.get('www-authenticate') ?? '';
 }
 
+// One subtest per [what, make a token, status, error, description]: an
+// initialize with that token is refused so; with `metadataUrl`, its
+// challenge points there and names the scope and the error.
+async function refusalTests(t, gateway, agent, refusals, metadataUrl) {
+  for (const [what, make, status, error, description] of refusals) {
+    await t.test(`${what}: ${status} ${error}`, async () => {
+      const res = await post(gateway, agent, initialize, { bearer: await make() });
+      assert.equal(res.status, status, res.text);
+      const body = JSON.parse(res.text);
+      assert.equal(body.error, error);
+      assert.match(body.error_description, description);
+      if (metadataUrl) {
+        assert.ok(challenge(res).startsWith(`Bearer resource_metadata="${metadataUrl}", scope="tools:call", error="${error}"`), challenge(res));
+      }
+    });
+  }
+}
+
 // A minimal MCP server over plain HTTP on 127.0.0.1: one tool, `hello`.
 // `gate(req)` runs first for each request: it answers and returns false to
 // stop there, or returns what the tool's text says.
@@ -162,15 +180,7 @@ test('OAuth introspection: opaque tokens asked about at oidc-provider, refused o
     ['a token the authorization server never issued', async () => 'NeverIssuedByThatServer0123456789abcdefghijk',
       401, 'invalid_token', /not active/],
   ];
-  for (const [what, make, status, error, description] of refusals) {
-    await t.test(`${what}: ${status} ${error}`, async () => {
-      const res = await post(gateway, agent, initialize, { bearer: await make() });
-      assert.equal(res.status, status, res.text);
-      const body = JSON.parse(res.text);
-      assert.equal(body.error, error);
-      assert.match(body.error_description, description);
-    });
-  }
+  await refusalTests(t, gateway, agent, refusals);
 
   await t.test('revoked (RFC 7009): refused once the cached answer is older than the cache', async () => {
     const revoke = await fetch(`${as.issuer}/token/revocation`, {
@@ -333,16 +343,7 @@ test('OAuth resource server: metadata, challenge, JWT access tokens from oidc-pr
     }, 401, 'invalid_token', /not a signed JWT|not accepted/],
     ['not a JWT', async () => 'opaque-token-value', 401, 'invalid_token', /not a signed JWT/],
   ];
-  for (const [what, make, status, error, description] of refusals) {
-    await t.test(`${what}: ${status} ${error}`, async () => {
-      const res = await post(gateway, agent, initialize, { bearer: await make() });
-      assert.equal(res.status, status, res.text);
-      const body = JSON.parse(res.text);
-      assert.equal(body.error, error);
-      assert.match(body.error_description, description);
-      assert.ok(challenge(res).startsWith(`Bearer resource_metadata="${metadataUrl}", scope="tools:call", error="${error}"`), challenge(res));
-    });
-  }
+  await refusalTests(t, gateway, agent, refusals, metadataUrl);
 
   await t.test('a token from another issuer with the same keys: 401, issuer named', async () => {
     const other = await startAuthorizationServer(t, path.join(dir, 'keys.json'));

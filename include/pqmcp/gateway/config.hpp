@@ -19,6 +19,10 @@
 #include "pqmcp/sandbox/sandbox.hpp"
 #include "pqmcp/transport/http_server.hpp"
 
+namespace pqmcp::oauth {
+struct ResourceOptions;
+}  // namespace pqmcp::oauth
+
 namespace pqmcp::gateway {
 
 enum class Errc {
@@ -257,6 +261,11 @@ struct OAuthConfig {
         std::chrono::seconds cache{60};            // an answer is used this long at most
     } introspection;
 };
+// The resource server's options as configured; `introspection_secret` is
+// the secret file's line (read when the gateway starts).
+[[nodiscard]] oauth::ResourceOptions resource_options(const OAuthConfig& o,
+                                                      std::string introspection_secret);
+
 struct AuthConfig {
     std::string require;  // tls, oauth, both, either; "": the default above
     OAuthConfig oauth{};

@@ -37,7 +37,7 @@ class LineReader final {
     LineReader(int fd, std::size_t max_line) : fd_(fd), splitter_(max_line) {}
 
     // The next line; nullopt at end of input. Errors: too_large (the line is
-    // skipped; reading may continue), io_error.
+    // skipped; reading may continue), io_error (the last one: input ends).
     [[nodiscard]] std::optional<Result<std::string>> next();
     // One read(2), for a descriptor known to be readable (a pipe or socket
     // the reactor reported: the read does not wait then): the lines it
