@@ -163,10 +163,10 @@ inline std::string stateless_caller(const PeerInfo& peer) {
         token = " token " + peer.token->issuer + " " + peer.token->subject + " " +
                 peer.token->client_id;
         for (const auto& s : peer.token->scopes) {
-            token += " " + s;
+            token.append(" ").append(s);
         }
         for (const auto& [name, value] : peer.token->claims) {
-            token += " " + name + "=" + value;
+            token.append(" ").append(name).append("=").append(value);
         }
     }
     if (peer.handshake.peer_id) {
