@@ -20,6 +20,7 @@
 #include <optional>
 #include <thread>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -31,6 +32,7 @@
 
 #include "commands.hpp"
 #include "paths.hpp"
+#include "pqmcp/crypto/util.hpp"
 #include "pqmcp/gateway/config.hpp"
 #include "pqmcp/identity/identity.hpp"
 #include "pqmcp/identity/known_peers.hpp"
@@ -38,8 +40,11 @@
 #include "pqmcp/integrity/signing.hpp"
 #include "pqmcp/mcp/jsonrpc.hpp"
 #include "pqmcp/mcp/protocol.hpp"
+#include "pqmcp/oauth/client.hpp"
+#include "pqmcp/oauth/login.hpp"
 #include "pqmcp/tls/context.hpp"
 #include "pqmcp/tls/profile.hpp"
+#include "pqmcp/tls/web.hpp"
 #include "pqmcp/transport/http_client.hpp"
 #include "pqmcp/transport/line_io.hpp"
 
@@ -65,6 +70,12 @@ struct ConnectArgs {
     bool no_raw_public_keys = false;
     std::string protocol = "auto";  // auto, 2025-11-25 or 2026-07-28
     std::string token_file;         // an OAuth access token for the gateway
+    // The local user's own OAuth client for the gateway: a refresh token
+    // from one sign-in in a browser, kept sealed under the client identity.
+    std::string oauth_client;
+    std::vector<std::string> oauth_scopes;
+    std::uint16_t oauth_port = 0;
+    unsigned oauth_wait = 300;
 };
 
 // The first line of the token file: an OAuth access token (RFC 6750 b64token
@@ -292,10 +303,97 @@ int print_config(const ConnectArgs& a) {
         argv.push_back("--token-file");
         argv.push_back(json::value(std::filesystem::absolute(a.token_file).string()));
     }
+    if (!a.oauth_client.empty()) {
+        argv.push_back("--oauth-client");
+        argv.push_back(json::value(a.oauth_client));
+        for (const auto& scope : a.oauth_scopes) {
+            argv.push_back("--oauth-scope");
+            argv.push_back(json::value(scope));
+        }
+    }
     const json::object server{{"command", self_executable()}, {"args", std::move(argv)}};
     const json::object config{{"mcpServers", json::object{{a.print_config, server}}}};
     std::cout << json::serialize(config) << "\n";
     return k_exit_ok;
+}
+
+// --oauth-client: the gateway's token for the person at this machine. The
+// refresh token from their one sign-in (authorization code with PKCE, the
+// browser back on loopback; the address printed on stderr, as stdout is the
+// MCP stream) is kept sealed under the client identity, per gateway URL and
+// client; access tokens are refreshed in the background. A refresh token
+// the server no longer takes means one more sign-in.
+Result<std::shared_ptr<oauth::TokenSource>> gateway_tokens(const ConnectArgs& a,
+                                                           const identity::Identity& own,
+                                                           SSL_CTX* gateway_tls, SSL_CTX* web,
+                                                           asio::io_context& io) {
+    const std::string which = a.url + "\n" + a.oauth_client;
+    const auto digest = crypto::sha256(as_bytes(which));
+    std::string name = "gateway-";
+    for (std::size_t i = 0; i < 8; ++i) {
+        name += fmt::format("{:02x}", digest.at(i));
+    }
+    name += ".token";
+    auto file =
+        oauth::TokenFile::open(std::filesystem::path(a.identity) / "oauth" / name, own.key.get());
+    if (!file) {
+        return tl::unexpected(file.error());
+    }
+    auto shared = std::make_shared<const oauth::TokenFile>(std::move(*file));
+    oauth::LoginOptions lo;
+    lo.resource = a.url;
+    lo.client_id = a.oauth_client;
+    lo.scopes = a.oauth_scopes;
+    lo.resource_tls = gateway_tls;
+    lo.tls = web;
+    lo.port = a.oauth_port;
+    lo.wait = std::chrono::seconds{a.oauth_wait};
+    lo.show = [](const std::string& url, const std::string& back) {
+        // One write: whoever reads stderr gets the address whole.
+        std::cerr << "pqmcp connect: the gateway wants you to sign in. Open this address in a "
+                     "browser:\n\n  " +
+                         url + "\n\nWaiting for the browser to come back to " + back + "\n"
+                  << std::flush;
+    };
+    const auto sign_in = [&lo, &shared]() -> Status {
+        auto grant = oauth::login(lo);
+        if (!grant) {
+            return tl::unexpected(grant.error());
+        }
+        return shared->write(*grant);
+    };
+    if (auto stored = shared->read(); !stored) {
+        if (stored.error().code != oauth::Errc::not_enrolled) {
+            spdlog::warn("{}: signing in again", stored.error().detail);
+        }
+        if (const Status in = sign_in(); !in) {
+            return tl::unexpected(in.error());
+        }
+    }
+    oauth::ClientCredentials cc;
+    cc.resource = a.url;
+    cc.client_id = a.oauth_client;
+    cc.resource_tls = gateway_tls;
+    cc.tls = web;
+    cc.enrolled = shared;
+    auto source = std::make_shared<oauth::TokenSource>(io.get_executor(), cc);
+    if (Status got = source->fetch_now(); !got) {
+        if (got.error().code != oauth::Errc::grant_refused &&
+            got.error().code != oauth::Errc::store_failed &&
+            got.error().code != oauth::Errc::not_enrolled) {
+            return tl::unexpected(got.error());
+        }
+        spdlog::warn("the stored sign-in no longer works ({}): signing in again",
+                     got.error().detail);
+        if (const Status in = sign_in(); !in) {
+            return tl::unexpected(in.error());
+        }
+        if (got = source->fetch_now(); !got) {
+            return tl::unexpected(got.error());
+        }
+    }
+    source->keep_fresh();
+    return source;
 }
 
 int run_connect(ConnectArgs a) {
@@ -408,6 +506,24 @@ int run_connect(ConnectArgs a) {
         }
         // Inside the PQ tunnel: the token is never on the wire in the clear.
         http.headers.emplace_back("Authorization", "Bearer " + *token);
+    }
+    crypto::SslCtxPtr web;
+    std::shared_ptr<oauth::TokenSource> tokens;
+    if (!a.oauth_client.empty()) {
+        auto made = tls::make_web_client_context({});
+        if (!made) {
+            std::cerr << "pqmcp connect: " << made.error().message() << "\n";
+            return k_exit_error;
+        }
+        web = std::move(*made);
+        auto got = gateway_tokens(a, *own, ctx->get(), web.get(), io);
+        if (!got) {
+            std::cerr << "pqmcp connect: --oauth-client " << a.oauth_client << ": "
+                      << got.error().message() << "\n";
+            return k_exit_error;
+        }
+        tokens = std::move(*got);
+        http.authorization = [tokens] { return tokens->authorization(); };
     }
     transport::HttpClientCallbacks callbacks;
     // Lists the gateway signs (docs/integrity.md): verified against the
@@ -675,6 +791,17 @@ void add_connect_command(CLI::App& app, int& exit_code) {
                     "a file whose first line is an OAuth access token for the gateway "
                     "(sent as a bearer token on every request)")
         ->check(CLI::ExistingFile);
+    cmd->add_option("--oauth-client", args->oauth_client,
+                    "CLIENT_ID: get the gateway's OAuth tokens as this (public) client: the first "
+                    "time, sign in once in a browser (the address is printed on stderr); the "
+                    "refresh token is kept sealed under --identity and used from then on")
+        ->excludes("--token-file");
+    cmd->add_option("--oauth-scope", args->oauth_scopes,
+                    "a scope to ask for (repeatable; default: the gateway's scopes_supported)");
+    cmd->add_option("--oauth-port", args->oauth_port,
+                    "the browser comes back to http://127.0.0.1:PORT/callback (default: any)");
+    cmd->add_option("--oauth-wait", args->oauth_wait,
+                    "seconds to wait for the browser at the first sign-in (default 300)");
     cmd->add_flag("--strict-tools", args->strict_tools,
                   "refuse tools/list, prompts/list and resources/templates/list results the "
                   "gateway did not sign (or whose signature does not verify)");

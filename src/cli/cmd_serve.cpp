@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <string_view>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -17,81 +19,10 @@
 #include "pqmcp/gateway/gateway.hpp"
 #include "pqmcp/observe/log.hpp"
 #include "pqmcp/sandbox/sandbox.hpp"
+#include "serve_options.hpp"
 
 namespace pqmcp::cli {
 namespace {
-
-struct ServeArgs {
-    std::string config_file;
-    std::string listen;
-    std::string identity;
-    std::string profile;
-    std::vector<std::string> upstreams;
-    bool demo = false;
-    bool require_client_identity = false;
-    bool no_raw_public_keys = false;
-    bool allow_any_client = false;
-    std::string auth_require;
-    std::string oauth_issuer;
-    std::string oauth_jwks_uri;
-    std::string oauth_resource;
-    std::vector<std::string> oauth_scopes;
-    std::string oauth_clock_skew;
-    std::string oauth_introspection;  // CLIENT_ID:SECRET_FILE
-    std::string oauth_introspection_endpoint;
-    std::string oauth_introspection_cache;
-    std::vector<std::string> sets;  // --set KEY=VALUE, any key of the file
-    std::string known_peers;
-    std::string ca;
-    std::string browser_certificate;
-    std::vector<std::string> origins;
-    bool no_namespace = false;
-    std::string separator;
-    std::size_t max_sessions = 0;
-    std::size_t max_children = 0;
-    std::size_t max_message_bytes = 0;
-    std::string request_timeout;
-    std::string session_timeout;
-    std::string log_level;
-    std::size_t threads = 0;
-    std::string replica;
-    std::string redis;
-    std::string redis_timeout;
-    std::string redis_fail;
-    std::string redis_behaviour;
-    std::string postgres;
-    std::string ticket_keys;
-    std::string policy;
-    std::string state;
-    std::string on_change;
-    std::string on_finding;
-    std::string threshold;
-    std::string scanner_rules;
-    bool no_integrity = false;
-    bool no_sign_lists = false;
-    std::string audit;
-    bool no_audit = false;
-    std::string audit_arguments;
-    std::string audit_on_failure;
-    std::string audit_acknowledge;
-    std::vector<std::string> redact;
-    std::string metrics;
-    std::string log_format;
-    std::string dashboard;
-    std::string dashboard_token;
-    std::string dashboard_token_file;
-    // Per upstream, "NAME=VALUE".
-    std::vector<std::string> pass_env;
-    std::vector<std::string> upstream_env;
-    std::vector<std::string> upstream_oauth;  // NAME=CLIENT_ID:SECRET_FILE
-    std::vector<std::string> sandbox;
-    std::vector<std::string> sandbox_read;
-    std::vector<std::string> sandbox_write;
-    std::vector<std::string> sandbox_network;
-    std::vector<std::string> sandbox_user;
-    std::vector<std::string> sandbox_arguments;
-    bool no_sandbox = false;
-};
 
 // "NAME=VALUE" of a per-upstream flag: the upstream and the value.
 Result<std::pair<gateway::UpstreamConfig*, std::string>> per_upstream(gateway::GatewayConfig& c,
@@ -215,26 +146,38 @@ Status apply_upstream_flags(const ServeArgs& a, gateway::GatewayConfig& c) {
             return ok;
         }
     }
-    // HTTP upstreams: the gateway's own OAuth client.
-    for (const auto& text : a.upstream_oauth) {
-        const auto eq = text.find('=');
-        const auto client = eq == std::string::npos
-                                ? std::nullopt
-                                : client_and_secret(std::string_view(text).substr(eq + 1));
-        if (eq == 0 || !client) {
-            return fail(
-                gateway::Errc::invalid_config,
-                fmt::format("--upstream-oauth {}: expected UPSTREAM=CLIENT_ID:SECRET_FILE", text));
+    // HTTP upstreams: the gateway's own OAuth client, by client credentials
+    // or by an enrolled refresh token (whose client may be public).
+    for (const auto& [flag, values, grant] :
+         {std::tuple{"--upstream-oauth", &a.upstream_oauth, "client_credentials"},
+          std::tuple{"--upstream-oauth-login", &a.upstream_oauth_login, "authorization_code"}}) {
+        const bool needs_secret = std::string_view(grant) == "client_credentials";
+        for (const auto& text : *values) {
+            const auto eq = text.find('=');
+            const std::string_view value = eq == std::string::npos
+                                               ? std::string_view{}
+                                               : std::string_view(text).substr(eq + 1);
+            auto client = client_and_secret(value);
+            if (!client && !needs_secret && !value.empty() &&
+                value.find(':') == std::string_view::npos) {
+                client = std::pair{std::string(value), std::filesystem::path{}};
+            }
+            if (eq == 0 || !client) {
+                return fail(gateway::Errc::invalid_config,
+                            fmt::format("{} {}: expected UPSTREAM=CLIENT_ID{}", flag, text,
+                                        needs_secret ? ":SECRET_FILE" : "[:SECRET_FILE]"));
+            }
+            const std::string name = text.substr(0, eq);
+            const auto it = std::find_if(c.upstreams.begin(), c.upstreams.end(),
+                                         [&name](const auto& u) { return u.name == name; });
+            if (it == c.upstreams.end() || it->kind != gateway::UpstreamKind::http) {
+                return fail(gateway::Errc::invalid_config,
+                            fmt::format("{} {}: no HTTP upstream named {}", flag, text, name));
+            }
+            it->oauth.client_id = client->first;
+            it->oauth.client_secret_file = client->second;
+            it->oauth.grant = grant;
         }
-        const std::string name = text.substr(0, eq);
-        const auto it = std::find_if(c.upstreams.begin(), c.upstreams.end(),
-                                     [&name](const auto& u) { return u.name == name; });
-        if (it == c.upstreams.end() || it->kind != gateway::UpstreamKind::http) {
-            return fail(gateway::Errc::invalid_config,
-                        fmt::format("--upstream-oauth {}: no HTTP upstream named {}", text, name));
-        }
-        it->oauth.client_id = client->first;
-        it->oauth.client_secret_file = client->second;
     }
     return {};
 }
@@ -244,7 +187,112 @@ int fail_with(const std::string& what) {
     return k_exit_error;
 }
 
-// The configuration: the file (if any), then every flag that was given.
+// Every connection and every child's three pipes is a descriptor: take what
+// the system allows (the soft limit is often 1024) and say when it is short.
+void raise_descriptor_limit(const gateway::GatewayConfig& c) {
+    rlimit limit{};
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+        return;
+    }
+    if (limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &limit);
+    }
+    const auto needed = c.limits.http.max_connections + 3 * c.limits.max_children + 64;
+    if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < needed) {
+        spdlog::warn(
+            "the descriptor limit is {}; limits.max_connections and max_children may need {}",
+            limit.rlim_cur, needed);
+    }
+}
+
+int run_serve(const ServeArgs& args) {
+    // Its memory holds the identity's private key: no core dumps, and no
+    // ptrace or /proc/PID/mem by processes of the same user.
+    (void)::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    auto config = build_config(args);
+    if (!config) {
+        return fail_with(config.error().message());
+    }
+    spdlog::set_level(spdlog::level::from_str(config->log_level));
+    if (const auto format = observe::parse_log_format(config->observe.log_format)) {
+        observe::set_log_format(*format);
+    }
+    raise_descriptor_limit(*config);
+    if (!config->listens_on_loopback() && !config->clients_must_be_known()) {
+        spdlog::warn(
+            "listening on {} with --allow-any-client: any client that proves a key can open a "
+            "session",
+            config->listen);
+    }
+    auto gw = gateway::Gateway::create(std::move(*config), PQMCP_VERSION);
+    if (!gw) {
+        return fail_with(gw.error().message());
+    }
+    const auto& info = (*gw)->info();
+    if (info.identity_created) {
+        spdlog::info("created a new gateway identity {}", info.peer_id);
+    }
+    spdlog::info("{} thread{} serving connections and sessions", info.threads,
+                 info.threads == 1 ? "" : "s");
+    // The ready line once SIGTERM stops the gateway cleanly (a supervisor
+    // may send it the moment it reads the line).
+    (*gw)->run(true, [&info] {
+        std::string upstreams;
+        for (const auto& u : info.upstreams) {
+            upstreams += (upstreams.empty() ? "" : ",") + u;
+        }
+        // The one ready line: where, who, and what a client runs.
+        std::cout << "pqmcp serve: ready on " << info.url << " peer " << info.peer_id << " profile "
+                  << info.profile << " upstreams " << upstreams
+                  << "; connect with: " << self_executable() << " connect " << info.url
+                  << " --identity " << default_identity_dir("client").string() << " --pin "
+                  << info.peer_id << std::endl;
+        // The dashboard's address carries its token: stdout only, never the log.
+        if (!info.dashboard_url.empty()) {
+            std::cout << "pqmcp serve: dashboard " << info.dashboard_url << std::endl;
+        }
+        if (!info.metrics_url.empty()) {
+            std::cout << "pqmcp serve: metrics " << info.metrics_url << std::endl;
+        }
+        if (!info.browser_certificate_id.empty()) {
+            spdlog::info(
+                "browser certificate {} (ECDSA P-256) for clients that cannot verify ML-DSA; "
+                "their connections are audited with that signature",
+                info.browser_certificate_id);
+        }
+    });
+    spdlog::info("stopped");
+    return k_exit_ok;
+}
+
+}  // namespace
+
+void add_config_source_options(CLI::App& cmd, ServeArgs& args) {
+    cmd.add_option("--config", args.config_file, "YAML configuration file (docs/gateway.md)")
+        ->check(CLI::ExistingFile);
+    cmd.add_option("--set", args.sets,
+                   "KEY=VALUE: set any key of the configuration file (repeatable; VALUE is "
+                   "YAML: --set limits.buffer_bytes=67108864, --set protect=[/srv/keys], "
+                   "--set upstreams.0.sandbox.network=loopback); the other flags win");
+    cmd.add_option("--listen", args.listen, "HOST:PORT to listen on (default 127.0.0.1:8443)");
+    cmd.add_option("--identity", args.identity,
+                   "identity directory, created with a new ML-DSA identity if missing "
+                   "(default ~/.config/pqmcp/gateway)");
+
+    cmd.add_option("--upstream", args.upstreams,
+                   "NAME=stdio:COMMAND ARGS... or NAME=URL (repeatable)");
+
+    cmd.add_option("--upstream-oauth", args.upstream_oauth,
+                   "UPSTREAM=CLIENT_ID:SECRET_FILE: the gateway's own OAuth token for an HTTP "
+                   "upstream that asks for one (client_credentials; the secret is the file's "
+                   "first line; upstreams[].oauth)");
+    cmd.add_option("--upstream-oauth-login", args.upstream_oauth_login,
+                   "UPSTREAM=CLIENT_ID[:SECRET_FILE]: the gateway's own OAuth token for an HTTP "
+                   "upstream by a refresh token enrolled once with `pqmcp auth login UPSTREAM` "
+                   "(authorization code with PKCE; upstreams[].oauth.grant authorization_code)");
+}
+
 Result<gateway::GatewayConfig> build_config(const ServeArgs& a) {
     gateway::GatewayConfig c;
     if (!a.config_file.empty() || !a.sets.empty()) {
@@ -484,105 +532,12 @@ Result<gateway::GatewayConfig> build_config(const ServeArgs& a) {
     return c;
 }
 
-// Every connection and every child's three pipes is a descriptor: take what
-// the system allows (the soft limit is often 1024) and say when it is short.
-void raise_descriptor_limit(const gateway::GatewayConfig& c) {
-    rlimit limit{};
-    if (getrlimit(RLIMIT_NOFILE, &limit) != 0) {
-        return;
-    }
-    if (limit.rlim_cur < limit.rlim_max) {
-        limit.rlim_cur = limit.rlim_max;
-        (void)setrlimit(RLIMIT_NOFILE, &limit);
-    }
-    const auto needed = c.limits.http.max_connections + 3 * c.limits.max_children + 64;
-    if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < needed) {
-        spdlog::warn(
-            "the descriptor limit is {}; limits.max_connections and max_children may need {}",
-            limit.rlim_cur, needed);
-    }
-}
-
-int run_serve(const ServeArgs& args) {
-    // Its memory holds the identity's private key: no core dumps, and no
-    // ptrace or /proc/PID/mem by processes of the same user.
-    (void)::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    auto config = build_config(args);
-    if (!config) {
-        return fail_with(config.error().message());
-    }
-    spdlog::set_level(spdlog::level::from_str(config->log_level));
-    if (const auto format = observe::parse_log_format(config->observe.log_format)) {
-        observe::set_log_format(*format);
-    }
-    raise_descriptor_limit(*config);
-    if (!config->listens_on_loopback() && !config->clients_must_be_known()) {
-        spdlog::warn(
-            "listening on {} with --allow-any-client: any client that proves a key can open a "
-            "session",
-            config->listen);
-    }
-    auto gw = gateway::Gateway::create(std::move(*config), PQMCP_VERSION);
-    if (!gw) {
-        return fail_with(gw.error().message());
-    }
-    const auto& info = (*gw)->info();
-    if (info.identity_created) {
-        spdlog::info("created a new gateway identity {}", info.peer_id);
-    }
-    spdlog::info("{} thread{} serving connections and sessions", info.threads,
-                 info.threads == 1 ? "" : "s");
-    // The ready line once SIGTERM stops the gateway cleanly (a supervisor
-    // may send it the moment it reads the line).
-    (*gw)->run(true, [&info] {
-        std::string upstreams;
-        for (const auto& u : info.upstreams) {
-            upstreams += (upstreams.empty() ? "" : ",") + u;
-        }
-        // The one ready line: where, who, and what a client runs.
-        std::cout << "pqmcp serve: ready on " << info.url << " peer " << info.peer_id << " profile "
-                  << info.profile << " upstreams " << upstreams
-                  << "; connect with: " << self_executable() << " connect " << info.url
-                  << " --identity " << default_identity_dir("client").string() << " --pin "
-                  << info.peer_id << std::endl;
-        // The dashboard's address carries its token: stdout only, never the log.
-        if (!info.dashboard_url.empty()) {
-            std::cout << "pqmcp serve: dashboard " << info.dashboard_url << std::endl;
-        }
-        if (!info.metrics_url.empty()) {
-            std::cout << "pqmcp serve: metrics " << info.metrics_url << std::endl;
-        }
-        if (!info.browser_certificate_id.empty()) {
-            spdlog::info(
-                "browser certificate {} (ECDSA P-256) for clients that cannot verify ML-DSA; "
-                "their connections are audited with that signature",
-                info.browser_certificate_id);
-        }
-    });
-    spdlog::info("stopped");
-    return k_exit_ok;
-}
-
-}  // namespace
-
 void add_serve_commands(CLI::App& app, int& exit_code) {
     auto args = std::make_shared<ServeArgs>();
     CLI::App* serve = app.add_subcommand(
         "serve", "Run the gateway: PQ TLS with MCP Streamable HTTP at /mcp, in front of upstreams");
-    serve->add_option("--config", args->config_file, "YAML configuration file (docs/gateway.md)")
-        ->check(CLI::ExistingFile);
-    serve->add_option("--set", args->sets,
-                      "KEY=VALUE: set any key of the configuration file (repeatable; VALUE is "
-                      "YAML: --set limits.buffer_bytes=67108864, --set protect=[/srv/keys], "
-                      "--set upstreams.0.sandbox.network=loopback); the other flags win");
-    serve->add_option("--listen", args->listen, "HOST:PORT to listen on (default 127.0.0.1:8443)");
-    serve->add_option("--identity", args->identity,
-                      "identity directory, created with a new ML-DSA identity if missing "
-                      "(default ~/.config/pqmcp/gateway)");
     serve->add_option("--profile", args->profile,
                       "security profile: pq-hybrid, pq-strict, classical");
-    serve->add_option("--upstream", args->upstreams,
-                      "NAME=stdio:COMMAND ARGS... or NAME=URL (repeatable)");
     serve->add_flag("--demo", args->demo, "add the built-in demo MCP server as upstream 'demo'");
     serve->add_flag("--allow-any-client", args->allow_any_client,
                     "on a listener that is not loopback, accept any client that proves a key "
@@ -718,10 +673,6 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
     serve->add_option("--pass-env", args->pass_env,
                       "UPSTREAM=VAR: pass the gateway's variable VAR to a stdio upstream "
                       "(repeatable; children get PATH, HOME, LANG and nothing else by default)");
-    serve->add_option("--upstream-oauth", args->upstream_oauth,
-                      "UPSTREAM=CLIENT_ID:SECRET_FILE: the gateway's own OAuth token for an HTTP "
-                      "upstream that asks for one (client_credentials; the secret is the file's "
-                      "first line; upstreams[].oauth)");
     serve->add_option("--upstream-env", args->upstream_env,
                       "UPSTREAM=KEY=VALUE: set a variable for a stdio upstream (repeatable)");
     serve->add_option("--sandbox", args->sandbox,
@@ -740,6 +691,7 @@ void add_serve_commands(CLI::App& app, int& exit_code) {
     serve->add_option("--sandbox-arguments", args->sandbox_arguments,
                       "UPSTREAM=write|read|none: what the sandbox grants for paths among the "
                       "server's arguments (default write for directories, read for files)");
+    add_config_source_options(*serve, *args);
     serve->callback([args, &exit_code] { exit_code = run_serve(*args); });
 
     auto limit = std::make_shared<std::size_t>(4U << 20U);

@@ -25,5 +25,6 @@ void add_scan_command(CLI::App& app, int& exit_code);       // scan
 void add_audit_commands(CLI::App& app, int& exit_code);     // audit verify, tail, export
 void add_openapi_commands(CLI::App& app, int& exit_code);   // openapi inspect, policy
 void add_bench_command(CLI::App& app, int& exit_code);      // bench
+void add_auth_commands(CLI::App& app, int& exit_code);      // auth login, auth logout
 
 }  // namespace pqmcp::cli

@@ -48,6 +48,7 @@ int run(int argc, char** argv) {
     pqmcp::cli::add_audit_commands(app, exit_code);
     pqmcp::cli::add_openapi_commands(app, exit_code);
     pqmcp::cli::add_bench_command(app, exit_code);
+    pqmcp::cli::add_auth_commands(app, exit_code);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

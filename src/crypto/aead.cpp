@@ -1,5 +1,7 @@
 #include "pqmcp/crypto/aead.hpp"
 
+#include <array>
+#include <cstring>
 #include <limits>
 #include <memory>
 
@@ -44,33 +46,79 @@ void Sealer::rotate_if_due() {
     }
 }
 
-Result<std::string> Sealer::seal(ByteView plaintext, ByteView aad) {
-    rotate_if_due();
+Result<Bytes> seal_with(const SecretBytes& key, ByteView plaintext, ByteView aad) {
+    if (key.size() != k_key) {
+        return fail(Errc::invalid_argument, "an AES-256-GCM key is 32 bytes");
+    }
     auto nonce = random_bytes(k_nonce);
     if (!nonce) {
         return tl::unexpected(nonce.error());
     }
     Bytes out;
-    out.reserve(1 + k_nonce + plaintext.size() + k_tag);
-    out.push_back(current_id_);
+    out.reserve(k_nonce + plaintext.size() + k_tag);
     out.insert(out.end(), nonce->begin(), nonce->end());
-    const std::size_t body = out.size();
-    out.resize(body + plaintext.size() + k_tag);
+    out.resize(k_nonce + plaintext.size() + k_tag);
+    std::uint8_t* body = out.data() + k_nonce;
     CipherCtx ctx(EVP_CIPHER_CTX_new());
     int n = 0;
     int tail = 0;
     if (!ctx || as_int(plaintext.size()) < 0 || as_int(aad.size()) < 0 ||
-        EVP_EncryptInit_ex2(ctx.get(), EVP_aes_256_gcm(), current_.data(), nonce->data(),
-                            nullptr) != 1 ||
+        EVP_EncryptInit_ex2(ctx.get(), EVP_aes_256_gcm(), key.data(), nonce->data(), nullptr) !=
+            1 ||
         (!aad.empty() &&
          EVP_EncryptUpdate(ctx.get(), nullptr, &n, aad.data(), as_int(aad.size())) != 1) ||
-        EVP_EncryptUpdate(ctx.get(), out.data() + body, &n, plaintext.data(),
-                          as_int(plaintext.size())) != 1 ||
-        EVP_EncryptFinal_ex(ctx.get(), out.data() + body + n, &tail) != 1 ||
+        EVP_EncryptUpdate(ctx.get(), body, &n, plaintext.data(), as_int(plaintext.size())) != 1 ||
+        EVP_EncryptFinal_ex(ctx.get(), body + n, &tail) != 1 ||
         EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, static_cast<int>(k_tag),
-                            out.data() + body + plaintext.size()) != 1) {
+                            body + plaintext.size()) != 1) {
         return fail(Errc::operation_failed, "AES-256-GCM seal failed");
     }
+    return out;
+}
+
+Result<Bytes> open_with(const SecretBytes& key, ByteView sealed, ByteView aad) {
+    if (key.size() != k_key) {
+        return fail(Errc::invalid_argument, "an AES-256-GCM key is 32 bytes");
+    }
+    if (sealed.size() < k_nonce + k_tag) {
+        return fail(Errc::invalid_argument, "too short to be sealed");
+    }
+    const std::uint8_t* nonce = sealed.data();
+    const std::uint8_t* body = nonce + k_nonce;
+    const std::size_t length = sealed.size() - k_nonce - k_tag;
+    // EVP_CTRL_GCM_SET_TAG takes a non-const pointer; it only reads.
+    std::array<std::uint8_t, k_tag> tag{};
+    std::memcpy(tag.data(), body + length, k_tag);
+    Bytes out(length);
+    CipherCtx ctx(EVP_CIPHER_CTX_new());
+    int n = 0;
+    int tail = 0;
+    if (!ctx || as_int(length) < 0 || as_int(aad.size()) < 0 ||
+        EVP_DecryptInit_ex2(ctx.get(), EVP_aes_256_gcm(), key.data(), nonce, nullptr) != 1 ||
+        (!aad.empty() &&
+         EVP_DecryptUpdate(ctx.get(), nullptr, &n, aad.data(), as_int(aad.size())) != 1) ||
+        EVP_DecryptUpdate(ctx.get(), out.data(), &n, body, as_int(length)) != 1 ||
+        EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, static_cast<int>(k_tag), tag.data()) !=
+            1) {
+        return fail(Errc::operation_failed, "AES-256-GCM open failed");
+    }
+    if (EVP_DecryptFinal_ex(ctx.get(), out.data() + n, &tail) != 1) {
+        return fail(Errc::signature_invalid,
+                    "altered, or sealed under another key or for another use");
+    }
+    return out;
+}
+
+Result<std::string> Sealer::seal(ByteView plaintext, ByteView aad) {
+    rotate_if_due();
+    auto sealed = seal_with(current_, plaintext, aad);
+    if (!sealed) {
+        return tl::unexpected(sealed.error());
+    }
+    Bytes out;
+    out.reserve(1 + sealed->size());
+    out.push_back(current_id_);
+    out.insert(out.end(), sealed->begin(), sealed->end());
     return to_base32(out);
 }
 
@@ -89,23 +137,8 @@ Result<Bytes> Sealer::open(std::string_view token, ByteView aad) {
     } else {
         return fail(Errc::signature_invalid, "sealed under a key that is no longer kept");
     }
-    const std::uint8_t* nonce = raw->data() + 1;
-    const std::uint8_t* body = nonce + k_nonce;
-    const std::size_t length = raw->size() - 1 - k_nonce - k_tag;
-    std::uint8_t* tag = raw->data() + 1 + k_nonce + length;  // in place
-    Bytes out(length);
-    CipherCtx ctx(EVP_CIPHER_CTX_new());
-    int n = 0;
-    int tail = 0;
-    if (!ctx || as_int(length) < 0 || as_int(aad.size()) < 0 ||
-        EVP_DecryptInit_ex2(ctx.get(), EVP_aes_256_gcm(), key->data(), nonce, nullptr) != 1 ||
-        (!aad.empty() &&
-         EVP_DecryptUpdate(ctx.get(), nullptr, &n, aad.data(), as_int(aad.size())) != 1) ||
-        EVP_DecryptUpdate(ctx.get(), out.data(), &n, body, as_int(length)) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, static_cast<int>(k_tag), tag) != 1) {
-        return fail(Errc::operation_failed, "AES-256-GCM open failed");
-    }
-    if (EVP_DecryptFinal_ex(ctx.get(), out.data() + n, &tail) != 1) {
+    auto out = open_with(*key, ByteView(raw->data() + 1, raw->size() - 1), aad);
+    if (!out && out.error().code == Errc::signature_invalid) {
         return fail(Errc::signature_invalid, "the token was altered or is not for this request");
     }
     return out;

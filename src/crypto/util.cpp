@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <limits>
+#include <memory>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <openssl/pem.h>
 #include <openssl/provider.h>
 #include <openssl/rand.h>
@@ -75,6 +77,42 @@ Result<SecretBytes> random_secret(std::size_t n) {
         return openssl_fail(Errc::operation_failed, "RAND_priv_bytes");
     }
     return out;
+}
+
+Result<SecretBytes> hkdf_sha256(ByteView key, ByteView salt, ByteView info, std::size_t length) {
+    std::unique_ptr<EVP_KDF, decltype(&EVP_KDF_free)> kdf(EVP_KDF_fetch(nullptr, "HKDF", nullptr),
+                                                          &EVP_KDF_free);
+    std::unique_ptr<EVP_KDF_CTX, decltype(&EVP_KDF_CTX_free)> ctx(
+        kdf ? EVP_KDF_CTX_new(kdf.get()) : nullptr, &EVP_KDF_CTX_free);
+    if (!ctx) {
+        return openssl_fail(Errc::operation_failed, "HKDF is not available");
+    }
+    char digest[] = "SHA256";
+    // OpenSSL's parameters are not const; it only reads these.
+    auto* k = const_cast<std::uint8_t*>(key.data());
+    auto* s = const_cast<std::uint8_t*>(salt.data());
+    auto* i = const_cast<std::uint8_t*>(info.data());
+    const OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, k, key.size()),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, s, salt.size()),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, i, info.size()),
+        OSSL_PARAM_construct_end(),
+    };
+    SecretBytes out(length);
+    if (EVP_KDF_derive(ctx.get(), out.data(), out.size(), params) != 1) {
+        return openssl_fail(Errc::operation_failed, "HKDF-SHA256");
+    }
+    return out;
+}
+
+Result<SecretBytes> derive_key(const EVP_PKEY* private_key, std::string_view purpose) {
+    auto pem = private_key_pem(private_key);
+    if (!pem) {
+        return tl::unexpected(pem.error());
+    }
+    constexpr std::string_view salt = "pqmcp key derived from an identity v1";
+    return hkdf_sha256(pem->view(), as_bytes(salt), as_bytes(purpose), 32);
 }
 
 Result<Bytes> public_key_der(const EVP_PKEY* key) {

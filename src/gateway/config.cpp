@@ -248,7 +248,14 @@ UpstreamConfig read_upstream(const Reader& r, const YAML::Node& node, std::size_
             u.ca = r.string(node["ca"], where + ".ca");
         }
         if (const auto& o = node["oauth"]) {
-            r.only(o, where + ".oauth", {"client_id", "client_secret_file", "issuer", "scopes"});
+            r.only(o, where + ".oauth",
+                   {"client_id", "client_secret_file", "issuer", "scopes", "grant", "token_file"});
+            if (o["grant"]) {
+                u.oauth.grant = r.string(o["grant"], where + ".oauth.grant");
+            }
+            if (o["token_file"]) {
+                u.oauth.token_file = r.string(o["token_file"], where + ".oauth.token_file");
+            }
             if (o["client_id"]) {
                 u.oauth.client_id = r.string(o["client_id"], where + ".oauth.client_id");
             }
@@ -790,8 +797,8 @@ Result<GatewayConfig> load_config(const std::filesystem::path& file,
             if (!u.manifest.empty() && u.manifest.is_relative()) {
                 u.manifest = file.parent_path() / u.manifest;
             }
-            std::vector<std::filesystem::path*> paths{&u.openapi.spec, &u.openapi.ca,
-                                                      &u.oauth.client_secret_file};
+            std::vector<std::filesystem::path*> paths{
+                &u.openapi.spec, &u.openapi.ca, &u.oauth.client_secret_file, &u.oauth.token_file};
             for (auto& a : u.openapi.auth) {
                 paths.push_back(&a.value_file);
             }

@@ -137,6 +137,11 @@ std::filesystem::path GatewayConfig::audit_path() const {
     return audit.path.empty() ? local_dir() / "audit.db" : audit.path;
 }
 
+std::filesystem::path GatewayConfig::upstream_token_file(const UpstreamConfig& u) const {
+    return u.oauth.token_file.empty() ? identity / "oauth" / (u.name + ".token")
+                                      : u.oauth.token_file;
+}
+
 std::string GatewayConfig::state_spec() const {
     if (!integrity.state.empty()) {
         return integrity.state.string();
@@ -458,9 +463,21 @@ Status validate(const GatewayConfig& c) {
                 return bad("upstream " + u.name +
                            ": profile: " + tls::parse_profile(u.profile).error().detail);
             }
-            if (!u.oauth.client_id.empty() && u.oauth.client_secret_file.empty()) {
+            const auto& o = u.oauth;
+            if (o.grant != "client_credentials" && o.grant != "authorization_code") {
+                return bad("upstream " + u.name + ": oauth.grant: \"" + o.grant +
+                           "\" is not client_credentials or authorization_code");
+            }
+            if (o.client_id.empty() && (!o.client_secret_file.empty() || !o.token_file.empty() ||
+                                        o.grant != "client_credentials")) {
+                return bad("upstream " + u.name + ": oauth needs client_id");
+            }
+            // A public client (no secret) can only hold a refresh token.
+            if (!o.client_id.empty() && o.client_secret_file.empty() &&
+                o.grant == "client_credentials") {
                 return bad("upstream " + u.name +
-                           ": oauth.client_id needs oauth.client_secret_file");
+                           ": oauth.client_id needs oauth.client_secret_file (or grant: "
+                           "authorization_code, enrolled with pqmcp auth login)");
             }
         } else if (!u.oauth.client_id.empty()) {
             return bad("upstream " + u.name + ": oauth is for HTTP upstreams");

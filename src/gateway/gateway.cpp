@@ -31,10 +31,9 @@ Status start_upstream_tokens(Gateway::Impl& g) {
         if (u.kind != UpstreamKind::http || u.oauth.client_id.empty()) {
             continue;
         }
-        auto secret = read_secret_line(u.oauth.client_secret_file,
-                                       "upstream " + u.name + ": oauth.client_secret_file");
+        auto secret = upstream_client_secret(u);
         if (!secret) {
-            return fail(Errc::startup_failed, secret.error().detail);
+            return tl::unexpected(secret.error());
         }
         auto web = oauth_web_context(g);
         if (!web) {
@@ -51,13 +50,25 @@ Status start_upstream_tokens(Gateway::Impl& g) {
             it != g.services.tls_contexts.end()) {
             cc.resource_tls = it->second;
         }
+        if (u.oauth.grant == "authorization_code") {
+            auto file = oauth::TokenFile::open(g.config.upstream_token_file(u), g.own->key.get());
+            if (!file) {
+                return fail(Errc::startup_failed,
+                            "upstream " + u.name + ": " + file.error().detail);
+            }
+            cc.enrolled = std::make_shared<const oauth::TokenFile>(std::move(*file));
+        }
         auto source = std::make_shared<oauth::TokenSource>(g.io.get_executor(), std::move(cc));
         if (const Status got = source->fetch_now(); !got) {
-            spdlog::warn("upstream {}: no OAuth token yet ({}); trying again in the background",
-                         u.name, got.error().message());
+            spdlog::warn("upstream {}: no OAuth token yet ({}); trying again in the background{}",
+                         u.name, got.error().message(),
+                         got.error().code == oauth::Errc::not_enrolled
+                             ? " (enroll it with: pqmcp auth login " + u.name + ")"
+                             : std::string{});
         } else {
-            spdlog::info("upstream {}: OAuth token from {} (client {})", u.name, source->issuer(),
-                         u.oauth.client_id);
+            spdlog::info("upstream {}: OAuth token from {} (client {}{})", u.name, source->issuer(),
+                         u.oauth.client_id,
+                         u.oauth.grant == "authorization_code" ? ", enrolled refresh token" : "");
         }
         source->keep_fresh();
         g.services.upstream_tokens[u.name] = std::move(source);
@@ -155,6 +166,8 @@ void log_handshake(const std::string& remote, const Result<tls::HandshakeInfo>& 
                  h.resumed ? ", resumed" : "");
 }
 
+}  // namespace
+
 Result<crypto::SslCtxPtr> upstream_context(const UpstreamConfig& u, const transport::Url& url,
                                            const identity::Identity& own,
                                            const identity::KnownPeers* known,
@@ -191,7 +204,50 @@ Result<crypto::SslCtxPtr> upstream_context(const UpstreamConfig& u, const transp
     return tls::make_client_context(o);
 }
 
+namespace {
+
+// A new identity's: its algorithm, and the names it answers to.
+identity::KeygenOptions keygen_for(const GatewayConfig& c, crypto::SigAlg algorithm) {
+    identity::KeygenOptions keygen;
+    keygen.algorithm = algorithm;
+    keygen.names = {"localhost"};
+    if (c.listen_host() != "localhost" && c.listen_host() != "0.0.0.0" && c.listen_host() != "::") {
+        keygen.names.push_back(c.listen_host());
+    }
+    return keygen;
+}
+
 }  // namespace
+
+Result<identity::Identity> own_identity(const GatewayConfig& c, bool* created) {
+    auto profile = tls::parse_profile(c.profile);
+    if (!profile) {
+        return fail(Errc::invalid_config, "profile: " + profile.error().detail);
+    }
+    std::error_code ec;
+    if (created != nullptr) {
+        *created = !std::filesystem::exists(c.identity / identity::k_key_file, ec);
+    }
+    auto own = identity::load_or_create(c.identity,
+                                        keygen_for(c, (*profile)->identity_algorithms.front()));
+    if (!own) {
+        return fail(Errc::startup_failed,
+                    "identity " + c.identity.string() + ": " + own.error().message());
+    }
+    return own;
+}
+
+Result<std::string> upstream_client_secret(const UpstreamConfig& u) {
+    if (u.oauth.client_secret_file.empty()) {
+        return std::string{};  // a public client
+    }
+    auto secret = read_secret_line(u.oauth.client_secret_file,
+                                   "upstream " + u.name + ": oauth.client_secret_file");
+    if (!secret) {
+        return fail(Errc::startup_failed, secret.error().detail);
+    }
+    return secret;
+}
 
 void Gateway::Impl::begin_shutdown() {
     if (stopping) {
@@ -355,21 +411,13 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayConfig config, std::stri
     }
 
     // The identity: created on first start.
-    std::error_code ec;
-    const bool exists = std::filesystem::exists(c.identity / identity::k_key_file, ec);
-    identity::KeygenOptions keygen;
-    keygen.algorithm = (*profile)->identity_algorithms.front();
-    keygen.names = {"localhost"};
-    if (c.listen_host() != "localhost" && c.listen_host() != "0.0.0.0" && c.listen_host() != "::") {
-        keygen.names.push_back(c.listen_host());
-    }
-    auto own = identity::load_or_create(c.identity, keygen);
+    bool created = false;
+    auto own = own_identity(c, &created);
     if (!own) {
-        return fail(Errc::startup_failed,
-                    "identity " + c.identity.string() + ": " + own.error().message());
+        return tl::unexpected(own.error());
     }
     g.own = std::move(*own);
-    g.info.identity_created = !exists;
+    g.info.identity_created = created;
     g.info.peer_id = g.own->id.str();
 
     if (!c.browser_certificate.empty()) {
@@ -378,8 +426,7 @@ Result<std::unique_ptr<Gateway>> Gateway::create(GatewayConfig config, std::stri
         const bool generated = c.browser_certificate == "auto";
         const auto dir =
             generated ? c.identity / "browser" : std::filesystem::path(c.browser_certificate);
-        identity::KeygenOptions browser_keygen = keygen;
-        browser_keygen.algorithm = crypto::SigAlg::ecdsa_p256;
+        const identity::KeygenOptions browser_keygen = keygen_for(c, crypto::SigAlg::ecdsa_p256);
         auto browser =
             generated ? identity::load_or_create(dir, browser_keygen) : identity::load(dir);
         if (!browser) {

@@ -59,6 +59,17 @@ struct ShardContext : asio::io_context {
 // refused. `what` names the setting in errors.
 Result<std::string> read_secret_line(const std::filesystem::path& file, const std::string& what);
 
+// The gateway's identity (IDENTITY), created with the profile's first
+// algorithm if missing; `created` tells whether it was.
+Result<identity::Identity> own_identity(const GatewayConfig& c, bool* created);
+// The TLS client context towards an https upstream (its pins, CA or the
+// known peers; our identity when its profile allows it).
+Result<crypto::SslCtxPtr> upstream_context(const UpstreamConfig& u, const transport::Url& url,
+                                           const identity::Identity& own,
+                                           const identity::KnownPeers* known, bool raw_public_keys);
+// upstreams[].oauth.client_secret_file's first line; "" for a public client.
+Result<std::string> upstream_client_secret(const UpstreamConfig& u);
+
 struct Gateway::Impl {
     explicit Impl(GatewayConfig c, std::string version)
         : config(std::move(c)),

@@ -1,8 +1,7 @@
 #include "pqmcp/oauth/client.hpp"
 
 #include <algorithm>
-#include <cctype>
-#include <future>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <utility>
@@ -11,26 +10,22 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/json.hpp>
-#include <boost/url/url.hpp>
 
 #include "fetch.hpp"
 
 namespace pqmcp::oauth {
 
-namespace json = boost::json;
 namespace asio = boost::asio;
 using Steady = std::chrono::steady_clock;
 
 namespace {
 
-std::optional<std::string> string_field(const json::value& doc, const char* name) {
-    if (!doc.is_object()) {
-        return std::nullopt;
+std::string join(const std::vector<std::string>& scopes) {
+    std::string out;
+    for (const auto& s : scopes) {
+        out.append(out.empty() ? "" : " ").append(s);
     }
-    const auto* v = doc.as_object().if_contains(name);
-    return v != nullptr && v->is_string() ? std::optional<std::string>(std::string(v->as_string()))
-                                          : std::nullopt;
+    return out;
 }
 
 }  // namespace
@@ -45,9 +40,7 @@ struct TokenSource::Impl : std::enable_shared_from_this<Impl> {
 
     mutable std::mutex mutex;
     std::string token;
-    std::string issuer;
-    std::string token_endpoint;
-    std::string resource;  // as the upstream's metadata names it
+    std::optional<detail::ServerMetadata> server;
     Steady::time_point expires{};
     std::chrono::seconds lifetime{0};
     std::chrono::seconds backoff{1};
@@ -55,188 +48,137 @@ struct TokenSource::Impl : std::enable_shared_from_this<Impl> {
 
     using Done = std::function<void(Status)>;
 
-    // The upstream's metadata (RFC 9728), then the server's (RFC 8414).
-    void discover(const asio::any_io_executor& ex, Done done) {
-        if (!credentials.issuer.empty()) {
-            {
-                const std::lock_guard lock(mutex);
-                issuer = credentials.issuer;
-                resource = credentials.resource;
-            }
-            server_metadata(ex, detail::metadata_urls(credentials.issuer), 0, std::move(done));
-            return;
-        }
-        const std::string url = detail::resource_metadata_url(credentials.resource);
-        detail::get_json(
-            ex, url, credentials.resource_tls, credentials.timeout,
-            [self = shared_from_this(), ex, url, done = std::move(done)](Result<std::string> body) {
-                if (!body) {
-                    done(fail(Errc::discovery_failed, body.error().detail));
-                    return;
-                }
-                boost::system::error_code ec;
-                const json::value doc = json::parse(*body, ec);
-                const auto* servers = !ec && doc.is_object()
-                                          ? doc.as_object().if_contains("authorization_servers")
-                                          : nullptr;
-                if (servers == nullptr || !servers->is_array() || servers->as_array().empty() ||
-                    !servers->as_array().front().is_string()) {
-                    done(fail(Errc::discovery_failed, url + ": no authorization_servers"));
-                    return;
-                }
-                // RFC 9728 section 3.3: "the "resource" value returned MUST be
-                // identical to the protected resource's resource identifier
-                // value into which the well-known URI path suffix was inserted".
-                const auto named = string_field(doc, "resource");
-                if (named != self->credentials.resource) {
-                    done(fail(Errc::discovery_failed, url + ": its resource is " +
-                                                          named.value_or("missing") + ", not " +
-                                                          self->credentials.resource));
-                    return;
-                }
-                const std::string found(servers->as_array().front().as_string());
-                {
-                    const std::lock_guard lock(self->mutex);
-                    self->issuer = found;
-                    self->resource = *named;
-                }
-                self->server_metadata(ex, detail::metadata_urls(found), 0, done);
-            });
+    void took(const detail::TokenResponse& got) {
+        const std::lock_guard lock(mutex);
+        token = got.access_token;
+        lifetime = got.expires_in;
+        expires = Steady::now() + lifetime;
+        backoff = std::chrono::seconds{1};
+        failed = false;
     }
 
-    void server_metadata(const asio::any_io_executor& ex, std::vector<std::string> urls,
-                         std::size_t index, Done done) {
-        if (index >= urls.size()) {
-            done(fail(Errc::discovery_failed, "no metadata for its authorization server"));
-            return;
+    [[nodiscard]] std::string issuer_locked() const {
+        const std::lock_guard lock(mutex);
+        return server ? server->issuer : std::string{};
+    }
+
+    [[nodiscard]] detail::TokenClient client() const {
+        return {credentials.client_id, credentials.client_secret};
+    }
+
+    // RFC 6749 section 4.4.2, with the resource (RFC 8707 section 2).
+    void client_credentials(const asio::any_io_executor& ex, const detail::ServerMetadata& at,
+                            Done done) {
+        std::vector<std::pair<std::string, std::string>> form{{"grant_type", "client_credentials"},
+                                                              {"resource", at.resource}};
+        if (!credentials.scopes.empty()) {
+            form.emplace_back("scope", join(credentials.scopes));
         }
-        const std::string url = urls[index];
-        detail::get_json(
-            ex, url, credentials.tls, credentials.timeout,
-            [self = shared_from_this(), ex, url, urls = std::move(urls), index,
-             done = std::move(done)](Result<std::string> body) mutable {
-                boost::system::error_code ec;
-                const json::value doc = body ? json::parse(*body, ec) : json::value(nullptr);
-                if (!body || ec) {
-                    self->server_metadata(ex, std::move(urls), index + 1, std::move(done));
+        detail::request_token(
+            ex, at.token_endpoint, credentials.tls, credentials.timeout, client(), std::move(form),
+            [self = shared_from_this(), done = std::move(done)](Result<detail::TokenResponse> got) {
+                if (!got) {
+                    done(tl::unexpected(got.error()));
                     return;
                 }
-                std::string wanted;
-                {
-                    const std::lock_guard lock(self->mutex);
-                    wanted = self->issuer;
-                }
-                // RFC 8414 section 3.3: the issuer must be the one asked for.
-                if (string_field(doc, "issuer") != wanted) {
-                    done(fail(Errc::discovery_failed, url + ": its issuer is not " + wanted));
-                    return;
-                }
-                const auto endpoint = string_field(doc, "token_endpoint");
-                if (!endpoint) {
-                    done(fail(Errc::discovery_failed, url + ": no token_endpoint"));
-                    return;
-                }
-                {
-                    const std::lock_guard lock(self->mutex);
-                    self->token_endpoint = *endpoint;
-                }
+                self->took(*got);
                 done({});
             });
     }
 
-    // RFC 6749 section 4.4.2, with the resource (RFC 8707 section 2).
-    void request_token(const asio::any_io_executor& ex, Done done) {
-        std::string endpoint;
-        std::string for_resource;
-        {
-            const std::lock_guard lock(mutex);
-            endpoint = token_endpoint;
-            for_resource = resource;
-        }
-        boost::urls::url form;
-        form.params().append({"grant_type", "client_credentials"});
-        form.params().append({"resource", for_resource});
-        if (!credentials.scopes.empty()) {
-            std::string scope;
-            for (const auto& s : credentials.scopes) {
-                scope += (scope.empty() ? "" : " ") + s;
+    // RFC 6749 section 6, with the resource: the enrolled refresh token,
+    // read under the file's lock (another gateway sharing it may have
+    // rotated it), and the new one written back before the lock goes.
+    void refresh_grant(const asio::any_io_executor& ex, const detail::ServerMetadata& at, Done done,
+                       int attempt = 0) {
+        const TokenFile& file = *credentials.enrolled;
+        auto lock = file.try_lock();
+        if (!lock) {
+            // Busy: another process is refreshing; try again shortly (about 5 s at most).
+            if (attempt >= 100) {
+                done(tl::unexpected(lock.error()));
+                return;
             }
-            form.params().append({"scope", scope});
+            auto timer = std::make_shared<asio::steady_timer>(ex, std::chrono::milliseconds{50});
+            timer->async_wait([self = shared_from_this(), ex, at, done = std::move(done), attempt,
+                               timer](const boost::system::error_code&) mutable {
+                self->refresh_grant(ex, at, std::move(done), attempt + 1);
+            });
+            return;
         }
-        transport::RestRequest req;
-        req.method = "POST";
-        req.body = std::string(form.encoded_query());
-        req.content_type = "application/x-www-form-urlencoded";
-        req.headers.emplace_back("Accept", "application/json");
-        req.headers.emplace_back(
-            "Authorization",
-            detail::basic_credentials(credentials.client_id, credentials.client_secret));
-        detail::exchange(
-            ex, endpoint, credentials.tls, credentials.timeout, std::move(req),
-            [self = shared_from_this(), endpoint,
-             done = std::move(done)](Result<transport::RestResponse> r) {
-                if (!r) {
-                    done(fail(Errc::discovery_failed, endpoint + ": " + r.error().message()));
+        auto stored = file.read();
+        if (!stored) {
+            done(tl::unexpected(stored.error()));
+            return;
+        }
+        if (stored->issuer != at.issuer || stored->resource != at.resource ||
+            stored->client_id != credentials.client_id) {
+            done(fail(Errc::not_enrolled, file.path().string() + " was enrolled for " +
+                                              stored->resource + " with " + stored->issuer +
+                                              " as " + stored->client_id +
+                                              ": run pqmcp auth login again"));
+            return;
+        }
+        std::vector<std::pair<std::string, std::string>> form{
+            {"grant_type", "refresh_token"},
+            {"refresh_token", stored->refresh_token},
+            {"resource", at.resource}};
+        auto held = std::make_shared<TokenFile::Lock>(std::move(*lock));
+        detail::request_token(
+            ex, at.token_endpoint, credentials.tls, credentials.timeout, client(), std::move(form),
+            [self = shared_from_this(), held, grant = std::move(*stored),
+             done = std::move(done)](Result<detail::TokenResponse> got) mutable {
+                if (!got) {
+                    done(tl::unexpected(got.error()));
                     return;
                 }
-                boost::system::error_code ec;
-                const json::value doc = json::parse(r->body, ec);
-                if (r->status != 200 || ec) {
-                    // RFC 6749 section 5.2: the error and its description.
-                    done(fail(Errc::invalid_token,
-                              endpoint + ": HTTP " + std::to_string(r->status) + " " +
-                                  string_field(doc, "error").value_or("") + " " +
-                                  string_field(doc, "error_description").value_or("")));
-                    return;
+                // OAuth 2.1 section 4.3.1: a public client's refresh token is
+                // rotated; the old one is then spent.
+                if (!got->refresh_token.empty() && got->refresh_token != grant.refresh_token) {
+                    grant.refresh_token = got->refresh_token;
+                    if (const Status saved = self->credentials.enrolled->write(grant); !saved) {
+                        done(saved);
+                        return;
+                    }
                 }
-                const auto access = string_field(doc, "access_token");
-                const auto type = string_field(doc, "token_type");
-                // RFC 6749 section 7.1: the token type is case-insensitive.
-                std::string lower = type.value_or("");
-                std::transform(lower.begin(), lower.end(), lower.begin(),
-                               [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-                if (!access || lower != "bearer") {
-                    done(fail(Errc::invalid_token, endpoint + ": no bearer access_token"));
-                    return;
-                }
-                std::int64_t expires_in = 3600;  // RFC 6749: RECOMMENDED, not required
-                if (const auto* e = doc.as_object().if_contains("expires_in");
-                    e != nullptr && e->is_number()) {
-                    boost::system::error_code ne;
-                    const double seconds = e->to_number<double>(ne);
-                    expires_in = ne ? 3600
-                                    : std::clamp<std::int64_t>(static_cast<std::int64_t>(seconds),
-                                                               1, 86'400);
-                }
-                {
-                    const std::lock_guard lock(self->mutex);
-                    self->token = *access;
-                    self->lifetime = std::chrono::seconds{expires_in};
-                    self->expires = Steady::now() + self->lifetime;
-                    self->backoff = std::chrono::seconds{1};
-                    self->failed = false;
-                }
+                held.reset();
+                self->took(*got);
                 done({});
             });
     }
 
     void fetch(const asio::any_io_executor& ex, Done done) {
-        bool known = false;
+        std::optional<detail::ServerMetadata> known;
         {
             const std::lock_guard lock(mutex);
-            known = !token_endpoint.empty();
+            known = server;
         }
+        auto with = [self = shared_from_this(), ex](const detail::ServerMetadata& at, Done d) {
+            if (self->credentials.enrolled) {
+                self->refresh_grant(ex, at, std::move(d));
+            } else {
+                self->client_credentials(ex, at, std::move(d));
+            }
+        };
         if (known) {
-            request_token(ex, std::move(done));
+            with(*known, std::move(done));
             return;
         }
-        discover(ex, [self = shared_from_this(), ex, done = std::move(done)](const Status& found) {
-            if (!found) {
-                done(found);
-                return;
-            }
-            self->request_token(ex, done);
-        });
+        detail::Discovery what{credentials.resource, credentials.issuer, credentials.resource_tls,
+                               credentials.tls, credentials.timeout};
+        detail::discover(ex, std::move(what),
+                         [self = shared_from_this(), with,
+                          done = std::move(done)](Result<detail::ServerMetadata> found) mutable {
+                             if (!found) {
+                                 done(tl::unexpected(found.error()));
+                                 return;
+                             }
+                             {
+                                 const std::lock_guard lock(self->mutex);
+                                 self->server = *found;
+                             }
+                             with(*found, std::move(done));
+                         });
     }
 
     void schedule() {
@@ -256,7 +198,16 @@ struct TokenSource::Impl : std::enable_shared_from_this<Impl> {
             if (ec || !self) {
                 return;
             }
-            self->fetch(self->executor, [self](Status got) {
+            bool had_token = false;
+            {
+                const std::lock_guard lock(self->mutex);
+                had_token = !self->token.empty();
+            }
+            self->fetch(self->executor, [self, had_token](Status got) {
+                if (got && !had_token) {
+                    spdlog::info("oauth: a token for {} from {}", self->credentials.resource,
+                                 self->issuer_locked());
+                }
                 if (!got) {
                     spdlog::warn("oauth: a token for {}: {}", self->credentials.resource,
                                  got.error().detail);
@@ -305,8 +256,7 @@ std::string TokenSource::authorization() const {
 }
 
 std::string TokenSource::issuer() const {
-    const std::lock_guard lock(impl_->mutex);
-    return impl_->issuer;
+    return impl_->issuer_locked();
 }
 
 }  // namespace pqmcp::oauth

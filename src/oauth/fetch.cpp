@@ -1,10 +1,14 @@
 #include "fetch.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <memory>
 #include <utility>
 
+#include <boost/json.hpp>
 #include <boost/url/encode.hpp>
 #include <boost/url/rfc/unreserved_chars.hpp>
+#include <boost/url/url.hpp>
 
 #include "pqmcp/core/bytes.hpp"
 #include "pqmcp/crypto/util.hpp"
@@ -92,6 +96,186 @@ std::string basic_credentials(const std::string& id, const std::string& secret) 
     };
     const std::string joined = encode(id) + ":" + encode(secret);
     return "Basic " + crypto::to_base64(as_bytes(joined));
+}
+
+std::optional<std::string> string_field(const boost::json::value& doc, const char* name) {
+    if (!doc.is_object()) {
+        return std::nullopt;
+    }
+    const auto* v = doc.as_object().if_contains(name);
+    return v != nullptr && v->is_string() ? std::optional<std::string>(std::string(v->as_string()))
+                                          : std::nullopt;
+}
+
+namespace {
+
+namespace json = boost::json;
+using Found = std::function<void(Result<ServerMetadata>)>;
+
+// The server's metadata from the first of `urls` that has it (RFC 8414
+// section 3, then OpenID Connect discovery).
+void server_metadata(const boost::asio::any_io_executor& ex,
+                     const std::shared_ptr<const Discovery>& what, ServerMetadata found,
+                     std::vector<std::string> urls, std::size_t index, Found done) {
+    if (index >= urls.size()) {
+        done(fail(Errc::discovery_failed,
+                  "no metadata for the authorization server " + found.issuer));
+        return;
+    }
+    const std::string url = urls[index];
+    get_json(
+        ex, url, what->tls, what->timeout,
+        [ex, what, found = std::move(found), url, urls = std::move(urls), index,
+         done = std::move(done)](Result<std::string> body) mutable {
+            boost::system::error_code ec;
+            const json::value doc = body ? json::parse(*body, ec) : json::value(nullptr);
+            if (!body || ec) {
+                server_metadata(ex, what, std::move(found), std::move(urls), index + 1,
+                                std::move(done));
+                return;
+            }
+            // RFC 8414 section 3.3: "The "issuer" value returned MUST be
+            // identical to the authorization server's issuer identifier
+            // value into which the well-known URI string was inserted".
+            if (string_field(doc, "issuer") != found.issuer) {
+                done(fail(Errc::discovery_failed, url + ": its issuer is not " + found.issuer));
+                return;
+            }
+            const auto endpoint = string_field(doc, "token_endpoint");
+            if (!endpoint) {
+                done(fail(Errc::discovery_failed, url + ": no token_endpoint"));
+                return;
+            }
+            found.token_endpoint = *endpoint;
+            found.authorization_endpoint = string_field(doc, "authorization_endpoint").value_or("");
+            if (const auto* m = doc.as_object().if_contains("code_challenge_methods_supported");
+                m != nullptr && m->is_array()) {
+                for (const auto& method : m->as_array()) {
+                    if (method.is_string()) {
+                        found.code_challenge_methods.emplace_back(method.as_string());
+                    }
+                }
+            }
+            const auto* iss =
+                doc.as_object().if_contains("authorization_response_iss_parameter_supported");
+            found.iss_parameter = iss != nullptr && iss->is_bool() && iss->as_bool();
+            done(std::move(found));
+        });
+}
+
+}  // namespace
+
+void discover(const boost::asio::any_io_executor& ex, Discovery what, Found done) {
+    auto shared = std::make_shared<const Discovery>(std::move(what));
+    if (!shared->issuer.empty()) {
+        ServerMetadata found;
+        found.issuer = shared->issuer;
+        found.resource = shared->resource;
+        server_metadata(ex, shared, std::move(found), metadata_urls(shared->issuer), 0,
+                        std::move(done));
+        return;
+    }
+    const std::string url = resource_metadata_url(shared->resource);
+    get_json(ex, url, shared->resource_tls, shared->timeout,
+             [ex, shared, url, done = std::move(done)](Result<std::string> body) mutable {
+                 if (!body) {
+                     done(fail(Errc::discovery_failed, body.error().detail));
+                     return;
+                 }
+                 boost::system::error_code ec;
+                 const json::value doc = json::parse(*body, ec);
+                 const auto* servers = !ec && doc.is_object()
+                                           ? doc.as_object().if_contains("authorization_servers")
+                                           : nullptr;
+                 if (servers == nullptr || !servers->is_array() || servers->as_array().empty() ||
+                     !servers->as_array().front().is_string()) {
+                     done(fail(Errc::discovery_failed, url + ": no authorization_servers"));
+                     return;
+                 }
+                 // RFC 9728 section 3.3: "the "resource" value returned MUST be
+                 // identical to the protected resource's resource identifier
+                 // value into which the well-known URI path suffix was inserted".
+                 const auto named = string_field(doc, "resource");
+                 if (named != shared->resource) {
+                     done(fail(Errc::discovery_failed, url + ": its resource is " +
+                                                           named.value_or("missing") + ", not " +
+                                                           shared->resource));
+                     return;
+                 }
+                 ServerMetadata found;
+                 found.issuer = std::string(servers->as_array().front().as_string());
+                 found.resource = *named;
+                 if (const auto* scopes = doc.as_object().if_contains("scopes_supported");
+                     scopes != nullptr && scopes->is_array()) {
+                     for (const auto& one : scopes->as_array()) {
+                         if (one.is_string()) {
+                             found.resource_scopes.emplace_back(one.as_string());
+                         }
+                     }
+                 }
+                 auto urls = metadata_urls(found.issuer);
+                 server_metadata(ex, shared, std::move(found), std::move(urls), 0, std::move(done));
+             });
+}
+
+void request_token(const boost::asio::any_io_executor& ex, const std::string& endpoint,
+                   SSL_CTX* tls, std::chrono::milliseconds timeout, const TokenClient& client,
+                   const std::vector<std::pair<std::string, std::string>>& form,
+                   std::function<void(Result<TokenResponse>)> done) {
+    boost::urls::url body;
+    for (const auto& [name, value] : form) {
+        body.params().append({name, value});
+    }
+    transport::RestRequest req;
+    req.method = "POST";
+    req.content_type = "application/x-www-form-urlencoded";
+    req.headers.emplace_back("Accept", "application/json");
+    if (client.secret.empty()) {
+        body.params().append({"client_id", client.id});
+    } else {
+        req.headers.emplace_back("Authorization", basic_credentials(client.id, client.secret));
+    }
+    req.body = std::string(body.encoded_query());
+    exchange(ex, endpoint, tls, timeout, std::move(req),
+             [endpoint, done = std::move(done)](Result<transport::RestResponse> r) {
+                 if (!r) {
+                     done(fail(Errc::discovery_failed, endpoint + ": " + r.error().message()));
+                     return;
+                 }
+                 boost::system::error_code ec;
+                 const json::value doc = json::parse(r->body, ec);
+                 if (r->status != 200 || ec || !doc.is_object()) {
+                     // RFC 6749 section 5.2: the error and its description.
+                     done(fail(Errc::grant_refused,
+                               endpoint + ": HTTP " + std::to_string(r->status) + " " +
+                                   string_field(doc, "error").value_or("") + " " +
+                                   string_field(doc, "error_description").value_or("")));
+                     return;
+                 }
+                 const auto access = string_field(doc, "access_token");
+                 // RFC 6749 section 7.1: the token type is case-insensitive.
+                 std::string type = string_field(doc, "token_type").value_or("");
+                 std::transform(type.begin(), type.end(), type.begin(),
+                                [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+                 if (!access || type != "bearer") {
+                     done(fail(Errc::invalid_token, endpoint + ": no bearer access_token"));
+                     return;
+                 }
+                 TokenResponse out;
+                 out.access_token = *access;
+                 out.refresh_token = string_field(doc, "refresh_token").value_or("");
+                 out.scope = string_field(doc, "scope").value_or("");
+                 if (const auto* e = doc.as_object().if_contains("expires_in");
+                     e != nullptr && e->is_number()) {
+                     boost::system::error_code ne;
+                     const double seconds = e->to_number<double>(ne);
+                     if (!ne) {
+                         out.expires_in = std::chrono::seconds{std::clamp<std::int64_t>(
+                             static_cast<std::int64_t>(seconds), 1, 86'400)};
+                     }
+                 }
+                 done(std::move(out));
+             });
 }
 
 }  // namespace pqmcp::oauth::detail

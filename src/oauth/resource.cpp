@@ -51,6 +51,14 @@ class OauthCategory final : public std::error_category {
                 return "token introspection unavailable";
             case Errc::invalid_options:
                 return "invalid OAuth options";
+            case Errc::grant_refused:
+                return "the authorization server refused the grant";
+            case Errc::login_failed:
+                return "the authorization did not complete";
+            case Errc::not_enrolled:
+                return "no enrolled refresh token";
+            case Errc::store_failed:
+                return "the stored token cannot be used";
         }
         return "unknown oauth error";
     }

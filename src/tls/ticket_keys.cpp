@@ -6,7 +6,6 @@
 #include <utility>
 
 #include <openssl/core_names.h>
-#include <openssl/kdf.h>
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
@@ -54,34 +53,18 @@ std::optional<TicketKeyManager::Key> TicketKeyManager::derived_key(std::int64_t 
     for (std::size_t i = 0; i < info.size(); ++i) {
         info.at(i) = static_cast<unsigned char>(static_cast<std::uint64_t>(epoch) >> (56 - 8 * i));
     }
-    crypto::SecretBytes out(k_name_size + k_aes_key_size + k_mac_key_size);
-    EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
-    EVP_KDF_CTX* kctx = kdf != nullptr ? EVP_KDF_CTX_new(kdf) : nullptr;
-    EVP_KDF_free(kdf);
-    if (kctx == nullptr) {
-        return std::nullopt;
-    }
-    char digest[] = "SHA256";
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
-        OSSL_PARAM_construct_octet_string(
-            OSSL_KDF_PARAM_KEY, const_cast<std::uint8_t*>(shared_->data()), shared_->size()),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, const_cast<char*>(salt.data()),
-                                          salt.size()),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info.data(), info.size()),
-        OSSL_PARAM_construct_end(),
-    };
-    const bool ok = EVP_KDF_derive(kctx, out.data(), out.size(), params) == 1;
-    EVP_KDF_CTX_free(kctx);
-    if (!ok) {
+    auto out =
+        crypto::hkdf_sha256(shared_->view(), as_bytes(salt), ByteView(info.data(), info.size()),
+                            k_name_size + k_aes_key_size + k_mac_key_size);
+    if (!out) {
         return std::nullopt;
     }
     Key key;
     key.epoch = epoch;
-    std::memcpy(key.name.data(), out.data(), k_name_size);
-    key.cipher_key = crypto::SecretBytes(ByteView(out.data() + k_name_size, k_aes_key_size));
+    std::memcpy(key.name.data(), out->data(), k_name_size);
+    key.cipher_key = crypto::SecretBytes(ByteView(out->data() + k_name_size, k_aes_key_size));
     key.mac_key =
-        crypto::SecretBytes(ByteView(out.data() + k_name_size + k_aes_key_size, k_mac_key_size));
+        crypto::SecretBytes(ByteView(out->data() + k_name_size + k_aes_key_size, k_mac_key_size));
     return key;
 }
 

@@ -690,6 +690,94 @@ TEST(Sealer, OpensWhatItSealedAndNothingElse) {
     EXPECT_FALSE(sealer.open(*foreign, as_bytes(aad)));
 }
 
+Bytes hex(std::string_view text) {
+    Bytes out;
+    for (std::size_t i = 0; i + 1 < text.size(); i += 2) {
+        out.push_back(
+            static_cast<std::uint8_t>(std::stoi(std::string(text.substr(i, 2)), nullptr, 16)));
+    }
+    return out;
+}
+
+// RFC 5869 appendix A.1 (test case 1).
+TEST(Hkdf, KnownAnswerRfc5869Case1) {
+    const Bytes ikm(22, 0x0b);
+    const Bytes salt = hex("000102030405060708090a0b0c");
+    const Bytes info = hex("f0f1f2f3f4f5f6f7f8f9");
+    auto okm = hkdf_sha256(ikm, salt, info, 42);
+    ASSERT_TRUE(okm) << okm.error().message();
+    EXPECT_TRUE(
+        okm->equals(hex("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf"
+                        "34007208d5b887185865")));
+}
+
+// The GCM specification's test cases 13 and 14 (AES-256, zero key and IV).
+TEST(SealWith, OpensTheGcmSpecificationVectors) {
+    const SecretBytes key(Bytes(32, 0));
+    Bytes empty = Bytes(12, 0);
+    const Bytes tag13 = hex("530f8afbc74536b9a963b4f1c4cb738b");
+    empty.insert(empty.end(), tag13.begin(), tag13.end());
+    auto opened = open_with(key, empty, {});
+    ASSERT_TRUE(opened) << opened.error().message();
+    EXPECT_TRUE(opened->empty());
+
+    Bytes sealed = Bytes(12, 0);
+    for (const auto* part :
+         {"cea7403d4d606b6e074ec5d3baf39d18", "d0d1c8a799996bf0265b98b5d48ab919"}) {
+        const Bytes b = hex(part);
+        sealed.insert(sealed.end(), b.begin(), b.end());
+    }
+    opened = open_with(key, sealed, {});
+    ASSERT_TRUE(opened) << opened.error().message();
+    EXPECT_EQ(*opened, Bytes(16, 0));
+    sealed.back() ^= 1U;
+    auto altered = open_with(key, sealed, {});
+    ASSERT_FALSE(altered);
+    EXPECT_EQ(altered.error().code, make_error_code(Errc::signature_invalid));
+}
+
+TEST(SealWith, BindsTheKeyAndTheAssociatedData) {
+    auto key = random_secret(32);
+    auto other = random_secret(32);
+    ASSERT_TRUE(key && other);
+    const std::string secret = "a refresh token";
+    auto sealed = seal_with(*key, as_bytes(secret), as_bytes(std::string_view("for p")));
+    ASSERT_TRUE(sealed);
+    EXPECT_EQ(sealed->size(), 12 + secret.size() + 16);
+    auto opened = open_with(*key, *sealed, as_bytes(std::string_view("for p")));
+    ASSERT_TRUE(opened);
+    EXPECT_EQ(std::string(opened->begin(), opened->end()), secret);
+    EXPECT_FALSE(open_with(*other, *sealed, as_bytes(std::string_view("for p"))));
+    EXPECT_FALSE(open_with(*key, *sealed, as_bytes(std::string_view("for q"))));
+    auto short_one = open_with(*key, Bytes(27, 0), {});
+    ASSERT_FALSE(short_one);
+    EXPECT_EQ(short_one.error().code, make_error_code(Errc::invalid_argument));
+    EXPECT_FALSE(seal_with(SecretBytes(Bytes(16, 1)), as_bytes(secret), {}));
+}
+
+TEST(DeriveKey, SameKeySamePurposeSameBytesAndNothingElse) {
+    auto a = generate_signing_key(SigAlg::ml_dsa_65);
+    auto b = generate_signing_key(SigAlg::ml_dsa_65);
+    ASSERT_TRUE(a && b);
+    auto k1 = derive_key(a->get(), "tokens");
+    auto k2 = derive_key(a->get(), "tokens");
+    auto other_purpose = derive_key(a->get(), "other");
+    auto other_key = derive_key(b->get(), "tokens");
+    ASSERT_TRUE(k1 && k2 && other_purpose && other_key);
+    EXPECT_EQ(k1->size(), 32U);
+    EXPECT_TRUE(*k1 == *k2);
+    EXPECT_FALSE(*k1 == *other_purpose);
+    EXPECT_FALSE(*k1 == *other_key);
+    // The same key saved and loaded again: the same derived key.
+    auto pem = private_key_pem(a->get());
+    ASSERT_TRUE(pem);
+    auto reloaded = load_private_key_pem(pem->view());
+    ASSERT_TRUE(reloaded);
+    auto k3 = derive_key(reloaded->get(), "tokens");
+    ASSERT_TRUE(k3);
+    EXPECT_TRUE(*k1 == *k3);
+}
+
 TEST(Sealer, ATokenOutlivesOneRotationNotTwo) {
     Sealer sealer;
     const std::string aad = "x";

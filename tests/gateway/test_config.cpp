@@ -330,6 +330,37 @@ TEST(Config, ValidationCatchesWhatCannotWork) {
     }
 }
 
+TEST(Config, UpstreamOAuthGrants) {
+    const auto with = [](const std::string& oauth) {
+        return parse_config(
+            "identity: /var/lib/pqmcp/gw\nupstreams:\n  - name: up\n    url: "
+            "http://127.0.0.1:9/mcp\n    oauth: " +
+                oauth + "\n",
+            "gw.yaml");
+    };
+    auto enrolled = with("{ client_id: operator, grant: authorization_code }");
+    ASSERT_TRUE(enrolled) << enrolled.error().message();
+    EXPECT_TRUE(validate(*enrolled)) << validate(*enrolled).error().message();
+    EXPECT_EQ(enrolled->upstream_token_file(enrolled->upstreams[0]),
+              std::filesystem::path("/var/lib/pqmcp/gw/oauth/up.token"));
+    auto elsewhere = with("{ client_id: operator, grant: authorization_code, token_file: /srv/t }");
+    ASSERT_TRUE(elsewhere);
+    EXPECT_EQ(elsewhere->upstream_token_file(elsewhere->upstreams[0]),
+              std::filesystem::path("/srv/t"));
+    for (const auto& [oauth, error] : std::vector<std::pair<std::string, std::string>>{
+             {"{ client_id: operator }", "oauth.client_id needs oauth.client_secret_file"},
+             {"{ client_id: operator, grant: implicit }",
+              "oauth.grant: \"implicit\" is not client_credentials or authorization_code"},
+             {"{ grant: authorization_code }", "oauth needs client_id"},
+         }) {
+        auto c = with(oauth);
+        ASSERT_TRUE(c) << oauth;
+        const Status v = validate(*c);
+        ASSERT_FALSE(v) << oauth;
+        EXPECT_NE(v.error().detail.find(error), std::string::npos) << v.error().detail;
+    }
+}
+
 TEST(Config, UpstreamProtocol) {
     auto c = parse_config(
         "upstreams:\n  - { name: a, url: http://127.0.0.1:1/mcp }\n"

@@ -13,7 +13,12 @@
 // gateway (tools:call tools:list: the gateway's own, towards upstreams; the
 // only client that may introspect tokens, RFC 7662), opaque (tools:call
 // tools:list, opaque access tokens: only introspection tells what they are;
-// revocable, RFC 7009).
+// revocable, RFC 7009). operator: a public native client (no secret, PKCE,
+// any loopback port) for the authorization code grant, with rotating
+// refresh tokens and access tokens that live two seconds.
+//
+// The person at the browser: /interaction/UID signs in as alice and
+// consents to what was asked, at once; with ?deny=1 the person refuses.
 import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -38,7 +43,15 @@ const client = (id, scope) => ({
 });
 const provider = new Provider(issuer, {
   clients: [client('agent', 'tools:call tools:list'), client('lister', 'tools:list'), client('short', 'tools:call'),
-    client('gateway', 'tools:call tools:list'), client('opaque', 'tools:call tools:list')],
+    client('gateway', 'tools:call tools:list'), client('opaque', 'tools:call tools:list'),
+    {
+      client_id: 'operator', application_type: 'native', token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'],
+      redirect_uris: ['http://127.0.0.1/callback'], scope: 'tools:call tools:list',
+    }],
+  // Refresh tokens for every client allowed the grant, not tied to a session.
+  issueRefreshToken: (ctx, c) => c.grantTypeAllowed('refresh_token'),
+  expiresWithSession: () => false,
   jwks: { keys },
   scopes,
   // Claims a policy can match (claim:NAME=VALUE): agent's tenant and groups.
@@ -60,7 +73,7 @@ const provider = new Provider(issuer, {
       getResourceServerInfo: (ctx, resource, c) => ({
         scope: scopes.join(' '),
         audience: resource,
-        accessTokenTTL: c.clientId === 'short' ? 1 : 60,
+        accessTokenTTL: c.clientId === 'short' ? 1 : c.clientId === 'operator' ? 2 : 60,
         ...(c.clientId === 'opaque'
           ? { accessTokenFormat: 'opaque' }
           : { accessTokenFormat: 'jwt', jwt: { sign: { alg: 'ES256' } } }),
@@ -68,5 +81,34 @@ const provider = new Provider(issuer, {
     },
   },
 });
-server.on('request', provider.callback());
+const callback = provider.callback();
+server.on('request', async (req, res) => {
+  if (!req.url.startsWith('/interaction/')) {
+    callback(req, res);
+    return;
+  }
+  try {
+    const details = await provider.interactionDetails(req, res);
+    const once = { mergeWithLastSubmission: false };
+    if (new URL(req.url, issuer).searchParams.has('deny')) {
+      await provider.interactionFinished(req, res, { error: 'access_denied', error_description: 'the person said no' }, once);
+    } else if (details.prompt.name === 'login') {
+      await provider.interactionFinished(req, res, { login: { accountId: 'alice' } }, once);
+    } else {
+      const grant = details.grantId
+        ? await provider.Grant.find(details.grantId)
+        : new provider.Grant({ accountId: details.session.accountId, clientId: details.params.client_id });
+      const missing = details.prompt.details;
+      if (missing.missingOIDCScope) {
+        grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+      }
+      for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
+        grant.addResourceScope(indicator, scopes.join(' '));
+      }
+      await provider.interactionFinished(req, res, { consent: { grantId: await grant.save() } }, { mergeWithLastSubmission: true });
+    }
+  } catch (e) {
+    res.writeHead(500, { 'content-type': 'text/plain' }).end(String(e));
+  }
+});
 console.log(`issuer ${issuer}`);

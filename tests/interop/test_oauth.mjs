@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 
@@ -513,19 +513,19 @@ test('pqmcp connect --token-file carries a token for the gateway inside the PQ t
   assert.match(bad.stderr, /--token-file .*junk: the first line is not an access token/);
 });
 
-test('an upstream protected by the same authorization server: reached with the gateway\'s own token, never the client\'s', { timeout: 120000 }, async (t) => {
-  const dir = tempDir(t);
-  const as = await startAuthorizationServer(t, path.join(dir, 'keys.json'));
+// An MCP server that wants a token of this authorization server for itself
+// (RFC 9728 metadata, 401 challenge), checked with jose. `seen`: each
+// request's Authorization header and the token's claims (null: refused).
+// Its tool says hello to the token's subject.
+async function startProtectedUpstream(t, as) {
   const jwks = createRemoteJWKSet(new URL(`${as.issuer}/jwks`));
-  // An MCP server that wants a token of this authorization server for itself
-  // (RFC 9728 metadata, 401 challenge), checked with jose.
   const seen = [];
   const upstream = await startMcpUpstream(t, async (req, res) => {
     const port = upstream.address().port;
     const resource = `http://127.0.0.1:${port}/mcp`;
     if (req.method === 'GET' && req.url === '/.well-known/oauth-protected-resource/mcp') {
       res.writeHead(200, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ resource, authorization_servers: [as.issuer] }));
+        .end(JSON.stringify({ resource, authorization_servers: [as.issuer], scopes_supported: ['tools:call', 'tools:list'] }));
       return false;
     }
     const header = req.headers.authorization ?? '';
@@ -543,6 +543,55 @@ test('an upstream protected by the same authorization server: reached with the g
     }
     return `hello, ${claims.sub}`;
   });
+  return { upstream, seen, url: `http://127.0.0.1:${upstream.address().port}/mcp` };
+}
+
+test('pqmcp connect --oauth-client: the person at the machine signs in once in a browser; the sealed refresh token serves from then on', { timeout: 180000 }, async (t) => {
+  const dir = tempDir(t);
+  const as = await startAuthorizationServer(t, path.join(dir, 'keys.json'));
+  const gateway = await startGateway(t, ['--demo', '--oauth-issuer', as.issuer, '--oauth-scope', 'tools:call'], { dir });
+  // The address, from stderr however it was cut into chunks.
+  const signIn = (lines) => lines.join('\n').match(/\n {2}(http:\/\/127\.0\.0\.1:\d+\/auth\?\S+)\n/)?.[1];
+
+  // The first time: the address on stderr, the person at the browser, then MCP.
+  const first = connectTransport(gateway, ['--oauth-client', 'operator']);
+  const client = new Client({ name: 'connect-sign-in', version: '1.0.0' });
+  const connecting = client.connect(first);
+  await until(() => signIn(first.stderrLines), 30000, 'the sign-in address on stderr')
+    .catch((e) => assert.fail(`${e.message}:\n${first.stderrLines.join('\n')}`));
+  const address = new URL(signIn(first.stderrLines));
+  assert.equal(address.searchParams.get('resource'), gateway.url);
+  assert.equal(address.searchParams.get('scope'), 'tools:call');
+  assert.equal(address.searchParams.get('code_challenge_method'), 'S256');
+  const person = await browse(address.href);
+  assert.equal(person.status, 200, person.text);
+  await connecting;
+  assert.equal(text(await client.callTool({ name: 'demo__echo', arguments: { message: 'signed in' } })), 'signed in');
+  // Its access tokens live two seconds: connect refreshes them on its own.
+  await new Promise((r) => setTimeout(r, 3500));
+  assert.equal(text(await client.callTool({ name: 'demo__echo', arguments: { message: 'still in' } })), 'still in');
+  await client.close();
+  const stored = readdirSync(path.join(dir, 'client', 'oauth')).filter((f) => f.endsWith('.token'));
+  assert.equal(stored.length, 1, String(stored));
+  assert.equal(JSON.parse(readFileSync(path.join(dir, 'client', 'oauth', stored[0]), 'utf8')).resource, gateway.url);
+
+  // From then on: no browser.
+  const second = connectTransport(gateway, ['--oauth-client', 'operator']);
+  const again = new Client({ name: 'connect-signed-in', version: '1.0.0' });
+  await again.connect(second);
+  assert.equal(text(await again.callTool({ name: 'demo__echo', arguments: { message: 'no browser' } })), 'no browser');
+  await again.close();
+  assert.ok(!signIn(second.stderrLines), second.stderrLines.join('\n'));
+
+  const db = path.join(dir, 'gateway', 'audit.db');
+  await until(() => auditRecords(db, 'request').filter((r) => r.token_subject === 'alice' && r.token_client === 'operator').length >= 3,
+    10000, 'the calls audited as alice through client operator');
+});
+
+test('an upstream protected by the same authorization server: reached with the gateway\'s own token, never the client\'s', { timeout: 120000 }, async (t) => {
+  const dir = tempDir(t);
+  const as = await startAuthorizationServer(t, path.join(dir, 'keys.json'));
+  const { upstream, seen } = await startProtectedUpstream(t, as);
   const secret = path.join(dir, 'gateway-secret');
   writeFileSync(secret, 'secret\n', { mode: 0o600 });
   const gateway = await startGateway(t, ['--upstream', `p=http://127.0.0.1:${upstream.address().port}/mcp`,
@@ -571,4 +620,166 @@ test('an upstream protected by the same authorization server: reached with the g
     assert.ok(!s.header.includes(clientToken), 'the client\'s token reached the upstream');
     assert.equal(s.claims?.client_id, 'gateway', JSON.stringify(s.claims));
   }
+});
+
+// The person at the browser: follows the redirects from `url` with the
+// cookies it is given, through the authorization server's sign-in and
+// consent (oauth_server.mjs: alice, at once; with `deny`, a refusal), to the
+// redirect URI. The last response's status and text.
+async function browse(url, { deny = false } = {}) {
+  const jar = new Map();
+  let next = new URL(url);
+  for (let hop = 0; hop < 20; hop += 1) {
+    if (deny && next.pathname.startsWith('/interaction/')) {
+      next.searchParams.set('deny', '1');
+    }
+    const cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
+    const res = await fetch(next, { redirect: 'manual', headers: cookie ? { cookie } : {} });
+    for (const c of res.headers.getSetCookie()) {
+      const [pair] = c.split(';');
+      const eq = pair.indexOf('=');
+      jar.set(pair.slice(0, eq), pair.slice(eq + 1));
+    }
+    const location = res.headers.get('location');
+    const text = await res.text();
+    if (!location) {
+      return { status: res.status, text, url: next.href };
+    }
+    next = new URL(location, next);
+  }
+  throw new Error('more than 20 redirects');
+}
+
+// `pqmcp auth login ARGS`; `person(url, redirect)` acts once the address is shown.
+function authLogin(args, person) {
+  const child = spawn(PQMCP, ['auth', 'login', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  let acted = null;
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (d) => {
+    stderr += d;
+    const m = stderr.match(/\n {2}(http\S+)\n[\s\S]*come back to (http:\/\/127\.0\.0\.1:\d+\/callback)/);
+    if (m && !acted) {
+      acted = person(m[1], m[2]);
+    }
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`auth login hung:\n${stderr}`)); }, 60000);
+    child.on('exit', async (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr, person: await acted });
+    });
+  });
+}
+
+test('auth login: a person enrolls the gateway once (authorization code, PKCE); its refresh token is sealed, used, rotated', { timeout: 180000 }, async (t) => {
+  const dir = tempDir(t);
+  const as = await startAuthorizationServer(t, path.join(dir, 'keys.json'));
+  const { url, seen } = await startProtectedUpstream(t, as);
+  const identity = path.join(dir, 'gateway');
+  const config = ['--identity', identity, '--upstream', `p=${url}`, '--upstream-oauth-login', 'p=operator'];
+  const tokenFile = path.join(identity, 'oauth', 'p.token');
+
+  // Before anyone enrolled it, the gateway says what to do, and runs.
+  const gateway = await startGateway(t, ['--upstream', `p=${url}`, '--upstream-oauth-login', 'p=operator'], { dir });
+  assert.ok(gateway.stderr.some((l) => l.includes('upstream p: no OAuth token yet') && l.includes('no enrolled refresh token')
+    && l.includes('(enroll it with: pqmcp auth login p)')), gateway.stderr.join('\n'));
+
+  await t.test('a person who refuses: exit 1 with the server\'s error, nothing stored', async () => {
+    const r = await authLogin(['p', ...config], (address) => browse(address, { deny: true }));
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /the authorization did not complete: the authorization server answered access_denied: the person said no/);
+    assert.equal(r.person.status, 200);
+    assert.throws(() => statSync(tokenFile), /ENOENT/);
+  });
+
+  await t.test('an upstream without authorization_code: nothing to enroll', async () => {
+    const r = spawnSync(PQMCP, ['auth', 'login', 'p', '--identity', identity, '--upstream', `p=${url}`], { encoding: 'utf8' });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /upstream p is not enrolled by a person: its oauth.grant is not authorization_code/);
+  });
+
+  await t.test('an authorization server without PKCE (no code_challenge_methods_supported): refused before the browser', async () => {
+    const bare = createServer((req, res) => {
+      const issuer = `http://127.0.0.1:${bare.address().port}`;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(
+        { issuer, authorization_endpoint: `${issuer}/auth`, token_endpoint: `${issuer}/token` }));
+    });
+    await new Promise((r) => bare.listen(0, '127.0.0.1', r));
+    t.after(() => bare.close());
+    const old = await startProtectedUpstream(t, { issuer: `http://127.0.0.1:${bare.address().port}` });
+    const r = await authLogin(['o', '--identity', identity, '--upstream', `o=${old.url}`, '--upstream-oauth-login', 'o=operator'],
+      () => assert.fail('the browser was sent to a server without PKCE'));
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /does not offer PKCE with S256 \(code_challenge_methods_supported\): refusing to proceed/);
+  });
+
+  let enrolledFile;
+  await t.test('enrolled: a forged answer without the state is ignored; the real one is stored sealed', async () => {
+    const r = await authLogin(['p', ...config], async (address, redirect) => {
+      const u = new URL(address);
+      assert.equal(u.searchParams.get('code_challenge_method'), 'S256');
+      assert.match(u.searchParams.get('code_challenge'), /^[A-Za-z0-9_-]{43}$/);
+      assert.equal(u.searchParams.get('resource'), url);
+      assert.equal(u.searchParams.get('redirect_uri'), redirect);
+      assert.equal(u.searchParams.get('scope'), 'tools:call tools:list');
+      const forged = await fetch(`${redirect}?code=forged&state=guessed`);
+      assert.equal(forged.status, 400);
+      return browse(address);
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.person.status, 200);
+    assert.match(r.person.text, /pqmcp is authorized/);
+    assert.match(r.stderr, new RegExp(`Enrolled: upstream p now gets its tokens from ${as.issuer} as client operator; the refresh token is sealed under the gateway's identity in ${tokenFile}`));
+    assert.equal(statSync(tokenFile).mode & 0o777, 0o600);
+    enrolledFile = JSON.parse(readFileSync(tokenFile, 'utf8'));
+    assert.deepEqual(Object.keys(enrolledFile).sort(), ['client_id', 'issuer', 'resource', 'sealed', 'version']);
+    assert.equal(enrolledFile.resource, url);
+    assert.equal(enrolledFile.issuer, as.issuer);
+    assert.equal(enrolledFile.client_id, 'operator');
+  });
+
+  await t.test('the running gateway picks the enrollment up and calls as alice; tokens of two seconds are refreshed, the rotated refresh token written back', async () => {
+    await until(() => gateway.stderr.some((l) => l.includes(`oauth: a token for ${url} from ${as.issuer}`)), 20000, 'the gateway taking up the enrollment');
+    const agent = pinnedAgent(readFileSync(path.join(identity, 'identity.crt'), 'utf8'), gateway.peer);
+    t.after(() => agent.close());
+    const client = new Client({ name: 'sdk-enrolled-upstream', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(gateway.url), {
+      fetch: (u, init) => undiciFetch(u, { ...init, dispatcher: agent }),
+    }));
+    assert.equal(text(await client.callTool({ name: 'p__hello', arguments: {} })), 'hello, alice');
+    await new Promise((r) => setTimeout(r, 3500));
+    assert.equal(text(await client.callTool({ name: 'p__hello', arguments: {} })), 'hello, alice');
+    await client.close();
+    const accepted = seen.filter((s) => s.claims);
+    assert.ok(accepted.every((s) => s.claims.client_id === 'operator' && s.claims.sub === 'alice'), JSON.stringify(accepted.map((s) => s.claims)));
+    assert.ok(new Set(accepted.map((s) => s.header)).size >= 2, 'the access token was never refreshed');
+    const now = JSON.parse(readFileSync(tokenFile, 'utf8'));
+    assert.notEqual(now.sealed, enrolledFile.sealed, 'the rotated refresh token was not written back');
+    assert.equal(statSync(tokenFile).mode & 0o777, 0o600);
+  });
+
+  await t.test('the file does not open under another identity, nor with what it names changed', async () => {
+    const other = tempDir(t);
+    mkdirSync(path.join(other, 'gateway', 'oauth'), { recursive: true });
+    copyFileSync(tokenFile, path.join(other, 'gateway', 'oauth', 'p.token'));
+    const stranger = await startGateway(t, ['--upstream', `p=${url}`, '--upstream-oauth-login', 'p=operator'], { dir: other });
+    assert.ok(stranger.stderr.some((l) => l.includes('does not open under this identity')), stranger.stderr.join('\n'));
+    await stranger.stop();
+    // The same identity, the file edited to name another client.
+    await gateway.stop();
+    const original = readFileSync(tokenFile, 'utf8');
+    writeFileSync(tokenFile, JSON.stringify({ ...JSON.parse(original), client_id: 'agent' }), { mode: 0o600 });
+    const again = await startGateway(t, ['--upstream', `p=${url}`, '--upstream-oauth-login', 'p=agent'], { dir });
+    assert.ok(again.stderr.some((l) => l.includes('does not open under this identity')), again.stderr.join('\n'));
+    writeFileSync(tokenFile, original, { mode: 0o600 });
+    await again.stop();
+  });
+
+  await t.test('auth logout removes it', () => {
+    const r = spawnSync(PQMCP, ['auth', 'logout', 'p', ...config], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`Removed ${tokenFile}`));
+    assert.throws(() => statSync(tokenFile), /ENOENT/);
+  });
 });

@@ -1,7 +1,7 @@
-// Sealed tokens: AES-256-GCM (OpenSSL's EVP) under a key that rotates, for
+// AES-256-GCM (OpenSSL's EVP): sealed tokens under a key that rotates, for
 // state the gateway hands a client and must get back unchanged (the
-// requestState of a 2026-07-28 multi round-trip request). Not thread-safe:
-// one per thread that uses it.
+// requestState of a 2026-07-28 multi round-trip request), and secrets kept at
+// rest under a key derived from an identity.
 #pragma once
 
 #include <chrono>
@@ -16,6 +16,14 @@
 
 namespace pqmcp::crypto {
 
+// Sealed under `key` (32 bytes): nonce (12, random), ciphertext, tag (16).
+// `aad` is bound to the result without being in it.
+[[nodiscard]] Result<Bytes> seal_with(const SecretBytes& key, ByteView plaintext, ByteView aad);
+// The plaintext; Errc::signature_invalid when `sealed` was altered, sealed
+// under another key or with other `aad`; Errc::invalid_argument when too short.
+[[nodiscard]] Result<Bytes> open_with(const SecretBytes& key, ByteView sealed, ByteView aad);
+
+// Not thread-safe: one per thread that uses it.
 class Sealer final {
   public:
     using Clock = std::chrono::steady_clock;

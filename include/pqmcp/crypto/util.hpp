@@ -29,6 +29,13 @@ using Digest32 = std::array<std::uint8_t, 32>;
 [[nodiscard]] Result<Bytes> random_bytes(std::size_t n);
 [[nodiscard]] Result<SecretBytes> random_secret(std::size_t n);
 
+// HKDF-SHA256 (RFC 5869, OpenSSL's EVP_KDF): `length` bytes from `key`.
+[[nodiscard]] Result<SecretBytes> hkdf_sha256(ByteView key, ByteView salt, ByteView info,
+                                              std::size_t length);
+// A 32-byte key for `purpose` that only the holder of `private_key` can
+// derive: HKDF-SHA256 of its PKCS#8 encoding. The same key file gives the
+// same key on every load.
+[[nodiscard]] Result<SecretBytes> derive_key(const EVP_PKEY* private_key, std::string_view purpose);
 // DER SubjectPublicKeyInfo of any key.
 [[nodiscard]] Result<Bytes> public_key_der(const EVP_PKEY* key);
 // PKCS#8 PEM of a private key (unencrypted), kept in secret memory.

@@ -118,12 +118,18 @@ struct UpstreamConfig {
     std::filesystem::path ca;           // https: CA file for a server that is not pinned
     std::vector<std::pair<std::string, std::string>> headers;  // sent with every request
     // http: the gateway's own OAuth token for this upstream (client_id empty:
-    // none), by the client_credentials grant (docs/gateway.md, Authorization).
+    // none), by the client_credentials grant, or by a refresh token an
+    // operator enrolled once with `pqmcp auth login NAME` (authorization_code;
+    // docs/gateway.md, Authorization).
     struct OAuth {
         std::string client_id;
         std::filesystem::path client_secret_file;  // its first line; never logged
         std::string issuer;  // "": from the upstream's Protected Resource Metadata
         std::vector<std::string> scopes;
+        std::string grant = "client_credentials";  // or authorization_code
+        // authorization_code: where the refresh token is kept, sealed under a
+        // key derived from the identity; "": IDENTITY/oauth/NAME.token.
+        std::filesystem::path token_file;
     } oauth;
     // The MCP revision to speak to it: "2025-11-25" (sessions), "2026-07-28"
     // (stateless; refused at start if server/discover does not offer it) or
@@ -331,6 +337,8 @@ struct GatewayConfig {
     [[nodiscard]] std::filesystem::path audit_path() const;
     // The pin store: integrity.state, else cluster.postgres, else IDENTITY/state.db.
     [[nodiscard]] std::string state_spec() const;
+    // Where an authorization_code upstream's refresh token is kept.
+    [[nodiscard]] std::filesystem::path upstream_token_file(const UpstreamConfig& u) const;
 };
 
 // Reads a YAML configuration file. Errors: invalid_config naming the file,

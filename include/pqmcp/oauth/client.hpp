@@ -1,10 +1,11 @@
 // The gateway as an OAuth 2.1 client of an upstream that asks for a token
-// (issue 17, item 4): its own access token, by the client_credentials grant
-// (RFC 6749 section 4.4) for the upstream as the resource (RFC 8707), the
-// authorization server found from the upstream's Protected Resource Metadata
-// (RFC 9728) and its own metadata (RFC 8414), fetched before the upstream is
-// first called and again before it expires. The token is the gateway's:
-// no client's token is ever passed on.
+// (issue 17, item 4): its own access token for the upstream as the resource
+// (RFC 8707), by the client_credentials grant (RFC 6749 section 4.4) or by
+// a refresh token enrolled once with `pqmcp auth login` (section 6, the
+// rotated token written back), the authorization server found from the
+// upstream's Protected Resource Metadata (RFC 9728) and its own metadata
+// (RFC 8414), fetched before the upstream is first called and again before
+// it expires. The token is the gateway's: no client's token is ever passed on.
 #pragma once
 
 #include <chrono>
@@ -18,6 +19,7 @@
 
 #include "pqmcp/core/error.hpp"
 #include "pqmcp/oauth/resource.hpp"
+#include "pqmcp/oauth/token_store.hpp"
 
 namespace pqmcp::oauth {
 
@@ -25,8 +27,12 @@ struct ClientCredentials {
     std::string resource;  // the upstream's URL: its metadata is found from it
     std::string issuer;    // "": the first of the upstream's authorization_servers
     std::string client_id;
-    std::string client_secret;  // never logged
+    std::string client_secret;  // never logged; "" for a public client (refresh tokens only)
     std::vector<std::string> scopes;
+    // Set: the refresh_token grant with the token kept there (read before
+    // each refresh, under its lock; a rotated one written back), instead of
+    // client_credentials.
+    std::shared_ptr<const TokenFile> enrolled;
     SSL_CTX* resource_tls = nullptr;  // for the upstream's metadata (its own TLS context)
     SSL_CTX* tls = nullptr;           // for an https authorization server (a web context)
     std::chrono::milliseconds timeout{10'000};
@@ -43,8 +49,8 @@ class TokenSource final {
     TokenSource& operator=(TokenSource&&) = delete;
 
     // Discovers the authorization server and gets a first token, blocking
-    // (at most a few timeouts): for start-up. discovery_failed or
-    // invalid_token (the server refused the client: its error is in the detail).
+    // (at most a few timeouts): for start-up. discovery_failed, grant_refused
+    // (the server's error is in the detail), not_enrolled or store_failed.
     Status fetch_now();
     // From now on, a new token when two thirds of the current one's life
     // have passed (retried with back-off while it fails).

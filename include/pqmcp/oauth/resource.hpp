@@ -33,6 +33,10 @@ enum class Errc {
     jwks_failed,           // its JWKS could not be fetched or parsed
     introspection_failed,  // its introspection endpoint could not be asked (RFC 7662)
     invalid_options,       // the configuration cannot work (no issuer, ...)
+    grant_refused,         // the authorization server refused a grant (its error in the detail)
+    login_failed,          // an authorization code flow did not complete (denied, state, time)
+    not_enrolled,          // no refresh token stored for this client (`pqmcp auth login`)
+    store_failed,          // a stored token could not be read, written or opened
 };
 const std::error_category& oauth_category() noexcept;
 inline std::error_code make_error_code(Errc e) noexcept {
