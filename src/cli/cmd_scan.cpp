@@ -172,6 +172,13 @@ void print_text(std::ostream& out, const std::vector<ServerReport>& reports,
             }
             print_row(out, "tls", printable(tls));
         }
+        if (r.oauth) {
+            std::string line = "bearer tokens of " + join(r.oauth->authorization_servers, ", ");
+            if (!r.oauth->scopes_supported.empty()) {
+                line += "  (scopes " + join(r.oauth->scopes_supported, " ") + ")";
+            }
+            print_row(out, "oauth", printable(line));
+        }
         if (r.hndl) {
             print_row(
                 out, "hndl",

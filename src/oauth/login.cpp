@@ -38,6 +38,7 @@ namespace {
 
 constexpr auto use = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t k_max_header_bytes = 16U << 10U;
+constexpr std::size_t k_max_connections = 8;
 
 // RFC 7636 appendix A: base64url without padding.
 std::string base64url(ByteView data) {
@@ -80,6 +81,8 @@ struct Flow : std::enable_shared_from_this<Flow> {
     std::string state;
     std::string redirect_uri;
     std::optional<Result<StoredGrant>> result;
+    std::size_t connections = 0;
+    bool answered = false;
 
     void finish(Result<StoredGrant> r) {
         if (result) {
@@ -198,6 +201,8 @@ struct Flow : std::enable_shared_from_this<Flow> {
         asio::co_spawn(io, accept_loop(), asio::detached);
     }
 
+    // Each connection on its own (a local process that connects and says
+    // nothing does not hold up the browser), a few at a time.
     asio::awaitable<void> accept_loop() {
         auto self = shared_from_this();
         while (!result) {
@@ -205,10 +210,25 @@ struct Flow : std::enable_shared_from_this<Flow> {
             if (ec) {
                 co_return;  // closed
             }
-            auto got = co_await one_request(std::move(socket));
-            if (got) {
-                handle(std::move(*got));
+            if (connections >= k_max_connections) {
+                boost::system::error_code ignored;
+                socket.close(ignored);
+                continue;
             }
+            asio::co_spawn(io, serve(std::move(socket)), asio::detached);
+        }
+    }
+
+    asio::awaitable<void> serve(tcp::socket socket) {
+        auto self = shared_from_this();
+        ++connections;
+        auto got = co_await one_request(std::move(socket));
+        --connections;
+        // The first answer with our state is the answer; any later one
+        // (a replay, a second tab) changes nothing.
+        if (got && !answered) {
+            answered = true;
+            handle(std::move(*got));
         }
     }
 
@@ -302,7 +322,7 @@ struct Flow : std::enable_shared_from_this<Flow> {
                                                               {"resource", server.resource}};
         detail::request_token(
             io.get_executor(), server.token_endpoint, options.tls, options.timeout,
-            {options.client_id, options.client_secret}, std::move(form),
+            {options.client_id, options.client_secret}, form,
             [self = shared_from_this()](Result<detail::TokenResponse> got) {
                 if (!got) {
                     self->finish(tl::unexpected(got.error()));

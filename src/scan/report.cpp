@@ -131,6 +131,15 @@ json::object to_json(const ServerReport& r) {
     } else {
         o["tls"] = nullptr;
     }
+    if (r.oauth) {
+        o["oauth"] = json::object{
+            {"metadata", redact_url(r.oauth->url)},
+            {"authorization_servers", string_array(r.oauth->authorization_servers)},
+            {"scopes_supported", string_array(r.oauth->scopes_supported)},
+        };
+    } else {
+        o["oauth"] = nullptr;
+    }
 
     json::object inv;
     inv["status"] = r.inventory_status;

@@ -17,13 +17,17 @@ class Prober {
     Prober(bool enabled, std::chrono::milliseconds timeout)
         : enabled_(enabled), timeout_(timeout) {}
 
-    // Sets r's networked, posture, probe (or tls_error) from r.tls_url.
+    // Sets r's networked, posture, probe (or tls_error) from r.tls_url,
+    // and r.oauth from its Protected Resource Metadata when it has one.
     void check(ServerReport& r);
 
   private:
+    void read_oauth(ServerReport& r, bool https);
+
     bool enabled_;
     std::chrono::milliseconds timeout_;
     std::map<std::string, Result<tls::ProbeReport>> cache_;
+    crypto::SslCtxPtr web_;  // verifies servers as a browser would, for their metadata
 };
 
 // Starts (or connects to) every server that can be, for its inventory.

@@ -4,6 +4,7 @@
 // --project; the TLS probe of https servers; env and header values never shown.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -288,4 +289,43 @@ test('https servers get the probe verdict as their TLS posture', async (t) => {
   assert.equal(secure.tls.networked, false);
   assert.equal(secure.hndl.rating, 'low');
   assert.equal(secure.inventory.status, 'not-connected');
+});
+
+test('servers that take OAuth bearer tokens are reported with their authorization servers (RFC 9728 metadata)', async (t) => {
+  const dir = tempDir(t);
+  // Two MCP endpoints on loopback: one describes itself as a protected
+  // resource, the other has no metadata (404).
+  const server = createServer((req, res) => {
+    const port = server.address().port;
+    if (req.url === '/.well-known/oauth-protected-resource/mcp') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({
+        resource: `http://127.0.0.1:${port}/mcp`, authorization_servers: ['https://login.example'],
+        scopes_supported: ['mcp:read', 'mcp:write'],
+      }));
+      return;
+    }
+    res.writeHead(404).end();
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => server.close());
+  const port = server.address().port;
+  const config = writeJson(path.join(dir, 'mcp.json'), {
+    mcpServers: {
+      hosted: { type: 'http', url: `http://127.0.0.1:${port}/mcp` },
+      open: { type: 'http', url: `http://127.0.0.1:${port}/other` },
+    },
+  });
+  const json = await pqmcp(['scan', '--config', config, '--json', '--timeout', '10s']);
+  assert.equal(json.code, 0, json.stderr);
+  const report = JSON.parse(json.stdout);
+  assert.deepEqual(byName(report, 'hosted').oauth, {
+    metadata: `http://127.0.0.1:${port}/.well-known/oauth-protected-resource/mcp`,
+    authorization_servers: ['https://login.example'], scopes_supported: ['mcp:read', 'mcp:write'],
+  });
+  assert.equal(byName(report, 'open').oauth, null);
+  const text = await pqmcp(['scan', '--config', config, '--timeout', '10s']);
+  assert.match(text.stdout, /^ {2}oauth {6}bearer tokens of https:\/\/login\.example {2}\(scopes mcp:read mcp:write\)$/m);
+  // --no-probe: nothing is asked.
+  const quiet = await pqmcp(['scan', '--config', config, '--json', '--no-probe']);
+  assert.equal(byName(JSON.parse(quiet.stdout), 'hosted').oauth, null);
 });

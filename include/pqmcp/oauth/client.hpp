@@ -38,6 +38,22 @@ struct ClientCredentials {
     std::chrono::milliseconds timeout{10'000};
 };
 
+// What a protected resource says of itself (RFC 9728 section 3): for
+// reports (`pqmcp scan`).
+struct ResourceMetadata {
+    std::string url;  // where the document was
+    std::string resource;
+    std::vector<std::string> authorization_servers;
+    std::vector<std::string> scopes_supported;
+};
+
+// Blocking, bounded by `timeout`. discovery_failed when there is no such
+// document (any status but 200, not JSON, no authorization_servers) or its
+// resource is not `resource` (section 3.3).
+[[nodiscard]] Result<ResourceMetadata> read_resource_metadata(const std::string& resource,
+                                                              SSL_CTX* tls,
+                                                              std::chrono::milliseconds timeout);
+
 class TokenSource final {
   public:
     // Refreshes run on `executor`.

@@ -15,6 +15,7 @@
 
 #include "pqmcp/gateway/inventory.hpp"
 #include "pqmcp/integrity/scanner.hpp"
+#include "pqmcp/oauth/client.hpp"
 #include "pqmcp/scan/discovery.hpp"
 #include "pqmcp/tls/probe.hpp"
 
@@ -45,6 +46,10 @@ struct ServerReport {
     Posture posture = Posture::local;
     std::optional<tls::ProbeReport> probe;
     std::string tls_error;
+
+    // OAuth: what the server's Protected Resource Metadata says (RFC 9728),
+    // when it has one: its tokens are bearer tokens under the TLS above.
+    std::optional<oauth::ResourceMetadata> oauth;
 
     // Inventory
     std::string inventory_status = "not-connected";  // fetched, skipped, failed, offline
