@@ -310,6 +310,14 @@ int print_config(const ConnectArgs& a) {
             argv.push_back("--oauth-scope");
             argv.push_back(json::value(scope));
         }
+        if (a.oauth_port != 0) {
+            argv.push_back("--oauth-port");
+            argv.push_back(json::value(std::to_string(a.oauth_port)));
+        }
+        if (a.oauth_wait != 300) {
+            argv.push_back("--oauth-wait");
+            argv.push_back(json::value(std::to_string(a.oauth_wait)));
+        }
     }
     const json::object server{{"command", self_executable()}, {"args", std::move(argv)}};
     const json::object config{{"mcpServers", json::object{{a.print_config, server}}}};
@@ -360,6 +368,10 @@ Result<std::shared_ptr<oauth::TokenSource>> gateway_tokens(const ConnectArgs& a,
         if (!grant) {
             return tl::unexpected(grant.error());
         }
+        auto held = shared->lock(std::chrono::seconds{30});
+        if (!held) {
+            return tl::unexpected(held.error());
+        }
         return shared->write(*grant);
     };
     if (auto stored = shared->read(); !stored) {
@@ -378,8 +390,9 @@ Result<std::shared_ptr<oauth::TokenSource>> gateway_tokens(const ConnectArgs& a,
     cc.enrolled = shared;
     auto source = std::make_shared<oauth::TokenSource>(io.get_executor(), cc);
     if (Status got = source->fetch_now(); !got) {
+        // Only a refused grant (invalid_grant: revoked, expired) means a new
+        // sign-in; an unavailable server or a busy file is reported as it is.
         if (got.error().code != oauth::Errc::grant_refused &&
-            got.error().code != oauth::Errc::store_failed &&
             got.error().code != oauth::Errc::not_enrolled) {
             return tl::unexpected(got.error());
         }

@@ -6,6 +6,7 @@
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/pem.h>
@@ -107,11 +108,23 @@ Result<SecretBytes> hkdf_sha256(ByteView key, ByteView salt, ByteView info, std:
 }
 
 Result<SecretBytes> derive_key(const EVP_PKEY* private_key, std::string_view purpose) {
+    constexpr std::string_view salt = "pqmcp key derived from an identity v1";
+    // The raw private key where the algorithm has one (ML-DSA's expanded key,
+    // Ed25519's): unlike its PKCS#8 encoding, it does not change with the
+    // provider's output format (ML-DSA seed or not). Else the encoding (EC, RSA).
+    std::size_t length = 0;
+    if (EVP_PKEY_get_raw_private_key(private_key, nullptr, &length) == 1 && length > 0) {
+        SecretBytes raw(length);
+        if (EVP_PKEY_get_raw_private_key(private_key, raw.data(), &length) == 1) {
+            raw.truncate(length);
+            return hkdf_sha256(raw.view(), as_bytes(salt), as_bytes(purpose), 32);
+        }
+    }
+    ERR_clear_error();
     auto pem = private_key_pem(private_key);
     if (!pem) {
         return tl::unexpected(pem.error());
     }
-    constexpr std::string_view salt = "pqmcp key derived from an identity v1";
     return hkdf_sha256(pem->view(), as_bytes(salt), as_bytes(purpose), 32);
 }
 

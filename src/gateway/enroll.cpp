@@ -90,6 +90,12 @@ Result<Enrolled> enroll_upstream(const GatewayConfig& c, const std::string& name
     if (!grant) {
         return tl::unexpected(grant.error());
     }
+    // Under the lock: a gateway refreshing the old enrollment at this moment
+    // does not write its token over the new one.
+    auto held = file->lock(std::chrono::seconds{30});
+    if (!held) {
+        return tl::unexpected(held.error());
+    }
     if (const Status saved = file->write(*grant); !saved) {
         return tl::unexpected(saved.error());
     }
@@ -103,6 +109,10 @@ Result<std::pair<std::filesystem::path, bool>> forget_upstream(const GatewayConf
         return tl::unexpected(found.error());
     }
     const std::filesystem::path path = c.upstream_token_file(**found);
+    auto held = oauth::TokenFile::lock_path(path, std::chrono::seconds{30});
+    if (!held) {
+        return tl::unexpected(held.error());
+    }
     std::error_code ec;
     const bool removed = std::filesystem::remove(path, ec);
     if (ec) {

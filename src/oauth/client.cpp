@@ -46,6 +46,9 @@ struct TokenSource::Impl : std::enable_shared_from_this<Impl> {
     std::chrono::seconds lifetime{0};
     std::chrono::seconds backoff{1};
     bool failed = false;  // the last attempt failed: wait the back-off
+    // A rotated refresh token the file could not take (used on the fetch
+    // strand only, like the file).
+    std::optional<StoredGrant> unsaved;
 
     using Done = std::function<void(Status)>;
 
@@ -112,6 +115,15 @@ struct TokenSource::Impl : std::enable_shared_from_this<Impl> {
             done(tl::unexpected(stored.error()));
             return;
         }
+        // A rotated token that could not be written last time: the one the
+        // file holds is spent; write it now, and use it in any case.
+        if (unsaved && unsaved->resource == stored->resource && unsaved->issuer == stored->issuer &&
+            unsaved->client_id == stored->client_id) {
+            stored = *unsaved;
+            if (file.write(*unsaved)) {
+                unsaved.reset();
+            }
+        }
         if (stored->issuer != at.issuer || stored->resource != at.resource ||
             stored->client_id != credentials.client_id) {
             done(fail(Errc::not_enrolled, file.path().string() + " was enrolled for " +
@@ -138,8 +150,15 @@ struct TokenSource::Impl : std::enable_shared_from_this<Impl> {
                 if (!got->refresh_token.empty() && got->refresh_token != grant.refresh_token) {
                     grant.refresh_token = got->refresh_token;
                     if (const Status saved = self->credentials.enrolled->write(grant); !saved) {
-                        done(saved);
-                        return;
+                        // Kept here and written at the next refresh: the old
+                        // one in the file is spent.
+                        spdlog::error(
+                            "oauth: the rotated refresh token for {} is only in "
+                            "memory: {}",
+                            self->credentials.resource, saved.error().detail);
+                        self->unsaved = grant;
+                    } else {
+                        self->unsaved.reset();
                     }
                 }
                 held.reset();
@@ -289,11 +308,17 @@ Status TokenSource::fetch_now() {
     asio::io_context io(1);
     std::optional<Status> result;
     impl_->fetch(io.get_executor(), [&result](Status s) { result = std::move(s); });
-    io.run_for(impl_->credentials.timeout * 4);
+    // Each exchange is bounded by the timeout (discovery takes up to three,
+    // the lock up to 5 s): stopping before the last one ends could lose a
+    // rotated refresh token the server has already issued.
+    const auto bound = impl_->credentials.timeout * 5 + std::chrono::seconds{10};
+    io.run_for(bound);
     if (!result) {
-        return fail(Errc::discovery_failed,
-                    "no token within " +
-                        std::to_string(impl_->credentials.timeout.count() * 4 / 1000) + " s");
+        return fail(
+            Errc::discovery_failed,
+            "no token within " +
+                std::to_string(std::chrono::duration_cast<std::chrono::seconds>(bound).count()) +
+                " s");
     }
     return *result;
 }

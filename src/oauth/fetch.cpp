@@ -245,8 +245,12 @@ void request_token(const boost::asio::any_io_executor& ex, const std::string& en
                  boost::system::error_code ec;
                  const json::value doc = json::parse(r->body, ec);
                  if (r->status != 200 || ec || !doc.is_object()) {
-                     // RFC 6749 section 5.2: the error and its description.
-                     done(fail(Errc::grant_refused,
+                     // RFC 6749 section 5.2: a refusal is 400 (401 for the
+                     // client), with the error and its description; any other
+                     // answer is a server that is not available now.
+                     const bool refused = (r->status == 400 || r->status == 401) &&
+                                          string_field(doc, "error").has_value();
+                     done(fail(refused ? Errc::grant_refused : Errc::discovery_failed,
                                endpoint + ": HTTP " + std::to_string(r->status) + " " +
                                    string_field(doc, "error").value_or("") + " " +
                                    string_field(doc, "error_description").value_or("")));
@@ -270,8 +274,9 @@ void request_token(const boost::asio::any_io_executor& ex, const std::string& en
                      boost::system::error_code ne;
                      const double seconds = e->to_number<double>(ne);
                      if (!ne) {
-                         out.expires_in = std::chrono::seconds{std::clamp<std::int64_t>(
-                             static_cast<std::int64_t>(seconds), 1, 86'400)};
+                         // Clamped as a double: a cast of 1e300 would be undefined.
+                         out.expires_in = std::chrono::seconds{
+                             static_cast<std::int64_t>(std::clamp(seconds, 1.0, 86'400.0))};
                      }
                  }
                  done(std::move(out));

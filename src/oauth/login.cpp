@@ -26,6 +26,7 @@
 #include "fetch.hpp"
 #include "pqmcp/core/bytes.hpp"
 #include "pqmcp/crypto/util.hpp"
+#include "pqmcp/transport/http_util.hpp"
 
 namespace pqmcp::oauth {
 
@@ -160,6 +161,16 @@ struct Flow : std::enable_shared_from_this<Flow> {
             "http://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port()) + "/callback";
 
         auto url = boost::urls::parse_uri(server.authorization_endpoint);
+        // The MCP specification: "All authorization server endpoints MUST be
+        // served over HTTPS" (plain HTTP only on loopback, for tests).
+        const bool https = url && url->scheme() == "https";
+        const bool loopback_http =
+            url && url->scheme() == "http" && transport::is_loopback_host(std::string(url->host()));
+        if (url && !https && !loopback_http) {
+            finish(fail(Errc::login_failed,
+                        "authorization_endpoint is not https: " + server.authorization_endpoint));
+            return;
+        }
         if (!url) {
             finish(fail(Errc::login_failed,
                         "authorization_endpoint is not a URL: " + server.authorization_endpoint));
@@ -202,7 +213,8 @@ struct Flow : std::enable_shared_from_this<Flow> {
     }
 
     // Each connection on its own (a local process that connects and says
-    // nothing does not hold up the browser), a few at a time.
+    // nothing does not hold up the browser), a few at a time, each given
+    // 5 s for its request.
     asio::awaitable<void> accept_loop() {
         auto self = shared_from_this();
         while (!result) {
@@ -240,7 +252,7 @@ struct Flow : std::enable_shared_from_this<Flow> {
         http::request_parser<http::empty_body> parser;
         parser.header_limit(k_max_header_bytes);
         parser.body_limit(0);
-        stream.expires_after(std::chrono::seconds{10});
+        stream.expires_after(std::chrono::seconds{5});
         auto [ec, n] = co_await http::async_read(stream, buffer, parser, use);
         if (ec) {
             co_return std::nullopt;
@@ -294,6 +306,7 @@ struct Flow : std::enable_shared_from_this<Flow> {
     void handle(Callback cb) {
         boost::system::error_code ignored;
         acceptor.close(ignored);
+        deadline.cancel();  // the browser is back; the exchange has its own timeout
         if (!cb.error.empty()) {
             // RFC 6749 section 4.1.2.1.
             finish(fail(

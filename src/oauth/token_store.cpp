@@ -9,7 +9,9 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 #include <system_error>
+#include <thread>
 
 #include <openssl/crypto.h>
 #include <boost/json.hpp>
@@ -118,16 +120,29 @@ Status TokenFile::write(const StoredGrant& g) const {
     const std::string text = json::serialize(doc) + "\n";
 
     std::error_code ec;
-    if (path_.has_parent_path()) {
-        fs::create_directories(path_.parent_path(), ec);
+    const fs::path dir = path_.has_parent_path() ? path_.parent_path() : fs::path(".");
+    if (!fs::exists(dir, ec)) {
+        // Only a directory made here is made private; one that was there is
+        // the operator's and keeps its modes.
+        fs::create_directories(dir, ec);
         if (ec) {
-            return fail(Errc::store_failed,
-                        path_.parent_path().string() + ": cannot be created: " + ec.message());
+            return fail(Errc::store_failed, dir.string() + ": cannot be created: " + ec.message());
         }
-        fs::permissions(path_.parent_path(), fs::perms::owner_all, fs::perm_options::replace, ec);
+        fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace, ec);
     }
-    const fs::path temporary = path_.string() + ".new";
-    const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+    // A name of its own (O_EXCL): two writers never share a temporary file.
+    auto suffix = crypto::random_bytes(8);
+    if (!suffix) {
+        return fail(Errc::store_failed, "no randomness for a temporary name");
+    }
+    std::string hex;
+    for (const std::uint8_t b : *suffix) {
+        constexpr std::string_view digits = "0123456789abcdef";
+        hex += digits[b >> 4U];
+        hex += digits[b & 15U];
+    }
+    const fs::path temporary = path_.string() + ".new-" + hex;
+    const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
                           S_IRUSR | S_IWUSR);
     if (fd < 0) {
         return fail(Errc::store_failed,
@@ -150,10 +165,30 @@ Status TokenFile::write(const StoredGrant& g) const {
         ::unlink(temporary.c_str());
         return fail(Errc::store_failed, path_.string() + ": cannot be written: " + why);
     }
+    // The rename itself made durable.
+    if (const int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); d >= 0) {
+        ::fsync(d);
+        ::close(d);
+    }
     return {};
 }
 
-Result<TokenFile::Lock> TokenFile::try_lock() const {
+Result<TokenFile::Lock> TokenFile::lock_path(const fs::path& path, std::chrono::milliseconds wait) {
+    const auto until = std::chrono::steady_clock::now() + wait;
+    for (;;) {
+        auto held = try_lock_path(path);
+        if (held || std::chrono::steady_clock::now() >= until) {
+            return held;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds{50});
+    }
+}
+
+Result<TokenFile::Lock> TokenFile::lock(std::chrono::milliseconds wait) const {
+    return lock_path(path_, wait);
+}
+
+Result<TokenFile::Lock> TokenFile::try_lock_path(const fs::path& path_) {
     std::error_code ec;
     if (path_.has_parent_path()) {
         fs::create_directories(path_.parent_path(), ec);
@@ -171,6 +206,10 @@ Result<TokenFile::Lock> TokenFile::try_lock() const {
                                             : file.string() + ": " + std::strerror(errno));
     }
     return lock;
+}
+
+Result<TokenFile::Lock> TokenFile::try_lock() const {
+    return try_lock_path(path_);
 }
 
 }  // namespace pqmcp::oauth

@@ -768,6 +768,11 @@ TEST(DeriveKey, SameKeySamePurposeSameBytesAndNothingElse) {
     EXPECT_TRUE(*k1 == *k2);
     EXPECT_FALSE(*k1 == *other_purpose);
     EXPECT_FALSE(*k1 == *other_key);
+    // From the raw key (not its encoding, which may change with OpenSSL's
+    // output format settings): ML-DSA has one.
+    std::size_t raw = 0;
+    EXPECT_EQ(EVP_PKEY_get_raw_private_key(a->get(), nullptr, &raw), 1);
+    EXPECT_GT(raw, 0U);
     // The same key saved and loaded again: the same derived key.
     auto pem = private_key_pem(a->get());
     ASSERT_TRUE(pem);
@@ -776,6 +781,13 @@ TEST(DeriveKey, SameKeySamePurposeSameBytesAndNothingElse) {
     auto k3 = derive_key(reloaded->get(), "tokens");
     ASSERT_TRUE(k3);
     EXPECT_TRUE(*k1 == *k3);
+    // A key without a raw form (ECDSA): from its encoding.
+    auto ec = generate_signing_key(SigAlg::ecdsa_p256);
+    ASSERT_TRUE(ec);
+    auto e1 = derive_key(ec->get(), "tokens");
+    auto e2 = derive_key(ec->get(), "tokens");
+    ASSERT_TRUE(e1 && e2);
+    EXPECT_TRUE(*e1 == *e2);
 }
 
 TEST(Sealer, ATokenOutlivesOneRotationNotTwo) {

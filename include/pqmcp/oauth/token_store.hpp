@@ -6,6 +6,7 @@
 // or edited to name another resource, server or client, does not open.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <string>
 #include <utility>
@@ -34,8 +35,8 @@ class TokenFile final {
     // not_enrolled when there is no file; store_failed when it cannot be read,
     // is not such a file, or does not open under this identity.
     [[nodiscard]] Result<StoredGrant> read() const;
-    // Written beside it, then renamed over it (mode 0600; the directory is
-    // created, mode 0700). store_failed when that fails.
+    // Written beside it, then renamed over it (mode 0600; a directory that
+    // is missing is created, mode 0700). store_failed when that fails.
     [[nodiscard]] Status write(const StoredGrant& grant) const;
 
     // An exclusive advisory lock (flock on PATH.lock) for a read, refresh,
@@ -55,6 +56,12 @@ class TokenFile final {
     };
     // Does not wait: store_failed "busy" when another process holds it.
     [[nodiscard]] Result<Lock> try_lock() const;
+    // Waits up to `wait` (blocking the thread: for commands, not the gateway).
+    [[nodiscard]] Result<Lock> lock(std::chrono::milliseconds wait) const;
+    // The same for the file at `path`, without its key (to remove it).
+    [[nodiscard]] static Result<Lock> try_lock_path(const std::filesystem::path& path);
+    [[nodiscard]] static Result<Lock> lock_path(const std::filesystem::path& path,
+                                                std::chrono::milliseconds wait);
 
     [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
 
