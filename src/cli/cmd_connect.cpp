@@ -364,15 +364,11 @@ Result<std::shared_ptr<oauth::TokenSource>> gateway_tokens(const ConnectArgs& a,
                   << std::flush;
     };
     const auto sign_in = [&lo, &shared]() -> Status {
-        auto grant = oauth::login(lo);
+        auto grant = oauth::login_and_store(lo, *shared);
         if (!grant) {
             return tl::unexpected(grant.error());
         }
-        auto held = shared->lock(std::chrono::seconds{30});
-        if (!held) {
-            return tl::unexpected(held.error());
-        }
-        return shared->write(*grant);
+        return {};
     };
     if (auto stored = shared->read(); !stored) {
         if (stored.error().code != oauth::Errc::not_enrolled) {

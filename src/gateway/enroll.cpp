@@ -86,18 +86,9 @@ Result<Enrolled> enroll_upstream(const GatewayConfig& c, const std::string& name
     lo.port = options.port;
     lo.wait = options.wait;
     lo.show = options.show;
-    auto grant = oauth::login(lo);
+    auto grant = oauth::login_and_store(lo, *file);
     if (!grant) {
         return tl::unexpected(grant.error());
-    }
-    // Under the lock: a gateway refreshing the old enrollment at this moment
-    // does not write its token over the new one.
-    auto held = file->lock(std::chrono::seconds{30});
-    if (!held) {
-        return tl::unexpected(held.error());
-    }
-    if (const Status saved = file->write(*grant); !saved) {
-        return tl::unexpected(saved.error());
     }
     return Enrolled{file->path(), grant->issuer, grant->client_id};
 }

@@ -10,7 +10,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/json.hpp>
 
 #include "fetch.hpp"
 
@@ -251,48 +250,18 @@ Result<ResourceMetadata> read_resource_metadata(const std::string& resource, SSL
     asio::io_context io(1);
     std::optional<Result<ResourceMetadata>> result;
     // Only the resource's own document: the authorization server is not asked.
-    ResourceMetadata out;
-    out.url = detail::resource_metadata_url(resource);
-    detail::get_json(
-        io.get_executor(), out.url, tls, timeout,
-        [&result, &out, &resource](Result<std::string> body) {
-            if (!body) {
-                result = fail(Errc::discovery_failed, body.error().detail);
-                return;
-            }
-            boost::system::error_code ec;
-            const boost::json::value doc = boost::json::parse(*body, ec);
-            const auto* servers = !ec && doc.is_object()
-                                      ? doc.as_object().if_contains("authorization_servers")
-                                      : nullptr;
-            if (servers == nullptr || !servers->is_array()) {
-                result = fail(Errc::discovery_failed, out.url + ": no authorization_servers");
-                return;
-            }
-            if (detail::string_field(doc, "resource") != resource) {
-                result =
-                    fail(Errc::discovery_failed, out.url + ": its resource is not " + resource);
-                return;
-            }
-            out.resource = resource;
-            for (const auto& one : servers->as_array()) {
-                if (one.is_string()) {
-                    out.authorization_servers.emplace_back(one.as_string());
-                }
-            }
-            if (const auto* scopes = doc.as_object().if_contains("scopes_supported");
-                scopes != nullptr && scopes->is_array()) {
-                for (const auto& one : scopes->as_array()) {
-                    if (one.is_string()) {
-                        out.scopes_supported.emplace_back(one.as_string());
-                    }
-                }
-            }
-            result = std::move(out);
-        });
+    const std::string url = detail::resource_metadata_url(resource);
+    detail::get_json(io.get_executor(), url, tls, timeout,
+                     [&result, &url, &resource](Result<std::string> body) {
+                         if (body) {
+                             result = detail::parse_resource_metadata(*body, url, resource);
+                         } else {
+                             result = fail(Errc::discovery_failed, body.error().detail);
+                         }
+                     });
     io.run_for(timeout * 2);
     if (!result) {
-        return fail(Errc::discovery_failed, out.url + ": no answer in time");
+        return fail(Errc::discovery_failed, url + ": no answer in time");
     }
     return std::move(*result);
 }

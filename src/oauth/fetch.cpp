@@ -107,6 +107,43 @@ std::optional<std::string> string_field(const boost::json::value& doc, const cha
                                           : std::nullopt;
 }
 
+std::vector<std::string> string_array(const boost::json::value& doc, const char* name) {
+    std::vector<std::string> out;
+    const auto* v = doc.is_object() ? doc.as_object().if_contains(name) : nullptr;
+    if (v != nullptr && v->is_array()) {
+        for (const auto& one : v->as_array()) {
+            if (one.is_string()) {
+                out.emplace_back(one.as_string());
+            }
+        }
+    }
+    return out;
+}
+
+Result<ResourceMetadata> parse_resource_metadata(const std::string& body, const std::string& url,
+                                                 const std::string& resource) {
+    boost::system::error_code ec;
+    const boost::json::value doc = boost::json::parse(body, ec);
+    ResourceMetadata out;
+    out.url = url;
+    out.authorization_servers =
+        ec ? std::vector<std::string>{} : string_array(doc, "authorization_servers");
+    if (out.authorization_servers.empty()) {
+        return fail(Errc::discovery_failed, url + ": no authorization_servers");
+    }
+    // RFC 9728 section 3.3: "the "resource" value returned MUST be
+    // identical to the protected resource's resource identifier value into
+    // which the well-known URI path suffix was inserted".
+    const auto named = string_field(doc, "resource");
+    if (named != resource) {
+        return fail(Errc::discovery_failed,
+                    url + ": its resource is " + named.value_or("missing") + ", not " + resource);
+    }
+    out.resource = *named;
+    out.scopes_supported = string_array(doc, "scopes_supported");
+    return out;
+}
+
 namespace {
 
 namespace json = boost::json;
@@ -148,14 +185,7 @@ void server_metadata(const boost::asio::any_io_executor& ex,
             }
             found.token_endpoint = *endpoint;
             found.authorization_endpoint = string_field(doc, "authorization_endpoint").value_or("");
-            if (const auto* m = doc.as_object().if_contains("code_challenge_methods_supported");
-                m != nullptr && m->is_array()) {
-                for (const auto& method : m->as_array()) {
-                    if (method.is_string()) {
-                        found.code_challenge_methods.emplace_back(method.as_string());
-                    }
-                }
-            }
+            found.code_challenge_methods = string_array(doc, "code_challenge_methods_supported");
             const auto* iss =
                 doc.as_object().if_contains("authorization_response_iss_parameter_supported");
             found.iss_parameter = iss != nullptr && iss->is_bool() && iss->as_bool();
@@ -182,37 +212,15 @@ void discover(const boost::asio::any_io_executor& ex, Discovery what, Found done
                      done(fail(Errc::discovery_failed, body.error().detail));
                      return;
                  }
-                 boost::system::error_code ec;
-                 const json::value doc = json::parse(*body, ec);
-                 const auto* servers = !ec && doc.is_object()
-                                           ? doc.as_object().if_contains("authorization_servers")
-                                           : nullptr;
-                 if (servers == nullptr || !servers->is_array() || servers->as_array().empty() ||
-                     !servers->as_array().front().is_string()) {
-                     done(fail(Errc::discovery_failed, url + ": no authorization_servers"));
-                     return;
-                 }
-                 // RFC 9728 section 3.3: "the "resource" value returned MUST be
-                 // identical to the protected resource's resource identifier
-                 // value into which the well-known URI path suffix was inserted".
-                 const auto named = string_field(doc, "resource");
-                 if (named != shared->resource) {
-                     done(fail(Errc::discovery_failed, url + ": its resource is " +
-                                                           named.value_or("missing") + ", not " +
-                                                           shared->resource));
+                 auto meta = parse_resource_metadata(*body, url, shared->resource);
+                 if (!meta) {
+                     done(tl::unexpected(meta.error()));
                      return;
                  }
                  ServerMetadata found;
-                 found.issuer = std::string(servers->as_array().front().as_string());
-                 found.resource = *named;
-                 if (const auto* scopes = doc.as_object().if_contains("scopes_supported");
-                     scopes != nullptr && scopes->is_array()) {
-                     for (const auto& one : scopes->as_array()) {
-                         if (one.is_string()) {
-                             found.resource_scopes.emplace_back(one.as_string());
-                         }
-                     }
-                 }
+                 found.issuer = meta->authorization_servers.front();
+                 found.resource = std::move(meta->resource);
+                 found.resource_scopes = std::move(meta->scopes_supported);
                  auto urls = metadata_urls(found.issuer);
                  server_metadata(ex, shared, std::move(found), std::move(urls), 0, std::move(done));
              });

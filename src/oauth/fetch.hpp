@@ -14,6 +14,7 @@
 #include <boost/json/value.hpp>
 
 #include "pqmcp/core/error.hpp"
+#include "pqmcp/oauth/client.hpp"
 #include "pqmcp/transport/http_util.hpp"
 #include "pqmcp/transport/rest_client.hpp"
 
@@ -87,6 +88,17 @@ void request_token(const boost::asio::any_io_executor& executor, const std::stri
                    SSL_CTX* tls, std::chrono::milliseconds timeout, const TokenClient& client,
                    const std::vector<std::pair<std::string, std::string>>& form,
                    std::function<void(Result<TokenResponse>)> done);
+
+// A resource's metadata document (RFC 9728) read from `url`: it names at
+// least one authorization server, and `resource` as its resource.
+// Errc::discovery_failed otherwise.
+[[nodiscard]] Result<ResourceMetadata> parse_resource_metadata(const std::string& body,
+                                                               const std::string& url,
+                                                               const std::string& resource);
+
+// The string elements of an array member of a JSON object (none if absent).
+[[nodiscard]] std::vector<std::string> string_array(const boost::json::value& doc,
+                                                    const char* name);
 
 // A string member of a JSON object, if there is one.
 [[nodiscard]] std::optional<std::string> string_field(const boost::json::value& doc,

@@ -371,4 +371,19 @@ Result<StoredGrant> login(const LoginOptions& options) {
     return std::move(*flow->result);
 }
 
+Result<StoredGrant> login_and_store(const LoginOptions& options, const TokenFile& file) {
+    auto grant = login(options);
+    if (!grant) {
+        return grant;
+    }
+    auto held = file.lock(std::chrono::seconds{30});
+    if (!held) {
+        return tl::unexpected(held.error());
+    }
+    if (const Status saved = file.write(*grant); !saved) {
+        return tl::unexpected(saved.error());
+    }
+    return grant;
+}
+
 }  // namespace pqmcp::oauth

@@ -41,4 +41,9 @@ struct LoginOptions {
 // endpoint answered.
 [[nodiscard]] Result<StoredGrant> login(const LoginOptions& options);
 
+// login(), then the grant written to `file` under its lock (a gateway
+// refreshing the old enrollment at that moment does not write over it).
+[[nodiscard]] Result<StoredGrant> login_and_store(const LoginOptions& options,
+                                                  const TokenFile& file);
+
 }  // namespace pqmcp::oauth
