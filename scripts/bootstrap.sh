@@ -24,7 +24,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libhiredis-dev libpq-dev redis-server postgresql haproxy libjemalloc-dev libcjose-dev libjansson-dev
   chromium
-  clang-format clang-tidy python3 curl
+  clang-format clang-tidy python3 curl ccache
 )
 
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
