@@ -105,12 +105,13 @@ fuzz: bootstrap
 
 # clang-tidy over every translation unit of the build (.clang-tidy; warnings are
 # errors). A unit found clean is remembered under PQMCP_DEPS by a key over its
-# preprocessed text, command, clang-tidy version and configuration, and not
-# checked again until one of those changes (scripts/tidy.py; PQMCP_TIDY_CACHE=0
-# checks everything).
+# preprocessed text and the raw bytes of every file it includes, its command,
+# clang-tidy and its configuration, and not checked again until one of those
+# changes (scripts/tidy.py, docs/bootstrap.md; PQMCP_TIDY_CACHE=0 checks everything).
 tidy: build
-	@scripts/tidy.py -p $(BUILD) -j $(JOBS) --cache $(PQMCP_DEPS)/tidy '$(CURDIR)/(src|tests|bench)/' \
-	  && echo "tidy: clean" || { echo "tidy: findings above" >&2; exit 1; }
+	@status=0; scripts/tidy.py -p $(BUILD) -j $(JOBS) --cache "$(PQMCP_DEPS)/tidy" '^$(CURDIR)/(src|tests|bench)/' || status=$$?; \
+	  case $$status in 0) echo "tidy: clean";; 1) echo "tidy: findings above" >&2; exit 1;; \
+	  *) echo "tidy: could not run clang-tidy (above)" >&2; exit $$status;; esac
 
 # Everything CI runs.
 check: format-check tidy test test-sanitize test-tsan

@@ -17,6 +17,7 @@
 #include <boost/json/serialize.hpp>
 
 #include "pqmcp/integrity/scanner.hpp"
+#include "test_paths.hpp"
 
 namespace {
 
@@ -33,8 +34,8 @@ struct Item {
 std::vector<Item> benign(bool federated) {
     std::vector<std::pair<std::string, Item>> items;
     for (const char* server : {"server-everything", "server-filesystem", "server-memory"}) {
-        const std::string path =
-            std::string(PQMCP_SOURCE_DIR) + "/tests/data/integrity/benign/" + server + ".json";
+        const std::string path = std::string(pqmcp::test_paths::source_dir()) +
+                                 "/tests/data/integrity/benign/" + server + ".json";
         std::ifstream in(path);
         const std::string text{std::istreambuf_iterator<char>(in),
                                std::istreambuf_iterator<char>()};
@@ -139,7 +140,7 @@ void scan_poisoned(benchmark::State& state) {
 BENCHMARK(scan_poisoned);
 
 void load_builtin_rules(benchmark::State& state) {
-    std::ifstream in(std::string(PQMCP_SOURCE_DIR) + "/data/scanner-rules.yaml");
+    std::ifstream in(std::string(pqmcp::test_paths::source_dir()) + "/data/scanner-rules.yaml");
     const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
     for (auto _ : state) {
         auto s = Scanner::parse(text, "data/scanner-rules.yaml");

@@ -19,6 +19,7 @@
 #include "pqmcp/policy/behaviour.hpp"
 #include "pqmcp/policy/limiter.hpp"
 #include "pqmcp/policy/policy.hpp"
+#include "test_paths.hpp"
 
 // The replaced operator new and delete below pair malloc with free; GCC's
 // check cannot see that they are the pair.
@@ -132,7 +133,7 @@ std::vector<Sample> example_mix() {
 
 void decide_example_policy(benchmark::State& state) {
     static const auto policy =
-        load_file(std::string(PQMCP_SOURCE_DIR) + "/examples/policies/demo.yaml");
+        load_file(std::string(pqmcp::test_paths::source_dir()) + "/examples/policies/demo.yaml");
     static const auto samples = example_mix();
     run(state, *policy, samples);
 }

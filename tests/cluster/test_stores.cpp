@@ -21,6 +21,7 @@
 #include "../common/temp_dir.hpp"
 #include "pqmcp/cluster/cluster.hpp"
 #include "pqmcp/policy/behaviour.hpp"
+#include "test_paths.hpp"
 
 namespace pqmcp::cluster {
 namespace {
@@ -28,7 +29,8 @@ namespace {
 using namespace std::chrono_literals;
 namespace json = boost::json;
 
-const std::string k_engines = std::string(PQMCP_TEST_DATA_DIR) + "/../cluster/engines.sh";
+const std::string k_engines =
+    std::string(pqmcp::test_paths::test_data_dir()) + "/../cluster/engines.sh";
 
 // Starts both engines once for the whole binary.
 class Engines final : public ::testing::Environment {

@@ -35,6 +35,7 @@
 #include "pqmcp/crypto/mlkem.hpp"
 #include "pqmcp/crypto/signature.hpp"
 #include "pqmcp/crypto/x25519.hpp"
+#include "test_paths.hpp"
 
 namespace {
 
@@ -44,7 +45,8 @@ using pqmcp::ByteView;
 using pqmcp::Error;
 using pqmcp::crypto::Errc;
 
-const std::filesystem::path k_dir = std::filesystem::path(PQMCP_TEST_DATA_DIR) / "wycheproof";
+const std::filesystem::path k_dir =
+    std::filesystem::path(pqmcp::test_paths::test_data_dir()) / "wycheproof";
 
 // Every vector file in tests/data/wycheproof; VectorFiles.AllListed checks that
 // none is left out.

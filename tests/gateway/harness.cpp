@@ -28,6 +28,7 @@
 
 #include "pqmcp/tls/context.hpp"
 #include "pqmcp/transport/http_client.hpp"
+#include "test_paths.hpp"
 
 namespace pqmcp::gateway::test {
 
@@ -43,7 +44,7 @@ UpstreamConfig fixture_upstream(const std::string& name) {
     UpstreamConfig u;
     u.name = name;
     u.kind = UpstreamKind::stdio;
-    u.command = PQMCP_FIXTURE_BIN;
+    u.command = pqmcp::test_paths::fixture_bin();
     return u;
 }
 

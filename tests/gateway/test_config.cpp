@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "pqmcp/gateway/config.hpp"
+#include "test_paths.hpp"
 
 namespace pqmcp::gateway {
 namespace {
@@ -383,7 +384,7 @@ TEST(Config, UpstreamProtocol) {
 // The defaults docs/gateway.md states, read back from its table and compared
 // with what an empty configuration gets: the documentation cannot drift.
 TEST(Config, TheDocumentedDefaultsAreTheDefaults) {
-    std::ifstream in(std::string(PQMCP_SOURCE_DIR) + "/docs/gateway.md");
+    std::ifstream in(std::string(pqmcp::test_paths::source_dir()) + "/docs/gateway.md");
     ASSERT_TRUE(in) << "docs/gateway.md";
     std::map<std::string, std::string> documented;  // YAML key -> default column
     const auto unquote = [](const std::string& cell) {

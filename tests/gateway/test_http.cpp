@@ -12,6 +12,7 @@
 #include <boost/json/parse.hpp>
 
 #include "harness.hpp"
+#include "test_paths.hpp"
 
 namespace pqmcp::gateway::test {
 namespace {
@@ -110,7 +111,8 @@ TEST(StreamableHttp, StatelessRequestsShareTheCallersKeptSession) {
 // input_required; its requestState works once, for this caller and request.
 TEST(StreamableHttp, StatelessAskIsInputRequiredWithASealedSingleUseState) {
     Harness h({demo_upstream()}, [](GatewayConfig& c) {
-        c.policy_file = std::filesystem::path(PQMCP_SOURCE_DIR) / "examples/policies/demo.yaml";
+        c.policy_file =
+            std::filesystem::path(pqmcp::test_paths::source_dir()) / "examples/policies/demo.yaml";
     });
     std::vector<Header> headers = k_post_headers;
     headers.push_back({"MCP-Protocol-Version", "2026-07-28"});

@@ -15,6 +15,7 @@
 #include "harness.hpp"
 #include "pqmcp/audit/audit.hpp"
 #include "pqmcp/tls/context.hpp"
+#include "test_paths.hpp"
 
 namespace pqmcp::gateway::test {
 namespace {
@@ -25,7 +26,7 @@ namespace asio = boost::asio;
 const std::string k_token = "feedfacefeedfacefeedfacefeedface";
 
 std::filesystem::path example(const std::string& name) {
-    return std::filesystem::path(PQMCP_SOURCE_DIR) / "examples" / "policies" / name;
+    return std::filesystem::path(pqmcp::test_paths::source_dir()) / "examples" / "policies" / name;
 }
 
 json::object call(McpClient& c, const std::string& tool, json::object args) {

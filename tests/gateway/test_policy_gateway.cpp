@@ -13,6 +13,7 @@
 #include "harness.hpp"
 #include "pqmcp/audit/audit.hpp"
 #include "pqmcp/policy/policy.hpp"
+#include "test_paths.hpp"
 
 namespace pqmcp::gateway::test {
 namespace {
@@ -20,7 +21,7 @@ namespace {
 namespace json = boost::json;
 
 std::filesystem::path example(const std::string& name) {
-    return std::filesystem::path(PQMCP_SOURCE_DIR) / "examples" / "policies" / name;
+    return std::filesystem::path(pqmcp::test_paths::source_dir()) / "examples" / "policies" / name;
 }
 
 void write(const std::filesystem::path& file, const std::string& text) {

@@ -16,6 +16,7 @@
 #include <boost/json/parse.hpp>
 
 #include "pqmcp/integrity/scanner.hpp"
+#include "test_paths.hpp"
 
 namespace pqmcp::integrity {
 namespace {
@@ -31,7 +32,8 @@ struct Entry {
 };
 
 std::vector<Entry> load(const std::string& name) {
-    std::ifstream in(std::string(PQMCP_SOURCE_DIR) + "/tests/data/integrity/corpus/" + name);
+    std::ifstream in(std::string(pqmcp::test_paths::source_dir()) +
+                     "/tests/data/integrity/corpus/" + name);
     std::stringstream text;
     text << in.rdbuf();
     json::parse_options options;

@@ -17,6 +17,7 @@
 #include <boost/json/serialize.hpp>
 
 #include "pqmcp/integrity/scanner.hpp"
+#include "test_paths.hpp"
 
 namespace pqmcp::integrity {
 namespace {
@@ -405,7 +406,8 @@ std::string read(const std::string& path) {
 }
 
 TEST(Scanner, RuleFileSurvivesConfigureFileAndLoadsFromDisk) {
-    const std::string path = std::string(PQMCP_SOURCE_DIR) + "/data/scanner-rules.yaml";
+    const std::string path =
+        std::string(pqmcp::test_paths::source_dir()) + "/data/scanner-rules.yaml";
     const std::string text = read(path);
     ASSERT_FALSE(text.empty());
     // The file is pasted into a raw string by configure_file(@ONLY).
@@ -426,8 +428,8 @@ struct Item {
 std::vector<Item> benign_items() {
     std::vector<Item> items;
     for (const char* server : {"server-everything", "server-filesystem", "server-memory"}) {
-        const std::string path =
-            std::string(PQMCP_TEST_DATA_DIR) + "/integrity/benign/" + server + ".json";
+        const std::string path = std::string(pqmcp::test_paths::test_data_dir()) +
+                                 "/integrity/benign/" + server + ".json";
         const json::value file = json::parse(read(path));
         const auto add = [&](const char* list, const char* key, const char* kind) {
             if (const auto* result = file.as_object().if_contains(list)) {

@@ -13,6 +13,7 @@
 
 #include "pqmcp/policy/limiter.hpp"
 #include "pqmcp/policy/policy.hpp"
+#include "test_paths.hpp"
 
 namespace pqmcp::policy {
 namespace {
@@ -27,7 +28,7 @@ std::shared_ptr<const Policy> load(const std::string& yaml) {
 }
 
 std::string example() {
-    std::ifstream in(std::string(PQMCP_SOURCE_DIR) + "/examples/policies/demo.yaml");
+    std::ifstream in(std::string(pqmcp::test_paths::source_dir()) + "/examples/policies/demo.yaml");
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 

@@ -23,6 +23,7 @@
 #include "../common/temp_dir.hpp"
 #include "pqmcp/sandbox/sandbox.hpp"
 #include "pqmcp/transport/child.hpp"
+#include "test_paths.hpp"
 
 namespace {
 
@@ -30,7 +31,7 @@ namespace fs = std::filesystem;
 namespace sb = pqmcp::sandbox;
 using pqmcp::test::TempDir;
 
-const fs::path k_fixture = PQMCP_FIXTURE_BIN;
+const fs::path k_fixture = pqmcp::test_paths::fixture_bin();
 
 struct Outcome {
     std::string out;  // the probe's stdout

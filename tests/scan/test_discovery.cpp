@@ -12,6 +12,7 @@
 
 #include "../common/temp_dir.hpp"
 #include "pqmcp/scan/discovery.hpp"
+#include "test_paths.hpp"
 
 namespace {
 
@@ -24,7 +25,7 @@ bool has_substr(const std::string& text, const std::string& part) {
     return text.find(part) != std::string::npos;
 }
 
-const fs::path k_configs = fs::path(PQMCP_TEST_DATA_DIR) / "integrity" / "configs";
+const fs::path k_configs = fs::path(pqmcp::test_paths::test_data_dir()) / "integrity" / "configs";
 
 std::string read(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);

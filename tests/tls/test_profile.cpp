@@ -11,6 +11,7 @@
 #include "pqmcp/tls/handshake_info.hpp"
 #include "pqmcp/tls/probe.hpp"
 #include "pqmcp/tls/profile.hpp"
+#include "test_paths.hpp"
 
 namespace pqmcp::tls {
 namespace {
@@ -56,7 +57,7 @@ TEST(Profile, PostQuantumProfilesOfferNoClassicalOnlyGroup) {
 TEST(Profile, GoldenSnapshots) {
     const bool update = std::getenv("PQMCP_UPDATE_GOLDEN") != nullptr;
     for (const auto& p : all_profiles()) {
-        const auto file = std::filesystem::path(PQMCP_TEST_DATA_DIR) / "profiles" /
+        const auto file = std::filesystem::path(pqmcp::test_paths::test_data_dir()) / "profiles" /
                           (std::string(p.name) + ".txt");
         const std::string actual = describe(p);
         EXPECT_EQ(actual.find("error:"), std::string::npos) << actual;
