@@ -128,11 +128,18 @@ test('2,000 idle and half-sent connections from one process do not keep other cl
   await client.connect(connectTransport(gateway));
   t.after(() => client.close());
   assert.equal(text(await client.callTool({ name: 'demo__add', arguments: { a: 40, b: 2 } })), '42');
-  const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-  const open = Number(/^pqmcp_connections_open (\d+)/m.exec(metrics)[1]);
-  const evicted = Number(/^pqmcp_connections_evicted_total (\d+)/m.exec(metrics)[1]);
-  assert.ok(open <= 64, `${open} connections held (one address may keep 32 handshakes)`);
-  assert.ok(evicted >= 1900, `${evicted} connections closed to make room`);
+  // Connections the kernel completed may still wait in the listen queue on a
+  // loaded machine: the gateway evicts them as it accepts them.
+  const deadline = Date.now() + 20000;
+  for (;;) {
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const open = Number(/^pqmcp_connections_open (\d+)/m.exec(metrics)[1]);
+    const evicted = Number(/^pqmcp_connections_evicted_total (\d+)/m.exec(metrics)[1]);
+    assert.ok(open <= 64, `${open} connections held (one address may keep 32 handshakes)`);
+    if (evicted >= 1900) break;
+    assert.ok(Date.now() < deadline, `${evicted} connections closed to make room after 20 s`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
   // The held ones are closed by the gateway, not left to time out one by one.
   await until(() => sockets.filter((s) => !s.destroyed && s.readyState === 'open').length <= 40, 20000,
     'the idle connections to be closed');
