@@ -109,9 +109,11 @@ class Keys:
         h.update(entry["directory"].encode().replace(self.root, b"@ROOT@") + b"\0")
         h.update(hashlib.sha256(pre.stdout.replace(self.root, b"@ROOT@")).digest())
         try:
-            for path in sorted(files):
+            # Sorted as named in the key, so the order is the same in every clone.
+            named = sorted((p.encode(errors="surrogateescape").replace(self.root, b"@ROOT@"), p) for p in files)
+            for name, path in named:
                 shown = bool(self.header_filter and self.header_filter.search(path))
-                h.update(path.encode(errors="surrogateescape").replace(self.root, b"@ROOT@") + b"\0")
+                h.update(name + b"\0")
                 h.update(b"1" if shown else b"0")
                 h.update(self.file_digest(path))
         except OSError:
