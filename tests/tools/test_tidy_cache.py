@@ -24,7 +24,7 @@ FAKE_TIDY = """#!/bin/sh
 if [ "$1" = --version ]; then echo "stand-in clang-tidy 1"; exit 0; fi
 for last; do :; done
 echo "$last" >> "$TIDY_LOG"
-if g++ -E -C -I"$(dirname "$last")/../include" "$last" | grep -q FINDING; then
+if g++ -E -C -I"$(dirname "$last")/../include" -I"$(dirname "$last")/../../m-shared" "$last" | grep -q FINDING; then
   echo "$last:1:1: error: a finding [stand-in]"; exit 1
 fi
 exit 0
@@ -39,6 +39,10 @@ class TidyCache(unittest.TestCase):
         self.tidy = self.tmp / "clang-tidy"
         self.tidy.write_text(FAKE_TIDY)
         self.tidy.chmod(0o755)
+        # A header outside every checkout (as the system's are), named in the
+        # key between checkout a's files and clone z's.
+        (self.tmp / "m-shared").mkdir()
+        (self.tmp / "m-shared" / "s.hpp").write_text("#pragma once\ninline int s() { return 0; }\n")
         self.a = self.checkout("a")
 
     def tearDown(self):
@@ -53,14 +57,14 @@ class TidyCache(unittest.TestCase):
         (root / "build").mkdir()
         (root / ".clang-tidy").write_text("Checks: '-*,bugprone-*'\nHeaderFilterRegex: '(include)/.*'\n")
         (root / "include" / "h.hpp").write_text("#pragma once\ninline int h() { return 1; }\n")
-        (root / "src" / "x.cpp").write_text('#include "h.hpp"\n// NOLINT(bugprone-x): FINDING\nint x() { return h(); }\n')
+        (root / "src" / "x.cpp").write_text('#include "h.hpp"\n#include "s.hpp"\n// NOLINT(bugprone-x): FINDING\nint x() { return h(); }\n')
         (root / "src" / "y.cpp").write_text("int y() { return 2; }\n")
         self.write_database(root)
         return root
 
     def write_database(self, root):
         entries = [{"directory": str(root / "build"), "file": str(root / "src" / f),
-                    "command": f"g++ -I{root}/include -std=c++20 -o {f}.o -c {root}/src/{f}"}
+                    "command": f"g++ -I{root}/include -I{self.tmp}/m-shared -std=c++20 -o {f}.o -c {root}/src/{f}"}
                    for f in ("x.cpp", "y.cpp")]
         (root / "build" / "compile_commands.json").write_text(json.dumps(entries))
 
@@ -112,7 +116,7 @@ class TidyCache(unittest.TestCase):
         x = self.a / "src" / "x.cpp"
         x.write_text(x.read_text().replace("FINDING", "fixed"))
         self.run_tidy(self.a)
-        b = self.checkout("b")
+        b = self.checkout("z")
         (b / "src" / "x.cpp").write_text(x.read_text())
         self.assertEqual(self.run_tidy(b)[:2], (0, []))
         (b / "src" / "y.cpp").write_text("int y() { return 3; }\n")
