@@ -65,6 +65,10 @@ Recorder::Recorder(const GatewayConfig& config, audit::Writer* audit, observe::D
         r.counter_fn("pqmcp_connections_evicted_total",
                      "Connections closed before their handshake (or while idle) to make room",
                      std::move(gauges.evicted));
+        r.counter_fn("pqmcp_connections_refused_total",
+                     "Connections closed on arrival: the connection limit was full of "
+                     "connections at work",
+                     std::move(gauges.refused));
         r.gauge("pqmcp_overload_scale",
                 "The factor handshake and idle deadlines are scaled by (1: no pressure)",
                 std::move(gauges.overload));

@@ -195,16 +195,16 @@ asio::awaitable<void> drain_before_close(tcp::socket& socket) {
 
 }  // namespace
 
-asio::awaitable<void> HttpServer::Impl::serve(tcp::socket socket, std::string address) {
+asio::awaitable<void> HttpServer::Impl::serve(std::unique_ptr<ServerTls> owned,
+                                              [[maybe_unused]] ConnectionGuard guard) {
     auto self = shared_from_this();
+    ServerTls& stream = *owned;
+    auto* tcp = &beast::get_lowest_layer(stream);
     boost::system::error_code ignored;
-    const auto endpoint = socket.remote_endpoint(ignored);
+    const auto endpoint = tcp->socket().remote_endpoint(ignored);
     PeerInfo peer;
     peer.remote = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
-    socket.set_option(tcp::no_delay(true), ignored);
-    ServerTls stream(std::move(socket), ssl);
-    auto* tcp = &beast::get_lowest_layer(stream);
-    const ConnectionGuard guard(*this, *tcp, std::move(address));
+    tcp->socket().set_option(tcp::no_delay(true), ignored);
     const auto& t = options.timeouts;
 
     const auto accepted = Clock::now();
@@ -468,8 +468,9 @@ void HttpServer::Impl::admit(tcp::socket socket, std::string address) {
         h != handshaking.end() && h->second >= options.limits.max_handshakes_per_address) {
         (void)evict_oldest(Phase::handshake, &address);
     }
-    if (connections.size() >= options.limits.max_connections && !evict_oldest(Phase::handshake) &&
+    if (live() >= options.limits.max_connections && !evict_oldest(Phase::handshake) &&
         !evict_oldest(Phase::idle)) {
+        ++refused;
         const auto now = Clock::now();
         if (now - last_refusal_log > std::chrono::seconds{5}) {
             last_refusal_log = now;
@@ -480,7 +481,9 @@ void HttpServer::Impl::admit(tcp::socket socket, std::string address) {
         socket.close(ignored);
         return;
     }
-    asio::co_spawn(io, serve(std::move(socket), std::move(address)), asio::detached);
+    auto stream = std::make_unique<ServerTls>(std::move(socket), ssl);
+    ConnectionGuard guard(*this, beast::get_lowest_layer(*stream), std::move(address));
+    asio::co_spawn(io, serve(std::move(stream), std::move(guard)), asio::detached);
 }
 
 asio::awaitable<void> HttpServer::Impl::pressure_loop() {
@@ -505,10 +508,7 @@ asio::awaitable<void> HttpServer::Impl::pressure_loop() {
             }
         }
         for (auto* tcp : late) {
-            connections.at(tcp).evicted = true;
-            ++evicted;
-            boost::system::error_code ignored;
-            tcp->socket().close(ignored);
+            evict(tcp);
         }
     }
 }
@@ -713,6 +713,7 @@ HttpServerStats HttpServer::stats() const {
         out.streams += shard->open_streams;
         out.buffered_bytes += shard->buffered;
         out.evicted += shard->evicted;
+        out.refused += shard->refused;
         out.overload = std::min(out.overload, shard->overload());
     }
     return out;

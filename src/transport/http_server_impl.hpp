@@ -128,6 +128,7 @@ inline std::optional<std::size_t> home_of(std::string_view id, std::size_t shard
 }
 
 class Session;
+class ConnectionGuard;
 
 // What the shards of one server share: each other, and the session counts
 // behind the server-wide session limits (taken at initialize and given back
@@ -230,11 +231,22 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         // there): only that shard touches it until it comes back.
         bool lent = false;
     };
+    // Every connection whose serve() is running, evicted ones included
+    // until their coroutine has seen the close.
     std::map<DeadlineSocket*, Conn> connections;
-    std::map<std::string, std::size_t> handshaking;  // by address
+    // Evicted entries of `connections`: their sockets are closed and they
+    // count toward no limit. Under load their coroutines may run long after
+    // the close; counting them would let closed connections crowd out new
+    // ones (each admit then evicts a live one, and at last refuses).
+    std::size_t closing = 0;
+    std::map<std::string, std::size_t> handshaking;  // live handshakes, by address
     // Read by stats() from other threads; written here only.
     std::atomic<std::uint64_t> evicted{0};
-    std::atomic<std::size_t> connection_count{0};
+    std::atomic<std::uint64_t> refused{0};         // closed at once: every connection at work
+    std::atomic<std::size_t> connection_count{0};  // open: connections less closing
+
+    [[nodiscard]] std::size_t live() const { return connections.size() - closing; }
+    void count_connections() { connection_count.store(live(), std::memory_order_relaxed); }
     std::atomic<std::size_t> session_count{0};
 
     void set_phase(DeadlineSocket* tcp, Phase phase) {
@@ -242,7 +254,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         if (it == connections.end() || it->second.phase == phase) {
             return;
         }
-        if (it->second.phase == Phase::handshake) {
+        if (it->second.phase == Phase::handshake && !it->second.evicted) {
             forget_handshake(it->second.address);
         }
         it->second.phase = phase;
@@ -269,11 +281,25 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         if (victim == nullptr) {
             return false;
         }
-        connections.at(victim).evicted = true;
+        evict(victim);
+        return true;
+    }
+    // Closes a connection to make room. Its entry stays until its
+    // coroutine ends, marked, out of every count.
+    void evict(DeadlineSocket* tcp) {
+        auto& c = connections.at(tcp);
+        if (c.evicted) {
+            return;
+        }
+        if (c.phase == Phase::handshake) {
+            forget_handshake(c.address);
+        }
+        c.evicted = true;
+        ++closing;
+        count_connections();
         ++evicted;
         boost::system::error_code ignored;
-        victim->socket().close(ignored);
-        return true;
+        tcp->socket().close(ignored);
     }
     // Envoy's overload manager, in small: past half the connection limit the
     // deadlines of connections that do nothing yet shrink, to a tenth at the limit.
@@ -317,7 +343,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     // Over the buffer budget: drops the streams no client reads, largest first.
     void shed();
     static void account_standalone_drop(Session& session, Stream& stream);
-    asio::awaitable<void> serve(tcp::socket socket, std::string address);
+    // Serves one admitted connection; `guard` holds its place in `connections`.
+    asio::awaitable<void> serve(std::unique_ptr<ServerTls> owned, ConnectionGuard guard);
     Clock::time_point last_refusal_log{};
 };
 
@@ -597,33 +624,43 @@ std::optional<http::response<http::string_body>> read_failure(const boost::syste
                                                               bool timed_out,
                                                               const HttpServerOptions& options);
 
-// Registers a connection for stop() and counts it against the limit.
+// Registers a connection for stop() and counts it against the limits,
+// from its admission (not from when its coroutine first runs: a burst of
+// admissions queued on a busy shard must see each other) until the guard,
+// a parameter of serve(), goes with the coroutine's frame, whether or not
+// the coroutine ever ran.
 class ConnectionGuard final {
   public:
     ConnectionGuard(HttpServer::Impl& server, DeadlineSocket& tcp, std::string address)
-        : server_(server), tcp_(tcp) {
-        ++server_.handshaking[address];
-        server_.connections.emplace(&tcp_, HttpServer::Impl::Conn{std::move(address)});
-        server_.connection_count = server_.connections.size();
+        : server_(&server), tcp_(&tcp) {
+        ++server_->handshaking[address];
+        server_->connections.emplace(tcp_, HttpServer::Impl::Conn{std::move(address)});
+        server_->count_connections();
     }
     ~ConnectionGuard() {
-        if (const auto it = server_.connections.find(&tcp_); it != server_.connections.end()) {
-            if (it->second.phase == HttpServer::Impl::Phase::handshake) {
-                server_.forget_handshake(it->second.address);
-            }
-            server_.connections.erase(it);
-            server_.connection_count = server_.connections.size();
+        if (server_ == nullptr) {
+            return;
         }
-        ++server_.closed_since_sweep;
+        if (const auto it = server_->connections.find(tcp_); it != server_->connections.end()) {
+            if (it->second.evicted) {
+                --server_->closing;
+            } else if (it->second.phase == HttpServer::Impl::Phase::handshake) {
+                server_->forget_handshake(it->second.address);
+            }
+            server_->connections.erase(it);
+            server_->count_connections();
+        }
+        ++server_->closed_since_sweep;
     }
+    ConnectionGuard(ConnectionGuard&& other) noexcept
+        : server_(std::exchange(other.server_, nullptr)), tcp_(other.tcp_) {}
     ConnectionGuard(const ConnectionGuard&) = delete;
     ConnectionGuard& operator=(const ConnectionGuard&) = delete;
-    ConnectionGuard(ConnectionGuard&&) = delete;
     ConnectionGuard& operator=(ConnectionGuard&&) = delete;
 
   private:
-    HttpServer::Impl& server_;
-    DeadlineSocket& tcp_;
+    HttpServer::Impl* server_;
+    DeadlineSocket* tcp_;
 };
 
 }  // namespace pqmcp::transport

@@ -212,6 +212,7 @@ struct HttpServerStats {
     std::size_t streams = 0;         // attached (open) streams
     std::size_t buffered_bytes = 0;  // events waiting in streams
     std::uint64_t evicted = 0;       // connections closed to make room for others
+    std::uint64_t refused = 0;       // closed on arrival: the limit full of connections at work
     double overload = 1.0;           // the factor deadlines are scaled by now (1: none)
 };
 
