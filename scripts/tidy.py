@@ -69,7 +69,9 @@ def preprocess_command(entry):
 
 
 class Keys:
-    """Computes the keys; each file read is hashed once per run."""
+    """Computes the keys; each file read is hashed once per run, except
+    when a key is taken again after a check (fresh), which reads every file
+    anew so that an edit during the check (a comment too) is seen."""
 
     def __init__(self, common, header_filter):
         self.common = common
@@ -78,17 +80,20 @@ class Keys:
         self.digests = {}
         self.lock = threading.Lock()
 
-    def file_digest(self, path):
-        with self.lock:
-            known = self.digests.get(path)
+    def file_digest(self, path, fresh=False):
+        known = None
+        if not fresh:
+            with self.lock:
+                known = self.digests.get(path)
         if known is None:
             with open(path, "rb") as f:
                 known = hashlib.sha256(f.read()).digest()
-            with self.lock:
-                self.digests[path] = known
+            if not fresh:
+                with self.lock:
+                    self.digests[path] = known
         return known
 
-    def entry_key(self, entry, h):
+    def entry_key(self, entry, h, fresh=False):
         """Feeds one entry into h; False when it cannot be preprocessed."""
         try:
             pre = subprocess.run(preprocess_command(entry), cwd=entry["directory"],
@@ -115,16 +120,16 @@ class Keys:
                 shown = bool(self.header_filter and self.header_filter.search(path))
                 h.update(name + b"\0")
                 h.update(b"1" if shown else b"0")
-                h.update(self.file_digest(path))
+                h.update(self.file_digest(path, fresh))
         except OSError:
             return False
         return True
 
-    def key(self, entries):
+    def key(self, entries, fresh=False):
         """The key of one file over all its entries, or None."""
         h = hashlib.sha256(self.common)
         for entry in entries:
-            if not self.entry_key(entry, h):
+            if not self.entry_key(entry, h, fresh):
                 return None
         return h.hexdigest()
 
@@ -172,7 +177,7 @@ def check(name, entries, build, clang_tidy, cache, keys):
     shown = "\n".join(line for line in (run.stdout + run.stderr).splitlines() if not NOISE.match(line))
     clean = run.returncode == 0
     # Remembered only when nothing changed while clang-tidy read it.
-    if clean and marker is not None and keys.key(entries) == key:
+    if clean and marker is not None and keys.key(entries, fresh=True) == key:
         try:
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.touch()

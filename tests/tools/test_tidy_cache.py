@@ -24,6 +24,7 @@ FAKE_TIDY = """#!/bin/sh
 if [ "$1" = --version ]; then echo "stand-in clang-tidy 1"; exit 0; fi
 for last; do :; done
 echo "$last" >> "$TIDY_LOG"
+if [ -n "$TIDY_FIX" ]; then sed -i s/FINDING/fixed/ "$TIDY_FIX"; fi
 if g++ -E -C -I"$(dirname "$last")/../include" -I"$(dirname "$last")/../../m-shared" "$last" | grep -q FINDING; then
   echo "$last:1:1: error: a finding [stand-in]"; exit 1
 fi
@@ -100,6 +101,21 @@ class TidyCache(unittest.TestCase):
         (self.a / "include" / "h.hpp").write_text("#pragma once\n// FINDING\ninline int h() { return 1; }\n")
         rc, checked, _ = self.run_tidy(self.a)
         self.assertEqual((rc, checked), (1, ["x.cpp"]), "only the file that includes the header")
+
+    def test_a_header_edited_during_the_check_is_not_remembered(self):
+        h = self.a / "include" / "h.hpp"
+        found = "#pragma once\n// FINDING\ninline int h() { return 1; }\n"
+        h.write_text(found)
+        y = self.a / "src" / "y.cpp"
+        y.write_text('#include "h.hpp"\nint y() { return h(); }\n')
+        # The header loses its finding after the key was taken and before
+        # clang-tidy reads it: y is found clean, but not as keyed.
+        rc, checked, _ = self.run_tidy(self.a, {"TIDY_FIX": str(h)})
+        self.assertEqual((rc, checked), (1, ["x.cpp", "y.cpp"]))  # x: its own finding
+        h.write_text(found)
+        rc, checked, out = self.run_tidy(self.a)
+        self.assertEqual((rc, checked), (1, ["x.cpp", "y.cpp"]), "the header as keyed was never checked")
+        self.assertIn("y.cpp:1:1: error: a finding", out)
 
     def test_configuration_and_command_check_again(self):
         x = self.a / "src" / "x.cpp"
