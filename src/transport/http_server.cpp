@@ -555,11 +555,11 @@ asio::awaitable<void> HttpServer::Impl::sweep_loop() {
         // After a wave of connections ended, hand the heap they used back to
         // the system: glibc keeps freed memory in its arenas otherwise, and a
         // gateway that once held many connections would keep their footprint.
-        if (closed_since_sweep >= 64) {
+        // The heap is the process's: one shard trims it, for all of them.
+        if (index == 0 && group->closed.exchange(0, std::memory_order_relaxed) >= 64) {
             (void)malloc_trim(0);
         }
 #endif
-        closed_since_sweep = 0;
     }
 }
 

@@ -139,6 +139,7 @@ struct ServerGroup {
     std::vector<std::weak_ptr<HttpServer::Impl>> shards;  // fixed once the server is built
     std::atomic<std::size_t> next{0};                     // the shard the next connection goes to
     std::atomic<std::size_t> lent{0};                     // requests answered on another shard now
+    std::atomic<std::size_t> closed{0};  // connections ended since the last sweep of shard 0
     std::mutex mutex;
     std::size_t sessions = 0;
     std::map<std::string, std::size_t> by_identity;  // key: identity_key()
@@ -316,7 +317,6 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     }
     std::atomic<std::size_t> open_streams{0};
     std::atomic<std::size_t> buffered{0};  // bytes of events held in this shard's sessions' streams
-    std::size_t closed_since_sweep = 0;    // connections that ended since the last sweep
     bool stopped = false;
 
     // The shard a request belongs on: the home of the session it names
@@ -650,7 +650,7 @@ class ConnectionGuard final {
             server_->connections.erase(it);
             server_->count_connections();
         }
-        ++server_->closed_since_sweep;
+        server_->group->closed.fetch_add(1, std::memory_order_relaxed);
     }
     ConnectionGuard(ConnectionGuard&& other) noexcept
         : server_(std::exchange(other.server_, nullptr)), tcp_(other.tcp_) {}
