@@ -482,7 +482,7 @@ void HttpServer::Impl::admit(tcp::socket socket, std::string address) {
         return;
     }
     auto stream = std::make_unique<ServerTls>(std::move(socket), ssl);
-    ConnectionGuard guard(*this, beast::get_lowest_layer(*stream), std::move(address));
+    ConnectionGuard guard(shared_from_this(), beast::get_lowest_layer(*stream), std::move(address));
     asio::co_spawn(io, serve(std::move(stream), std::move(guard)), asio::detached);
 }
 

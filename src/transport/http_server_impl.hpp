@@ -628,11 +628,13 @@ std::optional<http::response<http::string_body>> read_failure(const boost::syste
 // from its admission (not from when its coroutine first runs: a burst of
 // admissions queued on a busy shard must see each other) until the guard,
 // a parameter of serve(), goes with the coroutine's frame, whether or not
-// the coroutine ever ran.
+// the coroutine ever ran. It keeps the shard alive until then: a frame that
+// never ran may be destroyed with the io_context, after the server.
 class ConnectionGuard final {
   public:
-    ConnectionGuard(HttpServer::Impl& server, DeadlineSocket& tcp, std::string address)
-        : server_(&server), tcp_(&tcp) {
+    ConnectionGuard(std::shared_ptr<HttpServer::Impl> server, DeadlineSocket& tcp,
+                    std::string address)
+        : server_(std::move(server)), tcp_(&tcp) {
         ++server_->handshaking[address];
         server_->connections.emplace(tcp_, HttpServer::Impl::Conn{std::move(address)});
         server_->count_connections();
@@ -653,13 +655,13 @@ class ConnectionGuard final {
         server_->group->closed.fetch_add(1, std::memory_order_relaxed);
     }
     ConnectionGuard(ConnectionGuard&& other) noexcept
-        : server_(std::exchange(other.server_, nullptr)), tcp_(other.tcp_) {}
+        : server_(std::move(other.server_)), tcp_(other.tcp_) {}
     ConnectionGuard(const ConnectionGuard&) = delete;
     ConnectionGuard& operator=(const ConnectionGuard&) = delete;
     ConnectionGuard& operator=(ConnectionGuard&&) = delete;
 
   private:
-    HttpServer::Impl* server_;
+    std::shared_ptr<HttpServer::Impl> server_;  // null once moved from
     DeadlineSocket* tcp_;
 };
 

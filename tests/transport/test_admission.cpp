@@ -158,5 +158,24 @@ TEST_F(Admission, IsRefusedOnlyWhenEveryConnectionIsAtWork) {
     EXPECT_EQ(closed_by_server(), 2U);
 }
 
+TEST_F(Admission, AConnectionNeverServedKeepsItsShardUntilItsFrameGoes) {
+    std::weak_ptr<HttpServer::Impl> weak;
+    {
+        asio::io_context io;
+        auto group = std::make_shared<ServerGroup>(1);
+        auto server = std::make_shared<HttpServer::Impl>(io, ctx_->native_handle(),
+                                                         HttpServerOptions{}, group, 0);
+        group->shards.push_back(server);
+        tcp::socket client(io);
+        client.connect(acceptor_.local_endpoint());
+        server->admit(acceptor_.accept(io), "192.0.2.9");
+        weak = server;
+        server.reset();
+        // The server is gone; the admitted connection's coroutine never ran.
+        EXPECT_FALSE(weak.expired());
+    }  // the io_context goes with the coroutine's frame, and the shard with it
+    EXPECT_TRUE(weak.expired());
+}
+
 }  // namespace
 }  // namespace pqmcp::transport
