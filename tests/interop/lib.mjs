@@ -2,7 +2,7 @@
 // transports for the official MCP TypeScript SDK, and find the reference
 // servers installed from tests/interop/package-lock.json.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,16 +31,32 @@ export function tempDir(t) {
   return dir;
 }
 
-export function freePort() {
-  return new Promise((resolve, reject) => {
+// A port for a server that cannot report the one it bound (port 0). It is
+// chosen below the kernel's ephemeral range: a port from that range can be
+// taken, between this check and the server's bind, by any outgoing
+// connection of a test running beside this one.
+function listenOnce(port) {
+  return new Promise((resolve) => {
     const server = net.createServer();
     server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
+    server.on('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
+}
+
+export async function freePort() {
+  let low = 32768;
+  try {
+    low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+  } catch {
+    // not Linux: the usual range
+  }
+  const first = 10000;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = first + Math.floor(Math.random() * Math.max(1, low - first));
+    if (await listenOnce(port)) return port;
+  }
+  throw new Error(`no free port in ${first}..${low - 1} after 200 tries`);
 }
 
 export async function waitForPort(port, timeoutMs = 20000) {
@@ -111,12 +127,20 @@ export async function startGateway(t, args, { env = {}, dir, listen = '127.0.0.1
     return exited;
   };
   t?.after(gateway.stop);
+  const wantsMetrics = args.includes('--metrics');
   const ready = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no ready line; stderr:\n${gateway.stderr.join('\n')}`)), 30000);
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (d) => {
       gateway.stdout += d;
       const m = gateway.stdout.match(/ready on (https:\/\/\S+) peer (pq1[a-z2-7]+) /);
+      // With --metrics, its bound address follows the ready line (port 0
+      // works there too, so no test races others for a free port).
+      if (m && wantsMetrics) {
+        const metrics = gateway.stdout.match(/^pqmcp serve: metrics (http:\/\/\S+)$/m);
+        if (!metrics) return;
+        gateway.metricsUrl = metrics[1];
+      }
       if (m) {
         clearTimeout(timer);
         resolve(m);

@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { Client, PQMCP, StdioClientTransport, freePort, tempDir, until } from '../interop/lib.mjs';
+import { Client, PQMCP, StdioClientTransport, tempDir, until } from '../interop/lib.mjs';
 
 const canUnshare = spawnSync('unshare', ['--mount', '--map-root-user', 'true']).status === 0;
 
@@ -30,14 +30,13 @@ test('a full disk under the audit database refuses tools/call until it has room 
   mkdirSync(disk);
   mkdirSync(ctl);
   const identity = path.join(dir, 'gateway');
-  const metricsPort = await freePort();
   // The gateway runs inside the namespace; a loop there fills and empties the
   // disk when the test asks (files in ctl/, outside the tmpfs).
   const script = `
 set -e
 mount -t tmpfs -o size=16m tmpfs '${disk}'
 '${PQMCP}' serve --listen 127.0.0.1:0 --identity '${identity}' --demo --audit '${disk}/audit.db' \\
-  --metrics 127.0.0.1:${metricsPort} &
+  --metrics 127.0.0.1:0 &
 gw=$!
 trap 'kill -TERM $gw 2>/dev/null' TERM
 while kill -0 $gw 2>/dev/null; do
@@ -60,8 +59,9 @@ wait $gw || true
   let stdout = '';
   child.stdout.setEncoding('utf8');
   child.stdout.on('data', (d) => { stdout += d; });
-  await until(() => /ready on (https:\S+) peer (pq1\S+) /.test(stdout), 30000, `the ready line; stderr:\n${stderr.join('\n')}`);
+  await until(() => /^pqmcp serve: metrics http:\S+$/m.test(stdout), 30000, `the ready and metrics lines; stderr:\n${stderr.join('\n')}`);
   const [, url, peer] = /ready on (https:\S+) peer (pq1\S+) /.exec(stdout);
+  const [, metricsUrl] = /^pqmcp serve: metrics (http:\S+)$/m.exec(stdout);
 
   const transport = new StdioClientTransport({
     command: PQMCP, args: ['connect', url, '--identity', path.join(dir, 'client'), '--pin', peer], stderr: 'ignore',
@@ -90,7 +90,7 @@ wait $gw || true
   // than the answer, and Node may read that pipe later: wait for it.
   await until(() => stderr.some((l) => / error audit trail: records cannot be committed .*tools\/call is refused/.test(l)),
     5000, `the refusal in the log; stderr:\n${stderr.join('\n')}`);
-  const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const metrics = await (await fetch(metricsUrl)).text();
   assert.match(metrics, /^pqmcp_audit_healthy 0$/m);
   assert.match(metrics, /^pqmcp_audit_refused_calls_total [1-9]/m);
   // Listing still works while the trail is down: only actions are refused.

@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { test } from 'node:test';
 
-import { Client, connectTransport, freePort, rawClient, startGateway, tempDir, text, until } from '../interop/lib.mjs';
+import { Client, connectTransport, rawClient, startGateway, tempDir, text, until } from '../interop/lib.mjs';
 
 const FIXTURE = process.env.PQMCP_FIXTURE_BIN;
 // Under ASan every allocation carries a red zone and freed memory waits in a
@@ -66,9 +66,8 @@ async function pump(raw, count, make, window = 256, answered = true) {
 }
 
 test(`${N} unique methods, tool names, resource URIs and cancelled calls: RSS within ${RSS_BOUND_MIB} MiB, /metrics small`, { timeout: 900_000 }, async (t) => {
-  const metricsPort = await freePort();
   const gateway = await startGateway(t, ['--demo', '--upstream', `fx=stdio:${FIXTURE}`,
-    '--upstream-env', 'fx=FIXTURE_MODE=hostile', '--metrics', `127.0.0.1:${metricsPort}`, '--log-level', 'warn']);
+    '--upstream-env', 'fx=FIXTURE_MODE=hostile', '--metrics', '127.0.0.1:0', '--log-level', 'warn']);
   const raw = rawClient(t, gateway);
   await raw.initialize();
   await raw.request('list', 'resources/list');
@@ -102,15 +101,14 @@ test(`${N} unique methods, tool names, resource URIs and cancelled calls: RSS wi
   if (!SANITIZED) {
     assert.ok(after - before < RSS_BOUND_MIB, `RSS grew ${(after - before).toFixed(1)} MiB`);
   }
-  const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const metrics = await (await fetch(gateway.metricsUrl)).text();
   assert.ok(!metrics.includes('unique'), 'no client-chosen name is a label');
   assert.ok(metrics.length < 64 * 1024, `/metrics is ${metrics.length} bytes`);
   assert.match(metrics, /pqmcp_requests_total\{method="other",upstream="",decision="allow"\} \d+/);
 });
 
 test('2,000 idle and half-sent connections from one process do not keep other clients out', { timeout: 300_000 }, async (t) => {
-  const metricsPort = await freePort();
-  const gateway = await startGateway(t, ['--demo', '--metrics', `127.0.0.1:${metricsPort}`]);
+  const gateway = await startGateway(t, ['--demo', '--metrics', '127.0.0.1:0']);
   const sockets = [];
   t.after(() => { for (const s of sockets) s.destroy(); });
   // Half of them send nothing, half the first bytes of a TLS ClientHello.
@@ -135,7 +133,7 @@ test('2,000 idle and half-sent connections from one process do not keep other cl
   // it, and new ones were refused, uncounted).
   const deadline = Date.now() + 20000;
   for (;;) {
-    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const metrics = await (await fetch(gateway.metricsUrl)).text();
     const count = (name) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(metrics)[1]);
     const open = count('pqmcp_connections_open');
     const evicted = count('pqmcp_connections_evicted_total');
@@ -156,10 +154,9 @@ test('past half the connection limit, handshake deadlines shrink (connections fr
   const dir = tempDir(t);
   const config = `${dir}/gw.yaml`;
   writeFileSync(config, 'limits:\n  max_connections: 200\n  max_handshakes_per_address: 8\n');
-  const metricsPort = await freePort();
-  const gateway = await startGateway(t, ['--demo', '--config', config, '--metrics', `127.0.0.1:${metricsPort}`], { dir });
+  const gateway = await startGateway(t, ['--demo', '--config', config, '--metrics', '127.0.0.1:0'], { dir });
   const scrape = async (name) => Number(new RegExp(`^${name} ([0-9.]+)`, 'm')
-    .exec(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text())[1]);
+    .exec(await (await fetch(gateway.metricsUrl)).text())[1]);
   const sockets = [];
   t.after(() => { for (const s of sockets) s.destroy(); });
   // 25 addresses x 8: the limit is full, every one of them idle.
@@ -192,7 +189,7 @@ test('past half the connection limit, handshake deadlines shrink (connections fr
   }
   assert.ok(open <= 101, `${open} connections still open ${Date.now() - held} ms later`);
   // Shed by eviction or by the shrunken deadline, whichever came first.
-  const body = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const body = await (await fetch(gateway.metricsUrl)).text();
   const timedOut = [...body.matchAll(/^pqmcp_tls_handshakes_total\{[^}]*result="(?:failed|aborted)"[^}]*\} ([0-9.]+)/mg)]
     .reduce((sum, m) => sum + Number(m[1]), 0);
   const evicted = await scrape('pqmcp_connections_evicted_total');

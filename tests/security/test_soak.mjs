@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
 
-import { Client, PQMCP, connectTransport, freePort, startGateway, text } from '../interop/lib.mjs';
+import { Client, PQMCP, connectTransport, startGateway, text } from '../interop/lib.mjs';
 
 const SANITIZED = process.env.PQMCP_SANITIZED === '1';
 const SECONDS = Number(process.env.PQMCP_SOAK_SECONDS ?? (SANITIZED ? 30 : 60));
@@ -60,16 +60,15 @@ async function oneSession(gateway, i) {
   }
 }
 
-async function metric(port, name) {
-  const body = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+async function metric(url, name) {
+  const body = await (await fetch(url)).text();
   const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(body);
   return m ? Number(m[1]) : NaN;
 }
 
 test(`soak: ${SESSIONS} sessions over ${SECONDS} s, no error, RSS given back`, { timeout: (SECONDS + 300) * 1000 }, async (t) => {
-  const metricsPort = await freePort();
   const gateway = await startGateway(t, ['--demo', '--upstream', `kid=stdio:${PQMCP} demo-server`,
-    '--metrics', `127.0.0.1:${metricsPort}`, '--log-level', 'warn']);
+    '--metrics', '127.0.0.1:0', '--log-level', 'warn']);
   const pid = gateway.child.pid;
   const started = Date.now();
   const samples = [];
@@ -98,12 +97,12 @@ test(`soak: ${SESSIONS} sessions over ${SECONDS} s, no error, RSS given back`, {
   // Sessions end with DELETE; children are reaped: wait until the gateway says so.
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline
-      && ((await metric(metricsPort, 'pqmcp_sessions_open')) !== 0
-          || (await metric(metricsPort, 'pqmcp_upstream_children')) !== 0)) {
+      && ((await metric(gateway.metricsUrl, 'pqmcp_sessions_open')) !== 0
+          || (await metric(gateway.metricsUrl, 'pqmcp_upstream_children')) !== 0)) {
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
-  const sessionsOpen = await metric(metricsPort, 'pqmcp_sessions_open');
-  const children = await metric(metricsPort, 'pqmcp_upstream_children');
+  const sessionsOpen = await metric(gateway.metricsUrl, 'pqmcp_sessions_open');
+  const children = await metric(gateway.metricsUrl, 'pqmcp_upstream_children');
   sample();
   clearInterval(sampler);
   const end = samples[samples.length - 1];
