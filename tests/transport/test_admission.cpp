@@ -10,8 +10,7 @@
 #include <vector>
 
 #include "http_server_impl.hpp"
-#include "pqmcp/identity/identity.hpp"
-#include "pqmcp/tls/context.hpp"
+#include "server_identity.hpp"
 
 namespace pqmcp::transport {
 namespace {
@@ -21,23 +20,14 @@ using Phase = HttpServer::Impl::Phase;
 class Admission : public ::testing::Test {
   protected:
     void SetUp() override {
-        identity::KeygenOptions keygen;
-        keygen.algorithm = crypto::SigAlg::ml_dsa_44;
-        auto id = identity::generate(keygen);
-        ASSERT_TRUE(id.has_value()) << id.error().message();
-        identity_ = std::make_unique<identity::Identity>(std::move(*id));
-        tls::ContextOptions server;
-        server.identity = identity_.get();
-        server.verify.require_peer_certificate = false;
-        auto ctx = tls::make_server_context(server);
-        ASSERT_TRUE(ctx.has_value()) << ctx.error().message();
-        ctx_ = std::make_unique<asio::ssl::context>(ctx->release());
+        ASSERT_NO_FATAL_FAILURE(test::make_server_identity(crypto::SigAlg::ml_dsa_44, served_));
 
         HttpServerOptions options;
         options.limits.max_connections = 8;
         options.limits.max_handshakes_per_address = 4;
         auto group = std::make_shared<ServerGroup>(1);
-        server_ = std::make_shared<HttpServer::Impl>(io_, ctx_->native_handle(), options, group, 0);
+        server_ = std::make_shared<HttpServer::Impl>(io_, served_.context->native_handle(), options,
+                                                     group, 0);
         group->shards.push_back(server_);
         acceptor_.open(tcp::v4());
         acceptor_.bind({asio::ip::make_address("127.0.0.1"), 0});
@@ -82,8 +72,7 @@ class Admission : public ::testing::Test {
     }
 
     asio::io_context io_;
-    std::unique_ptr<identity::Identity> identity_;
-    std::unique_ptr<asio::ssl::context> ctx_;
+    test::ServerIdentity served_;
     std::shared_ptr<HttpServer::Impl> server_;
     tcp::acceptor acceptor_{io_};
     std::vector<tcp::socket> clients_;
@@ -163,7 +152,7 @@ TEST_F(Admission, AConnectionNeverServedKeepsItsShardUntilItsFrameGoes) {
     {
         asio::io_context io;
         auto group = std::make_shared<ServerGroup>(1);
-        auto server = std::make_shared<HttpServer::Impl>(io, ctx_->native_handle(),
+        auto server = std::make_shared<HttpServer::Impl>(io, served_.context->native_handle(),
                                                          HttpServerOptions{}, group, 0);
         group->shards.push_back(server);
         tcp::socket client(io);

@@ -19,8 +19,8 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/ssl/stream.hpp>
 
-#include "pqmcp/identity/identity.hpp"
 #include "pqmcp/tls/context.hpp"
+#include "server_identity.hpp"
 #include "server_tls.hpp"
 
 namespace pqmcp::transport::detail {
@@ -32,19 +32,9 @@ using ClientStream = ssl::stream<tcp::socket>;
 class ServerTlsTest : public ::testing::Test {
   protected:
     void SetUp() override {
-        identity::KeygenOptions keygen;
-        keygen.algorithm = crypto::SigAlg::ml_dsa_65;
-        auto id = identity::generate(keygen);
-        ASSERT_TRUE(id.has_value()) << id.error().message();
-        identity_ = std::make_unique<identity::Identity>(std::move(*id));
-        tls::ContextOptions server;
-        server.identity = identity_.get();
-        server.verify.require_peer_certificate = false;
-        auto server_ctx = tls::make_server_context(server);
-        ASSERT_TRUE(server_ctx.has_value()) << server_ctx.error().message();
-        server_ctx_ = std::make_unique<asio::ssl::context>(server_ctx->release());
+        ASSERT_NO_FATAL_FAILURE(test::make_server_identity(crypto::SigAlg::ml_dsa_65, served_));
         tls::ContextOptions client;
-        client.verify.pinned = {identity_->id};
+        client.verify.pinned = {served_.identity->id};
         auto client_ctx = tls::make_client_context(client);
         ASSERT_TRUE(client_ctx.has_value()) << client_ctx.error().message();
         client_ctx_ = std::make_unique<asio::ssl::context>(client_ctx->release());
@@ -77,14 +67,13 @@ class ServerTlsTest : public ::testing::Test {
     }
 
     asio::io_context io_;
-    std::unique_ptr<identity::Identity> identity_;
-    std::unique_ptr<asio::ssl::context> server_ctx_;
+    test::ServerIdentity served_;
     std::unique_ptr<asio::ssl::context> client_ctx_;
 };
 
 TEST_F(ServerTlsTest, ReadsAndGatheredWritesBothWays) {
     auto [socket, client] = connect_pair();
-    ServerTls server(std::move(socket), *server_ctx_);
+    ServerTls server(std::move(socket), *served_.context);
     handshake(server, *client);
 
     // Client to server.
@@ -120,7 +109,7 @@ TEST_F(ServerTlsTest, ReadsAndGatheredWritesBothWays) {
 TEST_F(ServerTlsTest, AWriteLargerThanTheSocketBuffersWaitsForTheReader) {
     auto [socket, client] = connect_pair();
     socket.set_option(asio::socket_base::send_buffer_size(16 * 1024));
-    ServerTls server(std::move(socket), *server_ctx_);
+    ServerTls server(std::move(socket), *served_.context);
     handshake(server, *client);
     // 4 MiB: far more than the kernel holds, so the server waits for
     // writability many times while the client reads.
@@ -152,7 +141,7 @@ TEST_F(ServerTlsTest, AWriteLargerThanTheSocketBuffersWaitsForTheReader) {
 TEST_F(ServerTlsTest, CloseNotifyIsEofAndABareCloseIsTruncation) {
     {
         auto [socket, client] = connect_pair();
-        ServerTls server(std::move(socket), *server_ctx_);
+        ServerTls server(std::move(socket), *served_.context);
         handshake(server, *client);
         // The client sends close_notify and waits for ours; the server reads
         // end of stream, then answers with its own.
@@ -173,7 +162,7 @@ TEST_F(ServerTlsTest, CloseNotifyIsEofAndABareCloseIsTruncation) {
     }
     {
         auto [socket, client] = connect_pair();
-        ServerTls server(std::move(socket), *server_ctx_);
+        ServerTls server(std::move(socket), *served_.context);
         handshake(server, *client);
         // No close_notify: the client's side just ends (its unread tickets
         // would make a close a reset, which is another error).
@@ -193,7 +182,7 @@ TEST_F(ServerTlsTest, ShutdownDrainsWhatThePeerStillSendsSoTheLastResponseArrive
     // client is still sending. Closing with its input unread would reset the
     // connection and could destroy the answer before the client reads it.
     auto [socket, client] = connect_pair();
-    auto server = std::make_unique<ServerTls>(std::move(socket), *server_ctx_);
+    auto server = std::make_unique<ServerTls>(std::move(socket), *served_.context);
     handshake(*server, *client);
     // (clang does not let a lambda capture a structured binding)
     ClientStream& peer = *client;
@@ -230,7 +219,7 @@ TEST_F(ServerTlsTest, ShutdownDrainsWhatThePeerStillSendsSoTheLastResponseArrive
 
 TEST_F(ServerTlsTest, TheDeadlineEndsAWaitingReadAndClosesTheSocket) {
     auto [socket, client] = connect_pair();
-    ServerTls server(std::move(socket), *server_ctx_);
+    ServerTls server(std::move(socket), *served_.context);
     handshake(server, *client);
     server.next_layer().expires_after(std::chrono::milliseconds{100});
     std::array<char, 16> buf{};
@@ -258,7 +247,7 @@ TEST_F(ServerTlsTest, ADeadlineThatPassesBetweenOperationsClosesNothing) {
     // connection waits for something else (an SSE stream between events)
     // does not end the connection; the next operation, if still past it, fails.
     auto [socket, client] = connect_pair();
-    ServerTls server(std::move(socket), *server_ctx_);
+    ServerTls server(std::move(socket), *served_.context);
     handshake(server, *client);
     server.next_layer().expires_after(std::chrono::milliseconds{50});
     const std::string event = "data: 1\n\n";
@@ -280,7 +269,7 @@ TEST_F(ServerTlsTest, ADeadlineThatPassesBetweenOperationsClosesNothing) {
 
 TEST_F(ServerTlsTest, ASocketClosedUnderTheStreamReadsAndWritesNothing) {
     auto [socket, client] = connect_pair();
-    ServerTls server(std::move(socket), *server_ctx_);
+    ServerTls server(std::move(socket), *served_.context);
     handshake(server, *client);
     // Closed (as eviction does) while the client still has data on the way:
     // the stream must not touch whatever descriptor has that number next.
@@ -302,7 +291,7 @@ TEST_F(ServerTlsTest, ASocketClosedUnderTheStreamReadsAndWritesNothing) {
 
 TEST_F(ServerTlsTest, OneOperationAtATime) {
     auto [socket, client] = connect_pair();
-    ServerTls server(std::move(socket), *server_ctx_);
+    ServerTls server(std::move(socket), *served_.context);
     handshake(server, *client);
     std::array<char, 16> buf{};
     boost::system::error_code first = asio::error::would_block;
@@ -325,7 +314,7 @@ TEST_F(ServerTlsTest, UsedFromAnotherThreadThanItsSocketsItLosesNoReadiness) {
     // operations are another shard's (thread B), as with a lent connection.
     auto [socket, client] = connect_pair();
     socket.set_option(asio::socket_base::send_buffer_size(8 * 1024));
-    ServerTls server(std::move(socket), *server_ctx_);
+    ServerTls server(std::move(socket), *served_.context);
     handshake(server, *client);
     asio::io_context other;
     auto guard_a = asio::make_work_guard(io_);
