@@ -551,15 +551,13 @@ asio::awaitable<void> HttpServer::Impl::sweep_loop() {
         for (auto& session : expired) {
             session->close("idle for longer than the session timeout");
         }
-#ifdef __GLIBC__
         // After a wave of connections ended, hand the heap they used back to
-        // the system: glibc keeps freed memory in its arenas otherwise, and a
+        // the system: the allocator keeps freed memory otherwise, and a
         // gateway that once held many connections would keep their footprint.
-        // The heap is the process's: one shard trims it, for all of them.
+        // The heap is the process's: one shard releases it, for all of them.
         if (index == 0 && group->closed.exchange(0, std::memory_order_relaxed) >= 64) {
-            (void)malloc_trim(0);
+            (void)release_free_heap();
         }
-#endif
     }
 }
 

@@ -3,7 +3,6 @@
 // for each request and stream (http_requests.cpp).
 #pragma once
 
-#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <atomic>
@@ -20,6 +19,7 @@
 #include "beast.hpp"
 #include "pqmcp/core/bytes.hpp"
 #include "pqmcp/core/descriptor.hpp"
+#include "pqmcp/core/heap.hpp"
 #include "pqmcp/crypto/aead.hpp"
 #include "pqmcp/crypto/util.hpp"
 #include "pqmcp/mcp/protocol.hpp"
