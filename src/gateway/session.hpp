@@ -124,7 +124,8 @@ class GatewaySession final : public transport::SessionHandler,
 
     SharedState& shared_;
     Shard& shard_;
-    // Not to be touched from on_closed(): the transport may have freed it.
+    // Valid until on_closed() returns (the transport keeps the closed session
+    // until then); never to be touched after.
     transport::ServerSession& downstream_;
     std::string session_id_;  // a copy of downstream_.id() that outlives it
     std::string log_id_;

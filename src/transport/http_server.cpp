@@ -151,10 +151,11 @@ void Session::close(std::string_view reason) {
     }
     spdlog::debug("session {} closed: {}", short_id(), reason);
     // The handler may be what called close(): end it from the event loop.
+    // The session stays until then (closed: send() refuses), so that what
+    // the handler queued before, an upstream's answer say, finds it there.
     if (handler_ && server) {
-        asio::post(server->io, [handler = std::move(handler_), why = std::string(reason)] {
-            handler->on_closed(why);
-        });
+        asio::post(server->io, [self = weak_from_this().lock(), handler = std::move(handler_),
+                                why = std::string(reason)] { handler->on_closed(why); });
     }
 }
 

@@ -348,7 +348,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     Clock::time_point last_refusal_log{};
 };
 
-class Session final : public ServerSession {
+class Session final : public ServerSession, public std::enable_shared_from_this<Session> {
   public:
     Session(const std::shared_ptr<HttpServer::Impl>& server, std::string id, PeerInfo peer)
         : server_(server),

@@ -115,8 +115,10 @@ class SessionHandler {
     // responses it is the stream of their POST, which needs nothing back.
     virtual void on_message(mcp::Message message, StreamId stream) = 0;
     // The session is over (DELETE, expiry, close(), shutdown); no calls follow.
-    // It runs from the event loop after the session has been dropped, so the
-    // ServerSession it was given may already be gone: keep copies of what you need.
+    // It runs from the event loop after the session has been dropped; the
+    // ServerSession it was given stays until it returns (closed: send()
+    // returns false), and may be gone at any time after: keep copies of what
+    // you need.
     virtual void on_closed(std::string_view reason) = 0;
 };
 
