@@ -542,7 +542,12 @@ asio::awaitable<bool> serve_stream(HttpServer::Impl& server, ServerTls& stream, 
     bool ok = true;
     bool reusable = req.keep_alive();
 
+    bool detached = false;
     const auto detach = [&] {
+        if (detached) {
+            return;
+        }
+        detached = true;
         auto it = session.streams_.find(outcome.stream);
         if (it != session.streams_.end() && it->second.writer == &signal) {
             it->second.writer = nullptr;
@@ -555,6 +560,17 @@ asio::awaitable<bool> serve_stream(HttpServer::Impl& server, ServerTls& stream, 
         --server.open_streams;
         session.last_activity_ = Clock::now();
     };
+    // However the frame ends (an exception, or destroyed while suspended),
+    // the stream no longer points at this frame's signal.
+    struct DetachAtExit {
+        const decltype(detach)& run;
+        explicit DetachAtExit(const decltype(detach)& d) : run(d) {}
+        ~DetachAtExit() { run(); }
+        DetachAtExit(const DetachAtExit&) = delete;
+        DetachAtExit& operator=(const DetachAtExit&) = delete;
+        DetachAtExit(DetachAtExit&&) = delete;
+        DetachAtExit& operator=(DetachAtExit&&) = delete;
+    } detach_at_exit{detach};
 
     const auto send_headers = [&]() -> asio::awaitable<bool> {
         http::response<http::empty_body> res{http::status::ok, req.version()};
