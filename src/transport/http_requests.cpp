@@ -656,6 +656,9 @@ asio::awaitable<bool> serve_stream(HttpServer::Impl& server, ServerTls& stream, 
                 ok = false;
                 break;
             }
+            // The stream may have been taken over, or erased, while the
+            // headers went out: `s` is looked up again.
+            continue;
         }
         if (sse) {
             // Everything after the cursor that is still in the buffer.
