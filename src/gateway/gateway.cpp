@@ -381,6 +381,15 @@ Gateway::~Gateway() {
     // committed) to the threads' contexts: they must still be there.
     impl_->close_audit();
     impl_->keep_working.clear();
+    // What is bound to the other threads' contexts goes while they are still
+    // there: each shard's Redis connection and the OpenAPI upstreams' HTTP
+    // clients (one per thread). Their destructors close sockets and cancel
+    // timers of those contexts.
+    for (auto& shard : impl_->shards) {
+        shard->counts.reset();
+        shard->services.openapi.clear();
+    }
+    impl_->services.openapi.clear();
     // Every context's queues go before any context does.
     for (auto& w : impl_->workers) {
         w->shutdown();
@@ -668,7 +677,9 @@ void Gateway::run(bool handle_signals, const std::function<void()>& on_ready) {
     if (handle_signals) {
         signals.emplace(g.io, SIGINT, SIGTERM, SIGHUP);
         on_signal = [&g, &signals, &on_signal](const boost::system::error_code& ec, int signal) {
-            if (ec) {
+            // A signal taken as the gateway stopped may run from ~Gateway's
+            // drain, after run() (and `signals` with it) has gone.
+            if (ec || g.stopping) {
                 return;
             }
             if (signal == SIGHUP) {
