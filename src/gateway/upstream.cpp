@@ -460,8 +460,11 @@ void UpstreamClient::flush_queue() {
         if (id == 0) {
             channel_->send(message);
         } else if (const auto it = pending_.find(id); it != pending_.end()) {
-            channel_->send_request(message, it->second.param_headers);
+            // Taken out first: a send that fails at once answers the request,
+            // and that erases its entry.
+            const ParamHeaderValues headers = std::move(it->second.param_headers);
             it->second.param_headers.clear();
+            channel_->send_request(message, headers);
         }
     }
 }

@@ -66,6 +66,18 @@ asio::awaitable<void> MetricsServer::Impl::serve(tcp::socket socket) {
     auto self = shared_from_this();
     beast::tcp_stream stream(std::move(socket));
     open.insert(&stream);
+    // However the frame ends (destroyed with its context, say), stop() must
+    // not find the stream.
+    struct Forget {
+        std::set<beast::tcp_stream*>& set;
+        beast::tcp_stream* stream;
+        Forget(std::set<beast::tcp_stream*>& s, beast::tcp_stream* st) : set(s), stream(st) {}
+        ~Forget() { set.erase(stream); }
+        Forget(const Forget&) = delete;
+        Forget& operator=(const Forget&) = delete;
+        Forget(Forget&&) = delete;
+        Forget& operator=(Forget&&) = delete;
+    } forget(open, &stream);
     beast::flat_buffer buffer;
     bool first = true;
     while (!stopped) {
@@ -122,7 +134,6 @@ asio::awaitable<void> MetricsServer::Impl::serve(tcp::socket socket) {
     }
     boost::system::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    open.erase(&stream);
 }
 
 MetricsServer::MetricsServer(asio::io_context& io, MetricsServerOptions options)
