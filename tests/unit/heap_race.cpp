@@ -10,7 +10,7 @@
 
 int main(int argc, char** argv) {
     if (argc != 2) {
-        std::fputs("usage: heap_race EXPECTED\n", stderr);
+        (void)std::fputs("usage: heap_race EXPECTED\n", stderr);
         return 2;
     }
     const std::string_view expected = argv[1];
