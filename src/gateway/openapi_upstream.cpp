@@ -390,12 +390,15 @@ class OpenApiChannel final : public Channel {
         const json::object& arguments =
             args != nullptr && args->is_object() ? args->as_object() : k_none;
         // The arguments against the tool's own schema first: a clear error, no request.
-        const std::string key =
-            m.name + "#" + std::to_string(reinterpret_cast<std::uintptr_t>(catalog.get()));
-        if (!schemas_.knows(key)) {
-            schemas_.learn(key, op->tool_json());
+        // The schemas learned are those of one catalog; a reload brings another.
+        if (catalog != learned_from_) {
+            schemas_ = policy::SchemaCache{};
+            learned_from_ = catalog;
         }
-        if (const std::string why = schemas_.check(key, arguments); !why.empty()) {
+        if (!schemas_.knows(m.name)) {
+            schemas_.learn(m.name, op->tool_json());
+        }
+        if (const std::string why = schemas_.check(m.name, arguments); !why.empty()) {
             deliver(mcp::make_error(m.id, mcp::code::invalid_params,
                                     "Invalid arguments for " + m.name + ": " + why));
             return;
@@ -418,18 +421,19 @@ class OpenApiChannel final : public Channel {
         request.content_type = std::move(built->content_type);
         const std::string shown_url = service_->base_url() + built->path;  // never with credentials
         service_->authorize(request);
-        service_->client(io_).send(std::move(request),
-                                   [this, alive = alive_, id = m.id, catalog, op, key,
-                                    shown_url](Result<transport::RestResponse> answer) {
-                                       if (!*alive) {
-                                           return;
-                                       }
-                                       answered(id, *op, key, shown_url, std::move(answer));
-                                   });
+        service_->client(io_).send(
+            std::move(request), [this, alive = alive_, id = m.id, catalog, op, name = m.name,
+                                 shown_url](Result<transport::RestResponse> answer) {
+                if (!*alive) {
+                    return;
+                }
+                answered(id, *catalog, *op, name, shown_url, std::move(answer));
+            });
     }
 
-    void answered(const json::value& id, const openapi::Operation& op, const std::string& key,
-                  const std::string& url, Result<transport::RestResponse> answer) {
+    void answered(const json::value& id, const openapi::Catalog& catalog,
+                  const openapi::Operation& op, const std::string& name, const std::string& url,
+                  Result<transport::RestResponse> answer) {
         if (!answer) {
             // The API could not be reached: a tool error the model can read.
             json::object r{
@@ -452,15 +456,19 @@ class OpenApiChannel final : public Channel {
         // schema": an answer that does not is an error the model can read,
         // not a result every client would refuse.
         if (op.output_schema && !result.contains("isError")) {
-            const std::string out_key = key + "#out";
-            if (!schemas_.knows(out_key)) {
-                schemas_.learn(out_key,
-                               json::object{{"name", op.tool}, {"inputSchema", *op.output_schema}});
+            // An answer to a call made before a reload is checked against its
+            // own catalog's schema, without keeping it.
+            policy::SchemaCache once;
+            policy::SchemaCache& cache = &catalog == learned_from_.get() ? schemas_ : once;
+            const std::string out_key = name + "#out";
+            if (!cache.knows(out_key)) {
+                cache.learn(out_key,
+                            json::object{{"name", op.tool}, {"inputSchema", *op.output_schema}});
             }
             const auto* structured = result.if_contains("structuredContent");
             const std::string why = structured == nullptr
                                         ? std::string("no JSON object in the answer")
-                                        : schemas_.check(out_key, *structured);
+                                        : cache.check(out_key, *structured);
             if (!why.empty()) {
                 std::string text = fmt::format(
                     "{} {}: HTTP {}: the API's answer does not match the response schema it "
@@ -488,6 +496,7 @@ class OpenApiChannel final : public Channel {
     std::shared_ptr<OpenApiService> service_;
     ChannelEvents events_;
     policy::SchemaCache schemas_;
+    std::shared_ptr<const openapi::Catalog> learned_from_;  // what schemas_ holds
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

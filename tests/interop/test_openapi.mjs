@@ -14,7 +14,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import {
-  Client, OPENSSL, PQMCP, auditRecords, connectTransport, freePort, startGateway, tempDir, text,
+  Client, OPENSSL, PQMCP, auditRecords, connectTransport, freePort, startGateway, tempDir, text, until,
   waitForPort,
 } from './lib.mjs';
 
@@ -263,4 +263,58 @@ test('openapi inspect and policy, as an operator runs them', { timeout: 60000 },
   assert.equal(check('pets__addPet', { body: { name: 'rex', photoUrls: [] } }), 'ask');
   assert.equal(check('pets__deletePet', { petId: 1 }), 'deny');
   assert.equal(check('pets__findPetsByStatus', { status: ['lost'] }), 'allow');
+});
+
+test('SIGHUP reads the description again, and arguments are checked against the new one', { timeout: 120000 }, async (t) => {
+  const dir = tempDir(t);
+  const spec = path.join(dir, 'item.json');
+  const write = (type) => writeFileSync(spec, JSON.stringify({
+    openapi: '3.0.3',
+    info: { title: 'item', version: '1' },
+    paths: {
+      '/item/{id}': {
+        get: {
+          operationId: 'getItem',
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type } }],
+          responses: { 200: { description: 'the item' } },
+        },
+      },
+    },
+  }));
+  write('integer');
+  // Nothing listens there: a call the schema lets through fails to connect,
+  // one it refuses never leaves the gateway.
+  const config = path.join(dir, 'gw.yaml');
+  writeFileSync(config, ['upstreams:', '  - name: api', '    openapi:', `      spec: ${spec}`,
+    `      base_url: http://127.0.0.1:${await freePort()}`, '      timeout: 2s', ''].join('\n'));
+  const gateway = await startGateway(t, ['--config', config], { dir });
+  const c = await client(t, gateway);
+  const verdict = async () => {
+    try {
+      await c.callTool({ name: 'api__getItem', arguments: { id: 'abc' } });
+      return 'let through';
+    } catch (err) {
+      if (/Invalid arguments for (api__)?getItem/.test(err.message)) return 'refused';
+      throw err;
+    }
+  };
+  assert.equal(await verdict(), 'refused');
+  // Several reloads, the schema changing each time: a cache that kept the
+  // schemas of an earlier description (one whose memory a later one reuses)
+  // would answer for the wrong one.
+  for (const [round, type] of ['string', 'integer', 'string', 'integer', 'string', 'integer'].entries()) {
+    write(type);
+    const seen = gateway.stderr.length;
+    gateway.child.kill('SIGHUP');
+    await until(() => gateway.stderr.slice(seen).some((l) => /SIGHUP: reading upstream api's OpenAPI description again/.test(l)),
+      10000, 'the reload');
+    const expected = type === 'integer' ? 'refused' : 'let through';
+    let got = await verdict();
+    // The reload runs right after its log line, on the gateway's first thread.
+    for (let i = 0; i < 50 && got !== expected; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      got = await verdict();
+    }
+    assert.equal(got, expected, `round ${round}: id "abc" against a schema of type ${type}`);
+  }
 });
