@@ -66,9 +66,17 @@ $(INTEROP)/node_modules/.package-lock.json: $(INTEROP)/package.json $(INTEROP)/p
 test: build interop-deps
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
+# Every report goes to a file as well as failing its process: a pqmcp process
+# an interop test starts and only stops at its end (a report at shutdown)
+# fails the run too, whatever the test made of its exit status.
 test-sanitize: build-sanitize interop-deps
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	@rm -f $(BUILD_SAN)/asan-report.* $(BUILD_SAN)/ubsan-report.*
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:log_path=$(abspath $(BUILD_SAN))/asan-report \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$(abspath $(BUILD_SAN))/ubsan-report \
 	  ctest --test-dir $(BUILD_SAN) --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+	@if ls $(BUILD_SAN)/*san-report.* >/dev/null 2>&1; then \
+	  cat $(BUILD_SAN)/*san-report.*; \
+	  echo "AddressSanitizer or UBSan reported the errors above" >&2; exit 1; fi
 
 # ThreadSanitizer: the gateway on several threads (serve --threads), its own
 # tests, the transport's (the TLS stream used from another thread than its

@@ -114,7 +114,12 @@ function barsIn(png) {
     .filter((b) => b.right - b.left + 1 >= 30)
     .map((b) => {
       const bottom = mode(b.columns.map((c) => c.bottom));
-      const top = mode(b.columns.map((c) => c.top));
+      // The bytes line, a point and its label can cover the top of a bar,
+      // never lift it: the top is the higher of the modes of its left and
+      // right thirds (the point sits at the middle, its label to the right).
+      const third = Math.floor(b.columns.length / 3);
+      const top = Math.min(mode(b.columns.slice(0, third).map((c) => c.top)),
+        mode(b.columns.slice(-third).map((c) => c.top)));
       return { kind: b.kind, left: b.left, right: b.right, bottom, height: bottom - top + 1 };
     })
     .sort((a, b) => a.bottom - b.bottom || a.left - b.left);
