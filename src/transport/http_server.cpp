@@ -5,6 +5,7 @@
 #include "http_server_impl.hpp"
 
 #include <array>
+#include "pqmcp/core/heap.hpp"
 #include "pqmcp/tls/listener.hpp"
 
 namespace pqmcp::transport {

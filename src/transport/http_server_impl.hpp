@@ -19,7 +19,6 @@
 #include "beast.hpp"
 #include "pqmcp/core/bytes.hpp"
 #include "pqmcp/core/descriptor.hpp"
-#include "pqmcp/core/heap.hpp"
 #include "pqmcp/crypto/aead.hpp"
 #include "pqmcp/crypto/util.hpp"
 #include "pqmcp/mcp/protocol.hpp"
