@@ -197,6 +197,13 @@ export function auditRecords(db, kind) {
   return out.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
 }
 
+// One record per request: a request in flight for longer than half the audit
+// flush interval also has a write-ahead record (phase "started"), which a
+// slow run (a sanitizer build, a busy machine) writes and a fast one does not.
+export function auditedRequests(db) {
+  return auditRecords(db, 'request').filter((r) => r.phase !== 'started');
+}
+
 // `pqmcp connect` driven with raw JSON-RPC lines, for what the SDK will not
 // send (duplicate ids, made-up methods, batches): send() a message, next()
 // the first message matching a predicate.

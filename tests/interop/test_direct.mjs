@@ -16,7 +16,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from '@modelcontextprotocol/client';
 import { fetch as undiciFetch } from 'undici';
 
-import { PQMCP, auditRecords, startGateway, tempDir, text } from './lib.mjs';
+import { PQMCP, auditRecords, auditedRequests, startGateway, tempDir, text } from './lib.mjs';
 import { peerIdOf, pinnedAgent } from './lib24.mjs';
 
 function sdkClient(gateway, agent) {
@@ -89,7 +89,7 @@ test('Node 24: the official SDK straight to serve over X25519MLKEM768 with ML-DS
     assert.equal(c.certificate_type, 'x509', 'Node offers no raw public keys');
   }
   assert.ok(auditRecords(db, 'connection').some((r) => r.result === 'failed'), 'the classical client is recorded as failed');
-  const call = auditRecords(db, 'request').find((r) => r.target === 'demo__echo');
+  const call = auditedRequests(db).find((r) => r.target === 'demo__echo');
   assert.equal(call.identity, clientPeer);
   assert.equal(call.identity_name, 'node-agent');
 });
@@ -146,7 +146,7 @@ test('curl and Python on OpenSSL 3.5 straight to serve (2026-07-28, one POST eac
 
   await gateway.stop();
   const db = path.join(gw, 'audit.db');
-  const calls = auditRecords(db, 'request').filter((r) => r.method === 'tools/call');
+  const calls = auditedRequests(db).filter((r) => r.method === 'tools/call');
   assert.equal(calls.length, 2, JSON.stringify(calls));
   assert.ok(calls.every((c) => c.identity === clientPeer), JSON.stringify(calls));
   const connections = auditRecords(db, 'connection').filter((r) => r.result === 'ok');

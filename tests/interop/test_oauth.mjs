@@ -16,7 +16,7 @@ import { ClientCredentialsProvider } from '@modelcontextprotocol/sdk/client/auth
 import { fetch as undiciFetch } from 'undici';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 
-import { PQMCP, auditRecords, connectTransport, startGateway, tempDir, text, until } from './lib.mjs';
+import { PQMCP, auditedRequests, connectTransport, startGateway, tempDir, text, until } from './lib.mjs';
 import { peerIdOf, pinnedAgent } from './lib24.mjs';
 
 const here = path.dirname(new URL(import.meta.url).pathname);
@@ -167,8 +167,8 @@ test('OAuth introspection: opaque tokens asked about at oidc-provider, refused o
 
   // The caller is the token's client (a client-credentials token has no
   // other subject), in the audit trail as for a JWT.
-  await until(() => auditRecords(path.join(dir, 'gateway', 'audit.db'), 'request').some((r) => r.target === 'demo__echo'));
-  const record = auditRecords(path.join(dir, 'gateway', 'audit.db'), 'request').find((r) => r.target === 'demo__echo');
+  await until(() => auditedRequests(path.join(dir, 'gateway', 'audit.db')).some((r) => r.target === 'demo__echo'));
+  const record = auditedRequests(path.join(dir, 'gateway', 'audit.db')).find((r) => r.target === 'demo__echo');
   assert.equal(record.token_subject, 'opaque');
   assert.equal(record.token_client, 'opaque');
 
@@ -379,8 +379,8 @@ test('OAuth resource server: metadata, challenge, JWT access tokens from oidc-pr
 
   await t.test('the audit records the token\'s subject and client with each call', async () => {
     const db = path.join(dir, 'gateway', 'audit.db');
-    await until(() => auditRecords(db, 'request').some((r) => r.token_subject === 'agent'), 10000, 'audited');
-    const call = auditRecords(db, 'request').find((r) => r.method === 'tools/call' && r.token_subject === 'agent');
+    await until(() => auditedRequests(db).some((r) => r.token_subject === 'agent'), 10000, 'audited');
+    const call = auditedRequests(db).find((r) => r.method === 'tools/call' && r.token_subject === 'agent');
     assert.ok(call);
     assert.equal(call.token_client, 'agent');
     assert.equal(call.identity, null);  // no client certificate on this connection
@@ -480,7 +480,7 @@ test('auth.require either and both: a known TLS client identity and a token, one
         await assert.rejects(post(gateway, withoutCert, initialize, { bearer }));
       }
       const db = path.join(home, 'gateway', 'audit.db');
-      await until(() => auditRecords(db, 'request').some((r) => r.token_subject === 'agent' && r.identity), 10000, 'audited with both');
+      await until(() => auditedRequests(db).some((r) => r.token_subject === 'agent' && r.identity), 10000, 'audited with both');
     });
   }
 });
@@ -498,7 +498,7 @@ test('pqmcp connect --token-file carries a token for the gateway inside the PQ t
   assert.equal(text(echo), 'through connect');
   await client.close();
   const db = path.join(dir, 'gateway', 'audit.db');
-  await until(() => auditRecords(db, 'request').some((r) => r.token_subject === 'agent' && r.identity), 10000,
+  await until(() => auditedRequests(db).some((r) => r.token_subject === 'agent' && r.identity), 10000,
     'the call audited with both the client\'s peer id and the token\'s subject');
 
   // Without the token the bridge's requests are refused by the gateway.
@@ -584,7 +584,7 @@ test('pqmcp connect --oauth-client: the person at the machine signs in once in a
   assert.ok(!signIn(second.stderrLines), second.stderrLines.join('\n'));
 
   const db = path.join(dir, 'gateway', 'audit.db');
-  await until(() => auditRecords(db, 'request').filter((r) => r.token_subject === 'alice' && r.token_client === 'operator').length >= 3,
+  await until(() => auditedRequests(db).filter((r) => r.token_subject === 'alice' && r.token_client === 'operator').length >= 3,
     10000, 'the calls audited as alice through client operator');
 });
 

@@ -14,7 +14,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import {
-  Client, OPENSSL, PQMCP, auditRecords, connectTransport, freePort, startGateway, tempDir, text, until,
+  Client, OPENSSL, PQMCP, auditedRequests, connectTransport, freePort, startGateway, tempDir, text, until,
   waitForPort,
 } from './lib.mjs';
 
@@ -134,7 +134,7 @@ for (const version of ['3.0', '3.1', '2.0']) {
 
     // The audit has each call with the API's status; never the key.
     await gateway.stop();
-    const records = auditRecords(path.join(gateway.home, 'gateway', 'audit.db'), 'request');
+    const records = auditedRequests(path.join(gateway.home, 'gateway', 'audit.db'));
     const calls = records.filter((r) => r.method === 'tools/call');
     const getRecord = calls.find((r) => r.target === 'pets__getPetById' && r.outcome === 'ok');
     assert.equal(getRecord.upstream_http.status, 200);
@@ -218,7 +218,7 @@ test('an API over TLS: hybrid when it can, X25519 when not, its name verified', 
   assert.equal(wrong.isError, true);
   assert.match(text(wrong), /the server's certificate is refused/);
   await gateway.stop();
-  const records = auditRecords(path.join(gateway.home, 'gateway', 'audit.db'), 'request')
+  const records = auditedRequests(path.join(gateway.home, 'gateway', 'audit.db'))
     .filter((r) => r.method === 'tools/call' && r.outcome === 'ok' && r.upstream_http);
   assert.deepEqual(records.map((r) => [r.target, r.upstream_http.tls.group.toLowerCase()]).sort(),
     [['fetched__status', 'x25519mlkem768'], ['old__status', 'x25519'], ['pq__status', 'x25519mlkem768']]);

@@ -16,7 +16,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { fetch as undiciFetch } from 'undici';
 
-import { PQMCP, auditRecords, connectArgs, startGateway, tempDir, text } from './lib.mjs';
+import { PQMCP, auditedRequests, connectArgs, startGateway, tempDir, text } from './lib.mjs';
 import { peerIdOf, pinnedAgent } from './lib24.mjs';
 
 const V = '2026-07-28';
@@ -116,7 +116,7 @@ test('the v2 SDK client pinned to 2026-07-28 straight to serve', { timeout: 1200
 
   await ctx.gateway.stop();
   const db = path.join(ctx.dir, 'gateway', 'audit.db');
-  const calls = auditRecords(db, 'request').filter((r) => r.method === 'tools/call');
+  const calls = auditedRequests(db).filter((r) => r.method === 'tools/call');
   assert.ok(calls.length >= 8, `${calls.length} calls audited`);
   for (const c of calls) {
     assert.equal(c.identity, ctx.peer);
@@ -213,7 +213,7 @@ test('2025-11-25 clients are unchanged beside stateless ones', { timeout: 120000
   await v1.close();
   await v2.close();
   await ctx.gateway.stop();
-  const calls = auditRecords(path.join(ctx.dir, 'gateway', 'audit.db'), 'request').filter((r) => r.method === 'tools/call');
+  const calls = auditedRequests(path.join(ctx.dir, 'gateway', 'audit.db')).filter((r) => r.method === 'tools/call');
   assert.equal(calls.length, 2);
   assert.notEqual(calls[0].session, calls[1].session, 'a session of its own for each');
 });
@@ -637,7 +637,7 @@ test('the v2 SDK client pinned to 2026-07-28 through pqmcp connect', { timeout: 
   await auto.close();
 
   await gateway.stop();
-  const calls = auditRecords(path.join(dir, 'gateway', 'audit.db'), 'request').filter((r) => r.method === 'tools/call');
+  const calls = auditedRequests(path.join(dir, 'gateway', 'audit.db')).filter((r) => r.method === 'tools/call');
   assert.equal(calls.length, 3, JSON.stringify(calls.map((r) => r.target)));
 });
 

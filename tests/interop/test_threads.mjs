@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { Client, PQMCP, auditRecords, connectTransport, startGateway, tempDir, text } from './lib.mjs';
+import { Client, PQMCP, auditedRequests, connectTransport, startGateway, tempDir, text } from './lib.mjs';
 
 const policy = `version: 1
 default: allow
@@ -62,8 +62,7 @@ test('four clients at once on two threads: one quota, one audit chain', async (t
   const db = path.join(gateway.home, 'gateway', 'audit.db');
   const verify = spawnSync(PQMCP, ['audit', 'verify', db], { encoding: 'utf8' });
   assert.equal(verify.status, 0, verify.stdout + verify.stderr);
-  const calls = auditRecords(db, 'request')
-    .filter((r) => r.target === 'demo__echo' && r.phase !== 'started');
+  const calls = auditedRequests(db).filter((r) => r.target === 'demo__echo');
   assert.equal(calls.filter((r) => r.outcome === 'ok').length, 50);
   assert.equal(calls.length, 120);
   // Call numbers are unique across threads.

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import {
-  Client, auditRecords, connectTransport, rawClient, startGateway, tempDir, text,
+  Client, auditRecords, auditedRequests, connectTransport, rawClient, startGateway, tempDir, text,
 } from '../interop/lib.mjs';
 
 const FIXTURE = process.env.PQMCP_FIXTURE_BIN;
@@ -43,8 +43,8 @@ test('a request reusing the id of one in flight gets -32600; the first is answer
   assert.equal(again.result.content[0].text, '3');
   raw.close();
   await gateway.stop();
-  const records = auditRecords(path.join(gateway.home, 'gateway', 'audit.db'), 'request')
-    .filter((r) => r.request_id === '7' && r.phase !== 'started');
+  const records = auditedRequests(path.join(gateway.home, 'gateway', 'audit.db'))
+    .filter((r) => r.request_id === '7');
   assert.equal(records.length, 3, JSON.stringify(records));
   const slow = records.find((r) => r.target === 'fx__slow');
   assert.equal(slow.outcome, 'ok');
@@ -70,8 +70,8 @@ test('a cancelled request is recorded with its outcome at once, and gets no resp
   assert.ok(!raw.messages.some((m) => m.id === 'c1'), 'no response for the cancelled request');
   raw.close();
   await gateway.stop();
-  const records = auditRecords(path.join(gateway.home, 'gateway', 'audit.db'), 'request');
-  const cancelled = records.filter((r) => r.request_id === '"c1"' && r.phase !== 'started');
+  const records = auditedRequests(path.join(gateway.home, 'gateway', 'audit.db'));
+  const cancelled = records.filter((r) => r.request_id === '"c1"');
   assert.equal(cancelled.length, 1, JSON.stringify(records));
   assert.equal(cancelled[0].outcome, 'cancelled');
 });
