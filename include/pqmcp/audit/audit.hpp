@@ -60,7 +60,7 @@ struct WriterOptions {
     std::size_t batch = 1'024;
     // A signed checkpoint every N records or T seconds (whichever comes first,
     // only when there are new records), and always at close().
-    std::size_t checkpoint_records = 1'000;
+    std::size_t checkpoint_records = 10'000;
     std::chrono::milliseconds checkpoint_interval{10'000};
     // PRAGMA synchronous: false = NORMAL (a committed record survives a crash
     // of the process, not of the machine), true = FULL (survives power loss).

@@ -178,7 +178,7 @@ struct AuditConfig {
     AuditArguments arguments = AuditArguments::digest;
     std::vector<std::string> redact;                // JSON Pointers (arguments: redacted)
     std::chrono::milliseconds flush_interval{100};  // what a crash can lose
-    std::size_t checkpoint_records = 1'000;
+    std::size_t checkpoint_records = 10'000;
     std::chrono::milliseconds checkpoint_interval{10'000};
     std::size_t queue = 65'536;
     bool sync_full = false;  // PRAGMA synchronous=FULL: committed records survive power loss
