@@ -32,6 +32,8 @@ class GatewayCategory final : public std::error_category {
                 return "invalid configuration";
             case Errc::startup_failed:
                 return "cannot start";
+            case Errc::not_running:
+                return "not serving";
         }
         return "unknown gateway error";
     }

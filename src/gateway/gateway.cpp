@@ -708,6 +708,7 @@ void Gateway::run(bool handle_signals, const std::function<void()>& on_ready) {
         threads.emplace_back([&context = *w] { context.run(); });
     }
     g.io.run();
+    g.ran = true;
     for (auto& t : threads) {
         t.join();
     }
@@ -729,22 +730,46 @@ void Gateway::shutdown() {
     asio::post(impl_->io, [impl = impl_.get()] { impl->begin_shutdown(); });
 }
 
-Status Gateway::reload_policy() {
-    std::promise<Status> promise;
-    auto future = promise.get_future();
-    asio::post(impl_->io, [this, &promise] { promise.set_value(impl_->apply_policy(false)); });
+namespace {
+
+constexpr std::chrono::seconds k_call_deadline{10};
+
+// `f()` on the gateway's main thread, for a caller on another thread: waits
+// for its value at most k_call_deadline. The promise is shared, so a
+// handler that runs after the caller gave up (in ~Gateway's drain) is safe.
+template <class T, class F>
+Result<T> on_main_thread(Gateway::Impl& g, F f) {
+    if (g.ran.load()) {
+        return fail(Errc::not_running, "run() has returned");
+    }
+    auto promise = std::make_shared<std::promise<T>>();
+    auto future = promise->get_future();
+    asio::post(g.io, [promise, f = std::move(f)]() mutable { promise->set_value(f()); });
+    if (future.wait_for(k_call_deadline) != std::future_status::ready) {
+        return fail(Errc::not_running,
+                    fmt::format("the gateway's thread did not answer within {} s",
+                                k_call_deadline.count()));
+    }
     return future.get();
 }
 
-GatewayStats Gateway::stats() {
-    std::promise<GatewayStats> promise;
-    auto future = promise.get_future();
-    asio::post(impl_->io, [this, &promise] {
-        const auto http = impl_->server->stats();
-        promise.set_value(GatewayStats{http.sessions, http.connections, impl_->children.running(),
-                                       http.buffered_bytes});
+}  // namespace
+
+Status Gateway::reload_policy() {
+    auto outcome =
+        on_main_thread<Status>(*impl_, [g = impl_.get()] { return g->apply_policy(false); });
+    if (!outcome) {
+        return tl::unexpected(outcome.error());
+    }
+    return *outcome;
+}
+
+Result<GatewayStats> Gateway::stats() {
+    return on_main_thread<GatewayStats>(*impl_, [g = impl_.get()] {
+        const auto http = g->server->stats();
+        return GatewayStats{http.sessions, http.connections, g->children.running(),
+                            http.buffered_bytes};
     });
-    return future.get();
 }
 
 }  // namespace pqmcp::gateway

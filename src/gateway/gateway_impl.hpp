@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -105,6 +106,7 @@ struct Gateway::Impl {
     std::filesystem::path tmp_root;                   // the children's TMPDIRs, removed at the end
     GatewayInfo info;
     bool stopping = false;
+    std::atomic<bool> ran{false};  // run() has served and stopped: nothing runs posted work
     asio::steady_timer policy_watch{io};
     asio::steady_timer audit_sweep{io};
     std::optional<std::pair<std::filesystem::file_time_type, std::uintmax_t>> policy_stamp;

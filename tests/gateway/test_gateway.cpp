@@ -196,17 +196,17 @@ TEST(Gateway, EachSessionGetsItsOwnChildWithinTheCap) {
     const auto pa = text_of(call(a, "fx__whoami"));
     const auto pb = text_of(call(b, "fx__whoami"));
     EXPECT_NE(pa, pb);
-    EXPECT_EQ(h.gateway().stats().children, 2U);
+    EXPECT_EQ(h.gateway().stats()->children, 2U);
     McpClient third(h);
     const auto refused = third.initialize();
     EXPECT_EQ(error_code(refused), mcp::code::upstream_unavailable);
     EXPECT_NE(error_message(refused).find("limits.max_children"), std::string::npos);
     // A session that ends gives its child back.
     a.close();
-    for (int i = 0; i < 100 && h.gateway().stats().children > 1; ++i) {
+    for (int i = 0; i < 100 && h.gateway().stats()->children > 1; ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds{50});
     }
-    EXPECT_EQ(h.gateway().stats().children, 1U);
+    EXPECT_EQ(h.gateway().stats()->children, 1U);
 }
 
 TEST(Gateway, SharedIsolationUsesOneChild) {
@@ -218,7 +218,7 @@ TEST(Gateway, SharedIsolationUsesOneChild) {
     a.initialize();
     b.initialize();
     EXPECT_EQ(text_of(call(a, "fx__whoami")), text_of(call(b, "fx__whoami")));
-    EXPECT_EQ(h.gateway().stats().children, 1U);
+    EXPECT_EQ(h.gateway().stats()->children, 1U);
 }
 
 TEST(Gateway, IdleChildrenAreStoppedAndStartedAgainOnDemand) {
@@ -227,10 +227,10 @@ TEST(Gateway, IdleChildrenAreStoppedAndStartedAgainOnDemand) {
     McpClient c(h);
     c.initialize();
     const auto first = text_of(call(c, "fx__whoami"));
-    for (int i = 0; i < 100 && h.gateway().stats().children > 0; ++i) {
+    for (int i = 0; i < 100 && h.gateway().stats()->children > 0; ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds{50});
     }
-    EXPECT_EQ(h.gateway().stats().children, 0U);
+    EXPECT_EQ(h.gateway().stats()->children, 0U);
     const auto second = text_of(call(c, "fx__whoami"));
     EXPECT_NE(second.rfind("ERROR", 0), 0U) << second;
     EXPECT_NE(first, second);
@@ -358,7 +358,7 @@ TEST(Gateway, ManyRequestsInFlightUseSeveralConnectionsAndCloseCleanly) {
         // Its destructor runs after close(), with pooled connections freed
         // (a use-after-free here once; ASan watches this in CI).
     }
-    EXPECT_EQ(h.gateway().stats().sessions, 0U);
+    EXPECT_EQ(h.gateway().stats()->sessions, 0U);
 }
 
 TEST(Gateway, ConnectionsClosedByTheServerAreReplacedTransparently) {
@@ -369,13 +369,14 @@ TEST(Gateway, ConnectionsClosedByTheServerAreReplacedTransparently) {
     EXPECT_EQ(text_of(call(c, "demo__echo", {{"message", "one"}})), "one");
     // Observed, not assumed: the gateway closes the idle keep-alive
     // connections (the session's GET stream is not idle and stays).
-    const std::size_t open = h.gateway().stats().connections;
+    const std::size_t open = h.gateway().stats()->connections;
     ASSERT_GE(open, 1U);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
-    while (h.gateway().stats().connections >= open && std::chrono::steady_clock::now() < deadline) {
+    while (h.gateway().stats()->connections >= open &&
+           std::chrono::steady_clock::now() < deadline) {
         std::this_thread::sleep_for(std::chrono::milliseconds{20});
     }
-    ASSERT_LT(h.gateway().stats().connections, open);
+    ASSERT_LT(h.gateway().stats()->connections, open);
     EXPECT_EQ(text_of(call(c, "demo__echo", {{"message", "two"}})), "two");
 }
 

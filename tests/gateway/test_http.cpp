@@ -85,7 +85,7 @@ TEST(StreamableHttp, StatelessRequestsShareTheCallersKeptSession) {
         ASSERT_EQ(echo.status, 200U) << echo.body;
         EXPECT_EQ(echo.json().at("result").at("content").at(0).at("text"), json::value("s"));
     }
-    EXPECT_EQ(h.gateway().stats().sessions, 1U);
+    EXPECT_EQ(h.gateway().stats()->sessions, 1U);
     // Another identity gets a kept session of its own.
     const Client other = h.make_client();
     std::vector<Header> headers = k_post_headers;
@@ -96,7 +96,7 @@ TEST(StreamableHttp, StatelessRequestsShareTheCallersKeptSession) {
         R"({"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}})",
         &other);
     ASSERT_EQ(theirs.status, 200U) << theirs.body;
-    EXPECT_EQ(h.gateway().stats().sessions, 2U);
+    EXPECT_EQ(h.gateway().stats()->sessions, 2U);
     // A header that disagrees with the body: 400, HeaderMismatch, the request's id.
     headers.back().value = "prompts/list";
     const auto wrong = h.http(
@@ -369,7 +369,7 @@ TEST(StreamableHttp, AnswersNobodyReadsAreBoundedGatewayWide) {
     }
     // The session still answers, and what waits is bounded.
     EXPECT_EQ(h.post(R"({"jsonrpc":"2.0","id":1,"method":"ping"})", session).status, 200U);
-    EXPECT_LE(h.gateway().stats().buffered_bytes, k_budget + text.size() + 1'024);
+    EXPECT_LE(h.gateway().stats()->buffered_bytes, k_budget + text.size() + 1'024);
 }
 
 TEST(StreamableHttp, GetStreamIsSseAndOnlyOne) {
@@ -414,13 +414,13 @@ TEST(StreamableHttp, SessionsAnswerOnEveryThreadsConnections) {
             EXPECT_EQ(list.json().at("result").at("tools").as_array().size(), 5U);
         }
     }
-    EXPECT_EQ(h.gateway().stats().sessions, 4U);
+    EXPECT_EQ(h.gateway().stats()->sessions, 4U);
     // Ended from one thread's connection, gone on both.
     EXPECT_EQ(h.http("DELETE", "/mcp", {{"Mcp-Session-Id", sessions[0]}}, "").status, 200U);
     EXPECT_EQ(h.post(k_list, sessions[0], "2025-11-25").status, 404U);
     EXPECT_EQ(h.post(k_list, sessions[0], "2025-11-25").status, 404U);
     EXPECT_EQ(h.post(k_list, sessions[1], "2025-11-25").status, 200U);
-    EXPECT_EQ(h.gateway().stats().sessions, 3U);
+    EXPECT_EQ(h.gateway().stats()->sessions, 3U);
 }
 
 TEST(StreamableHttp, ASessionBelongsToTheIdentityThatOpenedIt) {

@@ -145,5 +145,24 @@ TEST(GatewayShutdown, RestClientsOfEveryThreadCloseBeforeTheirThreadsGo) {
     }  // the gateway stops here, its REST clients holding idle connections
 }
 
+// Asked of a gateway that has stopped, stats() and reload_policy() answer at
+// once that it does not serve (they used to wait forever on a handler that
+// the stopped context would never run).
+TEST(GatewayShutdown, CallsFromOtherThreadsAfterRunReturnedSayItDoesNotServe) {
+    Harness h;
+    const auto live = h.gateway().stats();
+    ASSERT_TRUE(live) << live.error().message();
+    EXPECT_TRUE(h.gateway().reload_policy());
+    h.stop();
+    const auto start = std::chrono::steady_clock::now();
+    const auto stats = h.gateway().stats();
+    ASSERT_FALSE(stats);
+    EXPECT_EQ(stats.error().code, make_error_code(Errc::not_running));
+    const auto reload = h.gateway().reload_policy();
+    ASSERT_FALSE(reload);
+    EXPECT_EQ(reload.error().code, make_error_code(Errc::not_running));
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds{5});
+}
+
 }  // namespace
 }  // namespace pqmcp::gateway::test

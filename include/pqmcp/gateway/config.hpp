@@ -28,6 +28,7 @@ namespace pqmcp::gateway {
 enum class Errc {
     invalid_config = 1,  // a configuration file or flag is wrong (detail: where and why)
     startup_failed,      // identity, TLS context, listener or an upstream could not start
+    not_running,         // asked of a gateway whose run() is not serving, or did not answer in time
 };
 
 const std::error_category& gateway_category() noexcept;

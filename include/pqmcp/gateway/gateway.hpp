@@ -60,9 +60,12 @@ class Gateway final {
     void shutdown();
     // Thread-safe: reads the policy again (as SIGHUP does); an invalid one is
     // logged and the one in force stays. Returns once done, with the outcome.
+    // Both calls are done on run()'s thread (called before run(), they wait
+    // for it) and wait for it at most 10 s; once run() has returned, or past
+    // that: Errc::not_running.
     Status reload_policy();
     // Thread-safe snapshot (taken on the gateway's thread).
-    [[nodiscard]] GatewayStats stats();
+    [[nodiscard]] Result<GatewayStats> stats();
 
     struct Impl;
 
