@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "openapi_upstream.hpp"
+#include "pqmcp/core/scope.hpp"
 #include "pqmcp/demo/demo_server.hpp"
 #include "pqmcp/mcp/protocol.hpp"
 #include "pqmcp/observe/log.hpp"
@@ -68,20 +69,7 @@ Result<std::unique_ptr<Channel>> open_stdio(Services& services, const UpstreamCo
     }
     const std::optional<std::string> who = owner != nullptr ? std::optional(*owner) : std::nullopt;
     // Given back when the child has been reaped, or now if it never starts.
-    struct Place {
-        Place(ChildCount* c, std::optional<std::string> o) : count(c), who(std::move(o)) {}
-        ChildCount* count;
-        std::optional<std::string> who;
-        ~Place() {
-            if (count != nullptr) {
-                count->release(who);
-            }
-        }
-        Place(const Place&) = delete;
-        Place& operator=(const Place&) = delete;
-        Place(Place&&) = delete;
-        Place& operator=(Place&&) = delete;
-    } place(&services.children, who);
+    OnExit place([count = &services.children, who] { count->release(who); });
     transport::ChildSpec spec;
     spec.command = u.command;
     spec.args = u.args;
@@ -165,7 +153,7 @@ Result<std::unique_ptr<Channel>> open_stdio(Services& services, const UpstreamCo
         std::filesystem::remove_all(tmpdir, ec);
         return fail(Errc::startup_failed, child.error().detail);
     }
-    place.count = nullptr;  // on_reaped gives it back now
+    place.release();  // on_reaped gives it back now
     *pid = (*child)->pid();
     spdlog::debug("upstream {}: started {} (pid {}{})", u.name, u.command, *pid,
                   u.sandbox.enabled ? ", sandboxed" : "");

@@ -11,6 +11,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "pqmcp/core/scope.hpp"
 #include "pqmcp/mcp/protocol.hpp"
 #include "upstream.hpp"
 
@@ -245,20 +246,12 @@ std::vector<Result<Inventory>> fetch_inventories(const std::vector<UpstreamConfi
             services.tmp_root = tmp_root;
         }
     }
-    struct Cleanup {
-        std::filesystem::path dir;
-        explicit Cleanup(std::filesystem::path d) : dir(std::move(d)) {}
-        ~Cleanup() {
-            if (!dir.empty()) {
-                std::error_code ec;
-                std::filesystem::remove_all(dir, ec);
-            }
+    const OnExit cleanup([dir = tmp_root] {
+        if (!dir.empty()) {
+            std::error_code ec;
+            std::filesystem::remove_all(dir, ec);
         }
-        Cleanup(const Cleanup&) = delete;
-        Cleanup& operator=(const Cleanup&) = delete;
-        Cleanup(Cleanup&&) = delete;
-        Cleanup& operator=(Cleanup&&) = delete;
-    } cleanup(tmp_root);
+    });
 
     auto guard = asio::make_work_guard(io);
     std::vector<std::unique_ptr<Fetch>> fetches;

@@ -17,6 +17,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include "pqmcp/core/scope.hpp"
 #include "pqmcp/tls/listener.hpp"
 
 namespace pqmcp::observe {
@@ -68,16 +69,7 @@ asio::awaitable<void> MetricsServer::Impl::serve(tcp::socket socket) {
     open.insert(&stream);
     // However the frame ends (destroyed with its context, say), stop() must
     // not find the stream.
-    struct Forget {
-        std::set<beast::tcp_stream*>& set;
-        beast::tcp_stream* stream;
-        Forget(std::set<beast::tcp_stream*>& s, beast::tcp_stream* st) : set(s), stream(st) {}
-        ~Forget() { set.erase(stream); }
-        Forget(const Forget&) = delete;
-        Forget& operator=(const Forget&) = delete;
-        Forget(Forget&&) = delete;
-        Forget& operator=(Forget&&) = delete;
-    } forget(open, &stream);
+    const OnExit forget([this, s = &stream] { open.erase(s); });
     beast::flat_buffer buffer;
     bool first = true;
     while (!stopped) {

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <array>
 
+#include "pqmcp/core/scope.hpp"
+
 namespace pqmcp::transport {
 
 asio::awaitable<void> McpHttpClient::Impl::post(json::object message, bool bypass) {
@@ -115,32 +117,25 @@ asio::awaitable<void> McpHttpClient::Impl::post(json::object message, bool bypas
     }
     // Until this notification is through, later messages wait (the server may
     // act on it: server-everything registers tools then).
-    struct Hold {
-        Impl* impl = nullptr;
-        ~Hold() {
-            if (impl != nullptr) {
-                try {
-                    impl->release_hold();
-                } catch (...) {  // NOLINT(bugprone-empty-catch): out of memory; held messages stay
-                }
+    bool holds = false;
+    const OnExit hold([this, &holds] {
+        if (holds) {
+            try {
+                release_hold();
+            } catch (...) {  // NOLINT(bugprone-empty-catch): out of memory; held messages stay
             }
         }
-        Hold() = default;
-        Hold(const Hold&) = delete;
-        Hold& operator=(const Hold&) = delete;
-        Hold(Hold&&) = delete;
-        Hold& operator=(Hold&&) = delete;
-    } hold;
+    });
     if (method == mcp::method::initialized) {
         holding = true;
-        hold.impl = this;
+        holds = true;
         co_await open_listener();
     } else if (method == mcp::method::initialize && !internal) {
         // What the client sends before the answer names the session waits for
         // it (sent without the session, it would get "Mcp-Session-Id header
         // is required").
         holding = true;
-        hold.impl = this;
+        holds = true;
     }
     const json::value* request_id = is_request(message) ? member(message, "id") : nullptr;
     const std::string key = request_id != nullptr ? mcp::id_text(*request_id) : std::string{};
@@ -173,40 +168,31 @@ asio::awaitable<void> McpHttpClient::Impl::post(json::object message, bool bypas
                 }
             });
     }
-    struct Untrack {
-        Impl* impl;
-        std::string key;
-        ~Untrack() {
-            if (!key.empty()) {
-                impl->active.erase(key);
-                impl->cancelled.erase(key);
-                impl->posted.erase(key);
-                // (A stateless request answered input_required lives on in
-                // its Round; one that failed needs no retry.)
-                impl->stateless_sent.erase(key);
-                // Its retry, if it was made before this post ended: the two
-                // share the id, and with it this bookkeeping.
-                if (const auto r = impl->retries.find(key); r != impl->retries.end()) {
-                    auto retry = std::move(r->second);
-                    impl->retries.erase(r);
-                    try {
-                        asio::co_spawn(impl->ex, impl->post(std::move(retry)), asio::detached);
-                    } catch (...) {  // NOLINT(bugprone-empty-catch): out of memory; the
-                                     // request's deadline answers its caller
-                    }
-                }
+    const OnExit untrack([this, key] {
+        if (key.empty()) {
+            return;
+        }
+        active.erase(key);
+        cancelled.erase(key);
+        posted.erase(key);
+        // (A stateless request answered input_required lives on in its
+        // Round; one that failed needs no retry.)
+        stateless_sent.erase(key);
+        // Its retry, if it was made before this post ended: the two share the
+        // id, and with it this bookkeeping.
+        if (const auto r = retries.find(key); r != retries.end()) {
+            auto retry = std::move(r->second);
+            retries.erase(r);
+            try {
+                asio::co_spawn(ex, post(std::move(retry)), asio::detached);
+            } catch (...) {  // NOLINT(bugprone-empty-catch): out of memory; the
+                             // request's deadline answers its caller
             }
         }
-        Untrack(Impl* i, std::string k) : impl(i), key(std::move(k)) {
-            if (!key.empty()) {
-                impl->posted.insert(key);
-            }
-        }
-        Untrack(const Untrack&) = delete;
-        Untrack& operator=(const Untrack&) = delete;
-        Untrack(Untrack&&) = delete;
-        Untrack& operator=(Untrack&&) = delete;
-    } untrack(this, key);
+    });
+    if (!key.empty()) {
+        posted.insert(key);
+    }
     const auto given_up = [this, &key, &expired, &message]() -> bool {
         if (!key.empty() && cancelled.contains(key)) {
             return true;  // the caller does not want to hear of it

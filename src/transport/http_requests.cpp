@@ -3,6 +3,8 @@
 // resumption with Last-Event-ID).
 #include "http_server_impl.hpp"
 
+#include "pqmcp/core/scope.hpp"
+
 namespace pqmcp::transport {
 
 http::response<http::string_body> make_response(const Request& req, http::status status,
@@ -505,24 +507,13 @@ asio::awaitable<bool> serve_stream(HttpServer::Impl& server, ServerTls& stream, 
                               }
                           }));
     };
-    struct Unwatch {
-        std::shared_ptr<Watch> w;
-        tcp::socket& s;
-        const bool& armed;
-        ~Unwatch() {
-            w->signal = nullptr;
-            if (armed) {
-                boost::system::error_code ignored;
-                s.cancel(ignored);
-            }
+    const OnExit unwatch([watch, &socket, &watching] {
+        watch->signal = nullptr;
+        if (watching) {
+            boost::system::error_code ignored;
+            socket.cancel(ignored);
         }
-        Unwatch(std::shared_ptr<Watch> watch_state, tcp::socket& sock, const bool& is_armed)
-            : w(std::move(watch_state)), s(sock), armed(is_armed) {}
-        Unwatch(const Unwatch&) = delete;
-        Unwatch& operator=(const Unwatch&) = delete;
-        Unwatch(Unwatch&&) = delete;
-        Unwatch& operator=(Unwatch&&) = delete;
-    } unwatch(watch, socket, watching);
+    });
     auto found = session.streams_.find(outcome.stream);
     if (found == session.streams_.end()) {
         co_return false;
@@ -562,15 +553,7 @@ asio::awaitable<bool> serve_stream(HttpServer::Impl& server, ServerTls& stream, 
     };
     // However the frame ends (an exception, or destroyed while suspended),
     // the stream no longer points at this frame's signal.
-    struct DetachAtExit {
-        const decltype(detach)& run;
-        explicit DetachAtExit(const decltype(detach)& d) : run(d) {}
-        ~DetachAtExit() { run(); }
-        DetachAtExit(const DetachAtExit&) = delete;
-        DetachAtExit& operator=(const DetachAtExit&) = delete;
-        DetachAtExit(DetachAtExit&&) = delete;
-        DetachAtExit& operator=(DetachAtExit&&) = delete;
-    } detach_at_exit{detach};
+    const OnExit detach_at_exit([&detach] { detach(); });
 
     const auto send_headers = [&]() -> asio::awaitable<bool> {
         http::response<http::empty_body> res{http::status::ok, req.version()};

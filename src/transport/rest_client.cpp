@@ -8,6 +8,7 @@
 
 #include "beast.hpp"
 #include "pqmcp/core/descriptor.hpp"
+#include "pqmcp/core/scope.hpp"
 #include "pqmcp/tls/context.hpp"
 
 namespace pqmcp::transport {
@@ -248,18 +249,10 @@ struct RestClient::Impl : std::enable_shared_from_this<RestClient::Impl> {
             co_return pqmcp::fail(Errc::closed, "the client is closed");
         }
         ++busy;
-        struct Slot {
-            explicit Slot(Impl& i) : impl(i) {}
-            Impl& impl;
-            ~Slot() {
-                --impl.busy;
-                impl.wake_one();
-            }
-            Slot(const Slot&) = delete;
-            Slot& operator=(const Slot&) = delete;
-            Slot(Slot&&) = delete;
-            Slot& operator=(Slot&&) = delete;
-        } slot(*this);
+        const OnExit slot([this] {
+            --busy;
+            wake_one();
+        });
         // A kept-alive connection the server closed meanwhile fails before a
         // byte of the answer: the request goes again on a new one, once.
         for (int attempt = 0; attempt < 2; ++attempt) {

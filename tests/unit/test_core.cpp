@@ -1,7 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <stdexcept>
+
 #include "pqmcp/core/bytes.hpp"
 #include "pqmcp/core/error.hpp"
+#include "pqmcp/core/scope.hpp"
 
 namespace pqmcp {
 namespace {
@@ -45,3 +48,22 @@ TEST(Base32, Rfc4648Vectors) {
 
 }  // namespace
 }  // namespace pqmcp
+
+TEST(OnExit, RunsOnEveryWayOutUnlessReleased) {
+    int ran = 0;
+    {
+        pqmcp::OnExit guard([&ran] { ++ran; });
+    }
+    EXPECT_EQ(ran, 1);
+    {
+        pqmcp::OnExit guard([&ran] { ++ran; });
+        guard.release();
+    }
+    EXPECT_EQ(ran, 1);
+    try {
+        pqmcp::OnExit guard([&ran] { ++ran; });
+        throw std::runtime_error("out");
+    } catch (const std::runtime_error&) {
+        EXPECT_EQ(ran, 2);
+    }
+}
