@@ -238,6 +238,9 @@ Status Gateway::Impl::start_observing() {
     gauges.children = [this] { return static_cast<double>(children.running()); };
     gauges.evicted = [this] { return server ? static_cast<double>(server->stats().evicted) : 0.0; };
     gauges.refused = [this] { return server ? static_cast<double>(server->stats().refused) : 0.0; };
+    gauges.moved = [this] {
+        return server ? static_cast<double>(server->stats().handed_over) : 0.0;
+    };
     gauges.overload = [this] { return server ? server->stats().overload : 1.0; };
     gauges.buffered = [this] {
         return server ? static_cast<double>(server->stats().buffered_bytes) : 0.0;

@@ -69,6 +69,9 @@ Recorder::Recorder(const GatewayConfig& config, audit::Writer* audit, observe::D
                      "Connections closed on arrival: the connection limit was full of "
                      "connections at work",
                      std::move(gauges.refused));
+        r.counter_fn("pqmcp_connections_moved_total",
+                     "Connections moved to the thread of the session their request was for",
+                     std::move(gauges.moved));
         r.gauge("pqmcp_overload_scale",
                 "The factor handshake and idle deadlines are scaled by (1: no pressure)",
                 std::move(gauges.overload));

@@ -42,6 +42,7 @@ class Recorder final {
         std::function<double()> children;
         std::function<double()> evicted;   // connections closed to make room
         std::function<double()> refused;   // connections closed on arrival (all at work)
+        std::function<double()> moved;     // connections moved to their session's thread
         std::function<double()> overload;  // the deadline scale now
         std::function<double()> buffered;  // bytes waiting in streams
     };

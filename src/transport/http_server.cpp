@@ -252,8 +252,19 @@ asio::awaitable<void> HttpServer::Impl::serve(std::unique_ptr<ServerTls> owned,
     if (options.on_handshake) {
         options.on_handshake(peer.remote, peer.handshake, Clock::now() - accepted);
     }
+    co_await serve_requests(std::move(owned), std::move(guard), std::move(peer),
+                            beast::flat_buffer{}, std::nullopt);
+}
 
-    beast::flat_buffer buffer;
+asio::awaitable<void> HttpServer::Impl::serve_requests(std::unique_ptr<ServerTls> owned,
+                                                       ConnectionGuard guard, PeerInfo peer,
+                                                       beast::flat_buffer buffer,
+                                                       std::optional<Arrived> arrived) {
+    auto self = shared_from_this();
+    const bool moved = arrived.has_value();
+    ServerTls& stream = *owned;
+    auto* tcp = &beast::get_lowest_layer(stream);
+    const auto& t = options.timeouts;
     asio::steady_timer read_timer(io);
     bool timed_out = false;
     std::uint64_t reads = 0;
@@ -261,6 +272,17 @@ asio::awaitable<void> HttpServer::Impl::serve(std::unique_ptr<ServerTls> owned,
     for (;;) {
         if (stopped) {
             break;
+        }
+        if (arrived) {
+            // Read on the shard this connection came from, which handed it
+            // over: answered here, then the connection stays.
+            set_phase(tcp, Phase::busy);
+            Arrived here = std::move(*arrived);
+            arrived.reset();
+            if (!co_await respond(stream, here.request, here.who)) {
+                break;
+            }
+            continue;
         }
         // Keep-alive: wait (at most `idle`) for the first byte of the next request.
         if (buffer.size() == 0) {
@@ -341,6 +363,14 @@ asio::awaitable<void> HttpServer::Impl::serve(std::unique_ptr<ServerTls> owned,
         bool keep = false;
         if (shard.get() == this) {
             keep = co_await respond(stream, req, *who);
+        } else if (!moved && handover(shard, owned, guard, peer, buffer, req, *who)) {
+            // The connection goes on there: a client that keeps it for its
+            // session's requests no longer has each handed across. (A
+            // connection moves once: one that carries several sessions'
+            // requests is not bounced between shards.) The read timer's
+            // handler, if it is queued already, runs before this frame ends.
+            co_await asio::post(io, use);
+            co_return;
         } else {
             lend(tcp, true);
             keep = co_await asio::co_spawn(shard->io, shard->respond(stream, req, *who),
@@ -419,6 +449,58 @@ struct Handover {
 };
 
 }  // namespace
+
+bool HttpServer::Impl::handover(const std::shared_ptr<Impl>& to, std::unique_ptr<ServerTls>& owned,
+                                ConnectionGuard& guard, PeerInfo& peer, beast::flat_buffer& buffer,
+                                Request& req, const PeerInfo& who) {
+    if (stopped) {
+        return false;
+    }
+    auto address = guard.leave();
+    if (!address) {
+        return false;
+    }
+    tcp protocol = tcp::v4();
+    Handover fd(owned->release_socket(protocol));
+    if (fd.fd < 0) {
+        spdlog::debug("{}: the connection could not move to its session's thread", peer.remote);
+        return true;  // its socket is gone: the connection ends
+    }
+    // (`who` may be `peer` itself: copied before `peer` moves.)
+    Arrived request{std::move(req), who};
+    asio::post(to->io, [to, stream = std::move(owned), fd = std::move(fd), protocol,
+                        address = std::move(*address), peer = std::move(peer),
+                        buffer = std::move(buffer), arrived = std::move(request)]() mutable {
+        const int descriptor = std::exchange(fd.fd, -1);
+        to->adopt(std::move(stream), descriptor, protocol, std::move(address), std::move(peer),
+                  std::move(buffer), std::move(arrived));
+    });
+    group->handed_over.fetch_add(1, std::memory_order_relaxed);
+    return true;
+}
+
+void HttpServer::Impl::adopt(std::unique_ptr<ServerTls> stream, int fd, tcp protocol,
+                             std::string address, PeerInfo peer, beast::flat_buffer buffer,
+                             Arrived arrived) {
+    Handover owned_fd(fd);
+    if (stopped) {
+        return;
+    }
+    boost::system::error_code ec;
+    tcp::socket socket(io);
+    socket.assign(protocol, owned_fd.fd, ec);
+    if (ec) {
+        return;
+    }
+    owned_fd.fd = -1;
+    stream->adopt_socket(std::move(socket));
+    ConnectionGuard guard(shared_from_this(), beast::get_lowest_layer(*stream), std::move(address),
+                          ConnectionGuard::HandedOver{});
+    asio::co_spawn(io,
+                   serve_requests(std::move(stream), std::move(guard), std::move(peer),
+                                  std::move(buffer), std::move(arrived)),
+                   asio::detached);
+}
 
 asio::awaitable<void> HttpServer::Impl::accept_loop() {
     auto self = shared_from_this();
@@ -716,6 +798,7 @@ HttpServerStats HttpServer::stats() const {
         out.refused += shard->refused;
         out.overload = std::min(out.overload, shard->overload());
     }
+    out.handed_over = shards_.front()->group->handed_over;
     return out;
 }
 

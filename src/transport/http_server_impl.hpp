@@ -138,6 +138,7 @@ struct ServerGroup {
     std::vector<std::weak_ptr<HttpServer::Impl>> shards;  // fixed once the server is built
     std::atomic<std::size_t> next{0};                     // the shard the next connection goes to
     std::atomic<std::size_t> lent{0};                     // requests answered on another shard now
+    std::atomic<std::uint64_t> handed_over{0};            // connections moved to another shard
     std::atomic<std::size_t> closed{0};  // connections ended since the last sweep of shard 0
     std::mutex mutex;
     std::size_t sessions = 0;
@@ -344,6 +345,27 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     static void account_standalone_drop(Session& session, Stream& stream);
     // Serves one admitted connection; `guard` holds its place in `connections`.
     asio::awaitable<void> serve(std::unique_ptr<ServerTls> owned, ConnectionGuard guard);
+    // A request read on a connection that another shard handed over, with
+    // who sent it (its token's identity included).
+    struct Arrived {
+        Request request;
+        PeerInfo who;
+    };
+    // Its requests, once the handshake is done; with `arrived`, a connection
+    // another shard handed over, which answers that request first (and is
+    // not handed over again).
+    asio::awaitable<void> serve_requests(std::unique_ptr<ServerTls> owned, ConnectionGuard guard,
+                                         PeerInfo peer, beast::flat_buffer buffer,
+                                         std::optional<Arrived> arrived);
+    // On this shard's thread: hands the connection, with the request just
+    // read on it, to `to` (that request's session's home), where it goes on.
+    // False when it stays here (its request is then lent to `to`).
+    bool handover(const std::shared_ptr<Impl>& to, std::unique_ptr<ServerTls>& owned,
+                  ConnectionGuard& guard, PeerInfo& peer, beast::flat_buffer& buffer, Request& req,
+                  const PeerInfo& who);
+    // On this shard's thread: a connection another shard handed over.
+    void adopt(std::unique_ptr<ServerTls> stream, int fd, tcp protocol, std::string address,
+               PeerInfo peer, beast::flat_buffer buffer, Arrived arrived);
     Clock::time_point last_refusal_log{};
 };
 
@@ -652,6 +674,29 @@ class ConnectionGuard final {
             server_->count_connections();
         }
         server_->group->closed.fetch_add(1, std::memory_order_relaxed);
+    }
+    // A connection another shard handed over, at work on a request.
+    struct HandedOver {};
+    ConnectionGuard(std::shared_ptr<HttpServer::Impl> server, DeadlineSocket& tcp,
+                    std::string address, HandedOver /*tag*/)
+        : server_(std::move(server)), tcp_(&tcp) {
+        HttpServer::Impl::Conn c{std::move(address)};
+        c.phase = HttpServer::Impl::Phase::busy;
+        server_->connections.emplace(tcp_, std::move(c));
+        server_->count_connections();
+    }
+    // The connection leaves for another shard: out of `connections` here, not
+    // counted as closed. Its address; nothing when it is being closed here.
+    std::optional<std::string> leave() {
+        const auto it = server_->connections.find(tcp_);
+        if (it == server_->connections.end() || it->second.evicted) {
+            return std::nullopt;
+        }
+        std::string address = std::move(it->second.address);
+        server_->connections.erase(it);
+        server_->count_connections();
+        server_.reset();
+        return address;
     }
     ConnectionGuard(ConnectionGuard&& other) noexcept
         : server_(std::move(other.server_)), tcp_(other.tcp_) {}

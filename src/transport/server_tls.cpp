@@ -31,6 +31,21 @@ void DeadlineSocket::disarm() {
     }
 }
 
+int DeadlineSocket::release(tcp& protocol) {
+    disarm();
+    boost::system::error_code ec;
+    protocol = state_->socket.local_endpoint(ec).protocol();
+    const int fd = ec ? -1 : state_->socket.release(ec);
+    // Its socket and timer belong to this thread's context: they go here.
+    // A timer handler still queued finds the state gone (it holds a weak_ptr).
+    state_.reset();
+    return ec ? -1 : fd;
+}
+
+void DeadlineSocket::adopt(tcp::socket socket) {
+    state_ = std::make_shared<State>(std::move(socket));
+}
+
 void DeadlineSocket::expires_never() {
     set_deadline(Clock::time_point::max());
 }
@@ -171,6 +186,12 @@ ServerTls::ServerTls(tcp::socket socket, asio::ssl::context& context)
     // with it: one system call per request instead of two.
     SSL_set_read_ahead(ssl_, 1);
     SSL_set_accept_state(ssl_);
+}
+
+void ServerTls::adopt_socket(tcp::socket socket) {
+    next_.adopt(std::move(socket));
+    io_->socket = &next_.socket();
+    next_.socket().non_blocking(true);
 }
 
 ServerTls::~ServerTls() {

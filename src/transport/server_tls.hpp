@@ -94,6 +94,14 @@ class DeadlineSocket {  // not final, as ServerTls
     // After the operation: its deadline's timer stops (the deadline stays).
     void disarm();
 
+    // Moving the connection to another context (another shard's thread),
+    // between operations: release() gives up the socket's descriptor (the
+    // caller owns it then, -1 on failure) and the deadline, on the socket's
+    // own thread; nothing may use this until adopt() gives it the descriptor
+    // again as a socket of the new context, on that context's thread.
+    [[nodiscard]] int release(tcp& protocol);
+    void adopt(tcp::socket socket);
+
   private:
     using Clock = std::chrono::steady_clock;
     void set_deadline(Clock::time_point deadline);
@@ -131,6 +139,11 @@ class ServerTls {  // not final: Asio derives from it to find its executor
     DeadlineSocket& next_layer() { return next_; }
     executor_type get_executor() { return next_.get_executor(); }
     SSL* native_handle() { return ssl_; }
+
+    // To another context, between operations (DeadlineSocket::release and
+    // adopt): the TLS connection stays as it is, on the same descriptor.
+    [[nodiscard]] int release_socket(tcp& protocol) { return next_.release(protocol); }
+    void adopt_socket(tcp::socket socket);
 
     template <class Token>
     auto async_handshake(asio::ssl::stream_base::handshake_type /*server*/, Token&& token) {

@@ -211,6 +211,51 @@ HttpReply Harness::http(const std::string& method, const std::string& target,
     return out;
 }
 
+std::vector<HttpReply> Harness::posts_on_one_connection(
+    const std::vector<std::pair<std::string, std::string>>& posts,
+    const std::string& version) const {
+    asio::io_context io;
+    SSL_CTX_up_ref(client_->context.get());
+    asio::ssl::context ssl(client_->context.get());
+    std::vector<HttpReply> out(posts.size());
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            TlsStream stream(beast::tcp_stream(io), ssl);
+            if (auto err = co_await open_tls(stream, port()); !err.empty()) {
+                out.front().error = err;
+                co_return;
+            }
+            beast::flat_buffer buffer;
+            for (std::size_t i = 0; i < posts.size(); ++i) {
+                const std::vector<Header> headers{{"Content-Type", "application/json"},
+                                                  {"Accept", "application/json, text/event-stream"},
+                                                  {"Mcp-Session-Id", posts[i].first},
+                                                  {"MCP-Protocol-Version", version}};
+                auto req = make_request("POST", "/mcp", headers, posts[i].second);
+                auto [wec, wn] = co_await http::async_write(stream, req, use);
+                if (wec) {
+                    out[i].error = "write: " + wec.message();
+                    co_return;
+                }
+                http::response_parser<http::string_body> parser;
+                parser.body_limit(64U << 20U);
+                auto [rec, rn] = co_await http::async_read(stream, buffer, parser, use);
+                if (rec) {
+                    out[i].error = "read: " + rec.message();
+                    co_return;
+                }
+                const auto& res = parser.get();
+                out[i].status = res.result_int();
+                out[i].body = res.body();
+                copy_headers(res, out[i]);
+            }
+        },
+        asio::detached);
+    io.run_for(k_wait);
+    return out;
+}
+
 HttpReply Harness::post(const std::string& body, const std::string& session,
                         const std::string& version, const Client* who) const {
     std::vector<Header> headers{{"Content-Type", "application/json"},

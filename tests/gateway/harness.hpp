@@ -82,6 +82,11 @@ class Harness final {
     // POST a JSON-RPC body with the usual MCP headers (+ session and version when given).
     HttpReply post(const std::string& body, const std::string& session = {},
                    const std::string& version = {}, const Client* who = nullptr) const;
+    // POSTs of JSON-RPC bodies, each to its session (id, body), one after the
+    // other on one kept-alive connection; their replies, in order.
+    std::vector<HttpReply> posts_on_one_connection(
+        const std::vector<std::pair<std::string, std::string>>& posts,
+        const std::string& version = "2025-11-25") const;
     // initialize + notifications/initialized; returns the session id.
     std::string open_session(const std::string& version = "2025-11-25",
                              const Client* who = nullptr) const;

@@ -2,6 +2,7 @@
 // gateway applies them: each negative case gets its specified status.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <set>
 
 #include <boost/asio/connect.hpp>
@@ -153,6 +154,50 @@ TEST(StreamableHttp, StatelessAskIsInputRequiredWithASealedSingleUseState) {
     const auto replay = call(5, answer + state + "\"");
     EXPECT_EQ(replay.status, 400U);
     EXPECT_NE(replay.body.find("used already"), std::string::npos) << replay.body;
+}
+
+// A session's requests are answered on its home thread. A kept-alive
+// connection that the other thread accepted moves there with its first
+// request for that session, and once only: a connection that then carries
+// another session's requests has those answered across (lent), not moved
+// back and forth.
+TEST(StreamableHttp, AConnectionMovesToItsSessionsThreadOnce) {
+    Harness h;
+    std::array<std::string, 2> on;  // a session homed on each thread
+    for (int i = 0; i < 12 && (on[0].empty() || on[1].empty()); ++i) {
+        const std::string id = h.open_session();
+        on.at(std::stoul(id.substr(0, 2), nullptr, 16) % 2) = id;
+        // Connections are dealt to the threads in turn, and a session is
+        // homed where its initialize came: one more moves the next one over.
+        (void)h.http("GET", "/nowhere", {}, "");
+    }
+    ASSERT_FALSE(on[0].empty() || on[1].empty()) << "no session on each thread";
+    const auto before = h.gateway().stats();
+    ASSERT_TRUE(before);
+    std::vector<std::pair<std::string, std::string>> posts;
+    int id = 1;
+    for (const std::string& session : {on[0], on[1], on[0]}) {
+        for (int i = 0; i < 5; ++i, ++id) {
+            posts.emplace_back(
+                session,
+                R"({"jsonrpc":"2.0","id":)" + std::to_string(id) +
+                    R"(,"method":"tools/call","params":{"name":"demo__echo","arguments":{"message":"m)" +
+                    std::to_string(id) + R"("}}})");
+        }
+    }
+    const auto replies = h.posts_on_one_connection(posts);
+    for (std::size_t i = 0; i < replies.size(); ++i) {
+        ASSERT_EQ(replies[i].status, 200U) << i << ": " << replies[i].error << replies[i].body;
+        const auto body = replies[i].json();
+        EXPECT_EQ(body.at("result").at("content").at(0).at("text").as_string(),
+                  "m" + std::to_string(i + 1))
+            << replies[i].body;
+    }
+    // Whichever thread took the connection, one of the two sessions' requests
+    // found it on the other: it moved then, and never again.
+    const auto after = h.gateway().stats();
+    ASSERT_TRUE(after);
+    EXPECT_EQ(after->handed_over - before->handed_over, 1U);
 }
 
 TEST(StreamableHttp, NotificationsAre202AndRequestsAnswer) {

@@ -24,7 +24,7 @@ test('four clients at once on two threads: one quota, one audit chain', async (t
   const dir = tempDir(t);
   const file = path.join(dir, 'policy.yaml');
   writeFileSync(file, policy);
-  const gateway = await startGateway(t, ['--demo', '--threads', '2', '--policy', file], { dir });
+  const gateway = await startGateway(t, ['--demo', '--threads', '2', '--policy', file, '--metrics', '127.0.0.1:0'], { dir });
   assert.ok(gateway.stderr.some((l) => /2 threads serving connections and sessions/.test(l)),
     gateway.stderr.join('\n'));
 
@@ -51,6 +51,12 @@ test('four clients at once on two threads: one quota, one audit chain', async (t
   for (const o of ok) {
     assert.match(o.text, new RegExp(`c${o.c} m${o.i}\\b`));
   }
+  // Each `pqmcp connect` sent 30 calls at once over several connections,
+  // dealt to both threads: those accepted on the thread that is not their
+  // session's moved there, each once.
+  const metrics = await (await fetch(gateway.metricsUrl)).text();
+  const moved = Number(/^pqmcp_connections_moved_total (\d+)/m.exec(metrics)?.[1]);
+  assert.ok(moved >= 1, metrics.split('\n').filter((l) => l.startsWith('pqmcp_connections')).join('\n'));
   // Lists and other requests keep working for every session.
   for (const client of clients) {
     assert.ok((await client.listTools()).tools.length > 0);
