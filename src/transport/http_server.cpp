@@ -448,6 +448,19 @@ struct Handover {
     }
 };
 
+// On `io`'s thread: the descriptor as a socket of `io`; nothing (and the
+// descriptor closed) when it cannot be registered there.
+std::optional<tcp::socket> socket_on(asio::io_context& io, tcp protocol, Handover fd) {
+    boost::system::error_code ec;
+    tcp::socket socket(io);
+    socket.assign(protocol, fd.fd, ec);
+    if (ec) {
+        return std::nullopt;
+    }
+    fd.fd = -1;
+    return socket;
+}
+
 }  // namespace
 
 bool HttpServer::Impl::handover(const std::shared_ptr<Impl>& to, std::unique_ptr<ServerTls>& owned,
@@ -471,28 +484,21 @@ bool HttpServer::Impl::handover(const std::shared_ptr<Impl>& to, std::unique_ptr
     asio::post(to->io, [to, stream = std::move(owned), fd = std::move(fd), protocol,
                         address = std::move(*address), peer = std::move(peer),
                         buffer = std::move(buffer), arrived = std::move(request)]() mutable {
-        const int descriptor = std::exchange(fd.fd, -1);
-        to->adopt(std::move(stream), descriptor, protocol, std::move(address), std::move(peer),
-                  std::move(buffer), std::move(arrived));
+        if (auto socket = socket_on(to->io, protocol, std::move(fd))) {
+            to->adopt(std::move(stream), std::move(*socket), std::move(address), std::move(peer),
+                      std::move(buffer), std::move(arrived));
+        }
     });
     group->handed_over.fetch_add(1, std::memory_order_relaxed);
     return true;
 }
 
-void HttpServer::Impl::adopt(std::unique_ptr<ServerTls> stream, int fd, tcp protocol,
+void HttpServer::Impl::adopt(std::unique_ptr<ServerTls> stream, tcp::socket socket,
                              std::string address, PeerInfo peer, beast::flat_buffer buffer,
                              Arrived arrived) {
-    Handover owned_fd(fd);
     if (stopped) {
-        return;
+        return;  // the socket closes
     }
-    boost::system::error_code ec;
-    tcp::socket socket(io);
-    socket.assign(protocol, owned_fd.fd, ec);
-    if (ec) {
-        return;
-    }
-    owned_fd.fd = -1;
     stream->adopt_socket(std::move(socket));
     ConnectionGuard guard(shared_from_this(), beast::get_lowest_layer(*stream), std::move(address),
                           ConnectionGuard::HandedOver{});
@@ -527,14 +533,9 @@ asio::awaitable<void> HttpServer::Impl::accept_loop() {
         }
         asio::post(shard->io,
                    [shard, protocol, fd = std::move(fd), address = std::move(address)]() mutable {
-                       boost::system::error_code assign_ec;
-                       tcp::socket moved(shard->io);
-                       moved.assign(protocol, fd.fd, assign_ec);
-                       if (assign_ec) {
-                           return;
+                       if (auto moved = socket_on(shard->io, protocol, std::move(fd))) {
+                           shard->admit(std::move(*moved), std::move(address));
                        }
-                       fd.fd = -1;
-                       shard->admit(std::move(moved), std::move(address));
                    });
         return true;
     });

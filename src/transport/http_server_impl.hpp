@@ -363,8 +363,9 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     bool handover(const std::shared_ptr<Impl>& to, std::unique_ptr<ServerTls>& owned,
                   ConnectionGuard& guard, PeerInfo& peer, beast::flat_buffer& buffer, Request& req,
                   const PeerInfo& who);
-    // On this shard's thread: a connection another shard handed over.
-    void adopt(std::unique_ptr<ServerTls> stream, int fd, tcp protocol, std::string address,
+    // On this shard's thread: a connection another shard handed over, its
+    // socket made on this shard's context.
+    void adopt(std::unique_ptr<ServerTls> stream, tcp::socket socket, std::string address,
                PeerInfo peer, beast::flat_buffer buffer, Arrived arrived);
     Clock::time_point last_refusal_log{};
 };

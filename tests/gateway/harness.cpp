@@ -127,6 +127,42 @@ asio::awaitable<std::string> open_tls(TlsStream& stream, std::uint16_t port) {
     co_return std::string{};
 }
 
+// One request and its response on an open connection; false (and
+// `out.error`) when either fails.
+asio::awaitable<bool> exchange(TlsStream& stream, beast::flat_buffer& buffer,
+                               http::request<http::string_body> req, HttpReply& out) {
+    auto [wec, wn] = co_await http::async_write(stream, req, use);
+    if (wec) {
+        out.error = "write: " + wec.message();
+        co_return false;
+    }
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(64U << 20U);
+    auto [rec, rn] = co_await http::async_read(stream, buffer, parser, use);
+    if (rec) {
+        out.error = "read: " + rec.message();
+        co_return false;
+    }
+    const auto& res = parser.get();
+    out.status = res.result_int();
+    out.body = res.body();
+    copy_headers(res, out);
+    co_return true;
+}
+
+// A JSON-RPC POST's headers, with its session and version when given.
+std::vector<Header> mcp_headers(const std::string& session, const std::string& version) {
+    std::vector<Header> headers{{"Content-Type", "application/json"},
+                                {"Accept", "application/json, text/event-stream"}};
+    if (!session.empty()) {
+        headers.push_back({"Mcp-Session-Id", session});
+    }
+    if (!version.empty()) {
+        headers.push_back({"MCP-Protocol-Version", version});
+    }
+    return headers;
+}
+
 }  // namespace
 
 Harness::Harness(std::vector<UpstreamConfig> upstreams,
@@ -187,24 +223,9 @@ HttpReply Harness::http(const std::string& method, const std::string& target,
                 out.error = err;
                 co_return;
             }
-            auto req = make_request(method, target, headers, body);
-            auto [wec, wn] = co_await http::async_write(stream, req, use);
-            if (wec) {
-                out.error = "write: " + wec.message();
-                co_return;
-            }
             beast::flat_buffer buffer;
-            http::response_parser<http::string_body> parser;
-            parser.body_limit(64U << 20U);
-            auto [rec, rn] = co_await http::async_read(stream, buffer, parser, use);
-            if (rec) {
-                out.error = "read: " + rec.message();
-                co_return;
-            }
-            const auto& res = parser.get();
-            out.status = res.result_int();
-            out.body = res.body();
-            copy_headers(res, out);
+            (void)co_await exchange(stream, buffer, make_request(method, target, headers, body),
+                                    out);
         },
         asio::detached);
     io.run_for(k_wait);
@@ -228,27 +249,11 @@ std::vector<HttpReply> Harness::posts_on_one_connection(
             }
             beast::flat_buffer buffer;
             for (std::size_t i = 0; i < posts.size(); ++i) {
-                const std::vector<Header> headers{{"Content-Type", "application/json"},
-                                                  {"Accept", "application/json, text/event-stream"},
-                                                  {"Mcp-Session-Id", posts[i].first},
-                                                  {"MCP-Protocol-Version", version}};
-                auto req = make_request("POST", "/mcp", headers, posts[i].second);
-                auto [wec, wn] = co_await http::async_write(stream, req, use);
-                if (wec) {
-                    out[i].error = "write: " + wec.message();
+                const auto& [session, body] = posts[i];
+                auto req = make_request("POST", "/mcp", mcp_headers(session, version), body);
+                if (!co_await exchange(stream, buffer, std::move(req), out[i])) {
                     co_return;
                 }
-                http::response_parser<http::string_body> parser;
-                parser.body_limit(64U << 20U);
-                auto [rec, rn] = co_await http::async_read(stream, buffer, parser, use);
-                if (rec) {
-                    out[i].error = "read: " + rec.message();
-                    co_return;
-                }
-                const auto& res = parser.get();
-                out[i].status = res.result_int();
-                out[i].body = res.body();
-                copy_headers(res, out[i]);
             }
         },
         asio::detached);
@@ -258,15 +263,7 @@ std::vector<HttpReply> Harness::posts_on_one_connection(
 
 HttpReply Harness::post(const std::string& body, const std::string& session,
                         const std::string& version, const Client* who) const {
-    std::vector<Header> headers{{"Content-Type", "application/json"},
-                                {"Accept", "application/json, text/event-stream"}};
-    if (!session.empty()) {
-        headers.push_back({"Mcp-Session-Id", session});
-    }
-    if (!version.empty()) {
-        headers.push_back({"MCP-Protocol-Version", version});
-    }
-    return http("POST", "/mcp", headers, body, who);
+    return http("POST", "/mcp", mcp_headers(session, version), body, who);
 }
 
 std::string Harness::open_session(const std::string& version, const Client* who) const {
