@@ -518,6 +518,13 @@ Result<std::unique_ptr<Writer>> Writer::open(WriterOptions options,
             fmt::format("{}: {}", path.string(), h != nullptr ? sqlite3_errmsg(h) : "cannot open"));
     }
     sqlite3_busy_timeout(h, detail::k_busy_timeout_ms);
+    // Before journal_mode: switching to WAL writes the header of an empty
+    // file, and with it the page size. On a trail that exists this does nothing.
+    if (auto s = detail::exec(h, fmt::format("PRAGMA page_size={}", detail::k_page_size).c_str(),
+                              Errc::open_failed);
+        !s) {
+        return tl::unexpected(s.error());
+    }
     // journal_mode answers with the mode in effect; anything but wal means the
     // file is not a database we can use.
     {

@@ -170,15 +170,32 @@ void Dashboard::request(const json::object& record, const std::string& session, 
     if (denied) {
         ++series_.back().denied;
     }
-    const auto text = [&record](std::string_view key) {
+    // Once the list is full the oldest entry is reused, its strings'
+    // buffers with it: a request costs no allocation here.
+    RecentDecision d;
+    if (!decisions_.empty() && decisions_.size() >= options_.recent) {
+        d = std::move(decisions_.front());
+        decisions_.pop_front();
+    }
+    const auto text = [&record](std::string& into, std::string_view key) {
         const auto* v = record.if_contains(key);
-        return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string{};
+        if (v != nullptr && v->is_string()) {
+            into.assign(v->get_string().data(), v->get_string().size());
+        } else {
+            into.clear();
+        }
     };
+    text(d.ts, "ts");
+    text(d.session, "session");
+    text(d.identity, "identity");
+    text(d.method, "method");
+    text(d.target, "target");
+    text(d.decision, "decision");
+    text(d.rule, "rule");
     const auto* latency = record.if_contains("latency_us");
-    decisions_.push_back(RecentDecision{
-        text("ts"), text("session"), text("identity"), text("method"), text("target"),
-        text("decision"), text("rule"),
-        latency != nullptr && latency->is_int64() ? latency->get_int64() : std::int64_t{0}});
+    d.latency_us =
+        latency != nullptr && latency->is_int64() ? latency->get_int64() : std::int64_t{0};
+    decisions_.push_back(std::move(d));
     while (decisions_.size() > options_.recent) {
         decisions_.pop_front();
     }

@@ -197,6 +197,33 @@ TEST_F(AuditWriter, ContinuesTheChainAfterReopen) {
     EXPECT_EQ(second->front().prev, query_text(db_, "SELECT hash FROM records WHERE seq=12"));
 }
 
+// A new trail gets 16 KiB pages (a quarter of the writes of SQLite's 4 KiB
+// for the same records); a trail made with another page size keeps it, and
+// its chain goes on.
+TEST_F(AuditWriter, NewTrailsUseLargePagesAndOldOnesKeepTheirs) {
+    write_trail(db_, id_, 3);
+    EXPECT_EQ(query_text(db_, "PRAGMA page_size"), "16384");
+
+    const auto old = dir_.path() / "old.db";
+    write_trail(old, id_, 3);  // #1..#5
+    // What a trail made before has: SQLite's default page size.
+    {
+        const Db db = open_db(old);
+        exec(db.get(), "PRAGMA journal_mode=DELETE");
+        exec(db.get(), "PRAGMA page_size=4096");
+        exec(db.get(), "VACUUM");
+        exec(db.get(), "PRAGMA journal_mode=WAL");
+    }
+    ASSERT_EQ(query_text(old, "PRAGMA page_size"), "4096");
+    write_trail(old, id_, 3);  // #6..#10
+    EXPECT_EQ(query_text(old, "PRAGMA page_size"), "4096");
+    auto r = verify(old);
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_TRUE(r->ok()) << problems_text(*r);
+    EXPECT_EQ(r->records, 10);
+    EXPECT_EQ(r->checkpoints, 2);
+}
+
 TEST_F(AuditWriter, RefusesASecondWriter) {
     auto first = Writer::open(options_for(db_), id_);
     ASSERT_TRUE(first);

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 
 #include "pqmcp/observe/dashboard.hpp"
 
@@ -101,11 +102,16 @@ TEST(Dashboard, DataHasSessionsPostureDecisionsAlertsAndSeries) {
     d.connection(json::object{{"result", "ok"}, {"group", "X25519"}, {"quantum_safe", false}});
     d.connection(json::object{{"result", "failed"}, {"error", "no shared group"}});
     for (int i = 0; i < 5; ++i) {
-        d.request(json::object{{"method", "tools/call"},
-                               {"decision", i == 4 ? "deny" : "allow"},
-                               {"target", "t" + std::to_string(i)},
-                               {"args", json::object{{"big", std::string(100, 'x')}}}},
-                  "1a2b3c4d", i == 4, now);
+        json::object r{{"method", "tools/call"},
+                       {"decision", i == 4 ? "deny" : "allow"},
+                       {"target", "t" + std::to_string(i)},
+                       {"args", json::object{{"big", std::string(100, 'x')}}}};
+        if (i < 2) {
+            // Only the first two have a rule: the entries reused for the
+            // last ones must not show it.
+            r["rule"] = "allow-reads-from-a-long-rule-name";
+        }
+        d.request(r, "1a2b3c4d", i == 4, now);
     }
     d.alert(json::object{{"event", "rug_pull"}, {"item", "demo__echo"}});
     const auto v = json::parse(d.data_json(now)).as_object();
@@ -127,6 +133,9 @@ TEST(Dashboard, DataHasSessionsPostureDecisionsAlertsAndSeries) {
     EXPECT_EQ(decisions[0].at("target").as_string(), "t4");
     EXPECT_EQ(decisions[0].at("decision").as_string(), "deny");
     EXPECT_FALSE(decisions[0].as_object().contains("args")) << "only what the page shows";
+    for (const auto& decision : decisions) {
+        EXPECT_TRUE(decision.at("rule").is_null()) << json::serialize(decision);
+    }
     EXPECT_EQ(v.at("alerts").as_array().size(), 1U);
     const auto& points = v.at("series").at("points").as_array();
     EXPECT_EQ(points.size(), 60U);
