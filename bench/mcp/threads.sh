@@ -7,7 +7,8 @@
 # rates it reads the gateway's own CPU time from /proc (utime + stime), so
 # the cost per request and per handshake is known even though the clients
 # share the machine with it. Each client warms up with 200 calls first; they
-# are counted (the CPU time covers them).
+# are counted (the CPU time covers them). thread_cpu_s: each of the gateway's
+# threads (in thread id order: the request threads and the audit writer).
 #   [CLIENTS=2 CONC=4] bench/mcp/threads.sh [BUILD_DIR] [REQUESTS_PER_CLIENT] [ROUNDS] [HANDSHAKE_SECONDS]
 # (HANDSHAKE_SECONDS 0: tools/call only)
 set -euo pipefail
@@ -31,6 +32,8 @@ start() {  # $1 threads
   for _ in $(seq 100); do grep -q 'ready on' "$work/ready-$1" 2>/dev/null && break; sleep 0.1; done
 }
 cpu() { awk '{print $14 + $15}' "/proc/$(cat "$work/pid-$1")/stat"; }
+# Each thread's CPU ticks (request threads and the audit writer), in tid order.
+thread_ticks() { cat /proc/"$(cat "$work/pid-$1")"/task/*/stat | awk '{printf "%d ", $14 + $15}'; }
 now() { date +%s.%N; }
 url() { grep -o 'https://[^ ]*/mcp' "$work/ready-$1" | head -1; }
 pin() { grep -o 'peer pq1[a-z2-7]*' "$work/ready-$1" | cut -d' ' -f2; }
@@ -39,7 +42,7 @@ start 1
 start 2
 for r in $(seq "$ROUNDS"); do
   for t in 1 2; do
-    c0=$(cpu $t); w0=$(now); pids=()
+    c0=$(cpu $t); w0=$(now); pids=(); tt0=$(thread_ticks $t)
     for c in $(seq "$CLIENTS"); do
       "$BENCH" http "$(url $t)" --pin "$(pin $t)" --identity "$work/client-$c" --requests "$N" \
         --warmup 200 --concurrency "$CONC" --tool demo__echo --label "threads=$t round $r client $c" \
@@ -47,11 +50,14 @@ for r in $(seq "$ROUNDS"); do
       pids+=($!)
     done
     wait "${pids[@]}"
-    w1=$(now); c1=$(cpu $t)
+    w1=$(now); c1=$(cpu $t); tt1=$(thread_ticks $t)
+    # Seconds of CPU per thread this round (is every request thread used?).
+    per_thread=$(paste <(tr ' ' '\n' <<<"$tt0") <(tr ' ' '\n' <<<"$tt1") |
+      awk -v tick="$TICK" 'NF == 2 { printf "%s%.2f", (n++ ? "," : ""), ($2 - $1) / tick }')
     awk -v clients="$CLIENTS" -v conc="$CONC" -v t="$t" -v r="$r" -v n="$((CLIENTS * (N + 200)))" -v w="$(echo "$w1 - $w0" | bc)" \
-        -v cpu="$(((c1 - c0)))" -v tick="$TICK" 'BEGIN {
-      printf "{\"part\":\"tools/call\",\"clients\":%d,\"in_flight_each\":%d,\"threads\":%d,\"round\":%d,\"requests\":%d,\"wall_s\":%.3f,\"per_s\":%.0f,\"gateway_cpu_s\":%.2f,\"cpu_ms_per_1000\":%.1f}\n",
-        clients, conc, t, r, n, w, n / w, cpu / tick, 1000 * (cpu / tick) / n * 1000 }'
+        -v cpu="$(((c1 - c0)))" -v tick="$TICK" -v per="$per_thread" 'BEGIN {
+      printf "{\"part\":\"tools/call\",\"clients\":%d,\"in_flight_each\":%d,\"threads\":%d,\"round\":%d,\"requests\":%d,\"wall_s\":%.3f,\"per_s\":%.0f,\"gateway_cpu_s\":%.2f,\"cpu_ms_per_1000\":%.1f,\"thread_cpu_s\":[%s]}\n",
+        clients, conc, t, r, n, w, n / w, cpu / tick, 1000 * (cpu / tick) / n * 1000, per }'
   done
   if [ "$HS_SECONDS" = 0 ]; then
     continue  # tools/call only

@@ -78,6 +78,18 @@ std::shared_ptr<HttpServer::Impl> HttpServer::Impl::stateless_home(const PeerInf
     return shared_from_this();
 }
 
+std::shared_ptr<HttpServer::Impl> HttpServer::Impl::new_session_home() {
+    if (group->size() > 1) {
+        const std::size_t shard = group->next_session++ % group->size();
+        if (shard != index) {
+            if (auto other = group->shards[shard].lock()) {
+                return other;
+            }
+        }
+    }
+    return shared_from_this();
+}
+
 std::shared_ptr<HttpServer::Impl> HttpServer::Impl::home(std::string_view session_id) {
     if (group->size() > 1 && !session_id.empty()) {
         if (const auto shard = home_of(session_id, group->size()); shard && *shard != index) {
@@ -355,11 +367,22 @@ asio::awaitable<void> HttpServer::Impl::serve_requests(std::unique_ptr<ServerTls
         // A session's requests are answered on its home shard: this
         // coroutine waits while another one uses the connection there.
         // A 2026-07-28 caller's requests, on the home of the session kept
-        // for it (one per caller for the whole server).
-        auto shard = header(req, k_session_header).empty() &&
-                             header(req, k_version_header) == mcp::k_stateless_version
-                         ? stateless_home(*who)
-                         : home(header(req, k_session_header));
+        // for it (one per caller for the whole server). A request that may
+        // open a session goes to the shard whose turn it is: were sessions
+        // homed where their initialize arrives, a client that opens two
+        // connections per session (one for its stream) would home every
+        // session on the same shard of two.
+        const std::string_view session = header(req, k_session_header);
+        std::shared_ptr<Impl> shard;
+        if (!session.empty()) {
+            shard = home(session);
+        } else if (header(req, k_version_header) == mcp::k_stateless_version) {
+            shard = stateless_home(*who);
+        } else if (req.method() == http::verb::post && target_path(req) == options.path) {
+            shard = new_session_home();
+        } else {
+            shard = shared_from_this();
+        }
         bool keep = false;
         if (shard.get() == this) {
             keep = co_await respond(stream, req, *who);

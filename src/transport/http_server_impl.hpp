@@ -137,6 +137,7 @@ struct ServerGroup {
     const std::size_t count;
     std::vector<std::weak_ptr<HttpServer::Impl>> shards;  // fixed once the server is built
     std::atomic<std::size_t> next{0};                     // the shard the next connection goes to
+    std::atomic<std::size_t> next_session{0};             // the home of the next new session
     std::atomic<std::size_t> lent{0};                     // requests answered on another shard now
     std::atomic<std::uint64_t> handed_over{0};            // connections moved to another shard
     std::atomic<std::size_t> closed{0};  // connections ended since the last sweep of shard 0
@@ -325,6 +326,10 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     // Where a 2026-07-28 caller's kept session lives: its identity (or, for
     // an anonymous caller, its address and port) hashed over the shards.
     [[nodiscard]] std::shared_ptr<Impl> stateless_home(const PeerInfo& peer);
+    // Where a request that may open a session (a POST to the MCP path
+    // without one) is answered: new sessions are dealt to the shards in
+    // turn, whichever connection brings their initialize.
+    [[nodiscard]] std::shared_ptr<Impl> new_session_home();
     asio::awaitable<void> accept_loop();
     // Takes a connection dealt to this shard: the limits, then serve().
     void admit(tcp::socket socket, std::string address);

@@ -209,16 +209,27 @@ TEST(Gateway, EachSessionGetsItsOwnChildWithinTheCap) {
     EXPECT_EQ(h.gateway().stats()->children, 1U);
 }
 
-TEST(Gateway, SharedIsolationUsesOneChild) {
+// One child per thread (the harness runs two): new sessions are dealt to
+// the threads in turn, so the first and third share one, the second has the
+// other thread's.
+TEST(Gateway, SharedIsolationUsesOneChildPerThread) {
     UpstreamConfig fx = fixture_upstream("fx");
     fx.shared = true;
     Harness h({fx});
     McpClient a(h);
+    McpClient other(h);
     McpClient b(h);
     a.initialize();
+    other.initialize();
     b.initialize();
+    const auto home = [](const McpClient& c) {
+        return std::stoul(c.session_id().substr(0, 2), nullptr, 16) % 2;
+    };
+    ASSERT_EQ(home(a), home(b));
+    ASSERT_NE(home(a), home(other));
     EXPECT_EQ(text_of(call(a, "fx__whoami")), text_of(call(b, "fx__whoami")));
-    EXPECT_EQ(h.gateway().stats()->children, 1U);
+    EXPECT_NE(text_of(call(a, "fx__whoami")), text_of(call(other, "fx__whoami")));
+    EXPECT_EQ(h.gateway().stats()->children, 2U);
 }
 
 TEST(Gateway, IdleChildrenAreStoppedAndStartedAgainOnDemand) {

@@ -200,6 +200,30 @@ TEST(StreamableHttp, AConnectionMovesToItsSessionsThreadOnce) {
     EXPECT_EQ(after->handed_over - before->handed_over, 1U);
 }
 
+// open_session() brings each initialize on a fresh connection and its
+// notifications/initialized on the next: with connections dealt to the two
+// threads in turn, every initialize arrives on the same thread. Sessions are
+// dealt in turn themselves, so they are homed on both all the same, and each
+// answers there.
+TEST(StreamableHttp, NewSessionsAreDealtToTheThreadsInTurn) {
+    Harness h;
+    std::array<int, 2> homed{};
+    std::vector<std::string> sessions;
+    for (int i = 0; i < 6; ++i) {
+        sessions.push_back(h.open_session());
+        ++homed.at(std::stoul(sessions.back().substr(0, 2), nullptr, 16) % 2);
+    }
+    EXPECT_EQ(homed[0], 3);
+    EXPECT_EQ(homed[1], 3);
+    for (const auto& session : sessions) {
+        const auto r = h.post(
+            R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"demo__echo","arguments":{"message":"hi"}}})",
+            session, "2025-11-25");
+        ASSERT_EQ(r.status, 200U) << r.error << r.body;
+        EXPECT_EQ(r.json().at("result").at("content").at(0).at("text").as_string(), "hi");
+    }
+}
+
 TEST(StreamableHttp, NotificationsAre202AndRequestsAnswer) {
     Harness h;
     const auto session = h.open_session();
