@@ -66,36 +66,33 @@ void HttpServer::Impl::remove_session(const std::string& id) {
     session_count = sessions.size();
 }
 
-std::shared_ptr<HttpServer::Impl> HttpServer::Impl::stateless_home(const PeerInfo& peer) {
-    if (group->size() > 1) {
-        const std::size_t shard = std::hash<std::string>{}(stateless_caller(peer)) % group->size();
-        if (shard != index) {
-            if (auto other = group->shards[shard].lock()) {
-                return other;
-            }
+std::shared_ptr<HttpServer::Impl> HttpServer::Impl::shard_at(std::size_t shard) {
+    if (shard != index) {
+        if (auto other = group->shards[shard].lock()) {
+            return other;
         }
     }
     return shared_from_this();
 }
 
-std::shared_ptr<HttpServer::Impl> HttpServer::Impl::new_session_home() {
-    if (group->size() > 1) {
-        const std::size_t shard = group->next_session++ % group->size();
-        if (shard != index) {
-            if (auto other = group->shards[shard].lock()) {
-                return other;
-            }
-        }
+std::shared_ptr<HttpServer::Impl> HttpServer::Impl::stateless_home(const PeerInfo& peer) {
+    if (group->size() == 1) {
+        return shared_from_this();
     }
-    return shared_from_this();
+    return shard_at(std::hash<std::string>{}(stateless_caller(peer)) % group->size());
+}
+
+std::shared_ptr<HttpServer::Impl> HttpServer::Impl::new_session_home() {
+    if (group->size() == 1) {
+        return shared_from_this();
+    }
+    return shard_at(group->next_session++ % group->size());
 }
 
 std::shared_ptr<HttpServer::Impl> HttpServer::Impl::home(std::string_view session_id) {
     if (group->size() > 1 && !session_id.empty()) {
-        if (const auto shard = home_of(session_id, group->size()); shard && *shard != index) {
-            if (auto other = group->shards[*shard].lock()) {
-                return other;
-            }
+        if (const auto shard = home_of(session_id, group->size())) {
+            return shard_at(*shard);
         }
     }
     return shared_from_this();

@@ -320,6 +320,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     std::atomic<std::size_t> buffered{0};  // bytes of events held in this shard's sessions' streams
     bool stopped = false;
 
+    // Shard `shard` (< the group's size), or this one if that one is gone.
+    [[nodiscard]] std::shared_ptr<Impl> shard_at(std::size_t shard);
     // The shard a request belongs on: the home of the session it names
     // (this one when it names none, or one that cannot be ours).
     [[nodiscard]] std::shared_ptr<Impl> home(std::string_view session_id);
