@@ -203,23 +203,18 @@ void GatewaySession::refuse(const Exchange& x, Step step) {
 }
 
 json::object GatewaySession::trace_record(const std::string& key, const Trace& t) const {
-    // Room for the members added below and by finish_trace and the recorder
-    // (arguments, latency, outcome, the stamp), so the table is never regrown.
-    constexpr std::size_t k_members = 24;
-    json::object record(
-        {{"kind", "request"},
-         {"session", session_id_.substr(0, 16)},
-         {"request_id", key},
-         {"call", t.call},
-         {"identity",
-          caller_.peer_id.empty() ? json::value(nullptr) : json::value(caller_.peer_id)},
-         {"upstream", t.upstream},
-         {"method", t.method},
-         {"target", t.target},
-         {"decision", to_string(t.decision.disposition)},
-         {"rule", t.decision.rule.empty() ? json::value(nullptr) : json::value(t.decision.rule)},
-         {"mode", policy::to_string(t.decision.mode)}},
-        k_members);
+    json::object record{
+        {"kind", "request"},
+        {"session", session_id_.substr(0, 16)},
+        {"request_id", key},
+        {"call", t.call},
+        {"identity", caller_.peer_id.empty() ? json::value(nullptr) : json::value(caller_.peer_id)},
+        {"upstream", t.upstream},
+        {"method", t.method},
+        {"target", t.target},
+        {"decision", to_string(t.decision.disposition)},
+        {"rule", t.decision.rule.empty() ? json::value(nullptr) : json::value(t.decision.rule)},
+        {"mode", policy::to_string(t.decision.mode)}};
     if (!caller_.name.empty()) {
         record["identity_name"] = caller_.name;
     }
