@@ -14,6 +14,7 @@
 # "bin:PATH" runs another pqmcp binary (another build) for that variant, and
 # "cli:WORD" words go to the bench_mcp client instead (cli:--revision cli:2026-07-28).
 #   bench/mcp/variants.sh build 40000 3 defaults 'off=--no-audit --no-integrity'
+# After the rounds, a line per variant with the median ratios and their range.
 set -euo pipefail
 BUILD="$(cd "${1:?BUILD_DIR}" && pwd)"
 N=${2:-20000}
@@ -74,6 +75,22 @@ for r in $(seq "$ROUNDS"); do
     awk -v name="$name" -v r="$r" -v rps="$rps" -v p50="$p50" -v per="$per" -v br="$base_rps" \
       -v bc="$base_cpu" -v e="$errors" -v f="$IN_FLIGHT" 'BEGIN {
       printf "{\"variant\":\"%s\",\"round\":%d,\"in_flight\":%d,\"rps\":%.0f,\"p50_us\":%.0f,\"cpu_ms_per_1000\":%.2f,\"rps_ratio\":%.3f,\"cpu_ratio\":%.3f,\"errors\":%d}\n",
-        name, r, f, rps, p50, per, rps / br, (bc > 0 ? per / bc : 0), e }'
+        name, r, f, rps, p50, per, rps / br, (bc > 0 ? per / bc : 0), e }' | tee -a "$work/rounds"
   done
+done
+
+# Per variant over the rounds: the median ratio to the first variant and how
+# far the rounds spread (the machine is shared: read the median, and the range
+# says how much to trust it).
+field() { sed -E "s/.*\"$1\":([0-9.eE+-]+).*/\1/"; }
+summary() {  # $1 variant $2 field: "median min max" of that field over its rounds
+  grep "\"variant\":\"$1\"" "$work/rounds" | field "$2" | sort -g |
+    awk '{ v[NR] = $1 } END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.3f %.3f %.3f", m, v[1], v[NR] }'
+}
+for name in "${names[@]}"; do
+  read -r rm rlo rhi <<<"$(summary "$name" rps_ratio)"
+  read -r cm clo chi <<<"$(summary "$name" cpu_ratio)"
+  read -r pm _ _ <<<"$(summary "$name" cpu_ms_per_1000)"
+  printf '{"variant":"%s","rounds":%d,"rps_ratio_median":%s,"rps_ratio_range":[%s,%s],"cpu_ratio_median":%s,"cpu_ratio_range":[%s,%s],"cpu_ms_per_1000_median":%s}\n' \
+    "$name" "$ROUNDS" "$rm" "$rlo" "$rhi" "$cm" "$clo" "$chi" "$pm"
 done
