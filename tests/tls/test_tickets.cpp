@@ -88,6 +88,40 @@ TEST_F(Tickets, PreviousKeyStillWorksTwoRotationsLaterItDoesNot) {
     EXPECT_TRUE(fresh->info.resumed);
 }
 
+// What docs/tls.md says of reused tickets: OpenSSL issues a new ticket after
+// a TLS 1.3 resumption only when it renews the one it decrypted.
+std::string ticket_of(const SSL_SESSION* session) {
+    const unsigned char* tick = nullptr;
+    std::size_t len = 0;
+    SSL_SESSION_get0_ticket(session, &tick, &len);
+    return {reinterpret_cast<const char*>(tick), len};
+}
+
+TEST_F(Tickets, OnlyARenewedTicketIsReplacedOnResumption) {
+    auto ctx = contexts();
+    EchoServer server(ctx.server.get());
+    auto first = connect(ctx.client.get(), server);
+    ASSERT_TRUE(first.has_value()) << first.error().message();
+    ASSERT_TRUE(first->session);
+    const std::string issued = ticket_of(first->session.get());
+    ASSERT_FALSE(issued.empty());
+
+    auto again = connect(ctx.client.get(), server, first->session.get());
+    ASSERT_TRUE(again.has_value()) << again.error().message();
+    EXPECT_TRUE(again->info.resumed);
+    ASSERT_TRUE(again->session);
+    EXPECT_EQ(ticket_of(again->session.get()), issued);  // the same ticket, to use again
+
+    clock_.advance(k_interval);  // its key is now the previous one: renewed
+    auto renewed = connect(ctx.client.get(), server, first->session.get());
+    ASSERT_TRUE(renewed.has_value()) << renewed.error().message();
+    EXPECT_TRUE(renewed->info.resumed);
+    ASSERT_TRUE(renewed->session);
+    const std::string fresh = ticket_of(renewed->session.get());
+    EXPECT_FALSE(fresh.empty());
+    EXPECT_NE(fresh, issued);
+}
+
 TEST_F(Tickets, ALongPauseDropsEveryOldKey) {
     auto ctx = contexts();
     EchoServer server(ctx.server.get());
