@@ -768,7 +768,7 @@ Result<GatewayStats> Gateway::stats() {
     return on_main_thread<GatewayStats>(*impl_, [g = impl_.get()] {
         const auto http = g->server->stats();
         return GatewayStats{http.sessions, http.connections, g->children.running(),
-                            http.buffered_bytes, http.handed_over};
+                            http.buffered_bytes, http.connections_moved};
     });
 }
 

@@ -239,7 +239,7 @@ Status Gateway::Impl::start_observing() {
     gauges.evicted = [this] { return server ? static_cast<double>(server->stats().evicted) : 0.0; };
     gauges.refused = [this] { return server ? static_cast<double>(server->stats().refused) : 0.0; };
     gauges.moved = [this] {
-        return server ? static_cast<double>(server->stats().handed_over) : 0.0;
+        return server ? static_cast<double>(server->stats().connections_moved) : 0.0;
     };
     gauges.overload = [this] { return server ? server->stats().overload : 1.0; };
     gauges.buffered = [this] {

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "internal.hpp"
+#include "pqmcp/core/descriptor.hpp"
 
 namespace pqmcp::sandbox {
 namespace {
@@ -48,29 +49,6 @@ std::uint64_t file_rights(int abi) {
     return rights;
 }
 
-class Fd final {
-  public:
-    explicit Fd(int fd) : fd_(fd) {}
-    ~Fd() {
-        if (fd_ >= 0) {
-            ::close(fd_);
-        }
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    Fd(Fd&&) = delete;
-    Fd& operator=(Fd&&) = delete;
-    [[nodiscard]] int get() const noexcept { return fd_; }
-    int release() noexcept {
-        const int fd = fd_;
-        fd_ = -1;
-        return fd;
-    }
-
-  private:
-    int fd_;
-};
-
 }  // namespace
 
 Result<int> make_ruleset(const Policy& policy, int abi) {
@@ -96,14 +74,14 @@ Result<int> make_ruleset(const Policy& policy, int abi) {
         return fail(Errc::setup_failed,
                     fmt::format("landlock_create_ruleset: {}", std::strerror(errno)));
     }
-    Fd ruleset(static_cast<int>(created));
+    OwnedFd ruleset(static_cast<int>(created));
     (void)::fcntl(ruleset.get(), F_SETFD, FD_CLOEXEC);
     const std::uint64_t read =
         LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR;
     for (const auto& [paths, rights] :
          {std::pair{&policy.read, read}, std::pair{&policy.write, handled}}) {
         for (const auto& path : *paths) {
-            const Fd fd(::open(path.c_str(), O_PATH | O_CLOEXEC));
+            const OwnedFd fd(::open(path.c_str(), O_PATH | O_CLOEXEC));
             if (fd.get() < 0) {
                 if (errno == ENOENT) {
                     continue;  // a grant of something that is not there grants nothing

@@ -452,32 +452,18 @@ asio::awaitable<bool> HttpServer::Impl::respond(ServerTls& stream, const Request
 
 namespace {
 
-// A descriptor on its way to another shard: closed if it never gets there
-// (the shard stopped first).
-struct Handover {
-    int fd = -1;
-    explicit Handover(int d) : fd(d) {}
-    Handover(Handover&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
-    Handover(const Handover&) = delete;
-    Handover& operator=(const Handover&) = delete;
-    Handover& operator=(Handover&&) = delete;
-    ~Handover() {
-        if (fd >= 0) {
-            ::close(fd);
-        }
-    }
-};
-
-// On `io`'s thread: the descriptor as a socket of `io`; nothing (and the
-// descriptor closed) when it cannot be registered there.
-std::optional<tcp::socket> socket_on(asio::io_context& io, tcp protocol, Handover fd) {
+// On `io`'s thread: a descriptor from another shard as a socket of `io`;
+// nothing (and the descriptor closed) when it cannot be registered there. A
+// descriptor that never gets there (the shard stopped first) is closed with
+// the posted handler that owns it.
+std::optional<tcp::socket> socket_on(asio::io_context& io, tcp protocol, OwnedFd fd) {
     boost::system::error_code ec;
     tcp::socket socket(io);
-    socket.assign(protocol, fd.fd, ec);
+    socket.assign(protocol, fd.get(), ec);
     if (ec) {
         return std::nullopt;
     }
-    fd.fd = -1;
+    (void)fd.release();  // the socket's now
     return socket;
 }
 
@@ -494,8 +480,8 @@ bool HttpServer::Impl::handover(const std::shared_ptr<Impl>& to, std::unique_ptr
         return false;
     }
     tcp protocol = tcp::v4();
-    Handover fd(owned->release_socket(protocol));
-    if (fd.fd < 0) {
+    OwnedFd fd(owned->release_socket(protocol));
+    if (!fd.valid()) {
         spdlog::debug("{}: the connection could not move to its session's thread", peer.remote);
         return true;  // its socket is gone: the connection ends
     }
@@ -509,7 +495,7 @@ bool HttpServer::Impl::handover(const std::shared_ptr<Impl>& to, std::unique_ptr
                       std::move(buffer), std::move(arrived));
         }
     });
-    group->handed_over.fetch_add(1, std::memory_order_relaxed);
+    group->connections_moved.fetch_add(1, std::memory_order_relaxed);
     return true;
 }
 
@@ -547,7 +533,7 @@ asio::awaitable<void> HttpServer::Impl::accept_loop() {
             return true;
         }
         const auto protocol = socket.local_endpoint(ec).protocol();
-        Handover fd(socket.release(ec));
+        OwnedFd fd(socket.release(ec));
         if (ec) {
             return true;
         }
@@ -819,7 +805,7 @@ HttpServerStats HttpServer::stats() const {
         out.refused += shard->refused;
         out.overload = std::min(out.overload, shard->overload());
     }
-    out.handed_over = shards_.front()->group->handed_over;
+    out.connections_moved = shards_.front()->group->connections_moved;
     return out;
 }
 

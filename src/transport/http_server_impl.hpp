@@ -139,7 +139,7 @@ struct ServerGroup {
     std::atomic<std::size_t> next{0};                     // the shard the next connection goes to
     std::atomic<std::size_t> next_session{0};             // the home of the next new session
     std::atomic<std::size_t> lent{0};                     // requests answered on another shard now
-    std::atomic<std::uint64_t> handed_over{0};            // connections moved to another shard
+    std::atomic<std::uint64_t> connections_moved{0};      // connections moved to another shard
     std::atomic<std::size_t> closed{0};  // connections ended since the last sweep of shard 0
     std::mutex mutex;
     std::size_t sessions = 0;

@@ -197,7 +197,7 @@ TEST(StreamableHttp, AConnectionMovesToItsSessionsThreadOnce) {
     // found it on the other: it moved then, and never again.
     const auto after = h.gateway().stats();
     ASSERT_TRUE(after);
-    EXPECT_EQ(after->handed_over - before->handed_over, 1U);
+    EXPECT_EQ(after->connections_moved - before->connections_moved, 1U);
 }
 
 // open_session() brings each initialize on a fresh connection and its

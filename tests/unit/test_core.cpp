@@ -1,8 +1,12 @@
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <stdexcept>
 
 #include "pqmcp/core/bytes.hpp"
+#include "pqmcp/core/descriptor.hpp"
 #include "pqmcp/core/error.hpp"
 #include "pqmcp/core/scope.hpp"
 
@@ -66,4 +70,37 @@ TEST(OnExit, RunsOnEveryWayOutUnlessReleased) {
     } catch (const std::runtime_error&) {
         EXPECT_EQ(ran, 2);
     }
+}
+
+namespace {
+
+bool is_open(int fd) {
+    return ::fcntl(fd, F_GETFD) != -1;
+}
+
+}  // namespace
+
+TEST(OwnedFd, ClosesOnceWhereverItMoves) {
+    int fds[2] = {-1, -1};
+    ASSERT_EQ(::pipe(fds), 0);
+    const int read_end = fds[0];
+    const int write_end = fds[1];
+    {
+        pqmcp::OwnedFd owner(read_end);
+        pqmcp::OwnedFd moved(std::move(owner));
+        EXPECT_FALSE(owner.valid());  // NOLINT(bugprone-use-after-move): what a move leaves
+        EXPECT_EQ(moved.get(), read_end);
+        pqmcp::OwnedFd assigned;
+        assigned = std::move(moved);
+        EXPECT_TRUE(is_open(read_end));
+    }
+    EXPECT_FALSE(is_open(read_end));  // closed by the last owner only
+
+    pqmcp::OwnedFd write(write_end);
+    const int mine = write.release();
+    EXPECT_FALSE(write.valid());
+    EXPECT_TRUE(is_open(mine));  // released: the caller closes it
+    write.reset(mine);
+    write.reset();
+    EXPECT_FALSE(is_open(write_end));
 }

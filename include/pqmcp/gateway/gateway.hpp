@@ -33,8 +33,8 @@ struct GatewayStats {
     std::size_t sessions = 0;
     std::size_t connections = 0;
     std::size_t children = 0;
-    std::size_t buffered_bytes = 0;  // messages waiting in SSE streams
-    std::uint64_t handed_over = 0;   // connections moved to their session's home thread
+    std::size_t buffered_bytes = 0;       // messages waiting in SSE streams
+    std::uint64_t connections_moved = 0;  // connections moved to their session's home thread
 };
 
 class Gateway final {

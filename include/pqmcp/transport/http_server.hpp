@@ -215,8 +215,8 @@ struct HttpServerStats {
     std::size_t buffered_bytes = 0;  // events waiting in streams
     std::uint64_t evicted = 0;       // connections closed to make room for others
     std::uint64_t refused = 0;       // closed on arrival: the limit full of connections at work
-    std::uint64_t handed_over = 0;   // connections moved to their session's home thread
-    double overload = 1.0;           // the factor deadlines are scaled by now (1: none)
+    std::uint64_t connections_moved = 0;  // connections moved to their session's home thread
+    double overload = 1.0;                // the factor deadlines are scaled by now (1: none)
 };
 
 // The listener. Construct, then start(); the listening socket is on the
