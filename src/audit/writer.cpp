@@ -90,39 +90,33 @@ class LockFile final {
     int fd_ = -1;
 };
 
+// A record as the writer stores it, less its place in the chain. It is made
+// by the thread that appends the record, so that the record's memory is
+// serialized and freed where it was built (hot in that thread's cache and
+// allocator) and the writer thread handles text only.
 struct Pending {
-    Pending(json::object r, std::chrono::system_clock::time_point t)
-        : record(std::move(r)), at(t) {}
+    Pending(json::object record, std::chrono::system_clock::time_point t) : at(t) {
+        const auto* given = record.if_contains("ts");
+        if (given != nullptr && given->is_string() && !given->get_string().empty()) {
+            ts = std::string(given->get_string());
+            ts_json = json::serialize(json::string_view(ts));
+        } else {
+            ts = detail::format_utc(at);
+            ts_json = fmt::format("\"{}\"", ts);
+        }
+        record.erase("seq");
+        record.erase("ts");
+        const auto* k = record.if_contains("kind");
+        kind = k != nullptr && k->is_string() ? std::string(k->get_string()) : std::string{};
+        rest = json::serialize(record);
+    }
 
-    json::object record;
     std::chrono::system_clock::time_point at;  // when append() took it: its "ts"
-    // Filled by the writer thread before its transaction, so that a retried
-    // transaction writes the same bytes.
     std::string ts;
     std::string ts_json;  // ts as a JSON string
-    std::string kind;
-    std::string rest;  // the record without "seq" and "ts", serialized
+    std::string kind;     // empty: not a record (refused)
+    std::string rest;     // the record without "seq" and "ts", serialized
 };
-
-// The parts of a record that do not depend on its position in the chain.
-void prepare_record(Pending& p) {
-    if (!p.rest.empty()) {
-        return;
-    }
-    const auto* given = p.record.if_contains("ts");
-    if (given != nullptr && given->is_string() && !given->get_string().empty()) {
-        p.ts = std::string(given->get_string());
-        p.ts_json = json::serialize(json::string_view(p.ts));
-    } else {
-        p.ts = detail::format_utc(p.at);
-        p.ts_json = fmt::format("\"{}\"", p.ts);
-    }
-    p.record.erase("seq");
-    p.record.erase("ts");
-    const auto* kind = p.record.if_contains("kind");
-    p.kind = kind != nullptr && kind->is_string() ? std::string(kind->get_string()) : std::string{};
-    p.rest = json::serialize(p.record);
-}
 
 // The stored body: "seq" and "ts" first, so a body reads (and verify finds
 // its seq) at a glance, then the record's members in their order.
@@ -142,11 +136,6 @@ struct Chain {
     std::int64_t since_checkpoint = 0;  // records after the last checkpoint
     std::uint64_t checkpoints = 0;      // written in the current transaction
 };
-
-std::string_view string_field(const json::object& o, std::string_view key) {
-    const auto* v = o.if_contains(key);
-    return v != nullptr && v->is_string() ? std::string_view(v->get_string()) : std::string_view{};
-}
 
 void bind_text(sqlite3_stmt* s, int i, std::string_view text) {
     sqlite3_bind_text(s, i, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
@@ -312,8 +301,7 @@ struct Writer::Impl {
 
     // A lifecycle record, in its own transaction (open()).
     [[nodiscard]] Status write_one(json::object record) {
-        Pending p(std::move(record), std::chrono::system_clock::now());
-        prepare_record(p);
+        const Pending p(std::move(record), std::chrono::system_clock::now());
         Chain c = chain;
         c.checkpoints = 0;
         Status s = begin();
@@ -354,8 +342,7 @@ struct Writer::Impl {
             if (auto s = begin(); !s) {
                 return s;
             }
-            for (auto& p : batch) {
-                prepare_record(p);
+            for (const auto& p : batch) {
                 if (auto s = insert(c, p); !s) {
                     return s;
                 }
@@ -365,7 +352,6 @@ struct Writer::Impl {
                                              {"event", "closed"},
                                              {"records", records_total + batch.size()}},
                                 std::chrono::system_clock::now());
-                prepare_record(closing);
                 if (auto s = insert(c, closing); !s) {
                     return s;
                 }
@@ -638,8 +624,8 @@ Result<std::unique_ptr<Writer>> Writer::open(WriterOptions options,
 
 bool Writer::append(json::object record) {
     Impl& s = *impl_;
-    const bool has_kind = !string_field(record, "kind").empty();
-    const auto now = std::chrono::system_clock::now();
+    Pending p(std::move(record), std::chrono::system_clock::now());
+    const bool has_kind = !p.kind.empty();
     bool was_empty = false;
     bool full = false;
     {
@@ -649,7 +635,7 @@ bool Writer::append(json::object record) {
             return false;
         }
         was_empty = s.queue.empty();
-        s.queue.emplace_back(std::move(record), now);
+        s.queue.push_back(std::move(p));
         full = s.queue.size() == s.options.batch;
         ++s.accepted;
     }
@@ -662,14 +648,14 @@ bool Writer::append(json::object record) {
 
 bool Writer::append_then(json::object record, std::function<void(bool)> done) {
     Impl& s = *impl_;
-    const bool has_kind = !string_field(record, "kind").empty();
-    const auto now = std::chrono::system_clock::now();
+    Pending p(std::move(record), std::chrono::system_clock::now());
+    const bool has_kind = !p.kind.empty();
     {
         std::lock_guard lk(s.mu);
         if (!has_kind || s.stopping || s.failed || s.queue.size() >= s.options.queue_capacity) {
             ++s.dropped;
         } else {
-            s.queue.emplace_back(std::move(record), now);
+            s.queue.push_back(std::move(p));
             ++s.accepted;
             s.waiters.emplace_back(s.accepted, std::move(done));
             done = nullptr;
