@@ -378,12 +378,26 @@ Result<std::vector<Stored>> read(const std::filesystem::path& db, const Query& q
     if (!handle) {
         return tl::unexpected(handle.error());
     }
+    // A trail of the current format finds the seqs to look at by time in
+    // `spans` (a row per transaction, which holds its least and greatest ts;
+    // every record is in one): from the first span that reaches `since`, up
+    // to the last that starts before `until`. One in the old format has an
+    // index on ts instead.
+    const bool spans = (since || until) && detail::has_spans(handle->get());
     std::string sql = "SELECT seq, ts, kind, body, prev, hash FROM records WHERE seq > ?1";
     if (since) {
         sql += " AND ts >= ?2";
+        if (spans) {
+            sql +=
+                " AND seq >= coalesce((SELECT min(first) FROM spans WHERE max_ts >= ?2), "
+                "(SELECT last + 1 FROM spans ORDER BY first DESC LIMIT 1), 1)";
+        }
     }
     if (until) {
         sql += " AND ts < ?3";
+        if (spans) {
+            sql += " AND seq <= (SELECT coalesce(max(last), 0) FROM spans WHERE min_ts < ?3)";
+        }
     }
     if (q.kind) {
         sql += " AND kind = ?4";

@@ -21,7 +21,13 @@ CREATE TABLE records(
   body TEXT NOT NULL,
   prev TEXT NOT NULL,
   hash TEXT NOT NULL);
-CREATE INDEX records_ts ON records(ts);
+CREATE TABLE spans(
+  first INTEGER PRIMARY KEY,
+  last INTEGER NOT NULL,
+  min_ts TEXT NOT NULL,
+  max_ts TEXT NOT NULL);
+CREATE INDEX spans_max_ts ON spans(max_ts);
+CREATE INDEX spans_min_ts ON spans(min_ts);
 CREATE TABLE checkpoints(
   seq INTEGER PRIMARY KEY,
   hash TEXT NOT NULL,
@@ -137,11 +143,18 @@ Status check_format(sqlite3* db, const std::filesystem::path& path) {
                     fmt::format("{}: no format in its meta table", path.string()));
     }
     const std::string_view format = column_view(s->get(), 0);
-    if (format != k_format) {
-        return fail(Errc::not_an_audit_db, fmt::format("{}: format \"{}\", expected \"{}\"",
-                                                       path.string(), format, k_format));
+    if (format != k_format && format != k_format_v1) {
+        return fail(Errc::not_an_audit_db,
+                    fmt::format("{}: format \"{}\", expected \"{}\" or \"{}\"", path.string(),
+                                format, k_format, k_format_v1));
     }
     return {};
+}
+
+bool has_spans(sqlite3* db) {
+    auto s = prepare(db, "SELECT 1 FROM sqlite_master WHERE type='table' AND name='spans'",
+                     Errc::not_an_audit_db);
+    return s && sqlite3_step(s->get()) == SQLITE_ROW;
 }
 
 Status ensure_schema(sqlite3* db, const std::filesystem::path& path) {

@@ -26,8 +26,12 @@ struct DbDeleter {
 };
 using DbHandle = std::unique_ptr<sqlite3, DbDeleter>;
 
-// meta('format') of every audit database this code writes.
-inline constexpr std::string_view k_format = "pqmcp-audit-1";
+// meta('format') of a trail this code creates: records without an index on
+// `ts`, and a `spans` row per transaction that finds them by time instead.
+inline constexpr std::string_view k_format = "pqmcp-audit-2";
+// The format before 2026-12-07 (an index on records(ts), no spans): read, and
+// continued in its own format.
+inline constexpr std::string_view k_format_v1 = "pqmcp-audit-1";
 // hash = SHA-256(k_record_domain || prev_hex || "\n" || body), lower-case hex.
 inline constexpr std::string_view k_record_domain = "pqmcp audit record v1\n";
 // The ML-DSA context string (FIPS 204, ctx) of checkpoint signatures.
@@ -69,8 +73,12 @@ inline constexpr int k_page_size = 16'384;
 // is open_failed "no such file", never created), format checked.
 [[nodiscard]] Result<DbHandle> open_read_only(const std::filesystem::path& path);
 
-// not_an_audit_db unless meta('format') is k_format.
+// not_an_audit_db unless meta('format') is k_format or k_format_v1.
 [[nodiscard]] Status check_format(sqlite3* db, const std::filesystem::path& path);
+
+// Whether the trail has a `spans` table (k_format), which every transaction
+// of records adds a row to.
+[[nodiscard]] bool has_spans(sqlite3* db);
 
 // Creates the tables and meta('format') in an empty database (inside the
 // caller's transaction), or checks the format of an existing one.

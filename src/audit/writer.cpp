@@ -135,6 +135,19 @@ struct Chain {
     std::string last_hash = std::string(detail::k_genesis);
     std::int64_t since_checkpoint = 0;  // records after the last checkpoint
     std::uint64_t checkpoints = 0;      // written in the current transaction
+    // The current transaction's records, for its row in `spans`: the first
+    // seq (0: none yet) and the least and greatest ts.
+    std::int64_t span_first = 0;
+    std::string span_min_ts;
+    std::string span_max_ts;
+
+    // A copy to work on in a new transaction.
+    [[nodiscard]] Chain for_transaction() const {
+        Chain c = *this;
+        c.checkpoints = 0;
+        c.span_first = 0;
+        return c;
+    }
 };
 
 void bind_text(sqlite3_stmt* s, int i, std::string_view text) {
@@ -155,6 +168,7 @@ struct Writer::Impl {
     detail::DbHandle db;
     Stmt insert_record;
     Stmt insert_checkpoint;
+    Stmt insert_span;  // null for a trail in the old format (k_format_v1: an index on ts)
 
     // Shared with append() / flush() / stats(), under `mu`.
     mutable std::mutex mu;
@@ -291,6 +305,15 @@ struct Writer::Impl {
                                        fmt::format("record #{}", seq));
         }
         c.last_hash = std::move(hash);
+        if (c.span_first == 0) {
+            c.span_first = seq;
+            c.span_min_ts = p.ts;
+            c.span_max_ts = p.ts;
+        } else if (p.ts < c.span_min_ts) {
+            c.span_min_ts = p.ts;
+        } else if (p.ts > c.span_max_ts) {
+            c.span_max_ts = p.ts;
+        }
         ++c.next_seq;
         ++c.since_checkpoint;
         if (c.since_checkpoint >= static_cast<std::int64_t>(options.checkpoint_records)) {
@@ -299,14 +322,36 @@ struct Writer::Impl {
         return {};
     }
 
+    // The transaction's row in `spans`: what `read` finds records by time with.
+    [[nodiscard]] Status close_span(const Chain& c) {
+        if (!insert_span || c.span_first == 0) {
+            return {};
+        }
+        sqlite3_stmt* s = insert_span.get();
+        sqlite3_reset(s);
+        sqlite3_bind_int64(s, 1, c.span_first);
+        sqlite3_bind_int64(s, 2, c.next_seq - 1);
+        bind_text(s, 3, c.span_min_ts);
+        bind_text(s, 4, c.span_max_ts);
+        const int rc = sqlite3_step(s);
+        sqlite3_clear_bindings(s);
+        if (rc != SQLITE_DONE) {
+            return detail::sqlite_fail(Errc::write_failed, db.get(),
+                                       fmt::format("span #{}", c.span_first));
+        }
+        return {};
+    }
+
     // A lifecycle record, in its own transaction (open()).
     [[nodiscard]] Status write_one(json::object record) {
         const Pending p(std::move(record), std::chrono::system_clock::now());
-        Chain c = chain;
-        c.checkpoints = 0;
+        Chain c = chain.for_transaction();
         Status s = begin();
         if (s) {
             s = insert(c, p);
+        }
+        if (s) {
+            s = close_span(c);
         }
         if (s) {
             s = commit();
@@ -336,8 +381,7 @@ struct Writer::Impl {
         if (batch.empty() && !last && !checkpoint_due(chain, now)) {
             return 0;
         }
-        Chain c = chain;
-        c.checkpoints = 0;
+        Chain c = chain.for_transaction();
         auto run_tx = [&]() -> Status {
             if (auto s = begin(); !s) {
                 return s;
@@ -360,6 +404,9 @@ struct Writer::Impl {
                 if (auto s = checkpoint(c); !s) {
                     return s;
                 }
+            }
+            if (auto s = close_span(c); !s) {
+                return s;
             }
             return commit();
         };
@@ -576,6 +623,15 @@ Result<std::unique_ptr<Writer>> Writer::open(WriterOptions options,
     }
     impl->insert_record = std::move(*ins);
     impl->insert_checkpoint = std::move(*cps);
+    if (detail::has_spans(h)) {
+        auto spans = detail::prepare(
+            h, "INSERT INTO spans(first, last, min_ts, max_ts) VALUES(?1, ?2, ?3, ?4)",
+            Errc::write_failed);
+        if (!spans) {
+            return tl::unexpected(spans.error());
+        }
+        impl->insert_span = std::move(*spans);
+    }
 
     auto der = crypto::public_key_der(signer.key.get());
     if (!der) {

@@ -152,6 +152,62 @@ TEST_F(AuditRead, Filters) {
     EXPECT_EQ(bad.error().code, Errc::invalid_argument);
 }
 
+// Records that bring their own time out of order, in several transactions:
+// what spans find by time is exactly what a look at every record finds.
+TEST(AuditReadSpans, TimesOutOfOrderAcrossTransactions) {
+    pqmcp::test::TempDir dir;
+    const auto id = make_identity(dir.path() / "gw");
+    const auto db = dir.path() / "audit.db";
+    // A transaction per hour below (flush() commits what waits), in this
+    // order of hours; the opened and closed records in their own, at today's time.
+    {
+        auto w = Writer::open(options_for(db), id);
+        ASSERT_TRUE(w) << w.error().message();
+        for (const int hour : {14, 9, 12, 9, 16, 11}) {
+            for (int minute = 0; minute < 5; ++minute) {
+                auto r = request_record(minute);
+                r["ts"] =
+                    fmt::format("2026-11-24T{:02}:{:02}:00.000000Z", hour, (minute * 37) % 60);
+                ASSERT_TRUE((*w)->append(std::move(r)));
+            }
+            ASSERT_TRUE((*w)->flush(std::chrono::seconds{10}));
+        }
+        (*w)->close();
+    }
+    EXPECT_EQ(query_text(db, "SELECT count(*) FROM spans"), "8");
+    auto all = read(db, Query{});
+    ASSERT_TRUE(all) << all.error().message();
+    ASSERT_EQ(all->size(), 6U * 5U + 2U);
+    const std::vector<std::optional<std::string>> times = {
+        std::nullopt,           "2026-11-24T08:00:00Z",
+        "2026-11-24T09:30:00Z", "2026-11-24T11:00:00Z",
+        "2026-11-24T12:10:00Z", "2026-11-24T15:00:00Z",
+        "2026-11-24T17:00:00Z", "2030-01-01"};
+    for (const auto& since : times) {
+        for (const auto& until : times) {
+            Query q;
+            q.since = since;
+            q.until = until;
+            auto got = read(db, q);
+            ASSERT_TRUE(got) << got.error().message();
+            std::vector<std::int64_t> want;
+            const auto bound = [](const std::optional<std::string>& t) {
+                return t ? *parse_time(*t, std::chrono::system_clock::now()) : std::string{};
+            };
+            for (const auto& r : *all) {
+                if ((!since || r.ts >= bound(since)) && (!until || r.ts < bound(until))) {
+                    want.push_back(r.seq);
+                }
+            }
+            std::vector<std::int64_t> seqs;
+            for (const auto& r : *got) {
+                seqs.push_back(r.seq);
+            }
+            EXPECT_EQ(seqs, want) << since.value_or("-") << " .. " << until.value_or("-");
+        }
+    }
+}
+
 TEST(AuditDescribe, OneLinePerKind) {
     Stored r;
     r.seq = 17;

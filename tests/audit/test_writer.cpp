@@ -121,7 +121,19 @@ TEST_F(AuditWriter, StoresTheDocumentedFormat) {
     ASSERT_TRUE(signature);
     EXPECT_TRUE(crypto::verify(id_.key.get(), as_bytes(message), *signature,
                                as_bytes(std::string_view("pqmcp audit checkpoint v1"))));
-    EXPECT_EQ(query_text(db_, "SELECT value FROM meta WHERE key='format'"), "pqmcp-audit-1");
+    EXPECT_EQ(query_text(db_, "SELECT value FROM meta WHERE key='format'"), "pqmcp-audit-2");
+    // No index on records(ts): one row in spans for the transaction, which
+    // holds the least and greatest ts of its records.
+    EXPECT_EQ(query_text(db_,
+                         "SELECT count(*) FROM sqlite_master WHERE type='index' AND "
+                         "tbl_name='records'"),
+              "0");
+    EXPECT_EQ(query_text(db_, "SELECT count(*) FROM spans"), "2");  // opened; the rest at close
+    EXPECT_EQ(query_text(db_,
+                         "SELECT group_concat(first || '-' || last, ',') FROM "
+                         "(SELECT * FROM spans ORDER BY first)"),
+              "1-1,2-5");
+    EXPECT_EQ(query_text(db_, "SELECT max_ts FROM spans WHERE first = 2"), all->back().ts);
     EXPECT_EQ(query_text(db_, "PRAGMA journal_mode"), "wal");
     EXPECT_EQ(std::filesystem::status(db_).permissions() & std::filesystem::perms::all,
               std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
@@ -222,6 +234,59 @@ TEST_F(AuditWriter, NewTrailsUseLargePagesAndOldOnesKeepTheirs) {
     EXPECT_TRUE(r->ok()) << problems_text(*r);
     EXPECT_EQ(r->records, 10);
     EXPECT_EQ(r->checkpoints, 2);
+}
+
+// Every transaction adds its row to spans, and the rows tile the records:
+// each record in exactly one, between its least and greatest ts.
+TEST_F(AuditWriter, SpansTileTheRecords) {
+    write_trail(db_, id_, 40);
+    write_trail(db_, id_, 7);
+    EXPECT_EQ(query_text(db_, "SELECT count(*) FROM records"), "51");
+    // Each span starts where the one before ended.
+    EXPECT_EQ(query_text(db_,
+                         "SELECT count(*) FROM spans s WHERE first > 1 AND NOT EXISTS "
+                         "(SELECT 1 FROM spans t WHERE t.last = s.first - 1)"),
+              "0");
+    EXPECT_EQ(query_text(db_, "SELECT min(first) || '-' || max(last) FROM spans"), "1-51");
+    // Its least and greatest ts are its records'.
+    EXPECT_EQ(query_text(db_,
+                         "SELECT count(*) FROM spans s WHERE min_ts != (SELECT min(ts) FROM "
+                         "records WHERE seq BETWEEN s.first AND s.last) OR max_ts != "
+                         "(SELECT max(ts) FROM records WHERE seq BETWEEN s.first AND s.last)"),
+              "0");
+}
+
+// A trail in the format before spans (an index on ts, pqmcp-audit-1) is
+// continued in its own format, and read and verified as before.
+TEST_F(AuditWriter, ContinuesATrailOfTheOldFormatInItsFormat) {
+    write_trail(db_, id_, 3);  // #1..#5
+    {
+        const Db db = open_db(db_);
+        exec(db.get(), "DROP TABLE spans");
+        exec(db.get(), "CREATE INDEX records_ts ON records(ts)");
+        exec(db.get(), "UPDATE meta SET value = 'pqmcp-audit-1' WHERE key = 'format'");
+    }
+    write_trail(db_, id_, 3);  // #6..#10
+    EXPECT_EQ(query_text(db_, "SELECT count(*) FROM sqlite_master WHERE name='spans'"), "0");
+    EXPECT_EQ(query_text(db_, "SELECT value FROM meta WHERE key='format'"), "pqmcp-audit-1");
+    auto r = verify(db_);
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_TRUE(r->ok()) << problems_text(*r);
+    EXPECT_EQ(r->records, 10);
+    Query q;
+    q.since = "2000-01-01";
+    auto since = read(db_, q);
+    ASSERT_TRUE(since) << since.error().message();
+    EXPECT_EQ(since->size(), 10U);
+    // Another format is still refused.
+    exec(db_, "UPDATE meta SET value = 'pqmcp-audit-9' WHERE key = 'format'");
+    auto other = read(db_, Query{});
+    ASSERT_FALSE(other);
+    EXPECT_EQ(other.error().code, Errc::not_an_audit_db);
+    EXPECT_NE(other.error().detail.find("\"pqmcp-audit-9\", expected \"pqmcp-audit-2\" or "
+                                        "\"pqmcp-audit-1\""),
+              std::string::npos)
+        << other.error().detail;
 }
 
 TEST_F(AuditWriter, RefusesASecondWriter) {
