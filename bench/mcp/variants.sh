@@ -5,7 +5,8 @@
 # each variant: the wall-clock rate, the median latency and the gateway's
 # own CPU per 1,000 calls (utime + stime of the process from /proc, its audit
 # writer thread included), and each as a ratio to the first variant of the
-# same round.
+# same round; and each thread's CPU per 1,000 calls (threads_cpu_ms_per_1000,
+# in thread id order: the request thread, then the audit writer's).
 #
 #   [IN_FLIGHT=8] bench/mcp/variants.sh BUILD_DIR REQUESTS ROUNDS 'NAME[=FLAGS]' ...
 #
@@ -55,6 +56,9 @@ for spec in "$@"; do
 done
 
 cpu() { awk '{print $14 + $15}' "/proc/$(cat "$work/pid-$1")/stat"; }
+# Each of the gateway's threads' CPU ticks, in thread id order (with --threads 1:
+# the request thread, then the audit writer's when the audit is on).
+thread_ticks() { cat /proc/"$(cat "$work/pid-$1")"/task/*/stat | sort -n | awk '{printf "%d ", $14 + $15}'; }
 url() { grep -o 'https://[^ ]*/mcp' "$work/ready-$1" | head -1; }
 pin() { grep -o 'peer pq1[a-z2-7]*' "$work/ready-$1" | cut -d' ' -f2; }
 
@@ -63,19 +67,26 @@ for r in $(seq "$ROUNDS"); do
   base_cpu=""
   for name in "${names[@]}"; do
     c0=$(cpu "$name")
+    t0=$(thread_ticks "$name")
     out=$("$BENCH" http "$(url "$name")" --pin "$(pin "$name")" --identity "$work/client" \
       --requests "$N" --concurrency "$IN_FLIGHT" --tool demo__echo --label "$name round $r" \
       $(cat "$work/cli-$name") | grep '^{')
     c1=$(cpu "$name")
+    t1=$(thread_ticks "$name")
+    # Per thread, ms of CPU per 1,000 calls (threads that started during the round: from 0).
+    threads=$(awk -v a="$t0" -v b="$t1" -v t="$TICK" -v n="$((N + 200))" 'BEGIN {
+      na = split(a, x, " "); nb = split(b, y, " "); out = ""
+      for (i = 1; i <= nb; i++) { d = y[i] - (i <= na ? x[i] : 0); out = out (i > 1 ? "," : "") sprintf("%.2f", 1000 * 1000 * (d / t) / n) }
+      printf "[%s]", out }')
     rps=$(sed -E 's/.*"rps":([0-9.eE+-]+).*/\1/' <<<"$out")
     p50=$(sed -E 's/.*"p50_us":([0-9.eE+-]+).*/\1/' <<<"$out")
     errors=$(sed -E 's/.*"errors":([0-9]+).*/\1/' <<<"$out")
     per=$(awk -v c="$((c1 - c0))" -v t="$TICK" -v n="$((N + 200))" 'BEGIN { printf "%.2f", 1000 * 1000 * (c / t) / n }')
     [[ -z "$base_rps" ]] && base_rps=$rps && base_cpu=$per
     awk -v name="$name" -v r="$r" -v rps="$rps" -v p50="$p50" -v per="$per" -v br="$base_rps" \
-      -v bc="$base_cpu" -v e="$errors" -v f="$IN_FLIGHT" 'BEGIN {
-      printf "{\"variant\":\"%s\",\"round\":%d,\"in_flight\":%d,\"rps\":%.0f,\"p50_us\":%.0f,\"cpu_ms_per_1000\":%.2f,\"rps_ratio\":%.3f,\"cpu_ratio\":%.3f,\"errors\":%d}\n",
-        name, r, f, rps, p50, per, rps / br, (bc > 0 ? per / bc : 0), e }' | tee -a "$work/rounds"
+      -v bc="$base_cpu" -v e="$errors" -v f="$IN_FLIGHT" -v th="$threads" 'BEGIN {
+      printf "{\"variant\":\"%s\",\"round\":%d,\"in_flight\":%d,\"rps\":%.0f,\"p50_us\":%.0f,\"cpu_ms_per_1000\":%.2f,\"rps_ratio\":%.3f,\"cpu_ratio\":%.3f,\"errors\":%d,\"threads_cpu_ms_per_1000\":%s}\n",
+        name, r, f, rps, p50, per, rps / br, (bc > 0 ? per / bc : 0), e, th }' | tee -a "$work/rounds"
   done
 done
 
