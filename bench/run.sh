@@ -46,6 +46,10 @@ echo "== parsing a body against reading the 2026-07-28 headers"
 "$BUILD/bench/mcp/bench_parse" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 
 echo
+echo "== metrics counted by every thread: a shard per thread against one lock per family (1, 2, 4 threads)"
+"$BUILD/bench/observe/bench_metrics" --benchmark_min_time=0.5 --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+
+echo
 echo "== threads: serve --threads 1 vs 2 (tools/call and full PQ handshakes; gateway CPU per 1,000)"
 PQMCP_OPENSSL_BIN="$PQMCP_OPENSSL_ROOT/bin/openssl" "$HERE/mcp/threads.sh" "$BUILD" 20000 3 10
 

@@ -1,6 +1,7 @@
 #include "pqmcp/observe/metrics.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <stdexcept>
 
@@ -119,29 +120,53 @@ typename Map::mapped_type& series_of(Map& series, LabelValues values) {
 
 }  // namespace
 
+std::size_t metric_shard() noexcept {
+    static std::atomic<std::size_t> next{0};
+    // Constant-initialised, so that reading it needs no guard of its own.
+    thread_local std::size_t mine = k_metric_shards;
+    if (mine == k_metric_shards) {
+        mine = next.fetch_add(1, std::memory_order_relaxed) % k_metric_shards;
+    }
+    return mine;
+}
+
 void Counter::inc(LabelValues values, double by) {
-    const std::lock_guard lock(mutex_);
-    series_of(series_, values) += by;
+    auto& shard = shards_[metric_shard()];
+    const std::lock_guard lock(shard.mutex);
+    series_of(shard.series, values) += by;
 }
 
 void Counter::touch(LabelValues values) {
-    const std::lock_guard lock(mutex_);
-    (void)series_of(series_, values);
+    auto& shard = shards_[metric_shard()];
+    const std::lock_guard lock(shard.mutex);
+    (void)series_of(shard.series, values);
 }
 
 double Counter::value(LabelValues values) const {
-    const std::lock_guard lock(mutex_);
-    const auto it = series_.find(values);
-    return it == series_.end() ? 0.0 : it->second;
+    double sum = 0;
+    for (const auto& shard : shards_) {
+        const std::lock_guard lock(shard.mutex);
+        const auto it = shard.series.find(values);
+        if (it != shard.series.end()) {
+            sum += it->second;
+        }
+    }
+    return sum;
 }
 
 void Counter::expose(std::string& out) const {
-    const std::lock_guard lock(mutex_);
+    std::map<Labels, double, LabelsLess> all;
+    for (const auto& shard : shards_) {
+        const std::lock_guard lock(shard.mutex);
+        for (const auto& [values, v] : shard.series) {
+            all[values] += v;
+        }
+    }
     header(out, name_, help_, "counter");
-    if (series_.empty() && label_names_.empty()) {
+    if (all.empty() && label_names_.empty()) {
         out += fmt::format("{} 0\n", name_);
     }
-    for (const auto& [values, v] : series_) {
+    for (const auto& [values, v] : all) {
         out += fmt::format("{}{} {}\n", name_, label_set(label_names_, values), number(v));
     }
 }
@@ -159,8 +184,9 @@ Histogram::Histogram(std::string name, std::string help, std::vector<std::string
 }
 
 void Histogram::observe(LabelValues values, double sample) {
-    const std::lock_guard lock(mutex_);
-    Series& s = series_of(series_, values);
+    auto& shard = shards_[metric_shard()];
+    const std::lock_guard lock(shard.mutex);
+    Series& s = series_of(shard.series, values);
     if (s.buckets.empty()) {
         s.buckets.assign(bounds_.size(), 0);
     }
@@ -173,15 +199,35 @@ void Histogram::observe(LabelValues values, double sample) {
 }
 
 std::uint64_t Histogram::count(LabelValues values) const {
-    const std::lock_guard lock(mutex_);
-    const auto it = series_.find(values);
-    return it == series_.end() ? 0 : it->second.count;
+    std::uint64_t sum = 0;
+    for (const auto& shard : shards_) {
+        const std::lock_guard lock(shard.mutex);
+        const auto it = shard.series.find(values);
+        if (it != shard.series.end()) {
+            sum += it->second.count;
+        }
+    }
+    return sum;
 }
 
 void Histogram::expose(std::string& out) const {
-    const std::lock_guard lock(mutex_);
+    std::map<Labels, Series, LabelsLess> all;
+    for (const auto& shard : shards_) {
+        const std::lock_guard lock(shard.mutex);
+        for (const auto& [values, s] : shard.series) {
+            Series& into = all[values];
+            if (into.buckets.empty()) {
+                into.buckets.assign(bounds_.size(), 0);
+            }
+            for (std::size_t i = 0; i < s.buckets.size() && i < into.buckets.size(); ++i) {
+                into.buckets[i] += s.buckets[i];
+            }
+            into.count += s.count;
+            into.sum += s.sum;
+        }
+    }
     header(out, name_, help_, "histogram");
-    for (const auto& [values, s] : series_) {
+    for (const auto& [values, s] : all) {
         std::uint64_t cumulative = 0;
         for (std::size_t i = 0; i < bounds_.size(); ++i) {
             cumulative += s.buckets[i];

@@ -1,7 +1,13 @@
 // The Prometheus exposition: names, labels, escaping, histogram buckets.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <mutex>
+#include <set>
 #include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "pqmcp/observe/metrics.hpp"
 
@@ -59,6 +65,63 @@ TEST(Metrics, HistogramBucketsAreCumulativeWithInfSumAndCount) {
     EXPECT_NE(text.find("pqmcp_latency_seconds_count{upstream=\"demo\"} 4\n"), std::string::npos);
     EXPECT_NE(text.find("pqmcp_latency_seconds_sum{upstream=\"demo\"} 5.0105\n"),
               std::string::npos);
+}
+
+// Each thread counts into its own shard; value(), count() and a scrape (one
+// running while they count, too) add the shards up, exactly.
+TEST(Metrics, ThreadsCountInTheirOwnShardsAndAScrapeAddsThemUp) {
+    Registry r;
+    auto& c = r.counter("pqmcp_requests_total", "Requests", {"decision"});
+    auto& h = r.histogram("pqmcp_latency_seconds", "Latency", {"upstream"}, {0.001, 0.01});
+    constexpr int k_threads = 4;
+    constexpr int k_each = 20'000;
+    std::set<std::size_t> shards;
+    std::mutex shards_mutex;
+    std::atomic<bool> counting{true};
+    std::thread scraper([&] {
+        std::size_t scrapes = 0;
+        while (counting.load() || scrapes == 0) {
+            EXPECT_NE(r.expose().find("# TYPE pqmcp_requests_total counter"), std::string::npos);
+            ++scrapes;
+        }
+    });
+    std::vector<std::thread> threads;
+    for (int t = 0; t < k_threads; ++t) {
+        threads.emplace_back([&, t] {
+            {
+                const std::lock_guard lock(shards_mutex);
+                shards.insert(metric_shard());
+            }
+            for (int i = 0; i < k_each; ++i) {
+                c.inc({i % 2 == 0 ? "allow" : "deny"});
+                h.observe({"demo"}, t == 0 ? 0.0005 : 0.005);
+            }
+        });
+    }
+    for (auto& t : threads) {
+        t.join();
+    }
+    counting = false;
+    scraper.join();
+    EXPECT_EQ(shards.size(), static_cast<std::size_t>(k_threads));  // one each
+    EXPECT_EQ(c.value({"allow"}), k_threads * k_each / 2);
+    EXPECT_EQ(c.value({"deny"}), k_threads * k_each / 2);
+    EXPECT_EQ(h.count({"demo"}), static_cast<std::uint64_t>(k_threads * k_each));
+    const std::string text = r.expose();
+    EXPECT_NE(text.find("pqmcp_requests_total{decision=\"allow\"} 40000\n"), std::string::npos)
+        << text;
+    EXPECT_NE(text.find("pqmcp_latency_seconds_bucket{upstream=\"demo\",le=\"0.001\"} 20000\n"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("pqmcp_latency_seconds_bucket{upstream=\"demo\",le=\"0.01\"} 80000\n"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("pqmcp_latency_seconds_count{upstream=\"demo\"} 80000\n"),
+              std::string::npos)
+        << text;
+    // A series appears once in the scrape, however many shards hold it.
+    const auto first = text.find("pqmcp_requests_total{decision=\"allow\"}");
+    EXPECT_EQ(text.find("pqmcp_requests_total{decision=\"allow\"}", first + 1), std::string::npos);
 }
 
 TEST(Metrics, GaugesAndExternalCountersAreReadWhenScraped) {

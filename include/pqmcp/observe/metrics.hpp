@@ -1,11 +1,15 @@
 // Metrics in the Prometheus text exposition format (version 0.0.4): counters
 // and histograms with labels, and gauges read when scraped. Counters and
-// histograms are thread-safe (each family has its lock: the gateway's threads
-// update them while a scrape exposes them); families are made before any
-// thread uses the registry; a gauge's reader may look at other threads' atomics.
+// histograms are thread-safe without a lock that the threads share: each
+// family keeps a shard per thread (a thread's updates take its own shard's
+// lock, which only a scrape also takes), and a scrape adds the shards up.
+// Families are made before any thread uses the registry; a gauge's reader may
+// look at other threads' atomics.
 #pragma once
 
 #include <algorithm>
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -34,6 +38,19 @@ struct LabelsLess {
     }
 };
 
+// The shard of the calling thread: threads are numbered as they first update
+// a metric, and numbers beyond k_metric_shards share shards (correct, only
+// no longer free of contention).
+inline constexpr std::size_t k_metric_shards = 32;
+[[nodiscard]] std::size_t metric_shard() noexcept;
+
+// One thread's share of a family, on cache lines of its own.
+template <typename Series>
+struct alignas(64) MetricShard {
+    mutable std::mutex mutex;
+    std::map<Labels, Series, LabelsLess> series;
+};
+
 class Counter final {
   public:
     Counter(std::string name, std::string help, std::vector<std::string> label_names);
@@ -48,8 +65,7 @@ class Counter final {
     std::string name_;
     std::string help_;
     std::vector<std::string> label_names_;
-    mutable std::mutex mutex_;
-    std::map<Labels, double, LabelsLess> series_;
+    std::array<MetricShard<double>, k_metric_shards> shards_;
 };
 
 class Histogram final {
@@ -71,8 +87,7 @@ class Histogram final {
     std::string help_;
     std::vector<std::string> label_names_;
     std::vector<double> bounds_;
-    mutable std::mutex mutex_;
-    std::map<Labels, Series, LabelsLess> series_;
+    std::array<MetricShard<Series>, k_metric_shards> shards_;
 };
 
 // A value read when scraped: a gauge, or a counter kept elsewhere (an atomic
