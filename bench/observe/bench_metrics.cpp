@@ -82,15 +82,15 @@ auto& g_histogram = g_registry.histogram("pqmcp_upstream_request_duration_second
 OneLockCounter g_one_counter;
 OneLockHistogram g_one_histogram(pqmcp::observe::latency_buckets());
 
-void BM_Sharded(benchmark::State& state) {
+void bm_sharded(benchmark::State& state) {
     count_calls(state, g_counter, g_histogram);
 }
-void BM_OneLock(benchmark::State& state) {
+void bm_one_lock(benchmark::State& state) {
     count_calls(state, g_one_counter, g_one_histogram);
 }
 
-BENCHMARK(BM_OneLock)->Threads(1)->Threads(2)->Threads(4)->UseRealTime();
-BENCHMARK(BM_Sharded)->Threads(1)->Threads(2)->Threads(4)->UseRealTime();
+BENCHMARK(bm_one_lock)->Threads(1)->Threads(2)->Threads(4)->UseRealTime();
+BENCHMARK(bm_sharded)->Threads(1)->Threads(2)->Threads(4)->UseRealTime();
 
 }  // namespace
 

@@ -86,6 +86,7 @@ TEST(Metrics, ThreadsCountInTheirOwnShardsAndAScrapeAddsThemUp) {
         }
     });
     std::vector<std::thread> threads;
+    threads.reserve(k_threads);
     for (int t = 0; t < k_threads; ++t) {
         threads.emplace_back([&, t] {
             {
