@@ -1,5 +1,8 @@
 #include "pqmcp/observe/dashboard.hpp"
 
+#include <algorithm>
+#include <vector>
+
 #include <openssl/crypto.h>
 #include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
@@ -70,6 +73,10 @@ json::array newest_first(const std::deque<json::object>& list) {
     return out;
 }
 
+// Sessions a shard keeps counts for; beyond it (requests of sessions that
+// were never opened here, which closing would not remove) it starts again.
+constexpr std::size_t k_max_counted_sessions = 65'536;
+
 std::int64_t epoch_seconds(Clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
 }
@@ -126,8 +133,16 @@ void Dashboard::session_opened(DashboardSession session) {
 }
 
 void Dashboard::session_closed(const std::string& id) {
-    const std::lock_guard lock(mutex_);
-    sessions_.erase(id);
+    {
+        const std::lock_guard lock(mutex_);
+        sessions_.erase(id);
+    }
+    for (auto& shard : shards_) {
+        const std::lock_guard lock(shard.mutex);
+        if (const auto it = shard.sessions.find(id); it != shard.sessions.end()) {
+            shard.sessions.erase(it);
+        }
+    }
 }
 
 void Dashboard::connection(const json::object& record) {
@@ -151,31 +166,33 @@ void Dashboard::connection(const json::object& record) {
     }
 }
 
-void Dashboard::advance(Clock::time_point now) {
-    const std::int64_t width = options_.interval.count();
+void Dashboard::advance(RequestShard& shard, const DashboardOptions& options,
+                        Clock::time_point now) {
+    const std::int64_t width = options.interval.count();
     const std::int64_t start = epoch_seconds(now) / width * width;
-    if (series_.empty() || series_.back().start < start) {
-        series_.push_back(Bucket{start, 0, 0});
+    if (shard.series.empty() || shard.series.back().start < start) {
+        shard.series.push_back(Bucket{start, 0, 0});
     }
-    while (series_.size() > options_.intervals) {
-        series_.pop_front();
+    while (shard.series.size() > options.intervals) {
+        shard.series.pop_front();
     }
 }
 
 void Dashboard::request(const json::object& record, const std::string& session, bool denied,
                         Clock::time_point now) {
-    const std::lock_guard lock(mutex_);
-    advance(now);
-    ++series_.back().requests;
+    RequestShard& shard = shards_[metric_shard()];
+    const std::lock_guard lock(shard.mutex);
+    advance(shard, options_, now);
+    ++shard.series.back().requests;
     if (denied) {
-        ++series_.back().denied;
+        ++shard.series.back().denied;
     }
     // Once the list is full the oldest entry is reused, its strings'
     // buffers with it: a request costs no allocation here.
     RecentDecision d;
-    if (!decisions_.empty() && decisions_.size() >= options_.recent) {
-        d = std::move(decisions_.front());
-        decisions_.pop_front();
+    if (!shard.decisions.empty() && shard.decisions.size() >= options_.recent) {
+        d = std::move(shard.decisions.front());
+        shard.decisions.pop_front();
     }
     const auto text = [&record](std::string& into, std::string_view key) {
         const auto* v = record.if_contains(key);
@@ -185,6 +202,7 @@ void Dashboard::request(const json::object& record, const std::string& session, 
             into.clear();
         }
     };
+    d.at = now;
     text(d.ts, "ts");
     text(d.session, "session");
     text(d.identity, "identity");
@@ -195,15 +213,20 @@ void Dashboard::request(const json::object& record, const std::string& session, 
     const auto* latency = record.if_contains("latency_us");
     d.latency_us =
         latency != nullptr && latency->is_int64() ? latency->get_int64() : std::int64_t{0};
-    decisions_.push_back(std::move(d));
-    while (decisions_.size() > options_.recent) {
-        decisions_.pop_front();
+    shard.decisions.push_back(std::move(d));
+    while (shard.decisions.size() > options_.recent) {
+        shard.decisions.pop_front();
     }
-    if (const auto it = sessions_.find(session); it != sessions_.end()) {
-        ++it->second.requests;
-        if (denied) {
-            ++it->second.denied;
-        }
+    // A session's counts, until it closes (then they go with it). Bounded
+    // for requests of sessions the dashboard never saw open.
+    if (shard.sessions.size() >= k_max_counted_sessions &&
+        shard.sessions.find(session) == shard.sessions.end()) {
+        shard.sessions.clear();
+    }
+    Counts& c = shard.sessions[session];
+    ++c.requests;
+    if (denied) {
+        ++c.denied;
     }
 }
 
@@ -213,11 +236,46 @@ void Dashboard::alert(const json::object& record) {
 }
 
 std::string Dashboard::data_json(Clock::time_point now) const {
+    // What the threads' shards hold, added up (each shard's lock in turn).
+    const std::int64_t width = options_.interval.count();
+    const std::int64_t last = epoch_seconds(now) / width * width;
+    const std::int64_t first = last - (static_cast<std::int64_t>(options_.intervals) - 1) * width;
+    std::map<std::int64_t, Bucket> buckets;
+    std::vector<RecentDecision> recent;
+    std::map<std::string, Counts, std::less<>> counts;
+    for (const auto& shard : shards_) {
+        const std::lock_guard lock(shard.mutex);
+        for (const auto& b : shard.series) {
+            if (b.start >= first && b.start <= last) {
+                Bucket& into = buckets[b.start];
+                into.requests += b.requests;
+                into.denied += b.denied;
+            }
+        }
+        recent.insert(recent.end(), shard.decisions.rbegin(), shard.decisions.rend());
+        for (const auto& [id, c] : shard.sessions) {
+            Counts& into = counts[id];
+            into.requests += c.requests;
+            into.denied += c.denied;
+        }
+    }
+    // The newest `recent` of them, newest first (a shard's newest first
+    // already, for requests of the same instant).
+    std::stable_sort(recent.begin(), recent.end(),
+                     [](const RecentDecision& a, const RecentDecision& b) { return a.at > b.at; });
+    if (recent.size() > options_.recent) {
+        recent.resize(options_.recent);
+    }
+
     const std::lock_guard lock(mutex_);
     json::object out;
     json::object gw = gateway_;
     gw["uptime_s"] = std::chrono::duration_cast<std::chrono::seconds>(now - started_).count();
     out["gateway"] = std::move(gw);
+    const auto counted = [&counts](const std::string& id) {
+        const auto it = counts.find(id);
+        return it == counts.end() ? Counts{} : it->second;
+    };
     json::array sessions;
     for (const auto& [id, s] : sessions_) {
         sessions.emplace_back(json::object{
@@ -230,8 +288,8 @@ std::string Dashboard::data_json(Clock::time_point now) const {
             {"signature", s.signature},
             {"cipher", s.cipher},
             {"age_s", std::chrono::duration_cast<std::chrono::seconds>(now - s.opened).count()},
-            {"requests", s.requests},
-            {"denied", s.denied}});
+            {"requests", s.requests + counted(id).requests},
+            {"denied", s.denied + counted(id).denied}});
     }
     out["sessions"] = std::move(sessions);
     json::object groups;
@@ -245,34 +303,29 @@ std::string Dashboard::data_json(Clock::time_point now) const {
                                   {"by_group", std::move(groups)}};
     out["connections"] = newest_first(connections_);
     json::array decisions;
-    decisions.reserve(decisions_.size());
+    decisions.reserve(recent.size());
     const auto or_null = [](const std::string& s) {
         return s.empty() ? json::value(nullptr) : json::value(s);
     };
-    for (auto it = decisions_.rbegin(); it != decisions_.rend(); ++it) {
-        decisions.emplace_back(json::object{{"ts", it->ts},
-                                            {"session", it->session},
-                                            {"identity", or_null(it->identity)},
-                                            {"method", it->method},
-                                            {"target", it->target},
-                                            {"decision", it->decision},
-                                            {"rule", or_null(it->rule)},
-                                            {"latency_us", it->latency_us}});
+    for (const auto& d : recent) {
+        decisions.emplace_back(json::object{{"ts", d.ts},
+                                            {"session", d.session},
+                                            {"identity", or_null(d.identity)},
+                                            {"method", d.method},
+                                            {"target", d.target},
+                                            {"decision", d.decision},
+                                            {"rule", or_null(d.rule)},
+                                            {"latency_us", d.latency_us}});
     }
     out["decisions"] = std::move(decisions);
     out["alerts"] = newest_first(alerts_);
     // The chart: every interval of the window, empty ones included.
-    const std::int64_t width = options_.interval.count();
-    const std::int64_t last = epoch_seconds(now) / width * width;
-    const std::int64_t first = last - (static_cast<std::int64_t>(options_.intervals) - 1) * width;
     json::array points;
-    auto it = series_.begin();
     for (std::int64_t t = first; t <= last; t += width) {
-        while (it != series_.end() && it->start < t) {
-            ++it;
-        }
-        const bool hit = it != series_.end() && it->start == t;
-        points.emplace_back(json::array{t, hit ? it->requests : 0, hit ? it->denied : 0});
+        const auto it = buckets.find(t);
+        const bool hit = it != buckets.end();
+        points.emplace_back(
+            json::array{t, hit ? it->second.requests : 0, hit ? it->second.denied : 0});
     }
     out["series"] = json::object{{"interval_s", width}, {"points", std::move(points)}};
     return json::serialize(out);

@@ -1,6 +1,12 @@
 // The dashboard's access rules, its data and its page.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -144,6 +150,82 @@ TEST(Dashboard, DataHasSessionsPostureDecisionsAlertsAndSeries) {
     EXPECT_EQ(points.front().as_array()[1].to_number<std::uint64_t>(), 0U);
     d.session_closed("1a2b3c4d");
     EXPECT_TRUE(json::parse(d.data_json(now)).at("sessions").as_array().empty());
+}
+
+// Requests from several threads at once (each counting into its own shard):
+// the counts, the chart and the recent list add up, and a session's counts go
+// when it closes.
+TEST(Dashboard, RequestsFromSeveralThreadsAddUp) {
+    DashboardOptions o;
+    o.access = DashboardAccess::open;
+    o.recent = 10;
+    Dashboard d(o);
+    const auto now = Clock::now();
+    for (const char* id : {"s0", "s1"}) {
+        DashboardSession s;
+        s.id = id;
+        s.opened = now;
+        d.session_opened(s);
+    }
+    constexpr int k_threads = 4;
+    constexpr int k_each = 5'000;
+    std::atomic<bool> counting{true};
+    std::thread viewer([&] {
+        while (counting.load()) {
+            EXPECT_FALSE(d.data_json(Clock::now()).empty());
+        }
+    });
+    std::vector<std::thread> threads;
+    threads.reserve(k_threads);
+    for (int t = 0; t < k_threads; ++t) {
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < k_each; ++i) {
+                d.request(json::object{{"target", "t" + std::to_string(t)}},
+                          t % 2 == 0 ? "s0" : "s1", i % 10 == 0,
+                          now + std::chrono::microseconds{i});
+            }
+        });
+    }
+    for (auto& t : threads) {
+        t.join();
+    }
+    counting = false;
+    viewer.join();
+    const auto v = json::parse(d.data_json(now)).as_object();
+    const auto& sessions = v.at("sessions").as_array();
+    ASSERT_EQ(sessions.size(), 2U);
+    for (const auto& s : sessions) {
+        EXPECT_EQ(s.at("requests").to_number<std::uint64_t>(), 2U * k_each) << json::serialize(s);
+        EXPECT_EQ(s.at("denied").to_number<std::uint64_t>(), 2U * k_each / 10);
+    }
+    const auto& points = v.at("series").at("points").as_array();
+    std::uint64_t requests = 0;
+    for (const auto& p : points) {
+        requests += p.as_array()[1].to_number<std::uint64_t>();
+    }
+    EXPECT_EQ(requests, static_cast<std::uint64_t>(k_threads * k_each));
+    // The newest ten of all threads: the last request of each thread is at
+    // the same instant, and nothing older than the tenth newest is shown.
+    const auto& decisions = v.at("decisions").as_array();
+    ASSERT_EQ(decisions.size(), 10U);
+    std::set<std::string> targets;
+    for (const auto& dec : decisions) {
+        targets.insert(std::string(dec.at("target").as_string()));
+    }
+    EXPECT_EQ(targets.size(), static_cast<std::size_t>(k_threads));
+    d.session_closed("s0");
+    d.session_opened([&] {
+        DashboardSession s;
+        s.id = "s0";
+        s.opened = now;
+        return s;
+    }());
+    const auto again = json::parse(d.data_json(now)).as_object();
+    for (const auto& s : again.at("sessions").as_array()) {
+        if (s.at("id").as_string() == "s0") {
+            EXPECT_EQ(s.at("requests").to_number<std::uint64_t>(), 0U) << "its counts went";
+        }
+    }
 }
 
 TEST(Dashboard, AccessNames) {

@@ -2,10 +2,14 @@
 // own TLS listener, and the JSON it polls at /dashboard/data. The state is
 // kept here (live sessions, recent connections, decisions and integrity
 // alerts, per-group connection counts, requests and denials per interval);
-// the gateway feeds it from all its threads. Thread-safe: one lock, held by
+// the gateway feeds it from all its threads. Thread-safe: what every request
+// updates (the chart, the recent decisions, each session's counts) is kept in
+// a shard per thread, whose lock only that thread and a render take; the rest
+// (sessions opening and closing, connections, alerts) has one lock, held by
 // each update and while the data is rendered.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -18,6 +22,8 @@
 #include <vector>
 
 #include <boost/json/object.hpp>
+
+#include "pqmcp/observe/metrics.hpp"
 
 namespace pqmcp::observe {
 
@@ -87,7 +93,6 @@ class Dashboard final {
                                                 std::chrono::system_clock::time_point now) const;
 
   private:
-    void advance(std::chrono::system_clock::time_point now);
     [[nodiscard]] bool authorized(std::string_view target, std::string_view authorization,
                                   bool peer_verified) const;
 
@@ -99,6 +104,7 @@ class Dashboard final {
     // What the page shows of a request: its record's displayed fields only
     // (kept for every request, so copied cheaply, rendered when asked).
     struct RecentDecision {
+        std::chrono::system_clock::time_point at;  // orders the shards' lists
         std::string ts;
         std::string session;
         std::string identity;
@@ -108,7 +114,6 @@ class Dashboard final {
         std::string rule;
         std::int64_t latency_us = 0;
     };
-    std::deque<RecentDecision> decisions_;
     std::deque<boost::json::object> alerts_;
     std::map<std::string, std::uint64_t> by_group_;  // successful handshakes per group
     std::uint64_t handshakes_ = 0;
@@ -120,7 +125,21 @@ class Dashboard final {
         std::uint64_t requests = 0;
         std::uint64_t denied = 0;
     };
-    std::deque<Bucket> series_;
+    struct Counts {
+        std::uint64_t requests = 0;
+        std::uint64_t denied = 0;
+    };
+    // A thread's share of what requests update (the thread numbered as for
+    // metrics, observe::metric_shard()).
+    struct alignas(64) RequestShard {
+        mutable std::mutex mutex;
+        std::deque<Bucket> series;
+        std::deque<RecentDecision> decisions;
+        std::map<std::string, Counts, std::less<>> sessions;  // by session id
+    };
+    static void advance(RequestShard& shard, const DashboardOptions& options,
+                        std::chrono::system_clock::time_point now);
+    std::array<RequestShard, k_metric_shards> shards_;
     std::chrono::system_clock::time_point started_;
 };
 
