@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -180,9 +181,19 @@ struct Writer::Impl {
     std::uint64_t written = 0;   // of those, committed: the first `written` tickets
     std::uint64_t dropped = 0;
     std::uint64_t checkpoints = 0;
-    bool stopping = false;       // close() called: refuse records, drain, stop
-    bool failed = false;         // the writer gave up after an error (at close)
-    bool failing = false;        // the last commit failed; records wait and it tries again
+    bool stopping = false;  // close() called: refuse records, drain, stop
+    bool failed = false;    // the writer gave up after an error (at close)
+    bool failing = false;   // the last commit failed; records wait and it tries again
+    // healthy() without the lock (request threads ask on every tools/call):
+    // recomputed under `mu` wherever one of its inputs changes, and written
+    // only when it changes, so its cache line stays shared.
+    std::atomic<bool> unhealthy{false};
+    void note_health() {
+        const bool now = failing || failed || stopping || queue.size() >= options.queue_capacity;
+        if (unhealthy.load(std::memory_order_relaxed) != now) {
+            unhealthy.store(now, std::memory_order_release);
+        }
+    }
     std::uint64_t failures = 0;  // failed commits so far
     bool finished = false;       // the thread is done
     std::string error;
@@ -454,6 +465,7 @@ struct Writer::Impl {
                     batch.push_back(std::move(queue.front()));
                     queue.pop_front();
                 }
+                note_health();
                 last = stopping && queue.empty();
                 written_before = written;
             }
@@ -494,6 +506,7 @@ struct Writer::Impl {
                 if (last) {
                     finished = true;
                 }
+                note_health();
             }
             committed.notify_all();
             run_answered();
@@ -670,6 +683,7 @@ Result<std::unique_ptr<Writer>> Writer::open(WriterOptions options,
                 raw->error = fmt::format("writer stopped: {}", e.what());
                 raw->dropped += raw->queue.size();
                 raw->queue.clear();
+                raw->note_health();
             }
             raw->committed.notify_all();
             raw->run_answered();
@@ -692,6 +706,7 @@ bool Writer::append(json::object record) {
         }
         was_empty = s.queue.empty();
         s.queue.push_back(std::move(p));
+        s.note_health();
         full = s.queue.size() == s.options.batch;
         ++s.accepted;
     }
@@ -712,6 +727,7 @@ bool Writer::append_then(json::object record, std::function<void(bool)> done) {
             ++s.dropped;
         } else {
             s.queue.push_back(std::move(p));
+            s.note_health();
             ++s.accepted;
             s.waiters.emplace_back(s.accepted, std::move(done));
             done = nullptr;
@@ -745,6 +761,7 @@ void Writer::close() {
     {
         std::lock_guard lk(s.mu);
         s.stopping = true;
+        s.note_health();
     }
     s.wake.notify_all();
     if (s.thread.joinable()) {
@@ -771,9 +788,7 @@ WriterStats Writer::stats() const {
 }
 
 bool Writer::healthy() const {
-    const Impl& s = *impl_;
-    std::lock_guard lk(s.mu);
-    return !s.failing && !s.failed && !s.stopping && s.queue.size() < s.options.queue_capacity;
+    return !impl_->unhealthy.load(std::memory_order_acquire);
 }
 
 std::string Writer::last_error() const {

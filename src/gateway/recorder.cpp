@@ -240,7 +240,10 @@ bool Recorder::audit_allows_calls() {
         return true;
     }
     const bool healthy = audit_->healthy();
-    if (audit_was_healthy_.exchange(healthy) != healthy) {
+    // Read first: every thread asks on every tools/call, and an exchange
+    // would write the shared flag each time.
+    if (audit_was_healthy_.load(std::memory_order_relaxed) != healthy &&
+        audit_was_healthy_.exchange(healthy) != healthy) {
         if (healthy) {
             spdlog::warn("audit trail: commits again; calls are accepted");
         } else {

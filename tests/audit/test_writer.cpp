@@ -361,6 +361,7 @@ TEST_F(AuditWriter, FullQueueDropsAndFlushWaits) {
     o.queue_capacity = 4;
     auto w = Writer::open(o, id_);
     ASSERT_TRUE(w);
+    EXPECT_TRUE((*w)->healthy());
     const Db blocker = open_db(db_);
     exec(blocker.get(), "BEGIN IMMEDIATE");
 
@@ -370,6 +371,7 @@ TEST_F(AuditWriter, FullQueueDropsAndFlushWaits) {
     for (int i = 1; i <= 4; ++i) {
         EXPECT_TRUE((*w)->append(request_record(i))) << i;
     }
+    EXPECT_FALSE((*w)->healthy()) << "the queue is full";
     EXPECT_FALSE((*w)->append(request_record(5)));
     auto st = (*w)->stats();
     EXPECT_EQ(st.queued, 5U);
@@ -385,7 +387,9 @@ TEST_F(AuditWriter, FullQueueDropsAndFlushWaits) {
     st = (*w)->stats();
     EXPECT_EQ(st.written, 5U);
     EXPECT_EQ(st.depth, 0U);
+    EXPECT_TRUE((*w)->healthy()) << "room again";
     (*w)->close();
+    EXPECT_FALSE((*w)->healthy()) << "closed";
 
     auto all = read(db_, Query{1, {}, {}, std::string("request"), 0, false});
     ASSERT_TRUE(all);
