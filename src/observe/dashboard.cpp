@@ -139,9 +139,7 @@ void Dashboard::session_closed(const std::string& id) {
     }
     for (auto& shard : shards_) {
         const std::lock_guard lock(shard.mutex);
-        if (const auto it = shard.sessions.find(id); it != shard.sessions.end()) {
-            shard.sessions.erase(it);
-        }
+        shard.sessions.erase(id);
     }
 }
 

@@ -84,18 +84,28 @@ TEST(Dashboard, PageAndScriptAreSelfContained) {
     EXPECT_TRUE(csp);
 }
 
-TEST(Dashboard, DataHasSessionsPostureDecisionsAlertsAndSeries) {
+// An open dashboard keeping `recent` entries of each list.
+DashboardOptions open_options(std::size_t recent) {
     DashboardOptions o;
     o.access = DashboardAccess::open;
-    o.recent = 3;
-    Dashboard d(o);
-    const auto now = Clock::now();
+    o.recent = recent;
+    return o;
+}
+
+DashboardSession session_at(std::string id, Clock::time_point opened) {
     DashboardSession s;
-    s.id = "1a2b3c4d";
+    s.id = std::move(id);
+    s.opened = opened;
+    return s;
+}
+
+TEST(Dashboard, DataHasSessionsPostureDecisionsAlertsAndSeries) {
+    Dashboard d(open_options(3));
+    const auto now = Clock::now();
+    DashboardSession s = session_at("1a2b3c4d", now - std::chrono::seconds{90});
     s.peer_id = "pq1client";
     s.group = "X25519MLKEM768";
     s.signature = "mldsa65";
-    s.opened = now - std::chrono::seconds{90};
     d.session_opened(s);
     d.connection(json::object{{"result", "ok"},
                               {"group", "X25519MLKEM768"},
@@ -156,16 +166,10 @@ TEST(Dashboard, DataHasSessionsPostureDecisionsAlertsAndSeries) {
 // the counts, the chart and the recent list add up, and a session's counts go
 // when it closes.
 TEST(Dashboard, RequestsFromSeveralThreadsAddUp) {
-    DashboardOptions o;
-    o.access = DashboardAccess::open;
-    o.recent = 10;
-    Dashboard d(o);
+    Dashboard d(open_options(10));
     const auto now = Clock::now();
     for (const char* id : {"s0", "s1"}) {
-        DashboardSession s;
-        s.id = id;
-        s.opened = now;
-        d.session_opened(s);
+        d.session_opened(session_at(id, now));
     }
     constexpr int k_threads = 4;
     constexpr int k_each = 5'000;
@@ -214,12 +218,7 @@ TEST(Dashboard, RequestsFromSeveralThreadsAddUp) {
     }
     EXPECT_EQ(targets.size(), static_cast<std::size_t>(k_threads));
     d.session_closed("s0");
-    d.session_opened([&] {
-        DashboardSession s;
-        s.id = "s0";
-        s.opened = now;
-        return s;
-    }());
+    d.session_opened(session_at("s0", now));
     const auto again = json::parse(d.data_json(now)).as_object();
     for (const auto& s : again.at("sessions").as_array()) {
         if (s.at("id").as_string() == "s0") {
