@@ -3,11 +3,14 @@
 // a signed ML-DSA-65 checkpoint every 10,000 records), side by side with the
 // baseline: the same records serialized and inserted into a plain SQLite WAL
 // table in batched transactions, with no hashing, chain or thread. Then
-// append() alone, the cost on the gateway's request path, and verify().
+// append() alone, the cost on the gateway's request path (from one thread
+// and from two at once), and verify().
 #include <benchmark/benchmark.h>
 #include <sqlite3.h>
 
+#include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -186,6 +189,47 @@ void append_only(benchmark::State& state) {
     state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(append_only)->Unit(benchmark::kNanosecond);
+
+// append() from several threads onto one writer, as every gateway thread
+// records its requests: what a request pays when the others append too.
+// Thread 0 opens the writer before the first iteration (every thread starts
+// its loop together) and closes it after the last.
+audit::Writer* g_shared_writer = nullptr;
+
+void append_threads(benchmark::State& state) {
+    std::unique_ptr<TempDir> dir;
+    std::unique_ptr<audit::Writer> owned;
+    if (state.thread_index() == 0) {
+        dir = std::make_unique<TempDir>();
+        auto w = audit::Writer::open(writer_options(dir->path() / "audit.db", false),
+                                     gateway_identity());
+        if (!w) {
+            std::abort();
+        }
+        owned = std::move(*w);
+        g_shared_writer = owned.get();
+    }
+    constexpr std::size_t k_chunk = 4'096;
+    std::vector<json::object> records(k_chunk, request_record(1));
+    std::size_t next = 0;
+    for (auto _ : state) {
+        benchmark::DoNotOptimize(g_shared_writer->append(std::move(records[next])));
+        if (++next == k_chunk) {
+            state.PauseTiming();
+            (void)g_shared_writer->flush();
+            records.assign(k_chunk, request_record(1));
+            next = 0;
+            state.ResumeTiming();
+        }
+    }
+    state.SetItemsProcessed(state.iterations());
+    if (owned) {
+        owned->close();
+        state.counters["dropped"] = static_cast<double>(owned->stats().dropped);
+        g_shared_writer = nullptr;
+    }
+}
+BENCHMARK(append_threads)->Unit(benchmark::kNanosecond)->Threads(1)->Threads(2)->UseRealTime();
 
 // verify() over 10,000 records (one checkpoint at close): records/s.
 void verify_trail(benchmark::State& state) {

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
@@ -113,6 +114,8 @@ struct Pending {
     }
 
     std::chrono::system_clock::time_point at;  // when append() took it: its "ts"
+    std::size_t shard = 0;                     // the queue's shard it waits in
+    std::uint64_t ticket = 0;                  // its place in that shard (append_then, flush)
     std::string ts;
     std::string ts_json;  // ts as a JSON string
     std::string kind;     // empty: not a record (refused)
@@ -151,6 +154,33 @@ struct Chain {
     }
 };
 
+// The queue is sharded by thread: a request thread appends to its own shard,
+// under that shard's lock, so no lock is shared by every request. Threads are
+// numbered on first use; beyond k_shards, they share shards.
+constexpr std::size_t k_shards = 32;
+
+std::size_t shard_of_this_thread() {
+    static std::atomic<std::size_t> next{0};
+    thread_local const std::size_t mine = next.fetch_add(1, std::memory_order_relaxed) % k_shards;
+    return mine;
+}
+
+using Waiter = std::pair<std::uint64_t, std::function<void(bool)>>;
+
+// One thread's part of the queue, on cache lines of its own.
+struct alignas(64) Shard {
+    std::mutex mu;
+    std::deque<Pending> queue;
+    std::uint64_t accepted = 0;  // records it took: tickets, in its queue order
+    std::uint64_t dropped = 0;   // records it refused
+    bool closed = false;         // close() began, or the writer stopped: refuse
+    bool full = false;           // counted in Impl::full_shards
+    std::deque<Waiter> waiters;  // append_then(): by ticket
+    // Its first `written` tickets are committed (written by the writer,
+    // read by flush() under Impl::mu).
+    std::atomic<std::uint64_t> written{0};
+};
+
 void bind_text(sqlite3_stmt* s, int i, std::string_view text) {
     sqlite3_bind_text(s, i, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
 }
@@ -171,25 +201,54 @@ struct Writer::Impl {
     Stmt insert_checkpoint;
     Stmt insert_span;  // null for a trail in the old format (k_format_v1: an index on ts)
 
+    // The queue: a shard per request thread, each under its own lock.
+    mutable std::array<Shard, k_shards> shards;
+    // Shards at their capacity (queue_capacity each): healthy() is false
+    // while any is. Marked by append(), cleared by the writer as it drains.
+    std::atomic<std::size_t> full_shards{0};
+    void mark_full(Shard& sh) {  // under sh.mu
+        if (!sh.full && sh.queue.size() >= options.queue_capacity) {
+            sh.full = true;
+            full_shards.fetch_add(1, std::memory_order_release);
+        }
+    }
+    void clear_full(Shard& sh) {  // under sh.mu
+        if (sh.full && sh.queue.size() < options.queue_capacity) {
+            sh.full = false;
+            full_shards.fetch_sub(1, std::memory_order_release);
+        }
+    }
+
+    // Whether the writer waits, so that an appender knows when to wake it:
+    // written by the writer under `mu` before it looks at the shards for the
+    // last time, read by appenders after they pushed (see wait_for_work()).
+    static constexpr int k_awake = 0;
+    static constexpr int k_idle = 1;       // for a record
+    static constexpr int k_lingering = 2;  // for more records, to commit together
+    std::atomic<int> asleep{k_awake};
+
     // Shared with append() / flush() / stats(), under `mu`.
     mutable std::mutex mu;
-    std::condition_variable wake;       // the writer: records or stop
-    bool hurry = false;                 // flush(): commit without lingering
+    std::condition_variable wake;  // the writer: records or stop
+    bool signal = false;           // an appender woke the writer from its sleep on empty shards
+    // Commit without lingering: flush(), an answer that waits for its
+    // record, a full batch. (A plain `signal` does not cut a linger short:
+    // an appender may still poke a writer that has seen its record.)
+    bool hurry = false;
     std::condition_variable committed;  // flush(): the writer made progress
-    std::deque<Pending> queue;
-    std::uint64_t accepted = 0;  // records append() took (tickets, in queue order)
-    std::uint64_t written = 0;   // of those, committed: the first `written` tickets
-    std::uint64_t dropped = 0;
+    std::uint64_t written = 0;          // records committed (every shard's)
+    std::uint64_t dropped = 0;          // lost when the writer stopped (the shards count theirs)
     std::uint64_t checkpoints = 0;
     bool stopping = false;  // close() called: refuse records, drain, stop
     bool failed = false;    // the writer gave up after an error (at close)
     bool failing = false;   // the last commit failed; records wait and it tries again
-    // healthy() without the lock (request threads ask on every tools/call):
-    // recomputed under `mu` wherever one of its inputs changes, and written
-    // only when it changes, so its cache line stays shared.
+    // healthy() without a lock (request threads ask on every tools/call):
+    // the writer's state, recomputed under `mu` wherever it changes and
+    // written only when it changes, so its cache line stays shared; and
+    // full_shards.
     std::atomic<bool> unhealthy{false};
     void note_health() {
-        const bool now = failing || failed || stopping || queue.size() >= options.queue_capacity;
+        const bool now = failing || failed || stopping;
         if (unhealthy.load(std::memory_order_relaxed) != now) {
             unhealthy.store(now, std::memory_order_release);
         }
@@ -197,41 +256,48 @@ struct Writer::Impl {
     std::uint64_t failures = 0;  // failed commits so far
     bool finished = false;       // the thread is done
     std::string error;
-    // append_then(): what runs once the first `ticket` records are committed.
-    std::deque<std::pair<std::uint64_t, std::function<void(bool)>>> waiters;
 
-    // Takes the waiters that are answered (committed, or never will be) out
-    // of the list; the caller runs them without the lock.
-    std::vector<std::function<void(bool)>> answered(bool* ok) {
-        std::vector<std::function<void(bool)>> out;
-        while (!waiters.empty() && waiters.front().first <= written) {
-            out.push_back(std::move(waiters.front().second));
-            waiters.pop_front();
+    // Wakes the writer (an appender saw it asleep); `now`: out of its linger too.
+    void poke(bool now) {
+        {
+            std::lock_guard lk(mu);
+            signal = true;
+            hurry = hurry || now;
         }
-        *ok = true;
-        if (out.empty() && finished) {
-            for (auto& w : waiters) {
-                out.push_back(std::move(w.second));
-            }
-            waiters.clear();
-            *ok = false;
-        }
-        return out;
+        wake.notify_one();
     }
 
-    void run_answered() {
-        for (;;) {
-            bool ok = true;
-            std::vector<std::function<void(bool)>> ready;
+    // Runs the waiters of `sh` whose records are committed.
+    static void run_answered(Shard& sh) {
+        std::vector<std::function<void(bool)>> ready;
+        {
+            std::lock_guard lk(sh.mu);
+            const std::uint64_t done = sh.written.load(std::memory_order_relaxed);
+            while (!sh.waiters.empty() && sh.waiters.front().first <= done) {
+                ready.push_back(std::move(sh.waiters.front().second));
+                sh.waiters.pop_front();
+            }
+        }
+        for (auto& f : ready) {
+            f(true);
+        }
+    }
+
+    // The writer stopped: every shard refuses from now on, what waits in them
+    // is lost (and counted) and every waiter still waiting is answered false.
+    void stop_shards() {
+        for (auto& sh : shards) {
+            std::deque<Waiter> left;
             {
-                std::lock_guard lk(mu);
-                ready = answered(&ok);
+                std::lock_guard lk(sh.mu);
+                sh.closed = true;
+                sh.dropped += sh.queue.size();
+                sh.queue.clear();
+                clear_full(sh);
+                left.swap(sh.waiters);
             }
-            if (ready.empty()) {
-                return;
-            }
-            for (auto& f : ready) {
-                f(ok);
+            for (auto& w : left) {
+                w.second(false);
             }
         }
     }
@@ -433,42 +499,138 @@ struct Writer::Impl {
         return written_checkpoints;
     }
 
+    // What waits in the shards, seen under each shard's lock.
+    struct Survey {
+        bool any = false;
+        // An answer waits for a record (append_then), or a shard holds a
+        // full batch: commit without lingering.
+        bool urgent = false;
+        std::chrono::system_clock::time_point oldest = std::chrono::system_clock::time_point::max();
+    };
+    Survey survey() {
+        Survey out;
+        for (auto& sh : shards) {
+            std::lock_guard lk(sh.mu);
+            if (sh.queue.empty()) {
+                continue;
+            }
+            out.any = true;
+            out.oldest = std::min(out.oldest, sh.queue.front().at);
+            out.urgent = out.urgent || !sh.waiters.empty() || sh.queue.size() >= options.batch;
+        }
+        return out;
+    }
+
+    // Waits for records (or a due checkpoint, or close()), then lingers a
+    // quarter of the flush interval after the oldest record so that a steady
+    // trickle is committed in batches, not one transaction per record;
+    // flush() and close() cut it short, a full batch too, and so does an
+    // answer that waits for its record (append_then): those commit at once,
+    // with whatever arrived during the commit before. Whether close() began.
+    //
+    // Appenders push under their shard's lock, then read `asleep`. The writer
+    // writes `asleep`, then looks at every shard under its lock. So either
+    // it sees the record, or the appender sees it asleep and pokes it.
+    bool wait_for_work() {
+        std::unique_lock lk(mu);
+        asleep.store(k_idle);
+        Survey s = survey();
+        while (!s.any && !stopping) {
+            signal = false;
+            // Not `hurry`: a flush() with nothing to commit leaves it set.
+            const auto woken = [this] { return signal || stopping; };
+            if (chain.since_checkpoint > 0) {
+                if (!wake.wait_until(lk, last_checkpoint_at + options.checkpoint_interval, woken)) {
+                    break;  // a checkpoint is due
+                }
+            } else {
+                wake.wait(lk, woken);
+            }
+            s = survey();
+        }
+        if (s.any && !stopping && !hurry && !s.urgent) {
+            asleep.store(k_lingering);
+            s = survey();  // an urgent record pushed meanwhile is seen here, or pokes
+            if (!s.urgent) {
+                wake.wait_until(lk, s.oldest + options.flush_interval / 4,
+                                [this] { return stopping || hurry; });
+            }
+        }
+        hurry = false;
+        asleep.store(k_awake);
+        return stopping;
+    }
+
+    // Takes up to `batch` records out of the shards: each shard's in its
+    // order, and across shards by the time append() took them, so that what
+    // one thread recorded before handing a connection to another comes
+    // first. Whether the shards are empty now.
+    bool take(std::vector<Pending>& batch) {
+        std::array<std::unique_lock<std::mutex>, k_shards> locks;
+        std::array<Shard*, k_shards> busy{};
+        std::size_t n_busy = 0;
+        for (std::size_t i = 0; i < k_shards; ++i) {
+            locks.at(i) = std::unique_lock(shards.at(i).mu);
+            if (!shards.at(i).queue.empty()) {
+                busy.at(n_busy++) = &shards.at(i);
+            }
+        }
+        while (batch.size() < options.batch && n_busy > 0) {
+            std::size_t pick = 0;
+            for (std::size_t i = 1; i < n_busy; ++i) {
+                if (busy.at(i)->queue.front().at < busy.at(pick)->queue.front().at) {
+                    pick = i;
+                }
+            }
+            Shard& sh = *busy.at(pick);
+            batch.push_back(std::move(sh.queue.front()));
+            sh.queue.pop_front();
+            if (sh.queue.empty()) {
+                busy.at(pick) = busy.at(--n_busy);
+            }
+        }
+        for (auto& sh : shards) {
+            clear_full(sh);
+        }
+        return n_busy == 0;
+    }
+
+    // A batch that did not commit goes back to the front of its shards, in
+    // order, to be tried again.
+    void put_back(std::vector<Pending>& batch) {
+        for (auto it = batch.rbegin(); it != batch.rend(); ++it) {
+            Shard& sh = shards.at(it->shard);
+            std::lock_guard lk(sh.mu);
+            sh.queue.push_front(std::move(*it));
+            mark_full(sh);
+        }
+    }
+
+    // A batch committed: each shard's `written` moves to its last ticket in
+    // it. The shards whose waiters may have answers.
+    std::array<bool, k_shards> note_committed(const std::vector<Pending>& batch) {
+        std::array<std::uint64_t, k_shards> last{};
+        for (const auto& p : batch) {
+            last.at(p.shard) = p.ticket;  // rising within a shard
+        }
+        std::array<bool, k_shards> touched{};
+        for (std::size_t i = 0; i < k_shards; ++i) {
+            if (last.at(i) != 0) {
+                shards.at(i).written.store(last.at(i), std::memory_order_release);
+                touched.at(i) = true;
+            }
+        }
+        return touched;
+    }
+
     void run() {
         std::vector<Pending> batch;
         batch.reserve(std::min<std::size_t>(options.batch, 4'096));
         for (;;) {
-            bool last = false;
-            std::uint64_t written_before = 0;
-            {
-                std::unique_lock lk(mu);
-                const auto ready = [this] { return !queue.empty() || stopping; };
-                if (chain.since_checkpoint > 0) {
-                    wake.wait_until(lk, last_checkpoint_at + options.checkpoint_interval, ready);
-                } else {
-                    wake.wait(lk, ready);
-                }
-                // Linger a quarter of the flush interval after the oldest
-                // record so that a steady trickle is committed in batches,
-                // not one transaction per record; flush() and close() cut it
-                // short, a full batch too, and so does an answer that waits
-                // for its record (append_then): those commit at once, with
-                // whatever arrived during the commit before.
-                if (!queue.empty() && !stopping && !hurry && waiters.empty()) {
-                    const auto linger = options.flush_interval / 4;
-                    wake.wait_until(lk, queue.front().at + linger, [this] {
-                        return stopping || hurry || queue.size() >= options.batch;
-                    });
-                }
-                hurry = false;
-                const std::size_t n = std::min(queue.size(), options.batch);
-                for (std::size_t i = 0; i < n; ++i) {
-                    batch.push_back(std::move(queue.front()));
-                    queue.pop_front();
-                }
-                note_health();
-                last = stopping && queue.empty();
-                written_before = written;
-            }
+            const bool stop = wait_for_work();
+            // No shard takes records once close() began, so drained stays drained.
+            const bool last = take(batch) && stop;
+            const std::uint64_t written_before = written;  // only this thread writes it
             auto s = write_batch(batch, last, written_before);
             // A busy database (another process holding a write lock past the
             // busy timeout) gets two more tries at once.
@@ -476,7 +638,16 @@ struct Writer::Impl {
                 std::this_thread::sleep_for(std::chrono::milliseconds{100 * attempt});
                 s = write_batch(batch, last, written_before);
             }
-            bool retry_later = false;
+            std::array<bool, k_shards> touched{};
+            if (s) {
+                touched = note_committed(batch);
+            } else if (!last) {
+                // The records wait (in order, at the front) and the writer
+                // tries again: a full disk that gets space back, a lock
+                // that goes away. Meanwhile healthy() is false, and a
+                // gateway with audit.on_failure: refuse refuses to act.
+                put_back(batch);
+            }
             {
                 std::lock_guard lk(mu);
                 if (s) {
@@ -489,19 +660,11 @@ struct Writer::Impl {
                     failed = true;
                     failing = true;
                     error = s.error().message();
-                    dropped += batch.size() + queue.size();
-                    queue.clear();
+                    dropped += batch.size();
                 } else {
-                    // The records wait (in order, at the front) and the writer
-                    // tries again: a full disk that gets space back, a lock
-                    // that goes away. Meanwhile healthy() is false, and a
-                    // gateway with audit.on_failure: refuse refuses to act.
                     failing = true;
                     ++failures;
                     error = s.error().message();
-                    queue.insert(queue.begin(), std::make_move_iterator(batch.begin()),
-                                 std::make_move_iterator(batch.end()));
-                    retry_later = true;
                 }
                 if (last) {
                     finished = true;
@@ -509,17 +672,56 @@ struct Writer::Impl {
                 note_health();
             }
             committed.notify_all();
-            run_answered();
+            for (std::size_t i = 0; i < k_shards; ++i) {
+                if (touched.at(i)) {
+                    run_answered(shards.at(i));
+                }
+            }
             batch.clear();
             if (last) {
+                stop_shards();  // answers what waits for a record that was lost
                 return;
             }
-            if (retry_later) {
+            if (!s) {
                 std::unique_lock lk(mu);
                 wake.wait_for(lk, backoff, [this] { return stopping; });
                 backoff = std::min(backoff * 2, k_last_backoff);
             }
         }
+    }
+
+    // Queues `p` in the calling thread's shard and, with `done`, what runs
+    // once it is committed. False when refused (counted).
+    bool push(Pending p, std::function<void(bool)>* done) {
+        const std::size_t i = shard_of_this_thread();
+        Shard& sh = shards.at(i);
+        bool was_empty = false;
+        bool batch_full = false;
+        {
+            std::lock_guard lk(sh.mu);
+            if (p.kind.empty() || sh.closed || sh.queue.size() >= options.queue_capacity) {
+                ++sh.dropped;
+                return false;
+            }
+            p.shard = i;
+            p.ticket = ++sh.accepted;
+            was_empty = sh.queue.empty();
+            sh.queue.push_back(std::move(p));
+            mark_full(sh);
+            batch_full = sh.queue.size() == options.batch;
+            if (done != nullptr) {
+                sh.waiters.emplace_back(sh.accepted, std::move(*done));
+            }
+        }
+        // The writer sleeps on empty shards, or lingers on a short batch;
+        // an answer that waits for its record wakes it from either.
+        const int state = asleep.load();
+        if (done != nullptr
+                ? state != k_awake
+                : (state == k_idle && was_empty) || (state == k_lingering && batch_full)) {
+            poke(done != nullptr || batch_full);
+        }
+        return true;
     }
 };
 
@@ -681,74 +883,48 @@ Result<std::unique_ptr<Writer>> Writer::open(WriterOptions options,
                 raw->failed = true;
                 raw->finished = true;
                 raw->error = fmt::format("writer stopped: {}", e.what());
-                raw->dropped += raw->queue.size();
-                raw->queue.clear();
                 raw->note_health();
             }
+            raw->stop_shards();
             raw->committed.notify_all();
-            raw->run_answered();
         }
     });
     return std::unique_ptr<Writer>(new Writer(std::move(impl)));
 }
 
 bool Writer::append(json::object record) {
-    Impl& s = *impl_;
-    Pending p(std::move(record), std::chrono::system_clock::now());
-    const bool has_kind = !p.kind.empty();
-    bool was_empty = false;
-    bool full = false;
-    {
-        std::lock_guard lk(s.mu);
-        if (!has_kind || s.stopping || s.failed || s.queue.size() >= s.options.queue_capacity) {
-            ++s.dropped;
-            return false;
-        }
-        was_empty = s.queue.empty();
-        s.queue.push_back(std::move(p));
-        s.note_health();
-        full = s.queue.size() == s.options.batch;
-        ++s.accepted;
-    }
-    // The writer sleeps on an empty queue, or lingers on a short batch.
-    if (was_empty || full) {
-        s.wake.notify_one();
-    }
-    return true;
+    return impl_->push(Pending(std::move(record), std::chrono::system_clock::now()), nullptr);
 }
 
 bool Writer::append_then(json::object record, std::function<void(bool)> done) {
-    Impl& s = *impl_;
-    Pending p(std::move(record), std::chrono::system_clock::now());
-    const bool has_kind = !p.kind.empty();
-    {
-        std::lock_guard lk(s.mu);
-        if (!has_kind || s.stopping || s.failed || s.queue.size() >= s.options.queue_capacity) {
-            ++s.dropped;
-        } else {
-            s.queue.push_back(std::move(p));
-            s.note_health();
-            ++s.accepted;
-            s.waiters.emplace_back(s.accepted, std::move(done));
-            done = nullptr;
-        }
-    }
-    if (done) {
+    if (!impl_->push(Pending(std::move(record), std::chrono::system_clock::now()), &done)) {
         done(false);
         return false;
     }
-    s.wake.notify_one();  // a lingering writer commits now: an answer waits
     return true;
 }
 
 bool Writer::flush(std::chrono::milliseconds timeout) {
     Impl& s = *impl_;
+    std::array<std::uint64_t, k_shards> target{};
+    for (std::size_t i = 0; i < k_shards; ++i) {
+        std::lock_guard lk(s.shards.at(i).mu);
+        target.at(i) = s.shards.at(i).accepted;
+    }
+    const auto done = [&s, &target] {
+        for (std::size_t i = 0; i < k_shards; ++i) {
+            if (s.shards.at(i).written.load(std::memory_order_acquire) < target.at(i)) {
+                return false;
+            }
+        }
+        return true;
+    };
     std::unique_lock lk(s.mu);
-    const std::uint64_t target = s.accepted;
     s.hurry = true;
+    s.signal = true;
     s.wake.notify_one();
-    s.committed.wait_for(lk, timeout, [&s, target] { return s.written >= target || s.finished; });
-    return s.written >= target;
+    s.committed.wait_for(lk, timeout, [&s, &done] { return s.finished || done(); });
+    return done();
 }
 
 void Writer::close() {
@@ -758,6 +934,10 @@ void Writer::close() {
         return;
     }
     s.closed = true;
+    for (auto& sh : s.shards) {  // first: what a shard took before is drained
+        std::lock_guard lk(sh.mu);
+        sh.closed = true;
+    }
     {
         std::lock_guard lk(s.mu);
         s.stopping = true;
@@ -775,20 +955,25 @@ void Writer::close() {
 
 WriterStats Writer::stats() const {
     const Impl& s = *impl_;
-    std::lock_guard lk(s.mu);
     WriterStats out;
-    out.queued = s.accepted;
+    for (auto& sh : s.shards) {
+        std::lock_guard lk(sh.mu);
+        out.queued += sh.accepted;
+        out.dropped += sh.dropped;
+        out.depth += sh.queue.size();
+    }
+    std::lock_guard lk(s.mu);
     out.written = s.written;
-    out.dropped = s.dropped;
+    out.dropped += s.dropped;
     out.checkpoints = s.checkpoints;
-    out.depth = s.queue.size();
     out.failures = s.failures;
     out.failing = s.failing;
     return out;
 }
 
 bool Writer::healthy() const {
-    return !impl_->unhealthy.load(std::memory_order_acquire);
+    return !impl_->unhealthy.load(std::memory_order_acquire) &&
+           impl_->full_shards.load(std::memory_order_acquire) == 0;
 }
 
 std::string Writer::last_error() const {

@@ -3,9 +3,13 @@
 // continuing a chain after a clean close and after kill -9.
 #include <signal.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <regex>
 #include <thread>
 
@@ -420,6 +424,29 @@ TEST_F(AuditWriter, FlushCoversEverythingAppendedBefore) {
     EXPECT_TRUE((*w)->flush(0ms));
 }
 
+// flush() with nothing to commit returns at once and leaves the writer
+// asleep: it does not spin (holding its lock, which would also stall every
+// later append) until a record comes.
+TEST_F(AuditWriter, FlushWithNothingWaitingLeavesTheWriterAsleep) {
+    auto w = Writer::open(options_for(db_), id_);
+    ASSERT_TRUE(w);
+    ASSERT_TRUE((*w)->append(request_record(0)));
+    ASSERT_TRUE((*w)->flush());
+    EXPECT_TRUE((*w)->flush(1s));  // nothing waits now
+    const auto cpu = [] {
+        timespec t{};
+        ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+        return std::chrono::seconds{t.tv_sec} + std::chrono::nanoseconds{t.tv_nsec};
+    };
+    const auto before = cpu();
+    std::this_thread::sleep_for(300ms);
+    ASSERT_LT(cpu() - before, 100ms) << "the writer thread is busy with nothing to do";
+    ASSERT_TRUE((*w)->append(request_record(1)));
+    EXPECT_TRUE((*w)->flush());
+    EXPECT_EQ((*w)->stats().written, 2U);
+    (*w)->close();
+}
+
 TEST_F(AuditWriter, ConcurrentAppendersKeepOneChain) {
     auto o = options_for(db_);
     o.checkpoint_records = 100;
@@ -443,6 +470,123 @@ TEST_F(AuditWriter, ConcurrentAppendersKeepOneChain) {
     EXPECT_TRUE(r->ok()) << problems_text(*r);
     EXPECT_EQ(r->records, 1'002);
     EXPECT_EQ(r->checkpoints, 11);
+}
+
+// Each thread appends to its own shard of the queue, and the writer takes
+// from all of them by time: what one thread appended before handing over to
+// another comes first in the chain. Two threads take turns, one record each.
+TEST_F(AuditWriter, ThreadsTakingTurnsKeepTheirOrderInTheChain) {
+    auto w = Writer::open(options_for(db_), id_);
+    ASSERT_TRUE(w);
+    constexpr int k_turns = 600;
+    std::mutex m;
+    std::condition_variable cv;
+    int turn = 0;
+    const auto player = [&](int me) {
+        std::unique_lock lk(m);
+        for (;;) {
+            cv.wait(lk, [&] { return turn >= k_turns || turn % 2 == me; });
+            if (turn >= k_turns) {
+                return;
+            }
+            EXPECT_TRUE((*w)->append(request_record(turn)));
+            ++turn;
+            cv.notify_all();
+        }
+    };
+    std::thread a(player, 0);
+    std::thread b(player, 1);
+    a.join();
+    b.join();
+    (*w)->close();
+    auto rows = read(db_, Query{0, {}, {}, std::string("request"), 0, false});
+    ASSERT_TRUE(rows);
+    ASSERT_EQ(rows->size(), static_cast<std::size_t>(k_turns));
+    for (int i = 0; i < k_turns; ++i) {
+        const auto body = json::parse((*rows)[static_cast<std::size_t>(i)].body).as_object();
+        ASSERT_EQ(body.at("request_id").as_int64(), i) << "the record at " << i;
+    }
+    auto r = verify(db_);
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(r->ok()) << problems_text(*r);
+}
+
+// append_then() from several threads: each `done` runs once, with true, once
+// its record is committed; a record after close is answered false at once.
+TEST_F(AuditWriter, AppendThenFromSeveralThreadsAnswersEachOnceCommitted) {
+    auto w = Writer::open(options_for(db_), id_);
+    ASSERT_TRUE(w);
+    constexpr int k_threads = 4;
+    constexpr int k_each = 300;
+    std::atomic<int> answered_true{0};
+    std::atomic<int> answered_early{0};
+    std::vector<std::thread> threads;
+    threads.reserve(k_threads);
+    for (int t = 0; t < k_threads; ++t) {
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < k_each; ++i) {
+                // This thread's first i + 1 records are in the trail by then.
+                const auto done = [&, i](bool ok) {
+                    if (!ok) {
+                        return;
+                    }
+                    if ((*w)->stats().written < static_cast<std::uint64_t>(i) + 1) {
+                        ++answered_early;
+                    }
+                    ++answered_true;
+                };
+                const bool taken = (*w)->append_then(request_record(t * k_each + i), done);
+                EXPECT_TRUE(taken);
+            }
+        });
+    }
+    for (auto& t : threads) {
+        t.join();
+    }
+    ASSERT_TRUE(eventually([&] { return answered_true.load() == k_threads * k_each; }))
+        << answered_true.load();
+    EXPECT_EQ(answered_early.load(), 0);
+    (*w)->close();
+    bool late = true;
+    EXPECT_FALSE((*w)->append_then(request_record(0), [&late](bool ok) { late = ok; }));
+    EXPECT_FALSE(late);
+    EXPECT_EQ(answered_true.load(), k_threads * k_each);
+    auto r = verify(db_);
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(r->ok()) << problems_text(*r);
+    EXPECT_EQ(r->records, k_threads * k_each + 2);
+}
+
+// The queue's bound is per thread: a thread whose shard is full has its
+// records refused (and healthy() is false meanwhile), while another thread
+// still appends. flush() covers what every thread appended before it.
+TEST_F(AuditWriter, AFullShardRefusesItsThreadOnly) {
+    auto o = options_for(db_);
+    o.queue_capacity = 4;
+    auto w = Writer::open(o, id_);
+    ASSERT_TRUE(w);
+    const Db blocker = open_db(db_);
+    exec(blocker.get(), "BEGIN IMMEDIATE");
+    ASSERT_TRUE((*w)->append(request_record(0)));
+    ASSERT_TRUE(eventually([&] { return (*w)->stats().depth == 0; }));  // taken, waiting
+    for (int i = 1; i <= 4; ++i) {
+        EXPECT_TRUE((*w)->append(request_record(i))) << i;
+    }
+    EXPECT_FALSE((*w)->append(request_record(5)));
+    EXPECT_FALSE((*w)->healthy());
+    bool other = false;
+    std::thread([&] { other = (*w)->append(request_record(6)); }).join();
+    EXPECT_TRUE(other) << "another thread's shard has room";
+    EXPECT_EQ((*w)->stats().depth, 5U);
+    exec(blocker.get(), "ROLLBACK");
+    EXPECT_TRUE((*w)->flush());
+    EXPECT_EQ((*w)->stats().written, 6U);
+    EXPECT_EQ((*w)->stats().dropped, 1U);
+    EXPECT_TRUE((*w)->healthy());
+    (*w)->close();
+    auto r = verify(db_);
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(r->ok()) << problems_text(*r);
 }
 
 TEST_F(AuditWriter, RefusesRecordsWithoutKindAndAfterClose) {

@@ -48,7 +48,8 @@ inline constexpr std::string_view k_lifecycle = "audit";  // writer started / st
 
 struct WriterOptions {
     std::filesystem::path path;
-    // Records waiting for the writer; beyond it a record is dropped and counted.
+    // Records waiting for the writer, per thread that appends (the queue has
+    // a shard per thread); beyond it that thread's records are dropped and counted.
     std::size_t queue_capacity = 65'536;
     // The writer commits at least this often while records wait: what a crash
     // (kill -9) can lose is what arrived within this window (plus one
@@ -115,7 +116,7 @@ class Writer final {
     void close();
     [[nodiscard]] WriterStats stats() const;
     // Whether what is appended now will be committed: false while commits
-    // fail (it keeps trying), after it gave up, and while the queue is full.
+    // fail (it keeps trying), after it gave up, and while a shard of the queue is full.
     [[nodiscard]] bool healthy() const;
     // The last error the writer met ("" if none).
     [[nodiscard]] std::string last_error() const;
