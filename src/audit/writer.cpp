@@ -23,6 +23,7 @@
 
 #include "pqmcp/audit/audit.hpp"
 #include "pqmcp/core/bytes.hpp"
+#include "pqmcp/core/thread_shard.hpp"
 #include "pqmcp/crypto/signature.hpp"
 #include "pqmcp/crypto/util.hpp"
 #include "store.hpp"
@@ -154,16 +155,10 @@ struct Chain {
     }
 };
 
-// The queue is sharded by thread: a request thread appends to its own shard,
-// under that shard's lock, so no lock is shared by every request. Threads are
-// numbered on first use; beyond k_shards, they share shards.
-constexpr std::size_t k_shards = 32;
-
-std::size_t shard_of_this_thread() {
-    static std::atomic<std::size_t> next{0};
-    thread_local const std::size_t mine = next.fetch_add(1, std::memory_order_relaxed) % k_shards;
-    return mine;
-}
+// The queue is sharded by thread (pqmcp::thread_shard()): a request thread
+// appends to its own shard, under that shard's lock, so no lock is shared by
+// every request.
+constexpr std::size_t k_shards = k_thread_shards;
 
 using Waiter = std::pair<std::uint64_t, std::function<void(bool)>>;
 
@@ -176,8 +171,8 @@ struct alignas(64) Shard {
     bool closed = false;         // close() began, or the writer stopped: refuse
     bool full = false;           // counted in Impl::full_shards
     std::deque<Waiter> waiters;  // append_then(): by ticket
-    // Its first `written` tickets are committed (written by the writer,
-    // read by flush() under Impl::mu).
+    // Its first `written` tickets are committed: moved by the writer, read
+    // by flush() and stats(). Their sum is every record committed.
     std::atomic<std::uint64_t> written{0};
 };
 
@@ -203,6 +198,18 @@ struct Writer::Impl {
 
     // The queue: a shard per request thread, each under its own lock.
     mutable std::array<Shard, k_shards> shards;
+    // Shards [0, in_use) have taken a record at some time: the writer,
+    // flush() and stats() look at those only (threads are numbered from 0
+    // process-wide, so a gateway's request threads use the first few).
+    // Raised under the shard's lock before its first record goes in, so
+    // that the writer's last look (wait_for_work()) covers it.
+    std::atomic<std::size_t> in_use{0};
+    [[nodiscard]] std::size_t shards_in_use() const { return in_use.load(); }
+    void raise_in_use(std::size_t n) {
+        std::size_t seen = in_use.load();
+        while (seen < n && !in_use.compare_exchange_weak(seen, n)) {
+        }
+    }
     // Shards at their capacity (queue_capacity each): healthy() is false
     // while any is. Marked by append(), cleared by the writer as it drains.
     std::atomic<std::size_t> full_shards{0};
@@ -236,7 +243,6 @@ struct Writer::Impl {
     // an appender may still poke a writer that has seen its record.)
     bool hurry = false;
     std::condition_variable committed;  // flush(): the writer made progress
-    std::uint64_t written = 0;          // records committed (every shard's)
     std::uint64_t dropped = 0;          // lost when the writer stopped (the shards count theirs)
     std::uint64_t checkpoints = 0;
     bool stopping = false;  // close() called: refuse records, drain, stop
@@ -509,7 +515,8 @@ struct Writer::Impl {
     };
     Survey survey() {
         Survey out;
-        for (auto& sh : shards) {
+        for (std::size_t i = 0, n = shards_in_use(); i < n; ++i) {
+            Shard& sh = shards.at(i);
             std::lock_guard lk(sh.mu);
             if (sh.queue.empty()) {
                 continue;
@@ -529,8 +536,11 @@ struct Writer::Impl {
     // with whatever arrived during the commit before. Whether close() began.
     //
     // Appenders push under their shard's lock, then read `asleep`. The writer
-    // writes `asleep`, then looks at every shard under its lock. So either
-    // it sees the record, or the appender sees it asleep and pokes it.
+    // writes `asleep`, then reads `in_use` and looks at those shards under
+    // their locks. So either it sees the record, or the appender sees it
+    // asleep and pokes it (a shard's first record raises `in_use` before it
+    // is pushed, under the same lock, so the writer that misses the raise
+    // wrote `asleep` before the appender reads it).
     bool wait_for_work() {
         std::unique_lock lk(mu);
         asleep.store(k_idle);
@@ -569,7 +579,8 @@ struct Writer::Impl {
         std::array<std::unique_lock<std::mutex>, k_shards> locks;
         std::array<Shard*, k_shards> busy{};
         std::size_t n_busy = 0;
-        for (std::size_t i = 0; i < k_shards; ++i) {
+        const std::size_t n = shards_in_use();
+        for (std::size_t i = 0; i < n; ++i) {
             locks.at(i) = std::unique_lock(shards.at(i).mu);
             if (!shards.at(i).queue.empty()) {
                 busy.at(n_busy++) = &shards.at(i);
@@ -589,8 +600,8 @@ struct Writer::Impl {
                 busy.at(pick) = busy.at(--n_busy);
             }
         }
-        for (auto& sh : shards) {
-            clear_full(sh);
+        for (std::size_t i = 0; i < n; ++i) {
+            clear_full(shards.at(i));
         }
         return n_busy == 0;
     }
@@ -604,6 +615,15 @@ struct Writer::Impl {
             sh.queue.push_front(std::move(*it));
             mark_full(sh);
         }
+    }
+
+    // Records committed so far: every shard's (only the writer moves them).
+    [[nodiscard]] std::uint64_t committed_records() const {
+        std::uint64_t n = 0;
+        for (std::size_t i = 0, used = shards_in_use(); i < used; ++i) {
+            n += shards.at(i).written.load(std::memory_order_acquire);
+        }
+        return n;
     }
 
     // A batch committed: each shard's `written` moves to its last ticket in
@@ -630,7 +650,7 @@ struct Writer::Impl {
             const bool stop = wait_for_work();
             // No shard takes records once close() began, so drained stays drained.
             const bool last = take(batch) && stop;
-            const std::uint64_t written_before = written;  // only this thread writes it
+            const std::uint64_t written_before = committed_records();
             auto s = write_batch(batch, last, written_before);
             // A busy database (another process holding a write lock past the
             // busy timeout) gets two more tries at once.
@@ -651,7 +671,6 @@ struct Writer::Impl {
             {
                 std::lock_guard lk(mu);
                 if (s) {
-                    written += batch.size();
                     checkpoints += *s;
                     failing = false;
                     backoff = k_first_backoff;
@@ -693,12 +712,15 @@ struct Writer::Impl {
     // Queues `p` in the calling thread's shard and, with `done`, what runs
     // once it is committed. False when refused (counted).
     bool push(Pending p, std::function<void(bool)>* done) {
-        const std::size_t i = shard_of_this_thread();
+        const std::size_t i = thread_shard();
         Shard& sh = shards.at(i);
         bool was_empty = false;
         bool batch_full = false;
         {
             std::lock_guard lk(sh.mu);
+            if (sh.accepted == 0) {  // counted from now on (a refusal too)
+                raise_in_use(i + 1);
+            }
             if (p.kind.empty() || sh.closed || sh.queue.size() >= options.queue_capacity) {
                 ++sh.dropped;
                 return false;
@@ -907,12 +929,13 @@ bool Writer::append_then(json::object record, std::function<void(bool)> done) {
 bool Writer::flush(std::chrono::milliseconds timeout) {
     Impl& s = *impl_;
     std::array<std::uint64_t, k_shards> target{};
-    for (std::size_t i = 0; i < k_shards; ++i) {
+    const std::size_t used = s.shards_in_use();  // later shards: records after this call
+    for (std::size_t i = 0; i < used; ++i) {
         std::lock_guard lk(s.shards.at(i).mu);
         target.at(i) = s.shards.at(i).accepted;
     }
-    const auto done = [&s, &target] {
-        for (std::size_t i = 0; i < k_shards; ++i) {
+    const auto done = [&s, &target, used] {
+        for (std::size_t i = 0; i < used; ++i) {
             if (s.shards.at(i).written.load(std::memory_order_acquire) < target.at(i)) {
                 return false;
             }
@@ -956,14 +979,15 @@ void Writer::close() {
 WriterStats Writer::stats() const {
     const Impl& s = *impl_;
     WriterStats out;
-    for (auto& sh : s.shards) {
+    for (std::size_t i = 0, used = s.shards_in_use(); i < used; ++i) {
+        auto& sh = s.shards.at(i);
         std::lock_guard lk(sh.mu);
         out.queued += sh.accepted;
         out.dropped += sh.dropped;
         out.depth += sh.queue.size();
     }
+    out.written = s.committed_records();
     std::lock_guard lk(s.mu);
-    out.written = s.written;
     out.dropped += s.dropped;
     out.checkpoints = s.checkpoints;
     out.failures = s.failures;

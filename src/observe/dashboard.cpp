@@ -178,7 +178,7 @@ void Dashboard::advance(RequestShard& shard, const DashboardOptions& options,
 
 void Dashboard::request(const json::object& record, const std::string& session, bool denied,
                         Clock::time_point now) {
-    RequestShard& shard = shards_[metric_shard()];
+    RequestShard& shard = shards_[thread_shard()];
     const std::lock_guard lock(shard.mutex);
     advance(shard, options_, now);
     ++shard.series.back().requests;

@@ -120,24 +120,14 @@ typename Map::mapped_type& series_of(Map& series, LabelValues values) {
 
 }  // namespace
 
-std::size_t metric_shard() noexcept {
-    static std::atomic<std::size_t> next{0};
-    // Constant-initialised, so that reading it needs no guard of its own.
-    thread_local std::size_t mine = k_metric_shards;
-    if (mine == k_metric_shards) {
-        mine = next.fetch_add(1, std::memory_order_relaxed) % k_metric_shards;
-    }
-    return mine;
-}
-
 void Counter::inc(LabelValues values, double by) {
-    auto& shard = shards_[metric_shard()];
+    auto& shard = shards_[thread_shard()];
     const std::lock_guard lock(shard.mutex);
     series_of(shard.series, values) += by;
 }
 
 void Counter::touch(LabelValues values) {
-    auto& shard = shards_[metric_shard()];
+    auto& shard = shards_[thread_shard()];
     const std::lock_guard lock(shard.mutex);
     (void)series_of(shard.series, values);
 }
@@ -184,7 +174,7 @@ Histogram::Histogram(std::string name, std::string help, std::vector<std::string
 }
 
 void Histogram::observe(LabelValues values, double sample) {
-    auto& shard = shards_[metric_shard()];
+    auto& shard = shards_[thread_shard()];
     const std::lock_guard lock(shard.mutex);
     Series& s = series_of(shard.series, values);
     if (s.buckets.empty()) {

@@ -91,7 +91,7 @@ TEST(Metrics, ThreadsCountInTheirOwnShardsAndAScrapeAddsThemUp) {
         threads.emplace_back([&, t] {
             {
                 const std::lock_guard lock(shards_mutex);
-                shards.insert(metric_shard());
+                shards.insert(thread_shard());
             }
             for (int i = 0; i < k_each; ++i) {
                 c.inc({i % 2 == 0 ? "allow" : "deny"});

@@ -4,11 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <stdexcept>
+#include <thread>
 
 #include "pqmcp/core/bytes.hpp"
 #include "pqmcp/core/descriptor.hpp"
 #include "pqmcp/core/error.hpp"
 #include "pqmcp/core/scope.hpp"
+#include "pqmcp/core/thread_shard.hpp"
 
 namespace pqmcp {
 namespace {
@@ -103,4 +105,27 @@ TEST(OwnedFd, ClosesOnceWhereverItMoves) {
     write.reset(mine);
     write.reset();
     EXPECT_FALSE(is_open(write_end));
+}
+
+// Every component that shards by thread gets the same number for a thread,
+// and two threads that ask one after the other get different ones.
+TEST(ThreadShard, OneNumberPerThreadForItsLife) {
+    const std::size_t mine = pqmcp::thread_shard();
+    EXPECT_LT(mine, pqmcp::k_thread_shards);
+    EXPECT_EQ(pqmcp::thread_shard(), mine);
+    std::size_t first = pqmcp::k_thread_shards;
+    std::size_t second = pqmcp::k_thread_shards;
+    std::size_t first_again = pqmcp::k_thread_shards;
+    std::thread a([&] {
+        first = pqmcp::thread_shard();
+        first_again = pqmcp::thread_shard();
+    });
+    a.join();
+    std::thread b([&] { second = pqmcp::thread_shard(); });
+    b.join();
+    EXPECT_LT(first, pqmcp::k_thread_shards);
+    EXPECT_LT(second, pqmcp::k_thread_shards);
+    EXPECT_EQ(first, first_again);
+    EXPECT_NE(first, second);
+    EXPECT_EQ(pqmcp::thread_shard(), mine);
 }

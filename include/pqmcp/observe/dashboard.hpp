@@ -129,8 +129,7 @@ class Dashboard final {
         std::uint64_t requests = 0;
         std::uint64_t denied = 0;
     };
-    // A thread's share of what requests update (the thread numbered as for
-    // metrics, observe::metric_shard()).
+    // A thread's share of what requests update (pqmcp::thread_shard()).
     struct alignas(64) RequestShard {
         mutable std::mutex mutex;
         std::deque<Bucket> series;
@@ -139,7 +138,7 @@ class Dashboard final {
     };
     static void advance(RequestShard& shard, const DashboardOptions& options,
                         std::chrono::system_clock::time_point now);
-    std::array<RequestShard, k_metric_shards> shards_;
+    std::array<RequestShard, k_thread_shards> shards_;
     std::chrono::system_clock::time_point started_;
 };
 

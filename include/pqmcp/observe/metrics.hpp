@@ -20,6 +20,8 @@
 #include <string_view>
 #include <vector>
 
+#include "pqmcp/core/thread_shard.hpp"
+
 namespace pqmcp::observe {
 
 using Labels = std::vector<std::string>;  // values, in the family's label order
@@ -37,12 +39,6 @@ struct LabelsLess {
             [](const auto& x, const auto& y) { return std::string_view(x) < std::string_view(y); });
     }
 };
-
-// The shard of the calling thread: threads are numbered as they first update
-// a metric, and numbers beyond k_metric_shards share shards (correct, only
-// no longer free of contention).
-inline constexpr std::size_t k_metric_shards = 32;
-[[nodiscard]] std::size_t metric_shard() noexcept;
 
 // One thread's share of a family, on cache lines of its own.
 template <typename Series>
@@ -65,7 +61,7 @@ class Counter final {
     std::string name_;
     std::string help_;
     std::vector<std::string> label_names_;
-    std::array<MetricShard<double>, k_metric_shards> shards_;
+    std::array<MetricShard<double>, k_thread_shards> shards_;
 };
 
 class Histogram final {
@@ -87,7 +83,7 @@ class Histogram final {
     std::string help_;
     std::vector<std::string> label_names_;
     std::vector<double> bounds_;
-    std::array<MetricShard<Series>, k_metric_shards> shards_;
+    std::array<MetricShard<Series>, k_thread_shards> shards_;
 };
 
 // A value read when scraped: a gauge, or a counter kept elsewhere (an atomic
