@@ -136,4 +136,16 @@ inline std::string problems_text(const VerifyReport& r) {
     return out;
 }
 
+// Verifies `db` and expects an intact trail; the report, for what a test
+// checks further (an empty one, the failure reported, if verify could not run).
+inline VerifyReport expect_intact(const std::filesystem::path& db) {
+    auto r = verify(db);
+    if (!r) {
+        ADD_FAILURE() << "verify " << db << ": " << r.error().message();
+        return {};
+    }
+    EXPECT_TRUE(r->ok()) << problems_text(*r);
+    return std::move(*r);
+}
+
 }  // namespace pqmcp::audit::test

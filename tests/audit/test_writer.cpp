@@ -58,17 +58,15 @@ TEST_F(AuditWriter, AppendsCloseAndVerify) {
         EXPECT_EQ(st.depth, 0U);
         EXPECT_EQ((*w)->last_error(), "");
     }
-    auto r = verify(db_);
-    ASSERT_TRUE(r) << r.error().message();
-    EXPECT_TRUE(r->ok()) << problems_text(*r);
-    EXPECT_EQ(r->records, 52);
-    EXPECT_EQ(r->first_seq, 1);
-    EXPECT_EQ(r->last_seq, 52);
-    EXPECT_EQ(r->checkpoints, 1);
-    EXPECT_EQ(r->last_checkpoint_seq, 52);
-    EXPECT_EQ(r->unsigned_tail, 0);
-    ASSERT_EQ(r->signer_ids.size(), 1U);
-    EXPECT_EQ(r->signer_ids[0], id_.id.str());
+    const VerifyReport r = expect_intact(db_);
+    EXPECT_EQ(r.records, 52);
+    EXPECT_EQ(r.first_seq, 1);
+    EXPECT_EQ(r.last_seq, 52);
+    EXPECT_EQ(r.checkpoints, 1);
+    EXPECT_EQ(r.last_checkpoint_seq, 52);
+    EXPECT_EQ(r.unsigned_tail, 0);
+    ASSERT_EQ(r.signer_ids.size(), 1U);
+    EXPECT_EQ(r.signer_ids[0], id_.id.str());
 
     auto all = read(db_, Query{});
     ASSERT_TRUE(all);
@@ -165,12 +163,10 @@ TEST_F(AuditWriter, CheckpointEveryNRecords) {
     write_trail(db_, id_, 99, 10);  // opened + 99 = #1..#100, closed #101
     EXPECT_EQ(query_ints(db_, "SELECT seq FROM checkpoints ORDER BY seq"),
               (std::vector<std::int64_t>{10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 101}));
-    auto r = verify(db_);
-    ASSERT_TRUE(r);
-    EXPECT_TRUE(r->ok()) << problems_text(*r);
-    EXPECT_EQ(r->checkpoints, 11);
-    EXPECT_EQ(r->last_checkpoint_seq, 101);
-    EXPECT_EQ(r->unsigned_tail, 0);
+    const VerifyReport r = expect_intact(db_);
+    EXPECT_EQ(r.checkpoints, 11);
+    EXPECT_EQ(r.last_checkpoint_seq, 101);
+    EXPECT_EQ(r.unsigned_tail, 0);
 }
 
 TEST_F(AuditWriter, CheckpointEveryIntervalWhileRunning) {
@@ -198,11 +194,9 @@ TEST_F(AuditWriter, CheckpointEveryIntervalWhileRunning) {
 TEST_F(AuditWriter, ContinuesTheChainAfterReopen) {
     write_trail(db_, id_, 10);  // #1..#12
     write_trail(db_, id_, 10);  // #13..#24
-    auto r = verify(db_);
-    ASSERT_TRUE(r);
-    EXPECT_TRUE(r->ok()) << problems_text(*r);
-    EXPECT_EQ(r->records, 24);
-    EXPECT_EQ(r->checkpoints, 2);
+    const VerifyReport r = expect_intact(db_);
+    EXPECT_EQ(r.records, 24);
+    EXPECT_EQ(r.checkpoints, 2);
     auto second = read(db_, Query{12, {}, {}, {}, 1, false});
     ASSERT_TRUE(second);
     ASSERT_EQ(second->size(), 1U);
@@ -233,11 +227,9 @@ TEST_F(AuditWriter, NewTrailsUseLargePagesAndOldOnesKeepTheirs) {
     ASSERT_EQ(query_text(old, "PRAGMA page_size"), "4096");
     write_trail(old, id_, 3);  // #6..#10
     EXPECT_EQ(query_text(old, "PRAGMA page_size"), "4096");
-    auto r = verify(old);
-    ASSERT_TRUE(r) << r.error().message();
-    EXPECT_TRUE(r->ok()) << problems_text(*r);
-    EXPECT_EQ(r->records, 10);
-    EXPECT_EQ(r->checkpoints, 2);
+    const VerifyReport r = expect_intact(old);
+    EXPECT_EQ(r.records, 10);
+    EXPECT_EQ(r.checkpoints, 2);
 }
 
 // Every transaction adds its row to spans, and the rows tile the records:
@@ -273,10 +265,8 @@ TEST_F(AuditWriter, ContinuesATrailOfTheOldFormatInItsFormat) {
     write_trail(db_, id_, 3);  // #6..#10
     EXPECT_EQ(query_text(db_, "SELECT count(*) FROM sqlite_master WHERE name='spans'"), "0");
     EXPECT_EQ(query_text(db_, "SELECT value FROM meta WHERE key='format'"), "pqmcp-audit-1");
-    auto r = verify(db_);
-    ASSERT_TRUE(r) << r.error().message();
-    EXPECT_TRUE(r->ok()) << problems_text(*r);
-    EXPECT_EQ(r->records, 10);
+    const VerifyReport r = expect_intact(db_);
+    EXPECT_EQ(r.records, 10);
     Query q;
     q.since = "2000-01-01";
     auto since = read(db_, q);
@@ -305,10 +295,8 @@ TEST_F(AuditWriter, RefusesASecondWriter) {
     auto third = Writer::open(options_for(db_), id_);
     ASSERT_TRUE(third) << third.error().message();
     (*third)->close();
-    auto r = verify(db_);
-    ASSERT_TRUE(r);
-    EXPECT_TRUE(r->ok()) << problems_text(*r);
-    EXPECT_EQ(r->records, 4);
+    const VerifyReport r = expect_intact(db_);
+    EXPECT_EQ(r.records, 4);
 }
 
 // A writer killed with -9 leaves no lock behind; the next one continues the
@@ -343,12 +331,10 @@ TEST_F(AuditWriter, ContinuesAfterKill9) {
     auto w = Writer::open(options_for(db_), id_);
     ASSERT_TRUE(w) << w.error().message();
     (*w)->close();
-    auto r = verify(db_);
-    ASSERT_TRUE(r);
-    EXPECT_TRUE(r->ok()) << problems_text(*r);
-    EXPECT_EQ(r->records, 8);
-    EXPECT_EQ(r->last_checkpoint_seq, 8);
-    EXPECT_EQ(r->unsigned_tail, 0);
+    const VerifyReport r = expect_intact(db_);
+    EXPECT_EQ(r.records, 8);
+    EXPECT_EQ(r.last_checkpoint_seq, 8);
+    EXPECT_EQ(r.unsigned_tail, 0);
     auto opened = read(db_, Query{6, {}, {}, {}, 1, false});
     ASSERT_TRUE(opened);
     const auto body = json::parse(opened->front().body).as_object();
@@ -401,9 +387,7 @@ TEST_F(AuditWriter, FullQueueDropsAndFlushWaits) {
     for (const auto& r : *all) {
         EXPECT_LT(r.ts.substr(0, 23), released) << "seq " << r.seq;
     }
-    auto r = verify(db_);
-    ASSERT_TRUE(r);
-    EXPECT_TRUE(r->ok()) << problems_text(*r);
+    const VerifyReport r = expect_intact(db_);
 }
 
 TEST_F(AuditWriter, FlushCoversEverythingAppendedBefore) {
@@ -465,11 +449,9 @@ TEST_F(AuditWriter, ConcurrentAppendersKeepOneChain) {
         t.join();
     }
     (*w)->close();
-    auto r = verify(db_);
-    ASSERT_TRUE(r);
-    EXPECT_TRUE(r->ok()) << problems_text(*r);
-    EXPECT_EQ(r->records, 1'002);
-    EXPECT_EQ(r->checkpoints, 11);
+    const VerifyReport r = expect_intact(db_);
+    EXPECT_EQ(r.records, 1'002);
+    EXPECT_EQ(r.checkpoints, 11);
 }
 
 // Each thread appends to its own shard of the queue, and the writer takes
@@ -506,9 +488,7 @@ TEST_F(AuditWriter, ThreadsTakingTurnsKeepTheirOrderInTheChain) {
         const auto body = json::parse((*rows)[static_cast<std::size_t>(i)].body).as_object();
         ASSERT_EQ(body.at("request_id").as_int64(), i) << "the record at " << i;
     }
-    auto r = verify(db_);
-    ASSERT_TRUE(r);
-    EXPECT_TRUE(r->ok()) << problems_text(*r);
+    const VerifyReport r = expect_intact(db_);
 }
 
 // append_then() from several threads: each `done` runs once, with true, once
@@ -551,10 +531,8 @@ TEST_F(AuditWriter, AppendThenFromSeveralThreadsAnswersEachOnceCommitted) {
     EXPECT_FALSE((*w)->append_then(request_record(0), [&late](bool ok) { late = ok; }));
     EXPECT_FALSE(late);
     EXPECT_EQ(answered_true.load(), k_threads * k_each);
-    auto r = verify(db_);
-    ASSERT_TRUE(r);
-    EXPECT_TRUE(r->ok()) << problems_text(*r);
-    EXPECT_EQ(r->records, k_threads * k_each + 2);
+    const VerifyReport r = expect_intact(db_);
+    EXPECT_EQ(r.records, k_threads * k_each + 2);
 }
 
 // The queue's bound is per thread: a thread whose shard is full has its
@@ -584,9 +562,7 @@ TEST_F(AuditWriter, AFullShardRefusesItsThreadOnly) {
     EXPECT_EQ((*w)->stats().dropped, 1U);
     EXPECT_TRUE((*w)->healthy());
     (*w)->close();
-    auto r = verify(db_);
-    ASSERT_TRUE(r);
-    EXPECT_TRUE(r->ok()) << problems_text(*r);
+    const VerifyReport r = expect_intact(db_);
 }
 
 TEST_F(AuditWriter, RefusesRecordsWithoutKindAndAfterClose) {
