@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <iterator>
 #include <optional>
 #include <unordered_map>
 
@@ -450,6 +451,168 @@ class Analysis final {
     std::unordered_map<Digest, const Row*, DigestHash> by_hash_;
 };
 
+// What `read` finds records by (`audit tail | export --since | --until |
+// --kind`): each record's `ts` and `kind` columns, and in the current format
+// the `spans` rows. None of it is hashed, so an edit there would hide records
+// from a query by time or kind without touching the chain; verify checks it
+// against the bodies, which are.
+class QueryIndex final {
+  public:
+    struct Span {
+        std::int64_t first = 0;
+        std::int64_t last = 0;
+        std::string min_ts;
+        std::string max_ts;
+        // What its records' ts columns hold, as they are read.
+        std::int64_t seen = 0;
+        std::string seen_min;
+        std::string seen_max;
+    };
+
+    void set_spans(std::vector<Span> spans) {
+        has_spans_ = true;
+        spans_ = std::move(spans);
+    }
+
+    // One record, in seq order. Only a record whose hash holds (`valid`) is
+    // looked at: a changed one is reported as "modified" already. Its span is
+    // checked against the time in its body (hashed), not its column (which
+    // is checked on its own).
+    void record(const Row& row, std::string_view body, std::string_view ts_column,
+                std::string_view kind_column) {
+        if (!row.valid) {
+            return;
+        }
+        const std::int64_t seq = row.seq;
+        const std::string_view ts = columns(seq, row.body_seq, body, ts_column, kind_column);
+        if (!has_spans_) {
+            return;
+        }
+        while (next_ < spans_.size() && spans_[next_].last < seq) {
+            ++next_;
+        }
+        if (next_ < spans_.size() && spans_[next_].first <= seq) {
+            Span& sp = spans_[next_];
+            if (sp.seen == 0 || ts < sp.seen_min) {
+                sp.seen_min.assign(ts.data(), ts.size());
+            }
+            if (sp.seen == 0 || ts > sp.seen_max) {
+                sp.seen_max.assign(ts.data(), ts.size());
+            }
+            ++sp.seen;
+            return;
+        }
+        if (!uncovered_.empty() && uncovered_.back().second + 1 == seq) {
+            uncovered_.back().second = seq;
+        } else {
+            uncovered_.emplace_back(seq, seq);
+        }
+    }
+
+    // The column problems, and with `chain_holds` the spans'. Spans tile the
+    // records as the writer wrote them: where records were deleted, inserted
+    // or moved, they cannot match, and the chain's problem says so already.
+    // Spans that name records after the last show a truncated trail, unless
+    // `truncation_seen` (a checkpoint's record is missing: reported there).
+    void report(bool chain_holds, bool truncation_seen, std::int64_t last_seq,
+                std::vector<Problem>& out) const {
+        out.insert(out.end(), column_problems_.begin(), column_problems_.end());
+        if (!has_spans_ || !chain_holds) {
+            return;
+        }
+        const auto add = [&out](std::int64_t seq, std::string detail) {
+            out.push_back(Problem{seq, "span_mismatch", std::move(detail)});
+        };
+        for (const auto& [from, to] : uncovered_) {
+            add(from, from == to ? fmt::format("#{} is in no span: audit tail and export by time "
+                                               "do not find it",
+                                               from)
+                                 : fmt::format("#{}..#{} are in no span: audit tail and export "
+                                               "by time do not find them",
+                                               from, to));
+        }
+        std::int64_t covered = 0;  // the greatest seq a span before covers
+        for (const auto& sp : spans_) {
+            if (sp.first > sp.last || sp.first <= covered) {
+                add(sp.first,
+                    fmt::format("span #{}..#{} {} records of another span", sp.first, sp.last,
+                                sp.first > sp.last ? "ends before it starts: no" : "overlaps the"));
+            } else if (sp.last > last_seq) {
+                // Its records after the last are gone (below); its bounds
+                // may have been theirs.
+            } else if (sp.seen != sp.last - sp.first + 1 || sp.seen_min != sp.min_ts ||
+                       sp.seen_max != sp.max_ts) {
+                add(sp.first,
+                    fmt::format("span #{}..#{} says its records' times are {} to {}; they are {} "
+                                "to {}: audit tail and export by time can miss them",
+                                sp.first, sp.last, sp.min_ts, sp.max_ts, sp.seen_min, sp.seen_max));
+            }
+            covered = std::max(covered, sp.last);
+        }
+        if (covered > last_seq && !truncation_seen) {
+            out.push_back(Problem{
+                last_seq + 1, "deleted",
+                fmt::format("{} missing: the trail ends at #{} but its spans name records up to "
+                            "#{} (the trail was truncated)",
+                            covered == last_seq + 1
+                                ? fmt::format("#{} is", covered)
+                                : fmt::format("#{}..#{} are", last_seq + 1, covered),
+                            last_seq, covered)});
+        }
+    }
+
+  private:
+    // Compares the columns with the body; the body's ts (valid until the
+    // next call, or the column's view).
+    std::string_view columns(std::int64_t seq, std::int64_t body_seq, std::string_view body,
+                             std::string_view ts, std::string_view kind) {
+        // The writer's layout, `{"seq":N,"ts":"...","kind":"...",` with the
+        // columns' values, is seen without parsing the whole body (the
+        // strings put in it by the JSON serializer); anything else is parsed.
+        if (body_seq >= 0) {
+            std::string& prefix = scratch_;
+            prefix.clear();
+            fmt::format_to(std::back_inserter(prefix), R"({{"seq":{},"ts":)", body_seq);
+            prefix += json::serialize(json::string_view(ts.data(), ts.size()));
+            prefix += R"(,"kind":)";
+            prefix += json::serialize(json::string_view(kind.data(), kind.size()));
+            if (body.size() > prefix.size() && body.substr(0, prefix.size()) == prefix &&
+                (body[prefix.size()] == ',' || body[prefix.size()] == '}')) {
+                return ts;
+            }
+        }
+        boost::system::error_code ec;
+        const json::value v = json::parse(body, ec);
+        const json::object* o = !ec && v.is_object() ? &v.get_object() : nullptr;
+        const auto member = [o](std::string_view key) -> std::string_view {
+            const auto* m = o != nullptr ? o->if_contains(key) : nullptr;
+            return m != nullptr && m->is_string() ? std::string_view(m->get_string())
+                                                  : std::string_view{};
+        };
+        const std::string_view body_ts = member("ts");
+        const std::string_view body_kind = member("kind");
+        if (ts != body_ts || kind != body_kind) {
+            const bool time = ts != body_ts;
+            column_problems_.push_back(Problem{
+                seq, "column_mismatch",
+                fmt::format("#{}'s {} column says \"{}\" where its record says \"{}\": audit tail "
+                            "and export select records by that column",
+                            seq, time ? "ts" : "kind", time ? ts : kind,
+                            time ? body_ts : body_kind)});
+        }
+        body_ts_.assign(body_ts.data(), body_ts.size());
+        return body_ts_;
+    }
+
+    bool has_spans_ = false;
+    std::vector<Span> spans_;  // by first
+    std::size_t next_ = 0;     // the span the next record may be in
+    std::vector<std::pair<std::int64_t, std::int64_t>> uncovered_;  // runs of seqs in no span
+    std::vector<Problem> column_problems_;
+    std::string scratch_;
+    std::string body_ts_;
+};
+
 Row make_row(std::int64_t seq, std::string_view body, std::string_view prev, std::string_view hash,
              std::string& scratch) {
     Row r;
@@ -467,8 +630,31 @@ Row make_row(std::int64_t seq, std::string_view body, std::string_view prev, std
     return r;
 }
 
-Result<std::vector<Row>> load_records(sqlite3* db) {
-    auto s = detail::prepare(db, "SELECT seq, body, prev, hash FROM records ORDER BY seq",
+// The spans of a trail in the current format, by first.
+Result<std::vector<QueryIndex::Span>> load_spans(sqlite3* db) {
+    auto s = detail::prepare(db, "SELECT first, last, min_ts, max_ts FROM spans ORDER BY first",
+                             Errc::not_an_audit_db);
+    if (!s) {
+        return tl::unexpected(s.error());
+    }
+    std::vector<QueryIndex::Span> out;
+    int rc = 0;
+    while ((rc = sqlite3_step(s->get())) == SQLITE_ROW) {
+        QueryIndex::Span sp;
+        sp.first = sqlite3_column_int64(s->get(), 0);
+        sp.last = sqlite3_column_int64(s->get(), 1);
+        sp.min_ts = detail::column_text(s->get(), 2);
+        sp.max_ts = detail::column_text(s->get(), 3);
+        out.push_back(std::move(sp));
+    }
+    if (rc != SQLITE_DONE) {
+        return detail::sqlite_fail(Errc::open_failed, db, "reading spans");
+    }
+    return out;
+}
+
+Result<std::vector<Row>> load_records(sqlite3* db, QueryIndex& index) {
+    auto s = detail::prepare(db, "SELECT seq, body, prev, hash, ts, kind FROM records ORDER BY seq",
                              Errc::not_an_audit_db);
     if (!s) {
         return tl::unexpected(s.error());
@@ -477,9 +663,11 @@ Result<std::vector<Row>> load_records(sqlite3* db) {
     std::string scratch;
     int rc = 0;
     while ((rc = sqlite3_step(s->get())) == SQLITE_ROW) {
-        rows.push_back(make_row(sqlite3_column_int64(s->get(), 0), detail::column_view(s->get(), 1),
-                                detail::column_view(s->get(), 2), detail::column_view(s->get(), 3),
-                                scratch));
+        sqlite3_stmt* st = s->get();
+        const std::string_view body = detail::column_view(st, 1);
+        rows.push_back(make_row(sqlite3_column_int64(st, 0), body, detail::column_view(st, 2),
+                                detail::column_view(st, 3), scratch));
+        index.record(rows.back(), body, detail::column_view(st, 4), detail::column_view(st, 5));
     }
     if (rc != SQLITE_DONE) {
         return detail::sqlite_fail(Errc::open_failed, db, "reading records");
@@ -514,7 +702,7 @@ Result<std::vector<CheckpointRow>> load_checkpoints(sqlite3* db) {
 }
 
 VerifyReport analyse(const std::vector<Row>& rows, const std::vector<CheckpointRow>& cps,
-                     const VerifyOptions& options) {
+                     const VerifyOptions& options, const QueryIndex* index = nullptr) {
     VerifyReport report;
     report.records = static_cast<std::int64_t>(rows.size());
     if (!rows.empty()) {
@@ -523,7 +711,15 @@ VerifyReport analyse(const std::vector<Row>& rows, const std::vector<CheckpointR
     }
     Analysis analysis(rows, report.problems);
     analysis.chain();
+    const bool chain_holds = report.problems.empty();
     analysis.checkpoints(cps, options, report);
+    if (index != nullptr) {
+        const bool truncation_seen =
+            std::any_of(report.problems.begin(), report.problems.end(), [&](const Problem& p) {
+                return p.kind == "checkpoint_missing_record" && p.seq > report.last_seq;
+            });
+        index->report(chain_holds, truncation_seen, report.last_seq, report.problems);
+    }
     std::stable_sort(report.problems.begin(), report.problems.end(),
                      [](const Problem& a, const Problem& b) { return a.seq < b.seq; });
     const auto after = std::upper_bound(rows.begin(), rows.end(), report.last_checkpoint_seq,
@@ -545,7 +741,18 @@ Result<VerifyReport> verify(const std::filesystem::path& db, const VerifyOptions
     if (auto s = detail::exec(h, "BEGIN", Errc::open_failed); !s) {
         return tl::unexpected(s.error());
     }
-    auto rows = load_records(h);
+    QueryIndex index;
+    const auto read_rows = [h, &index]() -> Result<std::vector<Row>> {
+        if (detail::has_spans(h)) {
+            auto spans = load_spans(h);
+            if (!spans) {
+                return tl::unexpected(spans.error());
+            }
+            index.set_spans(std::move(*spans));
+        }
+        return load_records(h, index);
+    };
+    auto rows = read_rows();
     auto cps = rows ? load_checkpoints(h) : Result<std::vector<CheckpointRow>>{};
     (void)detail::exec(h, "COMMIT", Errc::open_failed);
     if (!rows) {
@@ -555,7 +762,7 @@ Result<VerifyReport> verify(const std::filesystem::path& db, const VerifyOptions
         return tl::unexpected(cps.error());
     }
 
-    return analyse(*rows, *cps, options);
+    return analyse(*rows, *cps, options, &index);
 }
 
 struct ChainVerifier::State {

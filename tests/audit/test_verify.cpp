@@ -1,6 +1,8 @@
 // verify() against tampered copies of a trail: each kind of tampering is
 // reported once, as what it is, at the record it concerns.
+#include <algorithm>
 #include <set>
+#include <string>
 
 #include "helpers.hpp"
 
@@ -320,6 +322,91 @@ TEST_F(AuditVerify, UnsignedTailIsReported) {
     EXPECT_EQ(r.checkpoints, 0);
     EXPECT_EQ(r.last_checkpoint_seq, 0);
     EXPECT_EQ(r.unsigned_tail, 32);
+}
+
+// What `audit tail` and `export` find records by is not hashed: the ts and
+// kind columns and the spans. An edit there hides a record from a query by
+// time or kind; verify compares them with the records.
+bool finds(const std::filesystem::path& db, const Query& q, std::int64_t seq) {
+    auto got = read(db, q);
+    EXPECT_TRUE(got) << got.error().message();
+    return got &&
+           std::any_of(got->begin(), got->end(), [seq](const Stored& s) { return s.seq == seq; });
+}
+
+TEST_F(AuditVerify, EditedTimeColumn) {
+    const auto db = copy();
+    Query q;
+    q.since = query_text(db, "SELECT ts FROM records WHERE seq = 17");
+    ASSERT_TRUE(finds(db, q, 17));
+    exec(db, "UPDATE records SET ts = '2000-01-01T00:00:00.000000Z' WHERE seq = 17");
+    EXPECT_FALSE(finds(db, q, 17));
+    const auto r = check(db);
+    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
+    EXPECT_EQ(r.problems[0].seq, 17);
+    EXPECT_EQ(r.problems[0].kind, "column_mismatch");
+    EXPECT_NE(r.problems[0].detail.find("ts column says \"2000-01-01T00:00:00.000000Z\""),
+              std::string::npos)
+        << r.problems[0].detail;
+}
+
+TEST_F(AuditVerify, EditedKindColumn) {
+    const auto db = copy();
+    Query q;
+    q.kind = "request";
+    ASSERT_TRUE(finds(db, q, 17));
+    exec(db, "UPDATE records SET kind = 'lifecycle' WHERE seq = 17");
+    EXPECT_FALSE(finds(db, q, 17));
+    const auto r = check(db);
+    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
+    EXPECT_EQ(r.problems[0].seq, 17);
+    EXPECT_EQ(r.problems[0].kind, "column_mismatch");
+    EXPECT_NE(r.problems[0].detail.find("kind column says \"lifecycle\""), std::string::npos)
+        << r.problems[0].detail;
+}
+
+TEST_F(AuditVerify, EditedSpan) {
+    const auto db = copy();
+    const std::string span = "first <= 17 AND last >= 17";
+    const auto first = std::stoll(query_text(db, "SELECT first FROM spans WHERE " + span));
+    Query q;
+    q.since = query_text(db, "SELECT ts FROM records WHERE seq = 17");
+    ASSERT_TRUE(finds(db, q, 17));
+    exec(db, "UPDATE spans SET max_ts = '2000-01-01T00:00:00.000000Z' WHERE " + span);
+    EXPECT_FALSE(finds(db, q, 17));
+    const auto r = check(db);
+    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
+    EXPECT_EQ(r.problems[0].seq, first);
+    EXPECT_EQ(r.problems[0].kind, "span_mismatch");
+    EXPECT_NE(r.problems[0].detail.find("to 2000-01-01T00:00:00.000000Z; they are"),
+              std::string::npos)
+        << r.problems[0].detail;
+}
+
+TEST_F(AuditVerify, DeletedSpan) {
+    const auto db = copy();
+    const std::string span = "first <= 17 AND last >= 17";
+    const auto first = std::stoll(query_text(db, "SELECT first FROM spans WHERE " + span));
+    exec(db, "DELETE FROM spans WHERE " + span);
+    const auto r = check(db);
+    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
+    EXPECT_EQ(r.problems[0].seq, first);
+    EXPECT_EQ(r.problems[0].kind, "span_mismatch");
+    EXPECT_NE(r.problems[0].detail.find("in no span"), std::string::npos) << r.problems[0].detail;
+}
+
+// Without the checkpoints, the chain alone cannot tell a trail cut short
+// (UnsignedTailIsReported); its spans still name the records that were there.
+TEST_F(AuditVerify, TruncatedUnsignedTailIsCaughtByTheSpans) {
+    const auto db = copy();
+    exec(db, "DELETE FROM checkpoints");
+    exec(db, "DELETE FROM records WHERE seq >= 31");
+    const auto r = check(db);
+    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
+    EXPECT_EQ(r.problems[0].seq, 31);
+    EXPECT_EQ(r.problems[0].kind, "deleted");
+    EXPECT_NE(r.problems[0].detail.find("#31..#32 are missing"), std::string::npos)
+        << r.problems[0].detail;
 }
 
 }  // namespace

@@ -143,7 +143,8 @@ struct Problem {
     std::int64_t seq = 0;  // the record (or checkpoint's record) concerned
     // "modified", "deleted", "inserted", "reordered", "broken_link",
     // "checkpoint_mismatch", "checkpoint_signature", "checkpoint_missing_record",
-    // "signer_changed", "unexpected_signer"
+    // "signer_changed", "unexpected_signer", and for what read() finds
+    // records by: "column_mismatch", "span_mismatch"
     std::string kind;
     std::string detail;
 };
@@ -173,7 +174,8 @@ struct VerifyReport {
 };
 
 // Reads the whole database in one read transaction (read-only; a running
-// writer is not disturbed). Keeps about 100 bytes per record in memory.
+// writer is not disturbed). Keeps about 100 bytes per record and 300 per
+// span in memory.
 // Errors: open_failed (also for a missing file, which is never created),
 // not_an_audit_db.
 [[nodiscard]] Result<VerifyReport> verify(const std::filesystem::path& db,
