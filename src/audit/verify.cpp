@@ -767,6 +767,7 @@ Result<VerifyReport> verify(const std::filesystem::path& db, const VerifyOptions
 
 struct ChainVerifier::State {
     std::vector<Row> rows;
+    QueryIndex index;  // the columns, where given (no spans: records come in any order)
     std::vector<CheckpointRow> checkpoints;
     std::string scratch;
 };
@@ -777,6 +778,12 @@ ChainVerifier::~ChainVerifier() = default;
 void ChainVerifier::record(std::int64_t seq, std::string_view body, std::string_view prev,
                            std::string_view hash) {
     state_->rows.push_back(make_row(seq, body, prev, hash, state_->scratch));
+}
+
+void ChainVerifier::record(std::int64_t seq, std::string_view body, std::string_view prev,
+                           std::string_view hash, std::string_view ts, std::string_view kind) {
+    record(seq, body, prev, hash);
+    state_->index.record(state_->rows.back(), body, ts, kind);
 }
 
 void ChainVerifier::checkpoint(const StoredCheckpoint& cp) {
@@ -791,7 +798,7 @@ VerifyReport ChainVerifier::finish(const VerifyOptions& options) {
     auto& cps = state_->checkpoints;
     std::stable_sort(cps.begin(), cps.end(),
                      [](const CheckpointRow& a, const CheckpointRow& b) { return a.seq < b.seq; });
-    return analyse(rows, cps, options);
+    return analyse(rows, cps, options, &state_->index);
 }
 
 std::string VerifyReport::to_json() const {

@@ -324,14 +324,16 @@ Result<std::vector<ReplicaReport>> verify_postgres(const std::string& conninfo,
         rep.replica = std::string(text(names->get(), i, 0));
         audit::ChainVerifier chain;
         auto rows = pg->exec(
-            "SELECT seq, body, prev, hash FROM pqmcp_audit_records WHERE replica=$1 ORDER BY seq",
+            "SELECT seq, body, prev, hash, ts, kind FROM pqmcp_audit_records WHERE replica=$1 "
+            "ORDER BY seq",
             {rep.replica});
         if (!rows) {
             return tl::unexpected(rows.error());
         }
         for (int j = 0; j < PQntuples(rows->get()); ++j) {
             chain.record(std::stoll(std::string(text(rows->get(), j, 0))), text(rows->get(), j, 1),
-                         text(rows->get(), j, 2), text(rows->get(), j, 3));
+                         text(rows->get(), j, 2), text(rows->get(), j, 3), text(rows->get(), j, 4),
+                         text(rows->get(), j, 5));
         }
         rows->reset();
         auto cps = pg->exec(

@@ -635,6 +635,14 @@ TEST(Shipper, ChainsOfTwoReplicasShipAndVerifyThenTamperingIsFound) {
     EXPECT_EQ(reports[ra].problems.front().kind, "modified");
     EXPECT_EQ(reports[ra].problems.front().seq, 5);
     EXPECT_TRUE(reports[rb].ok());  // the other replica's chain is its own
+
+    // A query column no hash covers, edited: the record would be misfiled by kind.
+    psql("UPDATE pqmcp_audit_records SET kind = 'lifecycle' WHERE replica = '" + rb +
+         "' AND seq = 3");
+    reports = verify_all();
+    ASSERT_EQ(reports[rb].problems.size(), 1U) << reports[rb].to_json();
+    EXPECT_EQ(reports[rb].problems.front().kind, "column_mismatch");
+    EXPECT_EQ(reports[rb].problems.front().seq, 3);
 }
 
 // A new local database under a name PostgreSQL already has a chain for is

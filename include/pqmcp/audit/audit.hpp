@@ -205,6 +205,10 @@ class ChainVerifier final {
     ChainVerifier& operator=(ChainVerifier&&) = delete;
     void record(std::int64_t seq, std::string_view body, std::string_view prev,
                 std::string_view hash);
+    // With the record's `ts` and `kind` columns as stored there, which are
+    // checked against its body as verify() does ("column_mismatch").
+    void record(std::int64_t seq, std::string_view body, std::string_view prev,
+                std::string_view hash, std::string_view ts, std::string_view kind);
     void checkpoint(const StoredCheckpoint& cp);
     [[nodiscard]] VerifyReport finish(const VerifyOptions& options = {});
 
