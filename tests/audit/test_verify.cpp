@@ -35,6 +35,15 @@ class AuditVerify : public ::testing::Test {
         return r ? *r : VerifyReport{};
     }
 
+    // The one problem `r` has: at `seq`, of `kind`, its detail containing `says`.
+    static void expect_only(const VerifyReport& r, std::int64_t seq, const std::string& kind,
+                            const std::string& says = "") {
+        ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
+        EXPECT_EQ(r.problems[0].seq, seq);
+        EXPECT_EQ(r.problems[0].kind, kind);
+        EXPECT_NE(r.problems[0].detail.find(says), std::string::npos) << r.problems[0].detail;
+    }
+
     // The problems about the chain (not the checkpoints).
     static std::vector<Problem> chain_problems(const VerifyReport& r) {
         std::vector<Problem> out;
@@ -77,9 +86,7 @@ TEST_F(AuditVerify, ModifiedBody) {
     const auto db = copy();
     exec(db, "UPDATE records SET body = replace(body, 'demo__echo', 'demo__evil') WHERE seq = 17");
     const auto r = check(db);
-    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
-    EXPECT_EQ(r.problems[0].seq, 17);
-    EXPECT_EQ(r.problems[0].kind, "modified");
+    expect_only(r, 17, "modified");
     const auto j = json::parse(r.to_json()).as_object();
     EXPECT_EQ(j.at("ok"), false);
     EXPECT_EQ(j.at("problems").as_array().at(0).at("kind"), "modified");
@@ -89,25 +96,19 @@ TEST_F(AuditVerify, ModifiedPrevOrHashIsOneProblem) {
     const auto a = copy();
     exec(a, "UPDATE records SET hash = replace(hash, substr(hash, 1, 1), 'x') WHERE seq = 17");
     auto r = check(a);
-    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
-    EXPECT_EQ(r.problems[0].seq, 17);
-    EXPECT_EQ(r.problems[0].kind, "modified");
+    expect_only(r, 17, "modified");
 
     const auto b = copy();
     exec(b, "UPDATE records SET prev = (SELECT hash FROM records WHERE seq = 3) WHERE seq = 17");
     r = check(b);
-    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
-    EXPECT_EQ(r.problems[0].seq, 17);
-    EXPECT_EQ(r.problems[0].kind, "modified");
+    expect_only(r, 17, "modified");
 }
 
 TEST_F(AuditVerify, DeletedRecord) {
     const auto db = copy();
     exec(db, "DELETE FROM records WHERE seq = 17");
     const auto r = check(db);
-    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
-    EXPECT_EQ(r.problems[0].seq, 17);
-    EXPECT_EQ(r.problems[0].kind, "deleted");
+    expect_only(r, 17, "deleted");
     EXPECT_EQ(r.records, 31);
 }
 
@@ -115,10 +116,7 @@ TEST_F(AuditVerify, DeletedRange) {
     const auto db = copy();
     exec(db, "DELETE FROM records WHERE seq BETWEEN 17 AND 20");
     const auto r = check(db);
-    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
-    EXPECT_EQ(r.problems[0].seq, 17);
-    EXPECT_EQ(r.problems[0].kind, "deleted");
-    EXPECT_NE(r.problems[0].detail.find("#17..#20"), std::string::npos) << r.problems[0].detail;
+    expect_only(r, 17, "deleted", "#17..#20");
 }
 
 TEST_F(AuditVerify, DeletedAndRenumbered) {
@@ -143,18 +141,14 @@ TEST_F(AuditVerify, DeletedHead) {
     const auto db = copy();
     exec(db, "DELETE FROM records WHERE seq <= 3");
     const auto r = check(db);
-    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
-    EXPECT_EQ(r.problems[0].seq, 1);
-    EXPECT_EQ(r.problems[0].kind, "deleted");
+    expect_only(r, 1, "deleted");
 }
 
 TEST_F(AuditVerify, DeletedTailIsCaughtByTheCheckpoint) {
     const auto db = copy();
     exec(db, "DELETE FROM records WHERE seq >= 30");
     const auto r = check(db);
-    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
-    EXPECT_EQ(r.problems[0].seq, 32);
-    EXPECT_EQ(r.problems[0].kind, "checkpoint_missing_record");
+    expect_only(r, 32, "checkpoint_missing_record");
 }
 
 // A forged record at #17 with a hash correctly chained to #16, the genuine
@@ -263,9 +257,7 @@ TEST_F(AuditVerify, CorruptCheckpointSignature) {
          "UPDATE checkpoints SET sig = (CASE substr(sig, 1, 1) WHEN '0' THEN '1' ELSE '0' END) || "
          "substr(sig, 2) WHERE seq = 32");
     auto r = check(db);
-    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
-    EXPECT_EQ(r.problems[0].seq, 32);
-    EXPECT_EQ(r.problems[0].kind, "checkpoint_signature");
+    expect_only(r, 32, "checkpoint_signature");
     EXPECT_EQ(r.last_checkpoint_seq, 0);
     EXPECT_EQ(r.unsigned_tail, 32);
 
@@ -274,9 +266,7 @@ TEST_F(AuditVerify, CorruptCheckpointSignature) {
     exec(moved,
          "UPDATE checkpoints SET seq = 31, hash = (SELECT hash FROM records WHERE seq = 31)");
     r = check(moved);
-    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
-    EXPECT_EQ(r.problems[0].seq, 31);
-    EXPECT_EQ(r.problems[0].kind, "checkpoint_signature");
+    expect_only(r, 31, "checkpoint_signature");
 
     // Another key in `pub` than the signer's.
     const auto other = make_identity(dir_.path() / "other");
@@ -293,9 +283,7 @@ TEST_F(AuditVerify, CorruptCheckpointSignature) {
 TEST_F(AuditVerify, ExpectedSigners) {
     const auto other = make_identity(dir_.path() / "other");
     auto r = check(pristine_, VerifyOptions{{other.id.str()}});
-    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
-    EXPECT_EQ(r.problems[0].seq, 32);
-    EXPECT_EQ(r.problems[0].kind, "unexpected_signer");
+    expect_only(r, 32, "unexpected_signer");
     EXPECT_EQ(r.last_checkpoint_seq, 0);
     r = check(pristine_, VerifyOptions{{other.id.str(), id_.id.str()}});
     EXPECT_TRUE(r.ok()) << problems_text(r);
@@ -306,9 +294,7 @@ TEST_F(AuditVerify, SignerChanged) {
     const auto other = make_identity(dir_.path() / "other");
     write_trail(db, other, 2);  // #33..#36, signed by the other key
     auto r = check(db);
-    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
-    EXPECT_EQ(r.problems[0].seq, 36);
-    EXPECT_EQ(r.problems[0].kind, "signer_changed");
+    expect_only(r, 36, "signer_changed");
     EXPECT_EQ(r.signer_ids, (std::vector<std::string>{id_.id.str(), other.id.str()}));
     r = check(db, VerifyOptions{{id_.id.str(), other.id.str()}});
     EXPECT_TRUE(r.ok()) << problems_text(r);
@@ -342,12 +328,7 @@ TEST_F(AuditVerify, EditedTimeColumn) {
     exec(db, "UPDATE records SET ts = '2000-01-01T00:00:00.000000Z' WHERE seq = 17");
     EXPECT_FALSE(finds(db, q, 17));
     const auto r = check(db);
-    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
-    EXPECT_EQ(r.problems[0].seq, 17);
-    EXPECT_EQ(r.problems[0].kind, "column_mismatch");
-    EXPECT_NE(r.problems[0].detail.find("ts column says \"2000-01-01T00:00:00.000000Z\""),
-              std::string::npos)
-        << r.problems[0].detail;
+    expect_only(r, 17, "column_mismatch", "ts column says \"2000-01-01T00:00:00.000000Z\"");
 }
 
 TEST_F(AuditVerify, EditedKindColumn) {
@@ -358,11 +339,7 @@ TEST_F(AuditVerify, EditedKindColumn) {
     exec(db, "UPDATE records SET kind = 'lifecycle' WHERE seq = 17");
     EXPECT_FALSE(finds(db, q, 17));
     const auto r = check(db);
-    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
-    EXPECT_EQ(r.problems[0].seq, 17);
-    EXPECT_EQ(r.problems[0].kind, "column_mismatch");
-    EXPECT_NE(r.problems[0].detail.find("kind column says \"lifecycle\""), std::string::npos)
-        << r.problems[0].detail;
+    expect_only(r, 17, "column_mismatch", "kind column says \"lifecycle\"");
 }
 
 TEST_F(AuditVerify, EditedSpan) {
@@ -375,9 +352,7 @@ TEST_F(AuditVerify, EditedSpan) {
     exec(db, "UPDATE spans SET max_ts = '2000-01-01T00:00:00.000000Z' WHERE " + span);
     EXPECT_FALSE(finds(db, q, 17));
     const auto r = check(db);
-    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
-    EXPECT_EQ(r.problems[0].seq, first);
-    EXPECT_EQ(r.problems[0].kind, "span_mismatch");
+    expect_only(r, first, "span_mismatch");
     EXPECT_NE(r.problems[0].detail.find("to 2000-01-01T00:00:00.000000Z; they are"),
               std::string::npos)
         << r.problems[0].detail;
@@ -389,10 +364,7 @@ TEST_F(AuditVerify, DeletedSpan) {
     const auto first = std::stoll(query_text(db, "SELECT first FROM spans WHERE " + span));
     exec(db, "DELETE FROM spans WHERE " + span);
     const auto r = check(db);
-    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
-    EXPECT_EQ(r.problems[0].seq, first);
-    EXPECT_EQ(r.problems[0].kind, "span_mismatch");
-    EXPECT_NE(r.problems[0].detail.find("in no span"), std::string::npos) << r.problems[0].detail;
+    expect_only(r, first, "span_mismatch", "in no span");
 }
 
 // Without the checkpoints, the chain alone cannot tell a trail cut short
@@ -402,11 +374,7 @@ TEST_F(AuditVerify, TruncatedUnsignedTailIsCaughtByTheSpans) {
     exec(db, "DELETE FROM checkpoints");
     exec(db, "DELETE FROM records WHERE seq >= 31");
     const auto r = check(db);
-    ASSERT_EQ(r.problems.size(), 1U) << problems_text(r);
-    EXPECT_EQ(r.problems[0].seq, 31);
-    EXPECT_EQ(r.problems[0].kind, "deleted");
-    EXPECT_NE(r.problems[0].detail.find("#31..#32 are missing"), std::string::npos)
-        << r.problems[0].detail;
+    expect_only(r, 31, "deleted", "#31..#32 are missing");
 }
 
 }  // namespace
