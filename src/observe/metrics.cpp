@@ -118,6 +118,32 @@ typename Map::mapped_type& series_of(Map& series, LabelValues values) {
     return it->second;
 }
 
+// Calls `f(values, series)` for each series of each shard, the shard under
+// its lock (a scrape adds the threads' shares up this way).
+template <typename Shards, typename F>
+void for_each_series(const Shards& shards, F&& f) {
+    for (const auto& shard : shards) {
+        const std::lock_guard lock(shard.mutex);
+        for (const auto& [values, series] : shard.series) {
+            f(values, series);
+        }
+    }
+}
+
+// The sum over the shards of `part(series)` for the series of `values`.
+template <typename Shards, typename Part>
+auto sum_of(const Shards& shards, LabelValues values, Part part) {
+    decltype(part(shards[0].series.begin()->second)) sum{};
+    for (const auto& shard : shards) {
+        const std::lock_guard lock(shard.mutex);
+        const auto it = shard.series.find(values);
+        if (it != shard.series.end()) {
+            sum += part(it->second);
+        }
+    }
+    return sum;
+}
+
 }  // namespace
 
 void Counter::inc(LabelValues values, double by) {
@@ -133,25 +159,12 @@ void Counter::touch(LabelValues values) {
 }
 
 double Counter::value(LabelValues values) const {
-    double sum = 0;
-    for (const auto& shard : shards_) {
-        const std::lock_guard lock(shard.mutex);
-        const auto it = shard.series.find(values);
-        if (it != shard.series.end()) {
-            sum += it->second;
-        }
-    }
-    return sum;
+    return sum_of(shards_, values, [](double v) { return v; });
 }
 
 void Counter::expose(std::string& out) const {
     std::map<Labels, double, LabelsLess> all;
-    for (const auto& shard : shards_) {
-        const std::lock_guard lock(shard.mutex);
-        for (const auto& [values, v] : shard.series) {
-            all[values] += v;
-        }
-    }
+    for_each_series(shards_, [&all](const Labels& values, double v) { all[values] += v; });
     header(out, name_, help_, "counter");
     if (all.empty() && label_names_.empty()) {
         out += fmt::format("{} 0\n", name_);
@@ -189,33 +202,22 @@ void Histogram::observe(LabelValues values, double sample) {
 }
 
 std::uint64_t Histogram::count(LabelValues values) const {
-    std::uint64_t sum = 0;
-    for (const auto& shard : shards_) {
-        const std::lock_guard lock(shard.mutex);
-        const auto it = shard.series.find(values);
-        if (it != shard.series.end()) {
-            sum += it->second.count;
-        }
-    }
-    return sum;
+    return sum_of(shards_, values, [](const Series& s) { return s.count; });
 }
 
 void Histogram::expose(std::string& out) const {
     std::map<Labels, Series, LabelsLess> all;
-    for (const auto& shard : shards_) {
-        const std::lock_guard lock(shard.mutex);
-        for (const auto& [values, s] : shard.series) {
-            Series& into = all[values];
-            if (into.buckets.empty()) {
-                into.buckets.assign(bounds_.size(), 0);
-            }
-            for (std::size_t i = 0; i < s.buckets.size() && i < into.buckets.size(); ++i) {
-                into.buckets[i] += s.buckets[i];
-            }
-            into.count += s.count;
-            into.sum += s.sum;
+    for_each_series(shards_, [&](const Labels& values, const Series& s) {
+        Series& into = all[values];
+        if (into.buckets.empty()) {
+            into.buckets.assign(bounds_.size(), 0);
         }
-    }
+        for (std::size_t i = 0; i < s.buckets.size() && i < into.buckets.size(); ++i) {
+            into.buckets[i] += s.buckets[i];
+        }
+        into.count += s.count;
+        into.sum += s.sum;
+    });
     header(out, name_, help_, "histogram");
     for (const auto& [values, s] : all) {
         std::uint64_t cumulative = 0;
