@@ -83,9 +83,9 @@ test-sanitize: build-sanitize interop-deps
 # socket's) and those that drive the pqmcp binary with many clients at once.
 build-tsan: bootstrap
 	$(call configure,$(BUILD_TSAN),-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPQMCP_TSAN=ON -DPQMCP_BUILD_BENCH=OFF)
-	cmake --build $(BUILD_TSAN) -j $(JOBS) --target test_audit test_observe test_gateway test_gateway_filters test_transport test_cluster_stores test_cluster_gateway pqmcp pqmcp_fixture
+	cmake --build $(BUILD_TSAN) -j $(JOBS) --target test_audit test_observe test_policy test_gateway test_gateway_filters test_transport test_cluster_stores test_cluster_gateway pqmcp pqmcp_fixture
 
-TSAN_TESTS ?= ^(audit|observe|gateway|gateway_filters|transport|cluster_stores|cluster_gateway|cluster_tier|interop_mcp_threads|interop_mcp_everything|interop_mcp_policy|security_hostile_client)$$
+TSAN_TESTS ?= ^(audit|observe|policy|gateway|gateway_filters|transport|cluster_stores|cluster_gateway|cluster_tier|interop_mcp_threads|interop_mcp_everything|interop_mcp_policy|security_hostile_client)$$
 # Every report (the test binaries' and the pqmcp processes' the interop tests
 # start) goes to a file: any file fails the run.
 test-tsan: build-tsan interop-deps

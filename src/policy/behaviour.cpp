@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <functional>
 
 #include <boost/json/serialize.hpp>
 
@@ -129,21 +130,25 @@ Behaviour::Assessment Behaviour::score(const BehaviourSettings& settings, const 
     return out;
 }
 
-Snapshot Behaviour::learn(const std::string& identity, const CallFacts& facts,
+Behaviour::Shard& Behaviour::shard_of(const std::string& identity) const {
+    return shards_.at(std::hash<std::string>{}(identity) % k_shards);
+}
+
+Snapshot Behaviour::learn(Shard& sh, const std::string& identity, const CallFacts& facts,
                           Clock::time_point now) {
-    auto [found, new_identity] = baselines_.try_emplace(identity);
+    auto [found, new_identity] = sh.baselines.try_emplace(identity);
     Baseline& b = found->second;
     if (new_identity) {
-        recency_.push_front(identity);
-        b.recency = recency_.begin();
-        if (baselines_.size() > k_max_identities) {
-            baselines_.erase(recency_.back());
-            recency_.pop_back();
+        sh.recency.push_front(identity);
+        b.recency = sh.recency.begin();
+        if (sh.baselines.size() > k_max_identities / k_shards) {
+            sh.baselines.erase(sh.recency.back());
+            sh.recency.pop_back();
         }
     } else {
-        recency_.splice(recency_.begin(), recency_, b.recency);
+        sh.recency.splice(sh.recency.begin(), sh.recency, b.recency);
     }
-    const double tau = tau_of(settings_);
+    const double tau = tau_of(sh.settings);
 
     Snapshot s;
     s.calls = b.calls;
@@ -209,31 +214,34 @@ Snapshot Behaviour::learn(const std::string& identity, const CallFacts& facts,
 Behaviour::Assessment Behaviour::observe(const std::string& identity, const std::string& tool,
                                          const json::value* arguments, Clock::time_point now) {
     const CallFacts f = facts(tool, arguments);
-    const std::lock_guard lock(mutex_);
-    if (!settings_.enabled) {
+    Shard& sh = shard_of(identity);
+    const std::lock_guard lock(sh.mutex);
+    if (!sh.settings.enabled) {
         return {};
     }
-    return score(settings_, f, learn(identity, f, now));
+    return score(sh.settings, f, learn(sh, identity, f, now));
 }
 
 Behaviour::Assessment Behaviour::observe(const std::string& identity, const CallFacts& f,
                                          Clock::time_point now,
                                          const std::optional<Snapshot>& shared) {
-    const std::lock_guard lock(mutex_);
-    if (!settings_.enabled) {
+    Shard& sh = shard_of(identity);
+    const std::lock_guard lock(sh.mutex);
+    if (!sh.settings.enabled) {
         return {};
     }
-    const Snapshot here = learn(identity, f, now);
+    const Snapshot here = learn(sh, identity, f, now);
     if (!shared) {
-        ++fallbacks_;
+        ++sh.fallbacks;
     }
-    return score(settings_, f, shared ? *shared : here);
+    return score(sh.settings, f, shared ? *shared : here);
 }
 
 std::size_t Behaviour::tools_of(const std::string& identity) const {
-    const std::lock_guard lock(mutex_);
-    const auto it = baselines_.find(identity);
-    return it == baselines_.end() ? 0 : it->second.tools.size();
+    const Shard& sh = shard_of(identity);
+    const std::lock_guard lock(sh.mutex);
+    const auto it = sh.baselines.find(identity);
+    return it == sh.baselines.end() ? 0 : it->second.tools.size();
 }
 
 }  // namespace pqmcp::policy

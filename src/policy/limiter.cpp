@@ -1,6 +1,7 @@
 #include "pqmcp/policy/limiter.hpp"
 
 #include <algorithm>
+#include <functional>
 
 namespace pqmcp::policy {
 
@@ -75,10 +76,15 @@ std::string slot_of(const std::string& rule, const std::string& key) {
     return slot(rule, key);
 }
 
+Limiter::Shard& Limiter::shard_of(const std::string& slot) {
+    return shards_.at(std::hash<std::string>{}(slot) % k_shards);
+}
+
 bool Limiter::take_here(const std::string& s, const Rate& rate, Clock::time_point now) {
-    const std::lock_guard lock(mutex_);
+    Shard& sh = shard_of(s);
+    const std::lock_guard lock(sh.mutex);
     const double capacity = static_cast<double>(rate.limit);
-    auto [it, fresh] = buckets_.try_emplace(s);
+    auto [it, fresh] = sh.buckets.try_emplace(s);
     Bucket& b = it->second;
     if (fresh) {
         b.tokens = capacity;
@@ -103,8 +109,9 @@ bool Limiter::take_here(const std::string& s, const Rate& rate, Clock::time_poin
 }
 
 bool Limiter::count_here(const std::string& s, const Quota& quota, Clock::time_point now) {
-    const std::lock_guard lock(mutex_);
-    Window& w = windows_[s];
+    Shard& sh = shard_of(s);
+    const std::lock_guard lock(sh.mutex);
+    Window& w = sh.windows[s];
     w.window = quota.window;
     while (!w.uses.empty() && now - w.uses.front() >= quota.window) {
         w.uses.pop_front();
@@ -121,12 +128,14 @@ bool Limiter::count_here(const std::string& s, const Quota& quota, Clock::time_p
 }
 
 void Limiter::sweep(Clock::time_point now) {
-    const std::lock_guard lock(mutex_);
-    std::erase_if(buckets_,
-                  [now](const auto& kv) { return now - kv.second.updated > kv.second.window; });
-    std::erase_if(windows_, [now](const auto& kv) {
-        return kv.second.uses.empty() || now - kv.second.uses.back() > kv.second.window;
-    });
+    for (auto& sh : shards_) {
+        const std::lock_guard lock(sh.mutex);
+        std::erase_if(sh.buckets,
+                      [now](const auto& kv) { return now - kv.second.updated > kv.second.window; });
+        std::erase_if(sh.windows, [now](const auto& kv) {
+            return kv.second.uses.empty() || now - kv.second.uses.back() > kv.second.window;
+        });
+    }
 }
 
 std::string counting_key(Per per, const Request& request) {

@@ -5,6 +5,7 @@
 #include <thread>
 #include <vector>
 
+#include <fmt/format.h>
 #include <boost/json/parse.hpp>
 
 #include "pqmcp/demo/demo_server.hpp"
@@ -225,6 +226,38 @@ TEST(Behaviour, MemoryIsBoundedWhateverCallersSend) {
         t += milliseconds{1};
     }
     EXPECT_LE(b.tools_of("pq1busy"), Behaviour::k_max_tools);
+}
+
+// Request threads observe at once: each identity's baseline learns from
+// every one of its calls, whichever thread made it (ThreadSanitizer checks
+// the shards' locking in the TSan build).
+TEST(Behaviour, ThreadsObserveAtOnceAndEveryCallIsLearned) {
+    Behaviour b;
+    constexpr int k_threads = 4;
+    constexpr int k_calls = 400;
+    const auto start = Clock::time_point{} + std::chrono::hours{1};
+    const json::value args = json::parse(R"({"q":"x"})");
+    std::vector<std::thread> threads;
+    threads.reserve(k_threads);
+    for (int t = 0; t < k_threads; ++t) {
+        threads.emplace_back([&b, &args, start, t] {
+            const std::string own = "pq1own" + std::to_string(t);
+            for (int i = 0; i < k_calls; ++i) {
+                const auto at = start + milliseconds{i};
+                (void)b.observe(own, "t__own" + std::to_string(i % 7), &args, at);
+                // One identity every thread calls for: a tool per thread and call slot.
+                (void)b.observe("pq1shared", fmt::format("t__s{}_{}", t, i % 10), &args, at);
+            }
+        });
+    }
+    for (auto& th : threads) {
+        th.join();
+    }
+    EXPECT_EQ(b.identities(), static_cast<std::size_t>(k_threads + 1));
+    for (int t = 0; t < k_threads; ++t) {
+        EXPECT_EQ(b.tools_of("pq1own" + std::to_string(t)), 7U);
+    }
+    EXPECT_EQ(b.tools_of("pq1shared"), static_cast<std::size_t>(k_threads * 10));
 }
 
 }  // namespace

@@ -7,7 +7,11 @@
 // warns about that even where the members have default initializers).
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
+#include <atomic>
 #include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include <boost/json/parse.hpp>
 
@@ -411,6 +415,50 @@ rules:
     EXPECT_EQ(decide(*reloaded, c, &limiter, t0 + std::chrono::seconds{10}).effect, Effect::allow);
     limiter.sweep(t0 + std::chrono::hours{2});
     EXPECT_EQ(limiter.size(), 0U);
+}
+
+// Request threads count at once: a quota and a rate that every thread
+// counts are exact, and each thread's own slots are counted apart.
+TEST(PolicyLimiter, ThreadsCountingAtOnceStayExact) {
+    Limiter limiter;
+    constexpr int k_threads = 4;
+    constexpr int k_tries = 300;
+    const Quota shared_quota{.limit = 100, .window = std::chrono::seconds{10}};
+    const Rate shared_rate{.limit = 150, .window = std::chrono::hours{1}};
+    const Quota own_quota{.limit = 40, .window = std::chrono::seconds{10}};
+    const auto t0 = Clock::time_point{} + std::chrono::hours{1};
+    std::atomic<int> quota_allowed{0};
+    std::atomic<int> rate_allowed{0};
+    std::vector<int> own_allowed(k_threads, 0);
+    std::vector<std::thread> threads;
+    threads.reserve(k_threads);
+    for (int t = 0; t < k_threads; ++t) {
+        threads.emplace_back([&, t] {
+            const std::string own = "identity:pq1own" + std::to_string(t);
+            for (int i = 0; i < k_tries; ++i) {
+                const auto at = t0 + std::chrono::milliseconds{i};
+                if (limiter.count("q", "tool:t", shared_quota, at) == Verdict::allowed) {
+                    ++quota_allowed;
+                }
+                if (limiter.take("r", "tool:t", shared_rate, at) == Verdict::allowed) {
+                    ++rate_allowed;
+                }
+                if (limiter.count("q", own, own_quota, at) == Verdict::allowed) {
+                    ++own_allowed[static_cast<std::size_t>(t)];
+                }
+            }
+        });
+    }
+    for (auto& th : threads) {
+        th.join();
+    }
+    EXPECT_EQ(quota_allowed.load(), 100);
+    // 150 tokens, and the 300 ms the calls span refill 150 per hour: none.
+    EXPECT_EQ(rate_allowed.load(), 150);
+    for (int t = 0; t < k_threads; ++t) {
+        EXPECT_EQ(own_allowed[static_cast<std::size_t>(t)], 40) << t;
+    }
+    EXPECT_EQ(limiter.size(), static_cast<std::size_t>(2 + k_threads));
 }
 
 TEST(PolicyVisibility, ToolsListShowsOnlyWhatSomeCallCouldPass) {

@@ -10,7 +10,9 @@
 // Snapshot (what it was before the call) and learns, score() judges.
 #pragma once
 
+#include <array>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <list>
@@ -55,15 +57,24 @@ class Behaviour final {
   public:
     using Clock = std::chrono::steady_clock;
 
-    // Thread-safe: each call takes the baselines' lock.
-    explicit Behaviour(BehaviourSettings settings = {}) : settings_(settings) {}
+    // Thread-safe, with no lock that every call takes: the baselines are
+    // kept in k_shards shards by identity, each under its own lock, so calls
+    // of different identities go on at once and only one identity's calls
+    // take turns (its baseline learns from each in turn).
+    explicit Behaviour(BehaviourSettings settings = {}) {
+        for (auto& sh : shards_) {
+            sh.settings = settings;
+        }
+    }
     void configure(const BehaviourSettings& settings) {
-        const std::lock_guard lock(mutex_);
-        settings_ = settings;
+        for (auto& sh : shards_) {
+            const std::lock_guard lock(sh.mutex);
+            sh.settings = settings;
+        }
     }
     [[nodiscard]] BehaviourSettings settings() const {
-        const std::lock_guard lock(mutex_);
-        return settings_;
+        const std::lock_guard lock(shards_[0].mutex);
+        return shards_[0].settings;
     }
 
     struct Assessment {
@@ -89,19 +100,29 @@ class Behaviour final {
                                           const Snapshot& before);
 
     [[nodiscard]] std::size_t identities() const {
-        const std::lock_guard lock(mutex_);
-        return baselines_.size();
+        std::size_t n = 0;
+        for (const auto& sh : shards_) {
+            const std::lock_guard lock(sh.mutex);
+            n += sh.baselines.size();
+        }
+        return n;
     }
     // The most tools one identity's baseline tracks (beyond: the least used goes).
     [[nodiscard]] std::size_t tools_of(const std::string& identity) const;
     // Calls scored here because the shared baseline did not answer.
     [[nodiscard]] std::uint64_t fallbacks() const {
-        const std::lock_guard lock(mutex_);
-        return fallbacks_;
+        std::uint64_t n = 0;
+        for (const auto& sh : shards_) {
+            const std::lock_guard lock(sh.mutex);
+            n += sh.fallbacks;
+        }
+        return n;
     }
 
-    // Memory is bounded: at most this many identities (the least recently
-    // seen goes first), tools per identity, and tools with id runs per identity.
+    // Memory is bounded: at most this many identities (k_max_identities /
+    // k_shards in each shard, whose least recently seen goes first), tools
+    // per identity, and tools with id runs per identity.
+    static constexpr std::size_t k_shards = 16;
     static constexpr std::size_t k_max_identities = 10'000;
     static constexpr std::size_t k_max_tools = 256;
     static constexpr std::size_t k_max_id_tools = 64;
@@ -118,16 +139,24 @@ class Behaviour final {
         std::map<std::string, std::uint64_t> tools;  // uses per tool
         // Per tool: the last numeric id seen in each argument, and the run of +1 steps.
         std::map<std::string, std::map<std::string, std::pair<std::int64_t, std::size_t>>> ids;
-        std::list<std::string>::iterator recency;  // its place in recency_
+        std::list<std::string>::iterator recency;  // its place in its shard's recency
     };
-    // Under the lock: the baseline before the call, then learns from it.
-    Snapshot learn(const std::string& identity, const CallFacts& facts, Clock::time_point now);
+    // The identities whose hash falls on it, on cache lines of its own.
+    struct alignas(64) Shard {
+        mutable std::mutex mutex;
+        BehaviourSettings settings;  // the same in every shard (configure())
+        std::map<std::string, Baseline> baselines;
+        std::list<std::string> recency;  // identities, most recently seen first
+        std::uint64_t fallbacks = 0;
+    };
+    static_assert(k_max_identities % k_shards == 0);
 
-    mutable std::mutex mutex_;
-    BehaviourSettings settings_;
-    std::map<std::string, Baseline> baselines_;
-    std::list<std::string> recency_;  // identities, most recently seen first
-    std::uint64_t fallbacks_ = 0;
+    [[nodiscard]] Shard& shard_of(const std::string& identity) const;
+    // Under the shard's lock: the baseline before the call, then learns from it.
+    static Snapshot learn(Shard& sh, const std::string& identity, const CallFacts& facts,
+                          Clock::time_point now);
+
+    mutable std::array<Shard, k_shards> shards_;
 };
 
 // The burst window every store uses, and how long a shared baseline is kept

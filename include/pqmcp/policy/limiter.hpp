@@ -1,7 +1,9 @@
 // Rates (token buckets) and quotas (sliding windows) of policy rules. The
 // state lives outside the policy, keyed by rule id and counting key, so that
-// a reloaded policy keeps counting where the old one was. Thread-safe: every
-// call takes the limiter's lock for as long as it counts.
+// a reloaded policy keeps counting where the old one was. Thread-safe, with
+// no lock every call takes: the counts are kept in k_shards shards by slot
+// (rule and key), each under its own lock, held only while one count is
+// taken; calls that count the same slot take turns (a quota stays exact).
 //
 // Replicas of one gateway tier count together in a shared store
 // (SharedCounts: Redis, src/cluster). A store that cannot answer within its
@@ -9,8 +11,10 @@
 // `local` counts it here, in this process alone.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -78,9 +82,14 @@ class Limiter final {
     // Forgets keys untouched for longer than their window (bounded memory).
     void sweep(Clock::time_point now);
     [[nodiscard]] std::size_t size() const {
-        const std::lock_guard lock(mutex_);
-        return buckets_.size() + windows_.size();
+        std::size_t n = 0;
+        for (const auto& sh : shards_) {
+            const std::lock_guard lock(sh.mutex);
+            n += sh.buckets.size() + sh.windows.size();
+        }
+        return n;
     }
+    static constexpr std::size_t k_shards = 16;
     // Decisions the shared store did not answer (each then took the fallback).
     [[nodiscard]] std::uint64_t fallbacks() const noexcept {
         return fallbacks_.load(std::memory_order_relaxed);
@@ -106,9 +115,14 @@ class Limiter final {
     std::shared_ptr<SharedCounts> store_;
     Fallback fallback_ = Fallback::closed;
     std::atomic<std::uint64_t> fallbacks_{0};
-    mutable std::mutex mutex_;
-    std::map<std::string, Bucket> buckets_;
-    std::map<std::string, Window> windows_;
+    // The slots whose hash falls on it, on cache lines of its own.
+    struct alignas(64) Shard {
+        mutable std::mutex mutex;
+        std::map<std::string, Bucket> buckets;
+        std::map<std::string, Window> windows;
+    };
+    [[nodiscard]] Shard& shard_of(const std::string& slot);
+    std::array<Shard, k_shards> shards_;
 };
 
 // The slot a count is kept under: the rule's id and the counting key.
