@@ -45,18 +45,21 @@ struct SharedState {
     explicit SharedState(Services& s, std::string version = {})
         : services(s),
           server_version(std::move(version)),
-          clock([] { return std::chrono::steady_clock::now(); }) {}
+          clock([] { return std::chrono::steady_clock::now(); }),
+          policy_generation_(next_policy_generation()) {}
 
     Services& services;  // the first thread's; its config is everyone's
     std::string server_version;
     // The policy in force (null: none). Replaced whole on reload; a decision
     // holds the one it started with. Rates, quotas and baselines outlive it.
-    [[nodiscard]] std::shared_ptr<const policy::Policy> policy() const {
-        return policy_.load(std::memory_order_acquire);
-    }
-    void set_policy(std::shared_ptr<const policy::Policy> p) {
-        policy_.store(std::move(p), std::memory_order_release);
-    }
+    //
+    // Every request asks, from every thread: each thread keeps a reference
+    // of its own to the policy in force and renews it only when a reload
+    // changed the generation, so that asking takes no lock and writes no
+    // count that another thread writes (std::atomic<std::shared_ptr>'s load
+    // takes a spin lock and the policy's one reference count).
+    [[nodiscard]] std::shared_ptr<const policy::Policy> policy() const;
+    void set_policy(std::shared_ptr<const policy::Policy> p);
     policy::Limiter limiter;
     policy::Behaviour behaviour;
     std::function<std::chrono::steady_clock::time_point()> clock;  // fixed once running
@@ -68,7 +71,11 @@ struct SharedState {
     }
 
   private:
+    // Unique in the process (so a thread's reference is never taken for
+    // another gateway's): a new one on every set_policy().
+    static std::uint64_t next_policy_generation();
     std::atomic<std::shared_ptr<const policy::Policy>> policy_;
+    std::atomic<std::uint64_t> policy_generation_;
     std::atomic<std::uint64_t> calls_{0};
 };
 

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -435,6 +436,47 @@ TEST_F(PolicyTest, WithoutAPolicyEverythingGoesOn) {
     EXPECT_EQ(filter.on_request(x, *chain).kind, Step::Kind::next);
     EXPECT_EQ(x->decision.disposition, Disposition::allow);
     EXPECT_FALSE(x->on_success);
+}
+
+// Each thread holds its own reference to the policy in force: a reload is
+// seen on the next request of every thread, a request keeps the policy it
+// started with, and two gateways in one process (one thread asking both)
+// each get their own.
+TEST_F(PolicyTest, EveryThreadSeesAReloadAndARequestKeepsItsPolicy) {
+    auto parsed = policy::parse_policy(k_policy);
+    ASSERT_TRUE(parsed);
+    const std::weak_ptr<const policy::Policy> first_alive = *parsed;  // the policy itself
+    shared.set_policy(std::move(*parsed));
+    auto first = shared.policy();
+    std::shared_ptr<const policy::Policy> held;  // a request started under the first
+    std::thread([&] { held = shared.policy(); }).join();
+    EXPECT_EQ(held.get(), first.get());
+
+    auto second = policy::parse_policy(std::string(k_policy) + "# reloaded\n");
+    ASSERT_TRUE(second);
+    shared.set_policy(*second);
+    std::shared_ptr<const policy::Policy> there;
+    std::thread([&] { there = shared.policy(); }).join();
+    EXPECT_EQ(there.get(), second->get());
+    EXPECT_EQ(shared.policy().get(), second->get());
+    EXPECT_EQ(held.get(), first.get());  // still valid, still the first
+    EXPECT_NE(held->fingerprint, there->fingerprint);
+
+    // Another gateway's state, asked on this thread in between.
+    Services other_services{io, config, children, {}, nullptr, {}, {}, {}};
+    SharedState other{other_services};
+    EXPECT_EQ(other.policy(), nullptr);
+    EXPECT_EQ(shared.policy().get(), second->get());
+    shared.set_policy(nullptr);
+    EXPECT_EQ(shared.policy(), nullptr);
+    EXPECT_EQ(other.policy(), nullptr);
+
+    // The first policy goes once the last request that held it does (the
+    // threads' own references moved on to the second, or ended with them).
+    first.reset();
+    EXPECT_FALSE(first_alive.expired());
+    held.reset();
+    EXPECT_TRUE(first_alive.expired());
 }
 
 TEST_F(PolicyTest, SchemaCheckRefusesArgumentsThatDoNotMatch) {
