@@ -9,8 +9,8 @@
 # share the machine with it. Each client warms up with 200 calls first; they
 # are counted (the CPU time covers them). thread_cpu_s: each of the gateway's
 # threads (in thread id order: the request threads and the audit writer).
-#   [CLIENTS=2 CONC=4] bench/mcp/threads.sh [BUILD_DIR] [REQUESTS_PER_CLIENT] [ROUNDS] [HANDSHAKE_SECONDS]
-# (HANDSHAKE_SECONDS 0: tools/call only)
+#   [CLIENTS=2 CONC=4] [SERVE_FLAGS='--policy FILE'] bench/mcp/threads.sh [BUILD_DIR] [REQUESTS_PER_CLIENT] [ROUNDS] [HANDSHAKE_SECONDS]
+# (HANDSHAKE_SECONDS 0: tools/call only; SERVE_FLAGS: more `serve` flags for both gateways)
 set -euo pipefail
 BUILD="$(cd "${1:-build}" && pwd)"
 N=${2:-20000}
@@ -27,7 +27,7 @@ trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
 
 start() {  # $1 threads
   "$PQMCP" serve --demo --listen 127.0.0.1:0 --identity "$work/gw-$1" --log-level warn \
-    --threads "$1" >"$work/ready-$1" 2>"$work/log-$1" &
+    --threads "$1" ${SERVE_FLAGS:-} >"$work/ready-$1" 2>"$work/log-$1" &
   echo $! >"$work/pid-$1"
   for _ in $(seq 100); do grep -q 'ready on' "$work/ready-$1" 2>/dev/null && break; sleep 0.1; done
 }
