@@ -69,6 +69,23 @@ std::optional<Digest> parse_digest(std::string_view hex) {
     return d;
 }
 
+// A stored body as JSON. Records nest as deep as the gateway let messages
+// nest (limits.max_json_depth, configurable), deeper than Boost.JSON's
+// default of 32; a monotonic resource frees the value without recursion.
+json::value parse_body(std::string_view body, json::monotonic_resource& memory,
+                       boost::system::error_code& ec) {
+    json::parse_options o;
+    o.max_depth = 100'000;
+    o.allow_invalid_utf8 = true;
+    return json::parse(body, ec, &memory, o);
+}
+
+// A column's or a span's stored text, as JSON shows it: what a tampered
+// trail put there reaches the terminal escaped.
+std::string json_text(std::string_view text) {
+    return json::serialize(json::string_view(text.data(), text.size()));
+}
+
 // The body's "seq": the writer puts it first, so the prefix usually says;
 // otherwise the body is parsed.
 std::int64_t body_seq_of(std::string_view body) {
@@ -86,8 +103,9 @@ std::int64_t body_seq_of(std::string_view body) {
             return v;
         }
     }
+    json::monotonic_resource memory;
     boost::system::error_code ec;
-    const json::value v = json::parse(body, ec);
+    const json::value v = parse_body(body, memory, ec);
     if (ec || !v.is_object()) {
         return -1;
     }
@@ -463,7 +481,8 @@ class QueryIndex final {
         std::int64_t last = 0;
         std::string min_ts;
         std::string max_ts;
-        // What its records' ts columns hold, as they are read.
+        bool typed = true;  // last an integer, min_ts and max_ts text (as SQL compares them)
+        // What its records' times are, as their bodies say.
         std::int64_t seen = 0;
         std::string seen_min;
         std::string seen_max;
@@ -478,12 +497,22 @@ class QueryIndex final {
     // looked at: a changed one is reported as "modified" already. Its span is
     // checked against the time in its body (hashed), not its column (which
     // is checked on its own).
+    // `typed`: both columns are text (SQL compares a blob with text as
+    // greater than any text, so a time or kind stored as a blob hides the
+    // record from a query however its bytes read).
     void record(const Row& row, std::string_view body, std::string_view ts_column,
-                std::string_view kind_column) {
+                std::string_view kind_column, bool typed = true) {
         if (!row.valid) {
             return;
         }
         const std::int64_t seq = row.seq;
+        if (!typed) {
+            column_problems_.push_back(Problem{
+                seq, "column_mismatch",
+                fmt::format("#{}'s ts or kind column is not text: audit tail and export select "
+                            "records by those columns, and miss it",
+                            seq)});
+        }
         const std::string_view ts = columns(seq, row.body_seq, body, ts_column, kind_column);
         if (!has_spans_) {
             return;
@@ -533,7 +562,12 @@ class QueryIndex final {
         }
         std::int64_t covered = 0;  // the greatest seq a span before covers
         for (const auto& sp : spans_) {
-            if (sp.first > sp.last || sp.first <= covered) {
+            if (!sp.typed) {
+                add(sp.first, fmt::format("span #{}..#{}'s bounds are not stored as a number and "
+                                          "two times: audit tail and export by time compare "
+                                          "them wrongly",
+                                          sp.first, sp.last));
+            } else if (sp.first > sp.last || sp.first <= covered) {
                 add(sp.first,
                     fmt::format("span #{}..#{} {} records of another span", sp.first, sp.last,
                                 sp.first > sp.last ? "ends before it starts: no" : "overlaps the"));
@@ -545,7 +579,8 @@ class QueryIndex final {
                 add(sp.first,
                     fmt::format("span #{}..#{} says its records' times are {} to {}; they are {} "
                                 "to {}: audit tail and export by time can miss them",
-                                sp.first, sp.last, sp.min_ts, sp.max_ts, sp.seen_min, sp.seen_max));
+                                sp.first, sp.last, json_text(sp.min_ts), json_text(sp.max_ts),
+                                json_text(sp.seen_min), json_text(sp.seen_max)));
             }
             covered = std::max(covered, sp.last);
         }
@@ -553,7 +588,7 @@ class QueryIndex final {
             out.push_back(Problem{
                 last_seq + 1, "deleted",
                 fmt::format("{} missing: the trail ends at #{} but its spans name records up to "
-                            "#{} (the trail was truncated)",
+                            "#{} (the trail was truncated, or a span edited)",
                             covered == last_seq + 1
                                 ? fmt::format("#{} is", covered)
                                 : fmt::format("#{}..#{} are", last_seq + 1, covered),
@@ -581,9 +616,19 @@ class QueryIndex final {
                 return ts;
             }
         }
+        json::monotonic_resource memory;
         boost::system::error_code ec;
-        const json::value v = json::parse(body, ec);
-        const json::object* o = !ec && v.is_object() ? &v.get_object() : nullptr;
+        const json::value v = parse_body(body, memory, ec);
+        if (ec || !v.is_object()) {
+            column_problems_.push_back(Problem{
+                seq, "column_mismatch",
+                fmt::format("#{}'s record is not a JSON object verify can read ({}): its ts and "
+                            "kind columns cannot be checked",
+                            seq, ec ? ec.message() : std::string("not an object"))});
+            body_ts_.clear();
+            return body_ts_;
+        }
+        const json::object* o = &v.get_object();
         const auto member = [o](std::string_view key) -> std::string_view {
             const auto* m = o != nullptr ? o->if_contains(key) : nullptr;
             return m != nullptr && m->is_string() ? std::string_view(m->get_string())
@@ -595,10 +640,10 @@ class QueryIndex final {
             const bool time = ts != body_ts;
             column_problems_.push_back(Problem{
                 seq, "column_mismatch",
-                fmt::format("#{}'s {} column says \"{}\" where its record says \"{}\": audit tail "
-                            "and export select records by that column",
-                            seq, time ? "ts" : "kind", time ? ts : kind,
-                            time ? body_ts : body_kind)});
+                fmt::format("#{}'s {} column says {} where its record says {}: audit tail and "
+                            "export select records by that column",
+                            seq, time ? "ts" : "kind", json_text(time ? ts : kind),
+                            json_text(time ? body_ts : body_kind))});
         }
         body_ts_.assign(body_ts.data(), body_ts.size());
         return body_ts_;
@@ -641,6 +686,10 @@ Result<std::vector<QueryIndex::Span>> load_spans(sqlite3* db) {
     int rc = 0;
     while ((rc = sqlite3_step(s->get())) == SQLITE_ROW) {
         QueryIndex::Span sp;
+        // The types first: reading a column as another type converts it.
+        sp.typed = sqlite3_column_type(s->get(), 1) == SQLITE_INTEGER &&
+                   sqlite3_column_type(s->get(), 2) == SQLITE_TEXT &&
+                   sqlite3_column_type(s->get(), 3) == SQLITE_TEXT;
         sp.first = sqlite3_column_int64(s->get(), 0);
         sp.last = sqlite3_column_int64(s->get(), 1);
         sp.min_ts = detail::column_text(s->get(), 2);
@@ -664,10 +713,14 @@ Result<std::vector<Row>> load_records(sqlite3* db, QueryIndex& index) {
     int rc = 0;
     while ((rc = sqlite3_step(s->get())) == SQLITE_ROW) {
         sqlite3_stmt* st = s->get();
+        // Before the columns are read as text (which converts them).
+        const bool typed =
+            sqlite3_column_type(st, 4) == SQLITE_TEXT && sqlite3_column_type(st, 5) == SQLITE_TEXT;
         const std::string_view body = detail::column_view(st, 1);
         rows.push_back(make_row(sqlite3_column_int64(st, 0), body, detail::column_view(st, 2),
                                 detail::column_view(st, 3), scratch));
-        index.record(rows.back(), body, detail::column_view(st, 4), detail::column_view(st, 5));
+        index.record(rows.back(), body, detail::column_view(st, 4), detail::column_view(st, 5),
+                     typed);
     }
     if (rc != SQLITE_DONE) {
         return detail::sqlite_fail(Errc::open_failed, db, "reading records");
