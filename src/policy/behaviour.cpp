@@ -3,8 +3,9 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <functional>
+#include <random>
 
+#include <boost/container_hash/hash.hpp>
 #include <boost/json/serialize.hpp>
 
 namespace pqmcp::policy {
@@ -131,7 +132,17 @@ Behaviour::Assessment Behaviour::score(const BehaviourSettings& settings, const 
 }
 
 Behaviour::Shard& Behaviour::shard_of(const std::string& identity) const {
-    return shards_.at(std::hash<std::string>{}(identity) % k_shards);
+    // Seeded per process: which identities share a shard (and its LRU of
+    // k_max_identities / k_shards) cannot be worked out in advance, so a
+    // caller cannot make up identities that land next to another caller's
+    // to push that caller's baseline out.
+    static const std::size_t seed = [] {
+        std::random_device random;
+        return (static_cast<std::size_t>(random()) << 32U) ^ random();
+    }();
+    std::size_t h = seed;
+    boost::hash_range(h, identity.begin(), identity.end());
+    return shards_.at(h % k_shards);
 }
 
 Snapshot Behaviour::learn(Shard& sh, const std::string& identity, const CallFacts& facts,

@@ -23,6 +23,7 @@
 
 #include <boost/json/object.hpp>
 
+#include "pqmcp/core/thread_shard.hpp"
 #include "pqmcp/observe/metrics.hpp"
 
 namespace pqmcp::observe {

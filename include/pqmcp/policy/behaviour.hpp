@@ -72,6 +72,8 @@ class Behaviour final {
             sh.settings = settings;
         }
     }
+    // (configure() sets the shards in turn: a call meanwhile may be scored
+    // under the settings before, as one that came a moment earlier would.)
     [[nodiscard]] BehaviourSettings settings() const {
         const std::lock_guard lock(shards_[0].mutex);
         return shards_[0].settings;
