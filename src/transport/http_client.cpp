@@ -269,12 +269,25 @@ asio::awaitable<Result<Exchange>> McpHttpClient::Impl::exchange(
         while (!parser.is_done()) {
             parser.get().body().data = chunk.data();
             parser.get().body().size = chunk.size();
-            if (timed) {
-                conn.lowest().expires_after(options.response_timeout);
-            } else {
-                conn.lowest().expires_never();
+            // What the buffer holds already (most often the whole body came
+            // with the header) is parsed here: no read, no turn of the loop.
+            boost::system::error_code ec;
+            if (conn.buffer.size() > 0) {
+                conn.buffer.consume(parser.put(conn.buffer.data(), ec));
             }
-            auto [ec, n] = co_await http::async_read_some(stream, conn.buffer, parser, use);
+            const bool progress = !ec ? parser.get().body().size < chunk.size() || parser.is_done()
+                                      : ec == http::error::need_buffer;
+            if (ec == http::error::need_more || (!ec && !progress)) {
+                ec = {};
+                if (timed) {
+                    conn.lowest().expires_after(options.response_timeout);
+                } else {
+                    conn.lowest().expires_never();
+                }
+                auto [read_ec, n] =
+                    co_await http::async_read_some(stream, conn.buffer, parser, use);
+                ec = read_ec;
+            }
             if (ec == http::error::need_buffer) {
                 ec = {};
             }

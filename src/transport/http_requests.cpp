@@ -317,21 +317,21 @@ Outcome handle_post(HttpServer::Impl& server, const Request& req, const PeerInfo
                           true);
         }
     }
-    // Hand the valid messages over now: the stream exists, the writer attaches next.
+    // The valid messages go to the handler once the writer has attached.
     std::vector<mcp::Message> messages;
     for (auto& item : parsed->items) {
         if (item) {
             messages.push_back(std::move(*item));
         }
     }
-    asio::post(server.io, [session, id, messages = std::move(messages)]() mutable {
+    out.deliver = [session, id, messages = std::move(messages)]() mutable {
         for (auto& m : messages) {
             if (session->closed_) {
                 return;
             }
             session->handler_->on_message(std::move(m), id);
         }
-    });
+    };
     return out;
 }
 
@@ -516,6 +516,7 @@ asio::awaitable<bool> serve_stream(HttpServer::Impl& server, ServerTls& stream, 
     });
     auto found = session.streams_.find(outcome.stream);
     if (found == session.streams_.end()) {
+        deliver_later(server.io, outcome);
         co_return false;
     }
     // A GET that resumes a stream another connection still holds takes it over.
@@ -586,6 +587,11 @@ asio::awaitable<bool> serve_stream(HttpServer::Impl& server, ServerTls& stream, 
         co_return true;
     };
 
+    // The request's messages to the handler, now that answers find the
+    // writer (an answer given at once is queued and written below).
+    if (outcome.deliver) {
+        std::exchange(outcome.deliver, {})();
+    }
     for (;;) {
         auto it = session.streams_.find(outcome.stream);
         if (it == session.streams_.end() || it->second.writer != &signal) {

@@ -169,7 +169,29 @@ void Session::close(std::string_view reason) {
     }
 }
 
+void deliver_later(asio::io_context& io, Outcome& out) {
+    if (out.deliver) {
+        asio::post(io, std::exchange(out.deliver, {}));
+    }
+}
+
 namespace {
+
+// Gives `bytes` to Beast's `parser` until it is done, wants more than they
+// hold, or fails (`ec`); how many bytes it took.
+std::size_t feed(http::request_parser<http::string_body>& parser, asio::const_buffer bytes,
+                 boost::system::error_code& ec) {
+    std::size_t used = 0;
+    while (!ec && !parser.is_done() && used < bytes.size()) {
+        used += parser.put(
+            asio::buffer(static_cast<const char*>(bytes.data()) + used, bytes.size() - used), ec);
+        if (ec == http::error::need_more) {
+            ec = {};
+            break;
+        }
+    }
+    return used;
+}
 
 // Half-closes `socket` and reads what the peer still sends until it closes
 // too, for at most half a second.
@@ -303,31 +325,38 @@ asio::awaitable<void> HttpServer::Impl::serve_requests(std::unique_ptr<ServerTls
             }
             buffer.commit(n);
         }
-        // Then the whole request within `read`; on expiry the read is cancelled
-        // (not the connection) so that the client still gets its 408.
         set_phase(tcp, Phase::reading);
         beast::get_lowest_layer(stream).expires_never();
         http::request_parser<http::string_body> parser;
         parser.header_limit(static_cast<std::uint32_t>(options.limits.max_header_bytes));
         parser.body_limit(options.limits.max_body_bytes);
         timed_out = false;
-        // A timer that expires as the read ends must not cancel what comes
-        // after it (a write, maybe from another shard): it acts only while
-        // its own read is going on.
-        const std::uint64_t this_read = ++reads;
-        reading = this_read;
-        read_timer.expires_after(t.read);
-        read_timer.async_wait(
-            [&timed_out, &reading, &stream, this_read](const boost::system::error_code& ec) {
-                if (!ec && reading == this_read) {
-                    timed_out = true;
-                    boost::system::error_code ignore;
-                    beast::get_lowest_layer(stream).socket().cancel(ignore);
-                }
-            });
-        auto [rec, n] = co_await http::async_read(stream, buffer, parser, use);
-        reading = 0;
-        read_timer.cancel();
+        // What has arrived is most often the whole request: parsed here, it
+        // needs no read, no timer and no turn of the event loop.
+        boost::system::error_code rec;
+        buffer.consume(feed(parser, buffer.data(), rec));
+        if (!rec && !parser.is_done()) {
+            // Then the rest within `read`; on expiry the read is cancelled
+            // (not the connection) so that the client still gets its 408.
+            // A timer that expires as the read ends must not cancel what
+            // comes after it (a write, maybe from another shard): it acts
+            // only while its own read is going on.
+            const std::uint64_t this_read = ++reads;
+            reading = this_read;
+            read_timer.expires_after(t.read);
+            read_timer.async_wait(
+                [&timed_out, &reading, &stream, this_read](const boost::system::error_code& ec) {
+                    if (!ec && reading == this_read) {
+                        timed_out = true;
+                        boost::system::error_code ignore;
+                        beast::get_lowest_layer(stream).socket().cancel(ignore);
+                    }
+                });
+            auto [read_ec, n] = co_await http::async_read(stream, buffer, parser, use);
+            rec = read_ec;
+            reading = 0;
+            read_timer.cancel();
+        }
         if (rec) {
             auto failure = read_failure(rec, timed_out, options);
             if (failure) {
@@ -446,6 +475,7 @@ asio::awaitable<bool> HttpServer::Impl::respond(ServerTls& stream, const Request
     if (out.session) {
         co_return co_await serve_stream(*this, stream, req, out);
     }
+    deliver_later(io, out);
     co_return out.response.keep_alive() &&
         co_await write_response(stream, out.response, options.timeouts.write);
 }
@@ -768,13 +798,7 @@ HttpServer::RawAnswer HttpServer::answer(std::string_view bytes, const PeerInfo&
     parser.body_limit(options.limits.max_body_bytes);
     RawAnswer out;
     boost::system::error_code ec;
-    while (!ec && !parser.is_done() && out.used < bytes.size()) {
-        out.used += parser.put(asio::buffer(bytes.data() + out.used, bytes.size() - out.used), ec);
-        if (ec == http::error::need_more) {
-            ec = {};
-            break;
-        }
-    }
+    out.used = feed(parser, asio::buffer(bytes.data(), bytes.size()), ec);
     if (ec) {
         const auto failure = read_failure(ec, false, options);
         out.status = failure ? static_cast<int>(failure->result_int()) : 0;
@@ -786,7 +810,8 @@ HttpServer::RawAnswer HttpServer::answer(std::string_view bytes, const PeerInfo&
         return out;
     }
     const Request req = parser.release();
-    const Outcome answer = handle(*shards_.front(), req, peer);
+    Outcome answer = handle(*shards_.front(), req, peer);
+    deliver_later(shards_.front()->io, answer);
     out.status = static_cast<int>(answer.response.result_int());
     if (answer.with_session_header && answer.session) {
         out.session_id = answer.session->id();

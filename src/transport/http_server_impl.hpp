@@ -11,6 +11,7 @@
 #include <boost/json/serialize.hpp>
 #include <charconv>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -622,7 +623,16 @@ struct Outcome {
     std::optional<std::uint64_t> resume_after;  // GET with Last-Event-ID
     bool sse_only = false;                      // GET: SSE from the first byte
     bool with_session_header = false;           // initialize
+    // The request's messages for the session's handler: run by
+    // serve_stream() once the connection has attached to the stream (so
+    // that answers given at once are written by it), on the session's
+    // shard and without a turn of the event loop in between; posted there
+    // by deliver_later() when the outcome is not served.
+    std::function<void()> deliver;
 };
+
+// Posts what `out` still has to deliver to `io` (see Outcome::deliver).
+void deliver_later(asio::io_context& io, Outcome& out);
 
 Outcome handle(HttpServer::Impl& server, const Request& req, const PeerInfo& peer);
 http::response<http::string_body> make_response(const Request& req, http::status status,

@@ -398,9 +398,9 @@ Outcome handle_stateless(HttpServer::Impl& server, const Request& req, const Pee
         return out;
     }
     if (session->stateless_ready_) {
-        asio::post(server.io, [session, id, m = std::move(message)]() mutable {
+        out.deliver = [session, id, m = std::move(message)]() mutable {
             session->stateless_deliver(std::move(m), id);
-        });
+        };
     } else {
         session->waiting_.emplace_back(std::move(message), id);
     }

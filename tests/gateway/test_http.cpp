@@ -1,15 +1,21 @@
 // The Streamable HTTP rules (specification 2025-11-25, "Transports") as the
 // gateway applies them: each negative case gets its specified status.
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 
 #include <array>
+#include <atomic>
 #include <set>
+#include <thread>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <boost/json/parse.hpp>
 
 #include "harness.hpp"
@@ -557,6 +563,68 @@ TEST(StreamableHttp, SlowClientGets408AndOthersAreServed) {
     drip.join();
     EXPECT_EQ(got.rfind("HTTP/1.1 408", 0), 0U) << got;
     EXPECT_LT(waited, std::chrono::seconds{4});
+}
+
+// A request is parsed from what has arrived when that is all of it; the
+// rest of one that comes in pieces is read (with the read timeout), and a
+// second request in the same write waits its turn in the buffer.
+TEST(StreamableHttp, RequestsInPiecesOrTogetherAreAllAnswered) {
+    Harness h;
+    const auto session = h.open_session();
+    namespace asio = boost::asio;
+    asio::io_context io;
+    SSL_CTX_up_ref(h.client().context.get());
+    asio::ssl::context ssl(h.client().context.get());
+    asio::ssl::stream<asio::ip::tcp::socket> tls(io, ssl);
+    tls.next_layer().connect({asio::ip::make_address("127.0.0.1"), h.port()});
+    tls.handshake(asio::ssl::stream_base::client);
+    const auto request = [&](int id) {
+        const std::string body =
+            R"({"jsonrpc":"2.0","id":)" + std::to_string(id) + R"(,"method":"tools/list"})";
+        return std::pair<std::string, std::string>{
+            "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "Accept: application/json, text/event-stream\r\nMcp-Session-Id: " +
+                session + "\r\nMCP-Protocol-Version: 2025-11-25\r\nContent-Length: " +
+                std::to_string(body.size()) + "\r\n\r\n",
+            body};
+    };
+    // A response that never comes fails the test instead of hanging it.
+    std::atomic<bool> done{false};
+    std::thread watchdog([&] {
+        for (int i = 0; i < 100 && !done; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds{100});
+        }
+        if (!done) {
+            ::shutdown(tls.next_layer().native_handle(), SHUT_RDWR);
+        }
+    });
+    namespace http = boost::beast::http;
+    boost::beast::flat_buffer buffer;
+    // The next response on the connection: its status and its answer's id.
+    const auto next = [&] {
+        http::response<http::string_body> res;
+        boost::system::error_code ec;
+        http::read(tls, buffer, res, ec);
+        EXPECT_FALSE(ec) << ec.message();
+        const auto v = json::parse(res.body(), ec);
+        EXPECT_FALSE(ec) << res.body().substr(0, 200);
+        return std::pair<unsigned, std::int64_t>{
+            res.result_int(), v.is_object() ? v.at("id").to_number<std::int64_t>() : -1};
+    };
+    // The header first, then the body on its own.
+    const auto [head, body] = request(7);
+    asio::write(tls, asio::buffer(head));
+    std::this_thread::sleep_for(std::chrono::milliseconds{100});
+    asio::write(tls, asio::buffer(body));
+    EXPECT_EQ(next(), (std::pair<unsigned, std::int64_t>{200, 7}));
+    // Two whole requests in one write: both answered, in order.
+    const auto [head8, body8] = request(8);
+    const auto [head9, body9] = request(9);
+    asio::write(tls, asio::buffer(head8 + body8 + head9 + body9));
+    EXPECT_EQ(next(), (std::pair<unsigned, std::int64_t>{200, 8}));
+    EXPECT_EQ(next(), (std::pair<unsigned, std::int64_t>{200, 9}));
+    done = true;
+    watchdog.join();
 }
 
 }  // namespace
