@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <random>
 
-#include <boost/container_hash/hash.hpp>
 #include <boost/json/serialize.hpp>
+
+#include "seeded_hash.hpp"
 
 namespace pqmcp::policy {
 namespace json = boost::json;
@@ -136,13 +136,7 @@ Behaviour::Shard& Behaviour::shard_of(const std::string& identity) const {
     // k_max_identities / k_shards) cannot be worked out in advance, so a
     // caller cannot make up identities that land next to another caller's
     // to push that caller's baseline out.
-    static const std::size_t seed = [] {
-        std::random_device random;
-        return (static_cast<std::size_t>(random()) << 32U) ^ random();
-    }();
-    std::size_t h = seed;
-    boost::hash_range(h, identity.begin(), identity.end());
-    return shards_.at(h % k_shards);
+    return shards_.at(detail::seeded_hash(identity) % k_shards);
 }
 
 Snapshot Behaviour::learn(Shard& sh, const std::string& identity, const CallFacts& facts,

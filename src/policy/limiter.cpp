@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <functional>
 
+#include "seeded_hash.hpp"
+
 namespace pqmcp::policy {
 
 namespace {
@@ -77,7 +79,9 @@ std::string slot_of(const std::string& rule, const std::string& key) {
 }
 
 Limiter::Shard& Limiter::shard_of(const std::string& slot) {
-    return shards_.at(std::hash<std::string>{}(slot) % k_shards);
+    // Seeded per process, as Behaviour's: keys cannot be chosen to crowd
+    // one shard's lock.
+    return shards_.at(detail::seeded_hash(slot) % k_shards);
 }
 
 bool Limiter::take_here(const std::string& s, const Rate& rate, Clock::time_point now) {

@@ -1,16 +1,20 @@
 // Behaviour baselines under an injected clock, and inputSchema validation.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <atomic>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include <fmt/format.h>
+#include <boost/container_hash/hash.hpp>
 #include <boost/json/parse.hpp>
 
 #include "pqmcp/demo/demo_server.hpp"
 #include "pqmcp/policy/behaviour.hpp"
 #include "pqmcp/policy/schema.hpp"
+#include "seeded_hash.hpp"
 
 namespace pqmcp::policy {
 namespace {
@@ -33,6 +37,28 @@ BehaviourSettings settings() {
     s.enumeration_run = 4;
     s.size_min_bytes = 200;
     return s;
+}
+
+// The shard hash of Behaviour and Limiter: the same text hashes the same
+// for the life of the process, and keys spread over shards about evenly.
+TEST(ShardHash, StableInAProcessAndSpread) {
+    EXPECT_EQ(detail::seeded_hash("pq1abc"), detail::seeded_hash(std::string("pq1abc")));
+    EXPECT_NE(detail::seeded_hash("pq1abc"), detail::seeded_hash("pq1abd"));
+    // Not the unseeded hash (a match by chance is one in 2^64).
+    const std::string text = "pq1abc";
+    std::size_t unseeded = 0;
+    boost::hash_range(unseeded, text.begin(), text.end());
+    EXPECT_NE(detail::seeded_hash(text), unseeded);
+    constexpr std::size_t k_keys = 16'000;
+    constexpr std::size_t k_bins = 16;
+    std::array<std::size_t, k_bins> bins{};
+    for (std::size_t i = 0; i < k_keys; ++i) {
+        ++bins.at(detail::seeded_hash("identity-" + std::to_string(i)) % k_bins);
+    }
+    for (const std::size_t n : bins) {
+        EXPECT_GT(n, k_keys / k_bins * 3 / 4);
+        EXPECT_LT(n, k_keys / k_bins * 5 / 4);
+    }
 }
 
 TEST(Behaviour, ABurstWellAboveTheBaselineIsFlagged) {
