@@ -271,14 +271,23 @@ asio::awaitable<Result<Exchange>> McpHttpClient::Impl::exchange(
             parser.get().body().size = chunk.size();
             // What the buffer holds already (most often the whole body came
             // with the header) is parsed here: no read, no turn of the loop.
+            // One put() parses one piece (a chunk's header, its data): on to
+            // the first that gives the sink bytes, which it then gets before
+            // any wait for more (not eager, as Beast's read_some).
             boost::system::error_code ec;
-            if (conn.buffer.size() > 0) {
-                conn.buffer.consume(parser.put(conn.buffer.data(), ec));
+            bool progress = false;
+            while (!ec && !progress && conn.buffer.size() > 0) {
+                const std::size_t used = parser.put(conn.buffer.data(), ec);
+                conn.buffer.consume(used);
+                progress = parser.get().body().size < chunk.size() || parser.is_done();
+                if (used == 0) {
+                    break;
+                }
             }
-            const bool progress = !ec ? parser.get().body().size < chunk.size() || parser.is_done()
-                                      : ec == http::error::need_buffer;
-            if (ec == http::error::need_more || (!ec && !progress)) {
+            if (ec == http::error::need_more || ec == http::error::need_buffer) {
                 ec = {};
+            }
+            if (!ec && !progress) {
                 if (timed) {
                     conn.lowest().expires_after(options.response_timeout);
                 } else {

@@ -310,7 +310,7 @@ Outcome handle_post(HttpServer::Impl& server, const Request& req, const PeerInfo
     out.stream = id;
     out.with_session_header = is_initialize;
     // The handler runs after the connection has attached to the stream (see
-    // serve()); answers given synchronously are queued until then.
+    // serve_stream()); answers given synchronously are queued until then.
     for (auto& item : parsed->items) {
         if (!item) {
             session->push(session->streams_.at(id), mcp::serialize(mcp::make_error(item.error())),

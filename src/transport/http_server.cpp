@@ -5,6 +5,7 @@
 #include "http_server_impl.hpp"
 
 #include <array>
+#include <exception>
 #include "pqmcp/core/heap.hpp"
 #include "pqmcp/tls/listener.hpp"
 
@@ -176,6 +177,22 @@ void deliver_later(asio::io_context& io, Outcome& out) {
 }
 
 namespace {
+
+// How a connection's coroutine ends: an exception (a bug, since errors are
+// values here; a session handler's, say) closes that connection only, and is
+// logged rather than lost.
+void log_failure(const std::exception_ptr& failure) {
+    if (!failure) {
+        return;
+    }
+    try {
+        std::rethrow_exception(failure);
+    } catch (const std::exception& e) {
+        spdlog::error("a connection ended on an exception: {}", e.what());
+    } catch (...) {
+        spdlog::error("a connection ended on an exception");
+    }
+}
 
 // Gives `bytes` to Beast's `parser` until it is done, wants more than they
 // hold, or fails (`ec`); how many bytes it took.
@@ -541,7 +558,7 @@ void HttpServer::Impl::adopt(std::unique_ptr<ServerTls> stream, tcp::socket sock
     asio::co_spawn(io,
                    serve_requests(std::move(stream), std::move(guard), std::move(peer),
                                   std::move(buffer), std::move(arrived)),
-                   asio::detached);
+                   log_failure);
 }
 
 asio::awaitable<void> HttpServer::Impl::accept_loop() {
@@ -604,7 +621,7 @@ void HttpServer::Impl::admit(tcp::socket socket, std::string address) {
     }
     auto stream = std::make_unique<ServerTls>(std::move(socket), ssl);
     ConnectionGuard guard(shared_from_this(), beast::get_lowest_layer(*stream), std::move(address));
-    asio::co_spawn(io, serve(std::move(stream), std::move(guard)), asio::detached);
+    asio::co_spawn(io, serve(std::move(stream), std::move(guard)), log_failure);
 }
 
 asio::awaitable<void> HttpServer::Impl::pressure_loop() {

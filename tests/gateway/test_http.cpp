@@ -19,6 +19,7 @@
 #include <boost/json/parse.hpp>
 
 #include "harness.hpp"
+#include "pqmcp/core/scope.hpp"
 #include "test_paths.hpp"
 
 namespace pqmcp::gateway::test {
@@ -598,6 +599,10 @@ TEST(StreamableHttp, RequestsInPiecesOrTogetherAreAllAnswered) {
             ::shutdown(tls.next_layer().native_handle(), SHUT_RDWR);
         }
     });
+    const OnExit stop_watchdog([&] {
+        done = true;
+        watchdog.join();
+    });
     namespace http = boost::beast::http;
     boost::beast::flat_buffer buffer;
     // The next response on the connection: its status and its answer's id.
@@ -609,22 +614,25 @@ TEST(StreamableHttp, RequestsInPiecesOrTogetherAreAllAnswered) {
         const auto v = json::parse(res.body(), ec);
         EXPECT_FALSE(ec) << res.body().substr(0, 200);
         return std::pair<unsigned, std::int64_t>{
-            res.result_int(), v.is_object() ? v.at("id").to_number<std::int64_t>() : -1};
+            res.result_int(), v.is_object() && v.as_object().contains("id") && v.at("id").is_int64()
+                                  ? v.at("id").as_int64()
+                                  : -1};
     };
     // The header first, then the body on its own.
     const auto [head, body] = request(7);
-    asio::write(tls, asio::buffer(head));
+    boost::system::error_code wec;
+    asio::write(tls, asio::buffer(head), wec);
     std::this_thread::sleep_for(std::chrono::milliseconds{100});
-    asio::write(tls, asio::buffer(body));
+    asio::write(tls, asio::buffer(body), wec);
+    ASSERT_FALSE(wec) << wec.message();
     EXPECT_EQ(next(), (std::pair<unsigned, std::int64_t>{200, 7}));
     // Two whole requests in one write: both answered, in order.
     const auto [head8, body8] = request(8);
     const auto [head9, body9] = request(9);
-    asio::write(tls, asio::buffer(head8 + body8 + head9 + body9));
+    asio::write(tls, asio::buffer(head8 + body8 + head9 + body9), wec);
+    ASSERT_FALSE(wec) << wec.message();
     EXPECT_EQ(next(), (std::pair<unsigned, std::int64_t>{200, 8}));
     EXPECT_EQ(next(), (std::pair<unsigned, std::int64_t>{200, 9}));
-    done = true;
-    watchdog.join();
 }
 
 }  // namespace
