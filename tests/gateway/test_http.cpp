@@ -1,10 +1,8 @@
 // The Streamable HTTP rules (specification 2025-11-25, "Transports") as the
 // gateway applies them: each negative case gets its specified status.
 #include <gtest/gtest.h>
-#include <sys/socket.h>
 
 #include <array>
-#include <atomic>
 #include <set>
 #include <thread>
 
@@ -18,8 +16,8 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/json/parse.hpp>
 
+#include "../common/socket_watchdog.hpp"
 #include "harness.hpp"
-#include "pqmcp/core/scope.hpp"
 #include "test_paths.hpp"
 
 namespace pqmcp::gateway::test {
@@ -590,19 +588,8 @@ TEST(StreamableHttp, RequestsInPiecesOrTogetherAreAllAnswered) {
             body};
     };
     // A response that never comes fails the test instead of hanging it.
-    std::atomic<bool> done{false};
-    std::thread watchdog([&] {
-        for (int i = 0; i < 100 && !done; ++i) {
-            std::this_thread::sleep_for(std::chrono::milliseconds{100});
-        }
-        if (!done) {
-            ::shutdown(tls.next_layer().native_handle(), SHUT_RDWR);
-        }
-    });
-    const OnExit stop_watchdog([&] {
-        done = true;
-        watchdog.join();
-    });
+    const pqmcp::test::SocketWatchdog watchdog(tls.next_layer().native_handle(),
+                                               std::chrono::seconds{10});
     namespace http = boost::beast::http;
     boost::beast::flat_buffer buffer;
     // The next response on the connection: its status and its answer's id.

@@ -2,9 +2,7 @@
 // ends the connection it was called for, is logged, and leaves the server
 // serving every other connection.
 #include <gtest/gtest.h>
-#include <sys/socket.h>
 
-#include <atomic>
 #include <chrono>
 #include <memory>
 #include <sstream>
@@ -22,6 +20,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include "../common/socket_watchdog.hpp"
 #include "pqmcp/transport/http_server.hpp"
 #include "server_identity.hpp"
 
@@ -59,15 +58,8 @@ Reply exchange(std::uint16_t port, http::request<http::string_body> req) {
     if (out.ec) {
         return out;
     }
-    std::atomic<bool> done{false};
-    std::thread watchdog([&] {
-        for (int i = 0; i < 100 && !done; ++i) {
-            std::this_thread::sleep_for(std::chrono::milliseconds{100});
-        }
-        if (!done) {
-            ::shutdown(tls.next_layer().native_handle(), SHUT_RDWR);
-        }
-    });
+    const pqmcp::test::SocketWatchdog watchdog(tls.next_layer().native_handle(),
+                                               std::chrono::seconds{10});
     req.set(http::field::host, "127.0.0.1");
     req.prepare_payload();
     http::write(tls, req, out.ec);
@@ -77,8 +69,6 @@ Reply exchange(std::uint16_t port, http::request<http::string_body> req) {
         http::read(tls, buffer, res, out.ec);
         out.status = out.ec ? 0 : res.result_int();
     }
-    done = true;
-    watchdog.join();
     return out;
 }
 
