@@ -1,7 +1,6 @@
 #include "pqmcp/policy/limiter.hpp"
 
 #include <algorithm>
-#include <functional>
 
 #include "seeded_hash.hpp"
 
